@@ -1,0 +1,103 @@
+//! The payments team calls `fraud.v1` in one process, over the in-process transport:
+//! a sync score, an async check completing later, a canceled check, and an OperationError
+//! surfaced as a typed error.
+//!
+//! Run: `cargo run -p nexus-examples --bin inprocess`
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use fraud_contract::{CheckTransactionInput, FraudClient, FraudService, GetQuickScoreInput};
+use nexus_examples::fraud_desk::{CheckRejected, FraudDesk};
+use nexus_runtime::error::OperationErrorState;
+use nexus_runtime::service::Dispatcher;
+use nexus_runtime::transport::InProcessTransport;
+use nexus_runtime::{CallError, Client};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("example failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    // The fraud team: its implementation behind a dispatcher.
+    let dispatcher = Dispatcher::builder()
+        .service(FraudService::handler(FraudDesk::new(
+            Duration::from_millis(300),
+        )))
+        .build();
+    // The payments team: a client with an endpoint named "fraud-detection".
+    let client = Client::builder()
+        .endpoint("fraud-detection", InProcessTransport::new(dispatcher))
+        .build();
+    let fraud = FraudClient::new(client, "fraud-detection");
+
+    // 1. A sync operation.
+    let score = fraud
+        .get_quick_score(GetQuickScoreInput {
+            user_id: "user-ada".into(),
+        })
+        .await
+        .map_err(|e| format!("quick score: {e}"))?;
+    println!(
+        "1. sync    getQuickScore(user-ada) -> score {}",
+        score.score
+    );
+
+    // 2. An async operation: started, then completed later by the handler.
+    let handle = fraud
+        .check_transaction(tx("tx-1001", 250.0))
+        .start()
+        .await
+        .map_err(|e| format!("start check: {e}"))?;
+    let token = handle.token().unwrap_or("<none>").to_owned();
+    let verdict = handle.result().await.map_err(|e| format!("check: {e}"))?;
+    println!(
+        "2. async   checkTransaction(tx-1001, 250) -> token {token}, later approved={} riskScore={}",
+        verdict.approved, verdict.risk_score
+    );
+
+    // 3. A canceled operation.
+    let handle = fraud
+        .check_transaction(tx("tx-1002", 99.0))
+        .start()
+        .await
+        .map_err(|e| format!("start check: {e}"))?;
+    handle.cancel().await.map_err(|e| format!("cancel: {e}"))?;
+    match handle.result().await {
+        Err(CallError::Operation(e)) if e.state == OperationErrorState::Canceled => {
+            println!(
+                "3. cancel  checkTransaction(tx-1002) -> canceled: {}",
+                e.message
+            );
+        }
+        other => return Err(format!("expected a canceled check, got {other:?}")),
+    }
+
+    // 4. An OperationError, with typed details.
+    match fraud.check_transaction(tx("tx-1003", -5.0)).await {
+        Err(CallError::Operation(e)) if e.state == OperationErrorState::Failed => {
+            let details: Option<CheckRejected> = e.details().map_err(|e| e.to_string())?;
+            println!(
+                "4. failed  checkTransaction(tx-1003, -5) -> OperationError failed: {} (details: {details:?})",
+                e.message
+            );
+        }
+        other => return Err(format!("expected a failed check, got {other:?}")),
+    }
+    Ok(())
+}
+
+fn tx(id: &str, amount: f64) -> CheckTransactionInput {
+    CheckTransactionInput {
+        transaction_id: id.into(),
+        amount,
+        user_id: "user-ada".into(),
+    }
+}

@@ -1,0 +1,45 @@
+//! The `#[nexus_service]` attribute macro. Use it through `nexus_runtime::nexus_service`, whose
+//! documentation describes what it generates.
+//!
+//! The crate reads as a pipeline:
+//! [`attrs`] (darling) → [`model`] (a validated service, errors collected with spans) →
+//! [`render`] (trait, descriptors, client, handler, definition).
+//! On any error the user's trait is still emitted, so one mistake gives one compile error.
+
+mod attrs;
+mod diagnostics;
+mod docs;
+mod model;
+mod naming;
+mod render;
+
+use proc_macro::TokenStream;
+
+/// Turns a trait into a Nexus service contract. See `nexus_runtime::nexus_service` for the full
+/// documentation.
+#[proc_macro_attribute]
+pub fn nexus_service(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand(args.into(), item.into()).into()
+}
+
+fn expand(
+    args: proc_macro2::TokenStream,
+    item: proc_macro2::TokenStream,
+) -> proc_macro2::TokenStream {
+    let item_trait: syn::ItemTrait = match syn::parse2(item.clone()) {
+        Ok(t) => t,
+        Err(e) => {
+            let mut out = e.to_compile_error();
+            out.extend(item);
+            return out;
+        }
+    };
+    match model::Service::build(args, &item_trait) {
+        Ok(service) => render::service(&service),
+        Err(errors) => {
+            let mut out = render::trait_def::sanitized(&item_trait);
+            out.extend(errors);
+            out
+        }
+    }
+}

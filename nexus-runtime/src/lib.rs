@@ -1,0 +1,71 @@
+//! # nexus-runtime
+//!
+//! Typed, durable service contracts between teams, in the model of
+//! [Temporal Nexus](https://docs.temporal.io/nexus), speaking Nexus RPC over HTTP.
+//!
+//! A team publishes a **contract**: a trait annotated with [`nexus_service`]. From it the macro
+//! generates a typed caller stub (`<Trait>Client`), a dispatch table (`<Trait>Service::handler`),
+//! operation descriptors (`<trait_snake_case>::<Operation>`) and the JSON definition of the service.
+//!
+//! ```
+//! use nexus_runtime::{nexus_service, OperationContext, OperationResult, HandlerError};
+//! use serde::{Deserialize, Serialize};
+//! use schemars::JsonSchema;
+//!
+//! /// A score for a user.
+//! #[derive(Serialize, Deserialize, JsonSchema)]
+//! #[serde(rename_all = "camelCase")]
+//! pub struct Score { pub score: u32 }
+//!
+//! /// Scores users.
+//! #[nexus_service(name = "scoring.v1")]
+//! pub trait Scoring {
+//!     /// The quick score of a user.
+//!     async fn quick_score(&self, ctx: OperationContext, user_id: String) -> OperationResult<Score>;
+//! }
+//!
+//! struct MyScoring;
+//! impl Scoring for MyScoring {
+//!     async fn quick_score(&self, _ctx: OperationContext, user_id: String) -> OperationResult<Score> {
+//!         if user_id.is_empty() {
+//!             return Err(HandlerError::bad_request("`userId` must not be empty").into());
+//!         }
+//!         Ok(Score { score: user_id.len() as u32 }.into())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), nexus_runtime::CallError> {
+//! use nexus_runtime::{Client, service::Dispatcher, transport::InProcessTransport};
+//! let dispatcher = Dispatcher::builder().service(ScoringService::handler(MyScoring)).build();
+//! let client = Client::builder().endpoint("scoring", InProcessTransport::new(dispatcher)).build();
+//! let scoring = ScoringClient::new(client, "scoring");
+//! assert_eq!(scoring.quick_score("ada".into()).await?.score, 3);
+//! # Ok(()) }
+//! ```
+
+// Lets generated code say `::nexus_runtime` inside this crate's own tests and doctests.
+#[allow(unused_extern_crates)]
+extern crate self as nexus_runtime;
+
+pub mod client;
+pub mod codec;
+pub mod completion;
+pub mod definition;
+pub mod error;
+pub mod link;
+pub mod operation;
+pub mod service;
+pub mod transport;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use client::{Call, CallOptions, CancellationType, Client, OperationHandle, ServiceClient};
+pub use error::{CallError, Failure, HandlerError, OperationError, StartError};
+pub use link::Link;
+pub use nexus_macros::nexus_service;
+pub use operation::{
+    AsyncContext, Operation, OperationContext, OperationResult, OperationStart, Payload,
+};
+pub use service::Service;

@@ -1,0 +1,241 @@
+//! What a handler sees while it runs: [`OperationContext`] for the start request and
+//! [`AsyncContext`] for the work of an async operation.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+
+use super::start::{AsyncOperation, OperationResult, OperationStart};
+use crate::error::OperationError;
+use crate::link::Link;
+
+/// Request headers: lower-case names, one value each (the `Content-*` and `Nexus-Callback-*`
+/// headers are not included).
+pub type Headers = BTreeMap<String, String>;
+
+/// The parts of a start request a handler sees; built by the dispatcher.
+#[derive(Debug, Default)]
+pub(crate) struct ContextParts {
+    pub service: String,
+    pub operation: String,
+    pub request_id: String,
+    pub headers: Headers,
+    pub links: Vec<Link>,
+    pub deadline: Option<Instant>,
+    pub operation_deadline: Option<Instant>,
+    pub cancel: CancellationToken,
+    pub has_callback: bool,
+}
+
+/// Everything a handler knows about the start request it is answering.
+///
+/// It is passed explicitly, by value, as the first argument after `&self` of every operation
+/// method:
+///
+/// ```
+/// use nexus_runtime::{HandlerError, OperationContext, OperationResult};
+///
+/// async fn get_score(ctx: OperationContext, user_id: String) -> OperationResult<u32> {
+///     if user_id.is_empty() {
+///         return Err(HandlerError::bad_request("`userId` must not be empty").into());
+///     }
+///     tracing::info!(request_id = ctx.request_id(), "scoring");
+///     Ok(42.into())
+/// }
+/// ```
+#[derive(Debug)]
+pub struct OperationContext {
+    parts: ContextParts,
+    response_links: Arc<Mutex<Vec<Link>>>,
+}
+
+impl OperationContext {
+    pub(crate) fn new(parts: ContextParts) -> Self {
+        Self {
+            parts,
+            response_links: Arc::default(),
+        }
+    }
+
+    /// A context for calling a handler method directly, as unit tests of handlers do.
+    ///
+    /// ```
+    /// let ctx = nexus_runtime::OperationContext::for_test("fraud.v1", "getQuickScore");
+    /// assert_eq!(ctx.operation(), "getQuickScore");
+    /// ```
+    pub fn for_test(service: &str, operation: &str) -> Self {
+        Self::new(ContextParts {
+            service: service.to_owned(),
+            operation: operation.to_owned(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+            has_callback: true,
+            ..ContextParts::default()
+        })
+    }
+
+    pub(crate) fn response_links(&self) -> Arc<Mutex<Vec<Link>>> {
+        self.response_links.clone()
+    }
+
+    /// The service's wire name.
+    pub fn service(&self) -> &str {
+        &self.parts.service
+    }
+
+    /// The operation's wire name.
+    pub fn operation(&self) -> &str {
+        &self.parts.operation
+    }
+
+    /// The request id: the same on every retry of one start, so handlers can deduplicate on it.
+    pub fn request_id(&self) -> &str {
+        &self.parts.request_id
+    }
+
+    /// The request headers (lower-case names).
+    pub fn headers(&self) -> &Headers {
+        &self.parts.headers
+    }
+
+    /// One request header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.parts
+            .headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    /// Links the caller sent (for example to the workflow event that scheduled this operation).
+    pub fn links(&self) -> &[Link] {
+        &self.parts.links
+    }
+
+    /// Adds a link to the response (for example to the record of the work this start began).
+    pub fn add_link(&self, link: Link) {
+        if let Ok(mut links) = self.response_links.lock() {
+            links.push(link);
+        }
+    }
+
+    /// When the caller stops waiting for the answer to this request, if it said.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.parts.deadline
+    }
+
+    /// The time left before [`deadline`](Self::deadline).
+    pub fn remaining(&self) -> Option<Duration> {
+        self.parts
+            .deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// When the whole operation must be done (`Operation-Timeout`), if the caller said.
+    pub fn operation_deadline(&self) -> Option<Instant> {
+        self.parts.operation_deadline
+    }
+
+    /// Resolves when the caller gave up on this request (deadline passed or connection closed).
+    pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
+        self.parts.cancel.cancelled()
+    }
+
+    /// Whether the caller gave up on this request.
+    pub fn is_cancelled(&self) -> bool {
+        self.parts.cancel.is_cancelled()
+    }
+
+    /// Whether the caller can receive an async completion (it gave a callback).
+    pub fn accepts_async(&self) -> bool {
+        self.parts.has_callback
+    }
+
+    /// Answers asynchronously: the runtime returns an operation token to the caller right away,
+    /// runs `work` in the background, and delivers its outcome to the caller's callback. The work
+    /// receives an [`AsyncContext`] that signals cancellation requests.
+    ///
+    /// ```
+    /// use nexus_runtime::{OperationContext, OperationError, OperationResult};
+    ///
+    /// async fn long_check(ctx: OperationContext, amount: f64) -> OperationResult<bool> {
+    ///     ctx.start_async(move |work| async move {
+    ///         tokio::select! {
+    ///             _ = work.cancelled() => Err(OperationError::canceled("check canceled")),
+    ///             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => Ok(amount < 10_000.0),
+    ///         }
+    ///     })
+    /// }
+    /// ```
+    pub fn start_async<O, F, Fut>(&self, work: F) -> OperationResult<O>
+    where
+        O: Send + 'static,
+        F: FnOnce(AsyncContext) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<O, OperationError>> + Send + 'static,
+    {
+        Ok(OperationStart::Async(AsyncOperation::new(work)))
+    }
+}
+
+/// What the work of an async operation sees: its token and a cancellation signal.
+#[derive(Clone, Debug)]
+pub struct AsyncContext {
+    pub(crate) token: String,
+    pub(crate) service: String,
+    pub(crate) operation: String,
+    pub(crate) request_id: String,
+    pub(crate) headers: Headers,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) links: Arc<Mutex<Vec<Link>>>,
+}
+
+impl AsyncContext {
+    /// The operation token the caller holds.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The service's wire name.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// The operation's wire name.
+    pub fn operation(&self) -> &str {
+        &self.operation
+    }
+
+    /// The request id of the start request.
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    /// The headers of the start request.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    /// When the whole operation must be done, if the caller said (`Operation-Timeout`).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Resolves when the caller requested cancellation of this operation.
+    pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
+        self.cancel.cancelled()
+    }
+
+    /// Whether the caller requested cancellation.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Adds a link to the completion sent to the caller.
+    pub fn add_link(&self, link: Link) {
+        if let Ok(mut links) = self.links.lock() {
+            links.push(link);
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! The call scope: the deadline and cancellation of the operation a task is running for, so that
+//! calls made from inside a handler inherit them.
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+tokio::task_local! {
+    static CURRENT: CallScope;
+}
+
+/// The deadline and cancellation signal that calls made by the current task inherit.
+///
+/// The dispatcher runs every handler (and every async operation's work) inside a scope, so a call
+/// made from inside a handler uses the smaller of its own deadline and the handler's remaining one,
+/// and is canceled when the handler's operation is canceled.
+#[derive(Clone, Debug, Default)]
+pub struct CallScope {
+    /// When the enclosing operation must be done.
+    pub deadline: Option<Instant>,
+    /// Fires when the enclosing operation is canceled.
+    pub cancel: CancellationToken,
+}
+
+impl CallScope {
+    /// The scope of the current task, if it runs inside a handler.
+    pub fn current() -> Option<CallScope> {
+        CURRENT.try_with(Clone::clone).ok()
+    }
+
+    /// Runs `future` inside this scope.
+    pub async fn run<F: Future>(self, future: F) -> F::Output {
+        CURRENT.scope(self, future).await
+    }
+}

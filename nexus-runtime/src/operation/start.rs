@@ -1,0 +1,94 @@
+//! What a handler answers to a start request.
+
+use std::fmt;
+
+use futures::future::BoxFuture;
+
+use super::context::AsyncContext;
+use crate::error::{OperationError, StartError};
+
+/// What an operation method returns: a sync value, an async start, or why it did not start.
+///
+/// `?` converts both [`HandlerError`](crate::HandlerError) and
+/// [`OperationError`](crate::OperationError); a value becomes a sync answer with `.into()`.
+pub type OperationResult<O> = Result<OperationStart<O>, StartError>;
+
+/// How a handler answers a start request, chosen per call.
+pub enum OperationStart<O> {
+    /// The result, in the same round trip (HTTP 200).
+    Sync(O),
+    /// The operation continues in the background; the caller gets a token (HTTP 201) and the
+    /// result later, by callback.
+    Async(AsyncOperation<O>),
+}
+
+impl<O> From<O> for OperationStart<O> {
+    fn from(value: O) -> Self {
+        Self::Sync(value)
+    }
+}
+
+impl<O> fmt::Debug for OperationStart<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sync(_) => f.write_str("OperationStart::Sync(..)"),
+            Self::Async(op) => f.debug_tuple("OperationStart::Async").field(op).finish(),
+        }
+    }
+}
+
+type Work<O> =
+    Box<dyn FnOnce(AsyncContext) -> BoxFuture<'static, Result<O, OperationError>> + Send>;
+
+/// The background work of an async operation, run by the runtime after it answered the caller.
+///
+/// Usually made with [`OperationContext::start_async`](crate::OperationContext::start_async).
+pub struct AsyncOperation<O> {
+    pub(crate) token: Option<String>,
+    pub(crate) work: Work<O>,
+}
+
+impl<O: Send + 'static> AsyncOperation<O> {
+    /// Async work; the runtime picks the operation token.
+    pub fn new<F, Fut>(work: F) -> Self
+    where
+        F: FnOnce(AsyncContext) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<O, OperationError>> + Send + 'static,
+    {
+        Self {
+            token: None,
+            work: Box::new(move |ctx| Box::pin(work(ctx))),
+        }
+    }
+
+    /// Uses `token` as the operation token instead of a generated one. It must be unique among
+    /// this handler's running operations, non-empty, and valid in an HTTP header.
+    #[must_use]
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Converts the output type (the dispatcher uses it to encode results).
+    pub(crate) fn map<P: Send + 'static>(
+        self,
+        f: impl FnOnce(O) -> Result<P, OperationError> + Send + 'static,
+    ) -> AsyncOperation<P> {
+        let work = self.work;
+        AsyncOperation {
+            token: self.token,
+            work: Box::new(move |ctx| {
+                let fut = work(ctx);
+                Box::pin(async move { fut.await.and_then(f) })
+            }),
+        }
+    }
+}
+
+impl<O> fmt::Debug for AsyncOperation<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncOperation")
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}

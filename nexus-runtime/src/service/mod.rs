@@ -1,0 +1,26 @@
+//! The handler side: services as object-safe handlers, and the dispatcher that runs them.
+//!
+//! `#[nexus_service]` implements [`Service`] for a generated descriptor type and
+//! [`ServiceHandler`] for an adapter around the team's implementation of the contract trait. A
+//! [`Dispatcher`] hosts any number of service handlers, and every transport (in-process, HTTP)
+//! goes through it.
+
+mod dispatcher;
+mod handler;
+mod running;
+
+pub use dispatcher::{Dispatcher, DispatcherBuilder};
+pub use handler::{RawStart, ServiceHandler, StartFuture, typed_start};
+
+use crate::definition::Definition;
+
+/// A service contract: its wire name and definition. Implemented by the `<Trait>Service` type
+/// that `#[nexus_service]` generates.
+pub trait Service: Copy + Default + Send + Sync + 'static {
+    /// The service's wire name.
+    const NAME: &'static str;
+    /// The documentation of the service (from the trait's doc comment), or `""`.
+    const DESCRIPTION: &'static str;
+    /// The service definition: operations with the JSON Schemas of their inputs and outputs.
+    fn definition() -> Definition;
+}
