@@ -55,6 +55,7 @@ pub mod definition;
 pub mod error;
 pub mod link;
 pub mod operation;
+pub mod protocol;
 pub mod service;
 pub mod transport;
 

@@ -1,0 +1,205 @@
+//! Header maps: `Content-*` headers and [`Content`], the handler's header map, callback headers.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use super::header::{CALLBACK_PREFIX, CONTENT_PREFIX};
+use crate::codec::Content;
+use crate::operation::Headers;
+
+/// A header name or value that cannot be sent over HTTP.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("cannot send header `{name}`: {problem}")]
+pub struct HeaderError {
+    /// The header's name.
+    pub name: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+fn insert(headers: &mut HeaderMap, name: &str, value: &str) -> Result<(), HeaderError> {
+    let header_name =
+        HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|_| HeaderError {
+            name: name.to_owned(),
+            problem: "not a valid header name".into(),
+        })?;
+    let header_value = HeaderValue::from_str(value).map_err(|_| HeaderError {
+        name: name.to_owned(),
+        problem: format!("value {value:?} is not a valid header value"),
+    })?;
+    headers.insert(header_name, header_value);
+    Ok(())
+}
+
+/// A header value as text; bytes outside visible ASCII are decoded leniently.
+fn text(value: &HeaderValue) -> String {
+    value
+        .to_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|_| String::from_utf8_lossy(value.as_bytes()).into_owned())
+}
+
+/// First values of the headers whose name starts with `prefix`, keyed by the rest of the name.
+fn with_prefix(headers: &HeaderMap, prefix: &str) -> BTreeMap<String, String> {
+    headers
+        .keys()
+        .filter_map(|name| {
+            let key = name.as_str().strip_prefix(prefix)?;
+            let value = headers.get(name)?;
+            (!key.is_empty()).then(|| (key.to_owned(), text(value)))
+        })
+        .collect()
+}
+
+/// The payload of a request or response: the body with its `Content-*` headers, keyed without
+/// the prefix (`Content-Type` is `type`).
+///
+/// `Content-Length` is left out: it is framing, already accounted for by the body, and keeping it
+/// would make a payload compare differently after crossing the wire.
+pub fn content_from_headers(headers: &HeaderMap, body: Bytes) -> Content {
+    let mut content_headers = with_prefix(headers, CONTENT_PREFIX);
+    content_headers.remove("length");
+    Content {
+        headers: content_headers,
+        data: body,
+    }
+}
+
+/// Writes the `Content-*` headers of a payload (except `length`, which the HTTP layer derives
+/// from the body).
+pub fn add_content_headers(content: &Content, headers: &mut HeaderMap) -> Result<(), HeaderError> {
+    for (key, value) in &content.headers {
+        if key.eq_ignore_ascii_case("length") {
+            continue;
+        }
+        insert(headers, &format!("{CONTENT_PREFIX}{key}"), value)?;
+    }
+    Ok(())
+}
+
+/// Headers that are framing of this hop, not part of what the handler is told.
+const HOP_HEADERS: [&str; 4] = ["host", "transfer-encoding", "connection", "keep-alive"];
+
+/// The header map a handler sees: every header except `Content-*`, `Nexus-Callback-*` and the
+/// hop's framing (`Host`, `Transfer-Encoding`, `Connection`, `Keep-Alive`), lower-case names, one
+/// value each (the first), as the Go handler builds it.
+pub fn handler_headers(headers: &HeaderMap) -> Headers {
+    headers
+        .keys()
+        .filter(|name| {
+            let n = name.as_str();
+            !n.starts_with(CONTENT_PREFIX)
+                && !n.starts_with(CALLBACK_PREFIX)
+                && !HOP_HEADERS.contains(&n)
+        })
+        .filter_map(|name| Some((name.as_str().to_owned(), text(headers.get(name)?))))
+        .collect()
+}
+
+/// The `Nexus-Callback-*` headers of a start request with the prefix removed: what the handler
+/// must send back on the completion callback.
+pub fn callback_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
+    with_prefix(headers, CALLBACK_PREFIX)
+}
+
+/// Writes callback headers as `Nexus-Callback-<name>` (start requests).
+pub fn add_callback_headers(
+    callback: &BTreeMap<String, String>,
+    headers: &mut HeaderMap,
+) -> Result<(), HeaderError> {
+    for (key, value) in callback {
+        insert(headers, &format!("{CALLBACK_PREFIX}{key}"), value)?;
+    }
+    Ok(())
+}
+
+/// Writes plain headers as they are (caller headers, or callback headers on a completion).
+pub fn add_nexus_headers(
+    map: &BTreeMap<String, String>,
+    headers: &mut HeaderMap,
+) -> Result<(), HeaderError> {
+    for (key, value) in map {
+        insert(headers, key, value)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn content_headers_map_to_keys_without_prefix() {
+        let h = map(&[
+            ("content-type", "application/json"),
+            ("content-length", "2"),
+            ("content-encoding", "gzip"),
+            ("content-type", "second/value-ignored"),
+            ("x-other", "no"),
+        ]);
+        let c = content_from_headers(&h, Bytes::from_static(b"{}"));
+        assert_eq!(
+            c.headers,
+            BTreeMap::from([
+                ("type".to_owned(), "application/json".to_owned()),
+                ("encoding".to_owned(), "gzip".to_owned())
+            ])
+        );
+        let mut out = HeaderMap::new();
+        let mut with_length = c.clone();
+        with_length.headers.insert("length".into(), "999".into());
+        add_content_headers(&with_length, &mut out).unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(out["content-type"], "application/json");
+        assert_eq!(out["content-encoding"], "gzip");
+    }
+
+    #[test]
+    fn handler_headers_leave_out_content_callback_and_hop_headers() {
+        let h = map(&[
+            ("host", "127.0.0.1:1"),
+            ("content-type", "application/json"),
+            ("nexus-callback-token", "t"),
+            ("x-custom-hdr", "abc"),
+            ("x-custom-hdr", "second"),
+            ("nexus-request-id", "r"),
+            ("transfer-encoding", "chunked"),
+        ]);
+        let got = handler_headers(&h);
+        assert_eq!(
+            got,
+            Headers::from([
+                ("nexus-request-id".to_owned(), "r".to_owned()),
+                ("x-custom-hdr".to_owned(), "abc".to_owned())
+            ])
+        );
+        assert_eq!(
+            callback_headers(&h),
+            BTreeMap::from([("token".to_owned(), "t".to_owned())])
+        );
+    }
+
+    #[test]
+    fn invalid_header_names_and_values_are_reported() {
+        let mut out = HeaderMap::new();
+        let err = add_nexus_headers(&BTreeMap::from([("bad name".into(), "v".into())]), &mut out)
+            .unwrap_err();
+        assert_eq!(err.name, "bad name");
+        let err = add_callback_headers(&BTreeMap::from([("t".into(), "a\nb".into())]), &mut out)
+            .unwrap_err();
+        assert!(err.to_string().contains("nexus-callback-t"), "{err}");
+    }
+}

@@ -1,0 +1,225 @@
+//! Paths and query parameters: escaping names as path segments, and recognising the routes.
+
+use std::borrow::Cow;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+
+use crate::error::HandlerError;
+
+/// Everything but RFC 3986's unreserved characters is escaped, so `/`, `?`, `%` and spaces in a
+/// name never change the shape of the path.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Escapes a service or operation name (or a token) as one path segment.
+///
+/// ```
+/// use nexus_runtime::protocol::escape_segment;
+/// assert_eq!(escape_segment("Ser/vic e"), "Ser%2Fvic%20e");
+/// ```
+pub fn escape_segment(name: &str) -> Cow<'_, str> {
+    utf8_percent_encode(name, SEGMENT).into()
+}
+
+/// The path of a start request, relative to where the handler is mounted.
+pub fn start_path(service: &str, operation: &str) -> String {
+    format!("/{}/{}", escape_segment(service), escape_segment(operation))
+}
+
+/// The path of a cancel request (the token travels in the `Nexus-Operation-Token` header).
+pub fn cancel_path(service: &str, operation: &str) -> String {
+    format!("{}/cancel", start_path(service, operation))
+}
+
+/// What a request path asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `/{service}/{operation}`
+    Start {
+        /// The service's name, unescaped.
+        service: String,
+        /// The operation's name, unescaped.
+        operation: String,
+    },
+    /// `/{service}/{operation}/cancel`, or the deprecated `/{service}/{operation}/{token}/cancel`.
+    Cancel {
+        /// The service's name, unescaped.
+        service: String,
+        /// The operation's name, unescaped.
+        operation: String,
+        /// The token from the deprecated path form; `None` for the current form, whose token is
+        /// in the `Nexus-Operation-Token` header or the `token` query parameter.
+        token: Option<String>,
+    },
+}
+
+/// Recognises a request path relative to where the handler is mounted (starting with `/`).
+///
+/// The *escaped* path is split on `/` and each segment is then unescaped, so names may contain
+/// any character. Errors: a segment with an invalid escape, or that is not UTF-8 once unescaped,
+/// is BAD_REQUEST; any other shape (including an empty name) is NOT_FOUND, naming the path.
+///
+/// ```
+/// use nexus_runtime::protocol::{parse_route, Route};
+/// assert_eq!(
+///     parse_route("/Ser%2Fvic%20e/i%20need%20to%2Fbe%20escaped").unwrap(),
+///     Route::Start { service: "Ser/vic e".into(), operation: "i need to/be escaped".into() },
+/// );
+/// ```
+pub fn parse_route(path: &str) -> Result<Route, HandlerError> {
+    let not_found = || {
+        HandlerError::not_found(format!(
+            "no Nexus route at `{path}`: expected `/{{service}}/{{operation}}` to start an \
+             operation or `/{{service}}/{{operation}}/cancel` to cancel one"
+        ))
+    };
+    let parts: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    let (service, operation, token) = match parts.as_slice() {
+        [service, operation] => (*service, *operation, None),
+        [service, operation, "cancel"] => (*service, *operation, None),
+        [service, operation, token, "cancel"] => (*service, *operation, Some(*token)),
+        _ => return Err(not_found()),
+    };
+    let service = unescape(service)?;
+    let operation = unescape(operation)?;
+    if service.is_empty() || operation.is_empty() {
+        return Err(not_found());
+    }
+    Ok(if parts.len() == 2 {
+        Route::Start { service, operation }
+    } else {
+        let token = token.map(unescape).transpose()?;
+        if token.as_deref() == Some("") {
+            return Err(HandlerError::bad_request(
+                "the operation token in the cancel path is empty",
+            ));
+        }
+        Route::Cancel {
+            service,
+            operation,
+            token,
+        }
+    })
+}
+
+fn unescape(segment: &str) -> Result<String, HandlerError> {
+    let bytes = segment.as_bytes();
+    let valid_escapes = bytes.iter().enumerate().all(|(i, b)| {
+        *b != b'%'
+            || (bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    });
+    if !valid_escapes {
+        return Err(HandlerError::bad_request(format!(
+            "path segment `{segment}` has a `%` that does not start a percent-escape"
+        )));
+    }
+    percent_decode_str(segment)
+        .decode_utf8()
+        .map(Cow::into_owned)
+        .map_err(|_| {
+            HandlerError::bad_request(format!(
+                "path segment `{segment}` is not UTF-8 once unescaped"
+            ))
+        })
+}
+
+/// The first value of query parameter `name` (form-decoded), if present and non-empty.
+pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+        .filter(|value| !value.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::HandlerErrorType;
+
+    #[test]
+    fn names_round_trip_through_escaping() {
+        for (service, operation) in [
+            ("Ser/vic e", "i need to/be escaped"),
+            ("svc", "f/o/o"),
+            ("fraud.v1", "checkTransaction"),
+            ("ü nicode", "100%?#&"),
+        ] {
+            assert_eq!(
+                parse_route(&start_path(service, operation)).unwrap(),
+                Route::Start {
+                    service: service.into(),
+                    operation: operation.into()
+                }
+            );
+            assert_eq!(
+                parse_route(&cancel_path(service, operation)).unwrap(),
+                Route::Cancel {
+                    service: service.into(),
+                    operation: operation.into(),
+                    token: None
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn legacy_cancel_path_carries_the_token() {
+        assert_eq!(
+            parse_route("/svc/op/a%2Fsync/cancel").unwrap(),
+            Route::Cancel {
+                service: "svc".into(),
+                operation: "op".into(),
+                token: Some("a/sync".into())
+            }
+        );
+    }
+
+    #[test]
+    fn other_shapes_are_not_found_and_bad_escapes_bad_requests() {
+        for path in [
+            "/",
+            "",
+            "/svc",
+            "/svc/op/",
+            "/svc/op/x",
+            "/a/b/c/d",
+            "/a/b/c/d/cancel",
+            "//op",
+            "/svc//cancel",
+        ] {
+            let err = parse_route(path).unwrap_err();
+            assert_eq!(err.error_type, HandlerErrorType::NotFound, "{path}");
+            assert!(err.message.contains(path), "{}", err.message);
+        }
+        for path in ["/svc%zz/op", "/svc/op%", "/svc/%FF"] {
+            let err = parse_route(path).unwrap_err();
+            assert_eq!(err.error_type, HandlerErrorType::BadRequest, "{path}");
+        }
+        assert_eq!(
+            parse_route("/s/o//cancel").unwrap_err().error_type,
+            HandlerErrorType::BadRequest
+        );
+    }
+
+    #[test]
+    fn query_params_are_form_decoded() {
+        let q = Some(
+            "callback=http%3A%2F%2F127.0.0.1%3A17243%2Fnamespaces%2Fdefault%2Fnexus%2Fcallback&x=1",
+        );
+        assert_eq!(
+            query_param(q, "callback").as_deref(),
+            Some("http://127.0.0.1:17243/namespaces/default/nexus/callback")
+        );
+        assert_eq!(query_param(q, "token"), None);
+        assert_eq!(query_param(Some("token="), "token"), None);
+        assert_eq!(query_param(None, "token"), None);
+        assert_eq!(
+            query_param(Some("token=a%2Fsync"), "token").as_deref(),
+            Some("a/sync")
+        );
+    }
+}
