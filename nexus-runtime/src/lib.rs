@@ -56,6 +56,8 @@ pub mod error;
 pub mod link;
 pub mod operation;
 pub mod protocol;
+#[cfg(feature = "http")]
+pub mod server;
 pub mod service;
 pub mod transport;
 

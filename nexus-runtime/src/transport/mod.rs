@@ -2,12 +2,16 @@
 //!
 //! - [`InProcessTransport`]: straight into a [`Dispatcher`](crate::service::Dispatcher) in the same
 //!   process, through the same dispatch path, codec and error mapping as HTTP.
-//! - The HTTP transport (feature `http`) speaks Nexus RPC over HTTP.
+//! - `HttpTransport` (feature `http`) speaks Nexus RPC over HTTP.
 //!
 //! A transport makes one attempt; retries, timeouts and limits are the machinery's job.
 
+#[cfg(feature = "http")]
+mod http;
 mod in_process;
 
+#[cfg(feature = "http")]
+pub use self::http::{HttpTransport, HttpTransportBuilder, InvalidEndpointUrl};
 pub use in_process::InProcessTransport;
 
 use std::time::Duration;

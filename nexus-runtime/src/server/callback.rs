@@ -1,0 +1,192 @@
+//! The callback receiver: where a caller process receives the completions of its async
+//! operations.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::response::Response;
+use axum::routing::any;
+use http::{Method, StatusCode};
+use tokio::net::{TcpListener, ToSocketAddrs};
+
+use super::handle::ServerHandle;
+use super::wire::{self, DEFAULT_BODY_LIMIT};
+use crate::client::Client;
+use crate::protocol::{self, FailureFormat};
+
+/// The path completions are received under by default: `POST /nexus/callback/{callback id}`.
+pub const DEFAULT_CALLBACK_PATH: &str = "/nexus/callback";
+
+/// Receives completion callbacks and hands them to a [`Client`], which resolves the waiting
+/// operation (see [`Client::deliver_completion`]).
+///
+/// The client gives each async operation the callback URL `{base}/{callback id}`, where `base`
+/// is what [`ClientBuilder::callback_url`](crate::client::ClientBuilder::callback_url) was given;
+/// this receiver serves `POST {path}/{callback id}`. Answers:
+/// - 200 once the completion reached its operation;
+/// - NOT_FOUND (404) for an unknown callback id or a completion already received;
+/// - BAD_REQUEST (400) for a malformed completion, naming the problem (missing or invalid
+///   `Nexus-Operation-State`, bad timestamps or links, a failure that is not a JSON Failure, a
+///   body over the limit) or a method other than POST.
+///
+/// A completion may arrive before the answer to its start request: the client registers the
+/// operation before sending the start.
+///
+/// To serve it on its own port, bind a [`CallbackListener`] first (its URL goes into the client),
+/// then serve it with the client.
+#[derive(Clone)]
+pub struct CallbackReceiver {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    path: String,
+    body_limit: usize,
+}
+
+impl fmt::Debug for CallbackReceiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallbackReceiver")
+            .field("path", &self.inner.path)
+            .field("body_limit", &self.inner.body_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallbackReceiver {
+    /// A receiver for `client` under [`DEFAULT_CALLBACK_PATH`] with a 2 MiB body limit.
+    pub fn new(client: Client) -> Self {
+        Self::with_options(client, DEFAULT_CALLBACK_PATH, DEFAULT_BODY_LIMIT)
+    }
+
+    /// A receiver for `client` under `path` (such as `/callbacks`), accepting bodies of at most
+    /// `body_limit` bytes.
+    pub fn with_options(client: Client, path: &str, body_limit: usize) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                client,
+                path: normalise(path),
+                body_limit,
+            }),
+        }
+    }
+
+    /// The path completions are received under.
+    pub fn path(&self) -> &str {
+        &self.inner.path
+    }
+
+    /// The route of this receiver, to serve or to merge into an application's router.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route(&format!("{}/{{callback_id}}", self.inner.path), any(receive))
+            .with_state(self.inner.clone())
+    }
+
+    /// Serves on `listener` in the background.
+    pub fn serve(&self, listener: TcpListener) -> io::Result<ServerHandle> {
+        ServerHandle::spawn(listener, self.router())
+    }
+}
+
+fn normalise(path: &str) -> String {
+    let trimmed = path.trim_matches('/');
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
+async fn receive(
+    State(inner): State<Arc<Inner>>,
+    Path(callback_id): Path<String>,
+    request: Request,
+) -> Response {
+    let format = FailureFormat::Envelope;
+    if request.method() != Method::POST {
+        return wire::wrong_method(request.method(), format);
+    }
+    let (parts, body) = request.into_parts();
+    let body = match wire::read_body(body, &parts.headers, inner.body_limit).await {
+        Ok(body) => body,
+        Err(e) => return wire::handler_error(&e, format),
+    };
+    let delivered = protocol::parse_completion(&parts.headers, body)
+        .and_then(|completion| {
+            tracing::debug!(
+                %callback_id,
+                token = %completion.token,
+                state = completion.state(),
+                "completion received"
+            );
+            inner.client.deliver_completion(&callback_id, completion)
+        });
+    match delivered {
+        Ok(()) => wire::empty(StatusCode::OK),
+        Err(e) => {
+            tracing::warn!(%callback_id, error = %e, "completion refused");
+            wire::handler_error(&e, format)
+        }
+    }
+}
+
+/// A socket bound for a [`CallbackReceiver`] before the client exists, so the client can be
+/// built with the receiver's URL.
+///
+/// ```no_run
+/// # async fn demo() -> std::io::Result<()> {
+/// use nexus_runtime::{Client, server::CallbackListener, transport::HttpTransport};
+/// let listener = CallbackListener::bind_loopback().await?;
+/// let client = Client::builder()
+///     .endpoint("fraud", HttpTransport::new("http://127.0.0.1:7243").expect("valid URL"))
+///     .callback_url(listener.callback_url())
+///     .build();
+/// let _receiver = listener.serve(client.clone())?; // keep it: dropping it stops the receiver
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct CallbackListener {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    path: String,
+}
+
+impl CallbackListener {
+    /// Binds `127.0.0.1` on a port the OS chooses.
+    pub async fn bind_loopback() -> io::Result<Self> {
+        Self::bind("127.0.0.1:0").await
+    }
+
+    /// Binds `addr`.
+    pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        Ok(Self {
+            listener,
+            local_addr,
+            path: DEFAULT_CALLBACK_PATH.to_owned(),
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The base callback URL to give [`ClientBuilder::callback_url`](crate::client::ClientBuilder::callback_url):
+    /// `http://{addr}/nexus/callback`.
+    pub fn callback_url(&self) -> String {
+        format!("http://{}{}", self.local_addr, self.path)
+    }
+
+    /// Serves a [`CallbackReceiver`] for `client` on this socket, in the background.
+    pub fn serve(self, client: Client) -> io::Result<ServerHandle> {
+        CallbackReceiver::new(client).serve(self.listener)
+    }
+}

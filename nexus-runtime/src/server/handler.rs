@@ -1,0 +1,292 @@
+//! The handler server: serves a [`Dispatcher`] as Nexus RPC over HTTP.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use tokio::net::{TcpListener, ToSocketAddrs};
+
+use super::completion_sender::HttpCompletionSender;
+use super::handle::ServerHandle;
+use super::request;
+use super::wire::{self, DEFAULT_BODY_LIMIT};
+use crate::codec::JSON;
+use crate::completion::CompletionSender;
+use crate::error::HandlerError;
+use crate::protocol::{self, FailureFormat, OperationInfo, Route};
+use crate::service::Dispatcher;
+use crate::transport::StartResponse;
+
+/// Serves the services of a [`Dispatcher`] as Nexus RPC over HTTP, under a path prefix.
+///
+/// Routes, relative to the prefix:
+/// - `POST /{service}/{operation}[?callback=URL]` starts an operation: 200 with the result, 201
+///   `{"token":…,"state":"running"}`, 424 with `Nexus-Operation-State` when the operation failed
+///   or was canceled, or a HandlerError's status;
+/// - `POST /{service}/{operation}/cancel` (token in `Nexus-Operation-Token` or `?token=`) and the
+///   deprecated `POST /{service}/{operation}/{token}/cancel` cancel one: 202.
+///
+/// Names are percent-escaped per path segment. Every problem is answered with a Failure whose
+/// message names it: a method other than POST, a malformed header or callback URL, or a body over
+/// the limit is BAD_REQUEST (400), an unknown path NOT_FOUND (404). Failures are sent in the
+/// format the request negotiates (see [`FailureFormat`]).
+///
+/// Async operations deliver their completions with an [`HttpCompletionSender`], installed in the
+/// dispatcher unless it already has a completion sender.
+///
+/// ```no_run
+/// # async fn demo(dispatcher: nexus_runtime::service::Dispatcher) -> std::io::Result<()> {
+/// use nexus_runtime::server::HandlerServer;
+/// // Standalone:
+/// let server = HandlerServer::builder(dispatcher.clone()).prefix("/nexus").build();
+/// let running = server.bind("127.0.0.1:0").await?;
+/// println!("serving on {}/nexus", running.url());
+/// // Or inside an axum app of your own:
+/// let app = axum::Router::new()
+///     .route("/health", axum::routing::get(|| async { "ok" }))
+///     .merge(HandlerServer::new(dispatcher).router());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct HandlerServer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dispatcher: Dispatcher,
+    prefix: String,
+    body_limit: usize,
+}
+
+impl fmt::Debug for HandlerServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandlerServer")
+            .field("prefix", &self.inner.prefix)
+            .field("body_limit", &self.inner.body_limit)
+            .field("dispatcher", &self.inner.dispatcher)
+            .finish()
+    }
+}
+
+/// Configures a [`HandlerServer`].
+pub struct HandlerServerBuilder {
+    dispatcher: Dispatcher,
+    prefix: String,
+    body_limit: usize,
+    completion_sender: Option<Arc<dyn CompletionSender>>,
+}
+
+impl fmt::Debug for HandlerServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandlerServerBuilder")
+            .field("prefix", &self.prefix)
+            .field("body_limit", &self.body_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HandlerServerBuilder {
+    /// The path the services are served under (default `/`), such as `/nexus`. Leading and
+    /// trailing slashes are normalised.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl AsRef<str>) -> Self {
+        let trimmed = prefix.as_ref().trim_matches('/');
+        self.prefix = if trimmed.is_empty() {
+            String::new()
+        } else {
+            format!("/{trimmed}")
+        };
+        self
+    }
+
+    /// The largest request body accepted, in bytes (default 2 MiB).
+    #[must_use]
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Delivers completions with this sender instead of a default [`HttpCompletionSender`]
+    /// (ignored if the dispatcher was built with a completion sender).
+    #[must_use]
+    pub fn completion_sender(mut self, sender: impl CompletionSender) -> Self {
+        self.completion_sender = Some(Arc::new(sender));
+        self
+    }
+
+    /// Builds the server and installs its completion sender in the dispatcher.
+    pub fn build(self) -> HandlerServer {
+        let sender = self
+            .completion_sender
+            .unwrap_or_else(|| Arc::new(HttpCompletionSender::new()));
+        self.dispatcher.set_default_completion_sender(sender);
+        HandlerServer {
+            inner: Arc::new(Inner {
+                dispatcher: self.dispatcher,
+                prefix: self.prefix,
+                body_limit: self.body_limit,
+            }),
+        }
+    }
+}
+
+impl HandlerServer {
+    /// A server for `dispatcher` with the default settings (prefix `/`, 2 MiB bodies).
+    pub fn new(dispatcher: Dispatcher) -> Self {
+        Self::builder(dispatcher).build()
+    }
+
+    /// A builder.
+    pub fn builder(dispatcher: Dispatcher) -> HandlerServerBuilder {
+        HandlerServerBuilder {
+            dispatcher,
+            prefix: String::new(),
+            body_limit: DEFAULT_BODY_LIMIT,
+            completion_sender: None,
+        }
+    }
+
+    /// The prefix the services are served under (`""` for the root).
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// The routes of this server, to serve or to merge into an application's router. Only paths
+    /// under the prefix are routed.
+    pub fn router(&self) -> Router {
+        let prefix = &self.inner.prefix;
+        let mut router = Router::new()
+            .route(&format!("{prefix}/"), any(serve))
+            .route(&format!("{prefix}/{{*path}}"), any(serve));
+        if !prefix.is_empty() {
+            router = router.route(prefix, any(serve));
+        }
+        router.with_state(self.inner.clone())
+    }
+
+    /// Serves on `listener` in the background. Requests outside the prefix get a NOT_FOUND
+    /// Failure.
+    pub fn serve(&self, listener: TcpListener) -> io::Result<ServerHandle> {
+        let router = self.router().fallback(|request: Request| async move {
+            let format = FailureFormat::negotiate(request.headers());
+            wire::handler_error(
+                &HandlerError::not_found(format!(
+                    "no Nexus route at `{}`",
+                    request.uri().path()
+                )),
+                format,
+            )
+        });
+        ServerHandle::spawn(listener, router)
+    }
+
+    /// Binds `addr` (port 0 lets the OS choose) and serves in the background.
+    pub async fn bind(&self, addr: impl ToSocketAddrs) -> io::Result<ServerHandle> {
+        self.serve(TcpListener::bind(addr).await?)
+    }
+}
+
+async fn serve(State(inner): State<Arc<Inner>>, request: Request) -> Response {
+    let format = FailureFormat::negotiate(request.headers());
+    if request.method() != Method::POST {
+        return wire::wrong_method(request.method(), format);
+    }
+    let path = request.uri().path();
+    let relative = path.strip_prefix(inner.prefix.as_str()).unwrap_or(path);
+    let route = match protocol::parse_route(relative) {
+        Ok(route) => route,
+        Err(e) => return wire::handler_error(&e, format),
+    };
+    let result = match route {
+        Route::Start { service, operation } => start(&inner, request, service, operation).await,
+        Route::Cancel {
+            service,
+            operation,
+            token,
+        } => cancel(&inner, request, service, operation, token).await,
+    };
+    result.unwrap_or_else(|answer| answer)
+}
+
+async fn start(
+    inner: &Inner,
+    request: Request,
+    service: String,
+    operation: String,
+) -> Result<Response, Response> {
+    let format = FailureFormat::negotiate(request.headers());
+    let reject = |e: HandlerError| wire::handler_error(&e, format);
+    let (parts, body) = request.into_parts();
+    let mut start_request = request::start(&parts, service, operation).map_err(reject)?;
+    let data = wire::read_body(body, &parts.headers, inner.body_limit)
+        .await
+        .map_err(reject)?;
+    start_request.input = protocol::content_from_headers(&parts.headers, data);
+    tracing::debug!(
+        service = %start_request.service,
+        operation = %start_request.operation,
+        request_id = %start_request.request_id,
+        "nexus start"
+    );
+    let response = inner
+        .dispatcher
+        .start(start_request)
+        .await
+        .map_err(|e| wire::error_response(protocol::start_error_response(&e, format)))?;
+    let internal = |what: String| reject(HandlerError::internal(what));
+    let mut headers = HeaderMap::new();
+    match response {
+        StartResponse::Sync { output, links } => {
+            protocol::add_links_to_headers(&links, &mut headers)
+                .map_err(|e| internal(format!("the handler returned an invalid link: {e}")))?;
+            protocol::add_content_headers(&output, &mut headers).map_err(|e| {
+                internal(format!("the handler's result has an invalid content header: {e}"))
+            })?;
+            Ok((StatusCode::OK, headers, output.data).into_response())
+        }
+        StartResponse::Async { token, links } => {
+            protocol::add_links_to_headers(&links, &mut headers)
+                .map_err(|e| internal(format!("the handler returned an invalid link: {e}")))?;
+            headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+            let info = OperationInfo {
+                token: Some(token),
+                id: None,
+                state: Some("running".into()),
+            };
+            let body = serde_json::to_vec(&info)
+                .map_err(|e| internal(format!("cannot encode the operation info: {e}")))?;
+            Ok((StatusCode::CREATED, headers, body).into_response())
+        }
+    }
+}
+
+async fn cancel(
+    inner: &Inner,
+    request: Request,
+    service: String,
+    operation: String,
+    path_token: Option<String>,
+) -> Result<Response, Response> {
+    let format = FailureFormat::negotiate(request.headers());
+    let reject = |e: HandlerError| wire::handler_error(&e, format);
+    let (parts, _body) = request.into_parts();
+    let cancel_request =
+        request::cancel(&parts, service, operation, path_token).map_err(reject)?;
+    tracing::debug!(
+        service = %cancel_request.service,
+        operation = %cancel_request.operation,
+        token = %cancel_request.token,
+        "nexus cancel"
+    );
+    inner
+        .dispatcher
+        .cancel(cancel_request)
+        .await
+        .map_err(reject)?;
+    Ok(wire::empty(StatusCode::ACCEPTED))
+}

@@ -1,0 +1,125 @@
+//! Decoding start and cancel requests from HTTP into the dispatcher's requests.
+
+use http::HeaderMap;
+use http::request::Parts;
+use reqwest::Url;
+use tokio::time::Instant;
+
+use crate::completion::Callback;
+use crate::error::HandlerError;
+use crate::protocol::{self, header};
+use crate::transport::{CancelRequest, StartRequest};
+
+/// A header as text, if present; a value that is not visible ASCII is BAD_REQUEST.
+fn text<'a>(
+    headers: &'a HeaderMap,
+    name: &http::HeaderName,
+) -> Result<Option<&'a str>, HandlerError> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.to_str().map(str::trim).map_err(|_| {
+                HandlerError::bad_request(format!("the `{name}` header is not visible ASCII"))
+            })
+        })
+        .transpose()
+}
+
+/// `Request-Timeout` or `Operation-Timeout`, parsed; a malformed value is BAD_REQUEST naming it.
+fn timeout(
+    headers: &HeaderMap,
+    name: &http::HeaderName,
+) -> Result<Option<std::time::Duration>, HandlerError> {
+    text(headers, name)?
+        .map(|v| {
+            protocol::parse_duration(v).map_err(|e| {
+                HandlerError::bad_request(format!("invalid `{name}` header: {e}"))
+            })
+        })
+        .transpose()
+}
+
+/// When the caller stops waiting for this request, from `Request-Timeout`.
+pub(super) fn request_deadline(headers: &HeaderMap) -> Result<Option<Instant>, HandlerError> {
+    Ok(timeout(headers, &header::REQUEST_TIMEOUT)?.map(|t| Instant::now() + t))
+}
+
+/// The callback of a start request: the `callback` query parameter (an http or https URL) and
+/// the `Nexus-Callback-*` headers with their prefix removed.
+fn callback(parts: &Parts) -> Result<Option<Callback>, HandlerError> {
+    let Some(url) = protocol::query_param(parts.uri.query(), protocol::CALLBACK_QUERY) else {
+        return Ok(None);
+    };
+    let parsed = Url::parse(&url).map_err(|e| {
+        HandlerError::bad_request(format!("invalid callback URL `{url}`: {e}"))
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(HandlerError::bad_request(format!(
+            "invalid callback URL `{url}`: completions are delivered over http or https"
+        )));
+    }
+    Ok(Some(Callback::Url {
+        url,
+        headers: protocol::callback_headers(&parts.headers),
+    }))
+}
+
+/// Everything of a start request but its body, checked.
+pub(super) fn start(
+    parts: &Parts,
+    service: String,
+    operation: String,
+) -> Result<StartRequest, HandlerError> {
+    let headers = &parts.headers;
+    let links = protocol::links_from_headers(headers)
+        .map_err(|e| HandlerError::bad_request(format!("invalid `Nexus-Link` header: {e}")))?;
+    let request_deadline = request_deadline(headers)?;
+    let operation_timeout = timeout(headers, &header::OPERATION_TIMEOUT)?;
+    let request_id = text(headers, &header::REQUEST_ID)?
+        .unwrap_or_default()
+        .to_owned();
+    Ok(StartRequest {
+        service,
+        operation,
+        request_id,
+        headers: protocol::handler_headers(headers),
+        links,
+        callback: callback(parts)?,
+        request_deadline,
+        operation_timeout,
+        input: crate::codec::Content::empty(),
+    })
+}
+
+/// A cancel request. The token comes from the deprecated path form, else the
+/// `Nexus-Operation-Token` header, else the `token` query parameter; it is kept out of the
+/// headers the handler sees.
+pub(super) fn cancel(
+    parts: &Parts,
+    service: String,
+    operation: String,
+    path_token: Option<String>,
+) -> Result<CancelRequest, HandlerError> {
+    let headers = &parts.headers;
+    let header_token = text(headers, &header::OPERATION_TOKEN)?
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned);
+    let token = path_token
+        .or(header_token)
+        .or_else(|| protocol::query_param(parts.uri.query(), protocol::TOKEN_QUERY))
+        .ok_or_else(|| {
+            HandlerError::bad_request(
+                "missing operation token: send it in the `Nexus-Operation-Token` header or the \
+                 `token` query parameter",
+            )
+        })?;
+    let mut handler_headers = protocol::handler_headers(headers);
+    handler_headers.remove(header::OPERATION_TOKEN.as_str());
+    Ok(CancelRequest {
+        service,
+        operation,
+        token,
+        headers: handler_headers,
+        request_deadline: request_deadline(headers)?,
+    })
+}

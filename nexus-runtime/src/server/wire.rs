@@ -1,0 +1,130 @@
+//! What every server route shares: reading bodies within a limit, and writing Failure answers.
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt as _;
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+
+use crate::error::HandlerError;
+use crate::protocol::{self, ErrorResponse, FailureFormat};
+
+/// The default limit on request bodies: 2 MiB, Temporal's payload limit.
+pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// After the limit is exceeded, at most this much more is read (and dropped) so the peer gets
+/// the answer instead of a reset connection; beyond it the connection is closed.
+const DRAIN_CAP: usize = 8 * 1024 * 1024;
+
+/// Turns a protocol error answer into an axum response.
+pub(crate) fn error_response(answer: ErrorResponse) -> Response {
+    let body = answer.body();
+    (answer.status, answer.headers, body).into_response()
+}
+
+/// A HandlerError as an axum response.
+pub(crate) fn handler_error(error: &HandlerError, format: FailureFormat) -> Response {
+    error_response(protocol::handler_error_response(error, format))
+}
+
+/// The answer to a method other than POST: BAD_REQUEST (as Temporal answers) with `Allow: POST`.
+pub(crate) fn wrong_method(method: &Method, format: FailureFormat) -> Response {
+    let error = HandlerError::bad_request(format!(
+        "invalid request method {method}: Nexus requests use POST"
+    ));
+    let mut response = handler_error(&error, format);
+    response
+        .headers_mut()
+        .insert(http::header::ALLOW, HeaderValue::from_static("POST"));
+    response
+}
+
+/// `n` bytes for people: `2 MiB`, `1.5 KiB`, `17 bytes`.
+fn human_size(n: usize) -> String {
+    const KIB: f64 = 1024.0;
+    let f = n as f64;
+    if f >= KIB * KIB {
+        format!("{} MiB", trim(f / (KIB * KIB)))
+    } else if f >= KIB {
+        format!("{} KiB", trim(f / KIB))
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+fn trim(x: f64) -> String {
+    let s = format!("{x:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// Reads a request body (with `Content-Length` or chunked) of at most `limit` bytes.
+///
+/// A larger body is BAD_REQUEST naming the limit: HTTP's 413 is not a Nexus error type, and
+/// Temporal's frontend answers oversized input with 400 too.
+pub(crate) async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Bytes, HandlerError> {
+    let too_large = || {
+        HandlerError::bad_request(format!(
+            "the request body exceeds the limit of {limit} bytes ({})",
+            human_size(limit)
+        ))
+    };
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut stream = body.into_data_stream();
+    let mut buffer = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    let mut over = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            HandlerError::bad_request(format!("cannot read the request body: {e}"))
+        })?;
+        if over > 0 || buffer.len() + chunk.len() > limit {
+            over += chunk.len();
+            if over > DRAIN_CAP {
+                break;
+            }
+            continue;
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    if over > 0 {
+        return Err(too_large());
+    }
+    Ok(buffer.freeze())
+}
+
+/// An empty answer with `status`.
+pub(crate) fn empty(status: StatusCode) -> Response {
+    status.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_size(DEFAULT_BODY_LIMIT), "2 MiB");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(17), "17 bytes");
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_limit_are_bad_requests_naming_it() {
+        let headers = HeaderMap::new();
+        let ok = read_body(Body::from("12345"), &headers, 5).await.unwrap();
+        assert_eq!(&ok[..], b"12345");
+        let err = read_body(Body::from("123456"), &headers, 5)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.message,
+            "the request body exceeds the limit of 5 bytes (5 bytes)"
+        );
+    }
+}
