@@ -49,11 +49,10 @@ pub(crate) fn sanitized(item: &syn::ItemTrait) -> TokenStream {
                 continue;
             }
             for arg in &mut method.sig.inputs {
-                if let syn::FnArg::Typed(t) = arg {
-                    if !matches!(&*t.pat, syn::Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none())
-                    {
-                        t.pat = Box::new(syn::parse_quote!(_));
-                    }
+                if let syn::FnArg::Typed(t) = arg
+                    && !matches!(&*t.pat, syn::Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none())
+                {
+                    *t.pat = syn::parse_quote!(_);
                 }
             }
         }

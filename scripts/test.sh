@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, every crate's tests (unit, integration, doc, trybuild).
+# Usage: bash scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, all features, warnings denied)"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+step "cargo test (workspace, all features)"
+cargo test --workspace --all-features
+
+step "all tests passed"
