@@ -243,7 +243,8 @@ mod tests {
             FailureFormat::Envelope,
         )
         .unwrap();
-        let cases: Vec<(&str, Box<dyn Fn(&mut HeaderMap, &mut Bytes)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut HeaderMap, &mut Bytes)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             (
                 "no `Nexus-Operation-State`",
                 Box::new(|h, _| {

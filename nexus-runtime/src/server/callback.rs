@@ -84,7 +84,10 @@ impl CallbackReceiver {
     /// The route of this receiver, to serve or to merge into an application's router.
     pub fn router(&self) -> Router {
         Router::new()
-            .route(&format!("{}/{{callback_id}}", self.inner.path), any(receive))
+            .route(
+                &format!("{}/{{callback_id}}", self.inner.path),
+                any(receive),
+            )
             .with_state(self.inner.clone())
     }
 
@@ -117,16 +120,15 @@ async fn receive(
         Ok(body) => body,
         Err(e) => return wire::handler_error(&e, format),
     };
-    let delivered = protocol::parse_completion(&parts.headers, body)
-        .and_then(|completion| {
-            tracing::debug!(
-                %callback_id,
-                token = %completion.token,
-                state = completion.state(),
-                "completion received"
-            );
-            inner.client.deliver_completion(&callback_id, completion)
-        });
+    let delivered = protocol::parse_completion(&parts.headers, body).and_then(|completion| {
+        tracing::debug!(
+            %callback_id,
+            token = %completion.token,
+            state = completion.state(),
+            "completion received"
+        );
+        inner.client.deliver_completion(&callback_id, completion)
+    });
     match delivered {
         Ok(()) => wire::empty(StatusCode::OK),
         Err(e) => {

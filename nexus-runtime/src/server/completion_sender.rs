@@ -89,7 +89,10 @@ pub struct DeliveryReport {
 }
 
 /// Runs attempts under `retry` until one delivers, one is rejected, or attempts run out.
-pub(crate) async fn deliver_with_retry<F, Fut>(retry: &CompletionRetry, mut attempt: F) -> DeliveryReport
+pub(crate) async fn deliver_with_retry<F, Fut>(
+    retry: &CompletionRetry,
+    mut attempt: F,
+) -> DeliveryReport
 where
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Attempt>,
@@ -323,10 +326,21 @@ mod tests {
         };
         let (report, times) = run(
             retry,
-            vec![unavailable(), unavailable(), unavailable(), Attempt::Delivered],
+            vec![
+                unavailable(),
+                unavailable(),
+                unavailable(),
+                Attempt::Delivered,
+            ],
         )
         .await;
-        assert_eq!(report, DeliveryReport { attempts: 4, result: Ok(()) });
+        assert_eq!(
+            report,
+            DeliveryReport {
+                attempts: 4,
+                result: Ok(())
+            }
+        );
         let secs: Vec<u64> = times.iter().map(Duration::as_secs).collect();
         // Delays 1 s, 2 s, then capped at 3 s.
         assert_eq!(secs, [0, 1, 3, 6]);
@@ -336,7 +350,10 @@ mod tests {
     async fn non_retryable_answers_stop_at_once() {
         let (report, times) = run(
             CompletionRetry::default(),
-            vec![unavailable(), Attempt::Rejected(HandlerError::not_found("gone"))],
+            vec![
+                unavailable(),
+                Attempt::Rejected(HandlerError::not_found("gone")),
+            ],
         )
         .await;
         assert_eq!(report.attempts, 2);

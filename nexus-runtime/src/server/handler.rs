@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::any;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use tokio::net::{TcpListener, ToSocketAddrs};
@@ -175,10 +175,7 @@ impl HandlerServer {
         let router = self.router().fallback(|request: Request| async move {
             let format = FailureFormat::negotiate(request.headers());
             wire::handler_error(
-                &HandlerError::not_found(format!(
-                    "no Nexus route at `{}`",
-                    request.uri().path()
-                )),
+                &HandlerError::not_found(format!("no Nexus route at `{}`", request.uri().path())),
                 format,
             )
         });
@@ -245,9 +242,11 @@ async fn start(
             protocol::add_links_to_headers(&links, &mut headers)
                 .map_err(|e| internal(format!("the handler returned an invalid link: {e}")))?;
             protocol::add_content_headers(&output, &mut headers).map_err(|e| {
-                internal(format!("the handler's result has an invalid content header: {e}"))
+                internal(format!(
+                    "the handler's result has an invalid content header: {e}"
+                ))
             })?;
-            Ok((StatusCode::OK, headers, output.data).into_response())
+            Ok(wire::response(StatusCode::OK, headers, output.data))
         }
         StartResponse::Async { token, links } => {
             protocol::add_links_to_headers(&links, &mut headers)
@@ -260,7 +259,7 @@ async fn start(
             };
             let body = serde_json::to_vec(&info)
                 .map_err(|e| internal(format!("cannot encode the operation info: {e}")))?;
-            Ok((StatusCode::CREATED, headers, body).into_response())
+            Ok(wire::response(StatusCode::CREATED, headers, body.into()))
         }
     }
 }
@@ -275,8 +274,7 @@ async fn cancel(
     let format = FailureFormat::negotiate(request.headers());
     let reject = |e: HandlerError| wire::handler_error(&e, format);
     let (parts, _body) = request.into_parts();
-    let cancel_request =
-        request::cancel(&parts, service, operation, path_token).map_err(reject)?;
+    let cancel_request = request::cancel(&parts, service, operation, path_token).map_err(reject)?;
     tracing::debug!(
         service = %cancel_request.service,
         operation = %cancel_request.operation,

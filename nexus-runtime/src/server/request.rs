@@ -32,9 +32,8 @@ fn timeout(
 ) -> Result<Option<std::time::Duration>, HandlerError> {
     text(headers, name)?
         .map(|v| {
-            protocol::parse_duration(v).map_err(|e| {
-                HandlerError::bad_request(format!("invalid `{name}` header: {e}"))
-            })
+            protocol::parse_duration(v)
+                .map_err(|e| HandlerError::bad_request(format!("invalid `{name}` header: {e}")))
         })
         .transpose()
 }
@@ -50,9 +49,8 @@ fn callback(parts: &Parts) -> Result<Option<Callback>, HandlerError> {
     let Some(url) = protocol::query_param(parts.uri.query(), protocol::CALLBACK_QUERY) else {
         return Ok(None);
     };
-    let parsed = Url::parse(&url).map_err(|e| {
-        HandlerError::bad_request(format!("invalid callback URL `{url}`: {e}"))
-    })?;
+    let parsed = Url::parse(&url)
+        .map_err(|e| HandlerError::bad_request(format!("invalid callback URL `{url}`: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(HandlerError::bad_request(format!(
             "invalid callback URL `{url}`: completions are delivered over http or https"

@@ -16,10 +16,19 @@ pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
 /// the answer instead of a reset connection; beyond it the connection is closed.
 const DRAIN_CAP: usize = 8 * 1024 * 1024;
 
+/// A response with exactly these headers: unlike axum's tuple responses, no `Content-Type` is
+/// added, so a result without one (Nexus's "no value") goes out without one.
+pub(crate) fn response(status: StatusCode, headers: HeaderMap, body: Bytes) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
 /// Turns a protocol error answer into an axum response.
 pub(crate) fn error_response(answer: ErrorResponse) -> Response {
     let body = answer.body();
-    (answer.status, answer.headers, body).into_response()
+    response(answer.status, answer.headers, body)
 }
 
 /// A HandlerError as an axum response.
@@ -80,9 +89,8 @@ pub(crate) async fn read_body(
     let mut buffer = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
     let mut over = 0usize;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            HandlerError::bad_request(format!("cannot read the request body: {e}"))
-        })?;
+        let chunk = chunk
+            .map_err(|e| HandlerError::bad_request(format!("cannot read the request body: {e}")))?;
         if over > 0 || buffer.len() + chunk.len() > limit {
             over += chunk.len();
             if over > DRAIN_CAP {

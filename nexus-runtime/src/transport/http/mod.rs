@@ -215,10 +215,7 @@ impl Inner {
         if let Some(timeout) = prepared.timeout {
             builder = builder.timeout(timeout);
         }
-        let response = builder
-            .send()
-            .await
-            .map_err(|e| transport_error(&url, e))?;
+        let response = builder.send().await.map_err(|e| transport_error(&url, e))?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response

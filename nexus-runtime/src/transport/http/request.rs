@@ -38,20 +38,27 @@ fn remaining(deadline: Option<Instant>) -> Result<Option<Duration>, CallError> {
 }
 
 fn set(headers: &mut HeaderMap, name: http::HeaderName, value: &str) -> Result<(), CallError> {
-    let value = HeaderValue::from_str(value)
-        .map_err(|_| invalid(format!("`{name}` value {value:?} is not a valid header value")))?;
+    let value = HeaderValue::from_str(value).map_err(|_| {
+        invalid(format!(
+            "`{name}` value {value:?} is not a valid header value"
+        ))
+    })?;
     headers.insert(name, value);
     Ok(())
 }
 
-/// Headers every request carries: the caller's, then the protocol's (which win).
+/// Headers every request carries: the caller's, then the protocol's (which win, except an
+/// explicit `Request-Timeout`).
 fn common_headers(
     caller: &crate::operation::Headers,
     timeout: Option<Duration>,
 ) -> Result<HeaderMap, CallError> {
     let mut headers = HeaderMap::new();
     protocol::add_nexus_headers(caller, &mut headers).map_err(invalid)?;
-    if let Some(timeout) = timeout {
+    // A `Request-Timeout` the caller set explicitly wins, as in the Go client.
+    if let Some(timeout) = timeout
+        && !headers.contains_key(header::REQUEST_TIMEOUT)
+    {
         set(
             &mut headers,
             header::REQUEST_TIMEOUT,
@@ -170,7 +177,10 @@ mod tests {
         assert!(!h.contains_key("request-timeout"));
         assert_eq!(h["x-custom-hdr"], "abc");
         assert_eq!(h["nexus-callback-temporal-callback-token"], "tok");
-        assert_eq!(h["nexus-link"], "<https://a.example/x?y=1>; type=\"com.example.T\"");
+        assert_eq!(
+            h["nexus-link"],
+            "<https://a.example/x?y=1>; type=\"com.example.T\""
+        );
         assert_eq!(h["content-type"], "application/json");
         assert_eq!(h["temporal-nexus-failure-support"], "true");
         assert_eq!(p.timeout, None);
@@ -185,7 +195,13 @@ mod tests {
         assert_eq!(p.timeout, Some(Duration::from_millis(9_999)));
         tokio::time::advance(Duration::from_secs(10)).await;
         let err = start("http://h", &r).err().unwrap();
-        assert!(matches!(err, CallError::Timeout { kind: TimeoutKind::Request, .. }));
+        assert!(matches!(
+            err,
+            CallError::Timeout {
+                kind: TimeoutKind::Request,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -204,7 +220,10 @@ mod tests {
             headers: BTreeMap::new(),
             request_deadline: None,
         };
-        assert!(matches!(cancel("http://h", &cancel_request), Err(CallError::Invalid(_))));
+        assert!(matches!(
+            cancel("http://h", &cancel_request),
+            Err(CallError::Invalid(_))
+        ));
     }
 
     #[test]
