@@ -3,6 +3,7 @@
 //! 201), errors; and the transport against a scripted peer for what foreign handlers answer
 //! (sdk-go `start_test.go`, `client_test.go`, `failure_test.go`).
 #![cfg(feature = "http")]
+#![allow(clippy::unwrap_used)]
 
 mod http_support;
 

@@ -1,6 +1,7 @@
 //! Start requests over HTTP against the handler server, with a raw HTTP client: what the handler
 //! sees, and every answer the server gives (sdk-go `start_test.go` and `server_test.go`).
 #![cfg(feature = "http")]
+#![allow(clippy::unwrap_used)]
 
 mod http_support;
 

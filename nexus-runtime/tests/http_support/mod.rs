@@ -1,6 +1,6 @@
 //! Shared pieces of the HTTP tests: a probe service that records what the handler sees, a
 //! recording HTTP peer, and helpers to run servers on loopback port 0.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -206,9 +206,11 @@ pub struct Recorder {
     _handle: tokio::task::JoinHandle<()>,
 }
 
-type Script = Arc<Mutex<std::collections::VecDeque<(u16, Vec<(&'static str, String)>, String)>>>;
+/// One scripted answer: status, headers, body.
+pub type Answer = (u16, Vec<(&'static str, String)>, String);
+type Script = Arc<Mutex<std::collections::VecDeque<Answer>>>;
 
-pub async fn recorder(script: Vec<(u16, Vec<(&'static str, String)>, String)>) -> Recorder {
+pub async fn recorder(script: Vec<Answer>) -> Recorder {
     let (tx, rx) = mpsc::unbounded_channel();
     let state: (mpsc::UnboundedSender<Recorded>, Script) =
         (tx, Arc::new(Mutex::new(script.into())));
