@@ -132,6 +132,11 @@ fn validate_base_url(raw: &str) -> Result<String, InvalidEndpointUrl> {
     if raw.trim().is_empty() {
         return Err(invalid("it is empty"));
     }
+    if !raw.contains("://") {
+        return Err(invalid(
+            "it is not an absolute URL; write it like http://host:port/path",
+        ));
+    }
     let url = Url::parse(raw).map_err(|e| invalid(&e.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(invalid(&format!(
@@ -262,11 +267,12 @@ mod tests {
         }
         for (bad, needle) in [
             ("", "empty"),
-            ("127.0.0.1:80", "scheme"),
+            ("127.0.0.1:80", "not an absolute URL"),
             ("ftp://example.com", "only http and https"),
             ("unix:///tmp/sock", "only http and https"),
+            ("http://", "empty host"),
             ("http://example.com/?a=b", "query"),
-            ("not a url", "relative URL"),
+            ("not a url", "not an absolute URL"),
         ] {
             let err = HttpTransport::new(bad).unwrap_err();
             assert!(err.to_string().contains(needle), "{bad}: {err}");
