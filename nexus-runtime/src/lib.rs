@@ -43,6 +43,13 @@
 //! assert_eq!(scoring.quick_score("ada".into()).await?.score, 3);
 //! # Ok(()) }
 //! ```
+//!
+//! ## Over HTTP
+//!
+//! With the `http` feature, `server::HandlerServer` serves a dispatcher as Nexus RPC over HTTP,
+//! `transport::HttpTransport` calls one, and `server::CallbackReceiver` receives the completions
+//! of async operations. The wire rules themselves live in [`protocol`], which is
+//! always compiled.
 
 // Lets generated code say `::nexus_runtime` inside this crate's own tests and doctests.
 #[allow(unused_extern_crates)]

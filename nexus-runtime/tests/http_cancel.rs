@@ -84,9 +84,23 @@ async fn cancel_errors_name_the_problem() {
         f.message
     );
 
+    // cancel_test.go's timeout cases: a malformed Request-Timeout is BAD_REQUEST, a valid one
+    // is accepted.
     let response = http
         .post(format!("{}/svc/hang-async/cancel", server.url()))
         .header("nexus-operation-token", "nope")
+        .header("request-timeout", "2 seconds")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let f = failure(&response.bytes().await.unwrap());
+    assert!(f.message.contains("request-timeout"), "{}", f.message);
+
+    let response = http
+        .post(format!("{}/svc/hang-async/cancel", server.url()))
+        .header("nexus-operation-token", "nope")
+        .header("request-timeout", "2s")
         .send()
         .await
         .unwrap();

@@ -36,6 +36,12 @@ use crate::transport::StartResponse;
 /// the limit is BAD_REQUEST (400), an unknown path NOT_FOUND (404). Failures are sent in the
 /// format the request negotiates (see [`FailureFormat`]).
 ///
+/// What the handler sees: `Nexus-Request-Id` as the request id (empty when the caller sent none,
+/// as on Temporal's task-queue route); `Request-Timeout` as the request deadline (at which the
+/// dispatcher drops the handler's future and answers UPSTREAM_TIMEOUT) and `Operation-Timeout` as
+/// the operation deadline; `Nexus-Link`s; every other header except `Content-*`,
+/// `Nexus-Callback-*` and the hop's framing; the body with its `Content-*` headers.
+///
 /// Async operations deliver their completions with an [`HttpCompletionSender`], installed in the
 /// dispatcher unless it already has a completion sender.
 ///

@@ -1,0 +1,83 @@
+//! The two example processes end to end: `fraud-handler` on a loopback port, `payments` calling
+//! it, then the handler stopped with SIGTERM.
+#![cfg(unix)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn payments_calls_fraud_handler_over_http() {
+    let mut handler = Command::new(env!("CARGO_BIN_EXE_fraud-handler"))
+        .args(["--listen", "127.0.0.1:0", "--check-delay-ms", "50"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start fraud-handler");
+    let mut first_line = String::new();
+    BufReader::new(handler.stdout.take().unwrap())
+        .read_line(&mut first_line)
+        .unwrap();
+    let url = first_line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first_line:?}"))
+        .to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+
+    let payments = Command::new(env!("CARGO_BIN_EXE_payments"))
+        .args(["--endpoint", &url, "--timeout-secs", "20"])
+        .output()
+        .expect("run payments");
+    let stdout = String::from_utf8_lossy(&payments.stdout);
+    let stderr = String::from_utf8_lossy(&payments.stderr);
+    assert!(
+        payments.status.success(),
+        "payments failed:\n{stdout}\n{stderr}"
+    );
+    for expected in [
+        "1. sync    getQuickScore(user-ada) -> score ",
+        "2. async   checkTransaction(tx-1001, 250) -> token ",
+        "later by callback approved=true",
+        "3. cancel  checkTransaction(tx-1002) -> canceled: check of transaction tx-1002 canceled",
+        "4. failed  checkTransaction(tx-1003, -5) -> OperationError failed: ",
+        "transaction_id: \"tx-1003\"",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+
+    // An unreachable endpoint is an error, not a hang.
+    let refused = Command::new(env!("CARGO_BIN_EXE_payments"))
+        .args(["--endpoint", "http://127.0.0.1:1", "--timeout-secs", "5"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let bad_url = Command::new(env!("CARGO_BIN_EXE_payments"))
+        .args(["--endpoint", "ftp://127.0.0.1"])
+        .output()
+        .unwrap();
+    assert!(!bad_url.status.success());
+    assert!(String::from_utf8_lossy(&bad_url.stderr).contains("only http and https"));
+
+    let term = Command::new("kill")
+        .args(["-TERM", &handler.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let started = Instant::now();
+    loop {
+        if let Some(status) = handler.try_wait().unwrap() {
+            assert!(status.success(), "fraud-handler exited with {status}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "fraud-handler did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
