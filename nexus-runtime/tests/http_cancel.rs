@@ -168,8 +168,9 @@ async fn cancel_through_the_transport_and_a_handle() {
         .callback_url(listener.callback_url())
         .build();
     let _receiver = listener.serve(client.clone()).unwrap();
-    let handle = client
-        .start::<hang::Hang>("probe", serde_json::json!(null), Default::default())
+    let handle = HangClient::new(client.clone(), "probe")
+        .hang(serde_json::json!(null))
+        .start()
         .await
         .unwrap();
     assert!(handle.token().is_some());
