@@ -146,10 +146,24 @@ async fn deadlines_propagate() {
     let deadline = s.probe.last().deadline.unwrap();
     assert!(deadline <= Duration::from_millis(100), "{deadline:?}");
 
-    s.stub.echo(json!(0)).await.unwrap();
+    // No deadline, no timeout headers (through the transport alone: a client may add its own
+    // attempt timeout).
+    let transport = HttpTransport::new(&s.base).unwrap();
+    transport
+        .start(StartRequest {
+            service: "Ser/vic e".into(),
+            operation: "echo".into(),
+            callback: None,
+            request_deadline: None,
+            operation_timeout: None,
+            ..start_request(None)
+        })
+        .await
+        .unwrap();
     let seen = s.probe.last();
     assert_eq!(seen.deadline, None);
     assert_eq!(seen.operation_deadline, None);
+    assert!(!seen.headers.contains_key("request-timeout"));
 }
 
 /// TestAsync and TestReaderIO's links: an async operation completes through the callback
