@@ -52,7 +52,7 @@ fn payments_calls_fraud_handler_over_http() {
 
     // An unreachable endpoint is an error, not a hang.
     let refused = Command::new(env!("CARGO_BIN_EXE_payments"))
-        .args(["--endpoint", "http://127.0.0.1:1", "--timeout-secs", "5"])
+        .args(["--endpoint", "http://127.0.0.1:1", "--timeout-secs", "2"])
         .output()
         .unwrap();
     assert!(!refused.status.success());
