@@ -61,13 +61,14 @@ impl PendingTable {
     pub fn complete(&self, id: &str, completion: Completion) -> Result<(), HandlerError> {
         let mut entries = self.lock();
         let entry = entries.get(id).ok_or_else(|| not_found(id))?;
-        if let Some(expected) = &entry.token {
-            if !completion.token.is_empty() && &completion.token != expected {
-                return Err(HandlerError::bad_request(format!(
-                    "completion for token `{}` sent to the callback of token `{expected}`",
-                    completion.token
-                )));
-            }
+        if let Some(expected) = &entry.token
+            && !completion.token.is_empty()
+            && &completion.token != expected
+        {
+            return Err(HandlerError::bad_request(format!(
+                "completion for token `{}` sent to the callback of token `{expected}`",
+                completion.token
+            )));
         }
         let entry = entries.remove(id).ok_or_else(|| not_found(id))?;
         drop(entries);

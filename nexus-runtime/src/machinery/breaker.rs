@@ -309,7 +309,7 @@ mod tests {
     async fn opens_on_the_fifth_failure_and_probes_once() {
         let b = breaker();
         for n in 1..=4 {
-            b.try_acquire().unwrap().failure();
+            b.try_acquire().expect("admitted").failure();
             assert_eq!(
                 b.state(),
                 BreakerState::Closed {
@@ -317,19 +317,22 @@ mod tests {
                 }
             );
         }
-        b.try_acquire().unwrap().failure();
+        b.try_acquire().expect("admitted").failure();
         let until = Instant::now() + Duration::from_secs(60);
         assert_eq!(b.state(), BreakerState::Open { until });
-        assert_eq!(b.try_acquire().unwrap_err(), Refusal::OpenUntil(until));
+        assert_eq!(
+            b.try_acquire().expect_err("refused"),
+            Refusal::OpenUntil(until)
+        );
         tokio::time::advance(Duration::from_secs(60)).await;
-        let probe = b.try_acquire().unwrap();
-        assert_eq!(b.try_acquire().unwrap_err(), Refusal::ProbesBusy);
+        let probe = b.try_acquire().expect("admitted");
+        assert_eq!(b.try_acquire().expect_err("refused"), Refusal::ProbesBusy);
         drop(probe);
-        let probe = b.try_acquire().unwrap();
+        let probe = b.try_acquire().expect("admitted");
         probe.failure();
         assert!(b.state().is_open());
         tokio::time::advance(Duration::from_secs(60)).await;
-        b.try_acquire().unwrap().success();
+        b.try_acquire().expect("admitted").success();
         assert_eq!(
             b.state(),
             BreakerState::Closed {
@@ -341,16 +344,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn success_resets_and_stale_answers_are_ignored() {
         let b = breaker();
-        let stale = b.try_acquire().unwrap();
+        let stale = b.try_acquire().expect("admitted");
         for _ in 0..4 {
-            b.try_acquire().unwrap().failure();
+            b.try_acquire().expect("admitted").failure();
         }
-        b.try_acquire().unwrap().success();
+        b.try_acquire().expect("admitted").success();
         for _ in 0..4 {
-            b.try_acquire().unwrap().failure();
+            b.try_acquire().expect("admitted").failure();
         }
         assert!(!b.state().is_open());
-        b.try_acquire().unwrap().failure();
+        b.try_acquire().expect("admitted").failure();
         assert!(b.state().is_open());
         // An answer to a request admitted before the breaker opened changes nothing.
         stale.success();
@@ -364,7 +367,7 @@ mod tests {
             Arc::default(),
         ));
         for _ in 0..100 {
-            b.try_acquire().unwrap().failure();
+            b.try_acquire().expect("admitted").failure();
         }
         assert!(!b.state().is_open());
     }

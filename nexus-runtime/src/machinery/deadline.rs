@@ -75,10 +75,10 @@ impl Deadlines {
             .schedule_to_close
             .map(|d| (d, TimeoutKind::ScheduleToClose));
         let mut consider = |candidate: Option<Instant>, kind| {
-            if let Some(d) = candidate {
-                if best.is_none_or(|(b, _)| d < b) {
-                    best = Some((d, kind));
-                }
+            if let Some(d) = candidate
+                && best.is_none_or(|(b, _)| d < b)
+            {
+                best = Some((d, kind));
             }
         };
         match self.started {

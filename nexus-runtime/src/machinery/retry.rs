@@ -13,7 +13,8 @@ use std::time::Duration;
 ///
 /// The delay before retry `n` (after the `n`-th failed attempt) is
 /// `interval(n) = min(initial_interval * backoff_coefficient^(n-1), maximum_interval)`, jittered:
-/// `delay = interval(n) * (1 - jitter * r)` with `r` uniform in `[0, 1)`. `jitter = 1` (the
+/// `delay = interval(n) * (1 - jitter * r)` with `r` uniform in `[0, 1)`, rounded up to whole
+/// milliseconds. `jitter = 1` (the
 /// default) is *full jitter* (a delay anywhere in `(0, interval]`); Temporal's server uses `0.2`.
 ///
 /// ```
@@ -124,7 +125,9 @@ impl RetryPolicy {
         }
     }
 
-    /// The delay before retry `retry`, given a random number `random` in `[0, 1)`.
+    /// The delay before retry `retry`, given a random number `random` in `[0, 1)`, rounded up to
+    /// whole milliseconds (the resolution of Tokio's timers, so the delay is exactly what is
+    /// waited).
     pub fn delay(&self, retry: u32, random: f64) -> Duration {
         let random = if random.is_finite() {
             random.clamp(0.0, 1.0)
@@ -132,7 +135,8 @@ impl RetryPolicy {
             0.0
         };
         let share = 1.0 - self.jitter.clamp(0.0, 1.0) * random;
-        self.interval(retry).mul_f64(share)
+        let millis = (self.interval(retry).as_secs_f64() * share * 1000.0).ceil();
+        Duration::from_millis(millis as u64)
     }
 
     /// Whether attempt number `attempt` (1 for the first) may be made.
