@@ -115,6 +115,17 @@ impl Scripted {
 
     /// Delivers the completion of the async operation `token` to its caller's callback.
     pub async fn complete(&self, token: &str, outcome: Result<String, OperationError>) {
+        self.try_complete(token, outcome)
+            .await
+            .expect("completion refused");
+    }
+
+    /// Delivers a completion and returns what the caller answered.
+    pub async fn try_complete(
+        &self,
+        token: &str,
+        outcome: Result<String, OperationError>,
+    ) -> Result<(), HandlerError> {
         let callback = self
             .lock()
             .callbacks
@@ -132,7 +143,7 @@ impl Scripted {
             start_time: None,
             close_time: None,
         };
-        sink.complete(completion).await.expect("completion refused");
+        sink.complete(completion).await
     }
 }
 
