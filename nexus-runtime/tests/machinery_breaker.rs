@@ -4,7 +4,7 @@ mod machinery_support;
 
 use std::time::Duration;
 
-use machinery_support::{Answer, EchoClient, Scripted, secs, settle};
+use machinery_support::{Answer, EchoClient, Scripted, secs};
 use nexus_runtime::Client;
 use nexus_runtime::client::{EndpointConfig, OperationState};
 use nexus_runtime::error::{CallError, HandlerError, TimeoutKind};
@@ -88,9 +88,10 @@ async fn blocked_operations_wait_and_exactly_one_probe_goes_through_half_open() 
     let handles: Vec<_> = (0..3)
         .map(|i| echo.echo(format!("op{i}")).schedule().expect("scheduled"))
         .collect();
-    settle().await;
     for handle in &handles {
-        let info = handle.info();
+        let info = handle
+            .wait_for(|i| matches!(i.state, OperationState::Blocked { .. }))
+            .await;
         assert_eq!(
             info.state,
             OperationState::Blocked {

@@ -5,7 +5,7 @@ mod machinery_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use machinery_support::{Answer, EchoClient, Scripted, secs, settle};
+use machinery_support::{Answer, EchoClient, Scripted, secs};
 use nexus_runtime::Client;
 use nexus_runtime::client::{EndpointConfig, OperationState};
 use nexus_runtime::error::HandlerErrorType;
@@ -34,7 +34,9 @@ async fn excess_operations_queue_up_to_the_bound_then_fail_locally() {
     let handles: Vec<_> = (0..3)
         .map(|i| echo.echo(format!("op{i}")).schedule().expect("scheduled"))
         .collect();
-    settle().await;
+    for handle in &handles {
+        handle.wait_for(|i| i.attempt == 1).await;
+    }
     // One in flight, two waiting in the queue: the queue is full.
     assert_eq!(transport.start_count(), 1);
     let error = echo
@@ -86,7 +88,7 @@ async fn a_zero_bound_fails_as_soon_as_the_limit_is_reached() {
             .limits(Limits::default().max_concurrency(1).queue_bound(0)),
     );
     let first = echo.echo("a".into()).schedule().expect("scheduled");
-    settle().await;
+    first.wait_for(|i| i.attempt == 1).await;
     let error = echo.echo("b".into()).await.expect_err("no queue");
     assert_eq!(
         error.as_handler_error().map(|e| e.error_type.clone()),
@@ -106,7 +108,9 @@ async fn the_rate_limit_spreads_attempts_over_time() {
     let handles: Vec<_> = (0..5)
         .map(|i| echo.echo(format!("op{i}")).schedule().expect("scheduled"))
         .collect();
-    settle().await;
+    for handle in &handles {
+        handle.wait_for(|i| i.attempt == 1).await;
+    }
     assert_eq!(handles[2].info().state, OperationState::Scheduled);
     assert_eq!(
         handles[2].info().attempt,

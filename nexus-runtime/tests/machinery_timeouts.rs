@@ -59,6 +59,20 @@ async fn the_request_timeout_bounds_each_attempt_and_is_sent_as_the_request_dead
 }
 
 #[tokio::test(start_paused = true)]
+async fn without_retries_the_request_timeout_ends_the_operation() {
+    let (transport, echo) = setup(|e| e.retry(RetryPolicy::no_retries()));
+    transport.starts([Answer::Hang]);
+    let start = Instant::now();
+    let handle = echo.echo("x".into()).schedule().expect("scheduled");
+    assert_eq!(
+        handle.result().await,
+        Err(timeout(TimeoutKind::Request, None))
+    );
+    assert_eq!(secs(start, Instant::now()), 10.0);
+    assert_eq!(handle.state(), OperationState::TimedOut);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_request_timeout_is_a_retryable_last_failure() {
     let (transport, echo) = setup(|e| e.request_timeout(Duration::from_secs(2)));
     transport.starts(std::iter::repeat_n(Answer::Hang, 10));

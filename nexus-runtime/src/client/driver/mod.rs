@@ -192,6 +192,7 @@ impl Driver {
             CallError::Operation(e) if e.state == OperationErrorState::Canceled => {
                 OperationState::Canceled
             }
+            CallError::Timeout { .. } => OperationState::TimedOut,
             _ => OperationState::Failed,
         };
         self.resolve(Err(error), state);
