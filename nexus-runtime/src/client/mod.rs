@@ -251,7 +251,7 @@ impl Client {
                 "endpoint `{endpoint}` has no targets"
             )));
         }
-        if state.targets.need_callback_url() && self.inner.callback_url.is_none() {
+        if state.targets.any_needs_callback_url() && self.inner.callback_url.is_none() {
             return Err(CallError::Invalid(format!(
                 "endpoint `{endpoint}` needs a callback URL for async operations; \
                  configure one with ClientBuilder::callback_url"

@@ -69,7 +69,7 @@ impl Targets {
     }
 
     /// Whether any target needs completions to come back over the network.
-    pub fn need_callback_url(&self) -> bool {
+    pub fn any_needs_callback_url(&self) -> bool {
         self.targets
             .iter()
             .any(|t| t.transport.needs_callback_url())
