@@ -71,13 +71,14 @@ impl PendingTable {
                 "no operation is waiting for callback `{id}` (unknown, or already completed)"
             ))
         })?;
-        if let Some(expected) = &entry.token {
-            if !completion.token.is_empty() && &completion.token != expected {
-                return Err(HandlerError::bad_request(format!(
-                    "completion for token `{}` sent to the callback of token `{expected}`",
-                    completion.token
-                )));
-            }
+        if let Some(expected) = &entry.token
+            && !completion.token.is_empty()
+            && &completion.token != expected
+        {
+            return Err(HandlerError::bad_request(format!(
+                "completion for token `{}` sent to the callback of token `{expected}`",
+                completion.token
+            )));
         }
         let entry = entries
             .remove(id)

@@ -166,10 +166,10 @@ impl OperationError {
 impl fmt::Display for OperationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "operation {}: {}", self.state, self.message)?;
-        if let Some(cause) = &self.cause {
-            if cause.message != self.message || cause.cause.is_some() {
-                write!(f, ": {cause}")?;
-            }
+        if let Some(cause) = &self.cause
+            && (cause.message != self.message || cause.cause.is_some())
+        {
+            write!(f, ": {cause}")?;
         }
         Ok(())
     }
