@@ -1,20 +1,18 @@
 //! The validated model of a service: everything the renderers need, checked once, with every
 //! problem reported at the offending token together with what to write instead.
 
+mod names;
+mod signature;
+
 use std::collections::HashMap;
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use crate::attrs;
 use crate::diagnostics::Diagnostics;
 use crate::{docs, naming};
-
-/// Name prefixes reserved by Temporal and by this crate.
-const RESERVED_PREFIXES: &[(&str, &str)] = &[("__temporal_", "Temporal"), ("__nexus", "nexus-rs")];
-
-/// Inherent methods of the generated client; an operation method cannot share their names.
-const CLIENT_METHODS: &[&str] = &["new", "endpoint", "service_client"];
+use names::{CLIENT_METHODS, check_reserved, check_wire_name};
 
 /// A validated service.
 pub(crate) struct Service {
@@ -44,21 +42,12 @@ pub(crate) struct Operation {
     pub output: syn::Type,
 }
 
-impl Operation {
-    /// The input type, `()` when the operation has no input argument.
-    pub fn input_type(&self) -> TokenStream {
-        match &self.input {
-            Some((_, ty)) => quote!(#ty),
-            None => quote!(()),
-        }
-    }
-}
-
 impl Service {
     /// Validates the trait and its attribute arguments.
     pub fn build(args: TokenStream, item: &syn::ItemTrait) -> Result<Service, TokenStream> {
         let mut diags = Diagnostics::default();
         let args = attrs::service_args(args, &mut diags);
+        let krate = runtime_path(args.krate);
         check_trait_shape(item, &mut diags);
 
         let wire_name = match &args.name {
@@ -69,24 +58,39 @@ impl Service {
             None => naming::unraw(&item.ident),
         };
 
-        let mut operations = Vec::new();
+        let mut operations: Vec<Operation> = Vec::new();
         let mut wire_names: HashMap<String, syn::Ident> = HashMap::new();
+        let mut descriptors: HashMap<String, syn::Ident> = HashMap::new();
         for trait_item in &item.items {
-            let Some(op) = operation(trait_item, &mut diags) else {
+            let Some(op) = operation(trait_item, &krate, &mut diags) else {
                 continue;
             };
             if let Some(previous) = wire_names.get(&op.wire_name) {
                 diags.error(
                     &op.method,
                     format!(
-                        "operation name `{}` is already used by `{previous}`; give one of them another \
-                         name with `#[operation(name = \"...\")]`",
+                        "operation name `{}` is already used by method `{previous}`; give one of \
+                         them another name with `#[operation(name = \"...\")]`",
                         op.wire_name
                     ),
                 );
                 continue;
             }
+            if let Some(previous) = descriptors.get(&op.descriptor.to_string()) {
+                diags.error(
+                    &op.method,
+                    format!(
+                        "methods `{previous}` and `{}` both make the descriptor type `{}::{}`; \
+                         rename one of the methods",
+                        op.method,
+                        naming::module_name(&item.ident),
+                        op.descriptor
+                    ),
+                );
+                continue;
+            }
             wire_names.insert(op.wire_name.clone(), op.method.clone());
+            descriptors.insert(op.descriptor.to_string(), op.method.clone());
             operations.push(op);
         }
         if operations.is_empty() && !diags.has_errors() {
@@ -98,7 +102,7 @@ impl Service {
         }
 
         let service = Service {
-            krate: runtime_path(args.krate),
+            krate,
             item: item.clone(),
             wire_name,
             description: docs::collect(&item.attrs),
@@ -112,14 +116,12 @@ impl Service {
 }
 
 fn check_trait_shape(item: &syn::ItemTrait, diags: &mut Diagnostics) {
-    let generics = &item.generics;
-    if !generics.params.is_empty() || generics.where_clause.is_some() {
-        diags.error(
-            generics,
-            "generic service traits are not supported: a contract has one fixed wire schema; \
-             remove the generic parameters and use concrete input and output types",
-        );
-    }
+    check_generics(
+        &item.generics,
+        "a service trait",
+        "a contract has one fixed wire schema",
+        diags,
+    );
     if let Some(unsafety) = &item.unsafety {
         diags.error(
             unsafety,
@@ -138,7 +140,11 @@ fn check_trait_shape(item: &syn::ItemTrait, diags: &mut Diagnostics) {
 }
 
 /// Validates one trait item; `None` if it is not a usable operation (errors recorded).
-fn operation(item: &syn::TraitItem, diags: &mut Diagnostics) -> Option<Operation> {
+fn operation(
+    item: &syn::TraitItem,
+    krate: &TokenStream,
+    diags: &mut Diagnostics,
+) -> Option<Operation> {
     let method = match item {
         syn::TraitItem::Fn(method) => method,
         syn::TraitItem::Const(c) => {
@@ -196,15 +202,12 @@ fn operation(item: &syn::TraitItem, diags: &mut Diagnostics) -> Option<Operation
     if let Some(abi) = &sig.abi {
         diags.error(abi, "an operation cannot declare an ABI; remove `extern`");
     }
-    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        diags.error(
-            &sig.generics,
-            format!(
-                "operation `{method_name}` cannot be generic: each operation has one wire schema; \
-                 use concrete input and output types"
-            ),
-        );
-    }
+    check_generics(
+        &sig.generics,
+        &format!("operation `{method_name}`"),
+        "each operation has one wire schema",
+        diags,
+    );
     if let Some(variadic) = &sig.variadic {
         diags.error(variadic, "an operation cannot be variadic");
     }
@@ -223,12 +226,13 @@ fn operation(item: &syn::TraitItem, diags: &mut Diagnostics) -> Option<Operation
             &sig.ident,
             format!(
                 "a method named `{method_name}` collides with the generated client's `{method_name}`; \
-                 rename the method and keep the wire name with `#[operation(name = \"{method_name}\")]`"
+                 rename the method and keep the wire name with `#[operation(name = \"{}\")]`",
+                naming::operation_wire_name(&sig.ident)
             ),
         );
     }
 
-    let (input, output) = signature(sig, &method_name, diags);
+    let signature::Signature { input, output } = signature::check(sig, &method_name, krate, diags);
 
     let wire_name = match &args.name {
         Some(name) => {
@@ -263,199 +267,32 @@ fn operation(item: &syn::TraitItem, diags: &mut Diagnostics) -> Option<Operation
     })
 }
 
-/// Checks `(&self, ctx: OperationContext[, input: T]) -> OperationResult<O>`; returns the input
-/// argument and the output type.
-fn signature(
-    sig: &syn::Signature,
-    method_name: &str,
-    diags: &mut Diagnostics,
-) -> (Option<(syn::Ident, syn::Type)>, Option<syn::Type>) {
-    let usage = format!(
-        "`async fn {method_name}(&self, ctx: OperationContext, input: Input) -> OperationResult<Output>`"
-    );
-    let mut inputs = sig.inputs.iter();
-    match inputs.next() {
-        Some(syn::FnArg::Receiver(receiver)) => check_receiver(receiver, diags),
-        Some(syn::FnArg::Typed(arg)) => {
-            diags.error(
-                arg,
-                format!("operation `{method_name}` must take `&self` first; write {usage}"),
-            );
-        }
-        None => diags.error_at(
-            sig.paren_token.span.join(),
-            format!("operation `{method_name}` must take `&self` and a context; write {usage}"),
-        ),
-    }
-    let typed: Vec<&syn::PatType> = inputs
-        .filter_map(|arg| match arg {
-            syn::FnArg::Typed(t) => Some(t),
-            syn::FnArg::Receiver(_) => None,
-        })
-        .collect();
-
-    match typed.first() {
-        None => diags.error_at(
-            sig.paren_token.span.join(),
-            format!(
-                "operation `{method_name}` is missing its context argument; write {usage} \
-                 (the input may be omitted for an operation without input)"
-            ),
-        ),
-        Some(first) if !is_context_type(&first.ty) => diags.error(
-            &first.ty,
-            format!(
-                "operation `{method_name}` is missing its context argument: the first argument after \
-                 `&self` must be `ctx: OperationContext`; write {usage}"
-            ),
-        ),
-        Some(_) => {}
-    }
-    for arg in &typed {
-        check_pattern(&arg.pat, &arg.ty, diags);
-    }
-    if let Some(extra) = typed.get(2) {
-        let names: Vec<String> = typed[1..].iter().map(|a| quote!(#a).to_string()).collect();
+/// Rejects generic parameters and where clauses on the trait (`what` = "a service trait") or a
+/// method, with a message for lifetimes (inputs and outputs are owned) and one for the rest.
+fn check_generics(generics: &syn::Generics, what: &str, why: &str, diags: &mut Diagnostics) {
+    if let Some(lifetime) = generics.lifetimes().next() {
         diags.error(
-            extra,
+            lifetime,
             format!(
-                "operation `{method_name}` takes one input, but has {} ({}); bundle them into one \
-                 struct input",
-                typed.len() - 1,
-                names.join(", ")
+                "lifetime parameters are not supported on {what}: inputs and outputs are owned \
+                 values decoded from JSON; remove `{}` and use owned types",
+                lifetime.lifetime
+            ),
+        );
+    } else if !generics.params.is_empty() {
+        diags.error(
+            &generics.params,
+            format!(
+                "generic parameters are not supported on {what}: {why}; remove them and use \
+                 concrete input and output types"
             ),
         );
     }
-    let input = typed.get(1).map(|arg| {
-        let ident = match &*arg.pat {
-            syn::Pat::Ident(p) => p.ident.clone(),
-            _ => format_ident!("input"),
-        };
-        (ident, (*arg.ty).clone())
-    });
-    let output = output_type(&sig.output, method_name, diags);
-    (input, output)
-}
-
-fn check_receiver(receiver: &syn::Receiver, diags: &mut Diagnostics) {
-    let message = "operations take `&self`: one handler serves many calls at once (keep mutable \
-                   state behind a `Mutex` or an atomic); write `&self`";
-    match &receiver.kind {
-        syn::ReceiverKind::Reference(_, lifetime, mutability) => {
-            if mutability.is_some() {
-                diags.error(receiver, message);
-            } else if let Some(lifetime) = lifetime {
-                diags.error(
-                    lifetime,
-                    "remove the lifetime: operations take plain `&self`",
-                );
-            }
-        }
-        _ => diags.error(receiver, message),
-    }
-}
-
-fn check_pattern(pat: &syn::Pat, ty: &syn::Type, diags: &mut Diagnostics) {
-    match pat {
-        syn::Pat::Ident(p) if p.by_ref.is_none() && p.mutability.is_none() && p.subpat.is_none() => {}
-        syn::Pat::Wild(_) => {}
-        other => diags.error(
-            other,
-            format!(
-                "patterns are not allowed in operation arguments; write a plain name such as `input: {}`",
-                quote!(#ty)
-            ),
-        ),
-    }
-}
-
-fn is_context_type(ty: &syn::Type) -> bool {
-    match ty {
-        syn::Type::Path(p) => p
-            .path
-            .segments
-            .last()
-            .is_some_and(|s| s.ident == "OperationContext" && s.arguments.is_none()),
-        _ => false,
-    }
-}
-
-fn output_type(
-    output: &syn::ReturnType,
-    method_name: &str,
-    diags: &mut Diagnostics,
-) -> Option<syn::Type> {
-    let hint = "operations return `OperationResult<Output>` (`OperationResult<()>` for no output)";
-    let syn::ReturnType::Type(_, ty) = output else {
-        diags.error_at(
-            Span::call_site(),
-            format!("operation `{method_name}` has no return type; {hint}"),
+    if let Some(where_clause) = &generics.where_clause {
+        diags.error(
+            where_clause,
+            format!("`where` clauses are not supported on {what}; remove the `where` clause"),
         );
-        return None;
-    };
-    let syn::Type::Path(path) = &**ty else {
-        diags.error(ty, format!("unsupported return type; {hint}"));
-        return None;
-    };
-    let last = path.path.segments.last();
-    let Some(segment) = last.filter(|s| s.ident == "OperationResult") else {
-        diags.error(ty, format!("unsupported return type; {hint}"));
-        return None;
-    };
-    match &segment.arguments {
-        syn::PathArguments::AngleBracketed(args) if args.args.len() == 1 => match args.args.first()
-        {
-            Some(syn::GenericArgument::Type(t)) => Some(t.clone()),
-            _ => {
-                diags.error(args, format!("expected one output type; {hint}"));
-                None
-            }
-        },
-        other => {
-            diags.error(
-                if matches!(other, syn::PathArguments::None) {
-                    quote!(#segment)
-                } else {
-                    quote!(#other)
-                },
-                format!("expected one output type; {hint}"),
-            );
-            None
-        }
-    }
-}
-
-fn check_wire_name(name: &str, span: Span, what: &str, diags: &mut Diagnostics) {
-    if name.is_empty() {
-        diags.error_at(span, format!("the {what} name must not be empty; write `name = \"...\"` with at least one character"));
-        return;
-    }
-    if name.len() > 1000 {
-        diags.error_at(
-            span,
-            format!(
-                "the {what} name is {} bytes long; Temporal allows at most 1000",
-                name.len()
-            ),
-        );
-    }
-    if name.chars().any(char::is_control) {
-        diags.error_at(
-            span,
-            format!("the {what} name contains a control character; use printable characters"),
-        );
-    }
-    check_reserved(name, span, what, diags);
-}
-
-fn check_reserved(name: &str, span: Span, what: &str, diags: &mut Diagnostics) {
-    for (prefix, owner) in RESERVED_PREFIXES {
-        if name.starts_with(prefix) {
-            diags.error_at(
-                span,
-                format!("{what} names starting with `{prefix}` are reserved by {owner}; choose another name"),
-            );
-        }
     }
 }
 
