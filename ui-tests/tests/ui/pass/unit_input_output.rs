@@ -36,6 +36,8 @@ impl Counter for Impl {
 
 fn unit_input<Op: Operation<Input = ()>>() {}
 fn unit_output<Op: Operation<Output = ()>>() {}
+fn input_is_u32<Op: Operation<Input = u32>>() {}
+fn output_is_u32<Op: Operation<Output = u32>>() {}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -43,6 +45,8 @@ async fn main() {
     unit_output::<counter::Increment>();
     unit_output::<counter::Add>();
     unit_input::<counter::Get>();
+    input_is_u32::<counter::Add>();
+    output_is_u32::<counter::Get>();
 
     let definition = Definition::of::<CounterService>();
     let operations = &definition.services["counter"].operations;
