@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use nexus_runtime::codec::{self, Content};
-use nexus_runtime::machinery::RetryPolicy;
 use nexus_runtime::error::{HandlerErrorType, OperationErrorState};
+use nexus_runtime::machinery::RetryPolicy;
 use nexus_runtime::service::Dispatcher;
 use nexus_runtime::transport::{CancelRequest, InProcessTransport, StartRequest, StartResponse};
 use nexus_runtime::{
