@@ -27,7 +27,9 @@ pub(crate) struct ServiceArgs {
 }
 
 impl ServiceArgs {
-    const KEYS: &'static [&'static str] = &["name", "crate"];
+    /// The keys, each with an example value.
+    const KEYS: &'static [(&'static str, &'static str)] =
+        &[("name", "orders.v1"), ("crate", "::nexus_runtime")];
 }
 
 /// Arguments of `#[operation(...)]`.
@@ -38,7 +40,8 @@ pub(crate) struct OperationArgs {
 }
 
 impl OperationArgs {
-    const KEYS: &'static [&'static str] = &["name"];
+    /// The keys, each with an example value.
+    const KEYS: &'static [(&'static str, &'static str)] = &[("name", "placeOrder")];
 }
 
 /// Parses `#[nexus_service(...)]` arguments.
@@ -66,16 +69,20 @@ pub(crate) fn operation_args(attrs: &[syn::Attribute], diags: &mut Diagnostics) 
             diags,
         ),
         other => {
-            diags.error(other, "expected `#[operation(name = \"wireName\")]`");
+            diags.error(
+                other,
+                "expected `#[operation(name = \"wireName\")]`; without a name, remove the \
+                 attribute (the default wire name is the method's name in lowerCamelCase)",
+            );
             OperationArgs::default()
         }
     }
 }
 
-fn key_list(valid: &[&str]) -> String {
+fn key_list(valid: &[(&str, &str)]) -> String {
     valid
         .iter()
-        .map(|k| format!("`{k}`"))
+        .map(|(k, _)| format!("`{k}`"))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -83,7 +90,7 @@ fn key_list(valid: &[&str]) -> String {
 fn parse<T: FromMeta + Default>(
     tokens: TokenStream,
     attr: &str,
-    valid: &[&str],
+    valid: &[(&str, &str)],
     diags: &mut Diagnostics,
 ) -> T {
     let items = match NestedMeta::parse_meta_list(tokens) {
@@ -117,14 +124,10 @@ fn parse<T: FromMeta + Default>(
                 ok = false;
                 continue;
             }
-            NestedMeta::NameValueInvalidExpr(other) => {
-                diags.error(&other.path, format!("invalid value in `#[{attr}]`"));
-                ok = false;
-                continue;
-            }
+            NestedMeta::NameValueInvalidExpr(other) => &other.path,
         };
         let key = path.to_token_stream().to_string().replace(' ', "");
-        if !valid.contains(&key.as_str()) {
+        let Some((_, example)) = valid.iter().find(|(k, _)| *k == key) else {
             diags.error(
                 path,
                 format!(
@@ -133,12 +136,46 @@ fn parse<T: FromMeta + Default>(
                 ),
             );
             ok = false;
-        } else if !seen.insert(key.clone()) {
+            continue;
+        };
+        if !seen.insert(key.clone()) {
             diags.error(
                 path,
                 format!("`{key}` is given twice in `#[{attr}]`; keep one"),
             );
             ok = false;
+            continue;
+        }
+        let expected = format!("`{key}` takes a string: write `{key} = \"{example}\"`");
+        match item {
+            NestedMeta::Meta(syn::Meta::NameValue(nv)) => match &nv.value {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(s),
+                    ..
+                }) => {
+                    if key == "crate" && syn::parse_str::<syn::Path>(&s.value()).is_err() {
+                        diags.error(
+                            s,
+                            format!(
+                                "`crate` takes the path of the runtime crate: write `crate = \"{example}\"`"
+                            ),
+                        );
+                        ok = false;
+                    }
+                }
+                other => {
+                    diags.error(other, expected);
+                    ok = false;
+                }
+            },
+            NestedMeta::NameValueInvalidExpr(nv) => {
+                diags.error(&nv.value, expected);
+                ok = false;
+            }
+            other => {
+                diags.error(other, expected);
+                ok = false;
+            }
         }
     }
     if !ok {

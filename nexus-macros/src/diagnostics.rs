@@ -3,10 +3,13 @@
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 
-/// An accumulator of `syn::Error`s.
+/// An accumulator of `syn::Error`s, and of checks left to rustc.
 #[derive(Default)]
 pub(crate) struct Diagnostics {
     errors: Vec<syn::Error>,
+    /// Items that fail to compile with rustc's own error when the input is wrong, for mistakes
+    /// rustc already reports well (a second, hand-made error would only repeat it).
+    deferred: Vec<TokenStream>,
 }
 
 impl Diagnostics {
@@ -25,25 +28,33 @@ impl Diagnostics {
         self.errors.push(error);
     }
 
-    /// `Ok(value)` if nothing was recorded, else all errors as `compile_error!` tokens.
+    /// Records an item that does not compile, so that rustc reports the problem.
+    pub fn defer(&mut self, check: TokenStream) {
+        self.deferred.push(check);
+    }
+
+    /// `Ok(value)` if nothing was recorded, else all errors as `compile_error!` tokens followed
+    /// by the deferred checks.
     pub fn finish<T>(self, value: T) -> Result<T, TokenStream> {
-        if self.errors.is_empty() {
-            Ok(value)
-        } else {
-            Err(self
-                .errors
-                .into_iter()
-                .map(|e| e.to_compile_error())
-                .collect())
+        if !self.has_errors() {
+            return Ok(value);
         }
+        let mut out: TokenStream = self
+            .errors
+            .iter()
+            .map(syn::Error::to_compile_error)
+            .collect();
+        out.extend(self.deferred);
+        Err(out)
     }
 
-    /// How many errors were recorded.
+    /// How many errors were recorded (deferred checks included).
     pub fn len(&self) -> usize {
-        self.errors.len()
+        self.errors.len() + self.deferred.len()
     }
 
+    /// Whether anything was recorded.
     pub fn has_errors(&self) -> bool {
-        !self.errors.is_empty()
+        self.len() > 0
     }
 }

@@ -28,6 +28,18 @@ fn expand(
 ) -> proc_macro2::TokenStream {
     let item_trait: syn::ItemTrait = match syn::parse2(item.clone()) {
         Ok(t) => t,
+        // Not a trait at all: say where the attribute goes. (A trait that does not parse keeps
+        // syn's message, followed by the item as written so rustc reports the syntax error too.)
+        Err(e) if !is_trait(&item) => {
+            let message = format!(
+                "{e}: `#[nexus_service]` goes on a trait whose methods are the operations, such as \
+                 `pub trait Orders {{ async fn place(&self, ctx: OperationContext, input: Order) \
+                 -> OperationResult<Receipt>; }}`"
+            );
+            let mut out = syn::Error::new(e.span(), message).to_compile_error();
+            out.extend(item);
+            return out;
+        }
         Err(e) => {
             let mut out = e.to_compile_error();
             out.extend(item);
@@ -42,4 +54,11 @@ fn expand(
             out
         }
     }
+}
+
+/// Whether the item's top-level tokens include the `trait` keyword.
+fn is_trait(item: &proc_macro2::TokenStream) -> bool {
+    item.clone()
+        .into_iter()
+        .any(|t| matches!(t, proc_macro2::TokenTree::Ident(i) if i == "trait"))
 }

@@ -10,8 +10,30 @@ pub use ::std::vec::Vec;
 
 pub use crate::codec::Content;
 pub use crate::definition::{Definition, DefinitionBuilder};
-pub use crate::service::{ServiceHandler, StartFuture, typed_start};
+pub use crate::service::{ServiceHandler, StartFuture, decode_input, encode_output};
 
-/// Asserts at compile time that an input or output type can be a payload; the generated call is
-/// spanned on the user's type so the error points there.
-pub const fn assert_payload<T: crate::operation::Payload>() {}
+/// Names an operation's input or output type through the check that it is a
+/// [`Payload`](crate::Payload): generated descriptors say `type Input = <T as IsPayload>::Type`,
+/// spanned on the user's type. A type that is not a payload then gives one error, at that type,
+/// with `Payload`'s message (a plain `type Input = T` would report the first missing serde or
+/// schemars trait instead, pointing into the runtime).
+pub trait IsPayload {
+    /// The type itself.
+    type Type: crate::operation::Payload;
+}
+
+impl<T: crate::operation::Payload> IsPayload for T {
+    type Type = T;
+}
+
+/// Implemented by no type: the bound of [`RequireOutputType`].
+#[diagnostic::on_unimplemented(
+    message = "operations return `OperationResult<Output>`; write the output type",
+    label = "write `OperationResult<Output>` here (`OperationResult<()>` for no output)"
+)]
+pub trait OutputTypeWritten {}
+
+/// Generated when an operation returns `OperationResult` without its output type. If that is the
+/// runtime's generic alias, rustc reports the missing argument; if it is an alias of the user's,
+/// this bound reports that the output type must be written out.
+pub struct RequireOutputType<T: OutputTypeWritten>(::core::marker::PhantomData<T>);

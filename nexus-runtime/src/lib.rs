@@ -61,6 +61,7 @@ pub mod completion;
 pub mod definition;
 pub mod error;
 pub mod link;
+pub mod machinery;
 pub mod operation;
 pub mod protocol;
 #[cfg(feature = "http")]
@@ -71,7 +72,9 @@ pub mod transport;
 #[doc(hidden)]
 pub mod __private;
 
-pub use client::{Call, CallOptions, CancellationType, Client, OperationHandle, ServiceClient};
+pub use client::{
+    Call, CallOptions, CancellationType, Client, EndpointConfig, OperationHandle, ServiceClient,
+};
 pub use error::{CallError, Failure, HandlerError, OperationError, StartError};
 pub use link::Link;
 pub use nexus_macros::nexus_service;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use nexus_runtime::codec::{self, Content};
 use nexus_runtime::error::{HandlerErrorType, OperationErrorState};
+use nexus_runtime::machinery::RetryPolicy;
 use nexus_runtime::service::Dispatcher;
 use nexus_runtime::transport::{CancelRequest, InProcessTransport, StartRequest, StartResponse};
 use nexus_runtime::{
@@ -223,7 +224,12 @@ async fn undecodable_input_is_bad_request_naming_the_field() {
 async fn a_panicking_handler_is_internal_and_the_dispatcher_keeps_serving() {
     let (_, _, client) = setup();
     for _ in 0..3 {
-        let err = client.explode("x".into()).await.unwrap_err();
+        // INTERNAL is retryable: without this policy the machinery would retry the panic forever.
+        let err = client
+            .explode("x".into())
+            .retry_policy(RetryPolicy::no_retries())
+            .await
+            .unwrap_err();
         let CallError::Handler(err) = err else {
             panic!("expected a handler error, got {err:?}")
         };

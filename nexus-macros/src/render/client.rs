@@ -1,7 +1,8 @@
 //! The caller stub: `<Trait>Client`, one method per operation returning a `Call`.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned as _;
 
 use crate::model::Service;
 
@@ -28,15 +29,21 @@ pub(crate) fn render(service: &Service) -> TokenStream {
         let wire = format!("Calls the `{}` operation.", op.wire_name);
         let separator = (!docs.is_empty()).then(|| quote!(#[doc = ""]));
         match &op.input {
-            Some((name, ty)) => quote! {
-                #(#cfgs)*
-                #(#docs)*
-                #separator
-                #[doc = #wire]
-                pub fn #method(&self, #name: #ty) -> #krate::Call<#module::#descriptor> {
-                    self.inner.call::<#module::#descriptor>(#name)
+            Some((name, ty)) => {
+                // Spanned on the input type: if it is not a payload, the error here is identical to
+                // the one at the descriptor, and rustc reports it once.
+                let body =
+                    quote_spanned!(ty.span()=> self.inner.call::<#module::#descriptor>(#name));
+                quote! {
+                    #(#cfgs)*
+                    #(#docs)*
+                    #separator
+                    #[doc = #wire]
+                    pub fn #method(&self, #name: #ty) -> #krate::Call<#module::#descriptor> {
+                        #body
+                    }
                 }
-            },
+            }
             None => quote! {
                 #(#cfgs)*
                 #(#docs)*

@@ -24,6 +24,7 @@ pub(crate) fn render(service: &Service) -> TokenStream {
     );
     let definition = super::definition::body(service);
 
+    let inner_vis = nested_visibility(vis);
     let structs = service.operations.iter().map(|op| {
         let cfgs = &op.cfgs;
         let descriptor = &op.descriptor;
@@ -38,7 +39,7 @@ pub(crate) fn render(service: &Service) -> TokenStream {
                 ::core::clone::Clone, ::core::marker::Copy, ::core::fmt::Debug, ::core::default::Default,
                 ::core::cmp::PartialEq, ::core::cmp::Eq, ::core::hash::Hash
             )]
-            pub struct #descriptor;
+            #inner_vis struct #descriptor;
         }
     });
     let impls = service.operations.iter().map(|op| {
@@ -46,21 +47,25 @@ pub(crate) fn render(service: &Service) -> TokenStream {
         let descriptor = &op.descriptor;
         let op_wire = &op.wire_name;
         let op_description = &op.description;
-        let input = op.input_type();
-        let output = &op.output;
-        // Spanned on the user's types, so an unsatisfied bound points at them.
-        let input_ty = match &op.input {
-            Some((_, ty)) => quote_spanned!(ty.span()=> #ty),
-            None => quote!(()),
+        // Each payload type goes through `IsPayload`, spanned on the user's type: the one place
+        // where a type that is not a payload is reported.
+        let checked = |name: &str, ty: &syn::Type| {
+            let name = syn::Ident::new(name, ty.span());
+            quote_spanned!(ty.span()=> type #name = <#ty as #krate::__private::IsPayload>::Type;)
         };
-        let output_ty = quote_spanned!(output.span()=> #output);
-        let _ = input;
+        let input_ty = match &op.input {
+            Some((_, ty)) => checked("Input", ty),
+            None => quote!(
+                type Input = ();
+            ),
+        };
+        let output_ty = checked("Output", &op.output);
         quote! {
             #(#cfgs)*
             impl #krate::Operation for #module::#descriptor {
                 type Service = #service_ident;
-                type Input = #input_ty;
-                type Output = #output_ty;
+                #input_ty
+                #output_ty
                 const NAME: &'static str = #op_wire;
                 const DESCRIPTION: &'static str = #op_description;
             }
@@ -87,6 +92,28 @@ pub(crate) fn render(service: &Service) -> TokenStream {
             const DESCRIPTION: &'static str = #description;
             fn definition() -> #krate::definition::Definition {
                 #definition
+            }
+        }
+    }
+}
+
+/// The visibility, inside the descriptor module, that matches the trait's visibility outside it:
+/// a descriptor must not be more visible than the `<Trait>Service` its `Operation` impl names.
+fn nested_visibility(vis: &syn::Visibility) -> TokenStream {
+    match vis {
+        syn::Visibility::Public(_) => quote!(pub),
+        syn::Visibility::Inherited => quote!(pub(super)),
+        syn::Visibility::Restricted(restricted) => {
+            let path = &restricted.path;
+            let first = path.segments.first().map(|s| s.ident.to_string());
+            match first.as_deref() {
+                Some("crate") if path.leading_colon.is_none() => quote!(pub(in #path)),
+                Some("self") => {
+                    let rest = path.segments.iter().skip(1);
+                    quote!(pub(in super #(::#rest)*))
+                }
+                // `super` and other relative paths: one more `super` from inside the module.
+                _ => quote!(pub(in super::#path)),
             }
         }
     }

@@ -1,8 +1,9 @@
 //! The handler side: `<Trait>Service::handler(impl)`, an object-safe dispatch table keyed by wire
 //! names. Its adapter type is hidden inside a `const _` block.
 
-use proc_macro2::TokenStream;
-use quote::quote;
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned as _;
 
 use crate::model::Service;
 
@@ -25,7 +26,17 @@ pub(crate) fn render(service: &Service) -> TokenStream {
         let wire = &op.wire_name;
         let method = &op.method;
         let descriptor = &op.descriptor;
-        let call = match &op.input {
+        // The two halves of a start are spanned on the user's output and input types: each
+        // normalizes only its own type, so a type that is not a payload gives the same error as
+        // at the descriptor, at the same place, and rustc reports it once.
+        let out_span = op.output.span();
+        let in_span = op
+            .input
+            .as_ref()
+            .map_or_else(Span::call_site, |(_, ty)| ty.span());
+        let krate_out = super::respan(krate, out_span);
+        let krate_in = super::respan(krate, in_span);
+        let run = match &op.input {
             Some(_) => quote! {
                 move |ctx, input| async move { #trait_ident::#method(&*handler, ctx, input).await }
             },
@@ -33,13 +44,17 @@ pub(crate) fn render(service: &Service) -> TokenStream {
                 move |ctx, _: ()| async move { #trait_ident::#method(&*handler, ctx).await }
             },
         };
+        let run = quote_spanned! {out_span=>
+            #krate_out::__private::encode_output::<#module::#descriptor, _, _, _>(#run)
+        };
+        let start = quote_spanned! {in_span=>
+            #krate_in::__private::decode_input::<#module::#descriptor, _>(ctx, input, #run)
+        };
         quote! {
             #(#cfgs)*
             #wire => {
                 let handler = ::core::clone::Clone::clone(&self.0);
-                ::core::option::Option::Some(
-                    #krate::__private::typed_start::<#module::#descriptor, _, _>(ctx, input, #call)
-                )
+                ::core::option::Option::Some(#start)
             }
         }
     });

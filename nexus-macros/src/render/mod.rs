@@ -8,7 +8,7 @@ mod descriptors;
 mod handler;
 pub(crate) mod trait_def;
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream, TokenTree};
 
 use crate::model::Service;
 
@@ -19,4 +19,24 @@ pub(crate) fn service(service: &Service) -> TokenStream {
     out.extend(client::render(service));
     out.extend(handler::render(service));
     out
+}
+
+/// `tokens` with every span set to `span`, so that an error rustc reports in generated code lands
+/// at a chosen place in the user's code.
+pub(crate) fn respan(tokens: &TokenStream, span: Span) -> TokenStream {
+    tokens
+        .clone()
+        .into_iter()
+        .map(|mut tree| {
+            if let TokenTree::Group(group) = &tree {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), respan(&group.stream(), span));
+                inner.set_span(span);
+                tree = TokenTree::Group(inner);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
 }

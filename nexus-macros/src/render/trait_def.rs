@@ -38,21 +38,27 @@ pub(crate) fn emit(service: &Service) -> TokenStream {
     quote!(#item)
 }
 
-/// The trait of an invalid service: as written, minus what would only add follow-on errors
-/// (helper attributes, patterns in argument position).
+/// The trait of an invalid service: as written, minus what would only add follow-on errors from
+/// rustc (helper attributes, `const` on a method, patterns in argument position).
 pub(crate) fn sanitized(item: &syn::ItemTrait) -> TokenStream {
     let mut item = item.clone();
     strip_helper_attrs(&mut item);
     for trait_item in &mut item.items {
         if let syn::TraitItem::Fn(method) = trait_item {
+            method.sig.constness = None;
             if method.default.is_some() {
                 continue;
             }
             for arg in &mut method.sig.inputs {
-                if let syn::FnArg::Typed(t) = arg
-                    && !matches!(&*t.pat, syn::Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none())
-                {
-                    *t.pat = syn::parse_quote!(_);
+                if let syn::FnArg::Typed(t) = arg {
+                    match &mut *t.pat {
+                        syn::Pat::Ident(p) if p.subpat.is_none() => {
+                            p.by_ref = None;
+                            p.mutability = None;
+                        }
+                        syn::Pat::Wild(_) => {}
+                        other => *other = syn::parse_quote!(_),
+                    }
                 }
             }
         }

@@ -7,13 +7,22 @@ use std::time::Duration;
 use super::{CallOptions, CancellationType, OperationHandle, ServiceClient};
 use crate::error::CallError;
 use crate::link::Link;
+use crate::machinery::RetryPolicy;
 use crate::operation::Operation;
 
 /// A call of operation `Op`, not yet sent. Generated caller stubs return it.
 ///
 /// - `.await` it to start the operation and wait for its result, whether the handler answers
 ///   synchronously or asynchronously;
-/// - [`start`](Self::start) it to get an [`OperationHandle`] (token, result, cancel).
+/// - [`start`](Self::start) it to get an [`OperationHandle`] (token, result, cancel) once the
+///   operation started;
+/// - [`schedule`](Self::schedule) it to get the handle at once and watch the pending operation
+///   (attempts, backoff, breaker) through [`OperationHandle::info`].
+///
+/// Options left unset come from the endpoint's [`EndpointConfig`](crate::client::EndpointConfig).
+/// A call made inside a handler (or an async operation's work) inherits the handler's remaining
+/// deadline when it is smaller than its own, and is canceled, according to its cancellation type,
+/// when the handler's operation is canceled.
 ///
 /// ```no_run
 /// # use std::time::Duration;
@@ -80,6 +89,30 @@ impl<Op: Operation> Call<Op> {
         self
     }
 
+    /// Bounds the time until the operation started (or returned its sync result).
+    pub fn schedule_to_start_timeout(mut self, timeout: Duration) -> Self {
+        self.options.schedule_to_start_timeout = Some(timeout);
+        self
+    }
+
+    /// Bounds an async operation from its start to its result.
+    pub fn start_to_close_timeout(mut self, timeout: Duration) -> Self {
+        self.options.start_to_close_timeout = Some(timeout);
+        self
+    }
+
+    /// Bounds each attempt (default 10 s); sent as `Request-Timeout`.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.options.request_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets how failed attempts are retried (default: the endpoint's policy).
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.options.retry_policy = Some(policy);
+        self
+    }
+
     /// Adds a header to the start request.
     pub fn header(mut self, name: impl AsRef<str>, value: impl Into<String>) -> Self {
         self.options = self.options.header(name, value);
@@ -98,12 +131,23 @@ impl<Op: Operation> Call<Op> {
         self
     }
 
-    /// Starts the operation and returns a handle without waiting for the result.
+    /// Starts the operation and returns its handle once it started (its token is known) or
+    /// answered synchronously, without waiting for an async result. Fails if the operation ended
+    /// before starting (a non-retryable error, a timeout, a cancellation).
     pub async fn start(self) -> Result<OperationHandle<Op>, CallError> {
         self.service
             .client()
             .start::<Op>(self.service.endpoint(), self.input, self.options)
             .await
+    }
+
+    /// Schedules the operation and returns its handle at once; a background task drives it.
+    /// Fails only if the call cannot be made as configured (unknown endpoint, input that does not
+    /// encode, no Tokio runtime).
+    pub fn schedule(self) -> Result<OperationHandle<Op>, CallError> {
+        self.service
+            .client()
+            .schedule::<Op>(self.service.endpoint(), self.input, self.options)
     }
 }
 
@@ -112,6 +156,6 @@ impl<Op: Operation> IntoFuture for Call<Op> {
     type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move { self.start().await?.result().await })
+        Box::pin(async move { self.schedule()?.result().await })
     }
 }

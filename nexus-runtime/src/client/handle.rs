@@ -1,26 +1,29 @@
-//! Handles to started operations.
+//! Handles to scheduled operations.
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use tokio::sync::watch;
-use tokio::time::Instant;
+use tokio::sync::{mpsc, oneshot, watch};
 
-use super::pending::Outcome;
-use super::{CancellationType, Client};
+use super::driver::{Command, Record};
+use super::info::{OperationInfo, OperationState};
 use crate::codec;
-use crate::error::{CallError, TimeoutKind};
+use crate::error::CallError;
 use crate::link::Link;
 use crate::operation::Operation;
-use crate::transport::CancelRequest;
 
-/// A started operation: its token, its result when it comes, and a way to cancel it.
+/// A scheduled operation: its state while pending, its token once started, its result when it
+/// comes, and a way to cancel it.
 ///
-/// Cloning a handle is cheap; all clones see the same operation. Dropping every handle (or the
-/// future awaiting the result) *abandons* the operation: no cancel request is sent and the handler
-/// keeps running it, as Temporal does for a terminated caller. Call [`cancel`](Self::cancel) to
-/// stop it.
+/// A task (the operation's *driver*) runs the operation in the background: attempts, backoff,
+/// breaker, timeouts, cancellation. The handle observes it.
+///
+/// Cloning a handle is cheap; all clones see the same operation. **Dropping every handle** (or the
+/// future awaiting the call) *abandons* the operation, as Temporal does for a terminated caller: no
+/// cancel request is sent, attempts stop, a started operation keeps running on the handler and its
+/// completion is refused (NOT_FOUND). A cancellation requested before the drop is still carried
+/// out. Call [`cancel`](Self::cancel) to stop an operation.
 pub struct OperationHandle<Op: Operation> {
     shared: Arc<Shared>,
     _op: PhantomData<fn() -> Op>,
@@ -36,34 +39,26 @@ impl<Op: Operation> Clone for OperationHandle<Op> {
 }
 
 pub(crate) struct Shared {
-    pub client: Client,
     pub endpoint: String,
     pub service: &'static str,
     pub operation: &'static str,
     pub request_id: String,
-    pub token: Option<String>,
-    pub start_links: Vec<Link>,
-    pub outcome: Arc<watch::Sender<Outcome>>,
-    pub pending_id: Option<String>,
-    pub deadline: Option<Instant>,
-    pub cancellation_type: CancellationType,
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        if let Some(id) = &self.pending_id {
-            self.client.pending().remove(id);
-        }
-    }
+    pub record: watch::Receiver<Record>,
+    pub commands: mpsc::UnboundedSender<Command>,
+    pub token: OnceLock<Option<String>>,
+    pub start_links: OnceLock<Vec<Link>>,
 }
 
 impl<Op: Operation> fmt::Debug for OperationHandle<Op> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let info = self.info();
         f.debug_struct("OperationHandle")
+            .field("endpoint", &self.shared.endpoint)
             .field("service", &self.shared.service)
             .field("operation", &self.shared.operation)
             .field("request_id", &self.shared.request_id)
-            .field("token", &self.shared.token)
+            .field("state", &info.state)
+            .field("token", &info.token)
             .finish_non_exhaustive()
     }
 }
@@ -76,139 +71,144 @@ impl<Op: Operation> OperationHandle<Op> {
         }
     }
 
-    /// The operation token, for an operation the handler runs asynchronously; `None` when it
-    /// answered synchronously.
-    pub fn token(&self) -> Option<&str> {
-        self.shared.token.as_deref()
+    /// A snapshot of the operation: state, attempts, last failure, next attempt time, token...
+    pub fn info(&self) -> OperationInfo {
+        self.shared.record.borrow().info.clone()
     }
 
-    /// The request id the operation was started with.
+    /// The state of the operation.
+    pub fn state(&self) -> OperationState {
+        self.shared.record.borrow().info.state.clone()
+    }
+
+    /// Waits until `condition` holds for the operation's info (checked at every transition) and
+    /// returns that info; returns the last info if the operation's driver stopped first.
+    pub async fn wait_for(
+        &self,
+        mut condition: impl FnMut(&OperationInfo) -> bool,
+    ) -> OperationInfo {
+        let mut rx = self.shared.record.clone();
+        match rx.wait_for(|record| condition(&record.info)).await {
+            Ok(record) => record.info.clone(),
+            Err(_) => self.info(),
+        }
+    }
+
+    /// Waits until the operation started (its token is known), answered synchronously, or ended.
+    /// Returns the error of an operation that ended without starting.
+    pub async fn wait_started(&self) -> Result<(), CallError> {
+        let info = self.wait_for(|info| info.state.is_started_or_done()).await;
+        match info.state {
+            OperationState::Started | OperationState::Succeeded => Ok(()),
+            _ => match self.shared.record.borrow().outcome.clone() {
+                Some(Err(e)) => Err(e),
+                Some(Ok(_)) => Ok(()),
+                None => Err(CallError::Invalid("the operation's driver stopped".into())),
+            },
+        }
+    }
+
+    /// The operation token, once the handler started the operation asynchronously; `None` while
+    /// it has not started, or when it answered synchronously.
+    pub fn token(&self) -> Option<&str> {
+        if let Some(token) = self.shared.token.get() {
+            return token.as_deref();
+        }
+        let (token, settled) = {
+            let record = self.shared.record.borrow();
+            let settled = record.info.token.is_some() || record.info.state.is_terminal();
+            (record.info.token.clone(), settled)
+        };
+        if settled {
+            self.shared.token.get_or_init(|| token).as_deref()
+        } else {
+            None
+        }
+    }
+
+    /// The request id the operation is started with (the same on every attempt).
     pub fn request_id(&self) -> &str {
         &self.shared.request_id
     }
 
+    /// The endpoint the operation runs on.
+    pub fn endpoint(&self) -> &str {
+        &self.shared.endpoint
+    }
+
     /// Whether the handler answered synchronously (the result is already here).
     pub fn is_sync(&self) -> bool {
-        self.shared.token.is_none()
+        let record = self.shared.record.borrow();
+        record.info.state == OperationState::Succeeded && record.info.token.is_none()
     }
 
     /// Whether the outcome is known.
     pub fn is_done(&self) -> bool {
-        self.shared.outcome.borrow().is_some()
+        self.shared.record.borrow().outcome.is_some()
     }
 
-    /// Links the handler returned with the start response.
+    /// Links the handler returned with the start response (empty until started).
     pub fn start_links(&self) -> &[Link] {
-        &self.shared.start_links
+        if let Some(links) = self.shared.start_links.get() {
+            return links;
+        }
+        let record = self.shared.record.borrow();
+        if record.info.state.is_started_or_done() {
+            let links = record.start_links.clone();
+            drop(record);
+            self.shared.start_links.get_or_init(|| links)
+        } else {
+            &[]
+        }
     }
 
     /// Links the handler sent with the completion, once it arrived.
     pub fn completion_links(&self) -> Vec<Link> {
-        self.shared
-            .outcome
-            .borrow()
-            .as_ref()
-            .map(|(_, links)| links.clone())
-            .unwrap_or_default()
+        self.shared.record.borrow().completion_links.clone()
     }
 
-    /// Waits for the result. Returns at once for a sync operation; for an async one, when the
-    /// completion arrives, the caller cancels, or the schedule-to-close timeout expires.
+    /// Waits for the result: at once for a sync operation, at the completion of an async one, or
+    /// when the operation fails, times out ([`CallError::Timeout`] names which timeout) or is
+    /// canceled.
     pub async fn result(&self) -> Result<Op::Output, CallError> {
-        let mut rx = self.shared.outcome.subscribe();
-        let wait = rx.wait_for(Option::is_some);
-        let outcome = match self.shared.deadline {
-            Some(deadline) => match tokio::time::timeout_at(deadline, wait).await {
-                Ok(v) => v,
-                Err(_) => {
-                    return Err(CallError::Timeout {
-                        kind: TimeoutKind::ScheduleToClose,
-                        last_failure: None,
-                    });
-                }
-            },
-            None => wait.await,
+        let mut rx = self.shared.record.clone();
+        let outcome = match rx.wait_for(|record| record.outcome.is_some()).await {
+            Ok(record) => record.outcome.clone(),
+            Err(_) => self.shared.record.borrow().outcome.clone(),
         };
         let content = match outcome {
-            Ok(guard) => match guard.as_ref() {
-                Some((result, _)) => result.clone()?,
-                None => return Err(CallError::Invalid("outcome vanished".into())),
-            },
-            Err(_) => return Err(CallError::Invalid("the client was dropped".into())),
+            Some(result) => result?,
+            None => return Err(CallError::Invalid("the operation's driver stopped".into())),
         };
         codec::decode::<Op::Output>(&content).map_err(|e| {
             CallError::Codec(format!("cannot decode the output of `{}`: {e}", Op::NAME))
         })
     }
 
-    /// Cancels the operation according to its [`CancellationType`]:
+    /// Cancels the operation.
+    ///
+    /// An operation that has not started yet is stopped from starting and ends as canceled. For a
+    /// started one, according to its [`CancellationType`](crate::CancellationType):
     /// - `Abandon`: no request is sent; waiting callers get [`CallError::Canceled`] at once.
-    /// - `TryCancel`: a cancel request is sent in the background; waiting callers get
-    ///   [`CallError::Canceled`] at once.
+    /// - `TryCancel`: a cancel request is sent (and retried) in the background; waiting callers
+    ///   get [`CallError::Canceled`] at once.
     /// - `WaitRequested`: returns once the handler acknowledged the request; waiting callers then
     ///   get [`CallError::Canceled`].
     /// - `WaitCompleted` (default): returns once the handler acknowledged the request; waiting
-    ///   callers keep waiting for the operation's completion.
+    ///   callers keep waiting for the operation's completion (usually a canceled
+    ///   [`OperationError`](crate::OperationError)).
     ///
-    /// Canceling an operation that already finished does nothing.
+    /// Returns the cancel request's error if it failed with a non-retryable error (such as
+    /// NOT_FOUND when the operation already ended) or ran out of attempts; canceling an operation
+    /// that already ended does nothing.
     pub async fn cancel(&self) -> Result<(), CallError> {
         if self.is_done() {
             return Ok(());
         }
-        let Some(token) = self.shared.token.clone() else {
+        let (reply, done) = oneshot::channel();
+        if self.shared.commands.send(Command::Cancel(reply)).is_err() {
             return Ok(());
-        };
-        let request = CancelRequest {
-            service: self.shared.service.to_owned(),
-            operation: self.shared.operation.to_owned(),
-            token,
-            headers: Default::default(),
-            request_deadline: None,
-        };
-        match self.shared.cancellation_type {
-            CancellationType::Abandon => {
-                self.resolve_canceled();
-                Ok(())
-            }
-            CancellationType::TryCancel => {
-                let client = self.shared.client.clone();
-                let endpoint = self.shared.endpoint.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = client.send_cancel(&endpoint, request).await {
-                        tracing::warn!(error = %e, "try-cancel request failed");
-                    }
-                });
-                self.resolve_canceled();
-                Ok(())
-            }
-            CancellationType::WaitRequested => {
-                self.shared
-                    .client
-                    .send_cancel(&self.shared.endpoint, request)
-                    .await?;
-                self.resolve_canceled();
-                Ok(())
-            }
-            CancellationType::WaitCompleted => {
-                self.shared
-                    .client
-                    .send_cancel(&self.shared.endpoint, request)
-                    .await
-            }
         }
-    }
-
-    fn resolve_canceled(&self) {
-        self.shared.outcome.send_if_modified(|current| {
-            if current.is_none() {
-                *current = Some((Err(CallError::Canceled), Vec::new()));
-                true
-            } else {
-                false
-            }
-        });
-        if let Some(id) = &self.shared.pending_id {
-            self.shared.client.pending().remove(id);
-        }
+        done.await.unwrap_or(Ok(()))
     }
 }

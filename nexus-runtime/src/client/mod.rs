@@ -1,32 +1,43 @@
 //! The caller side: a [`Client`] routes calls to endpoints; generated stubs wrap a
-//! [`ServiceClient`] and return [`Call`]s; a started operation is an [`OperationHandle`].
+//! [`ServiceClient`] and return [`Call`]s; a scheduled operation is an [`OperationHandle`], which a
+//! background *driver* task runs through the [machinery](crate::machinery) (retries, breaker,
+//! limits, timeouts, cancellation).
 
 mod call;
+mod driver;
+mod endpoint;
 mod handle;
+mod info;
 mod options;
 mod pending;
 
 pub use call::Call;
+pub use endpoint::EndpointConfig;
 pub use handle::OperationHandle;
+pub use info::{CancelState, CancellationInfo, OperationInfo, OperationState};
 pub use options::{CallOptions, CancellationType};
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use self::driver::{Channels, Driver, Record, Spec};
+use self::endpoint::EndpointState;
 use self::handle::Shared;
-use self::pending::{PendingSink, PendingTable};
+use self::pending::PendingTable;
 use crate::codec;
-use crate::completion::{Callback, Completion};
+use crate::completion::Completion;
 use crate::error::{CallError, HandlerError};
-use crate::operation::Operation;
+use crate::machinery::{BreakerState, Deadlines, Jitter, Timeouts};
+use crate::operation::{CallScope, Operation};
 use crate::service::Service;
-use crate::transport::{CancelRequest, StartRequest, StartResponse, Transport};
+use crate::transport::Transport;
 
-/// Calls operations on named endpoints. Cheap to clone; clones share endpoints and pending
-/// operations.
+/// Calls operations on named endpoints. Cheap to clone; clones share endpoints, breakers, limits
+/// and pending operations.
 ///
 /// ```
 /// use nexus_runtime::{Client, service::Dispatcher, transport::InProcessTransport};
@@ -42,9 +53,10 @@ pub struct Client {
 }
 
 struct Inner {
-    endpoints: HashMap<String, Arc<dyn Transport>>,
+    endpoints: HashMap<String, Arc<EndpointState>>,
     pending: Arc<PendingTable>,
     callback_url: Option<String>,
+    jitter: Jitter,
 }
 
 impl fmt::Debug for Client {
@@ -60,22 +72,34 @@ impl fmt::Debug for Client {
 /// Builds a [`Client`].
 #[derive(Default)]
 pub struct ClientBuilder {
-    endpoints: HashMap<String, Arc<dyn Transport>>,
+    endpoints: HashMap<String, EndpointConfig>,
     callback_url: Option<String>,
+    jitter: Option<Jitter>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("endpoints", &self.endpoints)
+            .field("callback_url", &self.callback_url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientBuilder {
-    /// Routes calls for endpoint `name` through `transport`.
+    /// Routes calls for endpoint `name` through a transport, or through an [`EndpointConfig`]
+    /// (several targets, retry policy, breaker, limits, timeouts).
     #[must_use]
-    pub fn endpoint(mut self, name: impl Into<String>, transport: impl Transport) -> Self {
-        self.endpoints.insert(name.into(), Arc::new(transport));
+    pub fn endpoint(mut self, name: impl Into<String>, config: impl Into<EndpointConfig>) -> Self {
+        self.endpoints.insert(name.into(), config.into());
         self
     }
 
-    /// Routes calls for endpoint `name` through a shared transport.
+    /// Routes calls for endpoint `name` through a shared transport, with the default settings.
     #[must_use]
     pub fn endpoint_arc(mut self, name: impl Into<String>, transport: Arc<dyn Transport>) -> Self {
-        self.endpoints.insert(name.into(), transport);
+        self.endpoints
+            .insert(name.into(), EndpointConfig::with_targets(vec![transport]));
         self
     }
 
@@ -87,13 +111,31 @@ impl ClientBuilder {
         self
     }
 
-    /// Builds the client.
+    /// The random source of backoff jitter (default: seeded from the operating system). A seeded
+    /// source ([`Jitter::seeded`]) makes retry schedules reproducible.
+    #[must_use]
+    pub fn jitter(mut self, jitter: Jitter) -> Self {
+        self.jitter = Some(jitter);
+        self
+    }
+
+    /// Builds the client. It needs no runtime; operations are driven by tasks of the Tokio
+    /// runtime they are scheduled from.
     pub fn build(self) -> Client {
+        let endpoints = self
+            .endpoints
+            .into_iter()
+            .map(|(name, config)| {
+                let state = Arc::new(EndpointState::new(name.clone(), config));
+                (name, state)
+            })
+            .collect();
         Client {
             inner: Arc::new(Inner {
-                endpoints: self.endpoints,
+                endpoints,
                 pending: Arc::default(),
                 callback_url: self.callback_url,
+                jitter: self.jitter.unwrap_or_default(),
             }),
         }
     }
@@ -121,9 +163,25 @@ impl Client {
         }
     }
 
-    /// Number of async operations waiting for their completion.
+    /// Number of operations this client is driving that may still receive a completion
+    /// (scheduled or started, not ended, not abandoned).
     pub fn pending_operations(&self) -> usize {
         self.inner.pending.len()
+    }
+
+    /// The circuit breaker state of `endpoint` (of its first target); `None` for an unknown
+    /// endpoint.
+    pub fn breaker_state(&self, endpoint: &str) -> Option<BreakerState> {
+        self.breaker_states(endpoint).into_iter().next()
+    }
+
+    /// The circuit breaker state of each target of `endpoint`, in order.
+    pub fn breaker_states(&self, endpoint: &str) -> Vec<BreakerState> {
+        self.inner
+            .endpoints
+            .get(endpoint)
+            .map(|e| e.targets.breaker_states())
+            .unwrap_or_default()
     }
 
     /// Delivers a completion received for callback id `callback_id` (the callback receiver calls
@@ -140,7 +198,19 @@ impl Client {
         &self.inner.pending
     }
 
-    fn transport(&self, endpoint: &str) -> Result<&Arc<dyn Transport>, CallError> {
+    pub(crate) fn pending_table(&self) -> Arc<PendingTable> {
+        self.inner.pending.clone()
+    }
+
+    pub(crate) fn jitter(&self) -> &Jitter {
+        &self.inner.jitter
+    }
+
+    pub(crate) fn callback_base(&self) -> Option<&str> {
+        self.inner.callback_url.as_deref()
+    }
+
+    fn endpoint_state(&self, endpoint: &str) -> Result<&Arc<EndpointState>, CallError> {
         self.inner.endpoints.get(endpoint).ok_or_else(|| {
             CallError::Invalid(format!(
                 "unknown endpoint `{endpoint}`; configured endpoints: {}",
@@ -149,15 +219,44 @@ impl Client {
         })
     }
 
-    /// Starts operation `Op` on `endpoint`.
+    /// Starts operation `Op` on `endpoint`; returns once it started or answered synchronously
+    /// (see [`Call::start`]).
     pub async fn start<Op: Operation>(
         &self,
         endpoint: &str,
         input: Op::Input,
         options: CallOptions,
     ) -> Result<OperationHandle<Op>, CallError> {
-        let scheduled = Instant::now();
-        let transport = self.transport(endpoint)?.clone();
+        let handle = self.schedule::<Op>(endpoint, input, options)?;
+        handle.wait_started().await?;
+        Ok(handle)
+    }
+
+    /// Schedules operation `Op` on `endpoint` and returns its handle at once (see
+    /// [`Call::schedule`]). Must be called from inside a Tokio runtime, which drives it.
+    pub fn schedule<Op: Operation>(
+        &self,
+        endpoint: &str,
+        input: Op::Input,
+        options: CallOptions,
+    ) -> Result<OperationHandle<Op>, CallError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            CallError::Invalid(
+                "operations are driven by Tokio tasks: call from inside a Tokio runtime".into(),
+            )
+        })?;
+        let state = self.endpoint_state(endpoint)?.clone();
+        if state.target_count == 0 {
+            return Err(CallError::Invalid(format!(
+                "endpoint `{endpoint}` has no targets"
+            )));
+        }
+        if state.targets.any_needs_callback_url() && self.inner.callback_url.is_none() {
+            return Err(CallError::Invalid(format!(
+                "endpoint `{endpoint}` needs a callback URL for async operations; \
+                 configure one with ClientBuilder::callback_url"
+            )));
+        }
         let input = codec::encode(&input).map_err(|e| {
             CallError::Codec(format!("cannot encode the input of `{}`: {e}", Op::NAME))
         })?;
@@ -165,90 +264,65 @@ impl Client {
             .request_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let deadline = options.schedule_to_close_timeout.map(|t| scheduled + t);
-        let (pending_id, outcome) = self.inner.pending.register();
-        let callback = if transport.needs_callback_url() {
-            let base = self.inner.callback_url.as_deref().ok_or_else(|| {
-                self.inner.pending.remove(&pending_id);
-                CallError::Invalid(format!(
-                    "endpoint `{endpoint}` needs a callback URL for async operations; \
-                     configure one with ClientBuilder::callback_url"
-                ))
-            })?;
-            Callback::Url {
-                url: format!("{base}/{pending_id}"),
-                headers: Default::default(),
-            }
-        } else {
-            Callback::Local(Arc::new(PendingSink {
-                table: self.inner.pending.clone(),
-                id: pending_id.clone(),
-            }))
-        };
-        let request = StartRequest {
-            service: <Op::Service as Service>::NAME.to_owned(),
-            operation: Op::NAME.to_owned(),
+        let scheduled = Instant::now();
+        let scope = CallScope::current();
+        let timeouts = merge_timeouts(state.timeouts, &options);
+        let deadlines = Deadlines::new(
+            &timeouts,
+            scheduled,
+            scope.as_ref().and_then(|s| s.deadline),
+        );
+        let (callback_id, completions) = self.inner.pending.register();
+        let (record, record_rx) = watch::channel(Record::new(scheduled));
+        let (commands_tx, commands) = mpsc::unbounded_channel();
+        let service = <Op::Service as Service>::NAME;
+        let spec = Spec {
+            service,
+            operation: Op::NAME,
             request_id: request_id.clone(),
-            headers: options.headers.clone(),
-            links: options.links.clone(),
-            callback: Some(callback),
-            request_deadline: deadline,
-            operation_timeout: deadline.map(|d| d.saturating_duration_since(Instant::now())),
+            headers: options.headers,
+            links: options.links,
             input,
+            cancellation_type: options.cancellation_type,
+            retry: options.retry_policy.unwrap_or_else(|| state.retry.clone()),
         };
-        let response = match deadline {
-            Some(d) => match tokio::time::timeout_at(d, transport.start(request)).await {
-                Ok(r) => r,
-                Err(_) => Err(CallError::Timeout {
-                    kind: crate::error::TimeoutKind::ScheduleToClose,
-                    last_failure: None,
-                }),
+        let driver = Driver::new(
+            self.clone(),
+            state,
+            spec,
+            deadlines,
+            Channels {
+                record,
+                commands,
+                completions,
+                callback_id,
             },
-            None => transport.start(request).await,
-        };
-        let mut shared = Shared {
-            client: self.clone(),
+            scope.map(|s| s.cancel),
+        );
+        runtime.spawn(driver.run());
+        Ok(OperationHandle::new(Shared {
             endpoint: endpoint.to_owned(),
-            service: <Op::Service as Service>::NAME,
+            service,
             operation: Op::NAME,
             request_id,
-            token: None,
-            start_links: Vec::new(),
-            outcome,
-            pending_id: None,
-            deadline,
-            cancellation_type: options.cancellation_type,
-        };
-        match response {
-            Err(e) => {
-                self.inner.pending.remove(&pending_id);
-                Err(e)
-            }
-            Ok(StartResponse::Sync { output, links }) => {
-                self.inner.pending.remove(&pending_id);
-                shared
-                    .outcome
-                    .send_replace(Some((Ok(output), links.clone())));
-                shared.start_links = links;
-                Ok(OperationHandle::new(shared))
-            }
-            Ok(StartResponse::Async { token, links }) => {
-                self.inner.pending.set_token(&pending_id, &token);
-                shared.token = Some(token);
-                shared.start_links = links;
-                shared.pending_id = Some(pending_id);
-                Ok(OperationHandle::new(shared))
-            }
-        }
+            record: record_rx,
+            commands: commands_tx,
+            token: OnceLock::new(),
+            start_links: OnceLock::new(),
+        }))
     }
+}
 
-    pub(crate) async fn send_cancel(
-        &self,
-        endpoint: &str,
-        request: CancelRequest,
-    ) -> Result<(), CallError> {
-        let transport = self.transport(endpoint)?.clone();
-        transport.cancel(request).await
+fn merge_timeouts(endpoint: Timeouts, options: &CallOptions) -> Timeouts {
+    Timeouts {
+        schedule_to_close: options
+            .schedule_to_close_timeout
+            .or(endpoint.schedule_to_close),
+        schedule_to_start: options
+            .schedule_to_start_timeout
+            .or(endpoint.schedule_to_start),
+        start_to_close: options.start_to_close_timeout.or(endpoint.start_to_close),
+        request: options.request_timeout.unwrap_or(endpoint.request),
     }
 }
 

@@ -3,23 +3,32 @@
 use std::time::Duration;
 
 use crate::link::Link;
+use crate::machinery::RetryPolicy;
 use crate::operation::Headers;
 
-/// What canceling a started operation does, as in Temporal.
+/// What canceling an operation does, as in Temporal.
+///
+/// Whatever the type, canceling an operation that has not started yet stops it from starting, and
+/// the operation ends as canceled. For a started (async) operation:
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum CancellationType {
-    /// Send no cancel request; the caller stops waiting at once and the operation keeps running.
+    /// Send no cancel request; the caller stops waiting at once ([`CallError::Canceled`]) and the
+    /// operation keeps running on the handler.
+    ///
+    /// [`CallError::Canceled`]: crate::CallError::Canceled
     Abandon,
-    /// Send a cancel request without waiting for it; the caller stops waiting at once.
+    /// Send a cancel request (retried in the background) and stop waiting at once.
     TryCancel,
-    /// Wait until the handler acknowledged the cancel request, then stop waiting.
+    /// Send a cancel request; stop waiting once the handler acknowledged it.
     WaitRequested,
-    /// Send a cancel request and wait until the operation completes (often as canceled).
+    /// Send a cancel request and keep waiting until the operation completes, often as canceled
+    /// (an `OperationError` with state `canceled`). The default.
     #[default]
     WaitCompleted,
 }
 
-/// Options of one call. Unset fields fall back to the endpoint's and the client's defaults.
+/// Options of one call. Unset fields fall back to the endpoint's configuration
+/// ([`EndpointConfig`](crate::client::EndpointConfig)).
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct CallOptions {
@@ -27,6 +36,14 @@ pub struct CallOptions {
     pub request_id: Option<String>,
     /// Bound on the whole operation, from scheduling to its result.
     pub schedule_to_close_timeout: Option<Duration>,
+    /// Bound on the time until the operation started (or returned its sync result).
+    pub schedule_to_start_timeout: Option<Duration>,
+    /// Bound on an async operation, from its start to its result.
+    pub start_to_close_timeout: Option<Duration>,
+    /// Bound on each attempt (default 10 s), sent as `Request-Timeout`.
+    pub request_timeout: Option<Duration>,
+    /// How failed attempts are retried.
+    pub retry_policy: Option<RetryPolicy>,
     /// Headers sent with the start request (names are lower-cased).
     pub headers: Headers,
     /// Links sent with the start request.
@@ -52,6 +69,34 @@ impl CallOptions {
     #[must_use]
     pub fn schedule_to_close_timeout(mut self, timeout: Duration) -> Self {
         self.schedule_to_close_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the schedule-to-start timeout.
+    #[must_use]
+    pub fn schedule_to_start_timeout(mut self, timeout: Duration) -> Self {
+        self.schedule_to_start_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the start-to-close timeout.
+    #[must_use]
+    pub fn start_to_close_timeout(mut self, timeout: Duration) -> Self {
+        self.start_to_close_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the per-attempt timeout.
+    #[must_use]
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the retry policy.
+    #[must_use]
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry_policy = Some(policy);
         self
     }
 

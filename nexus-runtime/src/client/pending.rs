@@ -1,49 +1,43 @@
-//! The caller's table of async operations waiting for their completion.
+//! The caller's table of operations that may still receive a completion, keyed by callback id.
 //!
-//! An entry is created *before* the start request is sent, keyed by a callback id that travels in
-//! the callback (URL or in-process sink), so a completion that arrives before the start response
-//! finds its operation.
+//! An entry is created when the operation is scheduled, *before* its first attempt, so a completion
+//! that arrives before the start response finds its operation. A completion goes to the operation's
+//! driver, which ends the operation.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
-use tokio::sync::watch;
+use tokio::sync::mpsc;
 
-use crate::codec::Content;
 use crate::completion::{Completion, CompletionSink};
-use crate::error::{CallError, HandlerError};
-use crate::link::Link;
-
-/// What a handle waits for: the result (or why there is none), with the handler's links.
-pub(crate) type Outcome = Option<(Result<Content, CallError>, Vec<Link>)>;
+use crate::error::HandlerError;
 
 struct Entry {
-    outcome: Arc<watch::Sender<Outcome>>,
+    driver: mpsc::UnboundedSender<Completion>,
     token: Option<String>,
 }
 
-/// Pending async operations by callback id.
+/// Operations waiting for a completion, by callback id.
 #[derive(Default)]
 pub(crate) struct PendingTable {
     entries: Mutex<HashMap<String, Entry>>,
 }
 
 impl PendingTable {
-    /// Registers a new pending operation; returns its callback id and outcome channel.
-    pub fn register(&self) -> (String, Arc<watch::Sender<Outcome>>) {
+    /// Registers an operation; returns its callback id and where its completion will arrive.
+    pub fn register(&self) -> (String, mpsc::UnboundedReceiver<Completion>) {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let (tx, _) = watch::channel(None);
-        let tx = Arc::new(tx);
+        let (tx, rx) = mpsc::unbounded_channel();
         self.lock().insert(
             id.clone(),
             Entry {
-                outcome: tx.clone(),
+                driver: tx,
                 token: None,
             },
         );
-        (id, tx)
+        (id, rx)
     }
 
     /// Records the token the start response gave.
@@ -53,7 +47,7 @@ impl PendingTable {
         }
     }
 
-    /// Forgets an entry (its handle is gone, or the operation ended another way).
+    /// Forgets an entry (the operation ended, or its caller abandoned it).
     pub fn remove(&self, id: &str) {
         self.lock().remove(id);
     }
@@ -66,11 +60,7 @@ impl PendingTable {
     /// NOT_FOUND; a token that contradicts the start response is BAD_REQUEST.
     pub fn complete(&self, id: &str, completion: Completion) -> Result<(), HandlerError> {
         let mut entries = self.lock();
-        let entry = entries.get(id).ok_or_else(|| {
-            HandlerError::not_found(format!(
-                "no operation is waiting for callback `{id}` (unknown, or already completed)"
-            ))
-        })?;
+        let entry = entries.get(id).ok_or_else(|| not_found(id))?;
         if let Some(expected) = &entry.token
             && !completion.token.is_empty()
             && &completion.token != expected
@@ -80,20 +70,9 @@ impl PendingTable {
                 completion.token
             )));
         }
-        let entry = entries
-            .remove(id)
-            .ok_or_else(|| HandlerError::internal("entry vanished"))?;
+        let entry = entries.remove(id).ok_or_else(|| not_found(id))?;
         drop(entries);
-        let outcome = completion.outcome.map_err(CallError::Operation);
-        entry.outcome.send_if_modified(|current| {
-            if current.is_none() {
-                *current = Some((outcome, completion.links));
-                true
-            } else {
-                false
-            }
-        });
-        Ok(())
+        entry.driver.send(completion).map_err(|_| not_found(id))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -101,7 +80,13 @@ impl PendingTable {
     }
 }
 
-/// The in-process callback of one pending operation.
+fn not_found(id: &str) -> HandlerError {
+    HandlerError::not_found(format!(
+        "no operation is waiting for callback `{id}` (unknown, already completed, or abandoned)"
+    ))
+}
+
+/// The in-process callback of one operation.
 pub(crate) struct PendingSink {
     pub table: Arc<PendingTable>,
     pub id: String,

@@ -46,8 +46,7 @@ pub trait ServiceHandler: Send + Sync + 'static {
     fn start(&self, operation: &str, ctx: OperationContext, input: Content) -> Option<StartFuture>;
 }
 
-/// Decodes the input of `Op`, runs `f` (the team's method), and encodes its answer. Generated
-/// dispatch tables call this once per operation.
+/// Decodes the input of `Op`, runs `f` (the team's method), and encodes its answer.
 ///
 /// An undecodable input is a BAD_REQUEST naming the operation, the field and the problem; an
 /// output that cannot be encoded is an INTERNAL error (a bug in the handler).
@@ -57,28 +56,62 @@ where
     F: FnOnce(OperationContext, Op::Input) -> Fut + Send + 'static,
     Fut: Future<Output = OperationResult<Op::Output>> + Send + 'static,
 {
-    Box::pin(async move {
-        let input = codec::decode::<Op::Input>(&input).map_err(|e| {
-            HandlerError::bad_request(format!("invalid input for operation `{}`: {e}", Op::NAME))
-        })?;
-        match f(ctx, input).await? {
-            OperationStart::Sync(output) => {
-                codec::encode(&output).map(RawStart::Sync).map_err(|e| {
-                    HandlerError::internal(format!(
-                        "cannot encode the output of `{}`: {e}",
-                        Op::NAME
-                    ))
-                    .into()
-                })
-            }
-            OperationStart::Async(op) => Ok(RawStart::Async(op.map(|output: Op::Output| {
-                codec::encode(&output).map_err(|e| {
-                    OperationError::failed(format!(
-                        "cannot encode the output of `{}`: {e}",
-                        Op::NAME
-                    ))
-                })
-            }))),
+    decode_input::<Op, _>(ctx, input, encode_output::<Op, _, _, _>(f))
+}
+
+/// The input half of [`typed_start`]: decodes the input of `Op` and runs `f` with it.
+///
+/// Generated dispatch tables call the two halves separately, each spanned on the user's input or
+/// output type, so that a type that is not a payload is reported once, at that type.
+pub fn decode_input<Op, F>(ctx: OperationContext, input: Content, f: F) -> StartFuture
+where
+    Op: Operation,
+    F: FnOnce(OperationContext, Op::Input) -> StartFuture + Send + 'static,
+{
+    match codec::decode::<Op::Input>(&input) {
+        Ok(input) => f(ctx, input),
+        Err(e) => {
+            let error = HandlerError::bad_request(format!(
+                "invalid input for operation `{}`: {e}",
+                Op::NAME
+            ));
+            Box::pin(std::future::ready(Err(error.into())))
         }
-    })
+    }
+}
+
+/// The output half of [`typed_start`]: wraps `f` (the team's method) so that its answer is
+/// encoded as the output of `Op`.
+pub fn encode_output<Op, I, F, Fut>(
+    f: F,
+) -> impl FnOnce(OperationContext, I) -> StartFuture + Send + 'static
+where
+    Op: Operation,
+    I: Send + 'static,
+    F: FnOnce(OperationContext, I) -> Fut + Send + 'static,
+    Fut: Future<Output = OperationResult<Op::Output>> + Send + 'static,
+{
+    move |ctx, input| {
+        Box::pin(async move {
+            match f(ctx, input).await? {
+                OperationStart::Sync(output) => {
+                    codec::encode(&output).map(RawStart::Sync).map_err(|e| {
+                        HandlerError::internal(format!(
+                            "cannot encode the output of `{}`: {e}",
+                            Op::NAME
+                        ))
+                        .into()
+                    })
+                }
+                OperationStart::Async(op) => Ok(RawStart::Async(op.map(|output: Op::Output| {
+                    codec::encode(&output).map_err(|e| {
+                        OperationError::failed(format!(
+                            "cannot encode the output of `{}`: {e}",
+                            Op::NAME
+                        ))
+                    })
+                }))),
+            }
+        })
+    }
 }

@@ -11,6 +11,8 @@ mod running;
 
 pub use dispatcher::{Dispatcher, DispatcherBuilder};
 pub use handler::{RawStart, ServiceHandler, StartFuture, typed_start};
+#[doc(hidden)]
+pub use handler::{decode_input, encode_output};
 
 use crate::definition::Definition;
 

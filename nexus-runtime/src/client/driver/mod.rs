@@ -1,0 +1,351 @@
+//! The operation driver: one task per operation runs its state machine, from scheduling to its
+//! end, and publishes every transition on a watch channel that handles observe.
+//!
+//! ```text
+//! Scheduled -> (breaker: Blocked while open) -> (limits: queued) -> attempt
+//!   -> Succeeded (sync result) | Started (async token) | BackingOff (retryable) -> Scheduled ...
+//!   -> Failed (non-retryable) | TimedOut | Canceled
+//! Started -> Succeeded | Failed | Canceled (completion) | TimedOut | Canceled (by the caller)
+//! ```
+//!
+//! Every transition goes through [`Driver::publish`]: that is the seam where a durable store will
+//! record the operation (see `store` in the design).
+//!
+//! The driver ends when the operation ends, when every handle is dropped without a cancellation
+//! (the operation is *abandoned*: no cancel request is sent, as Temporal does for a terminated
+//! caller), or once a requested cancellation has been carried out.
+
+mod cancel;
+mod start;
+mod started;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::info::{CancelState, CancellationInfo, OperationInfo, OperationState};
+use super::{CancellationType, Client, EndpointState};
+use crate::codec::Content;
+use crate::completion::Completion;
+use crate::error::{CallError, OperationErrorState, TimeoutKind};
+use crate::link::Link;
+use crate::machinery::{Deadlines, RetryPolicy};
+use crate::operation::Headers;
+
+/// The result a handle waits for.
+pub(crate) type Outcome = Result<Content, CallError>;
+
+/// What the driver publishes: the operation's info, and its outcome once known.
+#[derive(Clone, Debug)]
+pub(crate) struct Record {
+    pub info: OperationInfo,
+    pub outcome: Option<Outcome>,
+    pub start_links: Vec<Link>,
+    pub completion_links: Vec<Link>,
+}
+
+impl Record {
+    pub fn new(scheduled_at: Instant) -> Self {
+        Self {
+            info: OperationInfo::new(scheduled_at),
+            outcome: None,
+            start_links: Vec::new(),
+            completion_links: Vec::new(),
+        }
+    }
+}
+
+/// What a handle asks of the driver.
+pub(crate) enum Command {
+    /// Cancel the operation; the reply says when the cancellation was carried out.
+    Cancel(oneshot::Sender<Result<(), CallError>>),
+}
+
+/// The fixed facts of one operation.
+pub(crate) struct Spec {
+    pub service: &'static str,
+    pub operation: &'static str,
+    pub request_id: String,
+    pub headers: Headers,
+    pub links: Vec<Link>,
+    pub input: Content,
+    pub cancellation_type: CancellationType,
+    pub retry: RetryPolicy,
+}
+
+/// The channels of a new driver.
+pub(crate) struct Channels {
+    pub record: watch::Sender<Record>,
+    pub commands: mpsc::UnboundedReceiver<Command>,
+    pub completions: mpsc::UnboundedReceiver<Completion>,
+    pub callback_id: String,
+}
+
+/// What interrupts a driver while it waits.
+enum Event {
+    Timeout(TimeoutKind),
+    Cancel(Option<oneshot::Sender<Result<(), CallError>>>),
+    Abandoned,
+    Completion(Completion),
+}
+
+/// Either an event, or what the driver was waiting for.
+enum Step<T> {
+    Event(Event),
+    Done(T),
+}
+
+/// Where the start phase left the operation.
+enum Flow {
+    Started(usize),
+    End,
+}
+
+pub(crate) struct Driver {
+    client: Client,
+    endpoint: Arc<EndpointState>,
+    spec: Spec,
+    deadlines: Deadlines,
+    record: Arc<watch::Sender<Record>>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    commands_open: bool,
+    completions: mpsc::UnboundedReceiver<Completion>,
+    completions_open: bool,
+    callback_id: String,
+    scope_cancel: Option<CancellationToken>,
+    cancel_waiters: Vec<oneshot::Sender<Result<(), CallError>>>,
+    cancel_requested: bool,
+}
+
+impl Driver {
+    pub fn new(
+        client: Client,
+        endpoint: Arc<EndpointState>,
+        spec: Spec,
+        deadlines: Deadlines,
+        channels: Channels,
+        scope_cancel: Option<CancellationToken>,
+    ) -> Self {
+        Self {
+            client,
+            endpoint,
+            spec,
+            deadlines,
+            record: Arc::new(channels.record),
+            commands: channels.commands,
+            commands_open: true,
+            completions: channels.completions,
+            completions_open: true,
+            callback_id: channels.callback_id,
+            scope_cancel,
+            cancel_waiters: Vec::new(),
+            cancel_requested: false,
+        }
+    }
+
+    /// Runs the operation to its end.
+    pub async fn run(mut self) {
+        if let Flow::Started(target) = self.start_phase().await {
+            self.started_phase(target).await;
+        }
+        self.client.pending().remove(&self.callback_id);
+        for waiter in self.cancel_waiters.drain(..) {
+            let _ = waiter.send(Ok(()));
+        }
+        tracing::debug!(
+            endpoint = %self.endpoint.name,
+            operation = self.spec.operation,
+            request_id = %self.spec.request_id,
+            state = ?self.record.borrow().info.state,
+            "operation driver finished"
+        );
+    }
+
+    /// Applies a transition and tells the handles. The persistence seam: a durable store records
+    /// the operation here, before anyone observes the new state.
+    fn publish(&self, change: impl FnOnce(&mut Record)) {
+        self.record.send_modify(change);
+    }
+
+    fn is_resolved(&self) -> bool {
+        self.record.borrow().outcome.is_some()
+    }
+
+    /// Ends the operation with `outcome` unless it already has one.
+    fn resolve(&self, outcome: Outcome, state: OperationState) {
+        self.publish(|record| {
+            if record.outcome.is_none() {
+                record.outcome = Some(outcome);
+                record.info.state = state;
+                record.info.next_attempt_at = None;
+                record.info.closed_at = Some(Instant::now());
+            }
+        });
+    }
+
+    fn fail(&self, error: CallError) {
+        let state = match &error {
+            CallError::Operation(e) if e.state == OperationErrorState::Canceled => {
+                OperationState::Canceled
+            }
+            CallError::Timeout { .. } => OperationState::TimedOut,
+            _ => OperationState::Failed,
+        };
+        self.resolve(Err(error), state);
+    }
+
+    fn time_out(&self, kind: TimeoutKind) {
+        let last_failure = self.record.borrow().info.last_failure.clone().map(Box::new);
+        tracing::debug!(operation = self.spec.operation, %kind, "operation timed out");
+        self.resolve(
+            Err(CallError::Timeout { kind, last_failure }),
+            OperationState::TimedOut,
+        );
+    }
+
+    /// Ends the operation as canceled by the caller; `cancel` says what became of the request.
+    fn resolve_canceled(&mut self, cancel: Option<CancelState>) {
+        if let Some(state) = cancel {
+            self.set_cancel_state(state);
+        }
+        self.resolve(Err(CallError::Canceled), OperationState::Canceled);
+        for waiter in self.cancel_waiters.drain(..) {
+            let _ = waiter.send(Ok(()));
+        }
+    }
+
+    /// Records that the caller asked for cancellation.
+    fn note_cancel_request(&mut self, waiter: Option<oneshot::Sender<Result<(), CallError>>>) {
+        self.cancel_waiters.extend(waiter);
+        if !self.cancel_requested {
+            self.cancel_requested = true;
+            self.publish(|record| {
+                record.info.cancellation = Some(CancellationInfo {
+                    requested_at: Instant::now(),
+                    state: CancelState::Scheduled,
+                    attempt: 0,
+                    last_failure: None,
+                    next_attempt_at: None,
+                });
+            });
+        }
+    }
+
+    fn set_cancel_state(&self, state: CancelState) {
+        self.publish(|record| {
+            if let Some(cancellation) = record.info.cancellation.as_mut() {
+                cancellation.state = state;
+                cancellation.next_attempt_at = None;
+            }
+        });
+    }
+
+    /// Ends the operation with the completion the handler sent.
+    fn complete(&mut self, completion: Completion) {
+        self.completions_open = false;
+        self.publish(|record| {
+            if record.outcome.is_none() {
+                record.completion_links = completion.links;
+            }
+        });
+        match completion.outcome {
+            Ok(content) => self.resolve(Ok(content), OperationState::Succeeded),
+            Err(e) => self.fail(CallError::Operation(e)),
+        }
+        for waiter in self.cancel_waiters.drain(..) {
+            let _ = waiter.send(Ok(()));
+        }
+    }
+
+    /// Waits for `future`, or for whatever interrupts the operation first: a timeout, a
+    /// cancellation (by a handle or the enclosing handler's scope), every handle dropped, or the
+    /// completion. On a tie the timeout wins, then cancellation.
+    async fn race<F: Future + ?Sized>(&mut self, mut future: Pin<&mut F>) -> Step<F::Output> {
+        enum Raw<T> {
+            Timeout(TimeoutKind),
+            Scope,
+            Command(Option<Command>),
+            Completion(Option<Completion>),
+            Done(T),
+        }
+        loop {
+            let deadline = self.deadlines.next();
+            let timeout = async move {
+                match deadline {
+                    Some((at, kind)) => {
+                        tokio::time::sleep_until(at).await;
+                        kind
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let scope = self.scope_cancel.clone();
+            let scope = async move {
+                match scope {
+                    Some(token) => token.cancelled_owned().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let raw = tokio::select! {
+                biased;
+                kind = timeout => Raw::Timeout(kind),
+                () = scope => Raw::Scope,
+                command = self.commands.recv(), if self.commands_open => Raw::Command(command),
+                completion = self.completions.recv(), if self.completions_open => {
+                    Raw::Completion(completion)
+                }
+                out = future.as_mut() => Raw::Done(out),
+            };
+            return match raw {
+                Raw::Timeout(kind) => Step::Event(Event::Timeout(kind)),
+                Raw::Scope => {
+                    self.scope_cancel = None;
+                    tracing::debug!(
+                        operation = self.spec.operation,
+                        "the enclosing operation was canceled; canceling this call"
+                    );
+                    Step::Event(Event::Cancel(None))
+                }
+                Raw::Command(Some(Command::Cancel(reply))) => {
+                    Step::Event(Event::Cancel(Some(reply)))
+                }
+                Raw::Command(None) => {
+                    self.commands_open = false;
+                    Step::Event(Event::Abandoned)
+                }
+                Raw::Completion(Some(completion)) => Step::Event(Event::Completion(completion)),
+                Raw::Completion(None) => {
+                    self.completions_open = false;
+                    continue;
+                }
+                Raw::Done(out) => Step::Done(out),
+            };
+        }
+    }
+
+    /// Handles an event while no attempt is in flight and the operation has not started.
+    fn on_idle_event(&mut self, event: Event) -> Flow {
+        match event {
+            Event::Timeout(kind) => self.time_out(kind),
+            Event::Abandoned => self.abandon(),
+            Event::Completion(completion) => self.complete(completion),
+            Event::Cancel(waiter) => {
+                self.note_cancel_request(waiter);
+                self.resolve_canceled(Some(CancelState::NotSent));
+            }
+        }
+        Flow::End
+    }
+
+    fn abandon(&self) {
+        tracing::debug!(
+            operation = self.spec.operation,
+            request_id = %self.spec.request_id,
+            "every handle was dropped: abandoning the operation"
+        );
+    }
+}

@@ -1,0 +1,217 @@
+//! The start phase: attempts until the operation started, answered synchronously, or failed.
+
+use std::pin::pin;
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::{Driver, Event, Flow, Step};
+use crate::client::CancellationType;
+use crate::client::info::{CancelState, OperationState};
+use crate::client::pending::PendingSink;
+use crate::completion::Callback;
+use crate::error::CallError;
+use crate::link::Link;
+use crate::machinery::{
+    Admission, Admitted, AttemptCall, AttemptError, AttemptResponse, BREAKER_OPEN_REASON,
+};
+use crate::transport::{StartRequest, StartResponse};
+
+impl Driver {
+    pub(super) async fn start_phase(&mut self) -> Flow {
+        loop {
+            let admitted = match self.admit().await {
+                Ok(admitted) => admitted,
+                Err(event) => return self.on_idle_event(event),
+            };
+            let target = admitted.index;
+            self.publish(|record| {
+                record.info.attempt += 1;
+                record.info.state = OperationState::Scheduled;
+                record.info.next_attempt_at = None;
+            });
+            let attempt = self.record.borrow().info.attempt;
+            let now = Instant::now();
+            let request = self.start_request(target);
+            let future = self.endpoint.attempt(
+                admitted,
+                AttemptCall::Start(request),
+                self.deadlines.request,
+                self.deadlines.next().map(|(at, _)| at),
+                self.deadlines.operation_deadline(now),
+            );
+            let mut future = pin!(future);
+            let result = loop {
+                match self.race(future.as_mut()).await {
+                    Step::Done(result) => break result,
+                    Step::Event(Event::Timeout(kind)) => {
+                        self.time_out(kind);
+                        return Flow::End;
+                    }
+                    Step::Event(Event::Completion(completion)) => {
+                        self.complete(completion);
+                        return Flow::End;
+                    }
+                    Step::Event(Event::Abandoned) if !self.cancel_requested => {
+                        self.abandon();
+                        return Flow::End;
+                    }
+                    Step::Event(Event::Abandoned) => {}
+                    Step::Event(Event::Cancel(waiter)) => {
+                        // An attempt is in flight: it may start the operation, so its answer is
+                        // awaited (except when abandoning) to cancel what it started.
+                        self.note_cancel_request(waiter);
+                        match self.spec.cancellation_type {
+                            CancellationType::Abandon => {
+                                self.resolve_canceled(Some(CancelState::NotSent));
+                                return Flow::End;
+                            }
+                            CancellationType::TryCancel => self.resolve_canceled(None),
+                            CancellationType::WaitRequested | CancellationType::WaitCompleted => {}
+                        }
+                    }
+                }
+            };
+            let error = match result {
+                Ok(AttemptResponse::Started(StartResponse::Sync { output, links })) => {
+                    self.publish(|record| {
+                        record.start_links = links;
+                        record.info.started_at = Some(Instant::now());
+                        record.info.target = Some(target);
+                        record.info.last_failure = None;
+                    });
+                    if self.cancel_requested {
+                        self.set_cancel_state(CancelState::NotSent);
+                    }
+                    self.resolve(Ok(output), OperationState::Succeeded);
+                    return Flow::End;
+                }
+                Ok(AttemptResponse::Started(StartResponse::Async { token, links })) => {
+                    self.mark_started(target, token, links);
+                    return Flow::Started(target);
+                }
+                Ok(AttemptResponse::CancelRequested) => CallError::Invalid(
+                    "the transport answered a start request as a cancel request".into(),
+                ),
+                Err(AttemptError::Overloaded(e)) => {
+                    // The local queue is full: the request was never sent; fail at once.
+                    self.fail(CallError::Handler(e));
+                    return Flow::End;
+                }
+                Err(AttemptError::Call(e)) => e,
+            };
+            if self.cancel_requested {
+                self.resolve_canceled(Some(CancelState::NotSent));
+                return Flow::End;
+            }
+            if !error.is_retryable() || !self.spec.retry.allows_attempt(attempt + 1) {
+                tracing::debug!(operation = self.spec.operation, %error, attempt, "start failed");
+                self.fail(error);
+                return Flow::End;
+            }
+            let delay = self
+                .spec
+                .retry
+                .delay(attempt, self.client.jitter().next_fraction());
+            let next = Instant::now() + delay;
+            tracing::debug!(
+                operation = self.spec.operation,
+                %error,
+                attempt,
+                ?delay,
+                "start attempt failed; backing off"
+            );
+            self.publish(|record| {
+                record.info.state = OperationState::BackingOff;
+                record.info.next_attempt_at = Some(next);
+                record.info.last_failure = Some(error);
+            });
+            let mut sleep = pin!(tokio::time::sleep_until(next));
+            match self.race(sleep.as_mut()).await {
+                Step::Done(()) => {}
+                Step::Event(event) => return self.on_idle_event(event),
+            }
+        }
+    }
+
+    /// Waits until a target's breaker admits the next attempt, showing the operation as blocked
+    /// meanwhile.
+    async fn admit(&mut self) -> Result<Admitted, Event> {
+        let endpoint = self.endpoint.clone();
+        loop {
+            let mut changed = pin!(endpoint.targets.changed().notified());
+            changed.as_mut().enable();
+            let until = match endpoint.targets.admit() {
+                Admission::Admitted(admitted) => return Ok(admitted),
+                Admission::Wait { until } => until,
+            };
+            self.publish(|record| {
+                record.info.state = OperationState::Blocked {
+                    reason: BREAKER_OPEN_REASON.to_owned(),
+                };
+                record.info.next_attempt_at = until;
+            });
+            let wake = async move {
+                match until {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let mut woken = pin!(async {
+                tokio::select! {
+                    () = changed => {}
+                    () = wake => {}
+                }
+            });
+            if let Step::Event(event) = self.race(woken.as_mut()).await {
+                return Err(event);
+            }
+        }
+    }
+
+    fn start_request(&self, target: usize) -> StartRequest {
+        let callback = if self.endpoint.targets.needs_callback_url(target) {
+            Callback::Url {
+                url: format!(
+                    "{}/{}",
+                    self.client.callback_base().unwrap_or_default(),
+                    self.callback_id
+                ),
+                headers: Default::default(),
+            }
+        } else {
+            Callback::Local(Arc::new(PendingSink {
+                table: self.client.pending_table(),
+                id: self.callback_id.clone(),
+            }))
+        };
+        StartRequest {
+            service: self.spec.service.to_owned(),
+            operation: self.spec.operation.to_owned(),
+            request_id: self.spec.request_id.clone(),
+            headers: self.spec.headers.clone(),
+            links: self.spec.links.clone(),
+            callback: Some(callback),
+            request_deadline: None,
+            operation_timeout: None,
+            input: self.spec.input.clone(),
+        }
+    }
+
+    fn mark_started(&mut self, target: usize, token: String, links: Vec<Link>) {
+        let now = Instant::now();
+        self.client.pending().set_token(&self.callback_id, &token);
+        self.deadlines.started = Some(now);
+        tracing::debug!(operation = self.spec.operation, %token, "operation started");
+        self.publish(|record| {
+            record.start_links = links;
+            record.info.token = Some(token);
+            record.info.target = Some(target);
+            record.info.started_at = Some(now);
+            record.info.next_attempt_at = None;
+            if record.outcome.is_none() {
+                record.info.state = OperationState::Started;
+            }
+        });
+    }
+}

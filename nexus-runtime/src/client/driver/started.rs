@@ -1,0 +1,142 @@
+//! The started phase: an async operation waits for its completion, and carries out the caller's
+//! cancellation according to its cancellation type.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use super::cancel::CancelLoop;
+use super::{Driver, Event, Step};
+use crate::client::CancellationType;
+use crate::client::info::CancelState;
+use crate::error::CallError;
+
+type CancelFuture = Pin<Box<dyn Future<Output = Result<(), CallError>> + Send>>;
+
+impl Driver {
+    pub(super) async fn started_phase(&mut self, target: usize) {
+        let mut cancel: Option<CancelFuture> = None;
+        if self.cancel_requested {
+            // Canceled while the start request was in flight.
+            cancel = self.begin_cancel(target);
+            if cancel.is_none() {
+                return;
+            }
+        }
+        loop {
+            let step = match cancel.as_mut() {
+                Some(future) => self.race(future.as_mut()).await,
+                None => {
+                    let mut idle = std::pin::pin!(std::future::pending::<Result<(), CallError>>());
+                    self.race(idle.as_mut()).await
+                }
+            };
+            match step {
+                Step::Done(result) => {
+                    cancel = None;
+                    self.cancel_finished(result);
+                    if self.is_resolved() || !self.commands_open {
+                        // Ended, or nobody waits for the completion any more.
+                        return;
+                    }
+                }
+                Step::Event(Event::Timeout(kind)) => {
+                    self.time_out(kind);
+                    return;
+                }
+                Step::Event(Event::Completion(completion)) => {
+                    self.complete(completion);
+                    return;
+                }
+                Step::Event(Event::Abandoned) => {
+                    if cancel.is_none() {
+                        self.abandon();
+                        return;
+                    }
+                }
+                Step::Event(Event::Cancel(waiter)) => {
+                    let first = !self.cancel_requested;
+                    self.note_cancel_request(waiter);
+                    let acknowledged = self
+                        .record
+                        .borrow()
+                        .info
+                        .cancellation
+                        .as_ref()
+                        .is_some_and(|c| c.state == CancelState::Succeeded);
+                    if acknowledged {
+                        // Already requested and acknowledged (WaitCompleted): nothing more to do.
+                        for waiter in self.cancel_waiters.drain(..) {
+                            let _ = waiter.send(Ok(()));
+                        }
+                    } else if first || cancel.is_none() {
+                        cancel = self.begin_cancel(target);
+                        if cancel.is_none() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts carrying out a cancellation of the started operation; `None` when it ended the
+    /// operation at once (abandon).
+    fn begin_cancel(&mut self, target: usize) -> Option<CancelFuture> {
+        match self.spec.cancellation_type {
+            CancellationType::Abandon => {
+                self.resolve_canceled(Some(CancelState::NotSent));
+                return None;
+            }
+            CancellationType::TryCancel => self.resolve_canceled(None),
+            CancellationType::WaitRequested | CancellationType::WaitCompleted => {}
+        }
+        let token = self.record.borrow().info.token.clone().unwrap_or_default();
+        let cancel = CancelLoop {
+            client: self.client.clone(),
+            endpoint: self.endpoint.clone(),
+            record: self.record.clone(),
+            retry: self.spec.retry.clone(),
+            target,
+            service: self.spec.service,
+            operation: self.spec.operation,
+            token,
+            headers: self.spec.headers.clone(),
+            request_timeout: self.deadlines.request,
+            cap: self.deadlines.next().map(|(at, _)| at),
+        };
+        Some(Box::pin(cancel.run()))
+    }
+
+    /// The cancel request was acknowledged, or failed for good.
+    fn cancel_finished(&mut self, result: Result<(), CallError>) {
+        match result {
+            Ok(()) => {
+                self.set_cancel_state(CancelState::Succeeded);
+                if self.spec.cancellation_type == CancellationType::WaitRequested {
+                    self.resolve_canceled(None);
+                }
+                for waiter in self.cancel_waiters.drain(..) {
+                    let _ = waiter.send(Ok(()));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(
+                    operation = self.spec.operation,
+                    %error,
+                    "cancel request failed"
+                );
+                self.set_cancel_state(CancelState::Failed);
+                self.publish(|record| {
+                    if let Some(c) = record.info.cancellation.as_mut() {
+                        c.last_failure = Some(error.clone());
+                    }
+                });
+                for waiter in self.cancel_waiters.drain(..) {
+                    let _ = waiter.send(Err(error.clone()));
+                }
+                // A later cancel() tries again.
+                self.cancel_requested = false;
+            }
+        }
+    }
+}

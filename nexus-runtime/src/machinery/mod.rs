@@ -1,0 +1,37 @@
+//! The machinery between a caller and a transport: retries, circuit breaking, limits, deadlines
+//! and load balancing. The client's operation driver uses it for every attempt, whatever the
+//! transport (in-process or HTTP).
+//!
+//! One attempt goes through:
+//! ```text
+//! breakers (round robin over the endpoint's targets, skipping open ones; wait while all are open)
+//!   -> limits (tower stack: queue bound -> concurrency -> rate)
+//!   -> attempt (request deadline = now + request timeout, capped by the operation's deadline)
+//!   -> transport
+//! ```
+//! and a retryable failure waits a jittered exponential backoff before the next attempt.
+//!
+//! The configuration types are public: [`RetryPolicy`], [`BreakerConfig`], [`Limits`],
+//! [`Timeouts`] and [`Jitter`]; an [`EndpointConfig`](crate::client::EndpointConfig) carries them
+//! per endpoint and [`CallOptions`](crate::CallOptions) overrides the retry policy and timeouts per
+//! call.
+
+mod attempt;
+mod balance;
+mod breaker;
+mod deadline;
+mod jitter;
+mod limits;
+mod rate;
+mod retry;
+
+pub use breaker::{BREAKER_OPEN_REASON, BreakerConfig, BreakerState};
+pub use deadline::{DEFAULT_REQUEST_TIMEOUT, Timeouts};
+pub use jitter::Jitter;
+pub use limits::Limits;
+pub use retry::RetryPolicy;
+
+pub(crate) use attempt::{AttemptCall, AttemptError, AttemptRequest, AttemptResponse};
+pub(crate) use balance::{Admission, Admitted, Targets};
+pub(crate) use deadline::Deadlines;
+pub(crate) use limits::{AttemptStack, stack};

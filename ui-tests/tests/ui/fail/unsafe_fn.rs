@@ -1,0 +1,16 @@
+use nexus_runtime::{OperationContext, OperationResult, nexus_service};
+
+#[nexus_service]
+pub trait Orders {
+    async unsafe fn place(&self, ctx: OperationContext, input: String) -> OperationResult<u64>;
+}
+
+struct Shop;
+
+impl Orders for Shop {
+    async unsafe fn place(&self, _ctx: OperationContext, _input: String) -> OperationResult<u64> {
+        Ok(1.into())
+    }
+}
+
+fn main() {}
