@@ -56,6 +56,7 @@ pub mod error;
 pub mod link;
 pub mod operation;
 pub mod service;
+pub mod store;
 pub mod transport;
 
 #[doc(hidden)]

@@ -1,0 +1,77 @@
+//! Durable records of operations: what a caller started and what a handler received.
+//!
+//! *Nothing is lost*: a caller records an operation before its first attempt and a completion
+//! before it acknowledges it; a handler records the answer to each request id (so a retried start
+//! never runs twice) and enqueues each completion in an outbox in the same transaction that
+//! finishes the operation.
+//!
+//! Two object-safe traits split the work by side, because a process is often only one of them
+//! and each side's code should see only its own records:
+//! - [`CallerStore`]: operations this process started ([`CallerRecord`]), their state machine,
+//!   completions received for them, leases between replicas, retention;
+//! - [`HandlerStore`]: deduplication of starts by request id ([`StartKey`], [`BeginStart`]), async
+//!   operations by token ([`AsyncOperationRecord`]), the outbox of completion deliveries
+//!   ([`Delivery`]), leases, retention.
+//!
+//! [`Store`] is both; every implementation here is a `Store`, so one database can serve a process
+//! that both calls and handles (`Arc<dyn Store>` upcasts to either side).
+//!
+//! Implementations, all run through the same test suite:
+//! - [`MemoryStore`]: always available; for tests and processes that need no durability;
+//! - `SqliteStore` (feature `sqlite`): the embedded default, one file in a directory of the user's
+//!   choosing, WAL mode, versioned migrations embedded in the binary;
+//! - `PostgresStore` (feature `postgres`): shared by the replicas of one service; leases let a
+//!   replica take over the operations of one that died.
+//!
+//! Time is always passed in (`now: SystemTime`), never read by a store, so tests are
+//! deterministic. Stored times keep microsecond precision (all three stores truncate alike).
+
+mod caller;
+mod error;
+mod handler;
+mod memory;
+mod records;
+mod time;
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[macro_use]
+mod sql;
+
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+pub use caller::{
+    CallerRecord, CallerStore, CancelRequestOutcome, CompletionOutcome, InsertOutcome,
+    OperationDeadlines, OperationId, OperationState, RequestKey,
+};
+pub use error::StoreError;
+pub use handler::{
+    AsyncOperationRecord, AsyncState, BeginStart, CompleteAsync, Delivery, DeliveryId,
+    DeliveryState, HandlerPurge, HandlerStore, StartAnswer, StartClaim, StartKey, StoredCallback,
+};
+pub use memory::MemoryStore;
+pub use records::Lease;
+
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+/// The sqlx the SQL stores are built on: for the option types of their constructors, and for
+/// queries of your own on their pools.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[doc(no_inline)]
+pub use sqlx;
+
+use futures::future::BoxFuture;
+
+/// What every store method returns: a boxed future, so the traits stay object-safe.
+pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
+
+/// A store for both sides: what a process that calls and handles uses.
+///
+/// `Arc<dyn Store>` converts to `Arc<dyn CallerStore>` or `Arc<dyn HandlerStore>`.
+pub trait Store: CallerStore + HandlerStore {}
+
+impl<T: CallerStore + HandlerStore + ?Sized> Store for T {}
