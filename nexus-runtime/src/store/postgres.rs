@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr as _;
+use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -47,9 +48,21 @@ impl PostgresStore {
     /// The default size of the connection pool.
     pub const MAX_CONNECTIONS: u32 = 8;
 
+    /// How long getting a connection may take (connecting included, retried while refused)
+    /// before a call fails with [`StoreError::Unavailable`].
+    pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
     /// Connects to the database at `url` (`postgres://user@host:port/database`, with any of
     /// PostgreSQL's URL parameters) and migrates its schema.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(StoreError::Open {
+                message: "invalid PostgreSQL URL: it must start with `postgres://` or \
+                          `postgresql://`"
+                    .into(),
+                source: None,
+            });
+        }
         let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::Open {
             message: format!("invalid PostgreSQL URL: {e}"),
             source: Some(Box::new(e)),
@@ -71,6 +84,7 @@ impl PostgresStore {
         );
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
+            .acquire_timeout(Self::ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Open {

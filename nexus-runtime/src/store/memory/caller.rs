@@ -85,7 +85,7 @@ impl CallerStore for MemoryStore {
                 .filter(|r| !r.state.is_terminal())
                 .cloned()
                 .collect();
-            list.sort_by(|a, b| (a.scheduled_at, a.id).cmp(&(b.scheduled_at, b.id)));
+            list.sort_by_key(|a| (a.scheduled_at, a.id));
             Ok(list)
         })
     }
@@ -184,7 +184,7 @@ impl CallerStore for MemoryStore {
                 .values_mut()
                 .filter(|r| is_free(r, now))
                 .collect();
-            free.sort_by(|a, b| (a.scheduled_at, a.id).cmp(&(b.scheduled_at, b.id)));
+            free.sort_by_key(|a| (a.scheduled_at, a.id));
             Ok(free
                 .into_iter()
                 .take(limit)

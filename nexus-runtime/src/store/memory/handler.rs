@@ -281,7 +281,7 @@ impl HandlerStore for MemoryStore {
                     d.clone()
                 })
                 .collect();
-            claimed.sort_by(|a, b| (a.created_at, a.id).cmp(&(b.created_at, b.id)));
+            claimed.sort_by_key(|a| (a.created_at, a.id));
             Ok(claimed)
         })
     }
@@ -345,7 +345,7 @@ impl HandlerStore for MemoryStore {
                 .filter(|d| d.state == DeliveryState::Dead)
                 .cloned()
                 .collect();
-            dead.sort_by(|a, b| (b.finished_at, b.id).cmp(&(a.finished_at, a.id)));
+            dead.sort_by_key(|d| std::cmp::Reverse((d.finished_at, d.id)));
             dead.truncate(limit);
             Ok(dead)
         })

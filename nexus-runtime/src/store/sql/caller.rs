@@ -281,15 +281,16 @@ macro_rules! impl_caller_store {
                     use $crate::store::sql::*;
                     use $crate::store::time::{expiry_micros, to_micros};
                     let rows = sqlx::query(concat!(
-                        "UPDATE caller_operations SET lease_owner = $1, lease_expires_at_us = $2, \
-                         version = version + 1 \
-                         WHERE id IN (SELECT id FROM caller_operations \
+                        "WITH picked AS MATERIALIZED (SELECT id FROM caller_operations \
                          WHERE (lease_owner IS NULL OR lease_expires_at_us <= $3) \
                          AND state NOT IN ",
                         terminal_states!(),
                         " ORDER BY scheduled_at_us, id LIMIT $4 ",
                         $lock,
-                        ") AND (lease_owner IS NULL OR lease_expires_at_us <= $3) \
+                        ") UPDATE caller_operations SET lease_owner = $1, \
+                         lease_expires_at_us = $2, version = version + 1 \
+                         WHERE id IN (SELECT id FROM picked) \
+                         AND (lease_owner IS NULL OR lease_expires_at_us <= $3) \
                          AND state NOT IN ",
                         terminal_states!(),
                         " RETURNING *"

@@ -330,14 +330,14 @@ macro_rules! impl_handler_store {
                     use $crate::store::sql::*;
                     use $crate::store::time::{expiry_micros, to_micros};
                     let rows = sqlx::query(concat!(
-                        "UPDATE handler_operations SET lease_owner = $1, \
-                         lease_expires_at_us = $2 \
-                         WHERE token IN (SELECT token FROM handler_operations \
+                        "WITH picked AS MATERIALIZED (SELECT token FROM handler_operations \
                          WHERE state = 'running' \
                          AND (lease_owner IS NULL OR lease_expires_at_us <= $3) \
                          ORDER BY started_at_us, token LIMIT $4 ",
                         $lock,
-                        ") AND state = 'running' \
+                        ") UPDATE handler_operations SET lease_owner = $1, \
+                         lease_expires_at_us = $2 \
+                         WHERE token IN (SELECT token FROM picked) AND state = 'running' \
                          AND (lease_owner IS NULL OR lease_expires_at_us <= $3) RETURNING *"
                     ))
                     .bind(owner)
@@ -414,12 +414,13 @@ macro_rules! impl_handler_store {
                     use $crate::store::sql::*;
                     use $crate::store::time::{expiry_micros, to_micros};
                     let rows = sqlx::query(concat!(
-                        "UPDATE completion_deliveries SET next_attempt_at_us = $2 \
-                         WHERE id IN (SELECT id FROM completion_deliveries \
+                        "WITH picked AS MATERIALIZED (SELECT id FROM completion_deliveries \
                          WHERE state = 'pending' AND next_attempt_at_us <= $1 \
                          ORDER BY next_attempt_at_us, created_at_us, id LIMIT $3 ",
                         $lock,
-                        ") AND state = 'pending' AND next_attempt_at_us <= $1 RETURNING *"
+                        ") UPDATE completion_deliveries SET next_attempt_at_us = $2 \
+                         WHERE id IN (SELECT id FROM picked) AND state = 'pending' \
+                         AND next_attempt_at_us <= $1 RETURNING *"
                     ))
                     .bind(to_micros(now)?)
                     .bind(expiry_micros(now, visibility)?)
@@ -540,7 +541,7 @@ macro_rules! impl_handler_store {
                         .iter()
                         .map(delivery_from_row)
                         .collect::<Result<Vec<_>, _>>()?;
-                    dead.sort_by(|a, b| (b.finished_at, b.id).cmp(&(a.finished_at, a.id)));
+                    dead.sort_by_key(|d| std::cmp::Reverse((d.finished_at, d.id)));
                     Ok(dead)
                 })
             }

@@ -3,7 +3,9 @@
 //!
 //! The two differ only in their claim statements: PostgreSQL adds `FOR UPDATE SKIP LOCKED` so
 //! concurrent claimers pass over each other's rows; SQLite runs each statement under its single
-//! writer lock, which gives the same guarantee. The store implementations are written once, as
+//! writer lock, which gives the same guarantee. A claim picks its rows in a `MATERIALIZED` CTE:
+//! as `WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)` PostgreSQL may evaluate the
+//! subquery more than once and claim more than `n` rows. The store implementations are written once, as
 //! macros instantiated for each database (`impl_caller_store!`, `impl_handler_store!`), because
 //! generic code over `sqlx::Database` needs bounds that obscure more than they share.
 //!
@@ -124,7 +126,7 @@ pub(crate) fn sorted_records(
     records: Result<Vec<CallerRecord>, StoreError>,
 ) -> Result<Vec<CallerRecord>, StoreError> {
     let mut records = records?;
-    records.sort_by(|a, b| (a.scheduled_at, a.id).cmp(&(b.scheduled_at, b.id)));
+    records.sort_by_key(|a| (a.scheduled_at, a.id));
     Ok(records)
 }
 
