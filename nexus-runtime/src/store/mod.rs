@@ -25,6 +25,33 @@
 //!
 //! Time is always passed in (`now: SystemTime`), never read by a store, so tests are
 //! deterministic. Stored times keep microsecond precision (all three stores truncate alike).
+//!
+//! # How the caller side uses it
+//! 1. Before the first attempt: [`CallerStore::insert`] a [`CallerRecord`] (state `scheduled`, with
+//!    its lease when replicas share the store). [`InsertOutcome::Exists`] means this request id was
+//!    started before: attach to that operation instead of starting another.
+//! 2. On every transition, [`CallerStore::update`] the record. It is a compare-and-set on
+//!    `version`: `false` means something else changed the operation (a completion, a cancel
+//!    request, another replica's claim): [`CallerStore::get`] it and act on what is stored.
+//! 3. The callback receiver calls [`CallerStore::record_completion`] with the callback id (the
+//!    operation id) and answers 200 only after [`CompletionOutcome::Applied`]. The completion may
+//!    arrive before the start response; the driver's later write then fails its compare-and-set.
+//! 4. At start-up: resume [`CallerStore::list_unfinished`] (one process), or with replicas
+//!    [`CallerStore::claim`] periodically, [`CallerStore::renew`] while alive and stop driving what
+//!    renewal no longer returns; [`CallerStore::release_all`] at shutdown.
+//!
+//! # How the handler side uses it
+//! 1. [`HandlerStore::begin_start`] before running a handler: run it only on
+//!    [`BeginStart::Claimed`]; replay [`BeginStart::Answered`]; answer a retryable error on
+//!    [`BeginStart::InFlight`].
+//! 2. Then [`HandlerStore::finish_start`] with the answer (and, for an async answer, its
+//!    [`AsyncOperationRecord`], in the same transaction), or [`HandlerStore::abandon_start`] after a
+//!    retryable error so the retry runs the handler again.
+//! 3. When async work ends, [`HandlerStore::complete_async`] finishes the record and enqueues the
+//!    delivery in one transaction; a sender loop takes [`HandlerStore::claim_due_deliveries`] and
+//!    reports each attempt with `mark_delivered`, `mark_retry` or `mark_dead`.
+//! 4. At start-up: [`HandlerStore::list_unfinished_async`] (or `claim_async` with replicas), then
+//!    resume the resumable ones and complete the others as failed.
 
 mod caller;
 mod error;

@@ -129,7 +129,8 @@ pub async fn concurrent_claims_never_share_an_operation<H: Harness>(h: &H) {
         tasks.push(tokio::spawn(async move {
             let owner = format!("owner-{i}");
             let mut mine = Vec::new();
-            loop {
+            // Bounded: a store that hands out claimed work again must fail, not hang.
+            for _ in 0..100 {
                 let batch = store.claim(&owner, at(100), LEASE, 3).await.unwrap();
                 if batch.is_empty() {
                     return (owner, mine);
@@ -137,6 +138,7 @@ pub async fn concurrent_claims_never_share_an_operation<H: Harness>(h: &H) {
                 mine.extend(batch.into_iter().map(|r| r.id));
                 tokio::task::yield_now().await;
             }
+            panic!("claims never ran out: the store hands out claimed work again");
         }));
     }
     let mut all = Vec::new();
@@ -233,7 +235,8 @@ pub async fn concurrent_async_claims_never_share<H: Harness>(h: &H) {
         tasks.push(tokio::spawn(async move {
             let owner = format!("owner-{i}");
             let mut mine = Vec::new();
-            loop {
+            // Bounded: a store that hands out claimed work again must fail, not hang.
+            for _ in 0..100 {
                 let batch = store.claim_async(&owner, at(100), LEASE, 2).await.unwrap();
                 if batch.is_empty() {
                     return mine;
@@ -241,6 +244,7 @@ pub async fn concurrent_async_claims_never_share<H: Harness>(h: &H) {
                 mine.extend(batch.into_iter().map(|op| op.token));
                 tokio::task::yield_now().await;
             }
+            panic!("claims never ran out: the store hands out claimed work again");
         }));
     }
     let mut all = Vec::new();

@@ -257,7 +257,8 @@ pub async fn concurrent_delivery_claims_never_share<H: Harness>(h: &H) {
         let store = handles[i % 2].clone();
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
-            loop {
+            // Bounded: a store that hands out claimed work again must fail, not hang.
+            for _ in 0..100 {
                 let batch = store
                     .claim_due_deliveries(at(100), VISIBILITY, 2)
                     .await
@@ -268,6 +269,7 @@ pub async fn concurrent_delivery_claims_never_share<H: Harness>(h: &H) {
                 mine.extend(ids(&batch));
                 tokio::task::yield_now().await;
             }
+            panic!("claims never ran out: the store hands out claimed work again");
         }));
     }
     let mut all = Vec::new();
