@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use super::{CancelRequestOutcome, Lease, StoreError, StoreFuture};
+use super::{CancelRequestOutcome, DeliveryId, Lease, StoreError, StoreFuture};
 use crate::codec::Content;
 use crate::completion::Completion;
 use crate::error::Failure;
@@ -182,64 +182,6 @@ pub enum CompleteAsync {
     AlreadyFinished(AsyncState),
 }
 
-/// The id of a completion delivery.
-pub type DeliveryId = uuid::Uuid;
-
-/// Where a completion delivery is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DeliveryState {
-    /// Waiting to be sent (again) at `next_attempt_at`.
-    Pending,
-    /// The callback receiver acknowledged it.
-    Delivered,
-    /// Given up: a non-retryable answer, or it expired.
-    Dead,
-}
-
-impl DeliveryState {
-    /// Every state.
-    pub const ALL: [Self; 3] = [Self::Pending, Self::Delivered, Self::Dead];
-
-    /// The stored name: `pending`, `delivered`, `dead`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Delivered => "delivered",
-            Self::Dead => "dead",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == name)
-    }
-}
-
-/// One completion in the outbox.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Delivery {
-    /// Its id.
-    pub id: DeliveryId,
-    /// The callback URL.
-    pub url: String,
-    /// Headers for the completion request.
-    pub headers: Headers,
-    /// The completion (its token is the operation's).
-    pub completion: Completion,
-    /// Where it is.
-    pub state: DeliveryState,
-    /// Attempts whose result was recorded.
-    pub attempts: u32,
-    /// When it is due (pending), or when it was last due.
-    pub next_attempt_at: SystemTime,
-    /// The last failed attempt's error.
-    pub last_error: Option<String>,
-    /// When it was enqueued.
-    pub created_at: SystemTime,
-    /// When it was delivered or declared dead.
-    pub finished_at: Option<SystemTime>,
-}
-
 /// How many records [`HandlerStore::purge_handled`] deleted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HandlerPurge {
@@ -247,8 +189,6 @@ pub struct HandlerPurge {
     pub starts: u64,
     /// Finished async operations.
     pub operations: u64,
-    /// Delivered or dead deliveries.
-    pub deliveries: u64,
 }
 
 /// Checks that an answer and its operation record go together.
@@ -272,7 +212,8 @@ pub(crate) fn check_answer(
     }
 }
 
-/// Storage for a handler: deduplication of starts, async operations, the completion outbox.
+/// Storage for a handler: deduplication of starts, async operations, and the step that finishes
+/// one and enqueues its completion in the [`OutboxStore`](super::OutboxStore).
 /// Object-safe: use it as `Arc<dyn HandlerStore>`.
 pub trait HandlerStore: Send + Sync + 'static {
     /// Claims the right to run the start request `key`, or returns what a previous request with
@@ -348,44 +289,7 @@ pub trait HandlerStore: Send + Sync + 'static {
     /// Gives up `owner`'s leases on `tokens`; returns how many.
     fn release_async<'a>(&'a self, owner: &'a str, tokens: &'a [String]) -> StoreFuture<'a, u64>;
 
-    /// Takes up to `limit` pending deliveries due at `now`, oldest due first, and hides them from
-    /// other takers until `now + visibility` (by moving their due time): a sender that dies
-    /// mid-delivery loses them only that long. Atomic across store handles.
-    fn claim_due_deliveries(
-        &self,
-        now: SystemTime,
-        visibility: Duration,
-        limit: usize,
-    ) -> StoreFuture<'_, Vec<Delivery>>;
-
-    /// Marks a pending delivery delivered (counting the attempt); `false` if it was not pending.
-    fn mark_delivered(&self, id: DeliveryId, now: SystemTime) -> StoreFuture<'_, bool>;
-
-    /// Records a failed, retryable attempt: counts it, keeps `error`, due again at
-    /// `next_attempt_at`. `false` if it was not pending.
-    fn mark_retry<'a>(
-        &'a self,
-        id: DeliveryId,
-        next_attempt_at: SystemTime,
-        error: &'a str,
-    ) -> StoreFuture<'a, bool>;
-
-    /// Gives a pending delivery up (a non-retryable answer, or it expired), counting the attempt
-    /// and keeping `error`; `false` if it was not pending.
-    fn mark_dead<'a>(
-        &'a self,
-        id: DeliveryId,
-        now: SystemTime,
-        error: &'a str,
-    ) -> StoreFuture<'a, bool>;
-
-    /// The delivery with this id.
-    fn get_delivery(&self, id: DeliveryId) -> StoreFuture<'_, Option<Delivery>>;
-
-    /// Up to `limit` dead deliveries, most recent first (for operators).
-    fn list_dead_deliveries(&self, limit: usize) -> StoreFuture<'_, Vec<Delivery>>;
-
     /// Deletes what is no longer needed from before `before`: answered starts (and claims that
-    /// expired), finished operations, delivered and dead deliveries.
+    /// expired) and finished operations. (Deliveries: [`OutboxStore::purge_deliveries`](super::OutboxStore::purge_deliveries).)
     fn purge_handled(&self, before: SystemTime) -> StoreFuture<'_, HandlerPurge>;
 }

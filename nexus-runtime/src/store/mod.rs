@@ -5,16 +5,17 @@
 //! never runs twice) and enqueues each completion in an outbox in the same transaction that
 //! finishes the operation.
 //!
-//! Two object-safe traits split the work by side, because a process is often only one of them
-//! and each side's code should see only its own records:
+//! Object-safe traits split the work by who needs it, because a process is often only a caller or
+//! only a handler, and each component should see only its own records:
 //! - [`CallerStore`]: operations this process started ([`CallerRecord`]), their state machine,
 //!   completions received for them, leases between replicas, retention;
 //! - [`HandlerStore`]: deduplication of starts by request id ([`StartKey`], [`BeginStart`]), async
-//!   operations by token ([`AsyncOperationRecord`]), the outbox of completion deliveries
-//!   ([`Delivery`]), leases, retention.
+//!   operations by token ([`AsyncOperationRecord`]) and their completion, leases, retention;
+//! - [`OutboxStore`]: the completion deliveries ([`Delivery`]) that finishing an async operation
+//!   enqueued, for the completion sender: due listing, retry bookkeeping, dead letters.
 //!
-//! [`Store`] is both; every implementation here is a `Store`, so one database can serve a process
-//! that both calls and handles (`Arc<dyn Store>` upcasts to either side).
+//! [`Store`] is all three; every implementation here is a `Store`, so one database can serve a
+//! process that both calls and handles (`Arc<dyn Store>` upcasts to each trait).
 //!
 //! Implementations, all run through the same test suite:
 //! - [`MemoryStore`]: always available; for tests and processes that need no durability;
@@ -48,7 +49,7 @@
 //!    [`AsyncOperationRecord`], in the same transaction), or [`HandlerStore::abandon_start`] after a
 //!    retryable error so the retry runs the handler again.
 //! 3. When async work ends, [`HandlerStore::complete_async`] finishes the record and enqueues the
-//!    delivery in one transaction; a sender loop takes [`HandlerStore::claim_due_deliveries`] and
+//!    delivery in one transaction; a sender loop takes [`OutboxStore::claim_due_deliveries`] and
 //!    reports each attempt with `mark_delivered`, `mark_retry` or `mark_dead`.
 //! 4. At start-up: [`HandlerStore::list_unfinished_async`] (or `claim_async` with replicas), then
 //!    resume the resumable ones and complete the others as failed.
@@ -57,6 +58,7 @@ mod caller;
 mod error;
 mod handler;
 mod memory;
+mod outbox;
 mod records;
 mod time;
 
@@ -75,10 +77,11 @@ pub use caller::{
 };
 pub use error::StoreError;
 pub use handler::{
-    AsyncOperationRecord, AsyncState, BeginStart, CompleteAsync, Delivery, DeliveryId,
-    DeliveryState, HandlerPurge, HandlerStore, StartAnswer, StartClaim, StartKey, StoredCallback,
+    AsyncOperationRecord, AsyncState, BeginStart, CompleteAsync, HandlerPurge, HandlerStore,
+    StartAnswer, StartClaim, StartKey, StoredCallback,
 };
 pub use memory::MemoryStore;
+pub use outbox::{Delivery, DeliveryId, DeliveryState, OutboxStore};
 pub use records::Lease;
 
 #[cfg(feature = "postgres")]
@@ -98,7 +101,8 @@ pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
 
 /// A store for both sides: what a process that calls and handles uses.
 ///
-/// `Arc<dyn Store>` converts to `Arc<dyn CallerStore>` or `Arc<dyn HandlerStore>`.
-pub trait Store: CallerStore + HandlerStore {}
+/// `Arc<dyn Store>` converts to `Arc<dyn CallerStore>`, `Arc<dyn HandlerStore>` or
+/// `Arc<dyn OutboxStore>`.
+pub trait Store: CallerStore + HandlerStore + OutboxStore {}
 
-impl<T: CallerStore + HandlerStore + ?Sized> Store for T {}
+impl<T: CallerStore + HandlerStore + OutboxStore + ?Sized> Store for T {}

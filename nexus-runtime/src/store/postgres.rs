@@ -129,3 +129,8 @@ impl_handler_store!(
     sqlx::Postgres,
     lock = "FOR UPDATE SKIP LOCKED"
 );
+impl_outbox_store!(
+    PostgresStore,
+    sqlx::Postgres,
+    lock = "FOR UPDATE SKIP LOCKED"
+);

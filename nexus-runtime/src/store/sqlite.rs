@@ -127,3 +127,4 @@ fn create_dir(dir: &Path) -> Result<(), StoreError> {
 
 impl_caller_store!(SqliteStore, sqlx::Sqlite, lock = "");
 impl_handler_store!(SqliteStore, sqlx::Sqlite, lock = "");
+impl_outbox_store!(SqliteStore, sqlx::Sqlite, lock = "");

@@ -281,7 +281,7 @@ pub async fn concurrent_delivery_claims_never_share<H: Harness>(h: &H) {
 }
 
 /// Retention deletes answered starts, expired claims, finished operations and finished
-/// deliveries from before the cutoff, and nothing else.
+/// deliveries from before the cutoff, and nothing else: never a pending delivery.
 pub async fn purge_handled_records<H: Harness>(h: &H) {
     let store = h.store();
     let sync = StartAnswer::Sync {
@@ -323,10 +323,10 @@ pub async fn purge_handled_records<H: Harness>(h: &H) {
         HandlerPurge {
             starts: 3,
             operations: 1,
-            deliveries: 1
         },
-        "r-old, r-stale, req-t-old; t-old; t-old's delivery"
+        "r-old, r-stale, req-t-old; t-old"
     );
+    assert_eq!(store.purge_deliveries(at(50)).await.unwrap(), 1, "t-old's");
     assert!(matches!(
         store
             .begin_start(&start_key("r-old"), at(60), at(70))
@@ -350,11 +350,15 @@ pub async fn purge_handled_records<H: Harness>(h: &H) {
         HandlerPurge {
             starts: 6,
             operations: 2,
-            deliveries: 1
         },
-        "r-new, r-live, r-old (claim), req-t-new, req-t-pend, req-t-running; t-new, t-pend; \
-         t-new's delivery"
+        "r-new, r-live, r-old (claim), req-t-new, req-t-pend, req-t-running; t-new, t-pend"
     );
+    assert_eq!(
+        store.purge_deliveries(at(1_000_000)).await.unwrap(),
+        1,
+        "t-new's"
+    );
+    assert_eq!(store.purge_deliveries(at(1_000_000)).await.unwrap(), 0);
     assert!(store.get_async("t-running").await.unwrap().is_some());
     assert_eq!(
         ids(&store

@@ -3,6 +3,7 @@
 
 mod caller;
 mod handler;
+mod outbox;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -21,12 +22,13 @@ use super::{
 ///
 /// ```
 /// use std::sync::Arc;
-/// use nexus_runtime::store::{CallerStore, HandlerStore, MemoryStore, Store};
+/// use nexus_runtime::store::{CallerStore, HandlerStore, MemoryStore, OutboxStore, Store};
 ///
 /// let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
 /// let caller: Arc<dyn CallerStore> = store.clone();
-/// let handler: Arc<dyn HandlerStore> = store;
-/// # let _ = (caller, handler);
+/// let handler: Arc<dyn HandlerStore> = store.clone();
+/// let outbox: Arc<dyn OutboxStore> = store;
+/// # let _ = (caller, handler, outbox);
 /// ```
 #[derive(Clone, Default)]
 pub struct MemoryStore {

@@ -6,7 +6,7 @@
 //! writer lock, which gives the same guarantee. A claim picks its rows in a `MATERIALIZED` CTE:
 //! as `WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)` PostgreSQL may evaluate the
 //! subquery more than once and claim more than `n` rows. The store implementations are written once, as
-//! macros instantiated for each database (`impl_caller_store!`, `impl_handler_store!`), because
+//! macros instantiated for each database (`impl_caller_store!`, `impl_handler_store!`, `impl_outbox_store!`), because
 //! generic code over `sqlx::Database` needs bounds that obscure more than they share.
 //!
 //! Encoding:
@@ -20,6 +20,8 @@
 mod caller;
 #[macro_use]
 mod handler;
+#[macro_use]
+mod outbox;
 mod rows;
 
 pub(crate) use rows::{
