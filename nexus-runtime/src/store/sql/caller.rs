@@ -36,7 +36,7 @@ macro_rules! impl_caller_store {
                     .bind(headers_json(&r.input.headers)?)
                     .bind(to_json(&r.options)?)
                     .bind(r.state.as_str())
-                    .bind(limit_u64(r.version)?)
+                    .bind(version_param(r.version)?)
                     .bind(i64::from(r.attempt))
                     .bind(opt_to_micros(r.next_attempt_at)?)
                     .bind(r.last_failure.as_ref().map(failure_json).transpose()?)
@@ -161,7 +161,7 @@ macro_rules! impl_caller_store {
                         " RETURNING *"
                     ))
                     .bind(r.id.to_string())
-                    .bind(limit_u64(r.version)?)
+                    .bind(version_param(r.version)?)
                     .bind(r.state.as_str())
                     .bind(i64::from(r.attempt))
                     .bind(opt_to_micros(r.next_attempt_at)?)

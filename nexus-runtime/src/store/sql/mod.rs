@@ -112,8 +112,8 @@ pub(crate) fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// A version for SQL.
-pub(crate) fn limit_u64(n: u64) -> Result<i64, StoreError> {
+/// A record version as an SQL `BIGINT`.
+pub(crate) fn version_param(n: u64) -> Result<i64, StoreError> {
     i64::try_from(n).map_err(|_| StoreError::Invalid(format!("version {n} is too large to store")))
 }
 
