@@ -67,6 +67,7 @@ pub mod protocol;
 #[cfg(feature = "http")]
 pub mod server;
 pub mod service;
+pub mod store;
 pub mod transport;
 
 #[doc(hidden)]

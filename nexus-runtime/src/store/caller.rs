@@ -1,0 +1,359 @@
+//! The caller side: operations this process started.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use super::{Lease, StoreFuture};
+use crate::codec::Content;
+use crate::completion::Completion;
+use crate::error::Failure;
+use crate::link::Link;
+
+/// The id of a caller's operation. It is also its callback id: the last segment of the callback
+/// URL a handler posts the completion to.
+pub type OperationId = uuid::Uuid;
+
+/// Where a caller's operation is in its life (stored as its [`as_str`](Self::as_str) name).
+///
+/// ```text
+/// scheduled <-> backing_off, blocked  -> started -> succeeded | failed | canceled | timed_out
+///           \-----------------------------------> succeeded | failed | canceled | timed_out
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OperationState {
+    /// Waiting for its next attempt, or an attempt is in flight.
+    Scheduled,
+    /// The last attempt failed with a retryable error; the next goes at `next_attempt_at`.
+    BackingOff,
+    /// Held back without an attempt (the circuit breaker is open).
+    Blocked,
+    /// The handler started it asynchronously: its token is known, its completion will come.
+    Started,
+    /// It produced its result.
+    Succeeded,
+    /// It failed.
+    Failed,
+    /// It was canceled.
+    Canceled,
+    /// A timeout expired.
+    TimedOut,
+}
+
+impl OperationState {
+    /// Every state, in the order of the enum.
+    pub const ALL: [Self; 8] = [
+        Self::Scheduled,
+        Self::BackingOff,
+        Self::Blocked,
+        Self::Started,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Canceled,
+        Self::TimedOut,
+    ];
+
+    /// The stored name: `scheduled`, `backing_off`, `blocked`, `started`, `succeeded`, `failed`,
+    /// `canceled`, `timed_out`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::BackingOff => "backing_off",
+            Self::Blocked => "blocked",
+            Self::Started => "started",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Canceled => "canceled",
+            Self::TimedOut => "timed_out",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Whether the operation has ended; a finished record never changes again.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Succeeded | Self::Failed | Self::Canceled | Self::TimedOut
+        )
+    }
+
+    /// The final state a completion gives.
+    pub fn of_completion(completion: &Completion) -> Self {
+        match &completion.outcome {
+            Ok(_) => Self::Succeeded,
+            Err(e) if e.is_canceled() => Self::Canceled,
+            Err(_) => Self::Failed,
+        }
+    }
+}
+
+impl fmt::Display for OperationState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The deadlines of an operation, as absolute times (computed from its timeouts).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OperationDeadlines {
+    /// The end of the schedule-to-close timeout.
+    pub schedule_to_close: Option<SystemTime>,
+    /// The end of the schedule-to-start timeout.
+    pub schedule_to_start: Option<SystemTime>,
+    /// The end of the start-to-close timeout (known once started).
+    pub start_to_close: Option<SystemTime>,
+}
+
+/// How a caller's operation is found again by the request id it was started with.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RequestKey {
+    /// The endpoint name.
+    pub endpoint: String,
+    /// The service's wire name.
+    pub service: String,
+    /// The operation's wire name.
+    pub operation: String,
+    /// The request id.
+    pub request_id: String,
+}
+
+/// One operation this process started.
+///
+/// Fixed at insert: `id`, the [`RequestKey`] fields, `input`, `options`, `scheduled_at`. The rest
+/// changes through [`CallerStore::update`] (compare-and-set on `version`),
+/// [`CallerStore::record_completion`], [`CallerStore::request_cancel`] and the lease methods.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallerRecord {
+    /// Its id, also its callback id.
+    pub id: OperationId,
+    /// The endpoint name.
+    pub endpoint: String,
+    /// The service's wire name.
+    pub service: String,
+    /// The operation's wire name.
+    pub operation: String,
+    /// The request id, the same on every attempt.
+    pub request_id: String,
+    /// The encoded input.
+    pub input: Content,
+    /// The call's options (timeouts, headers, links, cancellation type, retry overrides),
+    /// serialized by the client; the store keeps it as JSON text without reading it.
+    pub options: serde_json::Value,
+    /// Where it is.
+    pub state: OperationState,
+    /// Bumped by the store on every change; [`CallerStore::update`] compares it.
+    pub version: u64,
+    /// Start attempts made so far.
+    pub attempt: u32,
+    /// When the next attempt goes out (backing off or blocked).
+    pub next_attempt_at: Option<SystemTime>,
+    /// The last failed attempt's error.
+    pub last_failure: Option<Failure>,
+    /// The endpoint target that started it (a URL or a name; opaque to the store), so cancel
+    /// requests go to the same place after a restart.
+    pub target: Option<String>,
+    /// The operation token, once started asynchronously (or learned from an early completion).
+    pub token: Option<String>,
+    /// Links the handler returned with the start response.
+    pub start_links: Vec<Link>,
+    /// The result, once succeeded.
+    pub result: Option<Content>,
+    /// Why it ended unsuccessfully (failed, canceled, timed out), as a Failure.
+    pub error: Option<Failure>,
+    /// Links the handler sent with the completion.
+    pub completion_links: Vec<Link>,
+    /// When the caller asked to cancel it, if it did.
+    pub cancel_requested_at: Option<SystemTime>,
+    /// When it was scheduled (recorded).
+    pub scheduled_at: SystemTime,
+    /// When it started (async token or sync result received).
+    pub started_at: Option<SystemTime>,
+    /// When it ended.
+    pub closed_at: Option<SystemTime>,
+    /// Its deadlines.
+    pub deadlines: OperationDeadlines,
+    /// Who drives it, while unfinished.
+    pub lease: Option<Lease>,
+}
+
+impl CallerRecord {
+    /// A new record in state `scheduled`, version 0, no attempt yet.
+    pub fn new(
+        id: OperationId,
+        key: RequestKey,
+        input: Content,
+        options: serde_json::Value,
+        scheduled_at: SystemTime,
+    ) -> Self {
+        Self {
+            id,
+            endpoint: key.endpoint,
+            service: key.service,
+            operation: key.operation,
+            request_id: key.request_id,
+            input,
+            options,
+            state: OperationState::Scheduled,
+            version: 0,
+            attempt: 0,
+            next_attempt_at: None,
+            last_failure: None,
+            target: None,
+            token: None,
+            start_links: Vec::new(),
+            result: None,
+            error: None,
+            completion_links: Vec::new(),
+            cancel_requested_at: None,
+            scheduled_at,
+            started_at: None,
+            closed_at: None,
+            deadlines: OperationDeadlines::default(),
+            lease: None,
+        }
+    }
+
+    /// Its [`RequestKey`].
+    pub fn request_key(&self) -> RequestKey {
+        RequestKey {
+            endpoint: self.endpoint.clone(),
+            service: self.service.clone(),
+            operation: self.operation.clone(),
+            request_id: self.request_id.clone(),
+        }
+    }
+
+    /// Whether the caller asked to cancel it.
+    pub fn cancel_requested(&self) -> bool {
+        self.cancel_requested_at.is_some()
+    }
+}
+
+/// What [`CallerStore::insert`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InsertOutcome {
+    /// The record was inserted.
+    Inserted,
+    /// An operation with the same [`RequestKey`] exists already: this one, unchanged. A caller
+    /// restarted with the same request id attaches to it instead of starting a second one.
+    Exists(Box<CallerRecord>),
+}
+
+/// What [`CallerStore::record_completion`] did. The callback receiver answers 200 only for
+/// `Applied`, 404 for `UnknownOperation` and `AlreadyFinished`, 400 for `TokenMismatch`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CompletionOutcome {
+    /// The completion was recorded and the operation is finished: the record as it is now.
+    Applied(Box<CallerRecord>),
+    /// No operation has this id.
+    UnknownOperation,
+    /// The operation had already finished (a repeated completion, or it timed out or was
+    /// canceled first); nothing changed.
+    AlreadyFinished(OperationState),
+    /// The completion names another token than the start response gave; nothing changed.
+    TokenMismatch {
+        /// The token the operation has.
+        expected: String,
+    },
+}
+
+/// What [`CallerStore::request_cancel`] (or [`HandlerStore::request_cancel_async`]) did.
+///
+/// [`HandlerStore::request_cancel_async`]: super::HandlerStore::request_cancel_async
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CancelRequestOutcome {
+    /// The request was recorded (and the version bumped).
+    Requested,
+    /// A cancel had already been requested; nothing changed.
+    AlreadyRequested,
+    /// The operation had already finished; nothing changed.
+    AlreadyFinished,
+    /// No such operation.
+    UnknownOperation,
+}
+
+/// Storage for the operations a caller started. Object-safe: use it as `Arc<dyn CallerStore>`.
+///
+/// Invariants every implementation keeps (the shared test suite checks them):
+/// - a finished record (terminal state) never changes again, except by
+///   [`purge_finished`](Self::purge_finished);
+/// - every change bumps `version`, except lease renewal and release;
+/// - finishing an operation clears its lease.
+pub trait CallerStore: Send + Sync + 'static {
+    /// Records a new operation (before its first attempt), with its lease if given.
+    ///
+    /// Errors with [`StoreError::Duplicate`](super::StoreError::Duplicate) if another record has
+    /// the same id.
+    fn insert<'a>(&'a self, record: &'a CallerRecord) -> StoreFuture<'a, InsertOutcome>;
+
+    /// The operation with this id.
+    fn get(&self, id: OperationId) -> StoreFuture<'_, Option<CallerRecord>>;
+
+    /// The operation started with this request id.
+    fn find_by_request_id<'a>(
+        &'a self,
+        key: &'a RequestKey,
+    ) -> StoreFuture<'a, Option<CallerRecord>>;
+
+    /// Every unfinished operation, oldest first (to resume them after a restart).
+    fn list_unfinished(&self) -> StoreFuture<'_, Vec<CallerRecord>>;
+
+    /// Writes the changeable fields of `record` if the stored version is still `record.version`
+    /// and the stored state is not terminal; then bumps `record.version` and returns `true`.
+    /// Returns `false` and changes nothing otherwise: something else changed the operation (a
+    /// completion, a cancel request, another owner's claim); read it again.
+    ///
+    /// Moving to a terminal state clears the lease. The lease itself is not written here.
+    fn update<'a>(&'a self, record: &'a mut CallerRecord) -> StoreFuture<'a, bool>;
+
+    /// Records that the caller asked to cancel the operation, at `at`.
+    fn request_cancel(
+        &self,
+        id: OperationId,
+        at: SystemTime,
+    ) -> StoreFuture<'_, CancelRequestOutcome>;
+
+    /// Records a completion received for callback id `id`, durably, before the receiver answers.
+    /// Applies to any unfinished operation, even one whose token is not recorded yet (the
+    /// completion arrived before the start response was processed): the token is then taken from
+    /// the completion. `now` becomes `closed_at`.
+    fn record_completion<'a>(
+        &'a self,
+        id: OperationId,
+        completion: &'a Completion,
+        now: SystemTime,
+    ) -> StoreFuture<'a, CompletionOutcome>;
+
+    /// Claims up to `limit` unfinished operations whose lease is free or expired at `now`, for
+    /// `owner` until `now + lease`. Atomic: two owners claiming at once never get the same
+    /// operation. Returns them (with their new lease and version), oldest first.
+    fn claim<'a>(
+        &'a self,
+        owner: &'a str,
+        now: SystemTime,
+        lease: Duration,
+        limit: usize,
+    ) -> StoreFuture<'a, Vec<CallerRecord>>;
+
+    /// Extends to `now + lease` every lease `owner` still holds on an unfinished operation; returns
+    /// their ids. An operation the owner thinks it drives but that is not returned was taken over:
+    /// stop driving it.
+    fn renew<'a>(
+        &'a self,
+        owner: &'a str,
+        now: SystemTime,
+        lease: Duration,
+    ) -> StoreFuture<'a, Vec<OperationId>>;
+
+    /// Gives up `owner`'s leases on `ids`; returns how many were released.
+    fn release<'a>(&'a self, owner: &'a str, ids: &'a [OperationId]) -> StoreFuture<'a, u64>;
+
+    /// Gives up every lease `owner` holds (at shutdown); returns how many were released.
+    fn release_all<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, u64>;
+
+    /// Deletes finished operations closed before `closed_before`; returns how many.
+    fn purge_finished(&self, closed_before: SystemTime) -> StoreFuture<'_, u64>;
+}

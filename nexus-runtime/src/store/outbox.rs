@@ -1,0 +1,112 @@
+//! The handler's outbox: completions waiting to be delivered to callers' callback URLs.
+
+use std::time::{Duration, SystemTime};
+
+use super::StoreFuture;
+use crate::completion::Completion;
+use crate::operation::Headers;
+
+/// The id of a completion delivery.
+pub type DeliveryId = uuid::Uuid;
+
+/// Where a completion delivery is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeliveryState {
+    /// Waiting to be sent (again) at `next_attempt_at`.
+    Pending,
+    /// The callback receiver acknowledged it.
+    Delivered,
+    /// Given up: a non-retryable answer, or it expired.
+    Dead,
+}
+
+impl DeliveryState {
+    /// Every state.
+    pub const ALL: [Self; 3] = [Self::Pending, Self::Delivered, Self::Dead];
+
+    /// The stored name: `pending`, `delivered`, `dead`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Dead => "dead",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// One completion in the outbox.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    /// Its id.
+    pub id: DeliveryId,
+    /// The callback URL.
+    pub url: String,
+    /// Headers for the completion request.
+    pub headers: Headers,
+    /// The completion (its token is the operation's).
+    pub completion: Completion,
+    /// Where it is.
+    pub state: DeliveryState,
+    /// Attempts whose result was recorded.
+    pub attempts: u32,
+    /// When it is due (pending), or when it was last due.
+    pub next_attempt_at: SystemTime,
+    /// The last failed attempt's error.
+    pub last_error: Option<String>,
+    /// When it was enqueued.
+    pub created_at: SystemTime,
+    /// When it was delivered or declared dead.
+    pub finished_at: Option<SystemTime>,
+}
+
+/// The outbox of completion deliveries, filled by [`HandlerStore::complete_async`] and drained
+/// by the completion sender. Object-safe: use it as `Arc<dyn OutboxStore>`.
+///
+/// [`HandlerStore::complete_async`]: super::HandlerStore::complete_async
+pub trait OutboxStore: Send + Sync + 'static {
+    /// Takes up to `limit` pending deliveries due at `now`, oldest due first, and hides them from
+    /// other takers until `now + visibility` (by moving their due time): a sender that dies
+    /// mid-delivery loses them only that long. Atomic across store handles.
+    fn claim_due_deliveries(
+        &self,
+        now: SystemTime,
+        visibility: Duration,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<Delivery>>;
+
+    /// Marks a pending delivery delivered (counting the attempt); `false` if it was not pending.
+    fn mark_delivered(&self, id: DeliveryId, now: SystemTime) -> StoreFuture<'_, bool>;
+
+    /// Records a failed, retryable attempt: counts it, keeps `error`, due again at
+    /// `next_attempt_at`. `false` if it was not pending.
+    fn mark_retry<'a>(
+        &'a self,
+        id: DeliveryId,
+        next_attempt_at: SystemTime,
+        error: &'a str,
+    ) -> StoreFuture<'a, bool>;
+
+    /// Gives a pending delivery up (a non-retryable answer, or it expired), counting the attempt
+    /// and keeping `error`; `false` if it was not pending.
+    fn mark_dead<'a>(
+        &'a self,
+        id: DeliveryId,
+        now: SystemTime,
+        error: &'a str,
+    ) -> StoreFuture<'a, bool>;
+
+    /// The delivery with this id.
+    fn get_delivery(&self, id: DeliveryId) -> StoreFuture<'_, Option<Delivery>>;
+
+    /// Up to `limit` dead deliveries, most recent first (for operators).
+    fn list_dead_deliveries(&self, limit: usize) -> StoreFuture<'_, Vec<Delivery>>;
+
+    /// Deletes delivered and dead deliveries finished before `before`; returns how many. Pending
+    /// deliveries are never deleted.
+    fn purge_deliveries(&self, before: SystemTime) -> StoreFuture<'_, u64>;
+}

@@ -1,0 +1,136 @@
+//! The PostgreSQL store: one database shared by the replicas of a service.
+
+use std::fmt;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use super::StoreError;
+
+/// The schema migrations, embedded at compile time from `migrations/postgres`.
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// A store in a PostgreSQL database (feature `postgres`), for several replicas of one service.
+///
+/// Replicas share the records; each drives the operations it holds a lease on, and claims those
+/// whose owner stopped renewing (claims use `FOR UPDATE SKIP LOCKED`, so concurrent claimers never
+/// get the same operation nor wait for each other). Connecting migrates the schema to the latest
+/// version; replicas starting together serialize on the migrator's advisory lock.
+///
+/// No TLS is compiled in: connect over loopback, a private network or a Unix socket.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), nexus_runtime::store::StoreError> {
+/// use nexus_runtime::store::PostgresStore;
+///
+/// let store = PostgresStore::connect("postgres://nexus@127.0.0.1:5432/nexus").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct PostgresStore {
+    pub(crate) pool: PgPool,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let options = self.pool.connect_options();
+        f.debug_struct("PostgresStore")
+            .field("host", &options.get_host())
+            .field("port", &options.get_port())
+            .field("database", &options.get_database())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// The default size of the connection pool.
+    pub const MAX_CONNECTIONS: u32 = 8;
+
+    /// How long getting a connection may take (connecting included, retried while refused)
+    /// before a call fails with [`StoreError::Unavailable`].
+    pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// Connects to the database at `url` (`postgres://user@host:port/database`, with any of
+    /// PostgreSQL's URL parameters) and migrates its schema.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(StoreError::Open {
+                message: "invalid PostgreSQL URL: it must start with `postgres://` or \
+                          `postgresql://`"
+                    .into(),
+                source: None,
+            });
+        }
+        let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::Open {
+            message: format!("invalid PostgreSQL URL: {e}"),
+            source: Some(Box::new(e)),
+        })?;
+        Self::connect_with(options, Self::MAX_CONNECTIONS).await
+    }
+
+    /// Connects with explicit options (for example a `search_path`, to keep the tables in their
+    /// own schema) and a pool of at most `max_connections`, and migrates the schema.
+    pub async fn connect_with(
+        options: PgConnectOptions,
+        max_connections: u32,
+    ) -> Result<Self, StoreError> {
+        let target = format!(
+            "{}:{}/{}",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or_default()
+        );
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Self::ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Open {
+                message: format!("cannot connect to PostgreSQL at {target}: {e}"),
+                source: Some(Box::new(e)),
+            })?;
+        Self::from_pool(pool).await
+    }
+
+    /// Uses an existing pool, and migrates the schema.
+    pub async fn from_pool(pool: PgPool) -> Result<Self, StoreError> {
+        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Open {
+            message: format!("cannot migrate the PostgreSQL schema: {e}"),
+            source: Some(Box::new(e)),
+        })?;
+        Ok(Self { pool })
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The versions of the schema migrations applied to this database, in order.
+    pub async fn applied_migrations(&self) -> Result<Vec<i64>, StoreError> {
+        super::sql::applied_migrations(&self.pool).await
+    }
+
+    /// Closes every connection; later calls fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+impl_caller_store!(
+    PostgresStore,
+    sqlx::Postgres,
+    lock = "FOR UPDATE SKIP LOCKED"
+);
+impl_handler_store!(
+    PostgresStore,
+    sqlx::Postgres,
+    lock = "FOR UPDATE SKIP LOCKED"
+);
+impl_outbox_store!(
+    PostgresStore,
+    sqlx::Postgres,
+    lock = "FOR UPDATE SKIP LOCKED"
+);

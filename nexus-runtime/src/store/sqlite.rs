@@ -1,0 +1,130 @@
+//! The SQLite store: the embedded default, one file per process.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use super::StoreError;
+
+/// The schema migrations, embedded at compile time from `migrations/sqlite`.
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// A store in an SQLite database file (feature `sqlite`).
+///
+/// The file is opened in WAL mode with `synchronous = FULL` (a committed transaction survives a
+/// power loss: a completion acknowledged is a completion kept), a busy timeout so concurrent
+/// handles wait for each other instead of failing, and the schema migrated to the latest version
+/// on open. Several handles (and processes) may open the same file; SQLite serializes their
+/// writes, which makes every claim atomic.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), nexus_runtime::store::StoreError> {
+/// use nexus_runtime::store::SqliteStore;
+///
+/// let store = SqliteStore::open_in_dir("/var/lib/payments").await?;
+/// assert!(store.path().ends_with("nexus.sqlite3"));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct SqliteStore {
+    pub(crate) pool: SqlitePool,
+    path: PathBuf,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// The database file's name inside a data directory.
+    pub const FILE_NAME: &'static str = "nexus.sqlite3";
+
+    /// How long a statement waits for another connection's write lock before failing with
+    /// [`StoreError::Unavailable`].
+    pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// Opens (creating it if needed) the database at `path`: an existing directory means the file
+    /// [`FILE_NAME`](Self::FILE_NAME) inside it; anything else is the database file itself, whose
+    /// missing parent directories are created.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        if path.is_dir() {
+            return Self::open_in_dir(path).await;
+        }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            create_dir(parent)?;
+        }
+        Self::open_file(path.to_path_buf()).await
+    }
+
+    /// Opens (creating both if needed) the file [`FILE_NAME`](Self::FILE_NAME) in data directory
+    /// `dir`.
+    pub async fn open_in_dir(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let dir = dir.as_ref();
+        create_dir(dir)?;
+        Self::open_file(dir.join(Self::FILE_NAME)).await
+    }
+
+    async fn open_file(path: PathBuf) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Self::BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Open {
+                message: format!("cannot open SQLite database `{}`: {e}", path.display()),
+                source: Some(Box::new(e)),
+            })?;
+        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Open {
+            message: format!("cannot migrate SQLite database `{}`: {e}", path.display()),
+            source: Some(Box::new(e)),
+        })?;
+        Ok(Self { pool, path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// The versions of the schema migrations applied to this database, in order.
+    pub async fn applied_migrations(&self) -> Result<Vec<i64>, StoreError> {
+        super::sql::applied_migrations(&self.pool).await
+    }
+
+    /// Closes every connection; later calls fail. Dropping every clone also closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn create_dir(dir: &Path) -> Result<(), StoreError> {
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+        message: format!("cannot create data directory `{}`: {e}", dir.display()),
+        source: Some(Box::new(e)),
+    })
+}
+
+impl_caller_store!(SqliteStore, sqlx::Sqlite, lock = "");
+impl_handler_store!(SqliteStore, sqlx::Sqlite, lock = "");
+impl_outbox_store!(SqliteStore, sqlx::Sqlite, lock = "");

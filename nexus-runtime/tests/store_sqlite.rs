@@ -1,0 +1,125 @@
+//! The store suite against SQLite files in temporary directories, and what is particular to
+//! SQLite: creating the data directory, WAL mode, repeated migrations.
+#![cfg(feature = "sqlite")]
+#![allow(clippy::unwrap_used)]
+
+mod store_support;
+
+use std::sync::{Arc, Mutex};
+
+use nexus_runtime::store::{CallerStore as _, SqliteStore, Store};
+use tempfile::TempDir;
+
+struct Sqlite {
+    dir: TempDir,
+    handles: Mutex<Vec<SqliteStore>>,
+}
+
+impl Sqlite {
+    async fn handle(&self) -> SqliteStore {
+        let store = SqliteStore::open_in_dir(self.dir.path()).await.unwrap();
+        self.handles.lock().unwrap().push(store.clone());
+        store
+    }
+}
+
+impl store_support::Harness for Sqlite {
+    async fn open(_name: &str) -> Option<Self> {
+        let harness = Self {
+            dir: tempfile::tempdir().unwrap(),
+            handles: Mutex::default(),
+        };
+        harness.handle().await;
+        Some(harness)
+    }
+
+    fn store(&self) -> Arc<dyn Store> {
+        Arc::new(self.handles.lock().unwrap()[0].clone())
+    }
+
+    async fn another_handle(&self) -> Arc<dyn Store> {
+        Arc::new(self.handle().await)
+    }
+
+    async fn reopen(&self) -> Option<Arc<dyn Store>> {
+        let open: Vec<SqliteStore> = std::mem::take(&mut *self.handles.lock().unwrap());
+        for store in open {
+            store.close().await;
+        }
+        Some(Arc::new(self.handle().await))
+    }
+}
+
+store_suite!(Sqlite);
+
+#[tokio::test]
+async fn open_creates_the_data_directory_and_uses_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("a/b/data");
+    let store = SqliteStore::open_in_dir(&nested).await.unwrap();
+    assert_eq!(store.path(), nested.join(SqliteStore::FILE_NAME));
+    store
+        .insert(&store_support::fixtures::record(
+            1,
+            store_support::fixtures::at(0),
+        ))
+        .await
+        .unwrap();
+    assert!(store.path().exists());
+    assert!(
+        nested.join("nexus.sqlite3-wal").exists(),
+        "WAL mode keeps a -wal file next to the database while it is open"
+    );
+    let mode: String = nexus_runtime::store::sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+
+    let by_dir = SqliteStore::open(&nested).await.unwrap();
+    assert_eq!(
+        by_dir.path(),
+        store.path(),
+        "an existing directory means the file in it"
+    );
+    let file = dir.path().join("x/y/custom.db");
+    let by_file = SqliteStore::open(&file).await.unwrap();
+    assert_eq!(by_file.path(), file);
+    assert!(file.exists());
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+    let record = store_support::fixtures::record(1, store_support::fixtures::at(0));
+    first.insert(&record).await.unwrap();
+    let second = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+    first.close().await;
+    let third = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+    assert_eq!(third.applied_migrations().await.unwrap(), [1]);
+    assert_eq!(second.applied_migrations().await.unwrap(), [1]);
+    assert_eq!(third.get(record.id).await.unwrap(), Some(record));
+}
+
+#[tokio::test]
+async fn open_reports_an_unusable_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    let err = SqliteStore::open_in_dir(blocker.join("data"))
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("cannot create data directory"),
+        "{message}"
+    );
+    assert!(message.contains("file/data"), "{message}");
+
+    std::fs::write(dir.path().join("garbage.db"), vec![0x42; 4096]).unwrap();
+    let err = SqliteStore::open(dir.path().join("garbage.db"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("garbage.db"), "{err}");
+}

@@ -1,0 +1,83 @@
+//! The store test suite, run against every store: `store_suite!(Harness)` expands to one test
+//! per case. A harness gives each test its own storage (a memory store, an SQLite file in a temp
+//! dir, a PostgreSQL schema), so tests run in parallel.
+#![allow(dead_code)]
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+pub mod caller;
+pub mod fixtures;
+pub mod handler;
+pub mod leases;
+pub mod outbox;
+
+use std::sync::Arc;
+
+use nexus_runtime::store::Store;
+
+/// Storage for one test.
+#[allow(async_fn_in_trait)]
+pub trait Harness: Sized {
+    /// Fresh, empty storage for test `name`; `None` (after printing why) to skip the test.
+    async fn open(name: &str) -> Option<Self>;
+    /// The store handle.
+    fn store(&self) -> Arc<dyn Store>;
+    /// Another handle on the same storage: its own connection pool for SQL stores.
+    async fn another_handle(&self) -> Arc<dyn Store>;
+    /// Closes the handles and opens the storage again, as a restarted process does; `None` if the
+    /// storage does not survive that (memory).
+    async fn reopen(&self) -> Option<Arc<dyn Store>>;
+    /// Removes the storage.
+    async fn cleanup(self) {}
+}
+
+/// One `#[tokio::test]` per suite case for harness `$harness`.
+#[macro_export]
+macro_rules! store_suite {
+    ($harness:ty) => {
+        $crate::store_suite!(@cases $harness;
+            caller::round_trip_of_every_field,
+            caller::minimal_record_and_lookups,
+            caller::insert_is_idempotent_by_request_id,
+            caller::update_is_compare_and_set,
+            caller::list_unfinished_oldest_first,
+            caller::request_cancel_rules,
+            caller::completion_before_token,
+            caller::completion_after_start_and_token_mismatch,
+            caller::repeated_completion_is_already_finished,
+            caller::completion_and_timeout_never_overwrite_each_other,
+            caller::unknown_completion,
+            caller::purge_finished_operations,
+            leases::claim_expiry_takeover_renew_release,
+            leases::concurrent_claims_never_share_an_operation,
+            leases::async_leases,
+            leases::concurrent_async_claims_never_share,
+            handler::dedup_returns_the_sync_answer,
+            handler::dedup_returns_the_async_token,
+            handler::dedup_returns_the_recorded_error,
+            handler::expired_claims_are_taken_over_and_abandoned_ones_rerun,
+            handler::finish_start_checks_its_arguments_and_is_atomic,
+            handler::concurrent_begin_start_runs_once,
+            handler::request_cancel_async_rules,
+            outbox::complete_async_enqueues_in_the_same_step,
+            outbox::due_listing_and_retry_bookkeeping,
+            outbox::dead_letters,
+            outbox::concurrent_delivery_claims_never_share,
+            outbox::purge_handled_records,
+            outbox::reopening_keeps_everything,
+        );
+    };
+    (@cases $harness:ty; $($module:ident :: $case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                use store_support::Harness as _;
+                let Some(harness) = <$harness>::open(stringify!($case)).await else {
+                    return;
+                };
+                store_support::$module::$case(&harness).await;
+                harness.cleanup().await;
+            }
+        )*
+    };
+}
