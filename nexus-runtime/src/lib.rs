@@ -56,6 +56,7 @@
 extern crate self as nexus_runtime;
 
 pub mod client;
+pub mod clock;
 pub mod codec;
 pub mod completion;
 pub mod definition;
