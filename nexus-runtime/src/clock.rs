@@ -7,24 +7,27 @@
 //! by however much the system clock is stepped while the process runs).
 
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use tokio::time::Instant;
 
 static ANCHOR: OnceLock<(SystemTime, std::time::Instant)> = OnceLock::new();
 
 fn anchor() -> (SystemTime, std::time::Instant) {
-    *ANCHOR.get_or_init(|| (SystemTime::now(), std::time::Instant::now()))
+    *ANCHOR.get_or_init(|| (SystemTime::now(), Instant::now().into_std()))
 }
 
 /// The current wall-clock time, advancing with tokio's clock (paused time included).
 pub fn now() -> SystemTime {
     let (wall, mono) = anchor();
-    let elapsed = Instant::now()
-        .into_std()
-        .checked_duration_since(mono)
-        .unwrap_or(Duration::ZERO);
-    wall + elapsed
+    let instant = Instant::now().into_std();
+    match instant.checked_duration_since(mono) {
+        Some(elapsed) => wall + elapsed,
+        // Another runtime's paused clock can lag the anchor: keep the offset signed.
+        None => wall
+            .checked_sub(mono - instant)
+            .unwrap_or(SystemTime::UNIX_EPOCH),
+    }
 }
 
 /// The tokio instant at which the wall clock (as [`now`] reports it) reaches `at`; instants in the
@@ -52,6 +55,7 @@ pub fn system_at(at: Instant) -> SystemTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[tokio::test(start_paused = true)]
     async fn follows_paused_time() {
