@@ -12,6 +12,13 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, all features, warnings denied)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+step "PostgreSQL on loopback for the PostgreSQL store tests (installed from Debian packages if missing)"
+if [ -z "${NEXUS_TEST_POSTGRES_URL:-}" ]; then
+  NEXUS_TEST_POSTGRES_URL="$(bash scripts/ensure-postgres.sh ./.pg)"
+  export NEXUS_TEST_POSTGRES_URL
+fi
+echo "NEXUS_TEST_POSTGRES_URL=$NEXUS_TEST_POSTGRES_URL"
+
 step "cargo test (workspace, all features)"
 cargo test --workspace --all-features
 
