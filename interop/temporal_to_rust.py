@@ -4,9 +4,10 @@ with external target URLs, and every outcome is checked against what the workflo
 the handler logged (its --event-log). Prints `PASS name (detail)` or `FAIL name: why` per check;
 exits 1 if any check failed.
 
-Usage: temporal_to_rust.py --fraud-log F --slow-log S --flaky-log L [--results FILE]
+Usage: temporal_to_rust.py --fraud-log F --slow-log S --flaky-log L --unavailable-first N
+                           [--results FILE]
   endpoints (created by run.sh): fraud -> fraud-handler; fraud-slow -> fraud-handler whose checks
-  take minutes (to be canceled); fraud-flaky -> fraud-handler --unavailable-first 2.
+  take minutes (to be canceled); fraud-flaky -> fraud-handler --unavailable-first N.
 Env: TEMPORAL_ADDRESS
 """
 import argparse
@@ -20,7 +21,6 @@ from temporal_caller import run_scenarios
 
 SERVICE = "fraud.v1"
 APPROVAL_LIMIT = 10_000.0
-UNAVAILABLE_FIRST = 2  # must match run.sh's --unavailable-first for fraud-flaky
 
 
 def quick_score(user_id: str) -> int:
@@ -128,7 +128,7 @@ def check_cancel(r: dict, logs: dict) -> str:
     return " <- ".join(chain) + "; " + completion_for(logs["slow"], r["token"], "canceled")
 
 
-def check_retry(r: dict, logs: dict) -> str:
+def check_retry(r: dict, logs: dict, unavailable_first: int) -> str:
     expect("ok" in r, f"the workflow failed: {r.get('error')}")
     expected = {"score": quick_score("user-bob")}
     expect(r["ok"] == expected, f"got {r['ok']}, expected {expected}")
@@ -136,19 +136,12 @@ def check_retry(r: dict, logs: dict) -> str:
     ids = {e["requestId"] for e in starts}
     expect(len(ids) == 1 and "" not in ids, f"expected one request id on every attempt, got {starts}")
     answers = [(e["attempt"], e["answer"]) for e in starts]
-    expected_answers = [(n, "unavailable") for n in range(1, UNAVAILABLE_FIRST + 1)]
-    expected_answers.append((UNAVAILABLE_FIRST + 1, "sync"))
+    expected_answers = [(n, "unavailable") for n in range(1, unavailable_first + 1)]
+    expected_answers.append((unavailable_first + 1, "sync"))
     expect(answers == expected_answers, f"attempts {answers}, expected {expected_answers}")
     return f"{len(starts)} attempts of request {ids.pop()[:8]}…: " + ", ".join(a for _, a in answers)
 
 
-CHECKS = {
-    "sync-getQuickScore": check_sync,
-    "async-checkTransaction": check_async,
-    "failed-checkTransaction": check_failed,
-    "cancel-checkTransaction": check_cancel,
-    "retry-unavailable": check_retry,
-}
 
 
 def main() -> int:
@@ -156,6 +149,8 @@ def main() -> int:
     parser.add_argument("--fraud-log", required=True)
     parser.add_argument("--slow-log", required=True)
     parser.add_argument("--flaky-log", required=True)
+    parser.add_argument("--unavailable-first", type=int, required=True,
+                        help="how many attempts of each request fraud-flaky refuses")
     parser.add_argument("--results", help="also write the workflows' outcomes here, as JSON lines")
     args = parser.parse_args()
     logs = {"fraud": args.fraud_log, "slow": args.slow_log, "flaky": args.flaky_log}
@@ -172,11 +167,18 @@ def main() -> int:
         with open(args.results, "w") as f:
             for r in results:
                 f.write(json.dumps(r) + "\n")
+    checks = {
+        "sync-getQuickScore": check_sync,
+        "async-checkTransaction": check_async,
+        "failed-checkTransaction": check_failed,
+        "cancel-checkTransaction": check_cancel,
+        "retry-unavailable": lambda r, logs: check_retry(r, logs, args.unavailable_first),
+    }
     failed = 0
     for r in results:
         name = f"temporal->rust/{r['name']}"
         try:
-            detail = CHECKS[r["name"]](r, logs)
+            detail = checks[r["name"]](r, logs)
             print(f"PASS {name} ({detail})", flush=True)
         except CheckFailed as e:
             failed += 1
