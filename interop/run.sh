@@ -154,17 +154,27 @@ say "fraud-handlers: $fraud_url, $fraud_slow_url (slow), $fraud_flaky_url (flaky
 #    - callback.allowedAddresses (the Server 1.32 name; component.callbacks.* is the older one):
 #      lets an HTTP caller (temporal-echo) pass its own callback URL;
 #    - one task-queue partition: with several, about half of sequential calls stall ~100 ms.
-read -r GRPC HTTP METRICS <<< "$("$PYTHON" interop/util.py free-ports 3)"
-spawn temporal-server "$TEMPORAL" server start-dev --headless --ip 127.0.0.1 \
-  --port "$GRPC" --http-port "$HTTP" --metrics-port "$METRICS" --log-level warn \
-  --dynamic-config-value "component.nexusoperations.callback.endpoint.template=\"http://127.0.0.1:${HTTP}/namespaces/{{.NamespaceName}}/nexus/callback\"" \
-  --dynamic-config-value 'callback.allowedAddresses=[{"Pattern":"127.0.0.1:*","AllowInsecure":true}]' \
-  --dynamic-config-value 'component.callbacks.allowedAddresses=[{"Pattern":"127.0.0.1:*","AllowInsecure":true}]' \
-  --dynamic-config-value matching.numTaskqueueReadPartitions=1 \
-  --dynamic-config-value matching.numTaskqueueWritePartitions=1
-server_pid=$LAST_PID
-"$PYTHON" interop/util.py wait-http "http://127.0.0.1:$HTTP/api/v1/namespaces/default" 60 "$server_pid" \
-  || die "the Temporal dev server did not become ready (see $WORK/temporal-server.log)"
+#    The ports are free when picked but could be taken before the server binds them: then the
+#    server exits, and it is started again on other ports.
+for attempt in 1 2 3; do
+  read -r GRPC HTTP METRICS <<< "$("$PYTHON" interop/util.py free-ports 3)"
+  spawn temporal-server "$TEMPORAL" server start-dev --headless --ip 127.0.0.1 \
+    --port "$GRPC" --http-port "$HTTP" --metrics-port "$METRICS" --log-level warn \
+    --dynamic-config-value "component.nexusoperations.callback.endpoint.template=\"http://127.0.0.1:${HTTP}/namespaces/{{.NamespaceName}}/nexus/callback\"" \
+    --dynamic-config-value 'callback.allowedAddresses=[{"Pattern":"127.0.0.1:*","AllowInsecure":true}]' \
+    --dynamic-config-value 'component.callbacks.allowedAddresses=[{"Pattern":"127.0.0.1:*","AllowInsecure":true}]' \
+    --dynamic-config-value matching.numTaskqueueReadPartitions=1 \
+    --dynamic-config-value matching.numTaskqueueWritePartitions=1
+  server_pid=$LAST_PID
+  if "$PYTHON" interop/util.py wait-http "http://127.0.0.1:$HTTP/api/v1/namespaces/default" 60 "$server_pid" \
+    2>> "$WORK/temporal-server-wait.log"; then
+    break
+  fi
+  kill -KILL -- "-$server_pid" 2> /dev/null || true
+  [ "$attempt" -lt 3 ] || die "the Temporal dev server did not become ready (see $WORK/temporal-server*.log)"
+  mv "$WORK/temporal-server.log" "$WORK/temporal-server-attempt-$attempt.log"
+  say "the Temporal dev server did not start (attempt $attempt); trying other ports"
+done
 export TEMPORAL_ADDRESS=127.0.0.1:$GRPC
 say "temporal dev server: grpc $TEMPORAL_ADDRESS, http 127.0.0.1:$HTTP"
 
