@@ -54,6 +54,9 @@ impl EventLog {
     }
 }
 
+/// How many request ids [`Observed`] counts attempts of before it starts afresh.
+pub const MAX_TRACKED: usize = 10_000;
+
 /// Wraps a [`ServiceHandler`]: logs every start request (with its request id) and answers
 /// UNAVAILABLE (503, retryable) to the first `unavailable_first` attempts of each request id.
 ///
@@ -90,11 +93,15 @@ impl<H: ServiceHandler> Observed<H> {
         self
     }
 
-    /// Counts this attempt of `request_id`: 1 for the first.
+    /// Counts this attempt of `request_id`: 1 for the first. The counts are forgotten after
+    /// [`MAX_TRACKED`] request ids, so a long-running handler does not grow without bound.
     fn attempt(&self, request_id: &str) -> u32 {
         let Ok(mut attempts) = self.attempts.lock() else {
             return 1;
         };
+        if attempts.len() >= MAX_TRACKED && !attempts.contains_key(request_id) {
+            attempts.clear();
+        }
         let n = attempts.entry(request_id.to_owned()).or_insert(0);
         *n += 1;
         *n
@@ -119,6 +126,10 @@ impl<H: ServiceHandler> ServiceHandler for Observed<H> {
     }
 
     fn start(&self, operation: &str, ctx: OperationContext, input: Content) -> Option<StartFuture> {
+        if !self.inner.operation_names().contains(&operation) {
+            // Unknown: the dispatcher answers NOT_FOUND, whatever the attempt.
+            return self.inner.start(operation, ctx, input);
+        }
         let request_id = ctx.request_id().to_owned();
         let attempt = self.attempt(&request_id);
         let event = json!({
@@ -293,9 +304,16 @@ mod tests {
         };
         let score: Value = serde_json::from_slice(&output.data).unwrap();
         assert_eq!(score["score"], quick_score("user-ada"));
-        // Another request id is counted on its own; an empty one is never refused.
+        // Another request id is counted on its own; an empty one is never refused; an unknown
+        // operation is NOT_FOUND at once, and not logged.
         assert!(dispatcher.start(score_request("r-2")).await.is_err());
         assert!(dispatcher.start(score_request("")).await.is_ok());
+        let mut unknown = score_request("r-3");
+        unknown.operation = "noSuchOperation".into();
+        let Err(StartError::Handler(e)) = dispatcher.start(unknown).await else {
+            panic!("expected a HandlerError")
+        };
+        assert_eq!(e.error_type, HandlerErrorType::NotFound);
 
         let seen: Vec<(String, u64, String)> = events(&path)
             .iter()
