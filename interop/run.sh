@@ -26,7 +26,8 @@ CHECKS=$WORK/checks.txt
 : > "$CHECKS"
 PIDS=()
 T0=$SECONDS
-export NO_COLOR=1   # plain logs from the Rust binaries (tracing-subscriber honours it)
+export NO_COLOR=1                # plain logs from the Rust binaries (tracing-subscriber honours it)
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in interop/
 
 say() { printf '[interop %3ds] %s\n' "$((SECONDS - T0))" "$*"; }
 

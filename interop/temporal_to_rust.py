@@ -142,8 +142,6 @@ def check_retry(r: dict, logs: dict, unavailable_first: int) -> str:
     return f"{len(starts)} attempts of request {ids.pop()[:8]}…: " + ", ".join(a for _, a in answers)
 
 
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--fraud-log", required=True)
