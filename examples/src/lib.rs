@@ -1,3 +1,5 @@
-//! Shared pieces of the examples: the fraud team's implementation of the `fraud.v1` contract.
+//! Shared pieces of the examples: the fraud team's implementation of the `fraud.v1` contract, and
+//! wrappers that let tests watch a handler from outside.
 
 pub mod fraud_desk;
+pub mod observe;

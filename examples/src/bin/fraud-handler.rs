@@ -3,6 +3,11 @@
 //!
 //! Run: `cargo run -p nexus-examples --bin fraud-handler -- --listen 127.0.0.1:7243`
 //! (`RUST_LOG=debug` shows every request.)
+//!
+//! For tests of callers (the Temporal interop test uses both): `--event-log FILE` records every
+//! start (with its request id) and every completion sent (with its token and state) as JSON
+//! lines, and `--unavailable-first N` answers UNAVAILABLE (503) to the first N attempts of each
+//! request id. See `nexus_examples::observe`.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,7 +15,8 @@ use std::time::Duration;
 use clap::Parser;
 use fraud_contract::FraudService;
 use nexus_examples::fraud_desk::FraudDesk;
-use nexus_runtime::server::HandlerServer;
+use nexus_examples::observe::{EventLog, LoggedCompletions, Observed};
+use nexus_runtime::server::{HandlerServer, HttpCompletionSender};
 use nexus_runtime::service::Dispatcher;
 
 /// Serves the fraud team's `fraud.v1` service over Nexus RPC over HTTP.
@@ -26,6 +32,12 @@ struct Args {
     /// The path the service is served under (a Temporal endpoint's target URL may add one).
     #[arg(long, value_name = "PATH", default_value = "/")]
     prefix: String,
+    /// Answer UNAVAILABLE (503, retryable) to the first N attempts of each request id.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    unavailable_first: u32,
+    /// Record every start and every completion sent in FILE, one JSON object per line.
+    #[arg(long, value_name = "FILE")]
+    event_log: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -49,11 +61,23 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), String> {
     let desk = FraudDesk::new(Duration::from_millis(args.check_delay_ms));
-    let dispatcher = Dispatcher::builder()
-        .service(FraudService::handler(desk))
-        .build();
+    let log = args
+        .event_log
+        .as_ref()
+        .map(|path| {
+            EventLog::create(path)
+                .map_err(|e| format!("cannot create the event log {}: {e}", path.display()))
+        })
+        .transpose()?;
+    let mut service =
+        Observed::new(FraudService::handler(desk)).unavailable_first(args.unavailable_first);
+    if let Some(log) = &log {
+        service = service.event_log(log.clone());
+    }
+    let dispatcher = Dispatcher::builder().service(service).build();
     let server = HandlerServer::builder(dispatcher)
         .prefix(&args.prefix)
+        .completion_sender(LoggedCompletions::new(HttpCompletionSender::new(), log))
         .build();
     let running = server
         .bind(args.listen.as_str())
@@ -65,6 +89,7 @@ async fn run(args: Args) -> Result<(), String> {
         addr = %running.local_addr(),
         prefix = %args.prefix,
         check_delay_ms = args.check_delay_ms,
+        unavailable_first = args.unavailable_first,
         "serving fraud.v1"
     );
     stop_signal().await?;
