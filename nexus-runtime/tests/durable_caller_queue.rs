@@ -68,16 +68,20 @@ async fn operations_wait_for_a_handler_that_is_down_and_proceed_when_it_is_back(
             Some(CallError::Transport(ref e)) if e.kind == TransportErrorKind::Connect
         ));
         let id = handle.operation_id();
-        until("the backoff is recorded", Duration::from_secs(5), async || {
-            let r = store.get(id).await.unwrap().unwrap();
-            r.attempt >= 2
-                && matches!(
-                    r.state,
-                    store::OperationState::BackingOff | store::OperationState::Blocked
-                )
-                && r.next_attempt_at.is_some()
-                && r.last_failure.is_some()
-        })
+        until(
+            "the backoff is recorded",
+            Duration::from_secs(5),
+            async || {
+                let r = store.get(id).await.unwrap().unwrap();
+                r.attempt >= 2
+                    && matches!(
+                        r.state,
+                        store::OperationState::BackingOff | store::OperationState::Blocked
+                    )
+                    && r.next_attempt_at.is_some()
+                    && r.last_failure.is_some()
+            },
+        )
         .await;
     }
     // Still accepting work while it is down.
@@ -104,7 +108,14 @@ async fn operations_wait_for_a_handler_that_is_down_and_proceed_when_it_is_back(
     seen.sort();
     assert_eq!(
         seen,
-        ["queue-0", "queue-1", "queue-2", "queue-3", "queue-4", "queue-late"],
+        [
+            "queue-0",
+            "queue-1",
+            "queue-2",
+            "queue-3",
+            "queue-4",
+            "queue-late"
+        ],
         "one start per request id reached the handler"
     );
 }

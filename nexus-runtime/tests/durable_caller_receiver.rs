@@ -79,12 +79,19 @@ async fn completions_are_recorded_before_they_are_acknowledged() {
 
     let refusals = [
         (format!("{base}/{id1}"), completion(&token1, "again")),
-        (format!("{base}/{}", uuid::Uuid::new_v4()), completion("t", "x")),
+        (
+            format!("{base}/{}", uuid::Uuid::new_v4()),
+            completion("t", "x"),
+        ),
         (format!("{base}/not-an-id"), completion("t", "x")),
     ];
     for (url, completion) in &refusals {
         let error = post(url, completion).await.unwrap_err();
-        assert_eq!(error.error_type, HandlerErrorType::NotFound, "{url}: {error}");
+        assert_eq!(
+            error.error_type,
+            HandlerErrorType::NotFound,
+            "{url}: {error}"
+        );
     }
     let mismatch = post(&format!("{base}/{id2}"), &completion("other-token", "x"))
         .await
@@ -115,7 +122,11 @@ async fn completions_are_recorded_before_they_are_acknowledged() {
         .store(store.clone())
         .build();
     let _receiver = listener.serve(b.clone()).unwrap();
-    assert_eq!(b.recover().await.unwrap(), 1, "only the second is unfinished");
+    assert_eq!(
+        b.recover().await.unwrap(),
+        1,
+        "only the second is unfinished"
+    );
     let first = b.attach::<Settle>(id1).await.unwrap();
     assert_eq!(first.result().await.unwrap(), "by hand");
     let second = b.attach::<Settle>(id2).await.unwrap();

@@ -26,7 +26,8 @@ use nexus_runtime::{CallError, CancellationType, Client, HandlerError, Operation
 use tokio::time::Instant;
 
 /// Opens the store a client uses: the same records every time.
-type Open = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Arc<dyn CallerStore>> + Send>> + Send + Sync>;
+type Open =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Arc<dyn CallerStore>> + Send>> + Send + Sync>;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -69,7 +70,11 @@ async fn until(what: &str, mut condition: impl FnMut() -> bool) {
 }
 
 async fn stored(store: &Arc<dyn CallerStore>, id: OperationId) -> store::CallerRecord {
-    store.get(id).await.unwrap().expect("the operation is recorded")
+    store
+        .get(id)
+        .await
+        .unwrap()
+        .expect("the operation is recorded")
 }
 
 /// An attempt is in flight when the first process stops: the second sends it again with the same
@@ -304,7 +309,11 @@ async fn typed_errors_survive(open: Open) {
     a.shutdown().await;
 
     let b = client(open().await, &Scripted::new("second"));
-    assert_eq!(b.recover().await.unwrap(), 0, "every operation had finished");
+    assert_eq!(
+        b.recover().await.unwrap(),
+        0,
+        "every operation had finished"
+    );
     let mut errors = Vec::new();
     for id in ids {
         errors.push(
@@ -324,7 +333,10 @@ async fn typed_errors_survive(open: Open) {
         panic!("{:?}", errors[0])
     };
     assert_eq!(e.state, OperationErrorState::Failed);
-    assert_eq!(e.details::<Declined>().unwrap(), Some(Declined { code: 51 }));
+    assert_eq!(
+        e.details::<Declined>().unwrap(),
+        Some(Declined { code: 51 })
+    );
     assert_eq!(
         errors[1].as_handler_error().map(|e| e.error_type.clone()),
         Some(HandlerErrorType::BadRequest)
