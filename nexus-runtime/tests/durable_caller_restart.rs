@@ -495,7 +495,8 @@ fn sqlite(dir: &tempfile::TempDir) -> Open {
 }
 
 /// A client without a store keeps the old behaviour: dropping every handle abandons the
-/// operation, recorded as canceled in its private memory store, and its completion is refused.
+/// operation, its record is removed from the private memory store, its completion is refused, and
+/// a later call with the same request id starts afresh.
 #[tokio::test(start_paused = true)]
 async fn without_a_store_dropping_every_handle_abandons() {
     let transport = Scripted::new("t");
@@ -503,22 +504,27 @@ async fn without_a_store_dropping_every_handle_abandons() {
     let client = Client::builder()
         .endpoint("echo", transport.clone())
         .build();
-    let handle = EchoClient::new(client.clone(), "echo")
+    let echo = EchoClient::new(client.clone(), "echo");
+    let handle = echo
         .echo("hello".into())
+        .request_id("req-8")
         .start()
         .await
         .unwrap();
     let id = handle.operation_id();
+    assert!(client.store().get(id).await.unwrap().is_some());
     drop(handle);
     until("the operation is abandoned", || {
         client.pending_operations() == 0
     })
     .await;
-    let record = client.store().get(id).await.unwrap().unwrap();
-    assert_eq!(record.state, store::OperationState::Canceled);
+    assert!(client.store().get(id).await.unwrap().is_none());
     let refused = transport
         .try_complete("tok-8", Ok("late".into()))
         .await
         .unwrap_err();
     assert_eq!(refused.error_type, HandlerErrorType::NotFound);
+    let again = echo.echo("hello".into()).request_id("req-8").await.unwrap();
+    assert_eq!(again, "hello");
+    assert_eq!(transport.start_count(), 2);
 }

@@ -61,16 +61,41 @@ async fn finished_operations_are_purged_after_the_retention() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_client_without_a_store_keeps_finished_operations_a_minute() {
-    let transport = Scripted::new("t");
-    let client = Client::builder().endpoint("echo", transport).build();
+async fn a_client_without_a_store_keeps_nothing_once_an_operation_ends() {
+    let client = Client::builder()
+        .endpoint("echo", Scripted::new("t"))
+        .build();
     let handle = EchoClient::new(client.clone(), "echo")
         .echo("a".into())
         .start()
         .await
         .unwrap();
     let id = handle.operation_id();
-    assert!(client.store().get(id).await.unwrap().is_some());
+    tokio::task::yield_now().await;
+    assert!(client.store().get(id).await.unwrap().is_none());
+    assert!(matches!(
+        client.attach::<EchoOp>(id).await,
+        Err(AttachError::NotFound(_))
+    ));
+    assert_eq!(
+        handle.result().await.unwrap(),
+        "a",
+        "the handle keeps its result"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_without_a_store_can_keep_finished_operations() {
+    let client = Client::builder()
+        .endpoint("echo", Scripted::new("t"))
+        .retention(Duration::from_secs(60))
+        .build();
+    let handle = EchoClient::new(client.clone(), "echo")
+        .echo("a".into())
+        .start()
+        .await
+        .unwrap();
+    let id = handle.operation_id();
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert!(client.attach::<EchoOp>(id).await.is_ok());
     tokio::time::sleep(Duration::from_secs(60)).await;

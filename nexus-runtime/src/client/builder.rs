@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::durable::{DEFAULT_MEMORY_RETENTION, DEFAULT_RETENTION, Durability, ReplicaConfig};
+use super::durable::{DEFAULT_RETENTION, Durability, ReplicaConfig};
 use super::endpoint::EndpointState;
 use super::{Client, EndpointConfig, Inner};
 use crate::machinery::Jitter;
@@ -80,8 +80,9 @@ impl ClientBuilder {
     /// abandon an operation; [`Client::attach`] gives a new handle.
     ///
     /// Without a store the client keeps its operations in a private
-    /// [`MemoryStore`](crate::store::MemoryStore): the same code path, nothing survives the
-    /// process, and dropping every handle abandons an operation.
+    /// [`MemoryStore`](crate::store::MemoryStore): the same code path, but nothing survives the
+    /// process, an operation's record is removed when it ends (unless a
+    /// [`retention`](Self::retention) is set), and dropping every handle abandons an operation.
     ///
     /// One process per store, unless the processes are [`replicas`](Self::replicas).
     #[must_use]
@@ -109,7 +110,8 @@ impl ClientBuilder {
     }
 
     /// How long finished operations stay in the store, for [`Client::attach`] and request id
-    /// deduplication (default one week with a configured store, one minute without).
+    /// deduplication (default one week with a configured store; without one, records are removed
+    /// when their operation ends).
     #[must_use]
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = Some(retention);
@@ -137,14 +139,19 @@ impl ClientBuilder {
             })
             .collect();
         let persistent = self.store.is_some();
-        let retention = self.retention.unwrap_or(if persistent {
-            DEFAULT_RETENTION
-        } else {
-            DEFAULT_MEMORY_RETENTION
-        });
+        let retention = self.retention.unwrap_or(DEFAULT_RETENTION);
+        let (store, forget): (Arc<dyn CallerStore>, _) = match self.store {
+            Some(store) => (store, None),
+            None => {
+                let memory = MemoryStore::new();
+                let forget = self.retention.is_none().then(|| memory.clone());
+                (Arc::new(memory), forget)
+            }
+        };
         let durability = Durability {
-            store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+            store,
             persistent,
+            forget,
             owner: self
                 .owner_id
                 .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),

@@ -45,15 +45,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::store::CallerStore;
+use crate::store::{CallerStore, MemoryStore};
 
 /// How long finished operations stay in an explicitly configured store by default (one week).
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// How long finished operations stay in the in-memory store a client gets when none is
-/// configured (one minute: enough for `attach` and request id deduplication right after the end,
-/// without growing under load).
-pub const DEFAULT_MEMORY_RETENTION: Duration = Duration::from_secs(60);
 
 /// Settings of a client that shares its store with other replicas of the same service.
 ///
@@ -167,6 +162,9 @@ pub(crate) struct Durability {
     pub replicas: Option<ReplicaConfig>,
     pub retention: Duration,
     pub purge_interval: Duration,
+    /// The private store of a client built without one, when it keeps nothing once an operation
+    /// ends (no retention configured): each record is removed when its operation's task ends.
+    pub forget: Option<MemoryStore>,
 }
 
 impl fmt::Debug for Durability {
@@ -184,6 +182,13 @@ impl Durability {
     /// The poll interval of driven operations: only with replicas.
     pub fn poll_interval(&self) -> Option<Duration> {
         self.replicas.as_ref().map(ReplicaConfig::poll_every)
+    }
+
+    /// Forgets operation `id` once its task ended, if this client keeps nothing.
+    pub fn forget(&self, id: crate::store::OperationId) {
+        if let Some(memory) = &self.forget {
+            memory.forget_caller(id);
+        }
     }
 
     /// The default purge interval for a retention: a quarter of it, between 1 s and 10 min.

@@ -125,6 +125,7 @@ pub(crate) async fn run(client: Client, mut local: Local, mut begin: Begin) {
         }
     }
     client.registry().remove(id);
+    client.durability().forget(id);
 }
 
 async fn insert(client: &Client, record: &CallerRecord) -> Result<InsertOutcome, StoreError> {
@@ -193,7 +194,7 @@ async fn follow(client: &Client, local: &mut Local) -> Option<Box<CallerRecord>>
     let durability = client.durability();
     let store = durability.store.clone();
     let every = durability.poll_interval().unwrap_or(Duration::from_secs(1));
-    let mut commands_open = true;
+    let (mut commands_open, mut wakes_open) = (true, true);
     loop {
         match store.get(local.id).await {
             Ok(Some(record)) => {
@@ -215,13 +216,14 @@ async fn follow(client: &Client, local: &mut Local) -> Option<Box<CallerRecord>>
         }
         tokio::select! {
             () = tokio::time::sleep(every) => {}
-            wake = local.wakes.recv() => match wake {
+            wake = local.wakes.recv(), if wakes_open => match wake {
                 Some(Wake::Claimed(record)) => return Some(record),
                 Some(Wake::Completed(record)) => {
                     show(local, &record);
                     return None;
                 }
-                Some(Wake::Check) | None => {}
+                Some(Wake::Check) => {}
+                None => wakes_open = false,
             },
             command = local.commands.recv(), if commands_open => match command {
                 Some(Command::Cancel(reply)) => {
@@ -262,6 +264,8 @@ async fn forward(client: &Client, mut local: Local, existing: CallerRecord) {
             return;
         }
     };
+    // Only the recorded operation runs here now; this task just passes things on.
+    client.registry().remove(local.id);
     let mut shown = target.record;
     loop {
         let current: Record = shown.borrow_and_update().clone();
