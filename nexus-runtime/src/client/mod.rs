@@ -2,7 +2,7 @@
 //! [`ServiceClient`] and return [`Call`]s; a scheduled operation is an [`OperationHandle`], which a
 //! background *driver* task runs through the [machinery](crate::machinery) (retries, breaker,
 //! limits, timeouts, cancellation). Every operation is recorded in a
-//! [`CallerStore`](crate::store::CallerStore) before its first attempt and at every transition,
+//! [`CallerStore`] before its first attempt and at every transition,
 //! so it survives a restart and can be taken over by another replica (see [`durable`]).
 
 mod attach;

@@ -90,17 +90,29 @@ impl Driver {
             };
             let error = match result {
                 Ok(AttemptResponse::Started(StartResponse::Sync { output, links })) => {
+                    // One transition: started and succeeded at once.
+                    let now = Instant::now();
+                    let cancel_requested = self.cancel_requested;
                     self.publish(|record| {
                         record.start_links = links;
-                        record.info.started_at = Some(Instant::now());
+                        record.info.started_at = Some(now);
                         record.info.target = Some(target);
                         record.info.last_failure = None;
+                        if cancel_requested && let Some(c) = record.info.cancellation.as_mut() {
+                            c.state = CancelState::NotSent;
+                            c.next_attempt_at = None;
+                        }
+                        if record.outcome.is_none() {
+                            record.outcome = Some(Ok(output));
+                            record.info.state = OperationState::Succeeded;
+                            record.info.next_attempt_at = None;
+                            record.info.closed_at = Some(now);
+                        }
                     })
                     .await;
-                    if self.cancel_requested {
-                        self.set_cancel_state(CancelState::NotSent).await;
+                    for waiter in self.cancel_waiters.drain(..) {
+                        let _ = waiter.send(Ok(()));
                     }
-                    self.resolve(Ok(output), OperationState::Succeeded).await;
                     return Flow::End;
                 }
                 Ok(AttemptResponse::Started(StartResponse::Async { token, links })) => {

@@ -1,10 +1,10 @@
 //! Durability of the caller's operations: every operation lives in a
-//! [`CallerStore`](crate::store::CallerStore), and a restarted process (or another replica) picks
+//! [`CallerStore`], and a restarted process (or another replica) picks
 //! it up where it was.
 //!
 //! # What is recorded when
 //! - **Scheduled**: before its first attempt, the operation's task inserts its record: request
-//!   id, endpoint, service, operation, input, effective options ([`options`]), the absolute
+//!   id, endpoint, service, operation, input, effective options (as versioned JSON), the absolute
 //!   deadlines of its timeouts, and (with replicas) this client's lease. A request id already
 //!   recorded for the same endpoint, service and operation is not started again: the new handle
 //!   follows the recorded operation.
