@@ -52,6 +52,10 @@ fn summary(output: &Output) -> Value {
         output.status.success(),
         "payments failed:\n{stdout}\n{stderr}"
     );
+    assert!(
+        stdout.starts_with(r#"{"run_id":"run-1","count":30,"succeeded":"#),
+        "fields in the documented order: {stdout}"
+    );
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 

@@ -27,7 +27,6 @@ use nexus_runtime::server::CallbackListener;
 use nexus_runtime::store::{CallerStore, PostgresStore, SqliteStore};
 use nexus_runtime::transport::HttpTransport;
 use nexus_runtime::{CallError, Client};
-use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -158,8 +157,9 @@ async fn run(args: Args) -> Result<(), String> {
                 args.store
             );
             let summary = load_run(&fraud, &run_id, count, args.concurrency, timeout).await;
-            println!("{summary}");
-            Ok(())
+            serde_json::to_string(&summary)
+                .map(|line| println!("{line}"))
+                .map_err(|e| format!("cannot print the summary: {e}"))
         }
         None => {
             println!("completions come back to {callback_url}");
@@ -171,9 +171,11 @@ async fn run(args: Args) -> Result<(), String> {
     outcome
 }
 
-/// The outcomes of a load run.
-#[derive(Debug, Default)]
+/// The outcomes of a load run, printed as one line of JSON.
+#[derive(Debug, Default, serde::Serialize)]
 struct Summary {
+    run_id: String,
+    count: u64,
     succeeded: u64,
     failed: u64,
     canceled: u64,
@@ -209,18 +211,22 @@ fn check_input(run_id: &str, i: u64) -> CheckTransactionInput {
 }
 
 /// Schedules the run's checks (at most `concurrency` in flight), waits for all, and returns the
-/// JSON summary. A check already recorded under its request id (a resumed run) is not started
-/// again: its call follows the recorded operation.
+/// summary. A check already recorded under its request id (a resumed run) is not started again:
+/// its call follows the recorded operation.
 async fn load_run(
     fraud: &FraudClient,
     run_id: &str,
     count: u64,
     concurrency: u32,
     timeout: Duration,
-) -> serde_json::Value {
+) -> Summary {
     let permits = Arc::new(Semaphore::new(concurrency as usize));
     let mut calls = JoinSet::new();
-    let mut summary = Summary::default();
+    let mut summary = Summary {
+        run_id: run_id.to_owned(),
+        count,
+        ..Summary::default()
+    };
     for i in 0..count {
         while let Some(done) = calls.try_join_next() {
             summary.add(done.unwrap_or_else(|e| Err(CallError::Invalid(e.to_string()))));
@@ -241,15 +247,7 @@ async fn load_run(
     while let Some(done) = calls.join_next().await {
         summary.add(done.unwrap_or_else(|e| Err(CallError::Invalid(e.to_string()))));
     }
-    json!({
-        "run_id": run_id,
-        "count": count,
-        "succeeded": summary.succeeded,
-        "failed": summary.failed,
-        "canceled": summary.canceled,
-        "timed_out": summary.timed_out,
-        "approved": summary.approved,
-    })
+    summary
 }
 
 async fn four_outcomes(fraud: &FraudClient, timeout: Duration) -> Result<(), String> {
