@@ -1,34 +1,73 @@
-//! The payments team's process: calls `fraud.v1` over Nexus RPC over HTTP and prints the four
-//! outcomes: a sync score, an async check completed by callback, a canceled check, and a failed
-//! check with typed details. Exits non-zero on any unexpected outcome.
+//! The payments team's process: calls `fraud.v1` over Nexus RPC over HTTP, recording every
+//! operation in a durable store (SQLite by default, or PostgreSQL).
+//!
+//! - Demo mode (default): prints the four outcomes: a sync score, an async check completed by
+//!   callback, a canceled check, and a failed check with typed details. Exits non-zero on any
+//!   unexpected outcome.
+//! - Load mode (`--count N --run-id ID`): schedules N async `checkTransaction` operations with the
+//!   request ids `{run_id}-{i}`, waits for all and prints a JSON summary. Killed and restarted with
+//!   the same arguments, it resumes the same run (operations already recorded are found by their
+//!   request id, not started again) and prints the same summary.
 //!
 //! Run (with `fraud-handler` listening): `cargo run -p nexus-examples --bin payments -- --endpoint
-//! http://127.0.0.1:7243`
+//! http://127.0.0.1:7243 [--count 1000 --run-id run-1]`
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use fraud_contract::{CheckTransactionInput, FraudClient, GetQuickScoreInput};
+use fraud_contract::{
+    CheckTransactionInput, CheckTransactionOutput, FraudClient, GetQuickScoreInput,
+};
 use nexus_examples::fraud_desk::{CheckRejected, quick_score};
+use nexus_runtime::client::ReplicaConfig;
 use nexus_runtime::error::OperationErrorState;
 use nexus_runtime::server::CallbackListener;
+use nexus_runtime::store::{CallerStore, PostgresStore, SqliteStore};
 use nexus_runtime::transport::HttpTransport;
 use nexus_runtime::{CallError, Client};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
-/// Calls the fraud team's `fraud.v1` over HTTP and prints each outcome.
+/// The store used when `--store` is not given: a file in a data directory under the current one.
+const DEFAULT_STORE: &str = "./.nexus-data/payments.sqlite3";
+
+/// Where load mode receives completions by default: a fixed address, so a restarted run receives
+/// the completions of the operations its previous run started.
+const DEFAULT_LOAD_CALLBACK: &str = "127.0.0.1:7244";
+
+/// Calls the fraud team's `fraud.v1` over HTTP: the four outcomes, or a resumable load run.
 #[derive(Debug, Parser)]
 #[command(name = "payments", version)]
 struct Args {
     /// Base URL of the fraud handler, such as http://127.0.0.1:7243.
     #[arg(long, value_name = "URL")]
     endpoint: String,
-    /// Where this process receives completions (port 0: any free port).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
-    callback_listen: String,
-    /// Bound on each call, in seconds.
+    /// Where this process receives completions [default: 127.0.0.1:0 (any free port) in demo
+    /// mode, 127.0.0.1:7244 in load mode, which must keep it across restarts].
+    #[arg(long, value_name = "ADDR")]
+    callback_listen: Option<String>,
+    /// Bound on each call (its schedule-to-close timeout), in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     timeout_secs: u64,
+    /// Where operations are recorded: an SQLite file (created with its directory) or a
+    /// `postgres://` URL (shared by replicas of this process).
+    #[arg(long, value_name = "PATH_OR_URL", default_value = DEFAULT_STORE)]
+    store: String,
+    /// Load mode: how many `checkTransaction` operations the run has.
+    #[arg(long, value_name = "N", requires = "run_id")]
+    count: Option<u64>,
+    /// Load mode: the run's id; request ids are `{run_id}-{i}`.
+    #[arg(long, value_name = "ID", requires = "count")]
+    run_id: Option<String>,
+    /// Load mode: how many operations are in flight at most.
+    #[arg(long, value_name = "C", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    concurrency: u32,
+    /// With PostgreSQL: this process's owner id for leases (default: a new one per run). Keeping
+    /// it across restarts resumes the run at once instead of after the previous leases expire.
+    #[arg(long, value_name = "ID")]
+    owner_id: Option<String>,
 }
 
 #[tokio::main]
@@ -50,24 +89,165 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The store `--store` names, and whether it is shared by replicas (PostgreSQL).
+async fn open_store(spec: &str) -> Result<(Arc<dyn CallerStore>, bool), String> {
+    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+        let store = PostgresStore::connect(spec)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((Arc::new(store), true))
+    } else {
+        let store = SqliteStore::open(spec).await.map_err(|e| e.to_string())?;
+        Ok((Arc::new(store), false))
+    }
+}
+
+async fn bind(addr: &str, shared: bool) -> Result<CallbackListener, String> {
+    let cannot = |e: std::io::Error| format!("cannot listen on {addr}: {e}");
+    #[cfg(unix)]
+    if shared {
+        // Replicas on one host share the callback address.
+        let addr = addr
+            .parse()
+            .map_err(|e| format!("--callback-listen {addr}: {e}"))?;
+        return CallbackListener::bind_shared(addr).await.map_err(cannot);
+    }
+    let _ = shared;
+    CallbackListener::bind(addr).await.map_err(cannot)
+}
+
 async fn run(args: Args) -> Result<(), String> {
     let transport = HttpTransport::new(&args.endpoint).map_err(|e| e.to_string())?;
-    let listener = CallbackListener::bind(args.callback_listen.as_str())
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.callback_listen))?;
-    let client = Client::builder()
+    let (store, shared) = open_store(&args.store).await?;
+    let load = args.count.zip(args.run_id.clone());
+    let callback = args.callback_listen.clone().unwrap_or_else(|| {
+        if load.is_some() {
+            DEFAULT_LOAD_CALLBACK.to_owned()
+        } else {
+            "127.0.0.1:0".to_owned()
+        }
+    });
+    let listener = bind(&callback, shared).await?;
+    let callback_url = listener.callback_url();
+    let mut builder = Client::builder()
         .endpoint("fraud-detection", transport)
-        .callback_url(listener.callback_url())
-        .build();
-    println!("completions come back to {}", listener.callback_url());
+        .callback_url(&callback_url)
+        .store(store);
+    if shared {
+        builder = builder.replicas(ReplicaConfig::default().lease(Duration::from_secs(10)));
+    }
+    if let Some(owner) = &args.owner_id {
+        builder = builder.owner_id(owner);
+    }
+    let client = builder.build();
     let receiver = listener
         .serve(client.clone())
         .map_err(|e| format!("callback receiver: {e}"))?;
-    let fraud = FraudClient::new(client, "fraud-detection");
+    let resumed = client
+        .recover()
+        .await
+        .map_err(|e| format!("cannot resume the recorded operations: {e}"))?;
+    let fraud = FraudClient::new(client.clone(), "fraud-detection");
     let timeout = Duration::from_secs(args.timeout_secs);
-    let outcome = four_outcomes(&fraud, timeout).await;
+    let outcome = match load {
+        Some((count, run_id)) => {
+            eprintln!(
+                "run {run_id}: {count} checks, store {}, completions to {callback_url}, \
+                 {resumed} resumed",
+                args.store
+            );
+            let summary = load_run(&fraud, &run_id, count, args.concurrency, timeout).await;
+            serde_json::to_string(&summary)
+                .map(|line| println!("{line}"))
+                .map_err(|e| format!("cannot print the summary: {e}"))
+        }
+        None => {
+            println!("completions come back to {callback_url}");
+            four_outcomes(&fraud, timeout).await
+        }
+    };
+    client.shutdown().await;
     let _ = receiver.shutdown().await;
     outcome
+}
+
+/// The outcomes of a load run, printed as one line of JSON.
+#[derive(Debug, Default, serde::Serialize)]
+struct Summary {
+    run_id: String,
+    count: u64,
+    succeeded: u64,
+    failed: u64,
+    canceled: u64,
+    timed_out: u64,
+    approved: u64,
+}
+
+impl Summary {
+    fn add(&mut self, outcome: Result<CheckTransactionOutput, CallError>) {
+        match outcome {
+            Ok(verdict) => {
+                self.succeeded += 1;
+                self.approved += u64::from(verdict.approved);
+            }
+            Err(CallError::Operation(e)) if e.state == OperationErrorState::Canceled => {
+                self.canceled += 1;
+            }
+            Err(CallError::Canceled) => self.canceled += 1,
+            Err(CallError::Timeout { .. }) => self.timed_out += 1,
+            Err(_) => self.failed += 1,
+        }
+    }
+}
+
+/// The `i`-th check of a run: its transaction id is its request id; amounts cycle through
+/// approved and declined ones.
+fn check_input(run_id: &str, i: u64) -> CheckTransactionInput {
+    CheckTransactionInput {
+        transaction_id: format!("{run_id}-{i}"),
+        amount: (i % 20) as f64 * 750.0 + 10.0,
+        user_id: format!("user-{}", i % 7),
+    }
+}
+
+/// Schedules the run's checks (at most `concurrency` in flight), waits for all, and returns the
+/// summary. A check already recorded under its request id (a resumed run) is not started again:
+/// its call follows the recorded operation.
+async fn load_run(
+    fraud: &FraudClient,
+    run_id: &str,
+    count: u64,
+    concurrency: u32,
+    timeout: Duration,
+) -> Summary {
+    let permits = Arc::new(Semaphore::new(concurrency as usize));
+    let mut calls = JoinSet::new();
+    let mut summary = Summary {
+        run_id: run_id.to_owned(),
+        count,
+        ..Summary::default()
+    };
+    for i in 0..count {
+        while let Some(done) = calls.try_join_next() {
+            summary.add(done.unwrap_or_else(|e| Err(CallError::Invalid(e.to_string()))));
+        }
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let call = fraud
+            .check_transaction(check_input(run_id, i))
+            .request_id(format!("{run_id}-{i}"))
+            .schedule_to_close_timeout(timeout);
+        calls.spawn(async move {
+            let outcome = call.await;
+            drop(permit);
+            outcome
+        });
+    }
+    while let Some(done) = calls.join_next().await {
+        summary.add(done.unwrap_or_else(|e| Err(CallError::Invalid(e.to_string()))));
+    }
+    summary
 }
 
 async fn four_outcomes(fraud: &FraudClient, timeout: Duration) -> Result<(), String> {

@@ -8,10 +8,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::driver::{Command, Record};
 use super::info::{OperationInfo, OperationState};
+use super::pending::Attached;
 use crate::codec;
 use crate::error::CallError;
 use crate::link::Link;
 use crate::operation::Operation;
+use crate::store::{OperationId, RequestKey};
 
 /// A scheduled operation: its state while pending, its token once started, its result when it
 /// comes, and a way to cancel it.
@@ -19,11 +21,14 @@ use crate::operation::Operation;
 /// A task (the operation's *driver*) runs the operation in the background: attempts, backoff,
 /// breaker, timeouts, cancellation. The handle observes it.
 ///
-/// Cloning a handle is cheap; all clones see the same operation. **Dropping every handle** (or the
-/// future awaiting the call) *abandons* the operation, as Temporal does for a terminated caller: no
-/// cancel request is sent, attempts stop, a started operation keeps running on the handler and its
-/// completion is refused (NOT_FOUND). A cancellation requested before the drop is still carried
-/// out. Call [`cancel`](Self::cancel) to stop an operation.
+/// Cloning a handle is cheap; all clones see the same operation. Without a configured store,
+/// **dropping every handle** (or the future awaiting the call) *abandons* the operation, as
+/// Temporal does for a terminated caller: no cancel request is sent, attempts stop, a started
+/// operation keeps running on the handler and its completion is refused (NOT_FOUND). A
+/// cancellation requested before the drop is still carried out. With a store
+/// ([`ClientBuilder::store`](crate::client::ClientBuilder::store)) operations are durable and run
+/// to their end without handles; [`Client::attach`](crate::Client::attach) gives a new handle from
+/// the [`operation_id`](Self::operation_id). Call [`cancel`](Self::cancel) to stop an operation.
 pub struct OperationHandle<Op: Operation> {
     shared: Arc<Shared>,
     _op: PhantomData<fn() -> Op>,
@@ -39,10 +44,7 @@ impl<Op: Operation> Clone for OperationHandle<Op> {
 }
 
 pub(crate) struct Shared {
-    pub endpoint: String,
-    pub service: &'static str,
-    pub operation: &'static str,
-    pub request_id: String,
+    pub key: Arc<RequestKey>,
     pub record: watch::Receiver<Record>,
     pub commands: mpsc::UnboundedSender<Command>,
     pub token: OnceLock<Option<String>>,
@@ -53,10 +55,11 @@ impl<Op: Operation> fmt::Debug for OperationHandle<Op> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let info = self.info();
         f.debug_struct("OperationHandle")
-            .field("endpoint", &self.shared.endpoint)
-            .field("service", &self.shared.service)
-            .field("operation", &self.shared.operation)
-            .field("request_id", &self.shared.request_id)
+            .field("id", &self.operation_id())
+            .field("endpoint", &self.shared.key.endpoint)
+            .field("service", &self.shared.key.service)
+            .field("operation", &self.shared.key.operation)
+            .field("request_id", &self.shared.key.request_id)
             .field("state", &info.state)
             .field("token", &info.token)
             .finish_non_exhaustive()
@@ -64,11 +67,28 @@ impl<Op: Operation> fmt::Debug for OperationHandle<Op> {
 }
 
 impl<Op: Operation> OperationHandle<Op> {
-    pub(crate) fn new(shared: Shared) -> Self {
+    pub(crate) fn from_attached(attached: Attached) -> Self {
         Self {
-            shared: Arc::new(shared),
+            shared: Arc::new(Shared {
+                key: attached.key,
+                record: attached.record,
+                commands: attached.commands,
+                token: OnceLock::new(),
+                start_links: OnceLock::new(),
+            }),
             _op: PhantomData,
         }
+    }
+
+    /// The operation's id: keep it to [`attach`](crate::Client::attach) to the operation again,
+    /// after a restart or from another replica. It is also the callback id of its completion.
+    ///
+    /// When the call gave a request id an earlier operation was recorded with, this handle follows
+    /// that operation, and its id becomes the earlier one's once the store answered (when
+    /// [`Call::start`](crate::Call::start) returns, or once [`info`](Self::info) shows an
+    /// attempt or a later state).
+    pub fn operation_id(&self) -> OperationId {
+        self.shared.record.borrow().id
     }
 
     /// A snapshot of the operation: state, attempts, last failure, next attempt time, token...
@@ -128,12 +148,12 @@ impl<Op: Operation> OperationHandle<Op> {
 
     /// The request id the operation is started with (the same on every attempt).
     pub fn request_id(&self) -> &str {
-        &self.shared.request_id
+        &self.shared.key.request_id
     }
 
     /// The endpoint the operation runs on.
     pub fn endpoint(&self) -> &str {
-        &self.shared.endpoint
+        &self.shared.key.endpoint
     }
 
     /// Whether the handler answered synchronously (the result is already here).
@@ -201,6 +221,10 @@ impl<Op: Operation> OperationHandle<Op> {
     /// Returns the cancel request's error if it failed with a non-retryable error (such as
     /// NOT_FOUND when the operation already ended) or ran out of attempts; canceling an operation
     /// that already ended does nothing.
+    ///
+    /// The request is recorded in the store: a process resuming the operation after a restart
+    /// carries it out. For an operation another replica drives, this returns once the request is
+    /// recorded; that replica carries it out.
     pub async fn cancel(&self) -> Result<(), CallError> {
         if self.is_done() {
             return Ok(());

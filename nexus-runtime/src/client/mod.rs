@@ -1,17 +1,25 @@
 //! The caller side: a [`Client`] routes calls to endpoints; generated stubs wrap a
 //! [`ServiceClient`] and return [`Call`]s; a scheduled operation is an [`OperationHandle`], which a
 //! background *driver* task runs through the [machinery](crate::machinery) (retries, breaker,
-//! limits, timeouts, cancellation).
+//! limits, timeouts, cancellation). Every operation is recorded in a
+//! [`CallerStore`] before its first attempt and at every transition,
+//! so it survives a restart and can be taken over by another replica (see [`durable`]).
 
+mod attach;
+mod builder;
 mod call;
 mod driver;
+pub mod durable;
 mod endpoint;
 mod handle;
 mod info;
 mod options;
 mod pending;
 
+pub use attach::AttachError;
+pub use builder::ClientBuilder;
 pub use call::Call;
+pub use durable::ReplicaConfig;
 pub use endpoint::EndpointConfig;
 pub use handle::OperationHandle;
 pub use info::{CancelState, CancellationInfo, OperationInfo, OperationState};
@@ -19,22 +27,26 @@ pub use options::{CallOptions, CancellationType};
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-use self::driver::{Channels, Driver, Record, Spec};
+use self::driver::{Record, Spec};
+use self::durable::Durability;
+use self::durable::options::StoredOptions;
+use self::durable::task::{self, Begin, NewOperation};
 use self::endpoint::EndpointState;
-use self::handle::Shared;
-use self::pending::PendingTable;
+use self::pending::{Inbox, Local, Registry};
+use crate::clock;
 use crate::codec;
 use crate::completion::Completion;
 use crate::error::{CallError, HandlerError};
 use crate::machinery::{BreakerState, Deadlines, Jitter, Timeouts};
 use crate::operation::{CallScope, Operation};
 use crate::service::Service;
-use crate::transport::Transport;
+use crate::store::{CallerRecord, CallerStore, Lease, OperationDeadlines, RequestKey};
 
 /// Calls operations on named endpoints. Cheap to clone; clones share endpoints, breakers, limits
 /// and pending operations.
@@ -54,9 +66,49 @@ pub struct Client {
 
 struct Inner {
     endpoints: HashMap<String, Arc<EndpointState>>,
-    pending: Arc<PendingTable>,
     callback_url: Option<String>,
     jitter: Jitter,
+    durability: Durability,
+    registry: Arc<Registry>,
+    inbox: Arc<Inbox>,
+    /// The first recovery pass, once done: how many operations it resumed.
+    recovered: tokio::sync::OnceCell<usize>,
+    caretaker_started: AtomicBool,
+    stop: CancellationToken,
+    shut_down: AtomicBool,
+}
+
+impl Inner {
+    fn new(
+        endpoints: HashMap<String, Arc<EndpointState>>,
+        callback_url: Option<String>,
+        jitter: Jitter,
+        durability: Durability,
+    ) -> Self {
+        let registry = Arc::new(Registry::new(durability.persistent));
+        let inbox = Arc::new(Inbox {
+            store: durability.store.clone(),
+            registry: registry.clone(),
+        });
+        Self {
+            endpoints,
+            callback_url,
+            jitter,
+            durability,
+            registry,
+            inbox,
+            recovered: tokio::sync::OnceCell::new(),
+            caretaker_started: AtomicBool::new(false),
+            stop: CancellationToken::new(),
+            shut_down: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 impl fmt::Debug for Client {
@@ -64,80 +116,9 @@ impl fmt::Debug for Client {
         f.debug_struct("Client")
             .field("endpoints", &self.endpoint_names())
             .field("callback_url", &self.inner.callback_url)
-            .field("pending", &self.inner.pending.len())
+            .field("durability", &self.inner.durability)
+            .field("pending", &self.inner.registry.len())
             .finish()
-    }
-}
-
-/// Builds a [`Client`].
-#[derive(Default)]
-pub struct ClientBuilder {
-    endpoints: HashMap<String, EndpointConfig>,
-    callback_url: Option<String>,
-    jitter: Option<Jitter>,
-}
-
-impl fmt::Debug for ClientBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientBuilder")
-            .field("endpoints", &self.endpoints)
-            .field("callback_url", &self.callback_url)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ClientBuilder {
-    /// Routes calls for endpoint `name` through a transport, or through an [`EndpointConfig`]
-    /// (several targets, retry policy, breaker, limits, timeouts).
-    #[must_use]
-    pub fn endpoint(mut self, name: impl Into<String>, config: impl Into<EndpointConfig>) -> Self {
-        self.endpoints.insert(name.into(), config.into());
-        self
-    }
-
-    /// Routes calls for endpoint `name` through a shared transport, with the default settings.
-    #[must_use]
-    pub fn endpoint_arc(mut self, name: impl Into<String>, transport: Arc<dyn Transport>) -> Self {
-        self.endpoints
-            .insert(name.into(), EndpointConfig::with_targets(vec![transport]));
-        self
-    }
-
-    /// The base URL of this process's callback receiver, for transports whose completions come
-    /// back over the network. Each async operation gets `{base}/{callback id}`.
-    #[must_use]
-    pub fn callback_url(mut self, base: impl Into<String>) -> Self {
-        self.callback_url = Some(base.into().trim_end_matches('/').to_owned());
-        self
-    }
-
-    /// The random source of backoff jitter (default: seeded from the operating system). A seeded
-    /// source ([`Jitter::seeded`]) makes retry schedules reproducible.
-    #[must_use]
-    pub fn jitter(mut self, jitter: Jitter) -> Self {
-        self.jitter = Some(jitter);
-        self
-    }
-
-    /// Builds the client. It needs no runtime; operations are driven by tasks of the Tokio
-    /// runtime they are scheduled from.
-    pub fn build(self) -> Client {
-        let endpoints = self
-            .endpoints
-            .into_iter()
-            .map(|(name, config)| {
-                let state = Arc::new(EndpointState::new(name.clone(), config));
-                (name, state)
-            })
-            .collect();
-        Client {
-            inner: Arc::new(Inner {
-                endpoints,
-                pending: Arc::default(),
-                callback_url: self.callback_url,
-                jitter: self.jitter.unwrap_or_default(),
-            }),
-        }
     }
 }
 
@@ -163,10 +144,20 @@ impl Client {
         }
     }
 
-    /// Number of operations this client is driving that may still receive a completion
-    /// (scheduled or started, not ended, not abandoned).
+    /// Number of operations this process runs: scheduled or started, not ended, not abandoned
+    /// (and, with replicas, those it follows while another replica drives them).
     pub fn pending_operations(&self) -> usize {
-        self.inner.pending.len()
+        self.inner.registry.len()
+    }
+
+    /// The store operations are recorded in (a private memory store when none was configured).
+    pub fn store(&self) -> &Arc<dyn CallerStore> {
+        &self.inner.durability.store
+    }
+
+    /// This process's id as the owner of leases.
+    pub fn owner_id(&self) -> &str {
+        &self.inner.durability.owner
     }
 
     /// The circuit breaker state of `endpoint` (of its first target); `None` for an unknown
@@ -184,22 +175,31 @@ impl Client {
             .unwrap_or_default()
     }
 
-    /// Delivers a completion received for callback id `callback_id` (the callback receiver calls
-    /// this). Unknown or repeated completions are NOT_FOUND.
-    pub fn deliver_completion(
+    /// Records a completion received for callback id `callback_id` (an operation id) in the
+    /// store, then hands it to the operation's driver if it runs in this process. The callback
+    /// receiver calls this and answers 200 only for `Ok`: the completion is then durable.
+    ///
+    /// Errors: NOT_FOUND for an unknown id or an operation that already finished (a repeated
+    /// completion, or one that timed out or was canceled first), BAD_REQUEST for a token other
+    /// than the start response gave, UNAVAILABLE (retryable) when the store fails.
+    pub async fn deliver_completion(
         &self,
         callback_id: &str,
         completion: Completion,
     ) -> Result<(), HandlerError> {
-        self.inner.pending.complete(callback_id, completion)
+        self.inner.inbox.deliver(callback_id, completion).await
     }
 
-    pub(crate) fn pending(&self) -> &PendingTable {
-        &self.inner.pending
+    pub(crate) fn durability(&self) -> &Durability {
+        &self.inner.durability
     }
 
-    pub(crate) fn pending_table(&self) -> Arc<PendingTable> {
-        self.inner.pending.clone()
+    pub(crate) fn registry(&self) -> &Arc<Registry> {
+        &self.inner.registry
+    }
+
+    pub(crate) fn inbox(&self) -> Arc<Inbox> {
+        self.inner.inbox.clone()
     }
 
     pub(crate) fn jitter(&self) -> &Jitter {
@@ -210,8 +210,16 @@ impl Client {
         self.inner.callback_url.as_deref()
     }
 
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.inner.shut_down.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn endpoint_named(&self, endpoint: &str) -> Option<&Arc<EndpointState>> {
+        self.inner.endpoints.get(endpoint)
+    }
+
     fn endpoint_state(&self, endpoint: &str) -> Result<&Arc<EndpointState>, CallError> {
-        self.inner.endpoints.get(endpoint).ok_or_else(|| {
+        self.endpoint_named(endpoint).ok_or_else(|| {
             CallError::Invalid(format!(
                 "unknown endpoint `{endpoint}`; configured endpoints: {}",
                 self.endpoint_names().join(", ")
@@ -233,7 +241,9 @@ impl Client {
     }
 
     /// Schedules operation `Op` on `endpoint` and returns its handle at once (see
-    /// [`Call::schedule`]). Must be called from inside a Tokio runtime, which drives it.
+    /// [`Call::schedule`]). Must be called from inside a Tokio runtime, which drives it. Its task
+    /// records it in the store before the first attempt; a request id already recorded for this
+    /// endpoint and operation is not started again: the handle follows the recorded operation.
     pub fn schedule<Op: Operation>(
         &self,
         endpoint: &str,
@@ -245,6 +255,9 @@ impl Client {
                 "operations are driven by Tokio tasks: call from inside a Tokio runtime".into(),
             )
         })?;
+        if self.is_shut_down() {
+            return Err(CallError::Invalid("the client was shut down".into()));
+        }
         let state = self.endpoint_state(endpoint)?.clone();
         if state.target_count == 0 {
             return Err(CallError::Invalid(format!(
@@ -265,6 +278,7 @@ impl Client {
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let scheduled = Instant::now();
+        let scheduled_at = clock::now();
         let scope = CallScope::current();
         let timeouts = merge_timeouts(state.timeouts, &options);
         let deadlines = Deadlines::new(
@@ -272,44 +286,73 @@ impl Client {
             scheduled,
             scope.as_ref().and_then(|s| s.deadline),
         );
-        let (callback_id, completions) = self.inner.pending.register();
-        let (record, record_rx) = watch::channel(Record::new(scheduled));
-        let (commands_tx, commands) = mpsc::unbounded_channel();
         let service = <Op::Service as Service>::NAME;
-        let spec = Spec {
-            service,
-            operation: Op::NAME,
+        let retry = options.retry_policy.unwrap_or_else(|| state.retry.clone());
+        let stored_options = StoredOptions::new(
+            &options.headers,
+            &options.links,
+            options.cancellation_type,
+            &retry,
+            &timeouts,
+        );
+        let key = RequestKey {
+            endpoint: endpoint.to_owned(),
+            service: service.to_owned(),
+            operation: Op::NAME.to_owned(),
             request_id: request_id.clone(),
+        };
+        let id = uuid::Uuid::new_v4();
+        let mut record = CallerRecord::new(
+            id,
+            key.clone(),
+            input.clone(),
+            stored_options.to_json(),
+            scheduled_at,
+        );
+        record.deadlines = OperationDeadlines {
+            schedule_to_close: deadlines.schedule_to_close.map(clock::system_at),
+            schedule_to_start: deadlines.schedule_to_start.map(clock::system_at),
+            start_to_close: None,
+        };
+        let durability = &self.inner.durability;
+        if let Some(replicas) = &durability.replicas {
+            record.lease = Some(Lease::new(
+                durability.owner.clone(),
+                scheduled_at + replicas.lease_duration(),
+            ));
+        }
+        let spec = Spec {
+            service: service.into(),
+            operation: Op::NAME.into(),
+            request_id,
             headers: options.headers,
             links: options.links,
             input,
             cancellation_type: options.cancellation_type,
-            retry: options.retry_policy.unwrap_or_else(|| state.retry.clone()),
+            retry,
         };
-        let driver = Driver::new(
-            self.clone(),
-            state,
+        let (local, attached) = self
+            .inner
+            .registry
+            .register(id, key, Record::new(id, scheduled))
+            .map_err(|_| CallError::Invalid(format!("operation id {id} is in use")))?;
+        self.ensure_caretaker();
+        let begin = Begin::New(Box::new(NewOperation {
+            record,
+            endpoint: state,
             spec,
             deadlines,
-            Channels {
-                record,
-                commands,
-                completions,
-                callback_id,
-            },
-            scope.map(|s| s.cancel),
-        );
-        runtime.spawn(driver.run());
-        Ok(OperationHandle::new(Shared {
-            endpoint: endpoint.to_owned(),
-            service,
-            operation: Op::NAME,
-            request_id,
-            record: record_rx,
-            commands: commands_tx,
-            token: OnceLock::new(),
-            start_links: OnceLock::new(),
-        }))
+            scope_cancel: scope.map(|s| s.cancel),
+        }));
+        self.spawn_task(&runtime, local, begin);
+        Ok(OperationHandle::from_attached(attached))
+    }
+
+    /// Runs a local operation's task on `runtime`.
+    pub(crate) fn spawn_task(&self, runtime: &tokio::runtime::Handle, local: Local, begin: Begin) {
+        let id = local.id;
+        let task = runtime.spawn(task::run(self.clone(), local, begin));
+        self.inner.registry.set_abort(id, task.abort_handle());
     }
 }
 

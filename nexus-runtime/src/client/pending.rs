@@ -1,100 +1,273 @@
-//! The caller's table of operations that may still receive a completion, keyed by callback id.
+//! The operations this client runs in this process, by operation id (which is also their callback
+//! id), and the inbox where their completions arrive.
 //!
-//! An entry is created when the operation is scheduled, *before* its first attempt, so a completion
-//! that arrives before the start response finds its operation. A completion goes to the operation's
-//! driver, which ends the operation.
+//! An entry exists while the operation's task runs (it drives the operation, or follows one
+//! another replica drives). Handles subscribe to its record and send it commands; the inbox and
+//! the caretaker wake it.
+//!
+//! A completion is recorded in the store *first* ([`Inbox::deliver`]); only then is the task
+//! woken, with the final record. So a completion is never acknowledged before it is durable, and
+//! one that arrives while no task runs the operation (after a crash, or at another replica) is
+//! found in the store by whoever resumes it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::AbortHandle;
 
+use super::driver::{Command, Record};
+use crate::clock;
 use crate::completion::{Completion, CompletionSink};
 use crate::error::HandlerError;
+use crate::store::{CallerRecord, CallerStore, CompletionOutcome, OperationId, RequestKey};
+
+/// Why a task is woken.
+#[derive(Debug)]
+pub(crate) enum Wake {
+    /// Its completion was recorded: the final record.
+    Completed(Box<CallerRecord>),
+    /// This client claimed it (replicas): drive it from this record.
+    Claimed(Box<CallerRecord>),
+    /// Its record may have changed: read it again.
+    Check,
+}
+
+/// How the registry holds an operation's command channel: strongly when operations outlive their
+/// handles (a durable client), weakly otherwise (dropping every handle abandons the operation).
+enum Commands {
+    Strong(mpsc::UnboundedSender<Command>),
+    Weak(mpsc::WeakUnboundedSender<Command>),
+}
 
 struct Entry {
-    driver: mpsc::UnboundedSender<Completion>,
-    token: Option<String>,
+    key: Arc<RequestKey>,
+    record: watch::Receiver<Record>,
+    commands: Commands,
+    wake: mpsc::UnboundedSender<Wake>,
+    abort: Option<AbortHandle>,
 }
 
-/// Operations waiting for a completion, by callback id.
-#[derive(Default)]
-pub(crate) struct PendingTable {
-    entries: Mutex<HashMap<String, Entry>>,
+/// What a handle needs of an operation.
+pub(crate) struct Attached {
+    pub key: Arc<RequestKey>,
+    pub record: watch::Receiver<Record>,
+    pub commands: mpsc::UnboundedSender<Command>,
 }
 
-impl PendingTable {
-    /// Registers an operation; returns its callback id and where its completion will arrive.
-    pub fn register(&self) -> (String, mpsc::UnboundedReceiver<Completion>) {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.lock().insert(
-            id.clone(),
-            Entry {
-                driver: tx,
-                token: None,
-            },
-        );
-        (id, rx)
+impl Attached {
+    /// A finished operation no task runs: its record, and commands that go nowhere.
+    pub fn finished(record: Record, key: RequestKey) -> Self {
+        Self {
+            key: Arc::new(key),
+            record: watch::channel(record).1,
+            commands: mpsc::unbounded_channel().0,
+        }
     }
+}
 
-    /// Records the token the start response gave.
-    pub fn set_token(&self, id: &str, token: &str) {
-        if let Some(entry) = self.lock().get_mut(id) {
-            entry.token = Some(token.to_owned());
+/// What an operation's task owns.
+pub(crate) struct Local {
+    pub id: OperationId,
+    pub record: Arc<watch::Sender<Record>>,
+    pub commands: mpsc::UnboundedReceiver<Command>,
+    pub wakes: mpsc::UnboundedReceiver<Wake>,
+}
+
+/// The local operations, by id.
+pub(crate) struct Registry {
+    entries: Mutex<HashMap<OperationId, Entry>>,
+    persistent: bool,
+}
+
+impl Registry {
+    pub fn new(persistent: bool) -> Self {
+        Self {
+            entries: Mutex::default(),
+            persistent,
         }
     }
 
-    /// Forgets an entry (the operation ended, or its caller abandoned it).
-    pub fn remove(&self, id: &str) {
-        self.lock().remove(id);
+    /// Registers operation `id`, showing `initial`, unless it runs here already: then `Err` with
+    /// what a handle needs of the running one.
+    pub fn register(
+        &self,
+        id: OperationId,
+        key: RequestKey,
+        initial: Record,
+    ) -> Result<(Local, Attached), Attached> {
+        let mut entries = self.lock();
+        if let Some(entry) = entries.get(&id) {
+            return Err(attached(entry));
+        }
+        let (record_tx, record_rx) = watch::channel(initial);
+        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let (wake_tx, wake_rx) = mpsc::unbounded_channel();
+        let commands = if self.persistent {
+            Commands::Strong(commands_tx.clone())
+        } else {
+            Commands::Weak(commands_tx.downgrade())
+        };
+        let key = Arc::new(key);
+        entries.insert(
+            id,
+            Entry {
+                key: key.clone(),
+                record: record_rx.clone(),
+                commands,
+                wake: wake_tx,
+                abort: None,
+            },
+        );
+        Ok((
+            Local {
+                id,
+                record: Arc::new(record_tx),
+                commands: commands_rx,
+                wakes: wake_rx,
+            },
+            Attached {
+                key,
+                record: record_rx,
+                commands: commands_tx,
+            },
+        ))
+    }
+
+    /// What a handle needs of local operation `id`, if it runs here.
+    pub fn attach(&self, id: OperationId) -> Option<Attached> {
+        self.lock().get(&id).map(attached)
+    }
+
+    /// Remembers how to stop the task of `id` (for [`Registry::abort_all`]).
+    pub fn set_abort(&self, id: OperationId, abort: AbortHandle) {
+        if let Some(entry) = self.lock().get_mut(&id) {
+            entry.abort = Some(abort);
+        }
+    }
+
+    /// Wakes the task of `id`; `false` if it does not run here.
+    pub fn wake(&self, id: OperationId, wake: Wake) -> bool {
+        self.lock()
+            .get(&id)
+            .is_some_and(|entry| entry.wake.send(wake).is_ok())
+    }
+
+    /// Asks every local operation not in `held` to read its record again.
+    pub fn check_all_except(&self, held: &HashSet<OperationId>) {
+        for (id, entry) in self.lock().iter() {
+            if !held.contains(id) {
+                let _ = entry.wake.send(Wake::Check);
+            }
+        }
+    }
+
+    /// Forgets `id` (its task ended).
+    pub fn remove(&self, id: OperationId) {
+        self.lock().remove(&id);
+    }
+
+    /// Stops every task and forgets every operation.
+    pub fn abort_all(&self) {
+        for (_, entry) in self.lock().drain() {
+            if let Some(abort) = entry.abort {
+                abort.abort();
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
         self.lock().len()
     }
 
-    /// Delivers a completion. Unknown ids (and repeated completions, whose entry is gone) are
-    /// NOT_FOUND; a token that contradicts the start response is BAD_REQUEST.
-    pub fn complete(&self, id: &str, completion: Completion) -> Result<(), HandlerError> {
-        let mut entries = self.lock();
-        let entry = entries.get(id).ok_or_else(|| not_found(id))?;
-        if let Some(expected) = &entry.token
-            && !completion.token.is_empty()
-            && &completion.token != expected
-        {
-            return Err(HandlerError::bad_request(format!(
-                "completion for token `{}` sent to the callback of token `{expected}`",
-                completion.token
-            )));
-        }
-        let entry = entries.remove(id).ok_or_else(|| not_found(id))?;
-        drop(entries);
-        entry.driver.send(completion).map_err(|_| not_found(id))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<OperationId, Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-fn not_found(id: &str) -> HandlerError {
-    HandlerError::not_found(format!(
-        "no operation is waiting for callback `{id}` (unknown, already completed, or abandoned)"
-    ))
+fn attached(entry: &Entry) -> Attached {
+    let commands = match &entry.commands {
+        Commands::Strong(tx) => Some(tx.clone()),
+        Commands::Weak(weak) => weak.upgrade(),
+    };
+    Attached {
+        key: entry.key.clone(),
+        record: entry.record.clone(),
+        // Every handle was dropped and the operation is being abandoned: commands go nowhere.
+        commands: commands.unwrap_or_else(|| mpsc::unbounded_channel().0),
+    }
+}
+
+/// Where completions arrive: recorded in the store, then handed to the local task.
+pub(crate) struct Inbox {
+    pub store: Arc<dyn CallerStore>,
+    pub registry: Arc<Registry>,
+}
+
+impl Inbox {
+    /// Records the completion for callback id `callback_id` and wakes its task. Refuses an unknown
+    /// id or an operation already finished (NOT_FOUND) and a token that contradicts the start
+    /// response (BAD_REQUEST); a store failure is UNAVAILABLE (retryable), so the completion is
+    /// sent again rather than lost.
+    pub async fn deliver(
+        &self,
+        callback_id: &str,
+        completion: Completion,
+    ) -> Result<(), HandlerError> {
+        let id = OperationId::parse_str(callback_id).map_err(|_| {
+            HandlerError::not_found(format!(
+                "no operation has callback id `{callback_id}` (not an operation id)"
+            ))
+        })?;
+        self.deliver_to(id, completion).await
+    }
+
+    pub async fn deliver_to(
+        &self,
+        id: OperationId,
+        completion: Completion,
+    ) -> Result<(), HandlerError> {
+        let outcome = self
+            .store
+            .record_completion(id, &completion, clock::now())
+            .await
+            .map_err(|e| {
+                tracing::warn!(operation_id = %id, error = %e, "cannot record a completion");
+                HandlerError::unavailable(format!("cannot record the completion: {e}"))
+            })?;
+        match outcome {
+            CompletionOutcome::Applied(record) => {
+                self.registry.wake(id, Wake::Completed(record));
+                Ok(())
+            }
+            CompletionOutcome::UnknownOperation => Err(HandlerError::not_found(format!(
+                "no operation has callback id `{id}` (unknown, or purged after its retention)"
+            ))),
+            CompletionOutcome::AlreadyFinished(state) => Err(HandlerError::not_found(format!(
+                "operation `{id}` already finished ({state}); the completion is not needed"
+            ))),
+            CompletionOutcome::TokenMismatch { expected } => {
+                Err(HandlerError::bad_request(format!(
+                    "completion for token `{}` sent to the callback of token `{expected}`",
+                    completion.token
+                )))
+            }
+        }
+    }
 }
 
 /// The in-process callback of one operation.
 pub(crate) struct PendingSink {
-    pub table: Arc<PendingTable>,
-    pub id: String,
+    pub inbox: Arc<Inbox>,
+    pub id: OperationId,
 }
 
 impl CompletionSink for PendingSink {
     fn complete(&self, completion: Completion) -> BoxFuture<'static, Result<(), HandlerError>> {
-        let result = self.table.complete(&self.id, completion);
-        async move { result }.boxed()
+        let inbox = self.inbox.clone();
+        let id = self.id;
+        async move { inbox.deliver_to(id, completion).await }.boxed()
     }
 }

@@ -21,20 +21,25 @@ use crate::protocol::{self, FailureFormat};
 /// The path completions are received under by default: `POST /nexus/callback/{callback id}`.
 pub const DEFAULT_CALLBACK_PATH: &str = "/nexus/callback";
 
-/// Receives completion callbacks and hands them to a [`Client`], which resolves the waiting
-/// operation (see [`Client::deliver_completion`]).
+/// Receives completion callbacks and hands them to a [`Client`], which records them in its store
+/// and resolves the waiting operation (see [`Client::deliver_completion`]).
 ///
-/// The client gives each async operation the callback URL `{base}/{callback id}`, where `base`
+/// The client gives each async operation the callback URL `{base}/{operation id}`, where `base`
 /// is what [`ClientBuilder::callback_url`](crate::client::ClientBuilder::callback_url) was given;
-/// this receiver serves `POST {path}/{callback id}`. Answers:
-/// - 200 once the completion reached its operation;
-/// - NOT_FOUND (404) for an unknown callback id or a completion already received;
-/// - BAD_REQUEST (400) for a malformed completion, naming the problem (missing or invalid
-///   `Nexus-Operation-State`, bad timestamps or links, a failure that is not a JSON Failure, a
-///   body over the limit) or a method other than POST.
+/// this receiver serves `POST {path}/{operation id}`. Answers:
+/// - 200 once the completion is recorded in the client's store (durably, with a durable store),
+///   whether or not the operation's driver runs in this process;
+/// - NOT_FOUND (404) for an unknown operation or one already finished (a completion already
+///   received, or an operation that timed out or was canceled first);
+/// - BAD_REQUEST (400) for a token other than the start response gave, for a malformed
+///   completion, naming the problem (missing or invalid `Nexus-Operation-State`, bad timestamps
+///   or links, a failure that is not a JSON Failure, a body over the limit) or a method other
+///   than POST;
+/// - UNAVAILABLE (503, retryable) when the store cannot record it: the handler sends it again.
 ///
-/// A completion may arrive before the answer to its start request: the client registers the
-/// operation before sending the start.
+/// A completion may arrive before the answer to its start request: the operation is recorded
+/// before its first attempt. Replicas sharing a store may share one receiver address (see
+/// [`CallbackListener::bind_shared`]): any of them records any completion.
 ///
 /// To serve it on its own port, bind a [`CallbackListener`] first (its URL goes into the client),
 /// then serve it with the client.
@@ -120,15 +125,21 @@ async fn receive(
         Ok(body) => body,
         Err(e) => return wire::handler_error(&e, format),
     };
-    let delivered = protocol::parse_completion(&parts.headers, body).and_then(|completion| {
-        tracing::debug!(
-            %callback_id,
-            token = %completion.token,
-            state = completion.state(),
-            "completion received"
-        );
-        inner.client.deliver_completion(&callback_id, completion)
-    });
+    let delivered = match protocol::parse_completion(&parts.headers, body) {
+        Ok(completion) => {
+            tracing::debug!(
+                %callback_id,
+                token = %completion.token,
+                state = completion.state(),
+                "completion received"
+            );
+            inner
+                .client
+                .deliver_completion(&callback_id, completion)
+                .await
+        }
+        Err(e) => Err(e),
+    };
     match delivered {
         Ok(()) => wire::empty(StatusCode::OK),
         Err(e) => {
@@ -167,7 +178,28 @@ impl CallbackListener {
 
     /// Binds `addr`.
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<Self> {
-        let listener = TcpListener::bind(addr).await?;
+        Self::from_listener(TcpListener::bind(addr).await?)
+    }
+
+    /// Binds `addr` with `SO_REUSEPORT` (and `SO_REUSEADDR`), so several processes (replicas
+    /// sharing a store) can listen on the same address: the kernel spreads connections among
+    /// them, and when one stops the others receive everything. Any replica records any
+    /// completion in the shared store, and the one driving the operation picks it up.
+    #[cfg(unix)]
+    pub async fn bind_shared(addr: SocketAddr) -> io::Result<Self> {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(true)?;
+        socket.bind(addr)?;
+        Self::from_listener(socket.listen(1024)?)
+    }
+
+    /// Uses a bound listener.
+    pub fn from_listener(listener: TcpListener) -> io::Result<Self> {
         let local_addr = listener.local_addr()?;
         Ok(Self {
             listener,

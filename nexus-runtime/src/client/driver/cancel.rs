@@ -25,8 +25,8 @@ pub(super) struct CancelLoop {
     pub record: Arc<watch::Sender<Record>>,
     pub retry: RetryPolicy,
     pub target: usize,
-    pub service: &'static str,
-    pub operation: &'static str,
+    pub service: Arc<str>,
+    pub operation: Arc<str>,
     pub token: String,
     pub headers: Headers,
     pub request_timeout: Duration,
@@ -72,8 +72,8 @@ impl CancelLoop {
                 }
             });
             let request = CancelRequest {
-                service: self.service.to_owned(),
-                operation: self.operation.to_owned(),
+                service: self.service.to_string(),
+                operation: self.operation.to_string(),
                 token: self.token.clone(),
                 headers: self.headers.clone(),
                 request_deadline: None,
@@ -107,7 +107,7 @@ impl CancelLoop {
                 + self
                     .retry
                     .delay(attempt, self.client.jitter().next_fraction());
-            tracing::debug!(operation = self.operation, %error, attempt, "cancel attempt failed; backing off");
+            tracing::debug!(operation = %self.operation, %error, attempt, "cancel attempt failed; backing off");
             self.record.send_modify(|record| {
                 if let Some(c) = record.info.cancellation.as_mut() {
                     c.state = CancelState::BackingOff;

@@ -8,33 +8,41 @@
 //! Started -> Succeeded | Failed | Canceled (completion) | TimedOut | Canceled (by the caller)
 //! ```
 //!
-//! Every transition goes through [`Driver::publish`]: that is the seam where a durable store will
-//! record the operation (see `store` in the design).
+//! Every transition goes through [`Driver::publish`], which records it in the caller's store
+//! (compare-and-set on the record's version) before handles observe it; see `persist`. A driver
+//! starts from a stored record: a new one (just inserted) or one resumed after a restart or
+//! claimed from another replica, in whatever state it was recorded.
 //!
-//! The driver ends when the operation ends, when every handle is dropped without a cancellation
-//! (the operation is *abandoned*: no cancel request is sent, as Temporal does for a terminated
-//! caller), or once a requested cancellation has been carried out.
+//! The driver ends when the operation ends, once a requested cancellation has been carried out,
+//! when the operation ended elsewhere (a completion recorded by a receiver) or was taken over by
+//! another replica, or, for a client without a configured store, when every handle is dropped
+//! without a cancellation (the operation is *abandoned*: no cancel request is sent, as Temporal
+//! does for a terminated caller). With a configured store operations outlive their handles.
 
 mod cancel;
+mod persist;
 mod start;
 mod started;
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::info::{CancelState, CancellationInfo, OperationInfo, OperationState};
+use super::pending::{Local, Wake};
 use super::{CancellationType, Client, EndpointState};
 use crate::codec::Content;
-use crate::completion::Completion;
 use crate::error::{CallError, OperationErrorState, TimeoutKind};
 use crate::link::Link;
 use crate::machinery::{Deadlines, RetryPolicy};
 use crate::operation::Headers;
+use crate::store::{self, CallerRecord, OperationId};
 
 /// The result a handle waits for.
 pub(crate) type Outcome = Result<Content, CallError>;
@@ -42,6 +50,7 @@ pub(crate) type Outcome = Result<Content, CallError>;
 /// What the driver publishes: the operation's info, and its outcome once known.
 #[derive(Clone, Debug)]
 pub(crate) struct Record {
+    pub id: OperationId,
     pub info: OperationInfo,
     pub outcome: Option<Outcome>,
     pub start_links: Vec<Link>,
@@ -49,8 +58,9 @@ pub(crate) struct Record {
 }
 
 impl Record {
-    pub fn new(scheduled_at: Instant) -> Self {
+    pub fn new(id: OperationId, scheduled_at: Instant) -> Self {
         Self {
+            id,
             info: OperationInfo::new(scheduled_at),
             outcome: None,
             start_links: Vec::new(),
@@ -67,8 +77,8 @@ pub(crate) enum Command {
 
 /// The fixed facts of one operation.
 pub(crate) struct Spec {
-    pub service: &'static str,
-    pub operation: &'static str,
+    pub service: Arc<str>,
+    pub operation: Arc<str>,
     pub request_id: String,
     pub headers: Headers,
     pub links: Vec<Link>,
@@ -77,20 +87,15 @@ pub(crate) struct Spec {
     pub retry: RetryPolicy,
 }
 
-/// The channels of a new driver.
-pub(crate) struct Channels {
-    pub record: watch::Sender<Record>,
-    pub commands: mpsc::UnboundedReceiver<Command>,
-    pub completions: mpsc::UnboundedReceiver<Completion>,
-    pub callback_id: String,
-}
-
 /// What interrupts a driver while it waits.
 enum Event {
     Timeout(TimeoutKind),
     Cancel(Option<oneshot::Sender<Result<(), CallError>>>),
     Abandoned,
-    Completion(Completion),
+    /// The completion was recorded: the final record.
+    Completion(Box<CallerRecord>),
+    /// The driver must stop: see [`Halt`].
+    Halted,
 }
 
 /// Either an event, or what the driver was waiting for.
@@ -105,20 +110,47 @@ enum Flow {
     End,
 }
 
+/// Why a driver stops driving although it did not end the operation itself.
+#[derive(Debug)]
+enum Halt {
+    /// The operation ended elsewhere (its completion was recorded); handles were shown its record.
+    Ended,
+    /// Another replica claimed it.
+    TakenOver,
+    /// Its record is gone from the store.
+    Gone,
+}
+
+/// How a driver ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum DriverEnd {
+    /// The operation ended (or was abandoned, or its record vanished).
+    Finished,
+    /// Another replica drives it now.
+    TakenOver,
+}
+
 pub(crate) struct Driver {
     client: Client,
     endpoint: Arc<EndpointState>,
     spec: Spec,
     deadlines: Deadlines,
+    id: OperationId,
     record: Arc<watch::Sender<Record>>,
     commands: mpsc::UnboundedReceiver<Command>,
     commands_open: bool,
-    completions: mpsc::UnboundedReceiver<Completion>,
-    completions_open: bool,
-    callback_id: String,
+    wakes: mpsc::UnboundedReceiver<Wake>,
+    wakes_open: bool,
     scope_cancel: Option<CancellationToken>,
     cancel_waiters: Vec<oneshot::Sender<Result<(), CallError>>>,
     cancel_requested: bool,
+    /// The operation as last written to (or read from) the store.
+    stored: CallerRecord,
+    halt: Option<Halt>,
+    /// Events found in the store, handled at the next wait.
+    queued: VecDeque<Event>,
+    /// How often to re-read the record while waiting (replicas only).
+    poll: Option<Duration>,
 }
 
 impl Driver {
@@ -127,48 +159,74 @@ impl Driver {
         endpoint: Arc<EndpointState>,
         spec: Spec,
         deadlines: Deadlines,
-        channels: Channels,
+        stored: CallerRecord,
+        local: Local,
         scope_cancel: Option<CancellationToken>,
     ) -> Self {
+        let poll = client.durability().poll_interval();
         Self {
             client,
             endpoint,
             spec,
             deadlines,
-            record: Arc::new(channels.record),
-            commands: channels.commands,
+            id: local.id,
+            record: local.record,
+            commands: local.commands,
             commands_open: true,
-            completions: channels.completions,
-            completions_open: true,
-            callback_id: channels.callback_id,
+            wakes: local.wakes,
+            wakes_open: true,
             scope_cancel,
             cancel_waiters: Vec::new(),
             cancel_requested: false,
+            stored,
+            halt: None,
+            queued: VecDeque::new(),
+            poll,
         }
     }
 
-    /// Runs the operation to its end.
-    pub async fn run(mut self) {
-        if let Flow::Started(target) = self.start_phase().await {
+    /// Runs the operation from its stored state to its end; gives back the task's channels.
+    pub async fn run(mut self) -> (Local, DriverEnd) {
+        if self.stored.cancel_requested() {
+            // Requested before a restart, or from another replica: carry it out again.
+            self.queued.push_back(Event::Cancel(None));
+        }
+        let flow = match self.stored.state {
+            store::OperationState::Started => {
+                Flow::Started(self.record.borrow().info.target.unwrap_or(0))
+            }
+            state if state.is_terminal() => Flow::End,
+            store::OperationState::BackingOff => {
+                let at = self.stored.next_attempt_at.map(crate::clock::instant_at);
+                self.start_phase(at).await
+            }
+            _ => self.start_phase(None).await,
+        };
+        if let Flow::Started(target) = flow {
             self.started_phase(target).await;
         }
-        self.client.pending().remove(&self.callback_id);
         for waiter in self.cancel_waiters.drain(..) {
             let _ = waiter.send(Ok(()));
         }
         tracing::debug!(
             endpoint = %self.endpoint.name,
-            operation = self.spec.operation,
+            operation = %self.spec.operation,
             request_id = %self.spec.request_id,
             state = ?self.record.borrow().info.state,
+            halt = ?self.halt,
             "operation driver finished"
         );
-    }
-
-    /// Applies a transition and tells the handles. The persistence seam: a durable store records
-    /// the operation here, before anyone observes the new state.
-    fn publish(&self, change: impl FnOnce(&mut Record)) {
-        self.record.send_modify(change);
+        let end = match self.halt {
+            Some(Halt::TakenOver) => DriverEnd::TakenOver,
+            _ => DriverEnd::Finished,
+        };
+        let local = Local {
+            id: self.id,
+            record: self.record,
+            commands: self.commands,
+            wakes: self.wakes,
+        };
+        (local, end)
     }
 
     fn is_resolved(&self) -> bool {
@@ -176,7 +234,7 @@ impl Driver {
     }
 
     /// Ends the operation with `outcome` unless it already has one.
-    fn resolve(&self, outcome: Outcome, state: OperationState) {
+    async fn resolve(&mut self, outcome: Outcome, state: OperationState) {
         self.publish(|record| {
             if record.outcome.is_none() {
                 record.outcome = Some(outcome);
@@ -184,10 +242,11 @@ impl Driver {
                 record.info.next_attempt_at = None;
                 record.info.closed_at = Some(Instant::now());
             }
-        });
+        })
+        .await;
     }
 
-    fn fail(&self, error: CallError) {
+    async fn fail(&mut self, error: CallError) {
         let state = match &error {
             CallError::Operation(e) if e.state == OperationErrorState::Canceled => {
                 OperationState::Canceled
@@ -195,84 +254,104 @@ impl Driver {
             CallError::Timeout { .. } => OperationState::TimedOut,
             _ => OperationState::Failed,
         };
-        self.resolve(Err(error), state);
+        self.resolve(Err(error), state).await;
     }
 
-    fn time_out(&self, kind: TimeoutKind) {
+    async fn time_out(&mut self, kind: TimeoutKind) {
         let last_failure = self.record.borrow().info.last_failure.clone().map(Box::new);
-        tracing::debug!(operation = self.spec.operation, %kind, "operation timed out");
+        tracing::debug!(operation = %self.spec.operation, %kind, "operation timed out");
         self.resolve(
             Err(CallError::Timeout { kind, last_failure }),
             OperationState::TimedOut,
-        );
+        )
+        .await;
     }
 
     /// Ends the operation as canceled by the caller; `cancel` says what became of the request.
-    fn resolve_canceled(&mut self, cancel: Option<CancelState>) {
+    async fn resolve_canceled(&mut self, cancel: Option<CancelState>) {
         if let Some(state) = cancel {
-            self.set_cancel_state(state);
+            self.set_cancel_state(state).await;
         }
-        self.resolve(Err(CallError::Canceled), OperationState::Canceled);
+        self.resolve(Err(CallError::Canceled), OperationState::Canceled)
+            .await;
         for waiter in self.cancel_waiters.drain(..) {
             let _ = waiter.send(Ok(()));
         }
     }
 
     /// Records that the caller asked for cancellation.
-    fn note_cancel_request(&mut self, waiter: Option<oneshot::Sender<Result<(), CallError>>>) {
+    async fn note_cancel_request(
+        &mut self,
+        waiter: Option<oneshot::Sender<Result<(), CallError>>>,
+    ) {
         self.cancel_waiters.extend(waiter);
         if !self.cancel_requested {
             self.cancel_requested = true;
             self.publish(|record| {
+                let requested_at = record
+                    .info
+                    .cancellation
+                    .as_ref()
+                    .map_or_else(Instant::now, |c| c.requested_at);
                 record.info.cancellation = Some(CancellationInfo {
-                    requested_at: Instant::now(),
+                    requested_at,
                     state: CancelState::Scheduled,
                     attempt: 0,
                     last_failure: None,
                     next_attempt_at: None,
                 });
-            });
+            })
+            .await;
         }
     }
 
-    fn set_cancel_state(&self, state: CancelState) {
+    async fn set_cancel_state(&mut self, state: CancelState) {
         self.publish(|record| {
             if let Some(cancellation) = record.info.cancellation.as_mut() {
                 cancellation.state = state;
                 cancellation.next_attempt_at = None;
             }
-        });
+        })
+        .await;
     }
 
-    /// Ends the operation with the completion the handler sent.
-    fn complete(&mut self, completion: Completion) {
-        self.completions_open = false;
-        self.publish(|record| {
-            if record.outcome.is_none() {
-                record.completion_links = completion.links;
-            }
-        });
-        match completion.outcome {
-            Ok(content) => self.resolve(Ok(content), OperationState::Succeeded),
-            Err(e) => self.fail(CallError::Operation(e)),
-        }
+    /// Ends the operation with the completion a receiver recorded.
+    fn complete(&mut self, stored: CallerRecord) {
+        self.completions_done();
+        self.adopt_final(stored);
         for waiter in self.cancel_waiters.drain(..) {
             let _ = waiter.send(Ok(()));
         }
     }
 
+    fn completions_done(&mut self) {
+        self.wakes_open = false;
+    }
+
+    /// The next event found without waiting: a halt, or one the store revealed.
+    fn take_queued(&mut self) -> Option<Event> {
+        if self.halt.is_some() {
+            return Some(Event::Halted);
+        }
+        self.queued.pop_front()
+    }
+
     /// Waits for `future`, or for whatever interrupts the operation first: a timeout, a
-    /// cancellation (by a handle or the enclosing handler's scope), every handle dropped, or the
-    /// completion. On a tie the timeout wins, then cancellation.
+    /// cancellation (by a handle, the enclosing handler's scope, or recorded in the store), every
+    /// handle dropped, the completion, or a halt. On a tie the timeout wins, then cancellation.
     async fn race<F: Future + ?Sized>(&mut self, mut future: Pin<&mut F>) -> Step<F::Output> {
         enum Raw<T> {
             Timeout(TimeoutKind),
             Scope,
             Command(Option<Command>),
-            Completion(Option<Completion>),
+            Wake(Option<Wake>),
+            Poll,
             Done(T),
         }
         loop {
+            if let Some(event) = self.take_queued() {
+                return Step::Event(event);
+            }
             let deadline = self.deadlines.next();
             let timeout = async move {
                 match deadline {
@@ -290,22 +369,28 @@ impl Driver {
                     None => std::future::pending().await,
                 }
             };
+            let poll = self.poll;
+            let poll = async move {
+                match poll {
+                    Some(every) => tokio::time::sleep(every).await,
+                    None => std::future::pending().await,
+                }
+            };
             let raw = tokio::select! {
                 biased;
                 kind = timeout => Raw::Timeout(kind),
                 () = scope => Raw::Scope,
                 command = self.commands.recv(), if self.commands_open => Raw::Command(command),
-                completion = self.completions.recv(), if self.completions_open => {
-                    Raw::Completion(completion)
-                }
+                wake = self.wakes.recv(), if self.wakes_open => Raw::Wake(wake),
                 out = future.as_mut() => Raw::Done(out),
+                () = poll => Raw::Poll,
             };
             return match raw {
                 Raw::Timeout(kind) => Step::Event(Event::Timeout(kind)),
                 Raw::Scope => {
                     self.scope_cancel = None;
                     tracing::debug!(
-                        operation = self.spec.operation,
+                        operation = %self.spec.operation,
                         "the enclosing operation was canceled; canceling this call"
                     );
                     Step::Event(Event::Cancel(None))
@@ -317,9 +402,17 @@ impl Driver {
                     self.commands_open = false;
                     Step::Event(Event::Abandoned)
                 }
-                Raw::Completion(Some(completion)) => Step::Event(Event::Completion(completion)),
-                Raw::Completion(None) => {
-                    self.completions_open = false;
+                Raw::Wake(Some(Wake::Completed(stored))) => Step::Event(Event::Completion(stored)),
+                Raw::Wake(Some(Wake::Claimed(stored))) => {
+                    self.refresh(&stored);
+                    continue;
+                }
+                Raw::Wake(Some(Wake::Check)) | Raw::Poll => {
+                    self.reconcile().await;
+                    continue;
+                }
+                Raw::Wake(None) => {
+                    self.wakes_open = false;
                     continue;
                 }
                 Raw::Done(out) => Step::Done(out),
@@ -328,24 +421,29 @@ impl Driver {
     }
 
     /// Handles an event while no attempt is in flight and the operation has not started.
-    fn on_idle_event(&mut self, event: Event) -> Flow {
+    async fn on_idle_event(&mut self, event: Event) -> Flow {
         match event {
-            Event::Timeout(kind) => self.time_out(kind),
-            Event::Abandoned => self.abandon(),
-            Event::Completion(completion) => self.complete(completion),
+            Event::Timeout(kind) => self.time_out(kind).await,
+            Event::Abandoned => self.abandon().await,
+            Event::Completion(stored) => self.complete(*stored),
             Event::Cancel(waiter) => {
-                self.note_cancel_request(waiter);
-                self.resolve_canceled(Some(CancelState::NotSent));
+                self.note_cancel_request(waiter).await;
+                self.resolve_canceled(Some(CancelState::NotSent)).await;
             }
+            Event::Halted => {}
         }
         Flow::End
     }
 
-    fn abandon(&self) {
+    /// Every handle was dropped (only without a configured store): the operation is abandoned,
+    /// recorded as canceled so a late completion is refused and the record expires.
+    async fn abandon(&mut self) {
         tracing::debug!(
-            operation = self.spec.operation,
+            operation = %self.spec.operation,
             request_id = %self.spec.request_id,
             "every handle was dropped: abandoning the operation"
         );
+        self.resolve(Err(CallError::Canceled), OperationState::Canceled)
+            .await;
     }
 }

@@ -18,18 +18,33 @@ use crate::machinery::{
 use crate::transport::{StartRequest, StartResponse};
 
 impl Driver {
-    pub(super) async fn start_phase(&mut self) -> Flow {
+    /// Attempts to start the operation; `wait` is when the first attempt may go (a backoff
+    /// recorded before a restart).
+    pub(super) async fn start_phase(&mut self, mut wait: Option<Instant>) -> Flow {
         loop {
+            if let Some(at) = wait.take() {
+                let mut sleep = pin!(tokio::time::sleep_until(at));
+                if let Step::Event(event) = self.race(sleep.as_mut()).await {
+                    return self.on_idle_event(event).await;
+                }
+            }
+            if let Some(event) = self.take_queued() {
+                return self.on_idle_event(event).await;
+            }
             let admitted = match self.admit().await {
                 Ok(admitted) => admitted,
-                Err(event) => return self.on_idle_event(event),
+                Err(event) => return self.on_idle_event(event).await,
             };
             let target = admitted.index;
             self.publish(|record| {
                 record.info.attempt += 1;
                 record.info.state = OperationState::Scheduled;
                 record.info.next_attempt_at = None;
-            });
+            })
+            .await;
+            if self.halt.is_some() {
+                return Flow::End;
+            }
             let attempt = self.record.borrow().info.attempt;
             let now = Instant::now();
             let request = self.start_request(target);
@@ -45,28 +60,29 @@ impl Driver {
                 match self.race(future.as_mut()).await {
                     Step::Done(result) => break result,
                     Step::Event(Event::Timeout(kind)) => {
-                        self.time_out(kind);
+                        self.time_out(kind).await;
                         return Flow::End;
                     }
-                    Step::Event(Event::Completion(completion)) => {
-                        self.complete(completion);
+                    Step::Event(Event::Completion(stored)) => {
+                        self.complete(*stored);
                         return Flow::End;
                     }
+                    Step::Event(Event::Halted) => return Flow::End,
                     Step::Event(Event::Abandoned) if !self.cancel_requested => {
-                        self.abandon();
+                        self.abandon().await;
                         return Flow::End;
                     }
                     Step::Event(Event::Abandoned) => {}
                     Step::Event(Event::Cancel(waiter)) => {
                         // An attempt is in flight: it may start the operation, so its answer is
                         // awaited (except when abandoning) to cancel what it started.
-                        self.note_cancel_request(waiter);
+                        self.note_cancel_request(waiter).await;
                         match self.spec.cancellation_type {
                             CancellationType::Abandon => {
-                                self.resolve_canceled(Some(CancelState::NotSent));
+                                self.resolve_canceled(Some(CancelState::NotSent)).await;
                                 return Flow::End;
                             }
-                            CancellationType::TryCancel => self.resolve_canceled(None),
+                            CancellationType::TryCancel => self.resolve_canceled(None).await,
                             CancellationType::WaitRequested | CancellationType::WaitCompleted => {}
                         }
                     }
@@ -74,20 +90,36 @@ impl Driver {
             };
             let error = match result {
                 Ok(AttemptResponse::Started(StartResponse::Sync { output, links })) => {
+                    // One transition: started and succeeded at once.
+                    let now = Instant::now();
+                    let cancel_requested = self.cancel_requested;
                     self.publish(|record| {
                         record.start_links = links;
-                        record.info.started_at = Some(Instant::now());
+                        record.info.started_at = Some(now);
                         record.info.target = Some(target);
                         record.info.last_failure = None;
-                    });
-                    if self.cancel_requested {
-                        self.set_cancel_state(CancelState::NotSent);
+                        if cancel_requested && let Some(c) = record.info.cancellation.as_mut() {
+                            c.state = CancelState::NotSent;
+                            c.next_attempt_at = None;
+                        }
+                        if record.outcome.is_none() {
+                            record.outcome = Some(Ok(output));
+                            record.info.state = OperationState::Succeeded;
+                            record.info.next_attempt_at = None;
+                            record.info.closed_at = Some(now);
+                        }
+                    })
+                    .await;
+                    for waiter in self.cancel_waiters.drain(..) {
+                        let _ = waiter.send(Ok(()));
                     }
-                    self.resolve(Ok(output), OperationState::Succeeded);
                     return Flow::End;
                 }
                 Ok(AttemptResponse::Started(StartResponse::Async { token, links })) => {
-                    self.mark_started(target, token, links);
+                    self.mark_started(target, token, links).await;
+                    if self.halt.is_some() {
+                        return Flow::End;
+                    }
                     return Flow::Started(target);
                 }
                 Ok(AttemptResponse::CancelRequested) => CallError::Invalid(
@@ -95,18 +127,18 @@ impl Driver {
                 ),
                 Err(AttemptError::Overloaded(e)) => {
                     // The local queue is full: the request was never sent; fail at once.
-                    self.fail(CallError::Handler(e));
+                    self.fail(CallError::Handler(e)).await;
                     return Flow::End;
                 }
                 Err(AttemptError::Call(e)) => e,
             };
             if self.cancel_requested {
-                self.resolve_canceled(Some(CancelState::NotSent));
+                self.resolve_canceled(Some(CancelState::NotSent)).await;
                 return Flow::End;
             }
             if !error.is_retryable() || !self.spec.retry.allows_attempt(attempt + 1) {
-                tracing::debug!(operation = self.spec.operation, %error, attempt, "start failed");
-                self.fail(error);
+                tracing::debug!(operation = %self.spec.operation, %error, attempt, "start failed");
+                self.fail(error).await;
                 return Flow::End;
             }
             let delay = self
@@ -115,7 +147,7 @@ impl Driver {
                 .delay(attempt, self.client.jitter().next_fraction());
             let next = Instant::now() + delay;
             tracing::debug!(
-                operation = self.spec.operation,
+                operation = %self.spec.operation,
                 %error,
                 attempt,
                 ?delay,
@@ -125,12 +157,9 @@ impl Driver {
                 record.info.state = OperationState::BackingOff;
                 record.info.next_attempt_at = Some(next);
                 record.info.last_failure = Some(error);
-            });
-            let mut sleep = pin!(tokio::time::sleep_until(next));
-            match self.race(sleep.as_mut()).await {
-                Step::Done(()) => {}
-                Step::Event(event) => return self.on_idle_event(event),
-            }
+            })
+            .await;
+            wait = Some(next);
         }
     }
 
@@ -150,7 +179,8 @@ impl Driver {
                     reason: BREAKER_OPEN_REASON.to_owned(),
                 };
                 record.info.next_attempt_at = until;
-            });
+            })
+            .await;
             let wake = async move {
                 match until {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -175,19 +205,19 @@ impl Driver {
                 url: format!(
                     "{}/{}",
                     self.client.callback_base().unwrap_or_default(),
-                    self.callback_id
+                    self.id
                 ),
                 headers: Default::default(),
             }
         } else {
             Callback::Local(Arc::new(PendingSink {
-                table: self.client.pending_table(),
-                id: self.callback_id.clone(),
+                inbox: self.client.inbox(),
+                id: self.id,
             }))
         };
         StartRequest {
-            service: self.spec.service.to_owned(),
-            operation: self.spec.operation.to_owned(),
+            service: self.spec.service.to_string(),
+            operation: self.spec.operation.to_string(),
             request_id: self.spec.request_id.clone(),
             headers: self.spec.headers.clone(),
             links: self.spec.links.clone(),
@@ -198,11 +228,10 @@ impl Driver {
         }
     }
 
-    fn mark_started(&mut self, target: usize, token: String, links: Vec<Link>) {
+    async fn mark_started(&mut self, target: usize, token: String, links: Vec<Link>) {
         let now = Instant::now();
-        self.client.pending().set_token(&self.callback_id, &token);
         self.deadlines.started = Some(now);
-        tracing::debug!(operation = self.spec.operation, %token, "operation started");
+        tracing::debug!(operation = %self.spec.operation, %token, "operation started");
         self.publish(|record| {
             record.start_links = links;
             record.info.token = Some(token);
@@ -212,6 +241,7 @@ impl Driver {
             if record.outcome.is_none() {
                 record.info.state = OperationState::Started;
             }
-        });
+        })
+        .await;
     }
 }

@@ -17,7 +17,7 @@ impl Driver {
         let mut cancel: Option<CancelFuture> = None;
         if self.cancel_requested {
             // Canceled while the start request was in flight.
-            cancel = self.begin_cancel(target);
+            cancel = self.begin_cancel(target).await;
             if cancel.is_none() {
                 return;
             }
@@ -33,29 +33,34 @@ impl Driver {
             match step {
                 Step::Done(result) => {
                     cancel = None;
-                    self.cancel_finished(result);
-                    if self.is_resolved() || !self.commands_open {
-                        // Ended, or nobody waits for the completion any more.
+                    self.cancel_finished(result).await;
+                    if self.is_resolved() {
+                        return;
+                    }
+                    if !self.commands_open {
+                        // Nobody waits for the completion any more.
+                        self.abandon().await;
                         return;
                     }
                 }
                 Step::Event(Event::Timeout(kind)) => {
-                    self.time_out(kind);
+                    self.time_out(kind).await;
                     return;
                 }
-                Step::Event(Event::Completion(completion)) => {
-                    self.complete(completion);
+                Step::Event(Event::Completion(stored)) => {
+                    self.complete(*stored);
                     return;
                 }
+                Step::Event(Event::Halted) => return,
                 Step::Event(Event::Abandoned) => {
                     if cancel.is_none() {
-                        self.abandon();
+                        self.abandon().await;
                         return;
                     }
                 }
                 Step::Event(Event::Cancel(waiter)) => {
                     let first = !self.cancel_requested;
-                    self.note_cancel_request(waiter);
+                    self.note_cancel_request(waiter).await;
                     let acknowledged = self
                         .record
                         .borrow()
@@ -69,7 +74,7 @@ impl Driver {
                             let _ = waiter.send(Ok(()));
                         }
                     } else if first || cancel.is_none() {
-                        cancel = self.begin_cancel(target);
+                        cancel = self.begin_cancel(target).await;
                         if cancel.is_none() {
                             return;
                         }
@@ -81,13 +86,13 @@ impl Driver {
 
     /// Starts carrying out a cancellation of the started operation; `None` when it ended the
     /// operation at once (abandon).
-    fn begin_cancel(&mut self, target: usize) -> Option<CancelFuture> {
+    async fn begin_cancel(&mut self, target: usize) -> Option<CancelFuture> {
         match self.spec.cancellation_type {
             CancellationType::Abandon => {
-                self.resolve_canceled(Some(CancelState::NotSent));
+                self.resolve_canceled(Some(CancelState::NotSent)).await;
                 return None;
             }
-            CancellationType::TryCancel => self.resolve_canceled(None),
+            CancellationType::TryCancel => self.resolve_canceled(None).await,
             CancellationType::WaitRequested | CancellationType::WaitCompleted => {}
         }
         let token = self.record.borrow().info.token.clone().unwrap_or_default();
@@ -97,8 +102,8 @@ impl Driver {
             record: self.record.clone(),
             retry: self.spec.retry.clone(),
             target,
-            service: self.spec.service,
-            operation: self.spec.operation,
+            service: self.spec.service.clone(),
+            operation: self.spec.operation.clone(),
             token,
             headers: self.spec.headers.clone(),
             request_timeout: self.deadlines.request,
@@ -108,12 +113,12 @@ impl Driver {
     }
 
     /// The cancel request was acknowledged, or failed for good.
-    fn cancel_finished(&mut self, result: Result<(), CallError>) {
+    async fn cancel_finished(&mut self, result: Result<(), CallError>) {
         match result {
             Ok(()) => {
-                self.set_cancel_state(CancelState::Succeeded);
+                self.set_cancel_state(CancelState::Succeeded).await;
                 if self.spec.cancellation_type == CancellationType::WaitRequested {
-                    self.resolve_canceled(None);
+                    self.resolve_canceled(None).await;
                 }
                 for waiter in self.cancel_waiters.drain(..) {
                     let _ = waiter.send(Ok(()));
@@ -121,16 +126,17 @@ impl Driver {
             }
             Err(error) => {
                 tracing::warn!(
-                    operation = self.spec.operation,
+                    operation = %self.spec.operation,
                     %error,
                     "cancel request failed"
                 );
-                self.set_cancel_state(CancelState::Failed);
+                self.set_cancel_state(CancelState::Failed).await;
                 self.publish(|record| {
                     if let Some(c) = record.info.cancellation.as_mut() {
                         c.last_failure = Some(error.clone());
                     }
-                });
+                })
+                .await;
                 for waiter in self.cancel_waiters.drain(..) {
                     let _ = waiter.send(Err(error.clone()));
                 }

@@ -36,6 +36,17 @@ fn is_free(record: &CallerRecord, now: SystemTime) -> bool {
     !record.state.is_terminal() && record.lease.as_ref().is_none_or(|l| l.is_expired(now))
 }
 
+impl MemoryStore {
+    /// Removes operation `id` at once, finished or not: for a client that keeps nothing once an
+    /// operation ends (one built without a store).
+    pub(crate) fn forget_caller(&self, id: OperationId) {
+        let mut state = self.lock();
+        if let Some(record) = state.caller.remove(&id) {
+            state.by_request.remove(&record.request_key());
+        }
+    }
+}
+
 impl CallerStore for MemoryStore {
     fn insert<'a>(&'a self, record: &'a CallerRecord) -> StoreFuture<'a, InsertOutcome> {
         self.with(|state| {

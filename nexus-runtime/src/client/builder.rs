@@ -1,0 +1,175 @@
+//! Building a [`Client`]: endpoints, callback URL, jitter, and durability.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::durable::{DEFAULT_RETENTION, Durability, ReplicaConfig};
+use super::endpoint::EndpointState;
+use super::{Client, EndpointConfig, Inner};
+use crate::machinery::Jitter;
+use crate::store::{CallerStore, MemoryStore};
+use crate::transport::Transport;
+
+/// Builds a [`Client`].
+#[derive(Default)]
+pub struct ClientBuilder {
+    endpoints: HashMap<String, EndpointConfig>,
+    callback_url: Option<String>,
+    jitter: Option<Jitter>,
+    store: Option<Arc<dyn CallerStore>>,
+    owner_id: Option<String>,
+    replicas: Option<ReplicaConfig>,
+    retention: Option<Duration>,
+    purge_interval: Option<Duration>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("endpoints", &self.endpoints)
+            .field("callback_url", &self.callback_url)
+            .field("store", &self.store.is_some())
+            .field("owner_id", &self.owner_id)
+            .field("replicas", &self.replicas)
+            .field("retention", &self.retention)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// Routes calls for endpoint `name` through a transport, or through an [`EndpointConfig`]
+    /// (several targets, retry policy, breaker, limits, timeouts).
+    #[must_use]
+    pub fn endpoint(mut self, name: impl Into<String>, config: impl Into<EndpointConfig>) -> Self {
+        self.endpoints.insert(name.into(), config.into());
+        self
+    }
+
+    /// Routes calls for endpoint `name` through a shared transport, with the default settings.
+    #[must_use]
+    pub fn endpoint_arc(mut self, name: impl Into<String>, transport: Arc<dyn Transport>) -> Self {
+        self.endpoints
+            .insert(name.into(), EndpointConfig::with_targets(vec![transport]));
+        self
+    }
+
+    /// The base URL of this process's callback receiver, for transports whose completions come
+    /// back over the network. Each async operation gets `{base}/{operation id}`.
+    ///
+    /// With a durable store, keep it the same across restarts (a fixed port, or a name in front of
+    /// the process): handlers send the completions of operations started before a restart to the
+    /// URL they were given. Replicas sharing a store share one callback address.
+    #[must_use]
+    pub fn callback_url(mut self, base: impl Into<String>) -> Self {
+        self.callback_url = Some(base.into().trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// The random source of backoff jitter (default: seeded from the operating system). A seeded
+    /// source ([`Jitter::seeded`]) makes retry schedules reproducible.
+    #[must_use]
+    pub fn jitter(mut self, jitter: Jitter) -> Self {
+        self.jitter = Some(jitter);
+        self
+    }
+
+    /// Records operations in `store` and resumes them after a restart (see
+    /// [`Client::recover`]). Operations then outlive their handles: dropping every handle does not
+    /// abandon an operation; [`Client::attach`] gives a new handle.
+    ///
+    /// Without a store the client keeps its operations in a private
+    /// [`MemoryStore`](crate::store::MemoryStore): the same code path, but nothing survives the
+    /// process, an operation's record is removed when it ends (unless a
+    /// [`retention`](Self::retention) is set), and dropping every handle abandons an operation.
+    ///
+    /// One process per store, unless the processes are [`replicas`](Self::replicas).
+    #[must_use]
+    pub fn store(mut self, store: Arc<dyn CallerStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// This process's id as the owner of leases (default: a new UUID per client). Giving a stable
+    /// id (a pod name) lets a restarted replica resume its own operations at once instead of
+    /// waiting for their leases to expire; two live processes must never share one.
+    #[must_use]
+    pub fn owner_id(mut self, owner: impl Into<String>) -> Self {
+        self.owner_id = Some(owner.into());
+        self
+    }
+
+    /// Shares the store with other replicas of this caller (for example on PostgreSQL): each
+    /// drives the operations it holds a lease on and takes over those of a replica that died.
+    /// Replicas must share one callback address (see the `client::durable` documentation).
+    #[must_use]
+    pub fn replicas(mut self, config: ReplicaConfig) -> Self {
+        self.replicas = Some(config);
+        self
+    }
+
+    /// How long finished operations stay in the store, for [`Client::attach`] and request id
+    /// deduplication (default one week with a configured store; without one, records are removed
+    /// when their operation ends).
+    #[must_use]
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = Some(retention);
+        self
+    }
+
+    /// How often finished operations past the retention are purged (default: a quarter of the
+    /// retention, between 1 s and 10 min).
+    #[must_use]
+    pub fn purge_interval(mut self, interval: Duration) -> Self {
+        self.purge_interval = Some(interval.max(Duration::from_millis(1)));
+        self
+    }
+
+    /// Builds the client. Inside a Tokio runtime it starts its caretaker at once: recovery of the
+    /// store's unfinished operations, then lease renewal and claims (replicas) and purging.
+    /// Outside one, that starts with the first `schedule`, `attach` or `recover`.
+    pub fn build(self) -> Client {
+        let endpoints = self
+            .endpoints
+            .into_iter()
+            .map(|(name, config)| {
+                let state = Arc::new(EndpointState::new(name.clone(), config));
+                (name, state)
+            })
+            .collect();
+        let persistent = self.store.is_some();
+        let retention = self.retention.unwrap_or(DEFAULT_RETENTION);
+        let (store, forget): (Arc<dyn CallerStore>, _) = match self.store {
+            Some(store) => (store, None),
+            None => {
+                let memory = MemoryStore::new();
+                let forget = self.retention.is_none().then(|| memory.clone());
+                (Arc::new(memory), forget)
+            }
+        };
+        let durability = Durability {
+            store,
+            persistent,
+            forget,
+            owner: self
+                .owner_id
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            replicas: self.replicas,
+            retention,
+            purge_interval: self
+                .purge_interval
+                .unwrap_or_else(|| Durability::default_purge_interval(retention)),
+        };
+        let client = Client {
+            inner: Arc::new(Inner::new(
+                endpoints,
+                self.callback_url,
+                self.jitter.unwrap_or_default(),
+                durability,
+            )),
+        };
+        client.ensure_caretaker();
+        client
+    }
+}

@@ -1,0 +1,168 @@
+//! The persistence seam: every transition is written to the caller's store before handles see it.
+//!
+//! Writes are compare-and-sets on the record's version. When one is lost, something else changed
+//! the operation, and the driver reads it again ([`Driver::reconcile`]):
+//! - it finished (a receiver recorded its completion): the driver shows that final record and
+//!   stops;
+//! - another replica claimed it: the driver stops (its task then follows the record);
+//! - a cancel request was recorded (from a handle in another process): the driver carries it out;
+//! - this client claimed it again (its own lease had lapsed): nothing to do but write again.
+//!
+//! A store that fails is logged and the transition shown anyway: the next transition writes the
+//! state again, and a restart resumes from the last state written (so an attempt may be repeated,
+//! with the same request id).
+
+use std::time::Duration;
+
+use super::{Driver, Event, Halt, Record};
+use crate::client::durable::mirror;
+use crate::store::CallerRecord;
+
+/// How many lost compare-and-sets in a row one transition tolerates before giving up writing it.
+const MAX_CONFLICTS: usize = 8;
+
+/// Store calls that fail with a retryable error are tried this many times in all.
+const STORE_TRIES: u32 = 3;
+
+/// Pause before trying a failed store call again (doubled each time).
+const STORE_RETRY_DELAY: Duration = Duration::from_millis(50);
+
+impl Driver {
+    /// Applies a transition: records it in the store, then shows it to the handles. After a halt
+    /// nothing changes any more.
+    pub(super) async fn publish(&mut self, change: impl FnOnce(&mut Record)) {
+        if self.halt.is_some() {
+            return;
+        }
+        let mut next = self.record.borrow().clone();
+        change(&mut next);
+        self.persist(&next).await;
+        if self.halt.is_none() {
+            self.record.send_replace(next);
+        }
+    }
+
+    /// Writes `record` to the store, unless the operation is already recorded as finished (a
+    /// finished record never changes: a cancel request still in flight after `TryCancel` is only
+    /// shown, not stored).
+    async fn persist(&mut self, record: &Record) {
+        if self.stored.state.is_terminal() {
+            return;
+        }
+        let mut wanted = self.stored.clone();
+        mirror::apply(record, &mut wanted, self.deadlines.start_to_close);
+        if wanted == self.stored {
+            return;
+        }
+        let store = self.client.durability().store.clone();
+        for _ in 0..MAX_CONFLICTS {
+            let mut tries = 0;
+            let written = loop {
+                tries += 1;
+                match store.update(&mut wanted).await {
+                    Err(e) if e.is_retryable() && tries < STORE_TRIES => {
+                        tokio::time::sleep(STORE_RETRY_DELAY * 2u32.pow(tries - 1)).await;
+                    }
+                    other => break other,
+                }
+            };
+            match written {
+                Ok(true) => {
+                    self.stored = wanted;
+                    return;
+                }
+                Ok(false) => {
+                    if !self.reconcile().await {
+                        return;
+                    }
+                    wanted.version = self.stored.version;
+                    wanted.lease.clone_from(&self.stored.lease);
+                    if wanted.cancel_requested_at.is_none() {
+                        wanted.cancel_requested_at = self.stored.cancel_requested_at;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        operation_id = %self.id,
+                        operation = %self.spec.operation,
+                        error = %e,
+                        "cannot record a transition of the operation; continuing"
+                    );
+                    return;
+                }
+            }
+        }
+        tracing::warn!(
+            operation_id = %self.id,
+            "the operation's record keeps changing; a transition was not recorded"
+        );
+    }
+
+    /// Reads the record again and acts on what changed. Returns whether this driver may go on
+    /// writing it.
+    pub(super) async fn reconcile(&mut self) -> bool {
+        if self.halt.is_some() {
+            return false;
+        }
+        let latest = match self.client.durability().store.get(self.id).await {
+            Ok(Some(latest)) => latest,
+            Ok(None) => {
+                tracing::warn!(operation_id = %self.id, "the operation's record is gone");
+                self.halt = Some(Halt::Gone);
+                return false;
+            }
+            Err(e) => {
+                tracing::warn!(operation_id = %self.id, error = %e, "cannot read the operation");
+                return false;
+            }
+        };
+        if latest.state.is_terminal() {
+            self.adopt_final(latest);
+            return false;
+        }
+        let durability = self.client.durability();
+        if durability.replicas.is_some()
+            && latest
+                .lease
+                .as_ref()
+                .is_some_and(|l| l.owner != durability.owner)
+        {
+            tracing::info!(
+                operation_id = %self.id,
+                owner = latest.lease.as_ref().map(|l| l.owner.as_str()),
+                "another replica took the operation over"
+            );
+            self.halt = Some(Halt::TakenOver);
+            return false;
+        }
+        if latest.cancel_requested()
+            && !self.cancel_requested
+            && !self.queued.iter().any(|e| matches!(e, Event::Cancel(_)))
+            && self.stored.cancel_requested_at.is_none()
+        {
+            tracing::debug!(operation_id = %self.id, "a cancel request was recorded elsewhere");
+            self.queued.push_back(Event::Cancel(None));
+        }
+        self.refresh(&latest);
+        true
+    }
+
+    /// Takes the version, lease and cancel request of a record read from the store.
+    pub(super) fn refresh(&mut self, latest: &CallerRecord) {
+        if latest.version > self.stored.version {
+            self.stored.version = latest.version;
+            self.stored.lease.clone_from(&latest.lease);
+            if self.stored.cancel_requested_at.is_none() {
+                self.stored.cancel_requested_at = latest.cancel_requested_at;
+            }
+        }
+    }
+
+    /// The operation finished elsewhere: shows its final record and stops.
+    pub(super) fn adopt_final(&mut self, stored: CallerRecord) {
+        self.record
+            .send_modify(|record| mirror::adopt_final(&stored, record));
+        self.stored = stored;
+        self.halt = Some(Halt::Ended);
+    }
+}

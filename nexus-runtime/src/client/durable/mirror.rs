@@ -1,0 +1,246 @@
+//! Between what handles observe (the driver's [`Record`]) and what the store keeps
+//! ([`CallerRecord`]).
+
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use crate::client::driver::{Outcome, Record};
+use crate::client::info::{CancelState, CancellationInfo, OperationInfo, OperationState};
+use crate::clock;
+use crate::codec::Content;
+use crate::error::{CallError, TimeoutKind};
+use crate::machinery::BREAKER_OPEN_REASON;
+use crate::store::{self, CallerRecord};
+
+/// The stored name of a state.
+pub(crate) fn stored_state(state: &OperationState) -> store::OperationState {
+    match state {
+        OperationState::Scheduled => store::OperationState::Scheduled,
+        OperationState::BackingOff => store::OperationState::BackingOff,
+        OperationState::Blocked { .. } => store::OperationState::Blocked,
+        OperationState::Started => store::OperationState::Started,
+        OperationState::Succeeded => store::OperationState::Succeeded,
+        OperationState::Failed => store::OperationState::Failed,
+        OperationState::Canceled => store::OperationState::Canceled,
+        OperationState::TimedOut => store::OperationState::TimedOut,
+    }
+}
+
+/// The state a handle shows for a stored one.
+pub(crate) fn shown_state(state: store::OperationState) -> OperationState {
+    match state {
+        store::OperationState::Scheduled => OperationState::Scheduled,
+        store::OperationState::BackingOff => OperationState::BackingOff,
+        store::OperationState::Blocked => OperationState::Blocked {
+            reason: BREAKER_OPEN_REASON.to_owned(),
+        },
+        store::OperationState::Started => OperationState::Started,
+        store::OperationState::Succeeded => OperationState::Succeeded,
+        store::OperationState::Failed => OperationState::Failed,
+        store::OperationState::Canceled => OperationState::Canceled,
+        store::OperationState::TimedOut => OperationState::TimedOut,
+    }
+}
+
+/// The tokio instant of a wall-clock time, in the past as well as in the future.
+pub(crate) fn instant_of(at: SystemTime) -> Instant {
+    let now = clock::now();
+    match at.duration_since(now) {
+        Ok(ahead) => Instant::now() + ahead,
+        Err(e) => Instant::now()
+            .checked_sub(e.duration())
+            .unwrap_or_else(Instant::now),
+    }
+}
+
+/// Writes the transition `record` shows into `stored`: every field the store lets
+/// [`CallerStore::update`](crate::store::CallerStore::update) change. Times fixed once (started,
+/// closed, cancel requested, the start-to-close deadline) are written once.
+pub(crate) fn apply(record: &Record, stored: &mut CallerRecord, start_to_close: Option<Duration>) {
+    let info = &record.info;
+    stored.state = stored_state(&info.state);
+    stored.attempt = info.attempt;
+    stored.next_attempt_at = info.next_attempt_at.map(clock::system_at);
+    stored.last_failure = info.last_failure.as_ref().map(CallError::to_failure);
+    stored.target = info.target.map(|t| t.to_string());
+    stored.token.clone_from(&info.token);
+    stored.start_links.clone_from(&record.start_links);
+    stored.completion_links.clone_from(&record.completion_links);
+    if stored.started_at.is_none() {
+        stored.started_at = info.started_at.map(clock::system_at);
+    }
+    if stored.closed_at.is_none() {
+        stored.closed_at = info.closed_at.map(clock::system_at);
+    }
+    if stored.cancel_requested_at.is_none() {
+        stored.cancel_requested_at = info
+            .cancellation
+            .as_ref()
+            .map(|c| clock::system_at(c.requested_at));
+    }
+    if stored.deadlines.start_to_close.is_none()
+        && stored.state == store::OperationState::Started
+        && let (Some(started), Some(timeout)) = (stored.started_at, start_to_close)
+    {
+        stored.deadlines.start_to_close = started.checked_add(timeout);
+    }
+    match &record.outcome {
+        Some(Ok(content)) => {
+            stored.result = Some(content.clone());
+            stored.error = None;
+        }
+        Some(Err(error)) => {
+            stored.result = None;
+            stored.error = Some(error.to_failure());
+        }
+        None => {}
+    }
+}
+
+/// The outcome of a finished record.
+pub(crate) fn outcome_of(stored: &CallerRecord) -> Outcome {
+    if stored.state == store::OperationState::Succeeded {
+        return Ok(stored.result.clone().unwrap_or_else(Content::empty));
+    }
+    Err(match &stored.error {
+        Some(failure) => CallError::from_failure(failure),
+        None => match stored.state {
+            store::OperationState::Canceled => CallError::Canceled,
+            store::OperationState::TimedOut => CallError::Timeout {
+                kind: TimeoutKind::ScheduleToClose,
+                last_failure: None,
+            },
+            state => CallError::Invalid(format!(
+                "the operation is recorded as {state} without its error"
+            )),
+        },
+    })
+}
+
+/// What handles see of a stored operation (the cancel request's progress is not stored: a
+/// requested cancellation shows as `Scheduled`).
+pub(crate) fn record_of(stored: &CallerRecord) -> Record {
+    let info = OperationInfo {
+        state: shown_state(stored.state),
+        attempt: stored.attempt,
+        last_failure: stored.last_failure.as_ref().map(CallError::from_failure),
+        next_attempt_at: stored.next_attempt_at.map(instant_of),
+        token: stored.token.clone(),
+        target: stored.target.as_deref().and_then(|t| t.parse().ok()),
+        scheduled_at: instant_of(stored.scheduled_at),
+        started_at: stored.started_at.map(instant_of),
+        closed_at: stored.closed_at.map(instant_of),
+        cancellation: stored.cancel_requested_at.map(|at| CancellationInfo {
+            requested_at: instant_of(at),
+            state: CancelState::Scheduled,
+            attempt: 0,
+            last_failure: None,
+            next_attempt_at: None,
+        }),
+    };
+    Record {
+        id: stored.id,
+        info,
+        outcome: stored.state.is_terminal().then(|| outcome_of(stored)),
+        start_links: stored.start_links.clone(),
+        completion_links: stored.completion_links.clone(),
+    }
+}
+
+/// Shows the final `stored` record in `record`, keeping an outcome the driver already gave (a
+/// caller's cancellation that ended the wait before the operation itself ended).
+pub(crate) fn adopt_final(stored: &CallerRecord, record: &mut Record) {
+    let shown = record_of(stored);
+    if record.outcome.is_none() {
+        record.outcome = shown.outcome;
+        record.info.state = shown.info.state;
+        record.info.closed_at = shown.info.closed_at.or(Some(Instant::now()));
+    }
+    record.info.next_attempt_at = None;
+    if record.info.token.is_none() {
+        record.info.token = shown.info.token;
+    }
+    if record.completion_links.is_empty() {
+        record.completion_links = shown.completion_links;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::OperationError;
+    use crate::store::RequestKey;
+
+    fn stored() -> CallerRecord {
+        CallerRecord::new(
+            uuid::Uuid::new_v4(),
+            RequestKey {
+                endpoint: "e".into(),
+                service: "s".into(),
+                operation: "o".into(),
+                request_id: "r".into(),
+            },
+            Content::empty(),
+            serde_json::Value::Null,
+            clock::now(),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transition_round_trips_through_the_store_fields() {
+        let mut s = stored();
+        let mut record = record_of(&s);
+        record.info.state = OperationState::BackingOff;
+        record.info.attempt = 3;
+        record.info.next_attempt_at = Some(Instant::now() + Duration::from_secs(4));
+        record.info.last_failure =
+            Some(CallError::Handler(crate::HandlerError::unavailable("down")));
+        apply(&record, &mut s, None);
+        assert_eq!(s.state, store::OperationState::BackingOff);
+        assert_eq!(s.attempt, 3);
+        let back = record_of(&s);
+        assert_eq!(back.info.state, OperationState::BackingOff);
+        assert_eq!(back.info.last_failure, record.info.last_failure);
+        let next = back.info.next_attempt_at.expect("next attempt");
+        assert!(next - Instant::now() <= Duration::from_secs(4));
+        assert!(next - Instant::now() > Duration::from_millis(3999));
+        assert!(back.outcome.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn started_sets_the_start_to_close_deadline_once() {
+        let mut s = stored();
+        let mut record = record_of(&s);
+        record.info.state = OperationState::Started;
+        record.info.started_at = Some(Instant::now());
+        record.info.token = Some("t".into());
+        apply(&record, &mut s, Some(Duration::from_secs(30)));
+        let deadline = s.deadlines.start_to_close.expect("deadline");
+        assert_eq!(
+            deadline
+                .duration_since(s.started_at.expect("started"))
+                .expect("after the start"),
+            Duration::from_secs(30)
+        );
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        apply(&record, &mut s, Some(Duration::from_secs(30)));
+        assert_eq!(s.deadlines.start_to_close, Some(deadline));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_finished_record_gives_its_outcome() {
+        let mut s = stored();
+        let mut record = record_of(&s);
+        let error = CallError::Operation(OperationError::failed("no"));
+        record.outcome = Some(Err(error.clone()));
+        record.info.state = OperationState::Failed;
+        record.info.closed_at = Some(Instant::now());
+        apply(&record, &mut s, None);
+        assert_eq!(outcome_of(&s), Err(error));
+        let mut fresh = record_of(&stored());
+        adopt_final(&s, &mut fresh);
+        assert_eq!(fresh.info.state, OperationState::Failed);
+        assert!(fresh.outcome.is_some());
+    }
+}

@@ -1,0 +1,289 @@
+//! One task per local operation: it records a new operation, drives it, and follows it while
+//! another replica drives it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::mirror;
+use super::options::StoredOptions;
+use crate::client::driver::{Command, Driver, DriverEnd, Record, Spec};
+use crate::client::endpoint::EndpointState;
+use crate::client::info::OperationState;
+use crate::client::pending::{Local, Wake};
+use crate::client::{AttachError, Client};
+use crate::clock;
+use crate::error::{CallError, HandlerError};
+use crate::machinery::Deadlines;
+use crate::store::{CallerRecord, InsertOutcome, OperationState as StoredState, StoreError};
+
+/// How an operation's task begins.
+pub(crate) enum Begin {
+    /// A new operation: record it, then drive it with the options of the call.
+    New(Box<NewOperation>),
+    /// Drive a stored operation from where it is (resumed, claimed or attached).
+    Resume(Box<CallerRecord>),
+    /// Follow a stored operation another replica drives.
+    Follow,
+}
+
+/// A new operation, as the call gave it.
+pub(crate) struct NewOperation {
+    pub record: CallerRecord,
+    pub endpoint: Arc<EndpointState>,
+    pub spec: Spec,
+    pub deadlines: Deadlines,
+    pub scope_cancel: Option<CancellationToken>,
+}
+
+/// How many times in all a new operation's insert is tried when the store is unavailable.
+const INSERT_TRIES: u32 = 5;
+
+/// Runs one local operation until it ends here; then forgets it.
+pub(crate) async fn run(client: Client, mut local: Local, mut begin: Begin) {
+    let id = local.id;
+    loop {
+        let end = match begin {
+            Begin::New(new) => match insert(&client, &new.record).await {
+                Ok(InsertOutcome::Inserted) => {
+                    let NewOperation {
+                        record,
+                        endpoint,
+                        spec,
+                        deadlines,
+                        scope_cancel,
+                    } = *new;
+                    let driver = Driver::new(
+                        client.clone(),
+                        endpoint,
+                        spec,
+                        deadlines,
+                        record,
+                        local,
+                        scope_cancel,
+                    );
+                    driver.run().await
+                }
+                Ok(InsertOutcome::Exists(existing)) => {
+                    tracing::debug!(
+                        request_id = %existing.request_id,
+                        operation_id = %existing.id,
+                        "request id already recorded: following that operation"
+                    );
+                    forward(&client, local, *existing).await;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(operation_id = %id, error = %e, "cannot record the operation");
+                    let error = if e.is_retryable() {
+                        HandlerError::unavailable(format!(
+                            "cannot record the operation before its first attempt: {e}"
+                        ))
+                    } else {
+                        HandlerError::internal(format!(
+                            "cannot record the operation before its first attempt: {e}"
+                        ))
+                    };
+                    show_error(&local, CallError::Handler(error.with_retryable(false)));
+                    break;
+                }
+            },
+            Begin::Resume(record) => match resume_parts(&client, &record) {
+                Ok((endpoint, spec, deadlines)) => {
+                    let driver = Driver::new(
+                        client.clone(),
+                        endpoint,
+                        spec,
+                        deadlines,
+                        *record,
+                        local,
+                        None,
+                    );
+                    driver.run().await
+                }
+                Err(e) => {
+                    tracing::error!(operation_id = %id, error = %e, "cannot resume the operation");
+                    show_error(&local, CallError::Invalid(e.to_string()));
+                    break;
+                }
+            },
+            Begin::Follow => match follow(&client, &mut local).await {
+                Some(record) => {
+                    begin = Begin::Resume(record);
+                    continue;
+                }
+                None => break,
+            },
+        };
+        let (back, end) = end;
+        local = back;
+        if end == DriverEnd::TakenOver {
+            begin = Begin::Follow;
+        } else {
+            break;
+        }
+    }
+    client.registry().remove(id);
+    client.durability().forget(id);
+}
+
+async fn insert(client: &Client, record: &CallerRecord) -> Result<InsertOutcome, StoreError> {
+    let store = &client.durability().store;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match store.insert(record).await {
+            Err(e) if e.is_retryable() && tries < INSERT_TRIES => {
+                tokio::time::sleep(Duration::from_millis(100) * 2u32.pow(tries - 1)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The endpoint, spec and deadlines of a stored operation.
+pub(crate) fn resume_parts(
+    client: &Client,
+    record: &CallerRecord,
+) -> Result<(Arc<EndpointState>, Spec, Deadlines), AttachError> {
+    let endpoint = client
+        .endpoint_named(&record.endpoint)
+        .ok_or_else(|| AttachError::UnknownEndpoint(record.endpoint.clone()))?
+        .clone();
+    let options = StoredOptions::from_json(&record.options)?;
+    let spec = Spec {
+        service: record.service.as_str().into(),
+        operation: record.operation.as_str().into(),
+        request_id: record.request_id.clone(),
+        headers: options.headers.clone(),
+        links: options.links(),
+        input: record.input.clone(),
+        cancellation_type: options.cancellation_type(),
+        retry: options.retry_policy(),
+    };
+    let deadlines = Deadlines {
+        schedule_to_close: record.deadlines.schedule_to_close.map(clock::instant_at),
+        schedule_to_start: record.deadlines.schedule_to_start.map(clock::instant_at),
+        start_to_close: options.start_to_close_timeout,
+        started: record
+            .started_at
+            .filter(|_| record.state == StoredState::Started)
+            .map(mirror::instant_of),
+        request: options.request_timeout,
+    };
+    Ok((endpoint, spec, deadlines))
+}
+
+/// Shows an operation that cannot run here as failed (only to this process's handles; the store
+/// is left as it is).
+fn show_error(local: &Local, error: impl Into<CallError>) {
+    let error = error.into();
+    local.record.send_modify(|record| {
+        if record.outcome.is_none() {
+            record.outcome = Some(Err(error));
+            record.info.state = OperationState::Failed;
+            record.info.closed_at = Some(tokio::time::Instant::now());
+        }
+    });
+}
+
+/// Shows the stored record to the handles until it finishes, another replica driving it; returns
+/// the record when this client claims it.
+async fn follow(client: &Client, local: &mut Local) -> Option<Box<CallerRecord>> {
+    let durability = client.durability();
+    let store = durability.store.clone();
+    let every = durability.poll_interval().unwrap_or(Duration::from_secs(1));
+    let (mut commands_open, mut wakes_open) = (true, true);
+    loop {
+        match store.get(local.id).await {
+            Ok(Some(record)) => {
+                show(local, &record);
+                if record.state.is_terminal() {
+                    return None;
+                }
+            }
+            Ok(None) => {
+                show_error(
+                    local,
+                    CallError::Invalid(format!("the record of operation {} is gone", local.id)),
+                );
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(operation_id = %local.id, error = %e, "cannot read the operation")
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            wake = local.wakes.recv(), if wakes_open => match wake {
+                Some(Wake::Claimed(record)) => return Some(record),
+                Some(Wake::Completed(record)) => {
+                    show(local, &record);
+                    return None;
+                }
+                Some(Wake::Check) => {}
+                None => wakes_open = false,
+            },
+            command = local.commands.recv(), if commands_open => match command {
+                Some(Command::Cancel(reply)) => {
+                    // The replica driving it carries it out.
+                    let result = store
+                        .request_cancel(local.id, clock::now())
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| CallError::Invalid(format!("cannot request the cancellation: {e}")));
+                    let _ = reply.send(result);
+                }
+                None => commands_open = false,
+            },
+        }
+    }
+}
+
+fn show(local: &Local, stored: &CallerRecord) {
+    let shown = mirror::record_of(stored);
+    local.record.send_modify(|record| {
+        if record.outcome.is_none() {
+            *record = shown;
+        }
+    });
+}
+
+/// A new operation's request id was recorded already: shows that operation to the new handles
+/// (running it here if nobody else does) and passes their commands on.
+async fn forward(client: &Client, mut local: Local, existing: CallerRecord) {
+    if existing.state.is_terminal() {
+        show(&local, &existing);
+        return;
+    }
+    let target = match client.adopt(existing) {
+        Ok((target, _)) => target,
+        Err(e) => {
+            show_error(&local, e);
+            return;
+        }
+    };
+    // Only the recorded operation runs here now; this task just passes things on.
+    client.registry().remove(local.id);
+    let mut shown = target.record;
+    loop {
+        let current: Record = shown.borrow_and_update().clone();
+        local.record.send_replace(current);
+        tokio::select! {
+            changed = shown.changed() => {
+                if changed.is_err() {
+                    let last = shown.borrow().clone();
+                    local.record.send_replace(last);
+                    return;
+                }
+            }
+            command = local.commands.recv() => match command {
+                Some(command) => {
+                    let _ = target.commands.send(command);
+                }
+                None => return,
+            },
+        }
+    }
+}

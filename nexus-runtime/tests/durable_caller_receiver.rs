@@ -1,0 +1,149 @@
+//! The callback receiver records a completion in the store before it answers: 200 only once it
+//! is recorded (so a completion that arrives while no driver runs the operation is found by the
+//! next process), 404 for an unknown or finished operation, 400 for a token mismatch, 503 when
+//! the store cannot record it (the handler sends it again). Over real loopback HTTP, on SQLite.
+#![cfg(all(feature = "http", feature = "sqlite"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod durable_support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use durable_support::{Desk, LedgerClient, Settle, serve};
+use nexus_runtime::codec;
+use nexus_runtime::completion::Completion;
+use nexus_runtime::error::HandlerErrorType;
+use nexus_runtime::server::{CallbackListener, CompletionRetry, HttpCompletionSender};
+use nexus_runtime::store::{CallerStore, OperationState, SqliteStore};
+use nexus_runtime::transport::HttpTransport;
+use nexus_runtime::{Client, HandlerError};
+
+fn completion(token: &str, value: &str) -> Completion {
+    Completion {
+        token: token.to_owned(),
+        outcome: Ok(codec::encode(&value.to_owned()).unwrap()),
+        links: Vec::new(),
+        start_time: None,
+        close_time: None,
+    }
+}
+
+async fn post(url: &str, completion: &Completion) -> Result<(), HandlerError> {
+    HttpCompletionSender::new()
+        .retry(CompletionRetry::never())
+        .deliver(url, &BTreeMap::new(), completion)
+        .await
+        .result
+}
+
+#[tokio::test]
+async fn completions_are_recorded_before_they_are_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("payments.sqlite3");
+    let desk = Desk::new(false);
+    let handler = serve(&desk, "127.0.0.1:0").await;
+    let sqlite = SqliteStore::open(&path).await.unwrap();
+    let store: Arc<dyn CallerStore> = Arc::new(sqlite.clone());
+    let listener = CallbackListener::bind_loopback().await.unwrap();
+    let base = listener.callback_url();
+    let a = Client::builder()
+        .endpoint("ledger", HttpTransport::new(handler.url()).unwrap())
+        .callback_url(&base)
+        .store(store.clone())
+        .build();
+    let callback_addr = listener.local_addr();
+    let receiver = listener.serve(a.clone()).unwrap();
+    let ledger = LedgerClient::new(a.clone(), "ledger");
+    let first = ledger.settle("p-1".into()).start().await.unwrap();
+    let second = ledger.settle("p-2".into()).start().await.unwrap();
+    let (id1, id2) = (first.operation_id(), second.operation_id());
+    let (token1, token2) = (
+        first.token().unwrap().to_owned(),
+        second.token().unwrap().to_owned(),
+    );
+
+    // The process stops driving its operations; its receiver still answers.
+    a.shutdown().await;
+    assert_eq!(a.pending_operations(), 0);
+    post(&format!("{base}/{id1}"), &completion(&token1, "by hand"))
+        .await
+        .expect("recorded and acknowledged without a driver");
+    let record = store.get(id1).await.unwrap().unwrap();
+    assert_eq!(record.state, OperationState::Succeeded);
+    assert_eq!(
+        codec::decode::<String>(record.result.as_ref().unwrap()).unwrap(),
+        "by hand"
+    );
+
+    let refusals = [
+        (format!("{base}/{id1}"), completion(&token1, "again")),
+        (
+            format!("{base}/{}", uuid::Uuid::new_v4()),
+            completion("t", "x"),
+        ),
+        (format!("{base}/not-an-id"), completion("t", "x")),
+    ];
+    for (url, completion) in &refusals {
+        let error = post(url, completion).await.unwrap_err();
+        assert_eq!(
+            error.error_type,
+            HandlerErrorType::NotFound,
+            "{url}: {error}"
+        );
+    }
+    let mismatch = post(&format!("{base}/{id2}"), &completion("other-token", "x"))
+        .await
+        .unwrap_err();
+    assert_eq!(mismatch.error_type, HandlerErrorType::BadRequest);
+    assert!(mismatch.message.contains(&token2), "{}", mismatch.message);
+
+    // The store fails: the receiver answers a retryable error and records nothing.
+    sqlite.close().await;
+    let unavailable = post(&format!("{base}/{id2}"), &completion(&token2, "lost?"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        unavailable.error_type,
+        HandlerErrorType::Unavailable,
+        "{unavailable}"
+    );
+    assert!(unavailable.is_retryable());
+
+    // The next process, on the same store and callback address, finds the first completion in
+    // the store, and resumes the second operation.
+    receiver.shutdown().await.unwrap();
+    let store: Arc<dyn CallerStore> = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let listener = CallbackListener::bind(callback_addr).await.unwrap();
+    let b = Client::builder()
+        .endpoint("ledger", HttpTransport::new(handler.url()).unwrap())
+        .callback_url(listener.callback_url())
+        .store(store.clone())
+        .build();
+    let _receiver = listener.serve(b.clone()).unwrap();
+    assert_eq!(
+        b.recover().await.unwrap(),
+        1,
+        "only the second is unfinished"
+    );
+    let first = b.attach::<Settle>(id1).await.unwrap();
+    assert_eq!(first.result().await.unwrap(), "by hand");
+    let second = b.attach::<Settle>(id2).await.unwrap();
+    assert_eq!(
+        store.get(id2).await.unwrap().unwrap().state,
+        OperationState::Started,
+        "the refused completion left it unfinished"
+    );
+    // Its handler completes it, to the same callback address.
+    desk.open();
+    let settled = tokio::time::timeout(Duration::from_secs(10), second.result())
+        .await
+        .expect("the handler completes it");
+    assert_eq!(settled.unwrap(), "settled p-2");
+    assert_eq!(
+        store.get(id2).await.unwrap().unwrap().state,
+        OperationState::Succeeded
+    );
+    assert_eq!(desk.seen().len(), 2, "no start was sent again");
+}
