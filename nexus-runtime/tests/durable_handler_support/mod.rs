@@ -219,6 +219,15 @@ pub fn quick_outbox() -> OutboxOptions {
                 .jitter(0.0),
         )
         .poll_interval(Duration::from_millis(20))
+        .visibility(Duration::from_secs(2))
+}
+
+/// A callback to `url` with a header, as a start request over HTTP gives it.
+pub fn url_callback(url: &str) -> Callback {
+    Callback::Url {
+        url: url.to_owned(),
+        headers: BTreeMap::from([("x-caller-operation".to_owned(), "op-1".to_owned())]),
+    }
 }
 
 /// A dispatcher serving `jobs` on `store`.

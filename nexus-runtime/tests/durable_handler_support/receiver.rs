@@ -29,6 +29,7 @@ pub enum Mode {
 struct Shared {
     mode: Mutex<Option<Mode>>,
     accepted: Mutex<Vec<Completion>>,
+    headers: Mutex<Vec<(String, http::HeaderMap)>>,
     requests: Mutex<u32>,
 }
 
@@ -52,6 +53,8 @@ async fn receive(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
     match protocol::parse_completion(&parts.headers, body) {
         Ok(completion) => {
+            let token = completion.token.clone();
+            shared.headers.lock().unwrap().push((token, parts.headers));
             shared.accepted.lock().unwrap().push(completion);
             StatusCode::OK.into_response()
         }
@@ -67,6 +70,12 @@ impl Receiver {
     /// Binds `addr` (port 0 for any).
     pub async fn bind(addr: &str) -> Self {
         Self::serve(TcpListener::bind(addr).await.unwrap(), Arc::default())
+    }
+
+    /// Serves on a socket bound earlier (say, before the runtime existed).
+    pub fn from_std(listener: std::net::TcpListener) -> Self {
+        listener.set_nonblocking(true).unwrap();
+        Self::serve(TcpListener::from_std(listener).unwrap(), Arc::default())
     }
 
     fn serve(listener: TcpListener, shared: Arc<Shared>) -> Self {
@@ -111,6 +120,13 @@ impl Receiver {
     /// The completions accepted so far.
     pub fn accepted(&self) -> Vec<Completion> {
         self.shared.accepted.lock().unwrap().clone()
+    }
+
+    /// The request headers of the accepted completion for `token`.
+    pub fn headers_of(&self, token: &str) -> http::HeaderMap {
+        let headers = self.shared.headers.lock().unwrap();
+        let found = headers.iter().find(|(t, _)| t == token);
+        found.map(|(_, h)| h.clone()).unwrap_or_default()
     }
 
     /// Waits (real time) until a completion for `token` is accepted.
