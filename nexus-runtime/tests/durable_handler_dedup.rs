@@ -59,16 +59,25 @@ async fn setup(backend: &Backend) -> (JobsImpl, Dispatcher, std::sync::Arc<dyn S
 async fn sync_results_are_replayed(backend: &Backend) {
     let (jobs, d, store) = setup(backend).await;
     for _ in 0..3 {
-        assert_eq!(sync_value(d.start(start("double", "r1", &21)).await.unwrap()), 42);
+        assert_eq!(
+            sync_value(d.start(start("double", "r1", &21)).await.unwrap()),
+            42
+        );
     }
     assert_eq!(jobs.starts("double", "r1"), 1);
     d.shutdown().await;
 
     let restarted = dispatcher(&jobs, store, quick_options("dedup"));
     // Even with another input: the request id names the request.
-    assert_eq!(sync_value(restarted.start(start("double", "r1", &5)).await.unwrap()), 42);
+    assert_eq!(
+        sync_value(restarted.start(start("double", "r1", &5)).await.unwrap()),
+        42
+    );
     assert_eq!(jobs.starts("double", "r1"), 1);
-    assert_eq!(sync_value(restarted.start(start("double", "r2", &5)).await.unwrap()), 10);
+    assert_eq!(
+        sync_value(restarted.start(start("double", "r2", &5)).await.unwrap()),
+        10
+    );
     assert_eq!(jobs.starts("double", "r2"), 1);
     restarted.shutdown().await;
 }
@@ -77,7 +86,10 @@ async fn sync_results_are_replayed(backend: &Backend) {
 async fn async_tokens_are_replayed(backend: &Backend) {
     let (jobs, d, store) = setup(backend).await;
     let (sink, mut completions) = Sink::new();
-    let job = Job { id: "j1".into(), millis: 50 };
+    let job = Job {
+        id: "j1".into(),
+        millis: 50,
+    };
     let mut request = start("process", "a1", &job);
     request.callback = Some(sink.callback());
     let token = token_of(d.start(request.clone()).await.unwrap());
@@ -98,7 +110,10 @@ async fn async_tokens_are_replayed(backend: &Backend) {
         "an in-process callback is not stored"
     );
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(completions.try_recv().is_err(), "a second completion was sent");
+    assert!(
+        completions.try_recv().is_err(),
+        "a second completion was sent"
+    );
     d.shutdown().await;
 }
 
@@ -132,7 +147,10 @@ async fn retryable_failures_run_again(backend: &Backend) {
     let (jobs, d, _store) = setup(backend).await;
     for how in ["unavailable", "panic", "stall"] {
         let id = format!("f-{how}");
-        let input = Flaky { fail_first: 1, how: how.into() };
+        let input = Flaky {
+            fail_first: 1,
+            how: how.into(),
+        };
         let request = || {
             let mut r = start("flaky", &id, &input);
             r.request_deadline = Some(tokio::time::Instant::now() + Duration::from_millis(300));
@@ -160,9 +178,11 @@ async fn in_flight_duplicates_are_unavailable(backend: &Backend) {
         let d = d.clone();
         async move { d.start(start("hold", "h1", &7)).await }
     });
-    durable_handler_support::eventually(Duration::from_secs(10), "the first start runs", async || {
-        jobs.starts("hold", "h1") == 1
-    })
+    durable_handler_support::eventually(
+        Duration::from_secs(10),
+        "the first start runs",
+        async || jobs.starts("hold", "h1") == 1,
+    )
     .await;
     let second = tokio::time::timeout(Duration::from_secs(5), d.start(start("hold", "h1", &7)));
     let e = handler_error(second.await.expect("the retry waited for the first start"));
@@ -171,7 +191,10 @@ async fn in_flight_duplicates_are_unavailable(backend: &Backend) {
     assert!(e.message.contains("h1"), "{e}");
     jobs.release();
     assert_eq!(sync_value(first.await.unwrap().unwrap()), 7);
-    assert_eq!(sync_value(d.start(start("hold", "h1", &7)).await.unwrap()), 7);
+    assert_eq!(
+        sync_value(d.start(start("hold", "h1", &7)).await.unwrap()),
+        7
+    );
     assert_eq!(jobs.starts("hold", "h1"), 1);
     d.shutdown().await;
 }
@@ -183,23 +206,27 @@ async fn dropped_requests_give_their_claim_up(backend: &Backend) {
         let d = d.clone();
         async move { d.start(start("hold", "d1", &3)).await }
     });
-    durable_handler_support::eventually(Duration::from_secs(10), "the first start runs", async || {
-        jobs.starts("hold", "d1") == 1
-    })
+    durable_handler_support::eventually(
+        Duration::from_secs(10),
+        "the first start runs",
+        async || jobs.starts("hold", "d1") == 1,
+    )
     .await;
     first.abort();
     let _ = first.await;
     jobs.release();
     let mut answer = None;
-    durable_handler_support::eventually(Duration::from_secs(10), "the claim is abandoned", async || {
-        match d.start(start("hold", "d1", &3)).await {
+    durable_handler_support::eventually(
+        Duration::from_secs(10),
+        "the claim is abandoned",
+        async || match d.start(start("hold", "d1", &3)).await {
             Ok(response) => {
                 answer = Some(sync_value(response));
                 true
             }
             Err(_) => false,
-        }
-    })
+        },
+    )
     .await;
     assert_eq!(answer, Some(3));
     assert_eq!(jobs.starts("hold", "d1"), 2);
@@ -209,10 +236,19 @@ async fn dropped_requests_give_their_claim_up(backend: &Backend) {
 /// Starts without a request id are not deduplicated, but their async operations are recorded.
 async fn empty_request_ids_are_not_deduplicated(backend: &Backend) {
     let (jobs, d, store) = setup(backend).await;
-    assert_eq!(sync_value(d.start(start("double", "", &1)).await.unwrap()), 2);
-    assert_eq!(sync_value(d.start(start("double", "", &1)).await.unwrap()), 2);
+    assert_eq!(
+        sync_value(d.start(start("double", "", &1)).await.unwrap()),
+        2
+    );
+    assert_eq!(
+        sync_value(d.start(start("double", "", &1)).await.unwrap()),
+        2
+    );
     assert_eq!(jobs.starts("double", ""), 2);
-    let job = Job { id: "n".into(), millis: 3_600_000 };
+    let job = Job {
+        id: "n".into(),
+        millis: 3_600_000,
+    };
     let a = token_of(d.start(start("process", "", &job)).await.unwrap());
     let b = token_of(d.start(start("process", "", &job)).await.unwrap());
     assert_ne!(a, b);
@@ -227,7 +263,14 @@ async fn empty_request_ids_are_not_deduplicated(backend: &Backend) {
 async fn cancel_requests_are_recorded(backend: &Backend) {
     let (jobs, d, store) = setup(backend).await;
     let (sink, mut completions) = Sink::new();
-    let mut request = start("process", "c1", &Job { id: "c1".into(), millis: 3_600_000 });
+    let mut request = start(
+        "process",
+        "c1",
+        &Job {
+            id: "c1".into(),
+            millis: 3_600_000,
+        },
+    );
     request.callback = Some(sink.callback());
     let token = token_of(d.start(request).await.unwrap());
     d.cancel(cancel(&token, "process")).await.unwrap();
@@ -244,7 +287,10 @@ async fn cancel_requests_are_recorded(backend: &Backend) {
     // Finished: nothing left to cancel, accepted.
     d.cancel(cancel(&token, "process")).await.unwrap();
     // Unknown, or another operation's token: NOT_FOUND.
-    let e = d.cancel(cancel("no-such-token", "process")).await.unwrap_err();
+    let e = d
+        .cancel(cancel("no-such-token", "process"))
+        .await
+        .unwrap_err();
     assert_eq!(e.error_type, HandlerErrorType::NotFound);
     let e = d.cancel(cancel(&token, "transfer")).await.unwrap_err();
     assert_eq!(e.error_type, HandlerErrorType::NotFound);

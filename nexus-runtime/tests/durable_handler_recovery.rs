@@ -48,9 +48,17 @@ async fn start_both(d: &Dispatcher, url: &str, suffix: &str) -> (String, String)
         id: id.to_owned(),
         millis: 3_600_000,
     };
-    let mut p = start("process", &format!("p-{suffix}"), &long(&format!("p-{suffix}")));
+    let mut p = start(
+        "process",
+        &format!("p-{suffix}"),
+        &long(&format!("p-{suffix}")),
+    );
     p.callback = Some(url_callback(url));
-    let mut t = start("transfer", &format!("t-{suffix}"), &long(&format!("t-{suffix}")));
+    let mut t = start(
+        "transfer",
+        &format!("t-{suffix}"),
+        &long(&format!("t-{suffix}")),
+    );
     t.callback = Some(url_callback(url));
     (
         token_of(d.start(p).await.unwrap()),
@@ -114,11 +122,18 @@ async fn restart_resumes_or_fails(backend: &Backend) {
     assert_eq!(token_of(second.start(retry).await.unwrap()), tokens.0);
     assert_eq!(after.starts("process", "p-r"), 0);
     let store = backend.open().await;
-    for (token, state) in [(&tokens.0, AsyncState::Succeeded), (&tokens.1, AsyncState::Failed)] {
+    for (token, state) in [
+        (&tokens.0, AsyncState::Succeeded),
+        (&tokens.1, AsyncState::Failed),
+    ] {
         assert_eq!(store.get_async(token).await.unwrap().unwrap().state, state);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(receiver.accepted().len(), 2, "each completion is delivered once");
+    assert_eq!(
+        receiver.accepted().len(),
+        2,
+        "each completion is delivered once"
+    );
     second.shutdown().await;
 }
 
@@ -212,7 +227,11 @@ fn another_replica_takes_over(make: impl AsyncFnOnce() -> Option<Backend>) {
         let transfer = receiver.completion(&tokens.1, WITHIN).await;
         let error = transfer.outcome.unwrap_err();
         assert!(error.is_canceled(), "{error:?}");
-        assert!(error.message.contains("cancel request"), "{}", error.message);
+        assert!(
+            error.message.contains("cancel request"),
+            "{}",
+            error.message
+        );
         let resumed_canceled = receiver.completion(&canceled, WITHIN).await;
         let error = resumed_canceled.outcome.unwrap_err();
         assert!(error.is_canceled(), "{error:?}");

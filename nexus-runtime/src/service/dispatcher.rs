@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 
-use super::durable::{self, Durable, DurabilityOptions};
+use super::durable::{self, DurabilityOptions, Durable};
 use super::handler::{RawStart, ServiceHandler};
 use super::invoke::{Invocation, invoke, quoted_list};
 use super::running::{CancelMiss, RunningOperations};
@@ -371,7 +371,11 @@ pub(crate) fn no_such_operation(request: &CancelRequest) -> HandlerError {
     ))
 }
 
-pub(crate) fn wrong_operation(request: &CancelRequest, service: &str, operation: &str) -> HandlerError {
+pub(crate) fn wrong_operation(
+    request: &CancelRequest,
+    service: &str,
+    operation: &str,
+) -> HandlerError {
     HandlerError::not_found(format!(
         "token `{}` belongs to operation `{service}/{operation}`, not `{}/{}`",
         request.token, request.service, request.operation

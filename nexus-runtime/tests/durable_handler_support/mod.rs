@@ -231,7 +231,11 @@ pub fn url_callback(url: &str) -> Callback {
 }
 
 /// A dispatcher serving `jobs` on `store`.
-pub fn dispatcher(jobs: &JobsImpl, store: Arc<dyn Store>, options: DurabilityOptions) -> Dispatcher {
+pub fn dispatcher(
+    jobs: &JobsImpl,
+    store: Arc<dyn Store>,
+    options: DurabilityOptions,
+) -> Dispatcher {
     Dispatcher::builder()
         .service(JobsService::handler(jobs.clone()))
         .store(store)
@@ -240,11 +244,7 @@ pub fn dispatcher(jobs: &JobsImpl, store: Arc<dyn Store>, options: DurabilityOpt
 }
 
 /// A start request for `jobs.v1/{operation}`.
-pub fn start<T: Serialize + 'static>(
-    operation: &str,
-    request_id: &str,
-    input: &T,
-) -> StartRequest {
+pub fn start<T: Serialize + 'static>(operation: &str, request_id: &str, input: &T) -> StartRequest {
     StartRequest {
         service: "jobs.v1".into(),
         operation: operation.into(),

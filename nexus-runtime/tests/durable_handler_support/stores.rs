@@ -11,7 +11,10 @@ pub enum Backend {
     #[cfg(feature = "sqlite")]
     Sqlite(tempfile::TempDir),
     #[cfg(feature = "postgres")]
-    Postgres { url: String, schema: String },
+    Postgres {
+        url: String,
+        schema: String,
+    },
 }
 
 pub const POSTGRES_URL_VARIABLE: &str = "NEXUS_TEST_POSTGRES_URL";

@@ -43,11 +43,7 @@ impl Dispatcher {
             .map_err(|e| store_failure("cannot read the operation", &e))?
             .ok_or_else(|| no_such_operation(request))?;
         if record.service != request.service || record.operation != request.operation {
-            return Err(wrong_operation(
-                request,
-                &record.service,
-                &record.operation,
-            ));
+            return Err(wrong_operation(request, &record.service, &record.operation));
         }
         if record.state.is_terminal() {
             tracing::debug!(token = %request.token, state = %record.state, "cancel of a finished operation");

@@ -119,7 +119,11 @@ impl Dispatcher {
             service: request.service.clone(),
             operation: request.operation.clone(),
             request_id: request.request_id.clone(),
-            input: if op.resumable { input } else { Content::empty() },
+            input: if op.resumable {
+                input
+            } else {
+                Content::empty()
+            },
             headers: request.headers.clone(),
             links: request.links.clone(),
             callback: match &request.callback {
@@ -226,19 +230,20 @@ fn replay(answer: StartAnswer) -> Result<StartResponse, StartError> {
     match answer {
         StartAnswer::Sync { output, links } => Ok(StartResponse::Sync { output, links }),
         StartAnswer::Async { token, links } => Ok(StartResponse::Async { token, links }),
-        StartAnswer::Failed(failure) => Err(if let Some(e) = OperationError::from_failure(&failure)
-        {
-            e.into()
-        } else if let Some(e) = HandlerError::from_failure(&failure) {
-            e.into()
-        } else {
-            HandlerError::internal(format!(
-                "the recorded answer to this request is not a Nexus error: {}",
-                failure.message
-            ))
-            .with_retryable(false)
-            .into()
-        }),
+        StartAnswer::Failed(failure) => {
+            Err(if let Some(e) = OperationError::from_failure(&failure) {
+                e.into()
+            } else if let Some(e) = HandlerError::from_failure(&failure) {
+                e.into()
+            } else {
+                HandlerError::internal(format!(
+                    "the recorded answer to this request is not a Nexus error: {}",
+                    failure.message
+                ))
+                .with_retryable(false)
+                .into()
+            })
+        }
     }
 }
 

@@ -1,8 +1,8 @@
 //! The outbox sender: delivers the completions enqueued in the store to their callback URLs, one
 //! attempt of the dispatcher's completion sender per claim, and records what happened.
 
-use std::sync::{Arc, Weak};
 use futures::StreamExt as _;
+use std::sync::{Arc, Weak};
 
 use super::Durable;
 use crate::clock;
