@@ -1,3 +1,5 @@
-//! Shared pieces of the examples: the fraud team's implementation of the `fraud.v1` contract.
+//! Shared pieces of the examples: the fraud team's implementation of the `fraud.v1` contract, and
+//! a durable log of its executions for crash tests.
 
+pub mod executions;
 pub mod fraud_desk;

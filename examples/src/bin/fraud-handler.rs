@@ -3,15 +3,25 @@
 //!
 //! Run: `cargo run -p nexus-examples --bin fraud-handler -- --listen 127.0.0.1:7243`
 //! (`RUST_LOG=debug` shows every request.)
+//!
+//! Durable by default: its records live in `./.nexus-data/fraud-handler.sqlite3` (`--store`
+//! chooses another file, a `postgres://` URL, or `none`), so a retried start is answered from the
+//! store, completions are retried across restarts, and a check running when the process died is
+//! run again by the next one. `--executions-log FILE` records every method actually run (see
+//! `nexus_examples::executions`), so a crash test can count executions per request id.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use fraud_contract::FraudService;
+use nexus_examples::executions::ExecutionLog;
 use nexus_examples::fraud_desk::FraudDesk;
 use nexus_runtime::server::HandlerServer;
-use nexus_runtime::service::Dispatcher;
+use nexus_runtime::service::{Dispatcher, DurabilityOptions};
+use nexus_runtime::store::{PostgresStore, SqliteStore, Store};
 
 /// Serves the fraud team's `fraud.v1` service over Nexus RPC over HTTP.
 #[derive(Debug, Parser)]
@@ -26,6 +36,21 @@ struct Args {
     /// The path the service is served under (a Temporal endpoint's target URL may add one).
     #[arg(long, value_name = "PATH", default_value = "/")]
     prefix: String,
+    /// Where the handler keeps its records: an SQLite file (created, with its directory, if
+    /// missing), a `postgres://` URL, or `none` (no deduplication, nothing survives a restart).
+    #[arg(
+        long,
+        value_name = "PATH_OR_URL",
+        default_value = "./.nexus-data/fraud-handler.sqlite3"
+    )]
+    store: String,
+    /// This process's owner id in the store: keep it across restarts; give each replica sharing
+    /// a PostgreSQL store its own.
+    #[arg(long, value_name = "ID", default_value = "fraud-handler")]
+    owner: String,
+    /// Append one JSON line per operation method run (not replayed) to FILE, fsynced.
+    #[arg(long, value_name = "FILE")]
+    executions_log: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -47,12 +72,39 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Opens the store `--store` names, or none.
+async fn open_store(spec: &str) -> Result<Option<Arc<dyn Store>>, String> {
+    if spec == "none" {
+        return Ok(None);
+    }
+    let store: Arc<dyn Store> =
+        if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+            Arc::new(
+                PostgresStore::connect(spec)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            )
+        } else {
+            Arc::new(SqliteStore::open(spec).await.map_err(|e| e.to_string())?)
+        };
+    Ok(Some(store))
+}
+
 async fn run(args: Args) -> Result<(), String> {
-    let desk = FraudDesk::new(Duration::from_millis(args.check_delay_ms));
-    let dispatcher = Dispatcher::builder()
-        .service(FraudService::handler(desk))
-        .build();
-    let server = HandlerServer::builder(dispatcher)
+    let mut desk = FraudDesk::new(Duration::from_millis(args.check_delay_ms));
+    if let Some(path) = &args.executions_log {
+        let log = ExecutionLog::open(path)
+            .map_err(|e| format!("cannot open the executions log {}: {e}", path.display()))?;
+        desk = desk.with_execution_log(log);
+    }
+    let mut builder = Dispatcher::builder().service(FraudService::handler(desk));
+    if let Some(store) = open_store(&args.store).await? {
+        builder = builder
+            .store(store)
+            .durability(DurabilityOptions::default().owner(&args.owner));
+    }
+    let dispatcher = builder.build();
+    let server = HandlerServer::builder(dispatcher.clone())
         .prefix(&args.prefix)
         .build();
     let running = server
@@ -65,6 +117,8 @@ async fn run(args: Args) -> Result<(), String> {
         addr = %running.local_addr(),
         prefix = %args.prefix,
         check_delay_ms = args.check_delay_ms,
+        store = %args.store,
+        owner = %args.owner,
         "serving fraud.v1"
     );
     stop_signal().await?;
@@ -73,6 +127,8 @@ async fn run(args: Args) -> Result<(), String> {
         .shutdown()
         .await
         .map_err(|e| format!("shutdown: {e}"))?;
+    // Checks still running stay in the store, for the next process to run again.
+    dispatcher.shutdown().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -276,7 +276,8 @@ impl Dispatcher {
         mut request: StartRequest,
     ) -> Result<StartResponse, StartError> {
         let operation_deadline = request.operation_timeout.map(|t| Instant::now() + t);
-        let answered = invoke(handler, invocation(&mut request, operation_deadline)).await?;
+        let invocation = invocation(&mut request, operation_deadline);
+        let answered = invoke(handler, &request.service, &request.operation, invocation).await?;
         match answered.raw {
             RawStart::Sync(output) => Ok(StartResponse::Sync {
                 output,

@@ -29,11 +29,14 @@ pub(crate) struct Answered {
     pub links: Vec<Link>,
 }
 
-/// Runs `operation` of `handler` once. A panic is INTERNAL, a missed request deadline
-/// UPSTREAM_TIMEOUT (both retryable); an unknown operation is NOT_FOUND naming the known ones.
-/// Dropping the returned future signals the method's context that the caller went away.
+/// Runs operation `operation` of `handler` (whose name is `service`) once, as `invocation` says.
+/// A panic is INTERNAL, a missed request deadline UPSTREAM_TIMEOUT (both retryable); an unknown
+/// operation is NOT_FOUND naming the known ones. Dropping the returned future signals the
+/// method's context that the caller went away.
 pub(crate) async fn invoke(
     handler: &Arc<dyn ServiceHandler>,
+    service: &str,
+    operation: &str,
     invocation: Invocation,
 ) -> Result<Answered, StartError> {
     let Invocation {
@@ -49,12 +52,10 @@ pub(crate) async fn invoke(
         deadline: earliest(parts.deadline, parts.operation_deadline),
         cancel: request_cancel,
     };
-    let operation = parts.operation.clone();
-    let service = parts.service.clone();
     let ctx = OperationContext::new(parts);
     let response_links = ctx.response_links();
-    let Some(start) = handler.start(&operation, ctx, input) else {
-        return Err(unknown_operation(handler.as_ref(), &service, &operation).into());
+    let Some(start) = handler.start(operation, ctx, input) else {
+        return Err(unknown_operation(handler.as_ref(), service, operation).into());
     };
     let guarded = AssertUnwindSafe(scope.run(start)).catch_unwind();
     let outcome = match request_deadline {

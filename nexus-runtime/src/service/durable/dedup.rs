@@ -71,7 +71,8 @@ impl Dispatcher {
         }
         // Kept for the operation record, should the answer be resumable async work.
         let input = request.input.clone();
-        let answered = invoke(handler, invocation(&mut request, operation_deadline)).await;
+        let invocation = invocation(&mut request, operation_deadline);
+        let answered = invoke(handler, &request.service, &request.operation, invocation).await;
         let answered = match answered {
             Ok(answered) => answered,
             Err(error) => {

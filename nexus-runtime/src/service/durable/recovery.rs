@@ -253,7 +253,7 @@ impl Dispatcher {
             start_time: Some(record.started_at),
             close_time: Some(clock::now()),
         };
-        match invoke(&handler, invocation).await {
+        match invoke(&handler, &record.service, &record.operation, invocation).await {
             Ok(Answered {
                 raw: RawStart::Async(op),
                 ..
