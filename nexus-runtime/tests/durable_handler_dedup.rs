@@ -299,6 +299,36 @@ async fn cancel_requests_are_recorded(backend: &Backend) {
     d.shutdown().await;
 }
 
+/// A cancel request that reaches another replica is recorded there, and the replica running the
+/// operation signals it at its next lease renewal.
+async fn cancel_requests_reach_the_replica_running_the_operation(backend: &Backend) {
+    let jobs = JobsImpl::new();
+    let a = dispatcher(&jobs, backend.open().await, quick_options("replica-a"));
+    let b = dispatcher(&jobs, backend.open().await, quick_options("replica-b"));
+    let (sink, mut completions) = Sink::new();
+    let mut request = start(
+        "process",
+        "x1",
+        &Job {
+            id: "x1".into(),
+            millis: 3_600_000,
+        },
+    );
+    request.callback = Some(sink.callback());
+    let token = token_of(a.start(request).await.unwrap());
+    b.cancel(cancel(&token, "process")).await.unwrap();
+    let completion = tokio::time::timeout(Duration::from_secs(10), completions.recv())
+        .await
+        .expect("the cancel request never reached the operation")
+        .unwrap();
+    let error = completion.outcome.unwrap_err();
+    assert!(error.is_canceled(), "{error:?}");
+    assert_eq!(error.message, "x1 canceled");
+    assert_eq!(b.running_operations(), 0, "replica b never ran it");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
 macro_rules! cases {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -350,4 +380,5 @@ cases!(
     dropped_requests_give_their_claim_up,
     empty_request_ids_are_not_deduplicated,
     cancel_requests_are_recorded,
+    cancel_requests_reach_the_replica_running_the_operation,
 );
