@@ -11,6 +11,7 @@ use crate::clock;
 use crate::codec::Content;
 use crate::completion::Callback;
 use crate::error::{HandlerError, OperationError, StartError};
+use crate::operation::AsyncOperation;
 use crate::service::dispatcher::{Dispatcher, invocation};
 use crate::service::handler::{RawStart, ServiceHandler};
 use crate::service::invoke::{invoke, unknown_operation};
@@ -104,6 +105,42 @@ impl Dispatcher {
             }
             RawStart::Async(op) => op,
         };
+        // Recording the operation and launching its work must not stop halfway when the request
+        // goes away (its future dropped): that would leave a recorded operation with no work.
+        let this = self.clone();
+        let durable = durable.clone();
+        let pending = PendingAsync {
+            op,
+            claim,
+            request,
+            input,
+            links: answered.links,
+            operation_deadline,
+            claim_until,
+        };
+        tokio::spawn(async move { this.launch_recorded(&durable, pending).await })
+            .await
+            .unwrap_or_else(|e| {
+                Err(HandlerError::internal(format!("recording the operation failed: {e}")).into())
+            })
+    }
+
+    /// Reserves the token of an async answer, records the operation with the answer, and
+    /// launches its work.
+    async fn launch_recorded(
+        &self,
+        durable: &Arc<Durable>,
+        pending: PendingAsync,
+    ) -> Result<StartResponse, StartError> {
+        let PendingAsync {
+            op,
+            claim,
+            request,
+            input,
+            links,
+            operation_deadline,
+            claim_until,
+        } = pending;
         let reserved = self.reserve(&op, &request.service, &request.operation);
         let (token, cancel) = match reserved {
             Ok(reserved) => reserved,
@@ -144,7 +181,7 @@ impl Dispatcher {
         };
         let answer = StartAnswer::Async {
             token: token.clone(),
-            links: answered.links,
+            links,
         };
         let recorded = match claim {
             Some(claim) => claim.record(&answer, Some(&record)).await,
@@ -178,6 +215,18 @@ impl Dispatcher {
         );
         replay(answer)
     }
+}
+
+/// An async answer waiting to be recorded and launched.
+struct PendingAsync {
+    op: AsyncOperation<Content>,
+    claim: Option<Claim>,
+    request: StartRequest,
+    /// The start's input, recorded if the work is resumable.
+    input: Content,
+    links: Vec<crate::link::Link>,
+    operation_deadline: Option<Instant>,
+    claim_until: SystemTime,
 }
 
 /// Records the async operation of a start without a request id, under a key of its own.
