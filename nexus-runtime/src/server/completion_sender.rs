@@ -236,6 +236,14 @@ impl HttpCompletionSender {
                 attempts = report.attempts,
                 "completion delivered"
             ),
+            // A single-attempt sender reports to its caller (the dispatcher's outbox), which
+            // decides whether to retry and logs what it does.
+            Err(error) if self.retry.max_attempts <= 1 => tracing::debug!(
+                token = %completion.token,
+                %url,
+                %error,
+                "completion attempt failed"
+            ),
             Err(error) => tracing::error!(
                 token = %completion.token,
                 %url,

@@ -87,7 +87,7 @@ pub struct DispatcherBuilder {
     services: BTreeMap<String, Arc<dyn ServiceHandler>>,
     completion_sender: Option<Arc<dyn CompletionSender>>,
     store: Option<Arc<dyn Store>>,
-    durability: DurabilityOptions,
+    durability: Option<DurabilityOptions>,
 }
 
 impl DispatcherBuilder {
@@ -149,7 +149,7 @@ impl DispatcherBuilder {
     /// meaningful with a [store](Self::store).
     #[must_use]
     pub fn durability(mut self, options: DurabilityOptions) -> Self {
-        self.durability = options;
+        self.durability = Some(options);
         self
     }
 
@@ -158,9 +158,10 @@ impl DispatcherBuilder {
     /// # Panics
     /// With a store, outside a Tokio runtime.
     pub fn build(self) -> Dispatcher {
+        let durability = self.durability;
         let durable = self
             .store
-            .map(|store| Arc::new(Durable::new(store, self.durability)));
+            .map(|store| Arc::new(Durable::new(store, durability.unwrap_or_default())));
         let dispatcher = Dispatcher {
             inner: Arc::new(Inner {
                 services: self.services,
