@@ -382,3 +382,44 @@ cases!(
     cancel_requests_are_recorded,
     cancel_requests_reach_the_replica_running_the_operation,
 );
+
+/// Answers are kept for the retention period, then purged (at start-up and every hour): a retry
+/// after that runs the handler again. A running operation is kept however old it is.
+#[tokio::test(start_paused = true)]
+async fn answers_are_purged_after_the_retention_period() {
+    let backend = Backend::memory();
+    let jobs = JobsImpl::new();
+    let store = backend.open().await;
+    let options = nexus_runtime::service::DurabilityOptions::default()
+        .retention(Some(Duration::from_secs(1800)));
+    let d = dispatcher(&jobs, store.clone(), options);
+    assert_eq!(
+        sync_value(d.start(start("double", "old", &1)).await.unwrap()),
+        2
+    );
+    let long = Job {
+        id: "long".into(),
+        millis: 10 * 3_600_000,
+    };
+    let token = token_of(d.start(start("process", "long", &long)).await.unwrap());
+    tokio::time::sleep(Duration::from_secs(1200)).await;
+    assert_eq!(
+        sync_value(d.start(start("double", "old", &1)).await.unwrap()),
+        2
+    );
+    assert_eq!(jobs.starts("double", "old"), 1, "kept within the retention");
+    // The hourly purge after the answer is 30 minutes old.
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(
+        sync_value(d.start(start("double", "old", &1)).await.unwrap()),
+        2
+    );
+    assert_eq!(
+        jobs.starts("double", "old"),
+        2,
+        "purged after the retention"
+    );
+    let record = store.get_async(&token).await.unwrap().unwrap();
+    assert_eq!(record.state, AsyncState::Running);
+    d.shutdown().await;
+}

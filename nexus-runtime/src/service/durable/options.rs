@@ -27,6 +27,7 @@ pub struct DurabilityOptions {
     pub(crate) lease: Duration,
     pub(crate) start_claim: Duration,
     pub(crate) takeover_interval: Duration,
+    pub(crate) retention: Option<Duration>,
     pub(crate) outbox: OutboxOptions,
 }
 
@@ -37,6 +38,7 @@ impl Default for DurabilityOptions {
             lease: Duration::from_secs(30),
             start_claim: Duration::from_secs(60),
             takeover_interval: Duration::from_secs(30),
+            retention: Some(Duration::from_secs(7 * 24 * 3600)),
             outbox: OutboxOptions::default(),
         }
     }
@@ -89,6 +91,17 @@ impl DurabilityOptions {
     #[must_use]
     pub fn start_claim(mut self, claim: Duration) -> Self {
         self.start_claim = claim;
+        self
+    }
+
+    /// How long records are kept once they are done with (default 7 days; `None` keeps them
+    /// forever): answers to starts (a retry with the same request id after that long runs the
+    /// handler again), finished operations, and delivered or dead completions. The dispatcher
+    /// deletes older ones at start-up and every hour. Running operations and pending deliveries
+    /// are never deleted.
+    #[must_use]
+    pub fn retention(mut self, retention: Option<Duration>) -> Self {
+        self.retention = retention;
         self
     }
 

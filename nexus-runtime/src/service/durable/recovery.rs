@@ -1,6 +1,7 @@
 //! The keeper: at start-up it takes over what this owner left running and resumes or fails it;
 //! then it renews this owner's leases, watches for cancel requests recorded by other replicas,
-//! and takes over the operations of owners whose leases expired.
+//! takes over the operations of owners whose leases expired, and deletes records past their
+//! retention.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -22,6 +23,9 @@ use crate::store::{AsyncOperationRecord, StoreError};
 
 /// How many operations one takeover claims at a time.
 const CLAIM_BATCH: usize = 32;
+
+/// How often records past their retention are deleted.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Starts the keeper of `dispatcher`; it ends when the dispatcher stops or is dropped.
 pub(crate) fn spawn_keeper(dispatcher: &Dispatcher, durable: Arc<Durable>) {
@@ -50,10 +54,13 @@ async fn keep(weak: Weak<Inner>, durable: Arc<Durable>) {
     };
     let mut renewal = every(durable.options.lease / 3);
     let mut takeover = every(durable.options.takeover_interval);
+    let mut retention = tokio::time::interval(RETENTION_INTERVAL);
+    retention.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = durable.stop.cancelled() => return,
             _ = renewal.tick() => renew(&weak, &durable).await,
+            _ = retention.tick() => purge(&durable).await,
             _ = takeover.tick() => {
                 if let Err(e) = take_over(&weak, &durable).await {
                     tracing::warn!(error = %e, "cannot look for operations to take over");
@@ -109,6 +116,30 @@ async fn take_over(weak: &Weak<Inner>, durable: &Durable) -> Result<(), StoreErr
         if !full {
             return Ok(());
         }
+    }
+}
+
+/// Deletes what is past its retention.
+async fn purge(durable: &Durable) {
+    let Some(retention) = durable.options.retention else {
+        return;
+    };
+    let Some(before) = clock::now().checked_sub(retention) else {
+        return;
+    };
+    match durable.handler.purge_handled(before).await {
+        Ok(purged) if purged.starts + purged.operations > 0 => {
+            tracing::debug!(
+                starts = purged.starts,
+                operations = purged.operations,
+                "purged old records"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot purge old records"),
+    }
+    if let Err(e) = durable.outbox.purge_deliveries(before).await {
+        tracing::warn!(error = %e, "cannot purge old deliveries");
     }
 }
 
