@@ -181,7 +181,7 @@ fn another_replica_takes_over(make: impl AsyncFnOnce() -> Option<Backend>) {
     let Some(backend) = in_process(make) else {
         return;
     };
-    let lease = Duration::from_millis(1500);
+    let lease = Duration::from_secs(3);
     let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/callback", socket.local_addr().unwrap());
     let (tokens, canceled, crashed) = in_process(async || {
