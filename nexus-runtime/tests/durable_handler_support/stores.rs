@@ -43,8 +43,10 @@ impl Backend {
                 return None;
             }
         };
+        // PostgreSQL truncates identifiers to 63 bytes: keep the unique suffix.
         let schema = format!(
-            "nexus_dh_{test}_{}",
+            "nexus_dh_{}_{}",
+            &test[..test.len().min(40)],
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
         admin(&url, &format!("CREATE SCHEMA \"{schema}\"")).await;
