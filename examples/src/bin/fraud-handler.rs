@@ -9,6 +9,12 @@
 //! store, completions are retried across restarts, and a check running when the process died is
 //! run again by the next one. `--executions-log FILE` records every method actually run (see
 //! `nexus_examples::executions`), so a crash test can count executions per request id.
+//!
+//! For tests of callers (the Temporal interop test uses both): `--event-log FILE` records every
+//! start (with its request id) and every completion attempt (with its token and state) as JSON
+//! lines, and `--unavailable-first N` answers UNAVAILABLE (503) to the first N attempts of each
+//! request id. See `nexus_examples::observe`. With a store, the store answers retried starts
+//! before they reach the observed service, and each completion attempt of the outbox is logged.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,7 +25,8 @@ use clap::Parser;
 use fraud_contract::FraudService;
 use nexus_examples::executions::ExecutionLog;
 use nexus_examples::fraud_desk::FraudDesk;
-use nexus_runtime::server::HandlerServer;
+use nexus_examples::observe::{EventLog, LoggedCompletions, Observed};
+use nexus_runtime::server::{CompletionRetry, HandlerServer, HttpCompletionSender};
 use nexus_runtime::service::{Dispatcher, DurabilityOptions};
 use nexus_runtime::store::{PostgresStore, SqliteStore, Store};
 
@@ -51,6 +58,12 @@ struct Args {
     /// Append one JSON line per operation method run (not replayed) to FILE, fsynced.
     #[arg(long, value_name = "FILE")]
     executions_log: Option<PathBuf>,
+    /// Answer UNAVAILABLE (503, retryable) to the first N attempts of each request id.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    unavailable_first: u32,
+    /// Record every start and every completion sent in FILE, one JSON object per line.
+    #[arg(long, value_name = "FILE")]
+    event_log: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -97,8 +110,28 @@ async fn run(args: Args) -> Result<(), String> {
             .map_err(|e| format!("cannot open the executions log {}: {e}", path.display()))?;
         desk = desk.with_execution_log(log);
     }
-    let mut builder = Dispatcher::builder().service(FraudService::handler(desk));
-    if let Some(store) = open_store(&args.store).await? {
+    let log = args
+        .event_log
+        .as_ref()
+        .map(|path| {
+            EventLog::create(path)
+                .map_err(|e| format!("cannot create the event log {}: {e}", path.display()))
+        })
+        .transpose()?;
+    let mut service =
+        Observed::new(FraudService::handler(desk)).unavailable_first(args.unavailable_first);
+    if let Some(log) = &log {
+        service = service.event_log(log.clone());
+    }
+    let mut builder = Dispatcher::builder().service(service);
+    let store = open_store(&args.store).await?;
+    // With a store, the outbox retries (durably): each send is one attempt.
+    let sender = if store.is_some() {
+        HttpCompletionSender::new().retry(CompletionRetry::never())
+    } else {
+        HttpCompletionSender::new()
+    };
+    if let Some(store) = store {
         builder = builder
             .store(store)
             .durability(DurabilityOptions::default().owner(&args.owner));
@@ -106,6 +139,7 @@ async fn run(args: Args) -> Result<(), String> {
     let dispatcher = builder.build();
     let server = HandlerServer::builder(dispatcher.clone())
         .prefix(&args.prefix)
+        .completion_sender(LoggedCompletions::new(sender, log))
         .build();
     let running = server
         .bind(args.listen.as_str())
@@ -119,6 +153,7 @@ async fn run(args: Args) -> Result<(), String> {
         check_delay_ms = args.check_delay_ms,
         store = %args.store,
         owner = %args.owner,
+        unavailable_first = args.unavailable_first,
         "serving fraud.v1"
     );
     stop_signal().await?;

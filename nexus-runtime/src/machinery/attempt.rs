@@ -93,14 +93,91 @@ impl Service<AttemptRequest> for AttemptService {
             }
         };
         async move {
-            match tokio::time::timeout_at(deadline, sent).await {
-                Ok(result) => result.map_err(AttemptError::Call),
-                Err(_) => Err(AttemptError::Call(CallError::Timeout {
-                    kind: TimeoutKind::Request,
-                    last_failure: None,
-                })),
+            // The deadline is polled first: a transport that enforces the same deadline with a
+            // timer of its own (the HTTP transport does) fires in the same timer tick, and would
+            // otherwise win with an error of its own shape. An expired attempt is always a
+            // `request` timeout.
+            tokio::select! {
+                biased;
+                () = tokio::time::sleep_until(deadline) => {
+                    Err(AttemptError::Call(CallError::Timeout {
+                        kind: TimeoutKind::Request,
+                        last_failure: None,
+                    }))
+                }
+                result = sent => result.map_err(AttemptError::Call),
             }
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Content;
+    use crate::error::{TransportError, TransportErrorKind};
+    use crate::transport::CancelRequest;
+
+    /// Enforces the request deadline with a timer of its own, as the HTTP transport does, and
+    /// reports its expiry in its own shape.
+    struct OwnTimer;
+
+    impl Transport for OwnTimer {
+        fn start(
+            &self,
+            request: StartRequest,
+        ) -> BoxFuture<'static, Result<StartResponse, CallError>> {
+            let deadline = request.request_deadline.expect("a request deadline");
+            async move {
+                tokio::time::sleep_until(deadline).await;
+                Err(CallError::Transport(TransportError::new(
+                    TransportErrorKind::Timeout,
+                    "operation timed out",
+                )))
+            }
+            .boxed()
+        }
+
+        fn cancel(&self, _request: CancelRequest) -> BoxFuture<'static, Result<(), CallError>> {
+            std::future::pending().boxed()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_expired_attempt_is_a_request_timeout_whatever_the_transport_reports() {
+        let request = AttemptRequest {
+            transport: Arc::new(OwnTimer),
+            call: AttemptCall::Start(StartRequest {
+                service: "s".into(),
+                operation: "o".into(),
+                request_id: "r".into(),
+                headers: Default::default(),
+                links: vec![],
+                callback: None,
+                request_deadline: None,
+                operation_timeout: None,
+                input: Content::empty(),
+            }),
+            timeout: Duration::from_millis(300),
+            cap: None,
+            operation_deadline: None,
+        };
+        let start = Instant::now();
+        let error = AttemptService
+            .call(request)
+            .await
+            .expect_err("the attempt expires");
+        assert_eq!(start.elapsed(), Duration::from_millis(300));
+        assert!(
+            matches!(
+                error,
+                AttemptError::Call(CallError::Timeout {
+                    kind: TimeoutKind::Request,
+                    last_failure: None
+                })
+            ),
+            "{error:?}"
+        );
     }
 }
