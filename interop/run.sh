@@ -135,11 +135,13 @@ BIN=$(cargo metadata --format-version 1 --no-deps \
 
 # 3. The Rust handlers, each on a free loopback port under the prefix /fraud: ordinary; slow
 #    (checks take 10 minutes: they are there to be canceled); flaky (refuses the first attempts).
+#    Each has its own store in $WORK: processes must not share an SQLite store under one owner id.
 start_handler() {
   local name=$1
   shift
   RUST_LOG=${RUST_LOG:-info,nexus_runtime=debug} spawn "$name" "$BIN/fraud-handler" \
-    --listen 127.0.0.1:0 --prefix /fraud --event-log "$WORK/$name-events.jsonl" "$@"
+    --listen 127.0.0.1:0 --prefix /fraud --event-log "$WORK/$name-events.jsonl" \
+    --store "$WORK/$name.sqlite3" "$@"
   local url
   url=$("$PYTHON" interop/util.py wait-line "$WORK/$name.log" "listening on " 20 "$LAST_PID") \
     || die "$name did not start (see $WORK/$name.log)"

@@ -4,8 +4,12 @@
 //! - `getQuickScore` is synchronous and deterministic in `userId`; an empty `userId` is BAD_REQUEST;
 //! - `checkTransaction` is asynchronous: it completes after the check delay with
 //!   `approved = amount < 10000`; a negative amount completes as a failed OperationError, and a
-//!   canceled check completes as canceled;
+//!   canceled check completes as canceled. A check can be redone, so it is declared resumable:
+//!   with a store, a check running when the process stopped is run again by the next process;
 //! - `flagUser` is synchronous and returns no value.
+//!
+//! With an [`ExecutionLog`], every method run (not an answer replayed from the store) is
+//! recorded durably before the method goes on.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -16,6 +20,8 @@ use fraud_contract::{
     GetQuickScoreOutput,
 };
 use nexus_runtime::{HandlerError, OperationContext, OperationError, OperationResult};
+
+use crate::executions::ExecutionLog;
 
 /// Payments at or above this amount are declined.
 pub const APPROVAL_LIMIT: f64 = 10_000.0;
@@ -35,6 +41,7 @@ pub struct CheckRejected {
 pub struct FraudDesk {
     check_delay: Duration,
     flagged: Mutex<BTreeSet<String>>,
+    executions: Option<ExecutionLog>,
 }
 
 impl FraudDesk {
@@ -43,7 +50,26 @@ impl FraudDesk {
         Self {
             check_delay,
             flagged: Mutex::default(),
+            executions: None,
         }
+    }
+
+    /// Records every execution of an operation method in `log`.
+    #[must_use]
+    pub fn with_execution_log(mut self, log: ExecutionLog) -> Self {
+        self.executions = Some(log);
+        self
+    }
+
+    /// Records this execution, if there is a log. A write that fails is a retryable INTERNAL
+    /// error: the execution did not happen as far as the caller knows, and its retry runs again.
+    async fn executed(&self, ctx: &OperationContext) -> Result<(), HandlerError> {
+        let Some(log) = &self.executions else {
+            return Ok(());
+        };
+        log.record(ctx.operation(), ctx.request_id(), ctx.resumed())
+            .await
+            .map_err(|e| HandlerError::internal(format!("cannot write the execution log: {e}")))
     }
 
     /// The users flagged so far.
@@ -70,8 +96,10 @@ impl Fraud for FraudDesk {
         ctx: OperationContext,
         input: CheckTransactionInput,
     ) -> OperationResult<CheckTransactionOutput> {
+        self.executed(&ctx).await?;
         let delay = self.check_delay;
-        ctx.start_async(move |work| async move {
+        // A check can be redone from scratch after a restart: resumable.
+        ctx.start_resumable(move |work| async move {
             tokio::select! {
                 _ = work.cancelled() => {
                     return Err(OperationError::canceled(format!(
@@ -105,9 +133,10 @@ impl Fraud for FraudDesk {
 
     async fn get_quick_score(
         &self,
-        _ctx: OperationContext,
+        ctx: OperationContext,
         input: GetQuickScoreInput,
     ) -> OperationResult<GetQuickScoreOutput> {
+        self.executed(&ctx).await?;
         if input.user_id.is_empty() {
             return Err(HandlerError::bad_request("`userId` must not be empty").into());
         }
@@ -117,7 +146,8 @@ impl Fraud for FraudDesk {
         .into())
     }
 
-    async fn flag_user(&self, _ctx: OperationContext, input: FlagUserInput) -> OperationResult<()> {
+    async fn flag_user(&self, ctx: OperationContext, input: FlagUserInput) -> OperationResult<()> {
+        self.executed(&ctx).await?;
         if input.user_id.is_empty() {
             return Err(HandlerError::bad_request("`userId` must not be empty").into());
         }

@@ -4,20 +4,31 @@
 //! Run: `cargo run -p nexus-examples --bin fraud-handler -- --listen 127.0.0.1:7243`
 //! (`RUST_LOG=debug` shows every request.)
 //!
+//! Durable by default: its records live in `./.nexus-data/fraud-handler.sqlite3` (`--store`
+//! chooses another file, a `postgres://` URL, or `none`), so a retried start is answered from the
+//! store, completions are retried across restarts, and a check running when the process died is
+//! run again by the next one. `--executions-log FILE` records every method actually run (see
+//! `nexus_examples::executions`), so a crash test can count executions per request id.
+//!
 //! For tests of callers (the Temporal interop test uses both): `--event-log FILE` records every
-//! start (with its request id) and every completion sent (with its token and state) as JSON
+//! start (with its request id) and every completion attempt (with its token and state) as JSON
 //! lines, and `--unavailable-first N` answers UNAVAILABLE (503) to the first N attempts of each
-//! request id. See `nexus_examples::observe`.
+//! request id. See `nexus_examples::observe`. With a store, the store answers retried starts
+//! before they reach the observed service, and each completion attempt of the outbox is logged.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use fraud_contract::FraudService;
+use nexus_examples::executions::ExecutionLog;
 use nexus_examples::fraud_desk::FraudDesk;
 use nexus_examples::observe::{EventLog, LoggedCompletions, Observed};
-use nexus_runtime::server::{HandlerServer, HttpCompletionSender};
-use nexus_runtime::service::Dispatcher;
+use nexus_runtime::server::{CompletionRetry, HandlerServer, HttpCompletionSender};
+use nexus_runtime::service::{Dispatcher, DurabilityOptions};
+use nexus_runtime::store::{PostgresStore, SqliteStore, Store};
 
 /// Serves the fraud team's `fraud.v1` service over Nexus RPC over HTTP.
 #[derive(Debug, Parser)]
@@ -32,12 +43,27 @@ struct Args {
     /// The path the service is served under (a Temporal endpoint's target URL may add one).
     #[arg(long, value_name = "PATH", default_value = "/")]
     prefix: String,
+    /// Where the handler keeps its records: an SQLite file (created, with its directory, if
+    /// missing), a `postgres://` URL, or `none` (no deduplication, nothing survives a restart).
+    #[arg(
+        long,
+        value_name = "PATH_OR_URL",
+        default_value = "./.nexus-data/fraud-handler.sqlite3"
+    )]
+    store: String,
+    /// This process's owner id in the store: keep it across restarts; give each replica sharing
+    /// a PostgreSQL store its own.
+    #[arg(long, value_name = "ID", default_value = "fraud-handler")]
+    owner: String,
+    /// Append one JSON line per operation method run (not replayed) to FILE, fsynced.
+    #[arg(long, value_name = "FILE")]
+    executions_log: Option<PathBuf>,
     /// Answer UNAVAILABLE (503, retryable) to the first N attempts of each request id.
     #[arg(long, value_name = "N", default_value_t = 0)]
     unavailable_first: u32,
     /// Record every start and every completion sent in FILE, one JSON object per line.
     #[arg(long, value_name = "FILE")]
-    event_log: Option<std::path::PathBuf>,
+    event_log: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -59,8 +85,31 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Opens the store `--store` names, or none.
+async fn open_store(spec: &str) -> Result<Option<Arc<dyn Store>>, String> {
+    if spec == "none" {
+        return Ok(None);
+    }
+    let store: Arc<dyn Store> =
+        if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+            Arc::new(
+                PostgresStore::connect(spec)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            )
+        } else {
+            Arc::new(SqliteStore::open(spec).await.map_err(|e| e.to_string())?)
+        };
+    Ok(Some(store))
+}
+
 async fn run(args: Args) -> Result<(), String> {
-    let desk = FraudDesk::new(Duration::from_millis(args.check_delay_ms));
+    let mut desk = FraudDesk::new(Duration::from_millis(args.check_delay_ms));
+    if let Some(path) = &args.executions_log {
+        let log = ExecutionLog::open(path)
+            .map_err(|e| format!("cannot open the executions log {}: {e}", path.display()))?;
+        desk = desk.with_execution_log(log);
+    }
     let log = args
         .event_log
         .as_ref()
@@ -74,10 +123,23 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(log) = &log {
         service = service.event_log(log.clone());
     }
-    let dispatcher = Dispatcher::builder().service(service).build();
-    let server = HandlerServer::builder(dispatcher)
+    let mut builder = Dispatcher::builder().service(service);
+    let store = open_store(&args.store).await?;
+    // With a store, the outbox retries (durably): each send is one attempt.
+    let sender = if store.is_some() {
+        HttpCompletionSender::new().retry(CompletionRetry::never())
+    } else {
+        HttpCompletionSender::new()
+    };
+    if let Some(store) = store {
+        builder = builder
+            .store(store)
+            .durability(DurabilityOptions::default().owner(&args.owner));
+    }
+    let dispatcher = builder.build();
+    let server = HandlerServer::builder(dispatcher.clone())
         .prefix(&args.prefix)
-        .completion_sender(LoggedCompletions::new(HttpCompletionSender::new(), log))
+        .completion_sender(LoggedCompletions::new(sender, log))
         .build();
     let running = server
         .bind(args.listen.as_str())
@@ -89,6 +151,8 @@ async fn run(args: Args) -> Result<(), String> {
         addr = %running.local_addr(),
         prefix = %args.prefix,
         check_delay_ms = args.check_delay_ms,
+        store = %args.store,
+        owner = %args.owner,
         unavailable_first = args.unavailable_first,
         "serving fraud.v1"
     );
@@ -98,6 +162,8 @@ async fn run(args: Args) -> Result<(), String> {
         .shutdown()
         .await
         .map_err(|e| format!("shutdown: {e}"))?;
+    // Checks still running stay in the store, for the next process to run again.
+    dispatcher.shutdown().await;
     tracing::info!("stopped");
     Ok(())
 }

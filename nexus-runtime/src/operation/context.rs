@@ -28,6 +28,7 @@ pub(crate) struct ContextParts {
     pub operation_deadline: Option<Instant>,
     pub cancel: CancellationToken,
     pub has_callback: bool,
+    pub resumed: bool,
 }
 
 /// Everything a handler knows about the start request it is answering.
@@ -152,6 +153,16 @@ impl OperationContext {
         self.parts.has_callback
     }
 
+    /// Whether this is not a start request but the resumption of an async operation that this
+    /// method started before the handler restarted (see
+    /// [`start_resumable`](Self::start_resumable)). The input and request id are the original
+    /// ones; there is no request deadline, and the method should answer as it did the first time
+    /// (normally with the same resumable async work, whose token the runtime keeps). Use it to
+    /// skip what must happen only once at start.
+    pub fn resumed(&self) -> bool {
+        self.parts.resumed
+    }
+
     /// Answers asynchronously: the runtime returns an operation token to the caller right away,
     /// runs `work` in the background, and delivers its outcome to the caller's callback. The work
     /// receives an [`AsyncContext`] that signals cancellation requests.
@@ -176,6 +187,35 @@ impl OperationContext {
     {
         Ok(OperationStart::Async(AsyncOperation::new(work)))
     }
+
+    /// Answers asynchronously as [`start_async`](Self::start_async) does, with work declared
+    /// [resumable](AsyncOperation::resumable): when the dispatcher has a store and the handler
+    /// process stops before the work ends, the next dispatcher on that store calls this operation
+    /// method again (with [`resumed`](Self::resumed) true) and runs the work it returns, under
+    /// the token the caller already holds. Work that is not resumable is completed as failed
+    /// instead. Only declare work that can be done twice.
+    ///
+    /// ```
+    /// use nexus_runtime::{OperationContext, OperationResult};
+    ///
+    /// async fn recheck(ctx: OperationContext, account: String) -> OperationResult<bool> {
+    ///     if !ctx.resumed() {
+    ///         tracing::info!(%account, "new check");
+    ///     }
+    ///     ctx.start_resumable(move |work| async move {
+    ///         // A check can be redone from scratch: nothing is lost if it runs twice.
+    ///         Ok(!account.is_empty() && !work.is_cancelled())
+    ///     })
+    /// }
+    /// ```
+    pub fn start_resumable<O, F, Fut>(&self, work: F) -> OperationResult<O>
+    where
+        O: Send + 'static,
+        F: FnOnce(AsyncContext) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<O, OperationError>> + Send + 'static,
+    {
+        Ok(OperationStart::Async(AsyncOperation::new(work).resumable()))
+    }
 }
 
 /// What the work of an async operation sees: its token and a cancellation signal.
@@ -189,6 +229,7 @@ pub struct AsyncContext {
     pub(crate) deadline: Option<Instant>,
     pub(crate) cancel: CancellationToken,
     pub(crate) links: Arc<Mutex<Vec<Link>>>,
+    pub(crate) resumed: bool,
 }
 
 impl AsyncContext {
@@ -230,6 +271,12 @@ impl AsyncContext {
     /// Whether the caller requested cancellation.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
+    }
+
+    /// Whether this run of the work resumes an operation started before the handler restarted
+    /// (see [`OperationContext::start_resumable`]).
+    pub fn resumed(&self) -> bool {
+        self.resumed
     }
 
     /// Adds a link to the completion sent to the caller.

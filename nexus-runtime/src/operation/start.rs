@@ -42,9 +42,12 @@ type Work<O> =
 
 /// The background work of an async operation, run by the runtime after it answered the caller.
 ///
-/// Usually made with [`OperationContext::start_async`](crate::OperationContext::start_async).
+/// Usually made with [`OperationContext::start_async`](crate::OperationContext::start_async), or
+/// [`OperationContext::start_resumable`](crate::OperationContext::start_resumable) for work that
+/// may be run again after a handler restart.
 pub struct AsyncOperation<O> {
     pub(crate) token: Option<String>,
+    pub(crate) resumable: bool,
     pub(crate) work: Work<O>,
 }
 
@@ -57,8 +60,30 @@ impl<O: Send + 'static> AsyncOperation<O> {
     {
         Self {
             token: None,
+            resumable: false,
             work: Box::new(move |ctx| Box::pin(work(ctx))),
         }
+    }
+
+    /// Declares the work resumable: if the handler process stops while it runs, the dispatcher's
+    /// store keeps the operation, and the next dispatcher on that store runs it again, by calling
+    /// the operation method anew with the same input and request id and with
+    /// [`OperationContext::resumed`](crate::OperationContext::resumed) true (the caller keeps its
+    /// token). Declare it only for work that can safely be done again: work may run more than
+    /// once (at-least-once), though its completion is sent once.
+    ///
+    /// Work that is not resumable is completed as failed, with a message saying the handler
+    /// restarted, when a restarted dispatcher finds it unfinished. Without a store, this
+    /// declaration changes nothing.
+    #[must_use]
+    pub fn resumable(mut self) -> Self {
+        self.resumable = true;
+        self
+    }
+
+    /// Whether the work was declared [resumable](Self::resumable).
+    pub fn is_resumable(&self) -> bool {
+        self.resumable
     }
 
     /// Uses `token` as the operation token instead of a generated one. It must be unique among
@@ -77,6 +102,7 @@ impl<O: Send + 'static> AsyncOperation<O> {
         let work = self.work;
         AsyncOperation {
             token: self.token,
+            resumable: self.resumable,
             work: Box::new(move |ctx| {
                 let fut = work(ctx);
                 Box::pin(async move { fut.await.and_then(f) })
@@ -89,6 +115,7 @@ impl<O> fmt::Debug for AsyncOperation<O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncOperation")
             .field("token", &self.token)
+            .field("resumable", &self.resumable)
             .finish_non_exhaustive()
     }
 }

@@ -132,6 +132,11 @@ where
 /// success; a HandlerError answer is retried when its type (or retry override) says so, as are
 /// unreachable receivers and answers that are not valid Nexus; anything else stops delivery.
 ///
+/// Its retries are in memory. A dispatcher with a store retries through its outbox instead,
+/// durably: there, the sender is built with [`CompletionRetry::never`] and each call is one
+/// attempt, whose error says whether it is worth retrying
+/// ([`HandlerError::is_retryable`]).
+///
 /// The request carries the callback headers (the start request's `Nexus-Callback-*` with the
 /// prefix removed), `Nexus-Operation-State`, `Nexus-Operation-Token`,
 /// `Nexus-Operation-Start-Time` (HTTP-date), `Nexus-Operation-Close-Time` (RFC 3339 UTC),
@@ -210,11 +215,13 @@ impl HttpCompletionSender {
         ) {
             Ok(request) => request,
             Err(e) => {
+                // It would fail the same way every time.
                 return DeliveryReport {
                     attempts: 0,
                     result: Err(HandlerError::internal(format!(
                         "cannot build the completion request: {e}"
-                    ))),
+                    ))
+                    .with_retryable(false)),
                 };
             }
         };
@@ -228,6 +235,14 @@ impl HttpCompletionSender {
                 state = completion.state(),
                 attempts = report.attempts,
                 "completion delivered"
+            ),
+            // A single-attempt sender reports to its caller (the dispatcher's outbox), which
+            // decides whether to retry and logs what it does.
+            Err(error) if self.retry.max_attempts <= 1 => tracing::debug!(
+                token = %completion.token,
+                %url,
+                %error,
+                "completion attempt failed"
             ),
             Err(error) => tracing::error!(
                 token = %completion.token,

@@ -11,7 +11,7 @@ use axum::routing::any;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use tokio::net::{TcpListener, ToSocketAddrs};
 
-use super::completion_sender::HttpCompletionSender;
+use super::completion_sender::{CompletionRetry, HttpCompletionSender};
 use super::handle::ServerHandle;
 use super::request;
 use super::wire::{self, DEFAULT_BODY_LIMIT};
@@ -43,7 +43,9 @@ use crate::transport::StartResponse;
 /// `Nexus-Callback-*` and the hop's framing; the body with its `Content-*` headers.
 ///
 /// Async operations deliver their completions with an [`HttpCompletionSender`], installed in the
-/// dispatcher unless it already has a completion sender.
+/// dispatcher unless it already has a completion sender. When the dispatcher has a store, the
+/// sender makes one attempt per call and the dispatcher's outbox does the retrying (completions
+/// survive restarts); otherwise the sender retries by itself, in memory.
 ///
 /// ```no_run
 /// # async fn demo(dispatcher: nexus_runtime::service::Dispatcher) -> std::io::Result<()> {
@@ -118,18 +120,25 @@ impl HandlerServerBuilder {
     }
 
     /// Delivers completions with this sender instead of a default [`HttpCompletionSender`]
-    /// (ignored if the dispatcher was built with a completion sender).
+    /// (ignored if the dispatcher was built with a completion sender). With a store, each call is
+    /// one attempt of the outbox: give it no retries ([`CompletionRetry::never`]).
     #[must_use]
     pub fn completion_sender(mut self, sender: impl CompletionSender) -> Self {
         self.completion_sender = Some(Arc::new(sender));
         self
     }
 
-    /// Builds the server and installs its completion sender in the dispatcher.
+    /// Builds the server and installs its completion sender in the dispatcher: with a store, a
+    /// sender that makes one attempt per call, for the dispatcher's outbox (which retries, across
+    /// restarts); without one, a sender that retries by itself.
     pub fn build(self) -> HandlerServer {
-        let sender = self
-            .completion_sender
-            .unwrap_or_else(|| Arc::new(HttpCompletionSender::new()));
+        let sender = self.completion_sender.unwrap_or_else(|| {
+            if self.dispatcher.has_store() {
+                Arc::new(HttpCompletionSender::new().retry(CompletionRetry::never()))
+            } else {
+                Arc::new(HttpCompletionSender::new())
+            }
+        });
         self.dispatcher.set_default_completion_sender(sender);
         HandlerServer {
             inner: Arc::new(Inner {

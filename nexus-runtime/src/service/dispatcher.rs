@@ -1,23 +1,20 @@
 //! The dispatcher: routes start and cancel requests to service handlers and runs async work.
 
-use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
-use futures::FutureExt as _;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
+use super::durable::{self, DurabilityOptions, Durable};
 use super::handler::{RawStart, ServiceHandler};
-use super::running::{CancelMiss, RunningOperation, RunningOperations};
-use crate::codec::Content;
-use crate::completion::{Callback, Completion, CompletionSender};
-use crate::error::{HandlerError, OperationError, StartError};
-use crate::link::Link;
-use crate::operation::{AsyncContext, AsyncOperation, CallScope, ContextParts, OperationContext};
+use super::invoke::{Invocation, invoke, quoted_list};
+use super::running::{CancelMiss, RunningOperations};
+use super::work::Launch;
+use crate::completion::CompletionSender;
+use crate::error::{HandlerError, StartError};
+use crate::operation::ContextParts;
+use crate::store::Store;
 use crate::transport::{CancelRequest, StartRequest, StartResponse};
 
 /// Hosts service handlers and runs their operations. Every transport goes through it: the
@@ -30,6 +27,11 @@ use crate::transport::{CancelRequest, StartRequest, StartResponse};
 ///   UPSTREAM_TIMEOUT), and dropping the request drops the handler's future;
 /// - async work runs in the background, can be canceled by token, and its completion is delivered
 ///   to the caller's callback.
+///
+/// With a [store](DispatcherBuilder::store) it is also durable: starts are deduplicated by
+/// request id, async operations and their completions are recorded, completions to callback URLs
+/// go through an outbox that is retried across restarts, and operations left unfinished by a
+/// previous process are resumed or failed (see [`DispatcherBuilder::store`]).
 ///
 /// ```
 /// use nexus_runtime::service::Dispatcher;
@@ -50,13 +52,23 @@ use crate::transport::{CancelRequest, StartRequest, StartResponse};
 /// ```
 #[derive(Clone)]
 pub struct Dispatcher {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    services: BTreeMap<String, Arc<dyn ServiceHandler>>,
-    running: RunningOperations,
+pub(crate) struct Inner {
+    pub services: BTreeMap<String, Arc<dyn ServiceHandler>>,
+    pub running: RunningOperations,
     completion_sender: Mutex<Option<Arc<dyn CompletionSender>>>,
+    pub durable: Option<Arc<Durable>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The background tasks hold only weak references: stop them with the last handle.
+        if let Some(durable) = &self.durable {
+            durable.stop.cancel();
+        }
+    }
 }
 
 impl fmt::Debug for Dispatcher {
@@ -64,6 +76,7 @@ impl fmt::Debug for Dispatcher {
         f.debug_struct("Dispatcher")
             .field("services", &self.service_names())
             .field("running", &self.inner.running.len())
+            .field("store", &self.has_store())
             .finish()
     }
 }
@@ -73,6 +86,8 @@ impl fmt::Debug for Dispatcher {
 pub struct DispatcherBuilder {
     services: BTreeMap<String, Arc<dyn ServiceHandler>>,
     completion_sender: Option<Arc<dyn CompletionSender>>,
+    store: Option<Arc<dyn Store>>,
+    durability: Option<DurabilityOptions>,
 }
 
 impl DispatcherBuilder {
@@ -92,22 +107,79 @@ impl DispatcherBuilder {
         self
     }
 
-    /// Sets what delivers completions to callback URLs (the HTTP server sets its own).
+    /// Sets what delivers completions to callback URLs (the HTTP server sets its own). With a
+    /// store, each call of the sender is one attempt of the outbox, which does the retrying:
+    /// give it no retries of its own.
     #[must_use]
     pub fn completion_sender(mut self, sender: impl CompletionSender) -> Self {
         self.completion_sender = Some(Arc::new(sender));
         self
     }
 
+    /// Makes the dispatcher durable with `store` (a `MemoryStore`, `SqliteStore` or
+    /// `PostgresStore`), as its [`DurabilityOptions`] say:
+    ///
+    /// - **Starts are deduplicated by request id**: the first request with a given (service,
+    ///   operation, request id) runs the handler; every later one gets the recorded answer (the
+    ///   same sync result, the same operation token, the same OperationError or non-retryable
+    ///   HandlerError) without running it again. While the first still runs, a retry is answered
+    ///   UNAVAILABLE (retryable). A retryable error, a panic or a missed deadline is not recorded:
+    ///   the retry runs the handler again. Requests without a request id are not deduplicated.
+    /// - **Async operations are recorded** with the answer, under a lease of this dispatcher's
+    ///   owner id, and cancel requests are recorded before the work is signalled.
+    /// - **Completions go through an outbox**: finishing an operation and enqueueing its
+    ///   completion is one transaction; a sender loop delivers it to the callback URL, retrying
+    ///   with backoff (across restarts) until it is accepted, rejected for good, or too old (see
+    ///   [`OutboxOptions`](super::OutboxOptions)). In-process callers get theirs directly.
+    /// - **Nothing running is silently lost**: at start-up the dispatcher takes over the
+    ///   operations its owner id left running (and, periodically, those whose owner's lease
+    ///   expired), and resumes those declared [resumable](crate::OperationContext::start_resumable)
+    ///   by calling their operation method again, or completes the others as failed with a
+    ///   message saying the handler restarted.
+    ///
+    /// With a store, [`build`](Self::build) must run inside a Tokio runtime: it starts the
+    /// dispatcher's background tasks (recovery and lease renewal, and the outbox sender).
+    #[must_use]
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// How the store is used: owner id, leases, outbox (see [`DurabilityOptions`]); only
+    /// meaningful with a [store](Self::store).
+    #[must_use]
+    pub fn durability(mut self, options: DurabilityOptions) -> Self {
+        self.durability = Some(options);
+        self
+    }
+
     /// Builds the dispatcher.
+    ///
+    /// # Panics
+    /// With a store, outside a Tokio runtime.
     pub fn build(self) -> Dispatcher {
-        Dispatcher {
+        let durability = self.durability;
+        let durable = self
+            .store
+            .map(|store| Arc::new(Durable::new(store, durability.unwrap_or_default())));
+        let dispatcher = Dispatcher {
             inner: Arc::new(Inner {
                 services: self.services,
                 running: RunningOperations::default(),
                 completion_sender: Mutex::new(self.completion_sender),
+                durable: durable.clone(),
             }),
+        };
+        if let Some(durable) = durable {
+            assert!(
+                tokio::runtime::Handle::try_current().is_ok(),
+                "a Dispatcher with a store must be built inside a Tokio runtime: it starts \
+                 background tasks (recovery, lease renewal, the completion outbox)"
+            );
+            durable::spawn_keeper(&dispatcher, durable.clone());
+            durable::spawn_outbox(&dispatcher, durable);
         }
+        dispatcher
     }
 }
 
@@ -127,6 +199,11 @@ impl Dispatcher {
         self.inner.running.len()
     }
 
+    /// Whether the dispatcher was built with a store.
+    pub fn has_store(&self) -> bool {
+        self.inner.durable.is_some()
+    }
+
     /// Sets the sender for URL callbacks if none is set yet (used by servers).
     pub fn set_default_completion_sender(&self, sender: Arc<dyn CompletionSender>) {
         let mut slot = self
@@ -136,6 +213,42 @@ impl Dispatcher {
             .unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
             *slot = Some(sender);
+            if let Some(durable) = &self.inner.durable {
+                // Deliveries may be waiting for a sender (enqueued before a restart).
+                durable.wake_outbox.notify_one();
+            }
+        }
+    }
+
+    pub(crate) fn completion_sender(&self) -> Option<Arc<dyn CompletionSender>> {
+        self.inner
+            .completion_sender
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Stops a dispatcher with a store, as a process does before it exits: its background tasks
+    /// end, new starts are answered UNAVAILABLE, and the work of its running async operations is
+    /// dropped **without** completing them: they stay running in the store, with their leases
+    /// released, and the next dispatcher on the store (a restarted process, or another replica)
+    /// resumes or fails them at once. Without a store it does nothing (running work continues).
+    pub async fn shutdown(&self) {
+        let Some(durable) = &self.inner.durable else {
+            return;
+        };
+        durable.stop.cancel();
+        let tokens = self.inner.running.tokens();
+        if tokens.is_empty() {
+            return;
+        }
+        match durable
+            .handler
+            .release_async(&durable.options.owner, &tokens)
+            .await
+        {
+            Ok(released) => tracing::info!(released, "released the leases of running operations"),
+            Err(e) => tracing::warn!(error = %e, "cannot release the leases of running operations"),
         }
     }
 
@@ -151,184 +264,53 @@ impl Dispatcher {
     /// Handles a start request.
     pub async fn start(&self, request: StartRequest) -> Result<StartResponse, StartError> {
         let handler = self.handler(&request.service)?.clone();
-        // Fires when this future is dropped (the caller went away) or finishes.
-        let request_cancel = CancellationToken::new();
-        let _cancel_on_drop = request_cancel.clone().drop_guard();
+        match &self.inner.durable {
+            None => self.start_direct(&handler, request).await,
+            Some(durable) => self.start_durable(durable, &handler, request).await,
+        }
+    }
+
+    /// A start without a store: run the handler, launch async work.
+    async fn start_direct(
+        &self,
+        handler: &Arc<dyn ServiceHandler>,
+        mut request: StartRequest,
+    ) -> Result<StartResponse, StartError> {
         let operation_deadline = request.operation_timeout.map(|t| Instant::now() + t);
-        let ctx = OperationContext::new(ContextParts {
-            service: request.service.clone(),
-            operation: request.operation.clone(),
-            request_id: request.request_id.clone(),
-            headers: request.headers.clone(),
-            links: request.links.clone(),
-            deadline: request.request_deadline,
-            operation_deadline,
-            cancel: request_cancel.clone(),
-            has_callback: request.callback.is_some(),
-        });
-        let response_links = ctx.response_links();
-        let Some(start) = handler.start(&request.operation, ctx, request.input) else {
-            return Err(HandlerError::not_found(format!(
-                "service `{}` has no operation `{}`; its operations are: {}",
-                request.service,
-                request.operation,
-                quoted_list(handler.operation_names().into_iter())
-            ))
-            .into());
-        };
-        let scope = CallScope {
-            deadline: earliest(request.request_deadline, operation_deadline),
-            cancel: request_cancel,
-        };
-        let guarded = AssertUnwindSafe(scope.run(start)).catch_unwind();
-        let outcome = match request.request_deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline, guarded)
-                .await
-                .map_err(|_| {
-                    HandlerError::upstream_timeout(format!(
-                        "operation `{}` did not answer before the request deadline",
-                        request.operation
-                    ))
-                })?,
-            None => guarded.await,
-        };
-        let raw = outcome.map_err(|panic| {
-            tracing::error!(
-                service = %request.service,
-                operation = %request.operation,
-                "handler panicked: {}",
-                panic_message(&*panic)
-            );
-            HandlerError::internal(format!(
-                "handler of `{}` panicked: {}",
-                request.operation,
-                panic_message(&*panic)
-            ))
-        })??;
-        let links = take_links(&response_links);
-        match raw {
-            RawStart::Sync(output) => Ok(StartResponse::Sync { output, links }),
+        let invocation = invocation(&mut request, operation_deadline);
+        let answered = invoke(handler, &request.service, &request.operation, invocation).await?;
+        match answered.raw {
+            RawStart::Sync(output) => Ok(StartResponse::Sync {
+                output,
+                links: answered.links,
+            }),
             RawStart::Async(op) => {
-                let token = self.launch(
+                let (token, cancel) = self.reserve(&op, &request.service, &request.operation)?;
+                self.spawn_work(
                     op,
-                    request.service,
-                    request.operation,
-                    AsyncMeta {
+                    Launch {
+                        token: token.clone(),
+                        service: request.service,
+                        operation: request.operation,
                         request_id: request.request_id,
                         headers: request.headers,
                         deadline: operation_deadline,
                         callback: request.callback,
+                        resumed: false,
+                        start_time: crate::clock::now(),
+                        cancel,
                     },
-                )?;
-                Ok(StartResponse::Async { token, links })
+                );
+                Ok(StartResponse::Async {
+                    token,
+                    links: answered.links,
+                })
             }
         }
     }
 
-    /// Registers and spawns the work of an async operation; returns its token.
-    fn launch(
-        &self,
-        op: AsyncOperation<Content>,
-        service: String,
-        operation: String,
-        meta: AsyncMeta,
-    ) -> Result<String, HandlerError> {
-        let token = op
-            .token
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-        if token.is_empty() || token.bytes().any(|b| b.is_ascii_control()) {
-            return Err(HandlerError::internal(
-                "the handler chose an operation token that is empty or not valid in a header",
-            ));
-        }
-        let cancel = CancellationToken::new();
-        let registered = self.inner.running.insert(
-            &token,
-            RunningOperation {
-                service: service.clone(),
-                operation: operation.clone(),
-                cancel: cancel.clone(),
-            },
-        );
-        if !registered {
-            return Err(HandlerError::conflict(format!(
-                "an operation with token `{token}` is already running"
-            )));
-        }
-        let links = Arc::new(Mutex::new(Vec::new()));
-        let ctx = AsyncContext {
-            token: token.clone(),
-            service,
-            operation: operation.clone(),
-            request_id: meta.request_id,
-            headers: meta.headers,
-            deadline: meta.deadline,
-            cancel: cancel.clone(),
-            links: links.clone(),
-        };
-        let scope = CallScope {
-            deadline: meta.deadline,
-            cancel,
-        };
-        let work = (op.work)(ctx);
-        let dispatcher = self.clone();
-        let callback = meta.callback;
-        let token_for_task = token.clone();
-        tokio::spawn(async move {
-            let start_time = SystemTime::now();
-            let outcome = AssertUnwindSafe(scope.run(work))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|panic| {
-                    Err(OperationError::failed(format!(
-                        "handler of `{operation}` panicked: {}",
-                        panic_message(&*panic)
-                    )))
-                });
-            dispatcher.inner.running.remove(&token_for_task);
-            let completion = Completion {
-                token: token_for_task,
-                outcome,
-                links: take_links(&links),
-                start_time: Some(start_time),
-                close_time: Some(SystemTime::now()),
-            };
-            dispatcher.deliver(callback, completion).await;
-        });
-        Ok(token)
-    }
-
-    async fn deliver(&self, callback: Option<Callback>, completion: Completion) {
-        let token = completion.token.clone();
-        let result = match callback {
-            None => {
-                tracing::warn!(%token, "async operation finished but the caller gave no callback");
-                return;
-            }
-            Some(Callback::Local(sink)) => sink.complete(completion).await,
-            Some(Callback::Url { url, headers }) => {
-                let sender = self
-                    .inner
-                    .completion_sender
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone();
-                match sender {
-                    Some(sender) => sender.send(url, headers, completion).await,
-                    None => Err(HandlerError::internal(
-                        "no completion sender is configured for URL callbacks",
-                    )),
-                }
-            }
-        };
-        match result {
-            Ok(()) => tracing::debug!(%token, "completion delivered"),
-            Err(e) => tracing::warn!(%token, error = %e, "completion not delivered"),
-        }
-    }
-
-    /// Handles a cancel request: signals cancellation to the running operation with the token.
+    /// Handles a cancel request: signals cancellation to the running operation with the token
+    /// (with a store, after recording the request).
     pub async fn cancel(&self, request: CancelRequest) -> Result<(), HandlerError> {
         let handler = self.handler(&request.service)?;
         if !handler
@@ -340,60 +322,64 @@ impl Dispatcher {
                 request.service, request.operation
             )));
         }
-        match self
-            .inner
-            .running
-            .cancel(&request.service, &request.operation, &request.token)
-        {
-            Ok(()) => Ok(()),
-            Err(CancelMiss::Unknown) => Err(HandlerError::not_found(format!(
-                "no running `{}` operation has token `{}`",
-                request.operation, request.token
-            ))),
-            Err(CancelMiss::Mismatch { service, operation }) => {
-                Err(HandlerError::not_found(format!(
-                    "token `{}` belongs to operation `{service}/{operation}`, not `{}/{}`",
-                    request.token, request.service, request.operation
-                )))
+        let found =
+            self.inner
+                .running
+                .cancel_signal(&request.service, &request.operation, &request.token);
+        match (&self.inner.durable, found) {
+            (None, Ok(signal)) => {
+                signal.cancel();
+                Ok(())
+            }
+            (Some(durable), Ok(signal)) => self.cancel_running(durable, &request, signal).await,
+            (Some(durable), Err(CancelMiss::Unknown)) => {
+                self.cancel_recorded(durable, &request).await
+            }
+            (None, Err(CancelMiss::Unknown)) => Err(no_such_operation(&request)),
+            (_, Err(CancelMiss::Mismatch { service, operation })) => {
+                Err(wrong_operation(&request, &service, &operation))
             }
         }
     }
 }
 
-struct AsyncMeta {
-    request_id: String,
-    headers: crate::operation::Headers,
-    deadline: Option<Instant>,
-    callback: Option<Callback>,
-}
-
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+/// What the operation method of a start request sees (the input is moved out of `request`).
+pub(crate) fn invocation(
+    request: &mut StartRequest,
+    operation_deadline: Option<Instant>,
+) -> Invocation {
+    Invocation {
+        parts: ContextParts {
+            service: request.service.clone(),
+            operation: request.operation.clone(),
+            request_id: request.request_id.clone(),
+            headers: request.headers.clone(),
+            links: request.links.clone(),
+            deadline: request.request_deadline,
+            operation_deadline,
+            cancel: Default::default(),
+            has_callback: request.callback.is_some(),
+            resumed: false,
+        },
+        input: std::mem::take(&mut request.input),
+        request_deadline: request.request_deadline,
     }
 }
 
-fn take_links(links: &Mutex<Vec<Link>>) -> Vec<Link> {
-    std::mem::take(&mut *links.lock().unwrap_or_else(|e| e.into_inner()))
+pub(crate) fn no_such_operation(request: &CancelRequest) -> HandlerError {
+    HandlerError::not_found(format!(
+        "no running `{}` operation has token `{}`",
+        request.operation, request.token
+    ))
 }
 
-fn quoted_list<'a>(names: impl Iterator<Item = &'a str>) -> String {
-    let list: Vec<String> = names.map(|n| format!("`{n}`")).collect();
-    if list.is_empty() {
-        "none".to_owned()
-    } else {
-        list.join(", ")
-    }
-}
-
-/// The message of a panic payload.
-pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a non-string panic payload".to_owned()
-    }
+pub(crate) fn wrong_operation(
+    request: &CancelRequest,
+    service: &str,
+    operation: &str,
+) -> HandlerError {
+    HandlerError::not_found(format!(
+        "token `{}` belongs to operation `{service}/{operation}`, not `{}/{}`",
+        request.token, request.service, request.operation
+    ))
 }

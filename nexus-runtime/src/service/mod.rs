@@ -4,12 +4,21 @@
 //! [`ServiceHandler`] for an adapter around the team's implementation of the contract trait. A
 //! [`Dispatcher`] hosts any number of service handlers, and every transport (in-process, HTTP)
 //! goes through it.
+//!
+//! - `dispatcher`: routing of start and cancel requests; `invoke`: one run of an operation
+//!   method; `work` and `running`: async work and the table of running operations;
+//! - `durable`: what a dispatcher with a store adds (deduplication by request id, operation
+//!   records and leases, the completion outbox, resume-or-fail at start-up).
 
 mod dispatcher;
+mod durable;
 mod handler;
+mod invoke;
 mod running;
+mod work;
 
 pub use dispatcher::{Dispatcher, DispatcherBuilder};
+pub use durable::{DurabilityOptions, OutboxOptions};
 pub use handler::{RawStart, ServiceHandler, StartFuture, typed_start};
 #[doc(hidden)]
 pub use handler::{decode_input, encode_output};

@@ -1,4 +1,6 @@
-//! The table of async operations a dispatcher is running, keyed by operation token.
+//! The table of async operations a dispatcher is running, keyed by operation token. A token is
+//! reserved here before its operation is recorded in a store, and removed only after its
+//! completion is recorded, so that recovery never takes a live operation for an abandoned one.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -49,8 +51,14 @@ impl RunningOperations {
         self.ops.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    /// Signals cancellation to the operation with `token`.
-    pub fn cancel(&self, service: &str, operation: &str, token: &str) -> Result<(), CancelMiss> {
+    /// The cancellation signal of the operation with `token`, checking that it is an operation
+    /// of `service`/`operation`.
+    pub fn cancel_signal(
+        &self,
+        service: &str,
+        operation: &str,
+        token: &str,
+    ) -> Result<CancellationToken, CancelMiss> {
         let ops = self.ops.lock().unwrap_or_else(|e| e.into_inner());
         let op = ops.get(token).ok_or(CancelMiss::Unknown)?;
         if op.service != service || op.operation != operation {
@@ -59,7 +67,35 @@ impl RunningOperations {
                 operation: op.operation.clone(),
             });
         }
-        op.cancel.cancel();
-        Ok(())
+        Ok(op.cancel.clone())
+    }
+
+    /// Whether an operation with `token` is running (or reserved).
+    pub fn contains(&self, token: &str) -> bool {
+        self.ops
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(token)
+    }
+
+    /// The tokens and cancellation signals of the running operations not signalled yet.
+    pub fn uncancelled(&self) -> Vec<(String, CancellationToken)> {
+        self.ops
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, op)| !op.cancel.is_cancelled())
+            .map(|(token, op)| (token.clone(), op.cancel.clone()))
+            .collect()
+    }
+
+    /// The tokens of every running operation.
+    pub fn tokens(&self) -> Vec<String> {
+        self.ops
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
     }
 }

@@ -1,0 +1,415 @@
+//! Starts with a store: the first request with a request id runs the handler, every retry gets
+//! the recorded answer.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use super::{Durable, store_failure};
+use crate::clock;
+use crate::codec::Content;
+use crate::completion::Callback;
+use crate::error::{HandlerError, OperationError, StartError};
+use crate::operation::AsyncOperation;
+use crate::service::dispatcher::{Dispatcher, invocation};
+use crate::service::handler::{RawStart, ServiceHandler};
+use crate::service::invoke::{invoke, unknown_operation};
+use crate::service::work::Launch;
+use crate::store::{
+    AsyncOperationRecord, AsyncState, BeginStart, HandlerStore, StartAnswer, StartClaim, StartKey,
+    StoreError, StoredCallback,
+};
+use crate::transport::{StartRequest, StartResponse};
+
+/// The request id under which a start without one records its async operation (never matched by
+/// another request: such starts are not deduplicated).
+const NO_REQUEST_ID: &str = "nexus:no-request-id:";
+
+/// How long a claim outlives the request deadline.
+const CLAIM_MARGIN: Duration = Duration::from_secs(1);
+
+impl Dispatcher {
+    /// A start with a store (see [`DispatcherBuilder::store`](crate::service::DispatcherBuilder::store)).
+    pub(crate) async fn start_durable(
+        &self,
+        durable: &Arc<Durable>,
+        handler: &Arc<dyn ServiceHandler>,
+        mut request: StartRequest,
+    ) -> Result<StartResponse, StartError> {
+        if durable.stop.is_cancelled() {
+            return Err(HandlerError::unavailable("the handler is shutting down").into());
+        }
+        if !handler
+            .operation_names()
+            .contains(&request.operation.as_str())
+        {
+            let error = unknown_operation(handler.as_ref(), &request.service, &request.operation);
+            return Err(error.into());
+        }
+        let operation_deadline = request.operation_timeout.map(|t| Instant::now() + t);
+        let claim_until = match request.request_deadline {
+            Some(deadline) => clock::system_at(deadline) + CLAIM_MARGIN,
+            None => clock::now() + durable.options.start_claim,
+        };
+        let mut claim = None;
+        if !request.request_id.is_empty() {
+            let key = StartKey {
+                service: request.service.clone(),
+                operation: request.operation.clone(),
+                request_id: request.request_id.clone(),
+            };
+            match durable
+                .handler
+                .begin_start(&key, clock::now(), claim_until)
+                .await
+                .map_err(|e| store_failure("cannot record the start request", &e))?
+            {
+                BeginStart::Answered(answer) => return replay(answer),
+                BeginStart::InFlight { .. } => return Err(in_progress(&request).into()),
+                BeginStart::Claimed(c) => claim = Some(Claim::new(durable, key, c, claim_until)),
+            }
+        }
+        // Kept for the operation record, should the answer be resumable async work.
+        let input = request.input.clone();
+        let invocation = invocation(&mut request, operation_deadline);
+        let answered = invoke(handler, &request.service, &request.operation, invocation).await;
+        let answered = match answered {
+            Ok(answered) => answered,
+            Err(error) => {
+                if let Some(claim) = claim {
+                    if is_final(&error) {
+                        let answer = StartAnswer::Failed(error.to_failure());
+                        claim.record(&answer, None).await;
+                    } else {
+                        claim.abandon().await;
+                    }
+                }
+                return Err(error);
+            }
+        };
+        let op = match answered.raw {
+            RawStart::Sync(output) => {
+                let answer = StartAnswer::Sync {
+                    output,
+                    links: answered.links,
+                };
+                return match claim {
+                    None => replay(answer),
+                    Some(claim) => match claim.record(&answer, None).await {
+                        Recorded::Yes => replay(answer),
+                        Recorded::Replay(stored) => replay(stored),
+                        Recorded::Refused(e) => Err(e.into()),
+                    },
+                };
+            }
+            RawStart::Async(op) => op,
+        };
+        // Recording the operation and launching its work must not stop halfway when the request
+        // goes away (its future dropped): that would leave a recorded operation with no work.
+        let this = self.clone();
+        let durable = durable.clone();
+        let pending = PendingAsync {
+            op,
+            claim,
+            request,
+            input,
+            links: answered.links,
+            operation_deadline,
+            claim_until,
+        };
+        tokio::spawn(async move { this.launch_recorded(&durable, pending).await })
+            .await
+            .unwrap_or_else(|e| {
+                Err(HandlerError::internal(format!("recording the operation failed: {e}")).into())
+            })
+    }
+
+    /// Reserves the token of an async answer, records the operation with the answer, and
+    /// launches its work.
+    async fn launch_recorded(
+        &self,
+        durable: &Arc<Durable>,
+        pending: PendingAsync,
+    ) -> Result<StartResponse, StartError> {
+        let PendingAsync {
+            op,
+            claim,
+            request,
+            input,
+            links,
+            operation_deadline,
+            claim_until,
+        } = pending;
+        let reserved = self.reserve(&op, &request.service, &request.operation);
+        let (token, cancel) = match reserved {
+            Ok(reserved) => reserved,
+            Err(e) => {
+                if let Some(claim) = claim {
+                    claim.abandon().await;
+                }
+                return Err(e.into());
+            }
+        };
+        let now = clock::now();
+        let record = AsyncOperationRecord {
+            token: token.clone(),
+            service: request.service.clone(),
+            operation: request.operation.clone(),
+            request_id: request.request_id.clone(),
+            input: if op.resumable {
+                input
+            } else {
+                Content::empty()
+            },
+            headers: request.headers.clone(),
+            links: request.links.clone(),
+            callback: match &request.callback {
+                Some(Callback::Url { url, headers }) => Some(StoredCallback {
+                    url: url.clone(),
+                    headers: headers.clone(),
+                }),
+                Some(Callback::Local(_)) | None => None,
+            },
+            state: AsyncState::Running,
+            resumable: op.resumable,
+            cancel_requested_at: None,
+            deadline: operation_deadline.map(clock::system_at),
+            started_at: now,
+            closed_at: None,
+            lease: Some(durable.lease(now)),
+        };
+        let answer = StartAnswer::Async {
+            token: token.clone(),
+            links,
+        };
+        let recorded = match claim {
+            Some(claim) => claim.record(&answer, Some(&record)).await,
+            None => record_without_request_id(durable, &record, &answer, claim_until).await,
+        };
+        match recorded {
+            Recorded::Yes => {}
+            Recorded::Replay(stored) => {
+                self.inner.running.remove(&token);
+                return replay(stored);
+            }
+            Recorded::Refused(e) => {
+                self.inner.running.remove(&token);
+                return Err(e.into());
+            }
+        }
+        self.spawn_work(
+            op,
+            Launch {
+                token,
+                service: request.service,
+                operation: request.operation,
+                request_id: request.request_id,
+                headers: request.headers,
+                deadline: operation_deadline,
+                callback: request.callback,
+                resumed: false,
+                start_time: now,
+                cancel,
+            },
+        );
+        replay(answer)
+    }
+}
+
+/// An async answer waiting to be recorded and launched.
+struct PendingAsync {
+    op: AsyncOperation<Content>,
+    claim: Option<Claim>,
+    request: StartRequest,
+    /// The start's input, recorded if the work is resumable.
+    input: Content,
+    links: Vec<crate::link::Link>,
+    operation_deadline: Option<Instant>,
+    claim_until: SystemTime,
+}
+
+/// Records the async operation of a start without a request id, under a key of its own.
+async fn record_without_request_id(
+    durable: &Arc<Durable>,
+    record: &AsyncOperationRecord,
+    answer: &StartAnswer,
+    claim_until: SystemTime,
+) -> Recorded {
+    let key = StartKey {
+        service: record.service.clone(),
+        operation: record.operation.clone(),
+        request_id: format!("{NO_REQUEST_ID}{}", record.token),
+    };
+    match durable
+        .handler
+        .begin_start(&key, clock::now(), claim_until)
+        .await
+    {
+        Ok(BeginStart::Claimed(c)) => {
+            Claim::new(durable, key, c, claim_until)
+                .record(answer, Some(record))
+                .await
+        }
+        Ok(_) => Recorded::Refused(HandlerError::conflict(format!(
+            "an operation with token `{}` was recorded already",
+            record.token
+        ))),
+        Err(e) => Recorded::Refused(store_failure("cannot record the operation", &e)),
+    }
+}
+
+/// Whether a start error is the answer for good (recorded), rather than a failure the retry
+/// should run the handler again for.
+fn is_final(error: &StartError) -> bool {
+    match error {
+        StartError::Operation(_) => true,
+        StartError::Handler(e) => !e.is_retryable(),
+    }
+}
+
+fn in_progress(request: &StartRequest) -> HandlerError {
+    HandlerError::unavailable(format!(
+        "a start of `{}/{}` with request id `{}` is in progress; retry later",
+        request.service, request.operation, request.request_id
+    ))
+}
+
+/// The answer a request gets: the one just given, or the one recorded for its request id.
+fn replay(answer: StartAnswer) -> Result<StartResponse, StartError> {
+    match answer {
+        StartAnswer::Sync { output, links } => Ok(StartResponse::Sync { output, links }),
+        StartAnswer::Async { token, links } => Ok(StartResponse::Async { token, links }),
+        StartAnswer::Failed(failure) => {
+            Err(if let Some(e) = OperationError::from_failure(&failure) {
+                e.into()
+            } else if let Some(e) = HandlerError::from_failure(&failure) {
+                e.into()
+            } else {
+                HandlerError::internal(format!(
+                    "the recorded answer to this request is not a Nexus error: {}",
+                    failure.message
+                ))
+                .with_retryable(false)
+                .into()
+            })
+        }
+    }
+}
+
+/// What became of an answer the handler gave.
+enum Recorded {
+    /// It is the recorded answer.
+    Yes,
+    /// Another request with the same id was answered meanwhile: this is its answer.
+    Replay(StartAnswer),
+    /// It could not be recorded: answer this (retryable) error instead.
+    Refused(HandlerError),
+}
+
+/// The right to run the handler for one request id. Dropped unused (the request went away), it
+/// is abandoned in the background so that a retry runs the handler again.
+struct Claim {
+    store: Arc<dyn HandlerStore>,
+    key: StartKey,
+    claim: StartClaim,
+    until: SystemTime,
+    armed: bool,
+}
+
+impl Claim {
+    fn new(durable: &Durable, key: StartKey, claim: StartClaim, until: SystemTime) -> Self {
+        Self {
+            store: durable.handler.clone(),
+            key,
+            claim,
+            until,
+            armed: true,
+        }
+    }
+
+    /// Records `answer` (and the operation of an async one). If the claim expired and another
+    /// request took it, that request's answer wins when it has one.
+    async fn record(
+        mut self,
+        answer: &StartAnswer,
+        operation: Option<&AsyncOperationRecord>,
+    ) -> Recorded {
+        for _ in 0..2 {
+            let now = clock::now();
+            let finished = self
+                .store
+                .finish_start(&self.key, &self.claim, answer, operation, now)
+                .await;
+            match finished {
+                Ok(true) => {
+                    self.armed = false;
+                    return Recorded::Yes;
+                }
+                Ok(false) => {}
+                Err(StoreError::Duplicate(what)) => {
+                    self.abandon().await;
+                    return Recorded::Refused(HandlerError::conflict(what));
+                }
+                Err(e) => {
+                    self.abandon().await;
+                    return Recorded::Refused(store_failure("cannot record the answer", &e));
+                }
+            }
+            // The claim expired and another request took it over: see where it is.
+            tracing::warn!(request_id = %self.key.request_id, "lost the claim on a start request");
+            let until = self.until.max(now + CLAIM_MARGIN);
+            match self.store.begin_start(&self.key, now, until).await {
+                Ok(BeginStart::Claimed(claim)) => self.claim = claim,
+                Ok(BeginStart::Answered(stored)) => {
+                    self.armed = false;
+                    return Recorded::Replay(stored);
+                }
+                Ok(BeginStart::InFlight { .. }) => {
+                    self.armed = false;
+                    return Recorded::Refused(HandlerError::unavailable(format!(
+                        "a retry of the start with request id `{}` is in progress",
+                        self.key.request_id
+                    )));
+                }
+                Err(e) => {
+                    self.armed = false;
+                    return Recorded::Refused(store_failure("cannot record the answer", &e));
+                }
+            }
+        }
+        self.abandon().await;
+        Recorded::Refused(HandlerError::unavailable(
+            "the start request's claim keeps expiring; retry later",
+        ))
+    }
+
+    /// Gives the request id up, so that a retry runs the handler again.
+    async fn abandon(mut self) {
+        self.armed = false;
+        if let Err(e) = self.store.abandon_start(&self.key, &self.claim).await {
+            tracing::warn!(
+                request_id = %self.key.request_id,
+                error = %e,
+                "cannot abandon the claim on a start request; a retry runs once it expires"
+            );
+        }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (store, key, claim) = (self.store.clone(), self.key.clone(), self.claim.clone());
+        runtime.spawn(async move {
+            if let Err(e) = store.abandon_start(&key, &claim).await {
+                tracing::warn!(request_id = %key.request_id, error = %e, "cannot abandon a claim");
+            }
+        });
+    }
+}

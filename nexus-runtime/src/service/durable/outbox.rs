@@ -1,0 +1,146 @@
+//! The outbox sender: delivers the completions enqueued in the store to their callback URLs, one
+//! attempt of the dispatcher's completion sender per claim, and records what happened.
+
+use futures::StreamExt as _;
+use std::sync::{Arc, Weak};
+
+use super::Durable;
+use crate::clock;
+use crate::completion::CompletionSender;
+use crate::service::dispatcher::{Dispatcher, Inner};
+use crate::store::Delivery;
+
+/// Starts the outbox sender of `dispatcher`; it ends when the dispatcher stops or is dropped.
+pub(crate) fn spawn_outbox(dispatcher: &Dispatcher, durable: Arc<Durable>) {
+    let weak = Arc::downgrade(&dispatcher.inner);
+    tokio::spawn(run(weak, durable));
+}
+
+async fn run(weak: Weak<Inner>, durable: Arc<Durable>) {
+    let mut warned = false;
+    loop {
+        // Holds no strong reference while waiting, so dropping the dispatcher stops the loop.
+        let sender = match weak.upgrade() {
+            Some(inner) => Dispatcher { inner }.completion_sender(),
+            None => return,
+        };
+        match sender {
+            Some(sender) => drain(&durable, &sender).await,
+            None if !warned => {
+                warned = true;
+                tracing::debug!("no completion sender yet: completions to URLs wait in the outbox");
+            }
+            None => {}
+        }
+        tokio::select! {
+            _ = durable.stop.cancelled() => return,
+            _ = durable.wake_outbox.notified() => {}
+            _ = tokio::time::sleep(durable.options.outbox.poll_interval) => {}
+        }
+    }
+}
+
+/// Sends every due delivery, a batch at a time.
+async fn drain(durable: &Durable, sender: &Arc<dyn CompletionSender>) {
+    let options = &durable.options.outbox;
+    loop {
+        if durable.stop.is_cancelled() {
+            return;
+        }
+        let claimed = durable
+            .outbox
+            .claim_due_deliveries(clock::now(), options.visibility, options.batch)
+            .await;
+        let batch = match claimed {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the completion outbox");
+                return;
+            }
+        };
+        let full = batch.len() >= options.batch;
+        futures::stream::iter(batch)
+            .for_each_concurrent(None, |delivery| attempt(durable, sender, delivery))
+            .await;
+        if !full {
+            return;
+        }
+    }
+}
+
+/// One attempt of one delivery, and its bookkeeping. A bookkeeping write that fails leaves the
+/// delivery pending: it is tried again once its claim's visibility ends (at least once).
+async fn attempt(durable: &Durable, sender: &Arc<dyn CompletionSender>, delivery: Delivery) {
+    let options = &durable.options.outbox;
+    let id = delivery.id;
+    let token = delivery.completion.token.clone();
+    let expires_at = delivery.created_at + options.max_age;
+    let expired = |error: &str| {
+        format!(
+            "expired: not delivered within {} (last error: {error})",
+            humantime::format_duration(options.max_age)
+        )
+    };
+    if clock::now() >= expires_at {
+        let last = delivery.last_error.as_deref().unwrap_or("none");
+        mark_dead(durable, &delivery, &expired(last)).await;
+        return;
+    }
+    let bound = options.visibility / 2;
+    let sent = tokio::time::timeout(
+        bound,
+        sender.send(
+            delivery.url.clone(),
+            delivery.headers.clone(),
+            delivery.completion.clone(),
+        ),
+    )
+    .await;
+    let now = clock::now();
+    let error = match sent {
+        Ok(Ok(())) => {
+            tracing::debug!(%token, url = %delivery.url, "completion delivered");
+            if let Err(e) = durable.outbox.mark_delivered(id, now).await {
+                tracing::warn!(%token, error = %e, "cannot record a delivered completion");
+            }
+            return;
+        }
+        Ok(Err(e)) if !e.is_retryable() => {
+            let message = format!("the callback receiver refused the completion: {e}");
+            mark_dead(durable, &delivery, &message).await;
+            return;
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer from the callback URL within {bound:?}"),
+    };
+    let attempts = delivery.attempts + 1;
+    if !options.retry.allows_attempt(attempts + 1) {
+        let message = format!("gave up after {attempts} attempts: {error}");
+        mark_dead(durable, &delivery, &message).await;
+        return;
+    }
+    let delay = options
+        .retry
+        .delay(attempts, options.jitter.next_fraction());
+    let next = now + delay;
+    if next >= expires_at {
+        mark_dead(durable, &delivery, &expired(&error)).await;
+        return;
+    }
+    tracing::warn!(%token, url = %delivery.url, attempts, ?delay, %error, "completion not delivered; will retry");
+    if let Err(e) = durable.outbox.mark_retry(id, next, &error).await {
+        tracing::warn!(%token, error = %e, "cannot record a failed delivery attempt");
+    }
+}
+
+async fn mark_dead(durable: &Durable, delivery: &Delivery, reason: &str) {
+    let token = &delivery.completion.token;
+    tracing::error!(%token, url = %delivery.url, %reason, "completion given up");
+    if let Err(e) = durable
+        .outbox
+        .mark_dead(delivery.id, clock::now(), reason)
+        .await
+    {
+        tracing::warn!(%token, error = %e, "cannot record a dead delivery");
+    }
+}

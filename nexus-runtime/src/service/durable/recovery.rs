@@ -1,0 +1,328 @@
+//! The keeper: at start-up it takes over what this owner left running and resumes or fails it;
+//! then it renews this owner's leases, watches for cancel requests recorded by other replicas,
+//! takes over the operations of owners whose leases expired, and deletes records past their
+//! retention.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use super::Durable;
+use crate::clock;
+use crate::completion::{Callback, Completion};
+use crate::error::{OperationError, StartError};
+use crate::operation::ContextParts;
+use crate::service::dispatcher::{Dispatcher, Inner};
+use crate::service::handler::RawStart;
+use crate::service::invoke::{Answered, Invocation, invoke};
+use crate::service::running::RunningOperation;
+use crate::service::work::Launch;
+use crate::store::{AsyncOperationRecord, StoreError};
+
+/// How many operations one takeover claims at a time.
+const CLAIM_BATCH: usize = 32;
+
+/// How often records past their retention are deleted.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Starts the keeper of `dispatcher`; it ends when the dispatcher stops or is dropped.
+pub(crate) fn spawn_keeper(dispatcher: &Dispatcher, durable: Arc<Durable>) {
+    let weak = Arc::downgrade(&dispatcher.inner);
+    tokio::spawn(keep(weak, durable));
+}
+
+fn upgrade(weak: &Weak<Inner>) -> Option<Dispatcher> {
+    weak.upgrade().map(|inner| Dispatcher { inner })
+}
+
+async fn keep(weak: Weak<Inner>, durable: Arc<Durable>) {
+    let mut delay = Duration::from_millis(100);
+    while let Err(e) = start_up(&weak, &durable).await {
+        tracing::warn!(error = %e, ?delay, "cannot recover unfinished operations yet; retrying");
+        tokio::select! {
+            _ = durable.stop.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+    let every = |period: Duration| {
+        let mut interval = tokio::time::interval_at(Instant::now() + period, period);
+        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        interval
+    };
+    let mut renewal = every(durable.options.lease / 3);
+    let mut takeover = every(durable.options.takeover_interval);
+    let mut retention = tokio::time::interval(RETENTION_INTERVAL);
+    retention.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = durable.stop.cancelled() => return,
+            _ = renewal.tick() => renew(&weak, &durable).await,
+            _ = retention.tick() => purge(&durable).await,
+            _ = takeover.tick() => {
+                if let Err(e) = take_over(&weak, &durable).await {
+                    tracing::warn!(error = %e, "cannot look for operations to take over");
+                }
+            }
+        }
+    }
+}
+
+/// Takes over what this owner left running (a restart), then what nobody holds.
+async fn start_up(weak: &Weak<Inner>, durable: &Durable) -> Result<(), StoreError> {
+    let owner = &durable.options.owner;
+    let held = durable
+        .handler
+        .renew_async(owner, clock::now(), durable.options.lease)
+        .await?;
+    for token in held {
+        let Some(dispatcher) = upgrade(weak) else {
+            return Ok(());
+        };
+        if dispatcher.inner.running.contains(&token) {
+            continue;
+        }
+        if let Some(record) = durable.handler.get_async(&token).await? {
+            dispatcher.recover(record);
+        }
+    }
+    take_over(weak, durable).await
+}
+
+/// Claims the operations whose lease is free or expired, and resumes or fails them.
+async fn take_over(weak: &Weak<Inner>, durable: &Durable) -> Result<(), StoreError> {
+    loop {
+        let claimed = durable
+            .handler
+            .claim_async(
+                &durable.options.owner,
+                clock::now(),
+                durable.options.lease,
+                CLAIM_BATCH,
+            )
+            .await?;
+        let Some(dispatcher) = upgrade(weak) else {
+            return Ok(());
+        };
+        let full = claimed.len() >= CLAIM_BATCH;
+        for record in claimed {
+            if !dispatcher.inner.running.contains(&record.token) {
+                tracing::info!(token = %record.token, previous = ?record.lease, "taking over an operation");
+            }
+            dispatcher.recover(record);
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+/// Deletes what is past its retention.
+async fn purge(durable: &Durable) {
+    let Some(retention) = durable.options.retention else {
+        return;
+    };
+    let Some(before) = clock::now().checked_sub(retention) else {
+        return;
+    };
+    match durable.handler.purge_handled(before).await {
+        Ok(purged) if purged.starts + purged.operations > 0 => {
+            tracing::debug!(
+                starts = purged.starts,
+                operations = purged.operations,
+                "purged old records"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot purge old records"),
+    }
+    if let Err(e) = durable.outbox.purge_deliveries(before).await {
+        tracing::warn!(error = %e, "cannot purge old deliveries");
+    }
+}
+
+/// Renews this owner's leases, and signals cancel requests recorded elsewhere.
+async fn renew(weak: &Weak<Inner>, durable: &Durable) {
+    let owner = &durable.options.owner;
+    let renewed = durable
+        .handler
+        .renew_async(owner, clock::now(), durable.options.lease)
+        .await;
+    let Some(dispatcher) = upgrade(weak) else {
+        return;
+    };
+    match renewed {
+        Ok(tokens) => {
+            for token in tokens {
+                if !dispatcher.inner.running.contains(&token) {
+                    tracing::warn!(
+                        %token,
+                        %owner,
+                        "an operation leased to this owner is not running here: does another \
+                         process use the same owner id?"
+                    );
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot renew the leases of running operations"),
+    }
+    // A cancel request that reached another replica (or arrived before a resume) is recorded.
+    for (token, signal) in dispatcher.inner.running.uncancelled() {
+        match durable.handler.get_async(&token).await {
+            Ok(Some(record)) if record.cancel_requested_at.is_some() => signal.cancel(),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check for cancel requests");
+                return;
+            }
+        }
+    }
+}
+
+impl Dispatcher {
+    /// Resumes (if declared resumable) or fails an unfinished operation that no process runs,
+    /// unless it is running here already.
+    pub(crate) fn recover(&self, record: AsyncOperationRecord) {
+        if record.state.is_terminal() {
+            return;
+        }
+        let cancel = CancellationToken::new();
+        let reserved = self.inner.running.insert(
+            &record.token,
+            RunningOperation {
+                service: record.service.clone(),
+                operation: record.operation.clone(),
+                cancel: cancel.clone(),
+            },
+        );
+        if !reserved {
+            return;
+        }
+        if record.cancel_requested_at.is_some() {
+            cancel.cancel();
+        }
+        let dispatcher = self.clone();
+        tokio::spawn(async move { dispatcher.resume_or_fail(record, cancel).await });
+    }
+
+    async fn resume_or_fail(self, record: AsyncOperationRecord, cancel: CancellationToken) {
+        let callback = record.callback.clone().map(|c| Callback::Url {
+            url: c.url,
+            headers: c.headers,
+        });
+        let name = format!("{}/{}", record.service, record.operation);
+        let error = if !record.resumable {
+            if record.cancel_requested_at.is_some() {
+                OperationError::canceled(format!(
+                    "operation `{name}` was canceled: the handler restarted after the cancel \
+                     request, before its work ended"
+                ))
+            } else {
+                OperationError::failed(format!(
+                    "the handler restarted while operation `{name}` was running, and the \
+                     operation is not resumable: its work was lost"
+                ))
+            }
+        } else {
+            match self.resume(&record, callback.clone(), cancel).await {
+                Ok(()) => return,
+                Err(e) => OperationError::failed(format!(
+                    "the handler restarted while operation `{name}` was running, and resuming \
+                     it failed: {e}"
+                )),
+            }
+        };
+        tracing::warn!(token = %record.token, operation = %name, "{}", error.message);
+        let completion = Completion {
+            token: record.token.clone(),
+            outcome: Err(error),
+            links: Vec::new(),
+            start_time: Some(record.started_at),
+            close_time: Some(clock::now()),
+        };
+        self.finish_work(callback, completion).await;
+    }
+
+    /// Calls the operation method again (`ctx.resumed()` true) and runs what it answers under
+    /// the recorded token.
+    async fn resume(
+        &self,
+        record: &AsyncOperationRecord,
+        callback: Option<Callback>,
+        cancel: CancellationToken,
+    ) -> Result<(), String> {
+        let handler = self
+            .inner
+            .services
+            .get(&record.service)
+            .cloned()
+            .ok_or_else(|| format!("this handler does not serve `{}`", record.service))?;
+        let operation_deadline = record.deadline.map(clock::instant_at);
+        let invocation = Invocation {
+            parts: ContextParts {
+                service: record.service.clone(),
+                operation: record.operation.clone(),
+                request_id: record.request_id.clone(),
+                headers: record.headers.clone(),
+                links: record.links.clone(),
+                deadline: None,
+                operation_deadline,
+                cancel: CancellationToken::new(),
+                has_callback: true,
+                resumed: true,
+            },
+            input: record.input.clone(),
+            request_deadline: None,
+        };
+        tracing::info!(token = %record.token, operation = %record.operation, "resuming an operation");
+        let finished = |outcome| Completion {
+            token: record.token.clone(),
+            outcome,
+            links: Vec::new(),
+            start_time: Some(record.started_at),
+            close_time: Some(clock::now()),
+        };
+        match invoke(&handler, &record.service, &record.operation, invocation).await {
+            Ok(Answered {
+                raw: RawStart::Async(op),
+                ..
+            }) => {
+                if let Some(chosen) = op.token.as_deref().filter(|t| *t != record.token) {
+                    tracing::warn!(
+                        token = %record.token,
+                        %chosen,
+                        "the resumed operation chose another token; it keeps its own"
+                    );
+                }
+                self.spawn_work(
+                    op,
+                    Launch {
+                        token: record.token.clone(),
+                        service: record.service.clone(),
+                        operation: record.operation.clone(),
+                        request_id: record.request_id.clone(),
+                        headers: record.headers.clone(),
+                        deadline: operation_deadline,
+                        callback,
+                        resumed: true,
+                        start_time: record.started_at,
+                        cancel,
+                    },
+                );
+            }
+            Ok(Answered {
+                raw: RawStart::Sync(output),
+                links,
+            }) => {
+                let mut completion = finished(Ok(output));
+                completion.links = links;
+                self.finish_work(callback, completion).await;
+            }
+            Err(StartError::Operation(e)) => self.finish_work(callback, finished(Err(e))).await,
+            Err(StartError::Handler(e)) => return Err(e.to_string()),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,130 @@
+//! Running an operation method once: context, call scope, request deadline and panics.
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+
+use futures::FutureExt as _;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::handler::{RawStart, ServiceHandler};
+use crate::codec::Content;
+use crate::error::{HandlerError, StartError};
+use crate::link::Link;
+use crate::operation::{CallScope, ContextParts, OperationContext};
+
+/// What a start request gives the operation method, besides its input.
+pub(crate) struct Invocation {
+    pub parts: ContextParts,
+    pub input: Content,
+    /// When the caller stops waiting: the method's future is dropped then, answered
+    /// UPSTREAM_TIMEOUT.
+    pub request_deadline: Option<Instant>,
+}
+
+/// The method's answer and the links it added to the response.
+pub(crate) struct Answered {
+    pub raw: RawStart,
+    pub links: Vec<Link>,
+}
+
+/// Runs operation `operation` of `handler` (whose name is `service`) once, as `invocation` says.
+/// A panic is INTERNAL, a missed request deadline UPSTREAM_TIMEOUT (both retryable); an unknown
+/// operation is NOT_FOUND naming the known ones. Dropping the returned future signals the
+/// method's context that the caller went away.
+pub(crate) async fn invoke(
+    handler: &Arc<dyn ServiceHandler>,
+    service: &str,
+    operation: &str,
+    invocation: Invocation,
+) -> Result<Answered, StartError> {
+    let Invocation {
+        mut parts,
+        input,
+        request_deadline,
+    } = invocation;
+    // Fires when this future is dropped (the caller went away) or finishes.
+    let request_cancel = CancellationToken::new();
+    let _cancel_on_drop = request_cancel.clone().drop_guard();
+    parts.cancel = request_cancel.clone();
+    let scope = CallScope {
+        deadline: earliest(parts.deadline, parts.operation_deadline),
+        cancel: request_cancel,
+    };
+    let ctx = OperationContext::new(parts);
+    let response_links = ctx.response_links();
+    let Some(start) = handler.start(operation, ctx, input) else {
+        return Err(unknown_operation(handler.as_ref(), service, operation).into());
+    };
+    let guarded = AssertUnwindSafe(scope.run(start)).catch_unwind();
+    let outcome = match request_deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, guarded)
+            .await
+            .map_err(|_| {
+                HandlerError::upstream_timeout(format!(
+                    "operation `{operation}` did not answer before the request deadline"
+                ))
+            })?,
+        None => guarded.await,
+    };
+    let raw = outcome.map_err(|panic| {
+        tracing::error!(
+            %service,
+            %operation,
+            "handler panicked: {}",
+            panic_message(&*panic)
+        );
+        HandlerError::internal(format!(
+            "handler of `{operation}` panicked: {}",
+            panic_message(&*panic)
+        ))
+    })??;
+    Ok(Answered {
+        raw,
+        links: take_links(&response_links),
+    })
+}
+
+/// NOT_FOUND for an operation `handler` does not have, naming those it has.
+pub(crate) fn unknown_operation(
+    handler: &dyn ServiceHandler,
+    service: &str,
+    operation: &str,
+) -> HandlerError {
+    HandlerError::not_found(format!(
+        "service `{service}` has no operation `{operation}`; its operations are: {}",
+        quoted_list(handler.operation_names().into_iter())
+    ))
+}
+
+pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+pub(crate) fn take_links(links: &Mutex<Vec<Link>>) -> Vec<Link> {
+    std::mem::take(&mut *links.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+pub(crate) fn quoted_list<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let list: Vec<String> = names.map(|n| format!("`{n}`")).collect();
+    if list.is_empty() {
+        "none".to_owned()
+    } else {
+        list.join(", ")
+    }
+}
+
+/// The message of a panic payload.
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string panic payload".to_owned()
+    }
+}

@@ -1,0 +1,186 @@
+//! The work of async operations: reserving a token, running the work in the background, and
+//! routing its completion (to the store's outbox, or straight to the caller).
+
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use futures::FutureExt as _;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::dispatcher::Dispatcher;
+use super::invoke::{panic_message, take_links};
+use super::running::RunningOperation;
+use crate::codec::Content;
+use crate::completion::{Callback, Completion};
+use crate::error::{HandlerError, OperationError};
+use crate::operation::{AsyncContext, AsyncOperation, CallScope, Headers};
+use crate::store::CompleteAsync;
+
+/// An async operation whose token is reserved in the running table, ready to run.
+pub(crate) struct Launch {
+    pub token: String,
+    pub service: String,
+    pub operation: String,
+    pub request_id: String,
+    pub headers: Headers,
+    /// The operation deadline.
+    pub deadline: Option<Instant>,
+    pub callback: Option<Callback>,
+    pub resumed: bool,
+    pub start_time: SystemTime,
+    /// Signals cancellation requests to the work (registered in the running table).
+    pub cancel: CancellationToken,
+}
+
+/// A token that is valid on the wire: non-empty, no control characters.
+pub(crate) fn check_token(token: &str) -> Result<(), HandlerError> {
+    if token.is_empty() || token.bytes().any(|b| b.is_ascii_control()) {
+        return Err(HandlerError::internal(
+            "the handler chose an operation token that is empty or not valid in a header",
+        ));
+    }
+    Ok(())
+}
+
+impl Dispatcher {
+    /// Picks the token of `op` (the handler's or a fresh one) and reserves it in the running
+    /// table, so that cancel requests find it and recovery leaves it alone.
+    pub(crate) fn reserve(
+        &self,
+        op: &AsyncOperation<Content>,
+        service: &str,
+        operation: &str,
+    ) -> Result<(String, CancellationToken), HandlerError> {
+        let token = op
+            .token
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        check_token(&token)?;
+        let cancel = CancellationToken::new();
+        let registered = self.inner.running.insert(
+            &token,
+            RunningOperation {
+                service: service.to_owned(),
+                operation: operation.to_owned(),
+                cancel: cancel.clone(),
+            },
+        );
+        if !registered {
+            return Err(HandlerError::conflict(format!(
+                "an operation with token `{token}` is already running"
+            )));
+        }
+        Ok((token, cancel))
+    }
+
+    /// Runs the work of a reserved operation in the background and routes its completion.
+    pub(crate) fn spawn_work(&self, op: AsyncOperation<Content>, launch: Launch) {
+        let links = Arc::new(Mutex::new(Vec::new()));
+        let ctx = AsyncContext {
+            token: launch.token.clone(),
+            service: launch.service,
+            operation: launch.operation.clone(),
+            request_id: launch.request_id,
+            headers: launch.headers,
+            deadline: launch.deadline,
+            cancel: launch.cancel.clone(),
+            links: links.clone(),
+            resumed: launch.resumed,
+        };
+        let scope = CallScope {
+            deadline: launch.deadline,
+            cancel: launch.cancel,
+        };
+        let work = (op.work)(ctx);
+        let dispatcher = self.clone();
+        let stop = self.inner.durable.as_ref().map(|d| d.stop.clone());
+        let (token, operation) = (launch.token, launch.operation);
+        let (callback, start_time) = (launch.callback, launch.start_time);
+        tokio::spawn(async move {
+            let run = AssertUnwindSafe(scope.run(work)).catch_unwind();
+            let outcome = match stop {
+                // A stopped dispatcher drops its work without completing it: the store keeps the
+                // operation running, for the next dispatcher to resume or fail.
+                Some(stop) => tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => return,
+                    outcome = run => outcome,
+                },
+                None => run.await,
+            };
+            let outcome = outcome.unwrap_or_else(|panic| {
+                Err(OperationError::failed(format!(
+                    "handler of `{operation}` panicked: {}",
+                    panic_message(&*panic)
+                )))
+            });
+            let completion = Completion {
+                token,
+                outcome,
+                links: take_links(&links),
+                start_time: Some(start_time),
+                close_time: Some(crate::clock::now()),
+            };
+            dispatcher.finish_work(callback, completion).await;
+        });
+    }
+
+    /// Completes an async operation: with a store, records the completion (which enqueues its
+    /// delivery to a callback URL) before anything else; then hands it to an in-process caller,
+    /// or (without a store) sends it to the callback.
+    pub(crate) async fn finish_work(&self, callback: Option<Callback>, completion: Completion) {
+        let token = completion.token.clone();
+        match &self.inner.durable {
+            None => {
+                self.inner.running.remove(&token);
+                return self.deliver(callback, completion).await;
+            }
+            Some(durable) => match durable.record_completion(&completion).await {
+                Some(CompleteAsync::Applied { delivery: Some(_) }) => {
+                    durable.wake_outbox.notify_one();
+                }
+                Some(CompleteAsync::Applied { delivery: None }) => {
+                    if let Some(Callback::Local(_)) = &callback {
+                        self.deliver(callback, completion).await;
+                    }
+                }
+                Some(CompleteAsync::AlreadyFinished(state)) => {
+                    tracing::info!(%token, %state, "the operation was finished elsewhere");
+                }
+                Some(CompleteAsync::UnknownOperation) => {
+                    tracing::warn!(%token, "the store has no record of this operation");
+                    self.deliver(callback, completion).await;
+                }
+                // Stopped, or the store refused: not completed (and not delivered) here.
+                None => return,
+            },
+        }
+        // Removed only now, so that recovery never mistakes a finishing operation for an
+        // abandoned one.
+        self.inner.running.remove(&token);
+    }
+
+    /// Delivers a completion directly: to an in-process sink, or with the completion sender.
+    async fn deliver(&self, callback: Option<Callback>, completion: Completion) {
+        let token = completion.token.clone();
+        let result = match callback {
+            None => {
+                tracing::warn!(%token, "async operation finished but the caller gave no callback");
+                return;
+            }
+            Some(Callback::Local(sink)) => sink.complete(completion).await,
+            Some(Callback::Url { url, headers }) => match self.completion_sender() {
+                Some(sender) => sender.send(url, headers, completion).await,
+                None => Err(HandlerError::internal(
+                    "no completion sender is configured for URL callbacks",
+                )),
+            },
+        };
+        match result {
+            Ok(()) => tracing::debug!(%token, "completion delivered"),
+            Err(e) => tracing::warn!(%token, error = %e, "completion not delivered"),
+        }
+    }
+}
