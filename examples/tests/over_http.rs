@@ -9,8 +9,18 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn payments_calls_fraud_handler_over_http() {
+    let data = tempfile::tempdir().unwrap();
+    let handler_store = data.path().join("handler.sqlite3");
+    let payments_store = data.path().join("payments.sqlite3");
     let mut handler = Command::new(env!("CARGO_BIN_EXE_fraud-handler"))
-        .args(["--listen", "127.0.0.1:0", "--check-delay-ms", "50"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--check-delay-ms",
+            "50",
+            "--store",
+        ])
+        .arg(&handler_store)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -27,7 +37,8 @@ fn payments_calls_fraud_handler_over_http() {
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
 
     let payments = Command::new(env!("CARGO_BIN_EXE_payments"))
-        .args(["--endpoint", &url, "--timeout-secs", "20"])
+        .args(["--endpoint", &url, "--timeout-secs", "20", "--store"])
+        .arg(&payments_store)
         .output()
         .expect("run payments");
     let stdout = String::from_utf8_lossy(&payments.stdout);
@@ -52,12 +63,20 @@ fn payments_calls_fraud_handler_over_http() {
 
     // An unreachable endpoint is an error, not a hang.
     let refused = Command::new(env!("CARGO_BIN_EXE_payments"))
-        .args(["--endpoint", "http://127.0.0.1:1", "--timeout-secs", "2"])
+        .args([
+            "--endpoint",
+            "http://127.0.0.1:1",
+            "--timeout-secs",
+            "2",
+            "--store",
+        ])
+        .arg(data.path().join("refused.sqlite3"))
         .output()
         .unwrap();
     assert!(!refused.status.success());
     let bad_url = Command::new(env!("CARGO_BIN_EXE_payments"))
-        .args(["--endpoint", "ftp://127.0.0.1"])
+        .args(["--endpoint", "ftp://127.0.0.1", "--store"])
+        .arg(data.path().join("bad-url.sqlite3"))
         .output()
         .unwrap();
     assert!(!bad_url.status.success());

@@ -13,13 +13,17 @@ use nexus_runtime::store::SqliteStore;
 use nexus_runtime::store::sqlx;
 use serde_json::{Value, json};
 
-fn fraud_handler(check_delay_ms: u64) -> (Child, String) {
+fn fraud_handler(check_delay_ms: u64, store: &Path) -> (Child, String) {
     let mut handler = Command::new(env!("CARGO_BIN_EXE_fraud-handler"))
         .args([
             "--listen",
             "127.0.0.1:0",
             "--check-delay-ms",
             &check_delay_ms.to_string(),
+            // Its own store: a shared default file would replay answers recorded by earlier runs
+            // of this test (same request ids) to callbacks that no longer exist.
+            "--store",
+            store.to_str().unwrap(),
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -84,7 +88,7 @@ async fn recorded(path: &Path) -> (i64, i64) {
 fn a_killed_load_run_resumes_and_prints_the_same_summary() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("data").join("payments.sqlite3");
-    let (mut handler, url) = fraud_handler(1500);
+    let (mut handler, url) = fraud_handler(1500, &dir.path().join("handler.sqlite3"));
     let callback = format!("127.0.0.1:{}", free_port());
     let args = [
         "--endpoint",
