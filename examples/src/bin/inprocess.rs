@@ -2,15 +2,20 @@
 //! a sync score, an async check completing later, a canceled check, and an OperationError
 //! surfaced as a typed error.
 //!
+//! Both sides record their operations in the embedded default store, an SQLite file
+//! (`./.nexus-data/inprocess.sqlite3`, or the path in `NEXUS_EXAMPLE_STORE`): no server is needed.
+//!
 //! Run: `cargo run -p nexus-examples --bin inprocess`
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use fraud_contract::{CheckTransactionInput, FraudClient, FraudService, GetQuickScoreInput};
 use nexus_examples::fraud_desk::{CheckRejected, FraudDesk};
 use nexus_runtime::error::OperationErrorState;
 use nexus_runtime::service::Dispatcher;
+use nexus_runtime::store::SqliteStore;
 use nexus_runtime::transport::InProcessTransport;
 use nexus_runtime::{CallError, Client};
 
@@ -26,15 +31,30 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), String> {
-    // The fraud team: its implementation behind a dispatcher.
+    // The embedded default store: one SQLite file holds both teams' records here.
+    let path = std::env::var("NEXUS_EXAMPLE_STORE")
+        .unwrap_or_else(|_| "./.nexus-data/inprocess.sqlite3".to_owned());
+    let store = Arc::new(
+        SqliteStore::open(&path)
+            .await
+            .map_err(|e| format!("store {path}: {e}"))?,
+    );
+    println!("records in {path}");
+    // The fraud team: its implementation behind a dispatcher, deduplicating starts by request id.
     let dispatcher = Dispatcher::builder()
         .service(FraudService::handler(FraudDesk::new(
             Duration::from_millis(300),
         )))
+        .store(store.clone())
         .build();
-    // The payments team: a client with an endpoint named "fraud-detection".
+    // The payments team: a client with an endpoint named "fraud-detection", recording every
+    // operation before its first attempt.
     let client = Client::builder()
-        .endpoint("fraud-detection", InProcessTransport::new(dispatcher))
+        .endpoint(
+            "fraud-detection",
+            InProcessTransport::new(dispatcher.clone()),
+        )
+        .store(store)
         .build();
     let fraud = FraudClient::new(client, "fraud-detection");
 
@@ -91,6 +111,9 @@ async fn run() -> Result<(), String> {
         }
         other => return Err(format!("expected a failed check, got {other:?}")),
     }
+    // Stop both sides cleanly: nothing is left running, so nothing is resumed next time.
+    fraud.service_client().client().shutdown().await;
+    dispatcher.shutdown().await;
     Ok(())
 }
 
