@@ -22,7 +22,9 @@ use super::driver::{Command, Record};
 use crate::clock;
 use crate::completion::{Completion, CompletionSink};
 use crate::error::HandlerError;
-use crate::store::{CallerRecord, CallerStore, CompletionOutcome, OperationId, RequestKey};
+use crate::store::{
+    CallerRecord, CallerStore, CompletionOutcome, OperationId, OperationState, RequestKey,
+};
 
 /// Why a task is woken.
 #[derive(Debug)]
@@ -207,8 +209,9 @@ pub(crate) struct Inbox {
 }
 
 impl Inbox {
-    /// Records the completion for callback id `callback_id` and wakes its task. Refuses an unknown
-    /// id or an operation already finished (NOT_FOUND) and a token that contradicts the start
+    /// Records the completion for callback id `callback_id` and wakes its task. Acknowledges the
+    /// same completion received again (the operation ended with it); refuses an unknown id or an
+    /// operation already finished otherwise (NOT_FOUND) and a token that contradicts the start
     /// response (BAD_REQUEST); a store failure is UNAVAILABLE (retryable), so the completion is
     /// sent again rather than lost.
     pub async fn deliver(
@@ -245,15 +248,41 @@ impl Inbox {
             CompletionOutcome::UnknownOperation => Err(HandlerError::not_found(format!(
                 "no operation has callback id `{id}` (unknown, or purged after its retention)"
             ))),
-            CompletionOutcome::AlreadyFinished(state) => Err(HandlerError::not_found(format!(
-                "operation `{id}` already finished ({state}); the completion is not needed"
-            ))),
+            CompletionOutcome::AlreadyFinished(state) => {
+                if self.recorded_already(id, &completion).await {
+                    // The same completion again: its sender did not see the first 200 (it died,
+                    // or gave up waiting). It is recorded: acknowledge it, or the sender would
+                    // count a completion that got through as a failed delivery.
+                    tracing::debug!(operation_id = %id, "a completion received again");
+                    return Ok(());
+                }
+                Err(HandlerError::not_found(format!(
+                    "operation `{id}` already finished ({state}); the completion is not needed"
+                )))
+            }
             CompletionOutcome::TokenMismatch { expected } => {
                 Err(HandlerError::bad_request(format!(
                     "completion for token `{}` sent to the callback of token `{expected}`",
                     completion.token
                 )))
             }
+        }
+    }
+
+    /// Whether operation `id` ended with exactly this completion (same token, same outcome).
+    async fn recorded_already(&self, id: OperationId, completion: &Completion) -> bool {
+        let Ok(Some(record)) = self.store.get(id).await else {
+            return false;
+        };
+        if completion.token.is_empty()
+            || record.token.as_deref() != Some(completion.token.as_str())
+            || record.state != OperationState::of_completion(completion)
+        {
+            return false;
+        }
+        match &completion.outcome {
+            Ok(result) => record.result.as_ref().map(|r| &r.data) == Some(&result.data),
+            Err(error) => record.error.as_ref() == Some(&error.to_failure()),
         }
     }
 }
