@@ -1,9 +1,11 @@
-//! A call whose request id is recorded already follows the recorded operation. The record it
-//! finds may be out of date by the time it adopts the operation: the task that ran it can finish
-//! (its completion recorded) in between. The adopted operation must then show that outcome, not
-//! be driven again from the stale record (which waited for a completion that had come already,
-//! forever). Found by `crash-test`: a restarted `payments` run hung with every operation recorded
-//! as succeeded.
+//! Races between a completion and the task waiting for it, each of which left a call waiting
+//! forever for a completion the store had recorded. Found by `crash-test` (a restarted `payments`
+//! run hung, every operation recorded as succeeded):
+//! - a call whose request id is recorded already follows the recorded operation; the record it
+//!   finds may be out of date when it adopts the operation (the task that ran it finished in
+//!   between), and must not be driven again from that stale record;
+//! - a completion request that goes away (its sender died) after the store recorded the
+//!   completion must still wake the task waiting for it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod machinery_support;
@@ -22,13 +24,22 @@ use nexus_runtime::{Client, codec};
 use tokio::sync::Notify;
 
 /// A memory store that, once armed, holds the next insert that finds its request id recorded
-/// until released (after reading the record it answers with).
+/// (after reading the record it answers with), or the next completion it records (after recording
+/// it), until released.
 #[derive(Default)]
 struct Gated {
     inner: MemoryStore,
     armed: AtomicBool,
+    armed_completion: AtomicBool,
     paused: Notify,
     release: Notify,
+}
+
+impl Gated {
+    async fn pause(&self) {
+        self.paused.notify_one();
+        self.release.notified().await;
+    }
 }
 
 impl CallerStore for Gated {
@@ -72,7 +83,13 @@ impl CallerStore for Gated {
         completion: &'a Completion,
         now: SystemTime,
     ) -> StoreFuture<'a, CompletionOutcome> {
-        self.inner.record_completion(id, completion, now)
+        Box::pin(async move {
+            let outcome = self.inner.record_completion(id, completion, now).await?;
+            if self.armed_completion.swap(false, Ordering::SeqCst) {
+                self.pause().await;
+            }
+            Ok(outcome)
+        })
     }
     fn claim<'a>(
         &'a self,
@@ -109,6 +126,16 @@ fn client(store: Arc<Gated>, transport: &Scripted) -> Client {
         .build()
 }
 
+fn done(token: &str) -> Completion {
+    Completion {
+        token: token.into(),
+        outcome: Ok(codec::encode(&"done".to_owned()).unwrap()),
+        links: Vec::new(),
+        start_time: None,
+        close_time: None,
+    }
+}
+
 #[tokio::test]
 async fn a_call_adopting_an_operation_that_just_finished_gets_its_outcome() {
     let store = Arc::new(Gated::default());
@@ -137,14 +164,7 @@ async fn a_call_adopting_an_operation_that_just_finished_gets_its_outcome() {
         .unwrap();
     store.paused.notified().await;
     // Meanwhile its completion arrives and the resumed task ends.
-    let completion = Completion {
-        token: "tok-1".into(),
-        outcome: Ok(codec::encode(&"done".to_owned()).unwrap()),
-        links: Vec::new(),
-        start_time: None,
-        close_time: None,
-    };
-    b.deliver_completion(&id.to_string(), completion)
+    b.deliver_completion(&id.to_string(), done("tok-1"))
         .await
         .unwrap();
     let resumed = b.attach::<machinery_support::EchoOp>(id).await.unwrap();
@@ -160,4 +180,41 @@ async fn a_call_adopting_an_operation_that_just_finished_gets_its_outcome() {
     assert_eq!(result.unwrap(), "done");
     assert_eq!(call.operation_id(), id);
     assert_eq!(second.start_count(), 0, "nothing started again");
+}
+
+#[tokio::test]
+async fn a_completion_recorded_for_a_request_that_went_away_still_wakes_its_task() {
+    let store = Arc::new(Gated::default());
+    let transport = Scripted::new("handler");
+    transport.starts([Answer::Async("tok-2".into())]);
+    let client = client(store.clone(), &transport);
+    let handle = EchoClient::new(client.clone(), "echo")
+        .echo("hello".into())
+        .request_id("req-2")
+        .start()
+        .await
+        .unwrap();
+    let id = handle.operation_id();
+
+    // The completion is recorded; then its request goes away (the sender died) before the
+    // receiver woke the task.
+    store.armed_completion.store(true, Ordering::SeqCst);
+    let callback_id = id.to_string();
+    let receiving = client.deliver_completion(&callback_id, done("tok-2"));
+    tokio::select! {
+        _ = receiving => panic!("the completion should be held after it was recorded"),
+        () = store.paused.notified() => {}
+    }
+    store.release.notify_one();
+    let result = tokio::time::timeout(Duration::from_secs(5), handle.result())
+        .await
+        .expect("the task is woken with the recorded completion");
+    assert_eq!(result.unwrap(), "done");
+
+    // Sent again (the sender did not see a 200): acknowledged, nothing changes.
+    client
+        .deliver_completion(&id.to_string(), done("tok-2"))
+        .await
+        .unwrap();
+    assert_eq!(handle.result().await.unwrap(), "done");
 }
