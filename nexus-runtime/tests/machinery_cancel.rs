@@ -322,3 +322,68 @@ async fn a_requested_cancellation_survives_dropping_the_handle() {
         "the cancel request was sent, and retried"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_completion_that_overtakes_the_cancel_request_ends_it() {
+    let (transport, _client, echo) = setup();
+    transport.starts([Answer::Async("t1".into())]);
+    // The cancel request is acknowledged only after 5 s; the completion comes at 1 s.
+    transport.cancels([Answer::after(
+        Duration::from_secs(5),
+        Answer::Sync(String::new()),
+    )]);
+    let handle = echo
+        .echo("x".into())
+        .cancellation_type(CancellationType::WaitRequested)
+        .start()
+        .await
+        .expect("started");
+    let canceling = tokio::spawn({
+        let handle = handle.clone();
+        async move { handle.cancel().await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(cancel_state(&handle), CancelState::Scheduled);
+    let canceled = OperationError::canceled("stopped before the request arrived");
+    transport.complete("t1", Err(canceled.clone())).await;
+    assert_eq!(handle.result().await, Err(CallError::Operation(canceled)));
+    canceling
+        .await
+        .expect("joined")
+        .expect("a cancel overtaken by the end is not an error");
+    assert_eq!(handle.state(), OperationState::Canceled);
+    assert_eq!(cancel_state(&handle), CancelState::OperationEnded);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_ends_a_cancel_request_still_under_way() {
+    let (transport, _client, echo) = setup();
+    transport.starts([Answer::Async("t1".into())]);
+    transport.cancels([Answer::Hang]);
+    let handle = echo
+        .echo("x".into())
+        .cancellation_type(CancellationType::WaitRequested)
+        .schedule_to_close_timeout(Duration::from_secs(3))
+        .start()
+        .await
+        .expect("started");
+    let canceling = tokio::spawn({
+        let handle = handle.clone();
+        async move { handle.cancel().await }
+    });
+    assert!(matches!(
+        handle.result().await,
+        Err(CallError::Timeout { .. })
+    ));
+    assert_eq!(handle.state(), OperationState::TimedOut);
+    assert_eq!(cancel_state(&handle), CancelState::OperationEnded);
+    let _ = canceling.await.expect("joined");
+    settle().await;
+    let cancels = transport.seen_cancels().len();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(
+        transport.seen_cancels().len(),
+        cancels,
+        "no attempt after the end"
+    );
+}

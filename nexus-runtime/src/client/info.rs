@@ -73,6 +73,21 @@ pub enum CancelState {
     /// No request was sent: the cancellation type is `Abandon`, or the operation had not started
     /// and was stopped before it could.
     NotSent,
+    /// The operation ended (completed, failed or canceled) while the cancel request was still
+    /// scheduled, in flight or backing off, so no further attempt is made. Also what an operation
+    /// read back from a store after a restart shows, since a cancel request's own progress is not
+    /// recorded.
+    OperationEnded,
+}
+
+impl CancelState {
+    /// Whether the cancel request may still be sent or answered.
+    pub fn is_pending(&self) -> bool {
+        matches!(
+            self,
+            Self::Scheduled | Self::BackingOff | Self::Blocked { .. }
+        )
+    }
 }
 
 /// The cancellation of an operation, once the caller asked for it.

@@ -265,6 +265,16 @@ impl Driver {
             OperationState::TimedOut,
         )
         .await;
+        // A cancel request still under way is not sent again.
+        self.publish(|record| {
+            if let Some(c) = record.info.cancellation.as_mut()
+                && c.state.is_pending()
+            {
+                c.state = CancelState::OperationEnded;
+                c.next_attempt_at = None;
+            }
+        })
+        .await;
     }
 
     /// Ends the operation as canceled by the caller; `cancel` says what became of the request.

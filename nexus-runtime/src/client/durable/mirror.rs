@@ -119,7 +119,7 @@ pub(crate) fn outcome_of(stored: &CallerRecord) -> Outcome {
 }
 
 /// What handles see of a stored operation (the cancel request's progress is not stored: a
-/// requested cancellation shows as `Scheduled`).
+/// requested cancellation shows as `Scheduled`, or `OperationEnded` once the operation ended).
 pub(crate) fn record_of(stored: &CallerRecord) -> Record {
     let info = OperationInfo {
         state: shown_state(stored.state),
@@ -133,7 +133,11 @@ pub(crate) fn record_of(stored: &CallerRecord) -> Record {
         closed_at: stored.closed_at.map(instant_of),
         cancellation: stored.cancel_requested_at.map(|at| CancellationInfo {
             requested_at: instant_of(at),
-            state: CancelState::Scheduled,
+            state: if stored.state.is_terminal() {
+                CancelState::OperationEnded
+            } else {
+                CancelState::Scheduled
+            },
             attempt: 0,
             last_failure: None,
             next_attempt_at: None,
@@ -156,6 +160,13 @@ pub(crate) fn adopt_final(stored: &CallerRecord, record: &mut Record) {
         record.outcome = shown.outcome;
         record.info.state = shown.info.state;
         record.info.closed_at = shown.info.closed_at.or(Some(Instant::now()));
+    }
+    if let Some(cancellation) = record.info.cancellation.as_mut()
+        && cancellation.state.is_pending()
+    {
+        // The completion overtook the cancel request: nothing more will be sent.
+        cancellation.state = CancelState::OperationEnded;
+        cancellation.next_attempt_at = None;
     }
     record.info.next_attempt_at = None;
     if record.info.token.is_none() {
