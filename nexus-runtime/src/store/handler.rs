@@ -182,6 +182,28 @@ pub enum CompleteAsync {
     AlreadyFinished(AsyncState),
 }
 
+/// What [`HandlerStore::retarget_async`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RetargetAsync {
+    /// The operation is running: its record names the new callback, so its completion, when it
+    /// comes, is delivered there.
+    Updated,
+    /// The operation had finished and its completion was waiting in the outbox: that delivery
+    /// now goes to the new callback and is due at once (its attempts so far are kept).
+    Redirected {
+        /// The redirected delivery.
+        delivery: DeliveryId,
+    },
+    /// The completion goes to this callback already (the running operation's, or its waiting
+    /// delivery's); nothing changed.
+    Unchanged,
+    /// The operation had finished and nothing of it waits in the outbox (delivered, given up,
+    /// or it had no callback): nothing changed.
+    Settled(AsyncState),
+    /// No operation has this token.
+    UnknownOperation,
+}
+
 /// How many records [`HandlerStore::purge_handled`] deleted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HandlerPurge {
@@ -264,6 +286,23 @@ pub trait HandlerStore: Send + Sync + 'static {
         completion: &'a Completion,
         now: SystemTime,
     ) -> StoreFuture<'a, CompleteAsync>;
+
+    /// Makes `callback` where the completion of operation `token` goes, in one step: a repeated
+    /// start with the operation's request id names where its caller listens now. A running
+    /// operation's record is updated (the completion enqueued later uses it); a finished one's
+    /// pending delivery (waiting or backing off) is redirected and made due at `now`, and its
+    /// record updated alike. A delivery that was accepted or given up is left alone.
+    ///
+    /// A delivery attempt in flight to the previous callback may still succeed (accepted is
+    /// done); if it fails, its [`OutboxStore::mark_retry`](super::OutboxStore::mark_retry) or
+    /// [`mark_dead`](super::OutboxStore::mark_dead) no longer applies, so the redirected delivery
+    /// is neither delayed nor lost.
+    fn retarget_async<'a>(
+        &'a self,
+        token: &'a str,
+        callback: &'a StoredCallback,
+        now: SystemTime,
+    ) -> StoreFuture<'a, RetargetAsync>;
 
     /// Every running async operation, oldest first (to resume or fail them at start-up).
     fn list_unfinished_async(&self) -> StoreFuture<'_, Vec<AsyncOperationRecord>>;

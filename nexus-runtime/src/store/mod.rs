@@ -50,8 +50,12 @@
 //!    retryable error so the retry runs the handler again.
 //! 3. When async work ends, [`HandlerStore::complete_async`] finishes the record and enqueues the
 //!    delivery in one transaction; a sender loop takes [`OutboxStore::claim_due_deliveries`] and
-//!    reports each attempt with `mark_delivered`, `mark_retry` or `mark_dead`.
-//! 4. At start-up: [`HandlerStore::list_unfinished_async`] (or `claim_async` with replicas), then
+//!    reports each attempt with `mark_delivered`, `mark_retry` or `mark_dead` (the latter two
+//!    naming the delivery as claimed: they do not apply once it was redirected).
+//! 4. A repeated start answered with an async token names where the caller listens now:
+//!    [`HandlerStore::retarget_async`] moves the completion there (the running operation's
+//!    record, or its delivery still waiting in the outbox).
+//! 5. At start-up: [`HandlerStore::list_unfinished_async`] (or `claim_async` with replicas), then
 //!    resume the resumable ones and complete the others as failed.
 
 mod caller;
@@ -78,7 +82,7 @@ pub use caller::{
 pub use error::StoreError;
 pub use handler::{
     AsyncOperationRecord, AsyncState, BeginStart, CompleteAsync, HandlerPurge, HandlerStore,
-    StartAnswer, StartClaim, StartKey, StoredCallback,
+    RetargetAsync, StartAnswer, StartClaim, StartKey, StoredCallback,
 };
 pub use memory::MemoryStore;
 pub use outbox::{Delivery, DeliveryId, DeliveryState, OutboxStore};

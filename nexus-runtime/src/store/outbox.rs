@@ -82,20 +82,24 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// Marks a pending delivery delivered (counting the attempt); `false` if it was not pending.
     fn mark_delivered(&self, id: DeliveryId, now: SystemTime) -> StoreFuture<'_, bool>;
 
-    /// Records a failed, retryable attempt: counts it, keeps `error`, due again at
-    /// `next_attempt_at`. `false` if it was not pending.
+    /// Records a failed, retryable attempt of `delivery` (as claimed): counts it, keeps `error`,
+    /// due again at `next_attempt_at`. `false` if it is not pending, or no longer goes to the
+    /// callback (URL and headers) the attempt went to: it was
+    /// [redirected](super::HandlerStore::retarget_async) meanwhile, and its next attempt must not
+    /// wait for the failure of one to a callback the caller left.
     fn mark_retry<'a>(
         &'a self,
-        id: DeliveryId,
+        delivery: &'a Delivery,
         next_attempt_at: SystemTime,
         error: &'a str,
     ) -> StoreFuture<'a, bool>;
 
-    /// Gives a pending delivery up (a non-retryable answer, or it expired), counting the attempt
-    /// and keeping `error`; `false` if it was not pending.
+    /// Gives `delivery` (as claimed) up (a non-retryable answer, or it expired), counting the
+    /// attempt and keeping `error`. `false` if it is not pending, or was redirected to another
+    /// callback meanwhile (see [`mark_retry`](Self::mark_retry)).
     fn mark_dead<'a>(
         &'a self,
-        id: DeliveryId,
+        delivery: &'a Delivery,
         now: SystemTime,
         error: &'a str,
     ) -> StoreFuture<'a, bool>;

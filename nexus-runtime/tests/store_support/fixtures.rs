@@ -7,8 +7,8 @@ use nexus_runtime::codec::Content;
 use nexus_runtime::completion::Completion;
 use nexus_runtime::error::{Failure, OperationError};
 use nexus_runtime::store::{
-    AsyncOperationRecord, AsyncState, CallerRecord, Lease, OperationId, RequestKey, StartKey,
-    StoredCallback,
+    AsyncOperationRecord, AsyncState, CallerRecord, Delivery, DeliveryId, Lease, OperationId,
+    RequestKey, StartKey, Store, StoredCallback,
 };
 use nexus_runtime::{HandlerError, Link};
 
@@ -189,6 +189,11 @@ pub async fn start_async(
             .unwrap()
     );
     answer
+}
+
+/// Delivery `id` as stored now (as a sender that claimed it holds it).
+pub async fn delivery(store: &dyn Store, id: DeliveryId) -> Delivery {
+    store.get_delivery(id).await.unwrap().unwrap()
 }
 
 /// Whether `ids` has no repeats.

@@ -10,6 +10,7 @@ pub mod fixtures;
 pub mod handler;
 pub mod leases;
 pub mod outbox;
+pub mod retarget;
 
 use std::sync::Arc;
 
@@ -65,6 +66,10 @@ macro_rules! store_suite {
             outbox::concurrent_delivery_claims_never_share,
             outbox::purge_handled_records,
             outbox::reopening_keeps_everything,
+            retarget::retarget_running_operation,
+            retarget::retarget_waiting_delivery,
+            retarget::retarget_leaves_settled_operations_alone,
+            retarget::retarget_racing_completion_never_loses_the_new_callback,
         );
     };
     (@cases $harness:ty; $($module:ident :: $case:ident),* $(,)?) => {

@@ -149,7 +149,7 @@ pub async fn due_listing_and_retry_bookkeeping<H: Harness>(h: &H) {
 
     assert!(
         store
-            .mark_retry(d1, at(200), "503: unavailable")
+            .mark_retry(&delivery(&*store, d1).await, at(200), "503: unavailable")
             .await
             .unwrap()
     );
@@ -189,8 +189,18 @@ pub async fn due_listing_and_retry_bookkeeping<H: Harness>(h: &H) {
         )
     );
     assert!(!store.mark_delivered(d1, at(202)).await.unwrap());
-    assert!(!store.mark_retry(d1, at(300), "x").await.unwrap());
-    assert!(!store.mark_dead(d1, at(300), "x").await.unwrap());
+    assert!(
+        !store
+            .mark_retry(&delivery(&*store, d1).await, at(300), "x")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .mark_dead(&delivery(&*store, d1).await, at(300), "x")
+            .await
+            .unwrap()
+    );
     assert_eq!(store.get_delivery(d1).await.unwrap(), Some(d));
     assert_eq!(
         ids(&store
@@ -212,14 +222,23 @@ pub async fn dead_letters<H: Harness>(h: &H) {
     let d3 = delivered_op(&*store, "t3", 0, 30).await;
     assert!(
         store
-            .mark_dead(d1, at(40), "404: no such operation")
+            .mark_dead(
+                &delivery(&*store, d1).await,
+                at(40),
+                "404: no such operation"
+            )
             .await
             .unwrap()
     );
-    assert!(store.mark_retry(d2, at(45), "timeout").await.unwrap());
     assert!(
         store
-            .mark_dead(d2, at(50), "expired after 24h")
+            .mark_retry(&delivery(&*store, d2).await, at(45), "timeout")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .mark_dead(&delivery(&*store, d2).await, at(50), "expired after 24h")
             .await
             .unwrap()
     );
@@ -314,7 +333,12 @@ pub async fn purge_handled_records<H: Harness>(h: &H) {
     let old = delivered_op(&*store, "t-old", 1, 10).await;
     assert!(store.mark_delivered(old, at(15)).await.unwrap());
     let new = delivered_op(&*store, "t-new", 60, 100).await;
-    assert!(store.mark_dead(new, at(110), "gone").await.unwrap());
+    assert!(
+        store
+            .mark_dead(&delivery(&*store, new).await, at(110), "gone")
+            .await
+            .unwrap()
+    );
     let pending = delivered_op(&*store, "t-pend", 60, 70).await;
     start_async(&*store, &async_record("t-running", at(60), None)).await;
 
@@ -405,7 +429,12 @@ pub async fn reopening_keeps_everything<H: Harness>(h: &H) {
     start_async(&*store, &running).await;
     let pending = delivered_op(&*store, "t-pending", 0, 5).await;
     let dead = delivered_op(&*store, "t-dead", 0, 6).await;
-    assert!(store.mark_dead(dead, at(7), "gone").await.unwrap());
+    assert!(
+        store
+            .mark_dead(&delivery(&*store, dead).await, at(7), "gone")
+            .await
+            .unwrap()
+    );
     let pending_before: Option<Delivery> = store.get_delivery(pending).await.unwrap();
     let dead_before = store.get_delivery(dead).await.unwrap();
     drop(store);

@@ -65,7 +65,13 @@ impl Dispatcher {
                 .await
                 .map_err(|e| store_failure("cannot record the start request", &e))?
             {
-                BeginStart::Answered(answer) => return replay(answer),
+                BeginStart::Answered(answer) => {
+                    // The caller may listen elsewhere now (restarted, or another replica).
+                    if let StartAnswer::Async { token, .. } = &answer {
+                        durable.retarget(token, request.callback.as_ref()).await?;
+                    }
+                    return replay(answer);
+                }
                 BeginStart::InFlight { .. } => return Err(in_progress(&request).into()),
                 BeginStart::Claimed(c) => claim = Some(Claim::new(durable, key, c, claim_until)),
             }

@@ -2,6 +2,8 @@
 //! leases, completions through an outbox, and resume-or-fail of unfinished operations.
 //!
 //! - [`dedup`]: the start path (claim the request id, run the handler once, record its answer);
+//! - [`retarget`]: a repeated start moves the completion of its async operation to the callback
+//!   it names;
 //! - [`recovery`]: the keeper task (lease renewal, start-up recovery, takeover of operations whose
 //!   owner died) and resume-or-fail;
 //! - [`outbox`]: the sender loop that delivers enqueued completions to callback URLs;
@@ -12,6 +14,7 @@ mod dedup;
 mod options;
 mod outbox;
 mod recovery;
+mod retarget;
 
 pub use options::{DurabilityOptions, OutboxOptions};
 

@@ -69,7 +69,9 @@ async fn drain(durable: &Durable, sender: &Arc<dyn CompletionSender>) {
 }
 
 /// One attempt of one delivery, and its bookkeeping. A bookkeeping write that fails leaves the
-/// delivery pending: it is tried again once its claim's visibility ends (at least once).
+/// delivery pending: it is tried again once its claim's visibility ends (at least once). A
+/// failure is not recorded if the delivery was redirected to another callback meanwhile (a
+/// repeated start): the redirected delivery is due at once.
 async fn attempt(durable: &Durable, sender: &Arc<dyn CompletionSender>, delivery: Delivery) {
     let options = &durable.options.outbox;
     let id = delivery.id;
@@ -128,19 +130,27 @@ async fn attempt(durable: &Durable, sender: &Arc<dyn CompletionSender>, delivery
         return;
     }
     tracing::warn!(%token, url = %delivery.url, attempts, ?delay, %error, "completion not delivered; will retry");
-    if let Err(e) = durable.outbox.mark_retry(id, next, &error).await {
-        tracing::warn!(%token, error = %e, "cannot record a failed delivery attempt");
+    match durable.outbox.mark_retry(&delivery, next, &error).await {
+        Ok(true) => {}
+        Ok(false) => tracing::debug!(%token, "the delivery was redirected or done meanwhile"),
+        Err(e) => tracing::warn!(%token, error = %e, "cannot record a failed delivery attempt"),
     }
 }
 
 async fn mark_dead(durable: &Durable, delivery: &Delivery, reason: &str) {
     let token = &delivery.completion.token;
-    tracing::error!(%token, url = %delivery.url, %reason, "completion given up");
-    if let Err(e) = durable
+    match durable
         .outbox
-        .mark_dead(delivery.id, clock::now(), reason)
+        .mark_dead(delivery, clock::now(), reason)
         .await
     {
-        tracing::warn!(%token, error = %e, "cannot record a dead delivery");
+        Ok(true) => tracing::error!(%token, url = %delivery.url, %reason, "completion given up"),
+        Ok(false) => tracing::info!(
+            %token,
+            url = %delivery.url,
+            %reason,
+            "not giving the completion up: it was redirected or done meanwhile"
+        ),
+        Err(e) => tracing::warn!(%token, error = %e, "cannot record a dead delivery"),
     }
 }

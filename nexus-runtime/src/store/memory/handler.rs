@@ -8,8 +8,8 @@ use crate::store::handler::check_answer;
 use crate::store::time::{expiry_micros, from_micros, truncate, truncate_opt};
 use crate::store::{
     AsyncOperationRecord, AsyncState, BeginStart, CancelRequestOutcome, CompleteAsync, Delivery,
-    DeliveryState, HandlerPurge, HandlerStore, Lease, StartAnswer, StartClaim, StartKey,
-    StoreError, StoreFuture,
+    DeliveryState, HandlerPurge, HandlerStore, Lease, RetargetAsync, StartAnswer, StartClaim,
+    StartKey, StoreError, StoreFuture, StoredCallback,
 };
 
 fn normalize_completion(completion: &Completion) -> Result<Completion, StoreError> {
@@ -174,6 +174,44 @@ impl HandlerStore for MemoryStore {
                 },
             );
             Ok(CompleteAsync::Applied { delivery: Some(id) })
+        })
+    }
+
+    fn retarget_async<'a>(
+        &'a self,
+        token: &'a str,
+        callback: &'a StoredCallback,
+        now: SystemTime,
+    ) -> StoreFuture<'a, RetargetAsync> {
+        self.with(move |state| {
+            let now = truncate(now)?;
+            let Some(op) = state.operations.get_mut(token) else {
+                return Ok(RetargetAsync::UnknownOperation);
+            };
+            if !op.state.is_terminal() {
+                if op.callback.as_ref() == Some(callback) {
+                    return Ok(RetargetAsync::Unchanged);
+                }
+                op.callback = Some(callback.clone());
+                return Ok(RetargetAsync::Updated);
+            }
+            let waiting = state
+                .deliveries
+                .values_mut()
+                .find(|d| d.completion.token == token && d.state == DeliveryState::Pending);
+            let Some(delivery) = waiting else {
+                return Ok(RetargetAsync::Settled(op.state));
+            };
+            if delivery.url == callback.url && delivery.headers == callback.headers {
+                return Ok(RetargetAsync::Unchanged);
+            }
+            delivery.url = callback.url.clone();
+            delivery.headers = callback.headers.clone();
+            delivery.next_attempt_at = now;
+            op.callback = Some(callback.clone());
+            Ok(RetargetAsync::Redirected {
+                delivery: delivery.id,
+            })
         })
     }
 

@@ -54,36 +54,40 @@ impl OutboxStore for MemoryStore {
 
     fn mark_retry<'a>(
         &'a self,
-        id: DeliveryId,
+        delivery: &'a Delivery,
         next_attempt_at: SystemTime,
         error: &'a str,
     ) -> StoreFuture<'a, bool> {
         self.with(move |state| {
             let next = truncate(next_attempt_at)?;
-            Ok(pending(state.deliveries.get_mut(&id)).is_some_and(|d| {
-                d.attempts += 1;
-                d.next_attempt_at = next;
-                d.last_error = Some(error.to_owned());
-                true
-            }))
+            Ok(
+                same_target(state.deliveries.get_mut(&delivery.id), delivery).is_some_and(|d| {
+                    d.attempts += 1;
+                    d.next_attempt_at = next;
+                    d.last_error = Some(error.to_owned());
+                    true
+                }),
+            )
         })
     }
 
     fn mark_dead<'a>(
         &'a self,
-        id: DeliveryId,
+        delivery: &'a Delivery,
         now: SystemTime,
         error: &'a str,
     ) -> StoreFuture<'a, bool> {
         self.with(move |state| {
             let now = truncate(now)?;
-            Ok(pending(state.deliveries.get_mut(&id)).is_some_and(|d| {
-                d.state = DeliveryState::Dead;
-                d.attempts += 1;
-                d.finished_at = Some(now);
-                d.last_error = Some(error.to_owned());
-                true
-            }))
+            Ok(
+                same_target(state.deliveries.get_mut(&delivery.id), delivery).is_some_and(|d| {
+                    d.state = DeliveryState::Dead;
+                    d.attempts += 1;
+                    d.finished_at = Some(now);
+                    d.last_error = Some(error.to_owned());
+                    true
+                }),
+            )
         })
     }
 
@@ -118,4 +122,12 @@ impl OutboxStore for MemoryStore {
 
 fn pending(delivery: Option<&mut Delivery>) -> Option<&mut Delivery> {
     delivery.filter(|d| d.state == DeliveryState::Pending)
+}
+
+/// The stored delivery if it is pending and still goes where `claimed` went.
+fn same_target<'d>(
+    stored: Option<&'d mut Delivery>,
+    claimed: &Delivery,
+) -> Option<&'d mut Delivery> {
+    pending(stored).filter(|d| d.url == claimed.url && d.headers == claimed.headers)
 }

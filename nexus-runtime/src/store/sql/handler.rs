@@ -303,6 +303,8 @@ macro_rules! impl_handler_store {
                 })
             }
 
+            retarget_async_method!();
+
             fn list_unfinished_async(
                 &self,
             ) -> $crate::store::StoreFuture<'_, Vec<$crate::store::AsyncOperationRecord>> {

@@ -22,6 +22,8 @@ mod caller;
 mod handler;
 #[macro_use]
 mod outbox;
+#[macro_use]
+mod retarget;
 mod rows;
 
 pub(crate) use rows::{

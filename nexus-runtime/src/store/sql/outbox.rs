@@ -62,7 +62,7 @@ macro_rules! impl_outbox_store {
 
             fn mark_retry<'a>(
                 &'a self,
-                id: $crate::store::DeliveryId,
+                delivery: &'a $crate::store::Delivery,
                 next_attempt_at: std::time::SystemTime,
                 error: &'a str,
             ) -> $crate::store::StoreFuture<'a, bool> {
@@ -72,11 +72,13 @@ macro_rules! impl_outbox_store {
                     let updated = sqlx::query(
                         "UPDATE completion_deliveries SET attempts = attempts + 1, \
                          next_attempt_at_us = $2, last_error = $3 \
-                         WHERE id = $1 AND state = 'pending'",
+                         WHERE id = $1 AND state = 'pending' AND url = $4 AND headers = $5",
                     )
-                    .bind(id.to_string())
+                    .bind(delivery.id.to_string())
                     .bind(to_micros(next_attempt_at)?)
                     .bind(error)
+                    .bind(&delivery.url)
+                    .bind(headers_json(&delivery.headers)?)
                     .execute(&self.pool)
                     .await
                     .map_err(db_error)?;
@@ -86,7 +88,7 @@ macro_rules! impl_outbox_store {
 
             fn mark_dead<'a>(
                 &'a self,
-                id: $crate::store::DeliveryId,
+                delivery: &'a $crate::store::Delivery,
                 now: std::time::SystemTime,
                 error: &'a str,
             ) -> $crate::store::StoreFuture<'a, bool> {
@@ -96,11 +98,13 @@ macro_rules! impl_outbox_store {
                     let updated = sqlx::query(
                         "UPDATE completion_deliveries SET state = 'dead', \
                          attempts = attempts + 1, finished_at_us = $2, last_error = $3 \
-                         WHERE id = $1 AND state = 'pending'",
+                         WHERE id = $1 AND state = 'pending' AND url = $4 AND headers = $5",
                     )
-                    .bind(id.to_string())
+                    .bind(delivery.id.to_string())
                     .bind(to_micros(now)?)
                     .bind(error)
+                    .bind(&delivery.url)
+                    .bind(headers_json(&delivery.headers)?)
                     .execute(&self.pool)
                     .await
                     .map_err(db_error)?;
