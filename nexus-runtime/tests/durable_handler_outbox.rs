@@ -173,47 +173,7 @@ async fn attempts_are_bounded(backend: &Backend) {
     d.shutdown().await;
 }
 
-macro_rules! cases {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(&Backend::memory()).await;
-                }
-            )*
-        }
-
-        #[cfg(feature = "sqlite")]
-        mod sqlite {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(&Backend::sqlite()).await;
-                }
-            )*
-        }
-
-        #[cfg(feature = "postgres")]
-        mod postgres {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let Some(backend) = Backend::postgres(stringify!($case)).await else {
-                        return;
-                    };
-                    super::$case(&backend).await;
-                    backend.cleanup().await;
-                }
-            )*
-        }
-    };
-}
-
-cases!(
+durable_handler_support::real_time_cases!(
     waits_for_the_receiver_across_a_restart,
     retries_until_accepted,
     non_retryable_answers_are_dead,

@@ -289,6 +289,51 @@ pub fn result_of(completion: &Completion) -> String {
     codec::decode(content).unwrap()
 }
 
+/// One `#[tokio::test]` per case (an `async fn(&Backend)` of the calling file) on each store: the
+/// memory store, SQLite and PostgreSQL (skipped without `NEXUS_TEST_POSTGRES_URL`), all in real
+/// time on two worker threads. The calling file imports `Backend`.
+macro_rules! real_time_cases {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(&Backend::memory()).await;
+                }
+            )*
+        }
+
+        #[cfg(feature = "sqlite")]
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(&Backend::sqlite()).await;
+                }
+            )*
+        }
+
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(backend) = Backend::postgres(stringify!($case)).await else {
+                        return;
+                    };
+                    super::$case(&backend).await;
+                    backend.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+pub(crate) use real_time_cases;
+
 /// Waits (real time) until `check` holds, or panics after `within` saying `what`.
 pub async fn eventually(within: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + within;
