@@ -292,6 +292,7 @@ pub fn result_of(completion: &Completion) -> String {
 /// One `#[tokio::test]` per case (an `async fn(&Backend)` of the calling file) on each store: the
 /// memory store, SQLite and PostgreSQL (skipped without `NEXUS_TEST_POSTGRES_URL`), all in real
 /// time on two worker threads. The calling file imports `Backend`.
+#[allow(unused_macros)] // not every test file that includes this module uses it
 macro_rules! real_time_cases {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -332,6 +333,7 @@ macro_rules! real_time_cases {
     };
 }
 
+#[allow(unused_imports)]
 pub(crate) use real_time_cases;
 
 /// Waits (real time) until `check` holds, or panics after `within` saying `what`.
