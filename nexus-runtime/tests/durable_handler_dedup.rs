@@ -329,49 +329,8 @@ async fn cancel_requests_reach_the_replica_running_the_operation(backend: &Backe
     b.shutdown().await;
 }
 
-macro_rules! cases {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            use super::*;
-            $(
-                #[tokio::test(start_paused = true)]
-                async fn $case() {
-                    let backend = Backend::memory();
-                    super::$case(&backend).await;
-                }
-            )*
-        }
-
-        #[cfg(feature = "sqlite")]
-        mod sqlite {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let backend = Backend::sqlite();
-                    super::$case(&backend).await;
-                }
-            )*
-        }
-
-        #[cfg(feature = "postgres")]
-        mod postgres {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let Some(backend) = Backend::postgres(stringify!($case)).await else {
-                        return;
-                    };
-                    super::$case(&backend).await;
-                    backend.cleanup().await;
-                }
-            )*
-        }
-    };
-}
-
-cases!(
+durable_handler_support::backend_cases!(
+    memory: #[tokio::test(start_paused = true)];
     sync_results_are_replayed,
     async_tokens_are_replayed,
     final_errors_are_replayed,

@@ -173,7 +173,8 @@ async fn attempts_are_bounded(backend: &Backend) {
     d.shutdown().await;
 }
 
-durable_handler_support::real_time_cases!(
+durable_handler_support::backend_cases!(
+    memory: #[tokio::test(flavor = "multi_thread", worker_threads = 2)];
     waits_for_the_receiver_across_a_restart,
     retries_until_accepted,
     non_retryable_answers_are_dead,

@@ -55,6 +55,18 @@ async fn start_job(d: &Dispatcher, id: &str, millis: u64, callback: Callback) ->
     }
 }
 
+/// The callback URL the store records for operation `token`.
+async fn recorded_url(backend: &Backend, token: &str) -> String {
+    let record = backend
+        .open()
+        .await
+        .get_async(token)
+        .await
+        .unwrap()
+        .unwrap();
+    record.callback.unwrap().url
+}
+
 /// A URL nothing listens on (connections are refused): a caller that went away.
 fn dead_url() -> String {
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
@@ -78,9 +90,8 @@ async fn running_operation_completes_to_the_new_callback(backend: &Backend) {
     assert_eq!(result_of(&completion), "r1 done");
     assert_eq!(b.headers_of(&token)["x-caller-incarnation"], "second");
     assert_eq!(jobs.starts("process", "r1"), 1);
+    assert_eq!(recorded_url(backend, &token).await, b.url());
     let store = backend.open().await;
-    let record = store.get_async(&token).await.unwrap().unwrap();
-    assert_eq!(record.callback.unwrap().url, b.url());
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(b.accepted().len(), 1, "delivered once");
     assert!(store.list_dead_deliveries(10).await.unwrap().is_empty());
@@ -118,17 +129,7 @@ async fn waiting_completion_is_redirected_and_due_now(backend: &Backend) {
     assert_eq!(result_of(&completion), "r2 done");
     assert_eq!(b.headers_of(&token)["x-caller-incarnation"], "second");
     assert_eq!(jobs.starts("process", "r2"), 1);
-    assert_eq!(
-        store
-            .get_async(&token)
-            .await
-            .unwrap()
-            .unwrap()
-            .callback
-            .unwrap()
-            .url,
-        b.url()
-    );
+    assert_eq!(recorded_url(backend, &token).await, b.url());
     d.shutdown().await;
 }
 
@@ -145,23 +146,16 @@ async fn delivered_completion_stays_delivered(backend: &Backend) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(b.requests(), 0, "accepted by A is done");
     assert_eq!(a.accepted().len(), 1);
-    let store = backend.open().await;
     assert_eq!(
-        store
-            .get_async(&token)
-            .await
-            .unwrap()
-            .unwrap()
-            .callback
-            .unwrap()
-            .url,
+        recorded_url(backend, &token).await,
         a.url(),
         "the record still says where it went"
     );
     d.shutdown().await;
 }
 
-durable_handler_support::real_time_cases!(
+durable_handler_support::backend_cases!(
+    memory: #[tokio::test(flavor = "multi_thread", worker_threads = 2)];
     running_operation_completes_to_the_new_callback,
     waiting_completion_is_redirected_and_due_now,
     delivered_completion_stays_delivered,

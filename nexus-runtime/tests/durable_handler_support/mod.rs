@@ -289,16 +289,17 @@ pub fn result_of(completion: &Completion) -> String {
     codec::decode(content).unwrap()
 }
 
-/// One `#[tokio::test]` per case (an `async fn(&Backend)` of the calling file) on each store: the
-/// memory store, SQLite and PostgreSQL (skipped without `NEXUS_TEST_POSTGRES_URL`), all in real
-/// time on two worker threads. The calling file imports `Backend`.
+/// One test per case (an `async fn(&Backend)` of the calling file) on each store: the memory
+/// store under the given test attribute (paused time, say), SQLite and PostgreSQL (skipped without
+/// `NEXUS_TEST_POSTGRES_URL`) in real time on two worker threads. The calling file imports
+/// `Backend`.
 #[allow(unused_macros)] // not every test file that includes this module uses it
-macro_rules! real_time_cases {
-    ($($case:ident),* $(,)?) => {
+macro_rules! backend_cases {
+    (memory: #[$memory:meta]; $($case:ident),* $(,)?) => {
         mod memory {
             use super::*;
             $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[$memory]
                 async fn $case() {
                     super::$case(&Backend::memory()).await;
                 }
@@ -334,7 +335,7 @@ macro_rules! real_time_cases {
 }
 
 #[allow(unused_imports)]
-pub(crate) use real_time_cases;
+pub(crate) use backend_cases;
 
 /// Waits (real time) until `check` holds, or panics after `within` saying `what`.
 pub async fn eventually(within: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {

@@ -191,6 +191,27 @@ pub async fn start_async(
     answer
 }
 
+/// Completes `token` successfully at `at(now)`; returns the delivery it enqueued.
+pub async fn complete(store: &dyn Store, token: &str, now: u64) -> DeliveryId {
+    match store
+        .complete_async(&completion_ok(token), at(now))
+        .await
+        .unwrap()
+    {
+        nexus_runtime::store::CompleteAsync::Applied { delivery: Some(id) } => id,
+        other => panic!("expected an enqueued delivery, got {other:?}"),
+    }
+}
+
+/// Whether no delivery is due at `at(now)` (claiming nothing).
+pub async fn nothing_due(store: &dyn Store, now: u64) -> bool {
+    store
+        .claim_due_deliveries(at(now), Duration::from_secs(60), 10)
+        .await
+        .unwrap()
+        .is_empty()
+}
+
 /// Delivery `id` as stored now (as a sender that claimed it holds it).
 pub async fn delivery(store: &dyn Store, id: DeliveryId) -> Delivery {
     store.get_delivery(id).await.unwrap().unwrap()

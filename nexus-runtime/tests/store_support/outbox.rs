@@ -18,14 +18,7 @@ const VISIBILITY: Duration = Duration::from_secs(60);
 /// `at(completed)`; returns its delivery.
 async fn delivered_op(store: &dyn Store, token: &str, started: u64, completed: u64) -> DeliveryId {
     start_async(store, &async_record(token, at(started), Some(callback(7)))).await;
-    match store
-        .complete_async(&completion_ok(token), at(completed))
-        .await
-        .unwrap()
-    {
-        CompleteAsync::Applied { delivery: Some(id) } => id,
-        other => panic!("expected an enqueued delivery, got {other:?}"),
-    }
+    complete(store, token, completed).await
 }
 
 fn ids(deliveries: &[Delivery]) -> Vec<DeliveryId> {

@@ -4,25 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nexus_runtime::store::{
-    AsyncState, CompleteAsync, DeliveryId, DeliveryState, RetargetAsync, Store, StoredCallback,
+    AsyncState, CompleteAsync, DeliveryState, RetargetAsync, Store, StoredCallback,
 };
 
 use super::Harness;
 use super::fixtures::*;
 
 const VISIBILITY: Duration = Duration::from_secs(60);
-
-/// Completes `token` successfully at `at(now)`; returns its delivery.
-async fn complete(store: &dyn Store, token: &str, now: u64) -> DeliveryId {
-    match store
-        .complete_async(&completion_ok(token), at(now))
-        .await
-        .unwrap()
-    {
-        CompleteAsync::Applied { delivery: Some(id) } => id,
-        other => panic!("expected an enqueued delivery, got {other:?}"),
-    }
-}
 
 async fn retarget(store: &dyn Store, token: &str, to: &StoredCallback, now: u64) -> RetargetAsync {
     store.retarget_async(token, to, at(now)).await.unwrap()
@@ -159,13 +147,7 @@ pub async fn retarget_waiting_delivery<H: Harness>(h: &H) {
 
     // The old attempt to callback 1 succeeded after all: accepted is done.
     assert!(store.mark_delivered(id, at(32)).await.unwrap());
-    assert!(
-        store
-            .claim_due_deliveries(at(1_000), VISIBILITY, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(nothing_due(&*store, 1_000).await);
 }
 
 /// Delivered or dead deliveries, operations finished without a callback, and unknown tokens:
@@ -235,13 +217,7 @@ pub async fn retarget_leaves_settled_operations_alone<H: Harness>(h: &H) {
         ],
         deliveries_before
     );
-    assert!(
-        store
-            .claim_due_deliveries(at(1_000), VISIBILITY, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(nothing_due(&*store, 1_000).await);
 }
 
 /// Retargeting races completion (from another store handle): whichever comes first, every
