@@ -263,7 +263,7 @@ impl Client {
         let request_id = options
             .request_id
             .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            .unwrap_or_else(|| crate::id::new_v4().to_string());
         let scheduled = Instant::now();
         let scope = CallScope::current();
         let timeouts = merge_timeouts(state.timeouts, &options);

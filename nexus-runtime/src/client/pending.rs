@@ -28,7 +28,7 @@ pub(crate) struct PendingTable {
 impl PendingTable {
     /// Registers an operation; returns its callback id and where its completion will arrive.
     pub fn register(&self) -> (String, mpsc::UnboundedReceiver<Completion>) {
-        let id = uuid::Uuid::new_v4().simple().to_string();
+        let id = crate::id::new_v4().simple().to_string();
         let (tx, rx) = mpsc::unbounded_channel();
         self.lock().insert(
             id.clone(),

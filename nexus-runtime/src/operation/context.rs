@@ -70,7 +70,7 @@ impl OperationContext {
         Self::new(ContextParts {
             service: service.to_owned(),
             operation: operation.to_owned(),
-            request_id: uuid::Uuid::new_v4().to_string(),
+            request_id: crate::id::new_v4().to_string(),
             has_callback: true,
             ..ContextParts::default()
         })

@@ -236,7 +236,7 @@ impl Dispatcher {
         let token = op
             .token
             .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+            .unwrap_or_else(|| crate::id::new_v4().simple().to_string());
         if token.is_empty() || token.bytes().any(|b| b.is_ascii_control()) {
             return Err(HandlerError::internal(
                 "the handler chose an operation token that is empty or not valid in a header",

@@ -1,0 +1,164 @@
+//! The in-process call: a sync operation through the generated stub, the client, the in-process
+//! transport, the dispatcher and the dispatch table, against a direct trait method call doing the
+//! same JSON encode and decode ([`direct_quick_score`]).
+//!
+//! Measured in rounds: each round times a batch of baseline calls and a batch of Nexus calls
+//! back to back (alternating which goes first), so both see the same machine load; the overhead
+//! of a round is the difference of the two per-call times, and the result is the median over the
+//! rounds. Everything runs on this thread (a current-thread runtime), so the time measured is the
+//! thread's own CPU time where Linux reports it (`/proc/thread-self/schedstat`): time the thread
+//! spends descheduled on a busy machine is not counted. Criterion's
+//! `cargo bench -p nexus-benches --bench inprocess` measures the same calls in wall time.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use fraud_contract::{FraudClient, FraudService};
+use nexus_examples::fraud_desk::FraudDesk;
+use nexus_runtime::Client;
+use nexus_runtime::service::Dispatcher;
+use nexus_runtime::transport::InProcessTransport;
+
+use crate::stats::{Clock, median};
+use crate::{DirectDesk, bench_input, direct_quick_score};
+
+/// A `fraud.v1` stub calling a `FraudDesk` in the same process.
+pub fn fraud_client() -> FraudClient {
+    let dispatcher = Dispatcher::builder()
+        .service(FraudService::handler(FraudDesk::new(
+            Duration::from_millis(1),
+        )))
+        .build();
+    let client = Client::builder()
+        .endpoint("fraud", InProcessTransport::new(dispatcher))
+        .build();
+    FraudClient::new(client, "fraud")
+}
+
+/// What the rounds measured, per call.
+#[derive(Clone, Debug)]
+pub struct InProcessReport {
+    /// Median time of a direct call, in ns.
+    pub baseline_ns: f64,
+    /// Median time of a Nexus call awaited (`stub.op(input).await`), in ns.
+    pub nexus_ns: f64,
+    /// Median over the rounds of (Nexus - direct), in ns.
+    pub overhead_ns: f64,
+    /// Median time of a Nexus call through a handle (`.start()` then `result()`), in ns.
+    pub handle_ns: f64,
+    /// Median over the rounds of (handle - direct), in ns.
+    pub handle_overhead_ns: f64,
+    /// Rounds measured.
+    pub rounds: usize,
+    /// Calls per variant per round.
+    pub calls: usize,
+    /// What was timed.
+    pub clock: Clock,
+}
+
+/// Times `calls` calls of each variant in each of `rounds` rounds (after one warm-up round).
+pub fn measure(rounds: usize, calls: usize) -> InProcessReport {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime");
+    let fraud = fraud_client();
+    let input = bench_input();
+    let desk = DirectDesk;
+    let clock = Clock::thread_cpu_or_wall();
+
+    let direct = |n: usize| {
+        let started = clock.now();
+        for _ in 0..n {
+            black_box(direct_quick_score(&desk, black_box(&input)));
+        }
+        per_call(clock.since(started), n)
+    };
+    let awaited = |n: usize| {
+        runtime.block_on(async {
+            let started = clock.now();
+            for _ in 0..n {
+                let out = fraud
+                    .get_quick_score(black_box(input.clone()))
+                    .await
+                    .expect("the call succeeds");
+                black_box(out);
+            }
+            per_call(clock.since(started), n)
+        })
+    };
+    let handled = |n: usize| {
+        runtime.block_on(async {
+            let started = clock.now();
+            for _ in 0..n {
+                let handle = fraud
+                    .get_quick_score(black_box(input.clone()))
+                    .start()
+                    .await
+                    .expect("the call starts");
+                black_box(handle.result().await.expect("the call succeeds"));
+            }
+            per_call(clock.since(started), n)
+        })
+    };
+
+    // Warm up caches, allocator and branch predictors.
+    direct(calls);
+    awaited(calls);
+    handled(calls);
+
+    let (mut base, mut nexus, mut handle, mut over, mut handle_over) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for round in 0..rounds {
+        let (b, n, h) = if round % 2 == 0 {
+            let b = direct(calls);
+            (b, awaited(calls), handled(calls))
+        } else {
+            let h = handled(calls);
+            let n = awaited(calls);
+            (direct(calls), n, h)
+        };
+        base.push(b);
+        nexus.push(n);
+        handle.push(h);
+        over.push(n - b);
+        handle_over.push(h - b);
+    }
+    InProcessReport {
+        baseline_ns: median(&base),
+        nexus_ns: median(&nexus),
+        overhead_ns: median(&over),
+        handle_ns: median(&handle),
+        handle_overhead_ns: median(&handle_over),
+        rounds,
+        calls,
+        clock,
+    }
+}
+
+fn per_call(elapsed: Duration, calls: usize) -> f64 {
+    elapsed.as_secs_f64() * 1e9 / calls as f64
+}
+
+impl InProcessReport {
+    /// The report as a Markdown table.
+    pub fn table(&self) -> String {
+        format!(
+            "| in-process sync call (median of {rounds} rounds x {calls} calls, {clock}) | ns/call | overhead vs direct |\n\
+             |---|---:|---:|\n\
+             | baseline: direct trait call + JSON encode/decode | {b:.0} | - |\n\
+             | nexus: `stub.get_quick_score(input).await` | {n:.0} | {o:.0} ns ({nr:.1}x) |\n\
+             | nexus: `.start()` + `handle.result()` (driver task) | {h:.0} | {ho:.0} ns ({hr:.1}x) |\n",
+            rounds = self.rounds,
+            calls = self.calls,
+            clock = self.clock.name(),
+            b = self.baseline_ns,
+            n = self.nexus_ns,
+            o = self.overhead_ns,
+            nr = self.nexus_ns / self.baseline_ns,
+            h = self.handle_ns,
+            ho = self.handle_overhead_ns,
+            hr = self.handle_ns / self.baseline_ns,
+        )
+    }
+}
