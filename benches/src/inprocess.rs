@@ -136,6 +136,53 @@ pub fn measure(rounds: usize, calls: usize) -> InProcessReport {
     }
 }
 
+/// Which call [`spin`] repeats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Variant {
+    /// The direct trait call.
+    Direct,
+    /// `stub.op(input).await`.
+    Awaited,
+    /// `.start()` then `handle.result()`.
+    Handle,
+}
+
+/// Repeats one variant for `seconds` (to run under a profiler); returns the calls made.
+pub fn spin(variant: Variant, seconds: f64) -> u64 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime");
+    let fraud = fraud_client();
+    let input = bench_input();
+    let until = std::time::Instant::now() + Duration::from_secs_f64(seconds);
+    let mut calls = 0;
+    runtime.block_on(async {
+        while std::time::Instant::now() < until {
+            for _ in 0..1000 {
+                match variant {
+                    Variant::Direct => {
+                        black_box(direct_quick_score(&DirectDesk, black_box(&input)));
+                    }
+                    Variant::Awaited => {
+                        black_box(fraud.get_quick_score(input.clone()).await.expect("call"));
+                    }
+                    Variant::Handle => {
+                        let handle = fraud
+                            .get_quick_score(input.clone())
+                            .start()
+                            .await
+                            .expect("start");
+                        black_box(handle.result().await.expect("result"));
+                    }
+                }
+            }
+            calls += 1000;
+        }
+    });
+    calls
+}
+
 fn per_call(elapsed: Duration, calls: usize) -> f64 {
     elapsed.as_secs_f64() * 1e9 / calls as f64
 }

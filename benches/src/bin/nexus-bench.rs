@@ -24,6 +24,16 @@ enum Command {
         #[arg(long, default_value_t = 20_000)]
         calls: usize,
     },
+    /// Repeats one in-process call for a while, to run under a profiler.
+    #[command(hide = true)]
+    Spin {
+        /// The call.
+        #[arg(long, value_enum, default_value = "awaited")]
+        variant: nexus_benches::inprocess::Variant,
+        /// For how long.
+        #[arg(long, default_value_t = 8.0)]
+        seconds: f64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -32,6 +42,11 @@ fn main() -> ExitCode {
         Command::Inprocess { rounds, calls } => {
             let report = nexus_benches::inprocess::measure(rounds, calls);
             println!("{}", report.table());
+            ExitCode::SUCCESS
+        }
+        Command::Spin { variant, seconds } => {
+            let calls = nexus_benches::inprocess::spin(variant, seconds);
+            println!("{calls} calls");
             ExitCode::SUCCESS
         }
     }

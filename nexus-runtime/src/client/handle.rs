@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::driver::{Command, Record};
+use super::driver::{Command, Outcome, Record};
 use super::info::{OperationInfo, OperationState};
 use crate::codec;
 use crate::error::CallError;
@@ -61,6 +61,18 @@ impl<Op: Operation> fmt::Debug for OperationHandle<Op> {
             .field("token", &info.token)
             .finish_non_exhaustive()
     }
+}
+
+/// The result of `Op` from its driver's outcome (`None`: the driver stopped without one).
+pub(crate) fn decode_outcome<Op: Operation>(
+    outcome: Option<Outcome>,
+) -> Result<Op::Output, CallError> {
+    let content = match outcome {
+        Some(result) => result?,
+        None => return Err(CallError::Invalid("the operation's driver stopped".into())),
+    };
+    codec::decode::<Op::Output>(&content)
+        .map_err(|e| CallError::Codec(format!("cannot decode the output of `{}`: {e}", Op::NAME)))
 }
 
 impl<Op: Operation> OperationHandle<Op> {
@@ -176,13 +188,7 @@ impl<Op: Operation> OperationHandle<Op> {
             Ok(record) => record.outcome.clone(),
             Err(_) => self.shared.record.borrow().outcome.clone(),
         };
-        let content = match outcome {
-            Some(result) => result?,
-            None => return Err(CallError::Invalid("the operation's driver stopped".into())),
-        };
-        codec::decode::<Op::Output>(&content).map_err(|e| {
-            CallError::Codec(format!("cannot decode the output of `{}`: {e}", Op::NAME))
-        })
+        decode_outcome::<Op>(outcome)
     }
 
     /// Cancels the operation.

@@ -240,11 +240,46 @@ impl Client {
         input: Op::Input,
         options: CallOptions,
     ) -> Result<OperationHandle<Op>, CallError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            CallError::Invalid(
-                "operations are driven by Tokio tasks: call from inside a Tokio runtime".into(),
-            )
-        })?;
+        let runtime = current_runtime()?;
+        let (commands_tx, commands) = mpsc::unbounded_channel();
+        let prepared = self.prepare::<Op>(endpoint, input, options, Some(commands))?;
+        runtime.spawn(prepared.driver.run());
+        Ok(OperationHandle::new(Shared {
+            endpoint: endpoint.to_owned(),
+            service: <Op::Service as Service>::NAME,
+            operation: Op::NAME,
+            request_id: prepared.request_id,
+            record: prepared.record,
+            commands: commands_tx,
+            token: OnceLock::new(),
+            start_links: OnceLock::new(),
+        }))
+    }
+
+    /// Runs operation `Op` on `endpoint` to its result on the calling task: what awaiting a
+    /// [`Call`] does. The same driver as [`schedule`](Self::schedule)'s runs inline, since nothing
+    /// but this future observes the operation; dropping the future abandons the operation as
+    /// dropping every handle does.
+    pub(crate) async fn call<Op: Operation>(
+        &self,
+        endpoint: &str,
+        input: Op::Input,
+        options: CallOptions,
+    ) -> Result<Op::Output, CallError> {
+        current_runtime()?;
+        let prepared = self.prepare::<Op>(endpoint, input, options, None)?;
+        drop(prepared.record);
+        handle::decode_outcome::<Op>(prepared.driver.run_inline().await)
+    }
+
+    /// Checks and encodes a call, registers it for its completion, and builds its driver.
+    fn prepare<Op: Operation>(
+        &self,
+        endpoint: &str,
+        input: Op::Input,
+        options: CallOptions,
+        commands: Option<mpsc::UnboundedReceiver<driver::Command>>,
+    ) -> Result<Prepared, CallError> {
         let state = self.endpoint_state(endpoint)?.clone();
         if state.target_count == 0 {
             return Err(CallError::Invalid(format!(
@@ -274,10 +309,8 @@ impl Client {
         );
         let (callback_id, completions) = self.inner.pending.register();
         let (record, record_rx) = watch::channel(Record::new(scheduled));
-        let (commands_tx, commands) = mpsc::unbounded_channel();
-        let service = <Op::Service as Service>::NAME;
         let spec = Spec {
-            service,
+            service: <Op::Service as Service>::NAME,
             operation: Op::NAME,
             request_id: request_id.clone(),
             headers: options.headers,
@@ -299,18 +332,28 @@ impl Client {
             },
             scope.map(|s| s.cancel),
         );
-        runtime.spawn(driver.run());
-        Ok(OperationHandle::new(Shared {
-            endpoint: endpoint.to_owned(),
-            service,
-            operation: Op::NAME,
-            request_id,
+        Ok(Prepared {
+            driver,
             record: record_rx,
-            commands: commands_tx,
-            token: OnceLock::new(),
-            start_links: OnceLock::new(),
-        }))
+            request_id,
+        })
     }
+}
+
+/// A call ready to run: its driver, and what a handle needs to observe it.
+struct Prepared {
+    driver: Driver,
+    record: watch::Receiver<Record>,
+    request_id: String,
+}
+
+/// The runtime that drives operations.
+fn current_runtime() -> Result<tokio::runtime::Handle, CallError> {
+    tokio::runtime::Handle::try_current().map_err(|_| {
+        CallError::Invalid(
+            "operations are driven by Tokio tasks: call from inside a Tokio runtime".into(),
+        )
+    })
 }
 
 fn merge_timeouts(endpoint: Timeouts, options: &CallOptions) -> Timeouts {

@@ -14,6 +14,11 @@
 //! The driver ends when the operation ends, when every handle is dropped without a cancellation
 //! (the operation is *abandoned*: no cancel request is sent, as Temporal does for a terminated
 //! caller), or once a requested cancellation has been carried out.
+//!
+//! A driver runs either as its own task ([`Driver::run`], for operations that have handles) or
+//! inline in the future of an awaited call ([`Driver::run_inline`]): that future is the only
+//! observer, so there is no task to spawn and no handle to wake, and dropping it abandons the
+//! operation exactly as dropping every handle does. Both run the same state machine.
 
 mod cancel;
 mod start;
@@ -80,7 +85,8 @@ pub(crate) struct Spec {
 /// The channels of a new driver.
 pub(crate) struct Channels {
     pub record: watch::Sender<Record>,
-    pub commands: mpsc::UnboundedReceiver<Command>,
+    /// Commands from handles; `None` for a driver run inline, which has no handles.
+    pub commands: Option<mpsc::UnboundedReceiver<Command>>,
     pub completions: mpsc::UnboundedReceiver<Completion>,
     pub callback_id: String,
 }
@@ -111,7 +117,7 @@ pub(crate) struct Driver {
     spec: Spec,
     deadlines: Deadlines,
     record: Arc<watch::Sender<Record>>,
-    commands: mpsc::UnboundedReceiver<Command>,
+    commands: Option<mpsc::UnboundedReceiver<Command>>,
     commands_open: bool,
     completions: mpsc::UnboundedReceiver<Completion>,
     completions_open: bool,
@@ -147,12 +153,29 @@ impl Driver {
         }
     }
 
-    /// Runs the operation to its end.
+    /// Runs the operation to its end (as a task of its own, observed through handles).
     pub async fn run(mut self) {
+        self.drive().await;
+    }
+
+    /// Runs the operation to its end on the calling task and returns its outcome (`None` if it
+    /// was abandoned, which cannot happen without handles). Dropping this future abandons the
+    /// operation.
+    pub async fn run_inline(mut self) -> Option<Outcome> {
+        self.drive().await;
+        // Nobody else observes the record: take the outcome instead of cloning it.
+        let mut outcome = None;
+        self.record.send_if_modified(|record| {
+            outcome = record.outcome.take();
+            false
+        });
+        outcome
+    }
+
+    async fn drive(&mut self) {
         if let Flow::Started(target) = self.start_phase().await {
             self.started_phase(target).await;
         }
-        self.client.pending().remove(&self.callback_id);
         for waiter in self.cancel_waiters.drain(..) {
             let _ = waiter.send(Ok(()));
         }
@@ -168,7 +191,17 @@ impl Driver {
     /// Applies a transition and tells the handles. The persistence seam: a durable store records
     /// the operation here, before anyone observes the new state.
     fn publish(&self, change: impl FnOnce(&mut Record)) {
-        self.record.send_modify(change);
+        if self.record.receiver_count() == 0 {
+            // No handle observes the operation (an awaited call has none, and receivers are only
+            // made from other receivers): apply the change without waking anyone, which spares
+            // the watch channel's eight notifier locks per transition.
+            self.record.send_if_modified(|record| {
+                change(record);
+                false
+            });
+        } else {
+            self.record.send_modify(change);
+        }
     }
 
     fn is_resolved(&self) -> bool {
@@ -294,7 +327,9 @@ impl Driver {
                 biased;
                 kind = timeout => Raw::Timeout(kind),
                 () = scope => Raw::Scope,
-                command = self.commands.recv(), if self.commands_open => Raw::Command(command),
+                command = next_command(&mut self.commands), if self.commands_open => {
+                    Raw::Command(command)
+                }
                 completion = self.completions.recv(), if self.completions_open => {
                     Raw::Completion(completion)
                 }
@@ -347,5 +382,21 @@ impl Driver {
             request_id = %self.spec.request_id,
             "every handle was dropped: abandoning the operation"
         );
+    }
+}
+
+impl Drop for Driver {
+    /// Forgets the operation's callback, whether the driver ended or the future running it inline
+    /// was dropped: a completion arriving later is refused (NOT_FOUND).
+    fn drop(&mut self) {
+        self.client.pending().remove(&self.callback_id);
+    }
+}
+
+/// The next command from the handles; never, for a driver run inline (it has no handles).
+async fn next_command(commands: &mut Option<mpsc::UnboundedReceiver<Command>>) -> Option<Command> {
+    match commands {
+        Some(commands) => commands.recv().await,
+        None => std::future::pending().await,
     }
 }
