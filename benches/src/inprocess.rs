@@ -147,8 +147,9 @@ pub enum Variant {
     Handle,
 }
 
-/// Repeats one variant for `seconds` (to run under a profiler); returns the calls made.
-pub fn spin(variant: Variant, seconds: f64) -> u64 {
+/// Repeats one variant for `seconds`, or exactly `calls` times (to run under a profiler or
+/// count instructions); returns the calls made.
+pub fn spin(variant: Variant, seconds: f64, calls: Option<u64>) -> u64 {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -156,10 +157,14 @@ pub fn spin(variant: Variant, seconds: f64) -> u64 {
     let fraud = fraud_client();
     let input = bench_input();
     let until = std::time::Instant::now() + Duration::from_secs_f64(seconds);
+    let (batch, limit) = match calls {
+        Some(n) => (n, n),
+        None => (1000, u64::MAX),
+    };
     let mut calls = 0;
     runtime.block_on(async {
-        while std::time::Instant::now() < until {
-            for _ in 0..1000 {
+        while calls < limit && (limit != u64::MAX || std::time::Instant::now() < until) {
+            for _ in 0..batch {
                 match variant {
                     Variant::Direct => {
                         black_box(direct_quick_score(&DirectDesk, black_box(&input)));
@@ -177,7 +182,7 @@ pub fn spin(variant: Variant, seconds: f64) -> u64 {
                     }
                 }
             }
-            calls += 1000;
+            calls += batch;
         }
     });
     calls

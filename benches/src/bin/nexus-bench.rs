@@ -33,6 +33,9 @@ enum Command {
         /// For how long.
         #[arg(long, default_value_t = 8.0)]
         seconds: f64,
+        /// Exactly this many calls instead.
+        #[arg(long)]
+        calls: Option<u64>,
     },
 }
 
@@ -44,8 +47,12 @@ fn main() -> ExitCode {
             println!("{}", report.table());
             ExitCode::SUCCESS
         }
-        Command::Spin { variant, seconds } => {
-            let calls = nexus_benches::inprocess::spin(variant, seconds);
+        Command::Spin {
+            variant,
+            seconds,
+            calls,
+        } => {
+            let calls = nexus_benches::inprocess::spin(variant, seconds, calls);
             println!("{calls} calls");
             ExitCode::SUCCESS
         }

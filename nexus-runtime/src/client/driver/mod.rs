@@ -87,7 +87,7 @@ pub(crate) struct Channels {
     pub record: watch::Sender<Record>,
     /// Commands from handles; `None` for a driver run inline, which has no handles.
     pub commands: Option<mpsc::UnboundedReceiver<Command>>,
-    pub completions: mpsc::UnboundedReceiver<Completion>,
+    pub completions: oneshot::Receiver<Completion>,
     pub callback_id: String,
 }
 
@@ -119,7 +119,7 @@ pub(crate) struct Driver {
     record: Arc<watch::Sender<Record>>,
     commands: Option<mpsc::UnboundedReceiver<Command>>,
     commands_open: bool,
-    completions: mpsc::UnboundedReceiver<Completion>,
+    completions: oneshot::Receiver<Completion>,
     completions_open: bool,
     callback_id: String,
     scope_cancel: Option<CancellationToken>,
@@ -330,8 +330,8 @@ impl Driver {
                 command = next_command(&mut self.commands), if self.commands_open => {
                     Raw::Command(command)
                 }
-                completion = self.completions.recv(), if self.completions_open => {
-                    Raw::Completion(completion)
+                completion = &mut self.completions, if self.completions_open => {
+                    Raw::Completion(completion.ok())
                 }
                 out = future.as_mut() => Raw::Done(out),
             };
