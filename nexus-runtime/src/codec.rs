@@ -37,8 +37,11 @@ pub struct Content {
 impl Content {
     /// A payload with a content type.
     pub fn new(content_type: &str, data: impl Into<Bytes>) -> Self {
+        // One insert allocates one node; `BTreeMap::from([..])` would also allocate a Vec to sort.
+        let mut headers = BTreeMap::new();
+        headers.insert("type".to_owned(), content_type.to_owned());
         Self {
-            headers: [("type".to_owned(), content_type.to_owned())].into(),
+            headers,
             data: data.into(),
         }
     }
@@ -178,7 +181,9 @@ pub fn encode<T: Serialize + 'static>(value: &T) -> Result<Content, CodecError> 
     if let Some(raw) = (value as &dyn Any).downcast_ref::<RawBytes>() {
         return Ok(Content::new(OCTET_STREAM, raw.0.clone()));
     }
-    let data = serde_json::to_vec(value).map_err(|e| CodecError::new(e.to_string()))?;
+    // Room for a typical small payload up front: growing a Vec from empty reallocates.
+    let mut data = Vec::with_capacity(128);
+    serde_json::to_writer(&mut data, value).map_err(|e| CodecError::new(e.to_string()))?;
     Ok(Content::new(JSON, data))
 }
 
