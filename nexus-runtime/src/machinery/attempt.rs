@@ -72,27 +72,31 @@ impl Service<AttemptRequest> for AttemptService {
     fn call(&mut self, request: AttemptRequest) -> Self::Future {
         let now = Instant::now();
         let deadline = deadline::min(Some(now + request.timeout), request.cap).unwrap_or(now);
-        let transport = request.transport;
-        let sent: BoxFuture<'static, Result<AttemptResponse, CallError>> = match request.call {
-            AttemptCall::Start(mut start) => {
-                start.request_deadline = Some(deadline);
-                start.operation_timeout = request
-                    .operation_deadline
-                    .map(|d| d.saturating_duration_since(now));
-                transport
-                    .start(start)
-                    .map(|r| r.map(AttemptResponse::Started))
-                    .boxed()
-            }
-            AttemptCall::Cancel(mut cancel) => {
-                cancel.request_deadline = Some(deadline);
-                transport
-                    .cancel(cancel)
-                    .map(|r| r.map(|()| AttemptResponse::CancelRequested))
-                    .boxed()
-            }
-        };
+        let AttemptRequest {
+            transport,
+            call,
+            operation_deadline,
+            ..
+        } = request;
+        // One boxed future for the whole attempt (the transport boxes its own).
         async move {
+            let sent = async {
+                match call {
+                    AttemptCall::Start(mut start) => {
+                        start.request_deadline = Some(deadline);
+                        start.operation_timeout =
+                            operation_deadline.map(|d| d.saturating_duration_since(now));
+                        transport.start(start).await.map(AttemptResponse::Started)
+                    }
+                    AttemptCall::Cancel(mut cancel) => {
+                        cancel.request_deadline = Some(deadline);
+                        transport
+                            .cancel(cancel)
+                            .await
+                            .map(|()| AttemptResponse::CancelRequested)
+                    }
+                }
+            };
             match tokio::time::timeout_at(deadline, sent).await {
                 Ok(result) => result.map_err(AttemptError::Call),
                 Err(_) => Err(AttemptError::Call(CallError::Timeout {

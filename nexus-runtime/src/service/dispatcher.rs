@@ -155,69 +155,94 @@ impl Dispatcher {
         let request_cancel = CancellationToken::new();
         let _cancel_on_drop = request_cancel.clone().drop_guard();
         let operation_deadline = request.operation_timeout.map(|t| Instant::now() + t);
-        let ctx = OperationContext::new(ContextParts {
-            service: request.service.clone(),
-            operation: request.operation.clone(),
-            request_id: request.request_id.clone(),
-            headers: request.headers.clone(),
-            links: request.links.clone(),
-            deadline: request.request_deadline,
+        let StartRequest {
+            service,
+            operation,
+            request_id,
+            headers,
+            links,
+            callback,
+            request_deadline,
+            input,
+            ..
+        } = request;
+        // The request's names, id, headers and links move into the context; the dispatcher keeps
+        // a reference for its messages and takes them back for an async operation.
+        let parts = Arc::new(ContextParts {
+            service,
+            operation,
+            request_id,
+            headers,
+            links,
+            deadline: request_deadline,
             operation_deadline,
             cancel: request_cancel.clone(),
-            has_callback: request.callback.is_some(),
+            has_callback: callback.is_some(),
+            response_links: Mutex::default(),
         });
-        let response_links = ctx.response_links();
-        let Some(start) = handler.start(&request.operation, ctx, request.input) else {
+        let ctx = OperationContext::new(parts.clone());
+        let Some(start) = handler.start(&parts.operation, ctx, input) else {
             return Err(HandlerError::not_found(format!(
                 "service `{}` has no operation `{}`; its operations are: {}",
-                request.service,
-                request.operation,
+                parts.service,
+                parts.operation,
                 quoted_list(handler.operation_names().into_iter())
             ))
             .into());
         };
         let scope = CallScope {
-            deadline: earliest(request.request_deadline, operation_deadline),
+            deadline: earliest(request_deadline, operation_deadline),
             cancel: request_cancel,
         };
         let guarded = AssertUnwindSafe(scope.run(start)).catch_unwind();
-        let outcome = match request.request_deadline {
+        let outcome = match request_deadline {
             Some(deadline) => tokio::time::timeout_at(deadline, guarded)
                 .await
                 .map_err(|_| {
                     HandlerError::upstream_timeout(format!(
                         "operation `{}` did not answer before the request deadline",
-                        request.operation
+                        parts.operation
                     ))
                 })?,
             None => guarded.await,
         };
         let raw = outcome.map_err(|panic| {
             tracing::error!(
-                service = %request.service,
-                operation = %request.operation,
+                service = %parts.service,
+                operation = %parts.operation,
                 "handler panicked: {}",
                 panic_message(&*panic)
             );
             HandlerError::internal(format!(
                 "handler of `{}` panicked: {}",
-                request.operation,
+                parts.operation,
                 panic_message(&*panic)
             ))
         })??;
-        let links = take_links(&response_links);
+        let links = take_links(&parts.response_links);
         match raw {
             RawStart::Sync(output) => Ok(StartResponse::Sync { output, links }),
             RawStart::Async(op) => {
+                // The handler has returned, so its context is usually gone: take the parts back
+                // rather than copy them.
+                let (service, operation, request_id, headers) = match Arc::try_unwrap(parts) {
+                    Ok(p) => (p.service, p.operation, p.request_id, p.headers),
+                    Err(p) => (
+                        p.service.clone(),
+                        p.operation.clone(),
+                        p.request_id.clone(),
+                        p.headers.clone(),
+                    ),
+                };
                 let token = self.launch(
                     op,
-                    request.service,
-                    request.operation,
+                    service,
+                    operation,
                     AsyncMeta {
-                        request_id: request.request_id,
-                        headers: request.headers,
+                        request_id,
+                        headers,
                         deadline: operation_deadline,
-                        callback: request.callback,
+                        callback,
                     },
                 )?;
                 Ok(StartResponse::Async { token, links })
