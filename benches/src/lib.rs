@@ -9,7 +9,11 @@
 //!   reqwest, or the nexus-rs client);
 //! - [`http`], [`round_trip`], [`temporal`], [`quick`]: the benchmarks the `nexus-bench` binary runs.
 
+pub mod http;
 pub mod inprocess;
+pub mod load;
+pub mod proc;
+pub mod servers;
 pub mod stats;
 
 use fraud_contract::{GetQuickScoreInput, GetQuickScoreOutput};

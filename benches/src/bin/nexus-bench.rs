@@ -1,9 +1,13 @@
 //! `nexus-bench`: the benchmarks of nexus-rs, each a ratio against a baseline measured in the same
-//! run. See BENCHMARKS.md for what each measures and the tables.
+//! run. See BENCHMARKS.md for what each measures, the tables, and the commands.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use nexus_benches::load::{self, ClientKind, LoadConfig, Target};
+use nexus_benches::servers::ServerKind;
+use nexus_benches::{http, inprocess, proc, servers};
 
 /// Benchmarks of nexus-rs against baselines measured in the same run.
 #[derive(Debug, Parser)]
@@ -24,12 +28,78 @@ enum Command {
         #[arg(long, default_value_t = 20_000)]
         calls: usize,
     },
+    /// HTTP sync operation: HandlerServer vs a bare axum endpoint, and the client path.
+    Http {
+        /// Rounds (medians are reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Warm-up seconds before each measured window.
+        #[arg(long, default_value_t = 1.0)]
+        warmup: f64,
+        /// Seconds of each measured window.
+        #[arg(long, default_value_t = 4.0)]
+        duration: f64,
+        /// Concurrency levels.
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 64])]
+        concurrency: Vec<usize>,
+        /// Worker threads of each server process.
+        #[arg(long, default_value_t = 2)]
+        server_threads: usize,
+        /// Worker threads of the load generator.
+        #[arg(long, default_value_t = 2)]
+        load_threads: usize,
+        /// Skip the client-path rows.
+        #[arg(long)]
+        no_clients: bool,
+    },
+    /// Drives any HTTP endpoint with the load generator (such as a Temporal Nexus endpoint).
+    Load {
+        /// Base URL, such as http://127.0.0.1:7243.
+        #[arg(long)]
+        url: String,
+        /// Request path (default: fraud.v1 getQuickScore).
+        #[arg(long, default_value = servers::QUICK_SCORE_PATH)]
+        path: String,
+        /// JSON body (default: the getQuickScore input); any 200 answer counts when given.
+        #[arg(long)]
+        body: Option<String>,
+        /// Workers.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        /// Warm-up seconds.
+        #[arg(long, default_value_t = 1.0)]
+        warmup: f64,
+        /// Measured seconds.
+        #[arg(long, default_value_t = 4.0)]
+        duration: f64,
+        /// The client.
+        #[arg(long, value_enum, default_value = "hyper")]
+        client: ClientKind,
+        /// Worker threads of the load generator.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
+    /// Serves one of the benchmarked servers (run by the benchmarks as a child process).
+    Serve {
+        /// Which server.
+        #[arg(long, value_enum)]
+        kind: ServerKind,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// Worker threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// How long the async `checkTransaction` takes, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        check_delay_ms: u64,
+    },
     /// Repeats one in-process call for a while, to run under a profiler.
     #[command(hide = true)]
     Spin {
         /// The call.
         #[arg(long, value_enum, default_value = "awaited")]
-        variant: nexus_benches::inprocess::Variant,
+        variant: inprocess::Variant,
         /// For how long.
         #[arg(long, default_value_t = 8.0)]
         seconds: f64,
@@ -41,20 +111,104 @@ enum Command {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match args.command {
+    match run(args.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("nexus-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.0))
+}
+
+fn run(command: Command) -> std::io::Result<ExitCode> {
+    match command {
         Command::Inprocess { rounds, calls } => {
-            let report = nexus_benches::inprocess::measure(rounds, calls);
+            let report = inprocess::measure(rounds, calls);
             println!("{}", report.table());
-            ExitCode::SUCCESS
+        }
+        Command::Http {
+            rounds,
+            warmup,
+            duration,
+            concurrency,
+            server_threads,
+            load_threads,
+            no_clients,
+        } => {
+            let report = http::run(&http::HttpOptions {
+                rounds,
+                warmup: secs(warmup),
+                duration: secs(duration),
+                concurrencies: concurrency,
+                server_threads,
+                load_threads,
+                clients: !no_clients,
+            })?;
+            println!("{}", report.tables());
+        }
+        Command::Load {
+            url,
+            path,
+            body,
+            concurrency,
+            warmup,
+            duration,
+            client,
+            threads,
+        } => {
+            let mut target = Target::quick_score(&url);
+            target.path = path;
+            if let Some(body) = body {
+                target.body = body.into_bytes().into();
+                target.expect = None;
+            }
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .enable_all()
+                .build()?;
+            let summary = runtime.block_on(load::run(
+                &target,
+                LoadConfig {
+                    concurrency,
+                    warmup: secs(warmup),
+                    duration: secs(duration),
+                    client,
+                },
+            ))?;
+            println!(
+                "{} c={concurrency}: {:.0} ops/s, p50 {:.0} us, p99 {:.0} us, {} errors",
+                target.base, summary.ops_per_sec, summary.p50_us, summary.p99_us, summary.errors
+            );
+        }
+        Command::Serve {
+            kind,
+            listen,
+            threads,
+            check_delay_ms,
+        } => {
+            proc::exit_when_stdin_closes();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let listener = tokio::net::TcpListener::bind(&listen).await?;
+                println!("listening on http://{}", listener.local_addr()?);
+                servers::serve(kind, listener, Duration::from_millis(check_delay_ms)).await
+            })?;
         }
         Command::Spin {
             variant,
             seconds,
             calls,
         } => {
-            let calls = nexus_benches::inprocess::spin(variant, seconds, calls);
+            let calls = inprocess::spin(variant, seconds, calls);
             println!("{calls} calls");
-            ExitCode::SUCCESS
         }
     }
+    Ok(ExitCode::SUCCESS)
 }
