@@ -12,7 +12,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::load::{self, ClientKind, LoadConfig, Target};
-use crate::proc::ChildServer;
+use crate::proc::{ChildServer, own_cpu_time};
 use crate::servers::ServerKind;
 use crate::stats::{LoadSummary, median};
 
@@ -109,15 +109,24 @@ pub fn run(options: &HttpOptions) -> io::Result<HttpReport> {
                         duration: options.duration,
                         client,
                     };
-                    let summary = runtime.block_on(load::run(&target, config))?;
+                    let (server_cpu, client_cpu) = (child.cpu_time()?, own_cpu_time()?);
+                    let mut summary = runtime.block_on(load::run(&target, config))?;
+                    let per_op = |d: Duration| {
+                        d.as_secs_f64() * 1e6 / summary.total_ops.max(1) as f64
+                    };
+                    summary.server_cpu_us = per_op(child.cpu_time()?.saturating_sub(server_cpu));
+                    summary.client_cpu_us = per_op(own_cpu_time()?.saturating_sub(client_cpu));
                     eprintln!(
-                        "round {}: {} <- {}, c={concurrency}: {:.0} ops/s, p50 {:.0} us, p99 {:.0} us, {} errors",
+                        "round {}: {} <- {}, c={concurrency}: {:.0} ops/s, p50 {:.0} us, p99 {:.0} us, \
+                         CPU/op server {:.1} us client {:.1} us, {} errors",
                         round + 1,
                         server.name(),
                         client.name(),
                         summary.ops_per_sec,
                         summary.p50_us,
                         summary.p99_us,
+                        summary.server_cpu_us,
+                        summary.client_cpu_us,
                         summary.errors
                     );
                     record(server, client, concurrency, summary);
@@ -185,8 +194,8 @@ impl HttpReport {
         let mut out = format!(
             "HTTP sync operation on loopback (median of {} rounds; {:.1} s warm-up + {:.1} s measured \
              per cell; server {} threads, load generator {} threads, separate processes)\n\n\
-             | concurrency | server (raw hyper client, 1 keep-alive connection per worker) | ops/s | p50 µs | p99 µs | throughput vs bare | p50 overhead | p99 overhead |\n\
-             |---:|---|---:|---:|---:|---:|---:|---:|\n",
+             | concurrency | server (raw hyper client, 1 keep-alive connection per worker) | ops/s | p50 µs | p99 µs | server CPU µs/op | throughput vs bare | p50 overhead | p99 overhead |\n\
+             |---:|---|---:|---:|---:|---:|---:|---:|---:|\n",
             o.rounds,
             o.warmup.as_secs_f64(),
             o.duration.as_secs_f64(),
@@ -203,18 +212,20 @@ impl HttpReport {
             let cmp = Self::compare(bare, nexus);
             let (b, n) = (bare.median(), nexus.median());
             out += &format!(
-                "| {c} | {} | {:.0} | {:.0} | {:.0} | - | - | - |\n",
+                "| {c} | {} | {:.0} | {:.0} | {:.0} | {:.1} | - | - | - |\n",
                 ServerKind::Bare.name(),
                 b.ops_per_sec,
                 b.p50_us,
-                b.p99_us
+                b.p99_us,
+                b.server_cpu_us
             );
             out += &format!(
-                "| {c} | {} | {:.0} | {:.0} | {:.0} | **{:.2}** | **{:+.0} µs** | {:+.0} µs |\n",
+                "| {c} | {} | {:.0} | {:.0} | {:.0} | {:.1} | **{:.2}** | **{:+.0} µs** | {:+.0} µs |\n",
                 ServerKind::Nexus.name(),
                 n.ops_per_sec,
                 n.p50_us,
                 n.p99_us,
+                n.server_cpu_us,
                 cmp.throughput_ratio,
                 cmp.p50_overhead_us,
                 cmp.p99_overhead_us
@@ -222,30 +233,32 @@ impl HttpReport {
         }
         if o.clients {
             out += "\nClient path, on the nexus-rs server:\n\n\
-                    | concurrency | client | ops/s | p50 µs | p99 µs | throughput vs raw hyper | p50 overhead |\n\
-                    |---:|---|---:|---:|---:|---:|---:|\n";
+                    | concurrency | client | ops/s | p50 µs | p99 µs | client CPU µs/op | throughput vs raw hyper | p50 overhead |\n\
+                    |---:|---|---:|---:|---:|---:|---:|---:|\n";
             for &c in &o.concurrencies {
                 let Some(raw) = self.find(ServerKind::Nexus, ClientKind::Hyper, c) else {
                     continue;
                 };
                 let r = raw.median();
                 out += &format!(
-                    "| {c} | {} | {:.0} | {:.0} | {:.0} | - | - |\n",
+                    "| {c} | {} | {:.0} | {:.0} | {:.0} | {:.1} | - | - |\n",
                     ClientKind::Hyper.name(),
                     r.ops_per_sec,
                     r.p50_us,
-                    r.p99_us
+                    r.p99_us,
+                    r.client_cpu_us
                 );
                 for client in [ClientKind::Reqwest, ClientKind::Nexus] {
                     if let Some(s) = self.find(ServerKind::Nexus, client, c) {
                         let cmp = Self::compare(raw, s);
                         let m = s.median();
                         out += &format!(
-                            "| {c} | {} | {:.0} | {:.0} | {:.0} | {:.2} | {:+.0} µs |\n",
+                            "| {c} | {} | {:.0} | {:.0} | {:.0} | {:.1} | {:.2} | {:+.0} µs |\n",
                             client.name(),
                             m.ops_per_sec,
                             m.p50_us,
                             m.p99_us,
+                            m.client_cpu_us,
                             cmp.throughput_ratio,
                             cmp.p50_overhead_us
                         );

@@ -16,6 +16,7 @@ use std::time::Duration;
 use fraud_contract::{FraudClient, FraudService};
 use nexus_examples::fraud_desk::FraudDesk;
 use nexus_runtime::Client;
+use nexus_runtime::server::HandlerServer;
 use nexus_runtime::service::Dispatcher;
 use nexus_runtime::transport::InProcessTransport;
 
@@ -145,6 +146,10 @@ pub enum Variant {
     Awaited,
     /// `.start()` then `handle.result()`.
     Handle,
+    /// An HTTP request through nexus-rs's `HandlerServer` router, without sockets.
+    RouterNexus,
+    /// The same request through the bare axum router, without sockets.
+    RouterBare,
 }
 
 /// Repeats one variant for `seconds`, or exactly `calls` times (to run under a profiler or
@@ -156,6 +161,11 @@ pub fn spin(variant: Variant, seconds: f64, calls: Option<u64>) -> u64 {
         .expect("a Tokio runtime");
     let fraud = fraud_client();
     let input = bench_input();
+    let body = bytes::Bytes::from(serde_json::to_vec(&input).expect("encodes"));
+    let nexus_router = runtime.block_on(async {
+        HandlerServer::new(crate::servers::fraud_dispatcher(Duration::from_millis(1))).router()
+    });
+    let bare_router = crate::servers::bare_router();
     let until = std::time::Instant::now() + Duration::from_secs_f64(seconds);
     let (batch, limit) = match calls {
         Some(n) => (n, n),
@@ -180,12 +190,41 @@ pub fn spin(variant: Variant, seconds: f64, calls: Option<u64>) -> u64 {
                             .expect("start");
                         black_box(handle.result().await.expect("result"));
                     }
+                    Variant::RouterNexus => {
+                        black_box(route(&nexus_router, &body).await);
+                    }
+                    Variant::RouterBare => {
+                        black_box(route(&bare_router, &body).await);
+                    }
                 }
             }
             calls += batch;
         }
     });
     calls
+}
+
+/// Sends the `getQuickScore` request a load generator sends through `router`, as hyper would
+/// hand it over, and reads the whole answer.
+async fn route(router: &axum::Router, body: &bytes::Bytes) -> bytes::Bytes {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+    let request = http::Request::post(crate::servers::QUICK_SCORE_PATH)
+        .header(http::header::HOST, "127.0.0.1:7243")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::CONTENT_LENGTH, body.len())
+        .header("nexus-request-id", "bench-0-1")
+        .body(axum::body::Body::from(body.clone()))
+        .expect("a valid request");
+    let response = match router.clone().oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    assert_eq!(response.status(), http::StatusCode::OK);
+    match response.into_body().collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(e) => panic!("the answer's body: {e}"),
+    }
 }
 
 fn per_call(elapsed: Duration, calls: usize) -> f64 {

@@ -99,14 +99,18 @@ pub struct LoadConfig {
 /// Drives `target` as configured and summarises the measured window.
 pub async fn run(target: &Target, config: LoadConfig) -> io::Result<LoadSummary> {
     let sender = Sender::new(target, config.client).await?;
+    // Connections first, so that a server that cannot be reached fails the run at once.
+    let mut conns = Vec::with_capacity(config.concurrency);
+    for _ in 0..config.concurrency {
+        conns.push(sender.connect(target).await?);
+    }
     let barrier = Arc::new(Barrier::new(config.concurrency + 1));
     let mut workers = Vec::with_capacity(config.concurrency);
-    for worker in 0..config.concurrency {
+    for (worker, mut conn) in conns.into_iter().enumerate() {
         let sender = sender.clone();
         let target = target.clone();
         let barrier = barrier.clone();
         workers.push(tokio::spawn(async move {
-            let mut conn = sender.connect(&target).await?;
             barrier.wait().await;
             let start = Instant::now();
             let measure_from = start + config.warmup;
@@ -114,6 +118,7 @@ pub async fn run(target: &Target, config: LoadConfig) -> io::Result<LoadSummary>
             let mut latencies = Vec::with_capacity(4096);
             let mut errors = 0u64;
             let mut n = 0u64;
+            let mut completed = 0u64;
             loop {
                 let sent = Instant::now();
                 if sent >= stop_at {
@@ -122,6 +127,7 @@ pub async fn run(target: &Target, config: LoadConfig) -> io::Result<LoadSummary>
                 n += 1;
                 let ok = conn.send(&target, worker, n).await;
                 let done = Instant::now();
+                completed += u64::from(ok.is_ok());
                 if sent >= measure_from && done <= stop_at {
                     match ok {
                         Ok(()) => latencies.push(done - sent),
@@ -132,18 +138,20 @@ pub async fn run(target: &Target, config: LoadConfig) -> io::Result<LoadSummary>
                     conn = sender.connect(&target).await?;
                 }
             }
-            io::Result::Ok((latencies, errors))
+            io::Result::Ok((latencies, errors, completed))
         }));
     }
     barrier.wait().await;
     let mut all = Vec::new();
     let mut errors = 0;
+    let mut total = 0;
     for worker in workers {
-        let (latencies, worker_errors) = worker.await.map_err(io::Error::other)??;
+        let (latencies, worker_errors, completed) = worker.await.map_err(io::Error::other)??;
         all.extend(latencies);
         errors += worker_errors;
+        total += completed;
     }
-    Ok(LoadSummary::new(all, errors, config.duration))
+    Ok(LoadSummary::new(all, errors, config.duration, total))
 }
 
 /// What the workers share: how to open a connection.

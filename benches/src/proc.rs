@@ -4,6 +4,7 @@
 
 use std::io::{self, BufRead as _, BufReader};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
 
 /// A child `nexus-bench` process serving HTTP; killed when dropped.
 #[derive(Debug)]
@@ -60,6 +61,11 @@ impl ChildServer {
     pub fn rss(&self) -> io::Result<u64> {
         rss_of(&format!("/proc/{}/status", self.pid()))
     }
+
+    /// The CPU time it has used so far (user + system).
+    pub fn cpu_time(&self) -> io::Result<Duration> {
+        cpu_time_of(&format!("/proc/{}/stat", self.pid()))
+    }
 }
 
 impl Drop for ChildServer {
@@ -67,6 +73,30 @@ impl Drop for ChildServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The CPU time this process has used so far (user + system, every thread).
+pub fn own_cpu_time() -> io::Result<Duration> {
+    cpu_time_of("/proc/self/stat")
+}
+
+/// utime + stime of `/proc/PID/stat`, in clock ticks of 10 ms (Linux's USER_HZ is 100).
+fn cpu_time_of(stat: &str) -> io::Result<Duration> {
+    let text = std::fs::read_to_string(stat)?;
+    // Fields after the command name (which may contain spaces) in parentheses; utime and stime
+    // are fields 14 and 15, the 12th and 13th after it.
+    let rest = text
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| io::Error::other(format!("malformed {stat}")))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> io::Result<u64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("malformed {stat}")))
+    };
+    Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
 }
 
 /// This process's resident memory now, in bytes.
@@ -97,7 +127,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn own_memory_is_readable() {
+    fn own_memory_and_cpu_are_readable() {
         assert!(own_rss().expect("readable") > 0);
+        let before = own_cpu_time().expect("readable");
+        let until = std::time::Instant::now() + Duration::from_millis(50);
+        let mut x = 0u64;
+        while std::time::Instant::now() < until {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(own_cpu_time().expect("readable") > before);
     }
 }

@@ -39,11 +39,17 @@ pub struct LoadSummary {
     pub p50_us: f64,
     /// 99th percentile latency, in microseconds.
     pub p99_us: f64,
+    /// Operations completed in the whole run, warm-up included.
+    pub total_ops: u64,
+    /// CPU time of the server process per operation over the whole run, in µs (0: not measured).
+    pub server_cpu_us: f64,
+    /// CPU time of the load generator's process per operation over the whole run, in µs.
+    pub client_cpu_us: f64,
 }
 
 impl LoadSummary {
     /// Summarises `latencies` (any order) measured over `elapsed`.
-    pub fn new(mut latencies: Vec<Duration>, errors: u64, elapsed: Duration) -> Self {
+    pub fn new(mut latencies: Vec<Duration>, errors: u64, elapsed: Duration, total_ops: u64) -> Self {
         latencies.sort_unstable();
         let us = |d: Duration| d.as_secs_f64() * 1e6;
         Self {
@@ -52,6 +58,9 @@ impl LoadSummary {
             ops_per_sec: latencies.len() as f64 / elapsed.as_secs_f64().max(1e-9),
             p50_us: us(percentile(&latencies, 50.0)),
             p99_us: us(percentile(&latencies, 99.0)),
+            total_ops,
+            server_cpu_us: 0.0,
+            client_cpu_us: 0.0,
         }
     }
 
@@ -64,6 +73,9 @@ impl LoadSummary {
             ops_per_sec: field(|r| r.ops_per_sec),
             p50_us: field(|r| r.p50_us),
             p99_us: field(|r| r.p99_us),
+            total_ops: field(|r| r.total_ops as f64) as u64,
+            server_cpu_us: field(|r| r.server_cpu_us),
+            client_cpu_us: field(|r| r.client_cpu_us),
         }
     }
 }
@@ -151,6 +163,7 @@ mod tests {
             vec![Duration::from_micros(30), Duration::from_micros(10)],
             1,
             Duration::from_secs(2),
+            3,
         );
         assert_eq!(s.ops, 2);
         assert_eq!(s.errors, 1);
