@@ -111,9 +111,8 @@ pub fn run(options: &HttpOptions) -> io::Result<HttpReport> {
                     };
                     let (server_cpu, client_cpu) = (child.cpu_time()?, own_cpu_time()?);
                     let mut summary = runtime.block_on(load::run(&target, config))?;
-                    let per_op = |d: Duration| {
-                        d.as_secs_f64() * 1e6 / summary.total_ops.max(1) as f64
-                    };
+                    let per_op =
+                        |d: Duration| d.as_secs_f64() * 1e6 / summary.total_ops.max(1) as f64;
                     summary.server_cpu_us = per_op(child.cpu_time()?.saturating_sub(server_cpu));
                     summary.client_cpu_us = per_op(own_cpu_time()?.saturating_sub(client_cpu));
                     eprintln!(

@@ -49,7 +49,12 @@ pub struct LoadSummary {
 
 impl LoadSummary {
     /// Summarises `latencies` (any order) measured over `elapsed`.
-    pub fn new(mut latencies: Vec<Duration>, errors: u64, elapsed: Duration, total_ops: u64) -> Self {
+    pub fn new(
+        mut latencies: Vec<Duration>,
+        errors: u64,
+        elapsed: Duration,
+        total_ops: u64,
+    ) -> Self {
         latencies.sort_unstable();
         let us = |d: Duration| d.as_secs_f64() * 1e6;
         Self {
