@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use nexus_benches::load::{self, ClientKind, LoadConfig, Target};
 use nexus_benches::servers::ServerKind;
-use nexus_benches::{http, inprocess, proc, servers};
+use nexus_benches::{http, inprocess, proc, round_trip, servers};
 
 /// Benchmarks of nexus-rs against baselines measured in the same run.
 #[derive(Debug, Parser)]
@@ -52,6 +52,31 @@ enum Command {
         #[arg(long)]
         no_clients: bool,
     },
+    /// Async round trip over HTTP (start, 201, completion by callback) and memory per pending
+    /// operation.
+    Async {
+        /// Operations in flight at once.
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
+        /// Rounds of the throughput measurement.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Warm-up seconds.
+        #[arg(long, default_value_t = 1.0)]
+        warmup: f64,
+        /// Measured seconds.
+        #[arg(long, default_value_t = 4.0)]
+        duration: f64,
+        /// Pending operations for the memory measurement (0: skip).
+        #[arg(long, default_value_t = 100_000)]
+        pending: usize,
+        /// Where operation state lives: `memory` or `sqlite:PATH`.
+        #[arg(long, default_value = "memory")]
+        store: round_trip::Store,
+        /// Worker threads of the handler process and of the caller.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
     /// Drives any HTTP endpoint with the load generator (such as a Temporal Nexus endpoint).
     Load {
         /// Base URL, such as http://127.0.0.1:7243.
@@ -93,6 +118,9 @@ enum Command {
         /// How long the async `checkTransaction` takes, in milliseconds.
         #[arg(long, default_value_t = 0)]
         check_delay_ms: u64,
+        /// Where operation state lives: `memory` or `sqlite:PATH`.
+        #[arg(long, default_value = "memory")]
+        store: round_trip::Store,
     },
     /// Repeats one in-process call for a while, to run under a profiler.
     #[command(hide = true)]
@@ -150,6 +178,26 @@ fn run(command: Command) -> std::io::Result<ExitCode> {
             })?;
             println!("{}", report.tables());
         }
+        Command::Async {
+            concurrency,
+            rounds,
+            warmup,
+            duration,
+            pending,
+            store,
+            threads,
+        } => {
+            let report = round_trip::run(&round_trip::RoundTripOptions {
+                concurrency,
+                warmup: secs(warmup),
+                duration: secs(duration),
+                rounds,
+                pending,
+                store,
+                threads,
+            })?;
+            println!("{}", report.tables());
+        }
         Command::Load {
             url,
             path,
@@ -189,7 +237,9 @@ fn run(command: Command) -> std::io::Result<ExitCode> {
             listen,
             threads,
             check_delay_ms,
+            store,
         } => {
+            store.check_supported()?;
             proc::exit_when_stdin_closes();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(threads)
