@@ -277,7 +277,8 @@ async fn throughput(url: &str, options: &RoundTripOptions) -> io::Result<LoadSum
 async fn memory(handler: &ChildServer, options: &RoundTripOptions) -> io::Result<MemoryReport> {
     let (fraud, _receiver) = caller(&handler.url, options.concurrency).await?;
     // Warm up: connections open, lazy statics set, allocator arenas in use on every thread.
-    let warm: Vec<OperationHandle<_>> = start_many(&fraud, options.concurrency * 4, options.concurrency, 0).await?;
+    let warm: Vec<OperationHandle<_>> =
+        start_many(&fraud, options.concurrency * 4, options.concurrency, 0).await?;
     drop(warm);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let caller_before = own_rss()?;
@@ -303,6 +304,21 @@ async fn memory(handler: &ChildServer, options: &RoundTripOptions) -> io::Result
     }
     drop(handles);
     Ok(report)
+}
+
+/// Starts `count` async operations on the handler at `url` and holds them pending for `hold`
+/// (to look at the handler's memory from outside, under a heap profiler for instance).
+pub async fn hold_pending(
+    url: &str,
+    count: usize,
+    concurrency: usize,
+    hold: Duration,
+) -> io::Result<()> {
+    let (fraud, _receiver) = caller(url, concurrency).await?;
+    let handles = start_many(&fraud, count, concurrency, 0).await?;
+    eprintln!("{} operations pending", handles.len());
+    tokio::time::sleep(hold).await;
+    Ok(())
 }
 
 /// Starts `count` async operations from `concurrency` tasks; returns their handles once every

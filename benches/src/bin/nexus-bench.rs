@@ -122,6 +122,22 @@ enum Command {
         #[arg(long, default_value = "memory")]
         store: round_trip::Store,
     },
+    /// Starts async operations on a handler and holds them pending (to profile its memory).
+    #[command(hide = true)]
+    AsyncStart {
+        /// The handler's base URL.
+        #[arg(long)]
+        url: String,
+        /// Operations.
+        #[arg(long, default_value_t = 5000)]
+        count: usize,
+        /// Tasks starting them.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Seconds to hold them.
+        #[arg(long, default_value_t = 1.0)]
+        hold: f64,
+    },
     /// Repeats one in-process call for a while, to run under a profiler.
     #[command(hide = true)]
     Spin {
@@ -250,6 +266,22 @@ fn run(command: Command) -> std::io::Result<ExitCode> {
                 println!("listening on http://{}", listener.local_addr()?);
                 servers::serve(kind, listener, Duration::from_millis(check_delay_ms)).await
             })?;
+        }
+        Command::AsyncStart {
+            url,
+            count,
+            concurrency,
+            hold,
+        } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(round_trip::hold_pending(
+                &url,
+                count,
+                concurrency,
+                secs(hold),
+            ))?;
         }
         Command::Spin {
             variant,

@@ -4,9 +4,9 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
-use super::driver::{Command, Outcome, Record};
+use super::driver::{Command, CommandSender, Outcome, Record};
 use super::info::{OperationInfo, OperationState};
 use crate::codec;
 use crate::error::CallError;
@@ -44,7 +44,7 @@ pub(crate) struct Shared {
     pub operation: &'static str,
     pub request_id: String,
     pub record: watch::Receiver<Record>,
-    pub commands: mpsc::UnboundedSender<Command>,
+    pub commands: CommandSender,
     pub token: OnceLock<Option<String>>,
     pub start_links: OnceLock<Vec<Link>>,
 }

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use self::driver::{Channels, Driver, Record, Spec};
@@ -241,7 +241,7 @@ impl Client {
         options: CallOptions,
     ) -> Result<OperationHandle<Op>, CallError> {
         let runtime = current_runtime()?;
-        let (commands_tx, commands) = mpsc::unbounded_channel();
+        let (commands_tx, commands) = driver::command_channel();
         let prepared = self.prepare::<Op>(endpoint, input, options, Some(commands))?;
         runtime.spawn(prepared.driver.run());
         Ok(OperationHandle::new(Shared {
@@ -278,7 +278,7 @@ impl Client {
         endpoint: &str,
         input: Op::Input,
         options: CallOptions,
-        commands: Option<mpsc::UnboundedReceiver<driver::Command>>,
+        commands: Option<driver::CommandReceiver>,
     ) -> Result<Prepared, CallError> {
         let state = self.endpoint_state(endpoint)?.clone();
         if state.target_count == 0 {

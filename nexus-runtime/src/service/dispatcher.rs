@@ -319,7 +319,9 @@ impl Dispatcher {
                 start_time: Some(start_time),
                 close_time: Some(SystemTime::now()),
             };
-            dispatcher.deliver(callback, completion).await;
+            // Boxed: the delivery's state (an HTTP request) is only needed at the end, and would
+            // otherwise enlarge the task of every running operation for its whole life.
+            Box::pin(dispatcher.deliver(callback, completion)).await;
         });
         Ok(token)
     }

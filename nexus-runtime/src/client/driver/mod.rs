@@ -21,14 +21,17 @@
 //! operation exactly as dropping every handle does. Both run the same state machine.
 
 mod cancel;
+mod commands;
 mod start;
 mod started;
+
+pub(crate) use commands::{CommandReceiver, CommandSender, channel as command_channel};
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -86,7 +89,7 @@ pub(crate) struct Spec {
 pub(crate) struct Channels {
     pub record: watch::Sender<Record>,
     /// Commands from handles; `None` for a driver run inline, which has no handles.
-    pub commands: Option<mpsc::UnboundedReceiver<Command>>,
+    pub commands: Option<CommandReceiver>,
     pub completions: oneshot::Receiver<Completion>,
     pub callback_id: String,
 }
@@ -117,7 +120,7 @@ pub(crate) struct Driver {
     spec: Spec,
     deadlines: Deadlines,
     record: Arc<watch::Sender<Record>>,
-    commands: Option<mpsc::UnboundedReceiver<Command>>,
+    commands: Option<CommandReceiver>,
     commands_open: bool,
     completions: oneshot::Receiver<Completion>,
     completions_open: bool,
@@ -155,14 +158,19 @@ impl Driver {
 
     /// Runs the operation to its end (as a task of its own, observed through handles).
     pub async fn run(mut self) {
-        self.drive().await;
+        // A spawned driver lives as long as its operation, mostly waiting for a completion; the
+        // start phase's larger state (an attempt in flight) gets an allocation of its own, freed
+        // once the operation started, so that the task of a pending operation stays small.
+        let flow = Box::pin(self.start_phase()).await;
+        self.finish(flow).await;
     }
 
     /// Runs the operation to its end on the calling task and returns its outcome (`None` if it
     /// was abandoned, which cannot happen without handles). Dropping this future abandons the
     /// operation.
     pub async fn run_inline(mut self) -> Option<Outcome> {
-        self.drive().await;
+        let flow = self.start_phase().await;
+        self.finish(flow).await;
         // Nobody else observes the record: take the outcome instead of cloning it.
         let mut outcome = None;
         self.record.send_if_modified(|record| {
@@ -172,8 +180,9 @@ impl Driver {
         outcome
     }
 
-    async fn drive(&mut self) {
-        if let Flow::Started(target) = self.start_phase().await {
+    /// Runs what follows the start phase.
+    async fn finish(&mut self, flow: Flow) {
+        if let Flow::Started(target) = flow {
             self.started_phase(target).await;
         }
         for waiter in self.cancel_waiters.drain(..) {
@@ -394,7 +403,7 @@ impl Drop for Driver {
 }
 
 /// The next command from the handles; never, for a driver run inline (it has no handles).
-async fn next_command(commands: &mut Option<mpsc::UnboundedReceiver<Command>>) -> Option<Command> {
+async fn next_command(commands: &mut Option<CommandReceiver>) -> Option<Command> {
     match commands {
         Some(commands) => commands.recv().await,
         None => std::future::pending().await,

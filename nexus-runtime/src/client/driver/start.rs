@@ -9,6 +9,7 @@ use super::{Driver, Event, Flow, Step};
 use crate::client::CancellationType;
 use crate::client::info::{CancelState, OperationState};
 use crate::client::pending::PendingSink;
+use crate::codec::Content;
 use crate::completion::Callback;
 use crate::error::CallError;
 use crate::link::Link;
@@ -200,6 +201,9 @@ impl Driver {
 
     fn mark_started(&mut self, target: usize, token: String, links: Vec<Link>) {
         let now = Instant::now();
+        // No start request follows: the input is not needed any more (it would be held for as
+        // long as the operation runs).
+        self.spec.input = Content::empty();
         self.client.pending().set_token(&self.callback_id, &token);
         self.deadlines.started = Some(now);
         tracing::debug!(operation = self.spec.operation, %token, "operation started");
