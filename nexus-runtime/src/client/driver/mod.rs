@@ -315,20 +315,28 @@ impl Driver {
             Done(T),
         }
         loop {
-            let deadline = self.deadlines.next();
-            let timeout = async move {
-                match deadline {
-                    Some((at, kind)) => {
-                        tokio::time::sleep_until(at).await;
-                        kind
+            // The timer and the scope's signal are boxed, and only when there is one: inline
+            // they would add a few hundred bytes to the task of every pending operation.
+            let mut timer = self
+                .deadlines
+                .next()
+                .map(|(at, kind)| (Box::pin(tokio::time::sleep_until(at)), kind));
+            let timeout = async {
+                match timer.as_mut() {
+                    Some((sleep, kind)) => {
+                        sleep.as_mut().await;
+                        *kind
                     }
                     None => std::future::pending().await,
                 }
             };
-            let scope = self.scope_cancel.clone();
-            let scope = async move {
-                match scope {
-                    Some(token) => token.cancelled_owned().await,
+            let mut cancelled = self
+                .scope_cancel
+                .clone()
+                .map(|token| Box::pin(token.cancelled_owned()));
+            let scope = async {
+                match cancelled.as_mut() {
+                    Some(cancelled) => cancelled.as_mut().await,
                     None => std::future::pending().await,
                 }
             };
