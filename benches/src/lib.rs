@@ -16,6 +16,7 @@ pub mod proc;
 pub mod round_trip;
 pub mod servers;
 pub mod stats;
+pub mod temporal;
 
 use fraud_contract::{GetQuickScoreInput, GetQuickScoreOutput};
 use nexus_examples::fraud_desk::quick_score;

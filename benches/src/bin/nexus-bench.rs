@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use nexus_benches::load::{self, ClientKind, LoadConfig, Target};
 use nexus_benches::servers::ServerKind;
-use nexus_benches::{http, inprocess, proc, round_trip, servers};
+use nexus_benches::{http, inprocess, proc, round_trip, servers, temporal};
 
 /// Benchmarks of nexus-rs against baselines measured in the same run.
 #[derive(Debug, Parser)]
@@ -74,6 +74,31 @@ enum Command {
         #[arg(long, default_value = "memory")]
         store: round_trip::Store,
         /// Worker threads of the handler process and of the caller.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
+    /// Sync operation through a Temporal dev server (Nexus HTTP API -> Python worker) vs
+    /// nexus-rs; `benches/scripts/temporal.sh` sets Temporal up and runs this.
+    Temporal {
+        /// Base URL of the Temporal server's HTTP API.
+        #[arg(long)]
+        url: String,
+        /// Path of the operation: /nexus/endpoints/{id}/services/EchoService/echo.
+        #[arg(long)]
+        path: String,
+        /// Rounds.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Warm-up seconds.
+        #[arg(long, default_value_t = 1.0)]
+        warmup: f64,
+        /// Measured seconds.
+        #[arg(long, default_value_t = 4.0)]
+        duration: f64,
+        /// Concurrency levels.
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 8, 64])]
+        concurrency: Vec<usize>,
+        /// Worker threads of the nexus-rs server and of the load generator.
         #[arg(long, default_value_t = 2)]
         threads: usize,
     },
@@ -213,6 +238,27 @@ fn run(command: Command) -> std::io::Result<ExitCode> {
                 threads,
             })?;
             println!("{}", report.tables());
+        }
+        Command::Temporal {
+            url,
+            path,
+            rounds,
+            warmup,
+            duration,
+            concurrency,
+            threads,
+        } => {
+            let options = temporal::TemporalOptions {
+                url,
+                path,
+                rounds,
+                warmup: secs(warmup),
+                duration: secs(duration),
+                concurrencies: concurrency,
+                threads,
+            };
+            let rows = temporal::run(&options)?;
+            println!("{}", temporal::table(&options, &rows));
         }
         Command::Load {
             url,
