@@ -13,6 +13,7 @@ pub mod http;
 pub mod inprocess;
 pub mod load;
 pub mod proc;
+pub mod quick;
 pub mod round_trip;
 pub mod servers;
 pub mod stats;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use nexus_benches::load::{self, ClientKind, LoadConfig, Target};
 use nexus_benches::servers::ServerKind;
-use nexus_benches::{http, inprocess, proc, round_trip, servers, temporal};
+use nexus_benches::{http, inprocess, proc, quick, round_trip, servers, temporal};
 
 /// Benchmarks of nexus-rs against baselines measured in the same run.
 #[derive(Debug, Parser)]
@@ -19,6 +19,15 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The regression guard of scripts/test.sh: fails when a ratio crosses its floor.
+    Quick {
+        /// The most an awaited in-process call may cost over the direct call, in ns.
+        #[arg(long, default_value_t = 5_000.0)]
+        max_inprocess_overhead_ns: f64,
+        /// The least share of the bare endpoint's HTTP throughput the nexus server must keep.
+        #[arg(long, default_value_t = 0.6)]
+        min_http_ratio: f64,
+    },
     /// In-process sync call vs a direct trait call doing the same JSON work.
     Inprocess {
         /// Rounds (the median is reported).
@@ -195,6 +204,19 @@ fn secs(s: f64) -> Duration {
 
 fn run(command: Command) -> std::io::Result<ExitCode> {
     match command {
+        Command::Quick {
+            max_inprocess_overhead_ns,
+            min_http_ratio,
+        } => {
+            let report = quick::run(quick::Floors {
+                inprocess_overhead_ns: max_inprocess_overhead_ns,
+                http_throughput_ratio: min_http_ratio,
+            })?;
+            println!("{}", report.summary());
+            if !report.passed() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         Command::Inprocess { rounds, calls } => {
             let report = inprocess::measure(rounds, calls);
             println!("{}", report.table());
