@@ -96,7 +96,10 @@ pub fn run(floors: Floors) -> io::Result<QuickReport> {
         duration: Duration::from_millis(800),
         client: ClientKind::Hyper,
     };
-    let (bare_target, nexus_target) = (Target::quick_score(&bare.url), Target::quick_score(&nexus.url));
+    let (bare_target, nexus_target) = (
+        Target::quick_score(&bare.url),
+        Target::quick_score(&nexus.url),
+    );
     let mut http_rounds = Vec::new();
     for round in 0..7 {
         let measure = |target: &Target| -> io::Result<f64> {

@@ -248,7 +248,7 @@ impl Client {
             endpoint: endpoint.to_owned(),
             service: <Op::Service as Service>::NAME,
             operation: Op::NAME,
-            request_id: prepared.request_id,
+            request_id: prepared.request_id.unwrap_or_default(),
             record: prepared.record,
             commands: commands_tx,
             token: OnceLock::new(),
@@ -277,7 +277,7 @@ impl Client {
         &self,
         endpoint: &str,
         input: Op::Input,
-        options: CallOptions,
+        mut options: CallOptions,
         commands: Option<driver::CommandReceiver>,
     ) -> Result<Prepared, CallError> {
         let state = self.endpoint_state(endpoint)?.clone();
@@ -295,9 +295,9 @@ impl Client {
         let input = codec::encode(&input).map_err(|e| {
             CallError::Codec(format!("cannot encode the input of `{}`: {e}", Op::NAME))
         })?;
-        let request_id = options
+        let mut request_id = options
             .request_id
-            .clone()
+            .take()
             .unwrap_or_else(|| crate::id::new_v4().to_string());
         let scheduled = Instant::now();
         let scope = CallScope::current();
@@ -312,7 +312,11 @@ impl Client {
         let spec = Spec {
             service: <Op::Service as Service>::NAME,
             operation: Op::NAME,
-            request_id: request_id.clone(),
+            // A copy for the handle only when there will be one.
+            request_id: match commands {
+                Some(_) => request_id.clone(),
+                None => std::mem::take(&mut request_id),
+            },
             headers: options.headers,
             links: options.links,
             input,
@@ -335,7 +339,7 @@ impl Client {
         Ok(Prepared {
             driver,
             record: record_rx,
-            request_id,
+            request_id: (!request_id.is_empty()).then_some(request_id),
         })
     }
 }
@@ -344,7 +348,8 @@ impl Client {
 struct Prepared {
     driver: Driver,
     record: watch::Receiver<Record>,
-    request_id: String,
+    /// For the handle (`None` when driven inline).
+    request_id: Option<String>,
 }
 
 /// The runtime that drives operations.
