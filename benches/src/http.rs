@@ -84,7 +84,7 @@ pub fn run(options: &HttpOptions) -> io::Result<HttpReport> {
         }),
     };
     for round in 0..options.rounds {
-        let order = if round % 2 == 0 {
+        let order = if round.is_multiple_of(2) {
             [ServerKind::Bare, ServerKind::Nexus]
         } else {
             [ServerKind::Nexus, ServerKind::Bare]

@@ -111,7 +111,7 @@ pub fn measure(rounds: usize, calls: usize) -> InProcessReport {
     let (mut base, mut nexus, mut handle, mut over, mut handle_over) =
         (vec![], vec![], vec![], vec![], vec![]);
     for round in 0..rounds {
-        let (b, n, h) = if round % 2 == 0 {
+        let (b, n, h) = if round.is_multiple_of(2) {
             let b = direct(calls);
             (b, awaited(calls), handled(calls))
         } else {

@@ -101,7 +101,7 @@ pub fn run(floors: Floors) -> io::Result<QuickReport> {
         Target::quick_score(&nexus.url),
     );
     let mut http_rounds = Vec::new();
-    for round in 0..7 {
+    for round in 0..7_usize {
         let measure = |target: &Target| -> io::Result<f64> {
             let summary = runtime.block_on(load::run(target, config))?;
             if summary.errors > 0 {
@@ -112,7 +112,7 @@ pub fn run(floors: Floors) -> io::Result<QuickReport> {
             }
             Ok(summary.ops_per_sec)
         };
-        let (b, n) = if round % 2 == 0 {
+        let (b, n) = if round.is_multiple_of(2) {
             let b = measure(&bare_target)?;
             (b, measure(&nexus_target)?)
         } else {

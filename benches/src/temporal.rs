@@ -81,7 +81,7 @@ pub fn run(options: &TemporalOptions) -> io::Result<Vec<TemporalRow>> {
                 duration: options.duration,
                 client: ClientKind::Hyper,
             };
-            let targets = if round % 2 == 0 {
+            let targets = if round.is_multiple_of(2) {
                 [(&temporal, true), (&nexus, false)]
             } else {
                 [(&nexus, false), (&temporal, true)]
