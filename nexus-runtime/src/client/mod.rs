@@ -307,7 +307,10 @@ impl Client {
             scheduled,
             scope.as_ref().and_then(|s| s.deadline),
         );
-        let (callback_id, completions) = self.inner.pending.register();
+        let (registration, completions) = self
+            .inner
+            .pending
+            .register_operation(state.targets.any_needs_callback_url());
         let (record, record_rx) = watch::channel(Record::new(scheduled));
         let spec = Spec {
             service: <Op::Service as Service>::NAME,
@@ -332,7 +335,7 @@ impl Client {
                 record,
                 commands,
                 completions,
-                callback_id,
+                registration,
             },
             scope.map(|s| s.cancel),
         );

@@ -36,6 +36,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::info::{CancelState, CancellationInfo, OperationInfo, OperationState};
+use super::pending::Registration;
 use super::{CancellationType, Client, EndpointState};
 use crate::codec::Content;
 use crate::completion::Completion;
@@ -91,7 +92,7 @@ pub(crate) struct Channels {
     /// Commands from handles; `None` for a driver run inline, which has no handles.
     pub commands: Option<CommandReceiver>,
     pub completions: oneshot::Receiver<Completion>,
-    pub callback_id: String,
+    pub registration: Registration,
 }
 
 /// What interrupts a driver while it waits.
@@ -124,7 +125,7 @@ pub(crate) struct Driver {
     commands_open: bool,
     completions: oneshot::Receiver<Completion>,
     completions_open: bool,
-    callback_id: String,
+    registration: Registration,
     scope_cancel: Option<CancellationToken>,
     cancel_waiters: Vec<oneshot::Sender<Result<(), CallError>>>,
     cancel_requested: bool,
@@ -149,7 +150,7 @@ impl Driver {
             commands_open: true,
             completions: channels.completions,
             completions_open: true,
-            callback_id: channels.callback_id,
+            registration: channels.registration,
             scope_cancel,
             cancel_waiters: Vec::new(),
             cancel_requested: false,
@@ -406,7 +407,7 @@ impl Drop for Driver {
     /// Forgets the operation's callback, whether the driver ended or the future running it inline
     /// was dropped: a completion arriving later is refused (NOT_FOUND).
     fn drop(&mut self) {
-        self.client.pending().remove(&self.callback_id);
+        self.client.pending().release(&self.registration);
     }
 }
 

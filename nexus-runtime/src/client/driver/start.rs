@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use super::{Driver, Event, Flow, Step};
 use crate::client::CancellationType;
 use crate::client::info::{CancelState, OperationState};
-use crate::client::pending::PendingSink;
+use crate::client::pending::{PendingSink, Registration};
 use crate::codec::Content;
 use crate::completion::Callback;
 use crate::error::CallError;
@@ -171,20 +171,18 @@ impl Driver {
     }
 
     fn start_request(&self, target: usize) -> StartRequest {
-        let callback = if self.endpoint.targets.needs_callback_url(target) {
-            Callback::Url {
-                url: format!(
-                    "{}/{}",
-                    self.client.callback_base().unwrap_or_default(),
-                    self.callback_id
-                ),
-                headers: Default::default(),
+        let callback = match &self.registration {
+            Registration::Local(sink) => Callback::Local(sink.clone()),
+            Registration::Table(id) if self.endpoint.targets.needs_callback_url(target) => {
+                Callback::Url {
+                    url: format!("{}/{id}", self.client.callback_base().unwrap_or_default()),
+                    headers: Default::default(),
+                }
             }
-        } else {
-            Callback::Local(Arc::new(PendingSink {
+            Registration::Table(id) => Callback::Local(Arc::new(PendingSink {
                 table: self.client.pending_table(),
-                id: self.callback_id.clone(),
-            }))
+                id: id.clone(),
+            })),
         };
         StartRequest {
             service: self.spec.service.to_owned(),
@@ -204,7 +202,9 @@ impl Driver {
         // No start request follows: the input is not needed any more (it would be held for as
         // long as the operation runs).
         self.spec.input = Content::empty();
-        self.client.pending().set_token(&self.callback_id, &token);
+        self.client
+            .pending()
+            .set_operation_token(&self.registration, &token);
         self.deadlines.started = Some(now);
         tracing::debug!(operation = self.spec.operation, %token, "operation started");
         self.publish(|record| {
