@@ -120,7 +120,11 @@ done
 now_ms() { date +%s%3N; }
 declare -A times
 for run in $(seq 1 "$runs"); do
-    if [ $((run % 2)) = 1 ]; then order="nexus100 tarpc100"; else order="tarpc100 nexus100"; fi
+    if [ $((run % 2)) = 1 ]; then
+        order="nexus100 tarpc100 nexus100-raw tarpc100-raw"
+    else
+        order="tarpc100 nexus100 tarpc100-raw nexus100-raw"
+    fi
     for crate in $order; do
         touch "$crate/src/lib.rs"
         start=$(now_ms)
@@ -137,6 +141,8 @@ expanded_lines() {
 
 n_med=$(echo "${times[nexus100]}" | median)
 t_med=$(echo "${times[tarpc100]}" | median)
+nr_med=$(echo "${times[nexus100-raw]}" | median)
+tr_med=$(echo "${times[tarpc100-raw]}" | median)
 n_exp=$(expanded_lines nexus100); n_raw=$(expanded_lines nexus100-raw)
 t_exp=$(expanded_lines tarpc100); t_raw=$(expanded_lines tarpc100-raw)
 n_src=$(wc -l < nexus100/src/lib.rs); t_src=$(wc -l < tarpc100/src/lib.rs)
@@ -144,9 +150,9 @@ n_src=$(wc -l < nexus100/src/lib.rs); t_src=$(wc -l < tarpc100/src/lib.rs)
 echo
 echo "Macro cost: a contract of $ops operations (\`cargo check\` of the crate alone, dependencies prebuilt, source touched before each run, median of $runs runs, alternating)"
 echo
-echo "| macro | cargo check (ms, median) | runs (ms) | source lines | expanded lines | expanded lines without the macro | lines per operation from the macro |"
-echo "|---|---:|---|---:|---:|---:|---:|"
-echo "| \`#[nexus_service]\` | $n_med |${times[nexus100]} | $n_src | $n_exp | $n_raw | $(( (n_exp - n_raw) / ops )) |"
-echo "| \`#[tarpc::service]\` | $t_med |${times[tarpc100]} | $t_src | $t_exp | $t_raw | $(( (t_exp - t_raw) / ops )) |"
+echo "| macro | cargo check (ms, median) | runs (ms) | same trait without the macro (ms) | source lines | expanded lines | expanded lines without the macro | lines per operation from the macro |"
+echo "|---|---:|---|---:|---:|---:|---:|---:|"
+echo "| \`#[nexus_service]\` | $n_med |${times[nexus100]} | $nr_med | $n_src | $n_exp | $n_raw | $(( (n_exp - n_raw) / ops )) |"
+echo "| \`#[tarpc::service]\` | $t_med |${times[tarpc100]} | $tr_med | $t_src | $t_exp | $t_raw | $(( (t_exp - t_raw) / ops )) |"
 echo
 awk -v n="$n_med" -v t="$t_med" 'BEGIN { printf "check time ratio nexus/tarpc: %.2f\n", n / t }'
