@@ -9,16 +9,21 @@
 //! woken, with the final record. So a completion is never acknowledged before it is durable, and
 //! one that arrives while no task runs the operation (after a crash, or at another replica) is
 //! found in the store by whoever resumes it.
+//!
+//! The in-process callback of an operation ([`PendingSink`]) carries the way to its task, so a
+//! completion from an in-process handler, once recorded, wakes the task without a look-up in the
+//! registry (the registry is the fallback, for a task that was replaced).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
 use super::driver::{Command, Record};
+use super::queue::{self, Receiver, Sender, WeakSender};
 use crate::clock;
 use crate::completion::{Completion, CompletionSink};
 use crate::error::HandlerError;
@@ -33,20 +38,25 @@ pub(crate) enum Wake {
     Claimed(Box<CallerRecord>),
     /// Its record may have changed: read it again.
     Check,
+    /// The client is shutting down: stop where it is (for a driver run inline, which has no task
+    /// to abort).
+    Stop,
 }
 
 /// How the registry holds an operation's command channel: strongly when operations outlive their
 /// handles (a durable client), weakly otherwise (dropping every handle abandons the operation).
 enum Commands {
-    Strong(mpsc::UnboundedSender<Command>),
-    Weak(mpsc::WeakUnboundedSender<Command>),
+    Strong(Sender<Command>),
+    Weak(WeakSender<Command>),
 }
 
 struct Entry {
     key: Arc<RequestKey>,
-    record: watch::Receiver<Record>,
+    /// The task's own sender: handles subscribe to it when they attach. The registry holds no
+    /// receiver, so a driver with no handle publishes without waking anyone.
+    record: Arc<watch::Sender<Record>>,
     commands: Commands,
-    wake: mpsc::UnboundedSender<Wake>,
+    wake: Sender<Wake>,
     abort: Option<AbortHandle>,
 }
 
@@ -54,7 +64,7 @@ struct Entry {
 pub(crate) struct Attached {
     pub key: Arc<RequestKey>,
     pub record: watch::Receiver<Record>,
-    pub commands: mpsc::UnboundedSender<Command>,
+    pub commands: Sender<Command>,
 }
 
 impl Attached {
@@ -63,7 +73,7 @@ impl Attached {
         Self {
             key: Arc::new(key),
             record: watch::channel(record).1,
-            commands: mpsc::unbounded_channel().0,
+            commands: Sender::closed(),
         }
     }
 }
@@ -72,8 +82,10 @@ impl Attached {
 pub(crate) struct Local {
     pub id: OperationId,
     pub record: Arc<watch::Sender<Record>>,
-    pub commands: mpsc::UnboundedReceiver<Command>,
-    pub wakes: mpsc::UnboundedReceiver<Wake>,
+    pub commands: Receiver<Command>,
+    pub wakes: Receiver<Wake>,
+    /// The way to this task, for its in-process callback.
+    pub waker: Sender<Wake>,
 }
 
 /// The local operations, by id.
@@ -103,8 +115,9 @@ impl Registry {
             return Err(attached(entry));
         }
         let (record_tx, record_rx) = watch::channel(initial);
-        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
-        let (wake_tx, wake_rx) = mpsc::unbounded_channel();
+        let record_tx = Arc::new(record_tx);
+        let (commands_tx, commands_rx) = queue::channel();
+        let (wake_tx, wake_rx) = queue::channel();
         let commands = if self.persistent {
             Commands::Strong(commands_tx.clone())
         } else {
@@ -115,18 +128,19 @@ impl Registry {
             id,
             Entry {
                 key: key.clone(),
-                record: record_rx.clone(),
+                record: record_tx.clone(),
                 commands,
-                wake: wake_tx,
+                wake: wake_tx.clone(),
                 abort: None,
             },
         );
         Ok((
             Local {
                 id,
-                record: Arc::new(record_tx),
+                record: record_tx,
                 commands: commands_rx,
                 wakes: wake_rx,
+                waker: wake_tx,
             },
             Attached {
                 key,
@@ -169,11 +183,14 @@ impl Registry {
         self.lock().remove(&id);
     }
 
-    /// Stops every task and forgets every operation.
+    /// Stops every task (and every driver run inline) and forgets every operation.
     pub fn abort_all(&self) {
         for (_, entry) in self.lock().drain() {
-            if let Some(abort) = entry.abort {
-                abort.abort();
+            match entry.abort {
+                Some(abort) => abort.abort(),
+                None => {
+                    let _ = entry.wake.send(Wake::Stop);
+                }
             }
         }
     }
@@ -194,9 +211,9 @@ fn attached(entry: &Entry) -> Attached {
     };
     Attached {
         key: entry.key.clone(),
-        record: entry.record.clone(),
+        record: entry.record.subscribe(),
         // Every handle was dropped and the operation is being abandoned: commands go nowhere.
-        commands: commands.unwrap_or_else(|| mpsc::unbounded_channel().0),
+        commands: commands.unwrap_or_else(Sender::closed),
     }
 }
 
@@ -229,6 +246,18 @@ impl Inbox {
         id: OperationId,
         completion: Completion,
     ) -> Result<(), HandlerError> {
+        self.deliver_with(id, completion, None).await
+    }
+
+    /// Records the completion of operation `id`, then wakes its task: through `waker` (the task's
+    /// own queue, carried by its in-process callback) if given and still there, otherwise
+    /// through the registry.
+    async fn deliver_with(
+        &self,
+        id: OperationId,
+        completion: Completion,
+        waker: Option<&Sender<Wake>>,
+    ) -> Result<(), HandlerError> {
         let outcome = self
             .store
             .record_completion(id, &completion, clock::now())
@@ -239,7 +268,14 @@ impl Inbox {
             })?;
         match outcome {
             CompletionOutcome::Applied(record) => {
-                self.registry.wake(id, Wake::Completed(record));
+                let wake = Wake::Completed(record);
+                let wake = match waker {
+                    Some(waker) => waker.send(wake).err(),
+                    None => Some(wake),
+                };
+                if let Some(wake) = wake {
+                    self.registry.wake(id, wake);
+                }
                 Ok(())
             }
             CompletionOutcome::UnknownOperation => Err(HandlerError::not_found(format!(
@@ -258,16 +294,19 @@ impl Inbox {
     }
 }
 
-/// The in-process callback of one operation.
+/// The in-process callback of one operation: its completion is recorded in the store, then
+/// handed to its task directly.
 pub(crate) struct PendingSink {
     pub inbox: Arc<Inbox>,
     pub id: OperationId,
+    pub waker: WeakSender<Wake>,
 }
 
 impl CompletionSink for PendingSink {
     fn complete(&self, completion: Completion) -> BoxFuture<'static, Result<(), HandlerError>> {
         let inbox = self.inbox.clone();
         let id = self.id;
-        async move { inbox.deliver_to(id, completion).await }.boxed()
+        let waker = self.waker.upgrade();
+        async move { inbox.deliver_with(id, completion, waker.as_ref()).await }.boxed()
     }
 }

@@ -72,27 +72,31 @@ impl Service<AttemptRequest> for AttemptService {
     fn call(&mut self, request: AttemptRequest) -> Self::Future {
         let now = Instant::now();
         let deadline = deadline::min(Some(now + request.timeout), request.cap).unwrap_or(now);
-        let transport = request.transport;
-        let sent: BoxFuture<'static, Result<AttemptResponse, CallError>> = match request.call {
-            AttemptCall::Start(mut start) => {
-                start.request_deadline = Some(deadline);
-                start.operation_timeout = request
-                    .operation_deadline
-                    .map(|d| d.saturating_duration_since(now));
-                transport
-                    .start(start)
-                    .map(|r| r.map(AttemptResponse::Started))
-                    .boxed()
-            }
-            AttemptCall::Cancel(mut cancel) => {
-                cancel.request_deadline = Some(deadline);
-                transport
-                    .cancel(cancel)
-                    .map(|r| r.map(|()| AttemptResponse::CancelRequested))
-                    .boxed()
-            }
-        };
+        let AttemptRequest {
+            transport,
+            call,
+            operation_deadline,
+            ..
+        } = request;
+        // One boxed future for the whole attempt (the transport boxes its own).
         async move {
+            let sent = async {
+                match call {
+                    AttemptCall::Start(mut start) => {
+                        start.request_deadline = Some(deadline);
+                        start.operation_timeout =
+                            operation_deadline.map(|d| d.saturating_duration_since(now));
+                        transport.start(start).await.map(AttemptResponse::Started)
+                    }
+                    AttemptCall::Cancel(mut cancel) => {
+                        cancel.request_deadline = Some(deadline);
+                        transport
+                            .cancel(cancel)
+                            .await
+                            .map(|()| AttemptResponse::CancelRequested)
+                    }
+                }
+            };
             // The deadline is polled first: a transport that enforces the same deadline with a
             // timer of its own (the HTTP transport does) fires in the same timer tick, and would
             // otherwise win with an error of its own shape. An expired attempt is always a

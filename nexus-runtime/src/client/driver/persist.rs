@@ -30,6 +30,11 @@ const STORE_RETRY_DELAY: Duration = Duration::from_millis(50);
 impl Driver {
     /// Applies a transition: records it in the store, then shows it to the handles. After a halt
     /// nothing changes any more.
+    ///
+    /// With no handle subscribed (an awaited call has none) the new record is stored without
+    /// waking anyone, which spares the watch channel's notifier locks. The count is read under
+    /// the channel's write lock: a handle subscribing at the same moment either counts already,
+    /// or reads the record after this write.
     pub(super) async fn publish(&mut self, change: impl FnOnce(&mut Record)) {
         if self.halt.is_some() {
             return;
@@ -38,7 +43,11 @@ impl Driver {
         change(&mut next);
         self.persist(&next).await;
         if self.halt.is_none() {
-            self.record.send_replace(next);
+            let record = &self.record;
+            record.send_if_modified(|shown| {
+                *shown = next;
+                record.receiver_count() > 0
+            });
         }
     }
 

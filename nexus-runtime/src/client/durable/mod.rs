@@ -184,6 +184,13 @@ impl Durability {
         self.replicas.as_ref().map(ReplicaConfig::poll_every)
     }
 
+    /// Whether an awaited call runs its driver inline: only for a client that keeps nothing
+    /// once an operation ends (its operations end with their observers, so the future of the
+    /// call may hold the driver).
+    pub fn runs_inline(&self) -> bool {
+        self.forget.is_some() && !self.persistent && self.replicas.is_none()
+    }
+
     /// Forgets operation `id` once its task ended, if this client keeps nothing.
     pub fn forget(&self, id: crate::store::OperationId) {
         if let Some(memory) = &self.forget {
