@@ -9,7 +9,9 @@
 //! - `flagUser` is synchronous and returns no value.
 //!
 //! With an [`ExecutionLog`], every method run (not an answer replayed from the store) is
-//! recorded durably before the method goes on.
+//! recorded durably before the method goes on. A check's start then also chooses its operation
+//! token (a fresh UUID per execution) and writes it in its line, so the line says which
+//! execution's answer the caller got: the one whose token the caller and the store hold.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -19,9 +21,10 @@ use fraud_contract::{
     CheckTransactionInput, CheckTransactionOutput, FlagUserInput, Fraud, GetQuickScoreInput,
     GetQuickScoreOutput,
 };
+use nexus_runtime::operation::{AsyncOperation, OperationStart};
 use nexus_runtime::{HandlerError, OperationContext, OperationError, OperationResult};
 
-use crate::executions::ExecutionLog;
+use crate::executions::{Execution, ExecutionLog};
 
 /// Payments at or above this amount are declined.
 pub const APPROVAL_LIMIT: f64 = 10_000.0;
@@ -61,13 +64,20 @@ impl FraudDesk {
         self
     }
 
-    /// Records this execution, if there is a log. A write that fails is a retryable INTERNAL
-    /// error: the execution did not happen as far as the caller knows, and its retry runs again.
-    async fn executed(&self, ctx: &OperationContext) -> Result<(), HandlerError> {
+    /// Records this execution (answering with `token`, if it chose one), if there is a log. A
+    /// write that fails is a retryable INTERNAL error: the execution did not happen as far as the
+    /// caller knows, and its retry runs again.
+    async fn executed(
+        &self,
+        ctx: &OperationContext,
+        token: Option<&str>,
+    ) -> Result<(), HandlerError> {
         let Some(log) = &self.executions else {
             return Ok(());
         };
-        log.record(ctx.operation(), ctx.request_id(), ctx.resumed())
+        let execution =
+            Execution::new(ctx.operation(), ctx.request_id(), ctx.resumed()).with_token(token);
+        log.record(&execution)
             .await
             .map_err(|e| HandlerError::internal(format!("cannot write the execution log: {e}")))
     }
@@ -90,16 +100,44 @@ pub fn quick_score(user_id: &str) -> u32 {
     (hash % 100) as u32
 }
 
+/// The outcome of a check once its delay is over: `approved = amount < APPROVAL_LIMIT`, a risk
+/// score from the amount and the user's quick score, and a failed OperationError (with
+/// [`CheckRejected`] details) for a negative or non-finite amount.
+pub fn verdict(input: &CheckTransactionInput) -> Result<CheckTransactionOutput, OperationError> {
+    if input.amount < 0.0 || !input.amount.is_finite() {
+        return Err(OperationError::failed(format!(
+            "transaction {} has an invalid amount {}",
+            input.transaction_id, input.amount
+        ))
+        .with_details(&CheckRejected {
+            transaction_id: input.transaction_id.clone(),
+            problem: "negative amount".into(),
+        }));
+    }
+    let approved = input.amount < APPROVAL_LIMIT;
+    let risk =
+        (input.amount / APPROVAL_LIMIT * 50.0).min(50.0) as u32 + quick_score(&input.user_id) / 2;
+    Ok(CheckTransactionOutput {
+        approved,
+        risk_score: risk.min(100),
+        reason: (!approved).then(|| format!("amount is at or above the limit of {APPROVAL_LIMIT}")),
+    })
+}
+
 impl Fraud for FraudDesk {
     async fn check_transaction(
         &self,
         ctx: OperationContext,
         input: CheckTransactionInput,
     ) -> OperationResult<CheckTransactionOutput> {
-        self.executed(&ctx).await?;
+        // With a log, a start names its token, so its line identifies the execution; a resumed
+        // check keeps the token the caller already holds.
+        let token = (self.executions.is_some() && !ctx.resumed())
+            .then(|| uuid::Uuid::new_v4().simple().to_string());
+        self.executed(&ctx, token.as_deref()).await?;
         let delay = self.check_delay;
         // A check can be redone from scratch after a restart: resumable.
-        ctx.start_resumable(move |work| async move {
+        let work = AsyncOperation::new(move |work| async move {
             tokio::select! {
                 _ = work.cancelled() => {
                     return Err(OperationError::canceled(format!(
@@ -109,26 +147,13 @@ impl Fraud for FraudDesk {
                 }
                 _ = tokio::time::sleep(delay) => {}
             }
-            if input.amount < 0.0 || !input.amount.is_finite() {
-                return Err(OperationError::failed(format!(
-                    "transaction {} has an invalid amount {}",
-                    input.transaction_id, input.amount
-                ))
-                .with_details(&CheckRejected {
-                    transaction_id: input.transaction_id.clone(),
-                    problem: "negative amount".into(),
-                }));
-            }
-            let approved = input.amount < APPROVAL_LIMIT;
-            let risk = (input.amount / APPROVAL_LIMIT * 50.0).min(50.0) as u32
-                + quick_score(&input.user_id) / 2;
-            Ok(CheckTransactionOutput {
-                approved,
-                risk_score: risk.min(100),
-                reason: (!approved)
-                    .then(|| format!("amount is at or above the limit of {APPROVAL_LIMIT}")),
-            })
+            verdict(&input)
         })
+        .resumable();
+        Ok(OperationStart::Async(match token {
+            Some(token) => work.with_token(token),
+            None => work,
+        }))
     }
 
     async fn get_quick_score(
@@ -136,7 +161,7 @@ impl Fraud for FraudDesk {
         ctx: OperationContext,
         input: GetQuickScoreInput,
     ) -> OperationResult<GetQuickScoreOutput> {
-        self.executed(&ctx).await?;
+        self.executed(&ctx, None).await?;
         if input.user_id.is_empty() {
             return Err(HandlerError::bad_request("`userId` must not be empty").into());
         }
@@ -147,7 +172,7 @@ impl Fraud for FraudDesk {
     }
 
     async fn flag_user(&self, ctx: OperationContext, input: FlagUserInput) -> OperationResult<()> {
-        self.executed(&ctx).await?;
+        self.executed(&ctx, None).await?;
         if input.user_id.is_empty() {
             return Err(HandlerError::bad_request("`userId` must not be empty").into());
         }

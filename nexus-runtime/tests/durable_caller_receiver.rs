@@ -1,7 +1,8 @@
 //! The callback receiver records a completion in the store before it answers: 200 only once it
 //! is recorded (so a completion that arrives while no driver runs the operation is found by the
-//! next process), 404 for an unknown or finished operation, 400 for a token mismatch, 503 when
-//! the store cannot record it (the handler sends it again). Over real loopback HTTP, on SQLite.
+//! next process; the same completion again is acknowledged too), 404 for an unknown operation or
+//! one finished otherwise, 400 for a token mismatch, 503 when the store cannot record it (the
+//! handler sends it again). Over real loopback HTTP, on SQLite.
 #![cfg(all(feature = "http", feature = "sqlite"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -146,4 +147,79 @@ async fn completions_are_recorded_before_they_are_acknowledged() {
         OperationState::Succeeded
     );
     assert_eq!(desk.seen().len(), 2, "no start was sent again");
+}
+
+/// A completion sent again because its sender missed the first 200 (a handler that died before
+/// recording the delivery, an attempt that timed out) is acknowledged and changes nothing, for a
+/// success and a failure read back from SQLite; another outcome for the same token is refused.
+#[tokio::test]
+async fn the_same_completion_sent_again_is_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let desk = Desk::new(false);
+    let handler = serve(&desk, "127.0.0.1:0").await;
+    let store: Arc<dyn CallerStore> = Arc::new(
+        SqliteStore::open(dir.path().join("payments.sqlite3"))
+            .await
+            .unwrap(),
+    );
+    let listener = CallbackListener::bind_loopback().await.unwrap();
+    let base = listener.callback_url();
+    let client = Client::builder()
+        .endpoint("ledger", HttpTransport::new(handler.url()).unwrap())
+        .callback_url(&base)
+        .store(store.clone())
+        .build();
+    let _receiver = listener.serve(client.clone()).unwrap();
+    let ledger = LedgerClient::new(client.clone(), "ledger");
+    let ok = ledger.settle("p-1".into()).start().await.unwrap();
+    let failed = ledger.settle("p-2".into()).start().await.unwrap();
+    let ok_url = format!("{base}/{}", ok.operation_id());
+    let failed_url = format!("{base}/{}", failed.operation_id());
+    let success = completion(ok.token().unwrap(), "settled");
+    let failure = Completion {
+        outcome: Err(nexus_runtime::OperationError::failed(
+            "declined by the bank",
+        )),
+        ..completion(failed.token().unwrap(), "")
+    };
+
+    for _ in 0..3 {
+        post(&ok_url, &success).await.unwrap();
+        post(&failed_url, &failure).await.unwrap();
+    }
+    assert_eq!(ok.result().await.unwrap(), "settled");
+    let error = failed.result().await.unwrap_err();
+    assert!(
+        error.to_string().contains("declined by the bank"),
+        "{error}"
+    );
+
+    let other_value = completion(ok.token().unwrap(), "settled twice?");
+    let other_failure = Completion {
+        outcome: Err(nexus_runtime::OperationError::failed("another reason")),
+        ..completion(failed.token().unwrap(), "")
+    };
+    let canceled = Completion {
+        outcome: Err(nexus_runtime::OperationError::canceled(
+            "declined by the bank",
+        )),
+        ..completion(failed.token().unwrap(), "")
+    };
+    for (url, other) in [
+        (&ok_url, &other_value),
+        (&failed_url, &other_failure),
+        (&failed_url, &canceled),
+        (&failed_url, &success),
+    ] {
+        let refused = post(url, other).await.unwrap_err();
+        assert_eq!(refused.error_type, HandlerErrorType::NotFound, "{refused}");
+    }
+    let record = store.get(ok.operation_id()).await.unwrap().unwrap();
+    assert_eq!(
+        codec::decode::<String>(record.result.as_ref().unwrap()).unwrap(),
+        "settled"
+    );
+    let record = store.get(failed.operation_id()).await.unwrap().unwrap();
+    assert_eq!(record.state, OperationState::Failed);
+    assert_eq!(record.error.unwrap().message, "declined by the bank");
 }

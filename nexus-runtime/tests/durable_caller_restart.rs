@@ -162,7 +162,8 @@ async fn backing_off(open: Open) {
 }
 
 /// Started when the first process stops: the second sends no start, waits for the completion
-/// (delivered to it as its receiver would), and a repeated completion is refused.
+/// (delivered to it as its receiver would); the same completion again is acknowledged, another
+/// outcome refused.
 async fn started(open: Open) {
     let first = Scripted::new("first");
     first.starts([Answer::Async("tok-3".into())]);
@@ -200,11 +201,20 @@ async fn started(open: Open) {
     assert_eq!(same.result().await.unwrap(), "done");
     assert_eq!(same.operation_id(), id);
     assert_eq!(second.start_count(), 0);
-    let again = b
-        .deliver_completion(&id.to_string(), completion("tok-3", Ok("done")))
+    // The same completion again (its sender missed the first 200) is acknowledged; another
+    // outcome is refused; neither changes the record.
+    b.deliver_completion(&id.to_string(), completion("tok-3", Ok("done")))
+        .await
+        .unwrap();
+    let other = b
+        .deliver_completion(&id.to_string(), completion("tok-3", Ok("other")))
         .await
         .unwrap_err();
-    assert_eq!(again.error_type, HandlerErrorType::NotFound);
+    assert_eq!(other.error_type, HandlerErrorType::NotFound);
+    assert_eq!(
+        stored(&store, id).await.result.map(|r| r.data),
+        Some(codec::encode(&"done".to_owned()).unwrap().data)
+    );
     assert_eq!(
         stored(&store, id).await.state,
         store::OperationState::Succeeded

@@ -27,7 +27,7 @@ use nexus_examples::executions::ExecutionLog;
 use nexus_examples::fraud_desk::FraudDesk;
 use nexus_examples::observe::{EventLog, LoggedCompletions, Observed};
 use nexus_runtime::server::{CompletionRetry, HandlerServer, HttpCompletionSender};
-use nexus_runtime::service::{Dispatcher, DurabilityOptions};
+use nexus_runtime::service::{Dispatcher, DurabilityOptions, OutboxOptions};
 use nexus_runtime::store::{PostgresStore, SqliteStore, Store};
 
 /// Serves the fraud team's `fraud.v1` service over Nexus RPC over HTTP.
@@ -58,6 +58,10 @@ struct Args {
     /// Append one JSON line per operation method run (not replayed) to FILE, fsynced.
     #[arg(long, value_name = "FILE")]
     executions_log: Option<PathBuf>,
+    /// How long a completion being sent stays hidden from other senders, in milliseconds: after
+    /// a crash mid-delivery, the next process sends it again that long after [default: 60 s].
+    #[arg(long, value_name = "MS")]
+    outbox_visibility_ms: Option<u64>,
     /// Answer UNAVAILABLE (503, retryable) to the first N attempts of each request id.
     #[arg(long, value_name = "N", default_value_t = 0)]
     unavailable_first: u32,
@@ -132,9 +136,12 @@ async fn run(args: Args) -> Result<(), String> {
         HttpCompletionSender::new()
     };
     if let Some(store) = store {
-        builder = builder
-            .store(store)
-            .durability(DurabilityOptions::default().owner(&args.owner));
+        let mut durability = DurabilityOptions::default().owner(&args.owner);
+        if let Some(ms) = args.outbox_visibility_ms {
+            durability =
+                durability.outbox(OutboxOptions::default().visibility(Duration::from_millis(ms)));
+        }
+        builder = builder.store(store).durability(durability);
     }
     let dispatcher = builder.build();
     let server = HandlerServer::builder(dispatcher.clone())

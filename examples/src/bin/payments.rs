@@ -21,8 +21,10 @@ use fraud_contract::{
     CheckTransactionInput, CheckTransactionOutput, FraudClient, GetQuickScoreInput,
 };
 use nexus_examples::fraud_desk::{CheckRejected, quick_score};
-use nexus_runtime::client::ReplicaConfig;
+use nexus_examples::load::{check_input, request_id};
+use nexus_runtime::client::{EndpointConfig, ReplicaConfig};
 use nexus_runtime::error::OperationErrorState;
+use nexus_runtime::machinery::{BreakerConfig, RetryPolicy};
 use nexus_runtime::server::CallbackListener;
 use nexus_runtime::store::{CallerStore, PostgresStore, SqliteStore};
 use nexus_runtime::transport::HttpTransport;
@@ -68,6 +70,14 @@ struct Args {
     /// it across restarts resumes the run at once instead of after the previous leases expire.
     #[arg(long, value_name = "ID")]
     owner_id: Option<String>,
+    /// The longest wait between two start attempts of a check, in milliseconds [default: one
+    /// hour, Temporal's].
+    #[arg(long, value_name = "MS")]
+    max_retry_interval_ms: Option<u64>,
+    /// How long the circuit breaker stays open after consecutive failures, in milliseconds
+    /// [default: 60 s, Temporal's].
+    #[arg(long, value_name = "MS")]
+    breaker_open_ms: Option<u64>,
 }
 
 #[tokio::main]
@@ -117,7 +127,16 @@ async fn bind(addr: &str, shared: bool) -> Result<CallbackListener, String> {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let transport = HttpTransport::new(&args.endpoint).map_err(|e| e.to_string())?;
+    let mut endpoint =
+        EndpointConfig::new(HttpTransport::new(&args.endpoint).map_err(|e| e.to_string())?);
+    if let Some(ms) = args.max_retry_interval_ms {
+        endpoint =
+            endpoint.retry(RetryPolicy::default().maximum_interval(Duration::from_millis(ms)));
+    }
+    if let Some(ms) = args.breaker_open_ms {
+        endpoint =
+            endpoint.breaker(BreakerConfig::default().open_duration(Duration::from_millis(ms)));
+    }
     let (store, shared) = open_store(&args.store).await?;
     let load = args.count.zip(args.run_id.clone());
     let callback = args.callback_listen.clone().unwrap_or_else(|| {
@@ -130,7 +149,7 @@ async fn run(args: Args) -> Result<(), String> {
     let listener = bind(&callback, shared).await?;
     let callback_url = listener.callback_url();
     let mut builder = Client::builder()
-        .endpoint("fraud-detection", transport)
+        .endpoint("fraud-detection", endpoint)
         .callback_url(&callback_url)
         .store(store);
     if shared {
@@ -200,16 +219,6 @@ impl Summary {
     }
 }
 
-/// The `i`-th check of a run: its transaction id is its request id; amounts cycle through
-/// approved and declined ones.
-fn check_input(run_id: &str, i: u64) -> CheckTransactionInput {
-    CheckTransactionInput {
-        transaction_id: format!("{run_id}-{i}"),
-        amount: (i % 20) as f64 * 750.0 + 10.0,
-        user_id: format!("user-{}", i % 7),
-    }
-}
-
 /// Schedules the run's checks (at most `concurrency` in flight), waits for all, and returns the
 /// summary. A check already recorded under its request id (a resumed run) is not started again:
 /// its call follows the recorded operation.
@@ -236,7 +245,7 @@ async fn load_run(
         };
         let call = fraud
             .check_transaction(check_input(run_id, i))
-            .request_id(format!("{run_id}-{i}"))
+            .request_id(request_id(run_id, i))
             .schedule_to_close_timeout(timeout);
         calls.spawn(async move {
             let outcome = call.await;

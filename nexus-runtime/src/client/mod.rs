@@ -180,9 +180,11 @@ impl Client {
     /// store, then hands it to the operation's driver if it runs in this process. The callback
     /// receiver calls this and answers 200 only for `Ok`: the completion is then durable.
     ///
-    /// Errors: NOT_FOUND for an unknown id or an operation that already finished (a repeated
-    /// completion, or one that timed out or was canceled first), BAD_REQUEST for a token other
-    /// than the start response gave, UNAVAILABLE (retryable) when the store fails.
+    /// The same completion received again (the operation ended with it) is acknowledged: its
+    /// sender missed the first acknowledgement. Errors: NOT_FOUND for an unknown id or an
+    /// operation that already finished otherwise (another outcome, or it timed out or was
+    /// canceled first), BAD_REQUEST for a token other than the start response gave, UNAVAILABLE
+    /// (retryable) when the store fails.
     pub async fn deliver_completion(
         &self,
         callback_id: &str,

@@ -27,7 +27,9 @@ use super::queue::{self, Receiver, Sender, WeakSender};
 use crate::clock;
 use crate::completion::{Completion, CompletionSink};
 use crate::error::HandlerError;
-use crate::store::{CallerRecord, CallerStore, CompletionOutcome, OperationId, RequestKey};
+use crate::store::{
+    CallerRecord, CallerStore, CompletionOutcome, OperationId, OperationState, RequestKey,
+};
 
 /// Why a task is woken.
 #[derive(Debug)]
@@ -224,8 +226,9 @@ pub(crate) struct Inbox {
 }
 
 impl Inbox {
-    /// Records the completion for callback id `callback_id` and wakes its task. Refuses an unknown
-    /// id or an operation already finished (NOT_FOUND) and a token that contradicts the start
+    /// Records the completion for callback id `callback_id` and wakes its task. Acknowledges the
+    /// same completion received again (the operation ended with it); refuses an unknown id or an
+    /// operation already finished otherwise (NOT_FOUND) and a token that contradicts the start
     /// response (BAD_REQUEST); a store failure is UNAVAILABLE (retryable), so the completion is
     /// sent again rather than lost.
     pub async fn deliver(
@@ -241,6 +244,9 @@ impl Inbox {
         self.deliver_to(id, completion).await
     }
 
+    /// Records `completion` for operation `id` and wakes its task. Both happen in a task of their
+    /// own: when the request that brought the completion goes away (its sender died), this future
+    /// is dropped, but a completion the store recorded still wakes the task waiting for it.
     pub async fn deliver_to(
         &self,
         id: OperationId,
@@ -251,47 +257,100 @@ impl Inbox {
 
     /// Records the completion of operation `id`, then wakes its task: through `waker` (the task's
     /// own queue, carried by its in-process callback) if given and still there, otherwise
-    /// through the registry.
+    /// through the registry. Both happen in a task of their own (see [`Inbox::deliver_to`]).
     async fn deliver_with(
         &self,
         id: OperationId,
         completion: Completion,
-        waker: Option<&Sender<Wake>>,
+        waker: Option<Sender<Wake>>,
     ) -> Result<(), HandlerError> {
-        let outcome = self
-            .store
-            .record_completion(id, &completion, clock::now())
-            .await
-            .map_err(|e| {
-                tracing::warn!(operation_id = %id, error = %e, "cannot record a completion");
-                HandlerError::unavailable(format!("cannot record the completion: {e}"))
-            })?;
-        match outcome {
-            CompletionOutcome::Applied(record) => {
-                let wake = Wake::Completed(record);
-                let wake = match waker {
-                    Some(waker) => waker.send(wake).err(),
-                    None => Some(wake),
-                };
-                if let Some(wake) = wake {
-                    self.registry.wake(id, wake);
-                }
-                Ok(())
-            }
-            CompletionOutcome::UnknownOperation => Err(HandlerError::not_found(format!(
-                "no operation has callback id `{id}` (unknown, or purged after its retention)"
-            ))),
-            CompletionOutcome::AlreadyFinished(state) => Err(HandlerError::not_found(format!(
-                "operation `{id}` already finished ({state}); the completion is not needed"
-            ))),
-            CompletionOutcome::TokenMismatch { expected } => {
-                Err(HandlerError::bad_request(format!(
-                    "completion for token `{}` sent to the callback of token `{expected}`",
-                    completion.token
-                )))
-            }
-        }
+        let (store, registry) = (self.store.clone(), self.registry.clone());
+        tokio::spawn(async move {
+            record_and_wake(&*store, &registry, id, completion, waker.as_ref()).await
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(HandlerError::internal(format!(
+                "recording the completion failed: {e}"
+            )))
+        })
     }
+}
+
+async fn record_and_wake(
+    store: &dyn CallerStore,
+    registry: &Registry,
+    id: OperationId,
+    completion: Completion,
+    waker: Option<&Sender<Wake>>,
+) -> Result<(), HandlerError> {
+    let outcome = store
+        .record_completion(id, &completion, clock::now())
+        .await
+        .map_err(|e| {
+            tracing::warn!(operation_id = %id, error = %e, "cannot record a completion");
+            HandlerError::unavailable(format!("cannot record the completion: {e}"))
+        })?;
+    match outcome {
+        CompletionOutcome::Applied(record) => {
+            wake(registry, id, Wake::Completed(record), waker);
+            Ok(())
+        }
+        CompletionOutcome::UnknownOperation => Err(HandlerError::not_found(format!(
+            "no operation has callback id `{id}` (unknown, or purged after its retention)"
+        ))),
+        CompletionOutcome::AlreadyFinished(state) => {
+            if let Some(record) = recorded_already(store, id, &completion).await {
+                // The same completion again: its sender did not see the first 200 (it died, or
+                // gave up waiting). It is recorded: acknowledge it, or the sender would count a
+                // completion that got through as a failed delivery. (A task still waiting for
+                // it, should it have missed the first, gets it now.)
+                tracing::debug!(operation_id = %id, "a completion received again");
+                wake(registry, id, Wake::Completed(Box::new(record)), waker);
+                return Ok(());
+            }
+            Err(HandlerError::not_found(format!(
+                "operation `{id}` already finished ({state}); the completion is not needed"
+            )))
+        }
+        CompletionOutcome::TokenMismatch { expected } => Err(HandlerError::bad_request(format!(
+            "completion for token `{}` sent to the callback of token `{expected}`",
+            completion.token
+        ))),
+    }
+}
+
+/// Wakes the task of `id` through its own queue if given and still there, otherwise through the
+/// registry.
+fn wake(registry: &Registry, id: OperationId, wake: Wake, waker: Option<&Sender<Wake>>) {
+    let wake = match waker {
+        Some(waker) => waker.send(wake).err(),
+        None => Some(wake),
+    };
+    if let Some(wake) = wake {
+        registry.wake(id, wake);
+    }
+}
+
+/// The record of operation `id`, if it ended with exactly this completion (same token, same
+/// outcome).
+async fn recorded_already(
+    store: &dyn CallerStore,
+    id: OperationId,
+    completion: &Completion,
+) -> Option<CallerRecord> {
+    let record = store.get(id).await.ok()??;
+    if completion.token.is_empty()
+        || record.token.as_deref() != Some(completion.token.as_str())
+        || record.state != OperationState::of_completion(completion)
+    {
+        return None;
+    }
+    let same = match &completion.outcome {
+        Ok(result) => record.result.as_ref().map(|r| &r.data) == Some(&result.data),
+        Err(error) => record.error.as_ref() == Some(&error.to_failure()),
+    };
+    same.then_some(record)
 }
 
 /// The in-process callback of one operation: its completion is recorded in the store, then
@@ -307,6 +366,6 @@ impl CompletionSink for PendingSink {
         let inbox = self.inbox.clone();
         let id = self.id;
         let waker = self.waker.upgrade();
-        async move { inbox.deliver_with(id, completion, waker.as_ref()).await }.boxed()
+        async move { inbox.deliver_with(id, completion, waker).await }.boxed()
     }
 }

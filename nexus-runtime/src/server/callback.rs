@@ -29,8 +29,11 @@ pub const DEFAULT_CALLBACK_PATH: &str = "/nexus/callback";
 /// this receiver serves `POST {path}/{operation id}`. Answers:
 /// - 200 once the completion is recorded in the client's store (durably, with a durable store),
 ///   whether or not the operation's driver runs in this process;
-/// - NOT_FOUND (404) for an unknown operation or one already finished (a completion already
-///   received, or an operation that timed out or was canceled first);
+/// - 200 also for the same completion received again (the operation ended with it: its sender
+///   missed the first 200, say it died before it could record the delivery), as long as the
+///   client keeps the operation's record (with a store, for its retention);
+/// - NOT_FOUND (404) for an unknown operation or one that already finished otherwise (another
+///   outcome, or it timed out or was canceled first);
 /// - BAD_REQUEST (400) for a token other than the start response gave, for a malformed
 ///   completion, naming the problem (missing or invalid `Nexus-Operation-State`, bad timestamps
 ///   or links, a failure that is not a JSON Failure, a body over the limit) or a method other

@@ -242,8 +242,9 @@ pub enum InsertOutcome {
     Exists(Box<CallerRecord>),
 }
 
-/// What [`CallerStore::record_completion`] did. The callback receiver answers 200 only for
-/// `Applied`, 404 for `UnknownOperation` and `AlreadyFinished`, 400 for `TokenMismatch`.
+/// What [`CallerStore::record_completion`] did. The callback receiver answers 200 for
+/// `Applied` (and for `AlreadyFinished` when the record holds this very completion: a repeat),
+/// 404 for `UnknownOperation` and other `AlreadyFinished`, 400 for `TokenMismatch`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CompletionOutcome {
     /// The completion was recorded and the operation is finished: the record as it is now.

@@ -80,24 +80,31 @@ pub(crate) async fn run(client: Client, mut local: Local, mut begin: Begin) {
                     break;
                 }
             },
-            Begin::Resume(record) => match resume_parts(&client, &record) {
-                Ok((endpoint, spec, deadlines)) => {
-                    let driver = Driver::new(
-                        client.clone(),
-                        endpoint,
-                        spec,
-                        deadlines,
-                        *record,
-                        local,
-                        None,
-                    );
-                    driver.run().await
-                }
-                Err(e) => {
-                    tracing::error!(operation_id = %id, error = %e, "cannot resume the operation");
-                    show_error(&local, CallError::Invalid(e.to_string()));
+            Begin::Resume(record) => match current(&client, record).await {
+                record if record.state.is_terminal() => {
+                    show(&local, &record);
                     break;
                 }
+                record => match resume_parts(&client, &record) {
+                    Ok((endpoint, spec, deadlines)) => {
+                        show(&local, &record);
+                        let driver = Driver::new(
+                            client.clone(),
+                            endpoint,
+                            spec,
+                            deadlines,
+                            *record,
+                            local,
+                            None,
+                        );
+                        driver.run().await
+                    }
+                    Err(e) => {
+                        tracing::error!(operation_id = %id, error = %e, "cannot resume the operation");
+                        show_error(&local, CallError::Invalid(e.to_string()));
+                        break;
+                    }
+                },
             },
             Begin::Follow => match follow(&client, &mut local).await {
                 Some(record) => {
@@ -241,6 +248,22 @@ async fn insert(client: &Client, record: &CallerRecord) -> Result<InsertOutcome,
                 tokio::time::sleep(Duration::from_millis(100) * 2u32.pow(tries - 1)).await;
             }
             other => return other,
+        }
+    }
+}
+
+/// The operation's record as stored now. The one a task begins with may be out of date: read
+/// before this task was registered, it misses a completion recorded in between (which woke no
+/// task, or the one that has just ended), and driving the operation from it would wait for that
+/// completion forever. Completions recorded from now on wake this task. If the store cannot be
+/// read, the given record is driven (and its writes find out).
+async fn current(client: &Client, record: Box<CallerRecord>) -> Box<CallerRecord> {
+    match client.durability().store.get(record.id).await {
+        Ok(Some(stored)) => Box::new(stored),
+        Ok(None) => record,
+        Err(e) => {
+            tracing::warn!(operation_id = %record.id, error = %e, "cannot read the operation");
+            record
         }
     }
 }

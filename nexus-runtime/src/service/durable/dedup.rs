@@ -331,8 +331,27 @@ impl Claim {
     }
 
     /// Records `answer` (and the operation of an async one). If the claim expired and another
-    /// request took it, that request's answer wins when it has one.
+    /// request took it, that request's answer wins when it has one. An answer that cannot be
+    /// recorded is logged (a warning): the method ran, and the retry runs it again.
     async fn record(
+        self,
+        answer: &StartAnswer,
+        operation: Option<&AsyncOperationRecord>,
+    ) -> Recorded {
+        let request_id = self.key.request_id.clone();
+        let recorded = self.try_record(answer, operation).await;
+        if let Recorded::Refused(e) = &recorded {
+            tracing::warn!(
+                %request_id,
+                error = %e,
+                "the answer to a start request could not be recorded; its retry runs the \
+                 operation again"
+            );
+        }
+        recorded
+    }
+
+    async fn try_record(
         mut self,
         answer: &StartAnswer,
         operation: Option<&AsyncOperationRecord>,
