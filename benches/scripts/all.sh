@@ -3,7 +3,7 @@
 # the load it ran under. Takes about 10 minutes (Temporal's first run installs it).
 #
 # Usage: bash benches/scripts/all.sh [--no-temporal] > results.md
-# Environment: STORE (default memory) for the async round trip, e.g. STORE=sqlite:/tmp/ops.db
+# Environment: STORE (default memory) for the async round trip, e.g. STORE=sqlite:target/bench-sqlite (a data directory)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"

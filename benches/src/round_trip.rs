@@ -5,18 +5,24 @@
 //! The handler runs in a child process (`nexus-bench serve --kind nexus`); the caller (a
 //! `fraud.v1` stub over `HttpTransport`, with a `CallbackListener`) runs here.
 //!
-//! State: `--store memory` (the default) keeps operation state in memory, which is all this
-//! build has. `--store sqlite:PATH` is accepted so that scripts need not change when the durable
-//! store lands; until then it is refused with a message saying so.
+//! State: `--store memory` (the default) gives the caller no store (its private memory store,
+//! which keeps nothing once an operation ends) and the handler none. `--store sqlite:DIR` gives
+//! each side an SQLite store in data directory `DIR` (`caller.sqlite3`, `handler.sqlite3`; WAL,
+//! `synchronous = FULL`): every operation is recorded before its first attempt and at every
+//! transition by the caller, and deduplicated, recorded and completed through the outbox by the
+//! handler. Both files are made afresh for each measurement.
 
 use std::io;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use fraud_contract::{CheckTransactionInput, FraudClient};
 use nexus_runtime::client::EndpointConfig;
 use nexus_runtime::machinery::Limits;
 use nexus_runtime::server::{CallbackListener, ServerHandle};
+use nexus_runtime::store::{CallerStore, SqliteStore};
 use nexus_runtime::transport::HttpTransport;
 use nexus_runtime::{Client, OperationHandle};
 use tokio::time::Instant;
@@ -27,10 +33,10 @@ use crate::stats::LoadSummary;
 /// Where operation state lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Store {
-    /// In memory (the runtime's state today).
+    /// In memory: no store on either side.
     Memory,
-    /// A SQLite database file (the durable store, once integrated).
-    Sqlite(String),
+    /// SQLite stores in this data directory, one file for each side.
+    Sqlite(PathBuf),
 }
 
 impl FromStr for Store {
@@ -40,21 +46,29 @@ impl FromStr for Store {
         match s {
             "memory" => Ok(Self::Memory),
             _ => match s.strip_prefix("sqlite:") {
-                Some(path) if !path.is_empty() => Ok(Self::Sqlite(path.to_owned())),
+                Some(dir) if !dir.is_empty() => Ok(Self::Sqlite(dir.into())),
                 _ => Err(format!(
-                    "unknown store `{s}`: expected `memory` or `sqlite:PATH`"
+                    "unknown store `{s}`: expected `memory` or `sqlite:DIR` (a data directory)"
                 )),
             },
         }
     }
 }
 
+/// The caller's database file in a data directory.
+const CALLER_FILE: &str = "caller.sqlite3";
+/// The handler's database file in a data directory.
+const HANDLER_FILE: &str = "handler.sqlite3";
+
 impl Store {
     /// A label for tables.
     pub fn label(&self) -> String {
         match self {
-            Self::Memory => "in-memory state".into(),
-            Self::Sqlite(path) => format!("SQLite store at {path}"),
+            Self::Memory => "no store: in-memory state".into(),
+            Self::Sqlite(dir) => format!(
+                "SQLite stores, caller and handler one file each in {} (WAL, synchronous = FULL)",
+                dir.display()
+            ),
         }
     }
 
@@ -62,21 +76,46 @@ impl Store {
     fn serve_args(&self) -> Vec<String> {
         match self {
             Self::Memory => vec!["--store".into(), "memory".into()],
-            Self::Sqlite(path) => vec!["--store".into(), format!("sqlite:{path}")],
+            Self::Sqlite(dir) => vec!["--store".into(), format!("sqlite:{}", dir.display())],
         }
     }
 
-    /// Refuses stores this build cannot use.
-    pub fn check_supported(&self) -> io::Result<()> {
+    /// Removes the SQLite files a previous measurement left (only this benchmark's own files),
+    /// so that every measurement starts with empty stores.
+    pub fn start_afresh(&self) -> io::Result<()> {
+        let Self::Sqlite(dir) = self else {
+            return Ok(());
+        };
+        for file in [CALLER_FILE, HANDLER_FILE] {
+            for suffix in ["", "-wal", "-shm"] {
+                match std::fs::remove_file(dir.join(format!("{file}{suffix}"))) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The caller's store, if any.
+    pub async fn caller_store(&self) -> io::Result<Option<Arc<dyn CallerStore>>> {
         match self {
-            Self::Memory => Ok(()),
-            // Wire the store here (caller: `caller()` below; handler: `servers::serve`) when
-            // it is integrated.
-            Self::Sqlite(_) => Err(io::Error::other(
-                "the SQLite store is not integrated in this build yet; run with --store memory",
-            )),
+            Self::Memory => Ok(None),
+            Self::Sqlite(dir) => Ok(Some(Arc::new(open(&dir.join(CALLER_FILE)).await?))),
         }
     }
+
+    /// The handler's store, if any.
+    pub async fn handler_store(&self) -> io::Result<Option<Arc<dyn nexus_runtime::store::Store>>> {
+        match self {
+            Self::Memory => Ok(None),
+            Self::Sqlite(dir) => Ok(Some(Arc::new(open(&dir.join(HANDLER_FILE)).await?))),
+        }
+    }
+}
+
+async fn open(path: &Path) -> io::Result<SqliteStore> {
+    SqliteStore::open(path).await.map_err(io::Error::other)
 }
 
 /// How to run the round-trip benchmark.
@@ -147,11 +186,16 @@ fn input(n: u64) -> CheckTransactionInput {
 }
 
 /// A caller of the handler at `url`: a stub, its client's callback receiver (kept running), and
-/// limits that let `concurrency` start requests go out at once.
-async fn caller(url: &str, concurrency: usize) -> io::Result<(FraudClient, ServerHandle)> {
+/// limits that let `concurrency` start requests go out at once; its operations recorded in
+/// `store`'s caller store, if any.
+async fn caller(
+    url: &str,
+    concurrency: usize,
+    store: &Store,
+) -> io::Result<(FraudClient, ServerHandle)> {
     let listener = CallbackListener::bind_loopback().await?;
     let transport = HttpTransport::new(url).map_err(io::Error::other)?;
-    let client = Client::builder()
+    let mut builder = Client::builder()
         .endpoint(
             "fraud",
             EndpointConfig::new(transport).limits(
@@ -160,15 +204,17 @@ async fn caller(url: &str, concurrency: usize) -> io::Result<(FraudClient, Serve
                     .queue_bound(concurrency.max(10_000)),
             ),
         )
-        .callback_url(listener.callback_url())
-        .build();
+        .callback_url(listener.callback_url());
+    if let Some(store) = store.caller_store().await? {
+        builder = builder.store(store);
+    }
+    let client = builder.build();
     let receiver = listener.serve(client.clone())?;
     Ok((FraudClient::new(client, "fraud"), receiver))
 }
 
 /// Runs the benchmark.
 pub fn run(options: &RoundTripOptions) -> io::Result<RoundTripReport> {
-    options.store.check_supported()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(options.threads)
         .enable_all()
@@ -184,6 +230,7 @@ pub fn run(options: &RoundTripOptions) -> io::Result<RoundTripReport> {
             "0".into(),
         ];
         args.extend(options.store.serve_args());
+        options.store.start_afresh()?;
         let handler = ChildServer::spawn(&args)?;
         let summary = runtime.block_on(throughput(&handler.url, options))?;
         eprintln!(
@@ -208,6 +255,7 @@ pub fn run(options: &RoundTripOptions) -> io::Result<RoundTripReport> {
             "3600000".into(),
         ];
         args.extend(options.store.serve_args());
+        options.store.start_afresh()?;
         let handler = ChildServer::spawn(&args)?;
         Some(runtime.block_on(memory(&handler, options))?)
     } else {
@@ -221,7 +269,7 @@ pub fn run(options: &RoundTripOptions) -> io::Result<RoundTripReport> {
 }
 
 async fn throughput(url: &str, options: &RoundTripOptions) -> io::Result<LoadSummary> {
-    let (fraud, _receiver) = caller(url, options.concurrency).await?;
+    let (fraud, _receiver) = caller(url, options.concurrency, &options.store).await?;
     let start = Instant::now();
     let measure_from = start + options.warmup;
     let stop_at = measure_from + options.duration;
@@ -275,7 +323,7 @@ async fn throughput(url: &str, options: &RoundTripOptions) -> io::Result<LoadSum
 }
 
 async fn memory(handler: &ChildServer, options: &RoundTripOptions) -> io::Result<MemoryReport> {
-    let (fraud, _receiver) = caller(&handler.url, options.concurrency).await?;
+    let (fraud, _receiver) = caller(&handler.url, options.concurrency, &options.store).await?;
     // Warm up: connections open, lazy statics set, allocator arenas in use on every thread.
     let warm: Vec<OperationHandle<_>> =
         start_many(&fraud, options.concurrency * 4, options.concurrency, 0).await?;
@@ -314,7 +362,7 @@ pub async fn hold_pending(
     concurrency: usize,
     hold: Duration,
 ) -> io::Result<()> {
-    let (fraud, _receiver) = caller(url, concurrency).await?;
+    let (fraud, _receiver) = caller(url, concurrency, &Store::Memory).await?;
     let handles = start_many(&fraud, count, concurrency, 0).await?;
     eprintln!("{} operations pending", handles.len());
     tokio::time::sleep(hold).await;
@@ -413,11 +461,23 @@ mod tests {
     fn stores_parse() {
         assert_eq!("memory".parse::<Store>(), Ok(Store::Memory));
         assert_eq!(
-            "sqlite:/tmp/x.db".parse::<Store>(),
-            Ok(Store::Sqlite("/tmp/x.db".into()))
+            "sqlite:/tmp/bench".parse::<Store>(),
+            Ok(Store::Sqlite("/tmp/bench".into()))
         );
         assert!("sqlite:".parse::<Store>().is_err());
         assert!("postgres".parse::<Store>().is_err());
-        assert!(Store::Sqlite("x".into()).check_supported().is_err());
+    }
+
+    #[tokio::test]
+    async fn sqlite_stores_are_made_afresh_one_file_per_side() {
+        let dir = std::env::temp_dir().join(format!("nexus-bench-{}", std::process::id()));
+        let store = Store::Sqlite(dir.clone());
+        assert!(store.caller_store().await.expect("opened").is_some());
+        assert!(store.handler_store().await.expect("opened").is_some());
+        assert!(dir.join(CALLER_FILE).exists() && dir.join(HANDLER_FILE).exists());
+        store.start_afresh().expect("removed");
+        assert!(!dir.join(CALLER_FILE).exists() && !dir.join(HANDLER_FILE).exists());
+        std::fs::remove_dir_all(&dir).expect("removed");
+        assert!(Store::Memory.caller_store().await.expect("none").is_none());
     }
 }

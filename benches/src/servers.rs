@@ -5,6 +5,7 @@
 //!   same JSON input, check it, compute the same score, encode the same output), without Nexus.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -16,6 +17,7 @@ use fraud_contract::{FraudService, GetQuickScoreInput, GetQuickScoreOutput};
 use nexus_examples::fraud_desk::{FraudDesk, quick_score};
 use nexus_runtime::server::HandlerServer;
 use nexus_runtime::service::Dispatcher;
+use nexus_runtime::store::Store;
 use tokio::net::TcpListener;
 
 /// The path of `getQuickScore` on both servers (the nexus server has no prefix).
@@ -71,22 +73,29 @@ pub fn bare_router() -> Router {
     Router::new().route(QUICK_SCORE_PATH, post(bare_quick_score))
 }
 
-/// A dispatcher serving `fraud.v1`, whose async `checkTransaction` takes `check_delay`.
-pub fn fraud_dispatcher(check_delay: Duration) -> Dispatcher {
-    Dispatcher::builder()
-        .service(FraudService::handler(FraudDesk::new(check_delay)))
-        .build()
+/// A dispatcher serving `fraud.v1`, whose async `checkTransaction` takes `check_delay`; durable
+/// with `store` (deduplicated starts, recorded operations, completions through the outbox). With
+/// a store, call it inside a Tokio runtime.
+pub fn fraud_dispatcher(check_delay: Duration, store: Option<Arc<dyn Store>>) -> Dispatcher {
+    let mut builder =
+        Dispatcher::builder().service(FraudService::handler(FraudDesk::new(check_delay)));
+    if let Some(store) = store {
+        builder = builder.store(store);
+    }
+    builder.build()
 }
 
-/// Serves `kind` on `listener` until the process ends.
+/// Serves `kind` on `listener` until the process ends (`store`: the nexus server's).
 pub async fn serve(
     kind: ServerKind,
     listener: TcpListener,
     check_delay: Duration,
+    store: Option<Arc<dyn Store>>,
 ) -> io::Result<()> {
     match kind {
         ServerKind::Nexus => {
-            let running = HandlerServer::new(fraud_dispatcher(check_delay)).serve(listener)?;
+            let running =
+                HandlerServer::new(fraud_dispatcher(check_delay, store)).serve(listener)?;
             std::future::pending::<()>().await;
             drop(running);
             Ok(())

@@ -79,7 +79,8 @@ enum Command {
         /// Pending operations for the memory measurement (0: skip).
         #[arg(long, default_value_t = 100_000)]
         pending: usize,
-        /// Where operation state lives: `memory` or `sqlite:PATH`.
+        /// Where operation state lives: `memory` (no store) or `sqlite:DIR` (an SQLite store for
+        /// each side in data directory DIR, made afresh for each measurement).
         #[arg(long, default_value = "memory")]
         store: round_trip::Store,
         /// Worker threads of the handler process and of the caller.
@@ -152,7 +153,8 @@ enum Command {
         /// How long the async `checkTransaction` takes, in milliseconds.
         #[arg(long, default_value_t = 0)]
         check_delay_ms: u64,
-        /// Where operation state lives: `memory` or `sqlite:PATH`.
+        /// Where operation state lives: `memory` (no store) or `sqlite:DIR` (the handler's SQLite
+        /// store in DIR/handler.sqlite3).
         #[arg(long, default_value = "memory")]
         store: round_trip::Store,
     },
@@ -323,7 +325,6 @@ fn run(command: Command) -> std::io::Result<ExitCode> {
             check_delay_ms,
             store,
         } => {
-            store.check_supported()?;
             proc::exit_when_stdin_closes();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(threads)
@@ -332,7 +333,8 @@ fn run(command: Command) -> std::io::Result<ExitCode> {
             runtime.block_on(async {
                 let listener = tokio::net::TcpListener::bind(&listen).await?;
                 println!("listening on http://{}", listener.local_addr()?);
-                servers::serve(kind, listener, Duration::from_millis(check_delay_ms)).await
+                let store = store.handler_store().await?;
+                servers::serve(kind, listener, Duration::from_millis(check_delay_ms), store).await
             })?;
         }
         Command::AsyncStart {
