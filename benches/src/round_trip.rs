@@ -27,7 +27,7 @@ use nexus_runtime::transport::HttpTransport;
 use nexus_runtime::{Client, OperationHandle};
 use tokio::time::Instant;
 
-use crate::proc::{ChildServer, own_rss};
+use crate::proc::{ChildServer, own_cpu_time, own_rss};
 use crate::stats::LoadSummary;
 
 /// Where operation state lives.
@@ -232,14 +232,23 @@ pub fn run(options: &RoundTripOptions) -> io::Result<RoundTripReport> {
         args.extend(options.store.serve_args());
         options.store.start_afresh()?;
         let handler = ChildServer::spawn(&args)?;
-        let summary = runtime.block_on(throughput(&handler.url, options))?;
+        let (handler_cpu, caller_cpu) = (handler.cpu_time()?, own_cpu_time()?);
+        let mut summary = runtime.block_on(throughput(&handler.url, options))?;
+        // CPU per round trip over the whole run (warm-up included): what the operation costs,
+        // whatever else the machine is doing.
+        let per_op = |d: Duration| d.as_secs_f64() * 1e6 / summary.total_ops.max(1) as f64;
+        summary.server_cpu_us = per_op(handler.cpu_time()?.saturating_sub(handler_cpu));
+        summary.client_cpu_us = per_op(own_cpu_time()?.saturating_sub(caller_cpu));
         eprintln!(
-            "round {}: async round trip, c={}: {:.0} ops/s, p50 {:.0} us, p99 {:.0} us, {} errors",
+            "round {}: async round trip, c={}: {:.0} ops/s, p50 {:.0} us, p99 {:.0} us, \
+             CPU/op handler {:.0} us caller {:.0} us, {} errors",
             round + 1,
             options.concurrency,
             summary.ops_per_sec,
             summary.p50_us,
             summary.p99_us,
+            summary.server_cpu_us,
+            summary.client_cpu_us,
             summary.errors
         );
         rounds.push(summary);
@@ -414,9 +423,11 @@ impl RoundTripReport {
         let mut out = format!(
             "Async round trip over HTTP ({store}; start -> 201 -> completion by callback -> caller \
              resolves; handler and caller in separate processes, {threads} worker threads each; \
-             median of {rounds} rounds, {warm:.1} s warm-up + {dur:.1} s measured)\n\n\
-             | concurrency | ops/s | p50 µs | p99 µs | errors |\n|---:|---:|---:|---:|---:|\n\
-             | {c} | {ops:.0} | {p50:.0} | {p99:.0} | {err} |\n",
+             median of {rounds} rounds, {warm:.1} s warm-up + {dur:.1} s measured; CPU per \
+             round trip of each process over the whole run)\n\n\
+             | concurrency | ops/s | p50 µs | p99 µs | errors | handler CPU µs/op | caller CPU µs/op |\n\
+             |---:|---:|---:|---:|---:|---:|---:|\n\
+             | {c} | {ops:.0} | {p50:.0} | {p99:.0} | {err} | {hcpu:.0} | {ccpu:.0} |\n",
             store = o.store.label(),
             threads = o.threads,
             rounds = self.rounds.len(),
@@ -427,6 +438,8 @@ impl RoundTripReport {
             p50 = m.p50_us,
             p99 = m.p99_us,
             err = m.errors,
+            hcpu = m.server_cpu_us,
+            ccpu = m.client_cpu_us,
         );
         if let Some(mem) = &self.memory {
             let mib = |b: u64| b as f64 / (1024.0 * 1024.0);

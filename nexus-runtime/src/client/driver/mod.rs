@@ -163,8 +163,9 @@ pub(crate) struct Driver {
     scope_cancel: Option<CancellationToken>,
     cancel_waiters: Vec<oneshot::Sender<Result<(), CallError>>>,
     cancel_requested: bool,
-    /// The operation as last written to (or read from) the store.
-    stored: CallerRecord,
+    /// The operation as last written to (or read from) the store, without its input and options
+    /// (see `persist::kept`); boxed, for a small driver.
+    stored: Box<CallerRecord>,
     halt: Option<Halt>,
     /// Events found in the store, handled at the next wait.
     queued: VecDeque<Event>,
@@ -198,7 +199,7 @@ impl Driver {
             scope_cancel,
             cancel_waiters: Vec::new(),
             cancel_requested: false,
-            stored,
+            stored: persist::kept(Box::new(stored)),
             halt: None,
             queued: VecDeque::new(),
             poll,
@@ -206,8 +207,9 @@ impl Driver {
     }
 
     /// Runs the operation from its stored state to its end, as a task of its own; gives back
-    /// the task's channels.
-    pub async fn run(mut self) -> (Local, DriverEnd) {
+    /// the task's channels. (The driver is boxed: a future that took it by value would hold it
+    /// twice, as its argument and as its local.)
+    pub async fn run(mut self: Box<Self>) -> (Local, DriverEnd) {
         let flow = match self.resume_point() {
             Resume::At(flow) => flow,
             // A spawned driver lives as long as its operation, mostly waiting for a completion:
@@ -216,7 +218,8 @@ impl Driver {
             // small.
             Resume::Start(at) => Box::pin(self.start_phase(at)).await,
         };
-        self.finish(flow).await
+        self.finish(flow).await;
+        (*self).end()
     }
 
     /// Runs the operation from its stored state to its end on the calling task (an awaited
@@ -226,7 +229,8 @@ impl Driver {
             Resume::At(flow) => flow,
             Resume::Start(at) => self.start_phase(at).await,
         };
-        self.finish(flow).await
+        self.finish(flow).await;
+        self.end()
     }
 
     /// Where the stored record says to go on from.
@@ -247,8 +251,9 @@ impl Driver {
         }
     }
 
-    /// Runs what follows the start phase; gives back the channels.
-    async fn finish(mut self, flow: Flow) -> (Local, DriverEnd) {
+    /// Runs what follows the start phase. (It borrows the driver: a future that took it by
+    /// value would hold a second copy of it.)
+    async fn finish(&mut self, flow: Flow) {
         if let Flow::Started(target) = flow {
             self.started_phase(target).await;
         }
@@ -263,6 +268,10 @@ impl Driver {
             halt = ?self.halt,
             "operation driver finished"
         );
+    }
+
+    /// How the driver ended, and the channels back.
+    fn end(self) -> (Local, DriverEnd) {
         let end = match self.halt {
             Some(Halt::TakenOver) => DriverEnd::TakenOver,
             _ => DriverEnd::Finished,

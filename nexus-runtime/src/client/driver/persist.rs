@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use super::{Driver, Event, Halt, Record};
 use crate::client::durable::mirror;
+use crate::codec::Content;
 use crate::store::CallerRecord;
 
 /// How many lost compare-and-sets in a row one transition tolerates before giving up writing it.
@@ -58,6 +59,7 @@ impl Driver {
         if self.stored.state.is_terminal() {
             return;
         }
+        // Boxed as the driver's copy is (this future lives inside every transition's).
         let mut wanted = self.stored.clone();
         mirror::apply(record, &mut wanted, self.deadlines.start_to_close);
         if wanted == self.stored {
@@ -77,7 +79,7 @@ impl Driver {
             };
             match written {
                 Ok(true) => {
-                    self.stored = wanted;
+                    self.stored = kept(wanted);
                     return;
                 }
                 Ok(false) => {
@@ -171,7 +173,16 @@ impl Driver {
     pub(super) fn adopt_final(&mut self, stored: CallerRecord) {
         self.record
             .send_modify(|record| mirror::adopt_final(&stored, record));
-        self.stored = stored;
+        self.stored = kept(Box::new(stored));
         self.halt = Some(Halt::Ended);
     }
+}
+
+/// What a driver keeps of a stored record: all but the input and the options. Those are fixed at
+/// insert (no update writes them) and the driver has its own `Spec`; a second copy of them would
+/// cost a few KiB per pending operation (the options are a JSON tree).
+pub(super) fn kept(mut record: Box<CallerRecord>) -> Box<CallerRecord> {
+    record.input = Content::empty();
+    record.options = serde_json::Value::Null;
+    record
 }

@@ -41,10 +41,14 @@ pub(crate) struct NewOperation {
 const INSERT_TRIES: u32 = 5;
 
 /// Runs one local operation until it ends here; then forgets it.
+///
+/// The task lives as long as the operation, mostly inside `Driver::run`: that is the one place
+/// the driver runs (a second call site would double its share of the task), and the rare paths
+/// (an operation recorded already, another replica driving it) are boxed.
 pub(crate) async fn run(client: Client, mut local: Local, mut begin: Begin) {
     let id = local.id;
     loop {
-        let end = match begin {
+        let driver = match begin {
             Begin::New(new) => match insert(&client, &new.record).await {
                 Ok(InsertOutcome::Inserted) => {
                     let NewOperation {
@@ -54,7 +58,7 @@ pub(crate) async fn run(client: Client, mut local: Local, mut begin: Begin) {
                         deadlines,
                         scope_cancel,
                     } = *new;
-                    let driver = Driver::new(
+                    Driver::new(
                         client.clone(),
                         endpoint,
                         spec,
@@ -62,8 +66,7 @@ pub(crate) async fn run(client: Client, mut local: Local, mut begin: Begin) {
                         record,
                         local,
                         scope_cancel,
-                    );
-                    driver.run().await
+                    )
                 }
                 Ok(InsertOutcome::Exists(existing)) => {
                     tracing::debug!(
@@ -71,7 +74,7 @@ pub(crate) async fn run(client: Client, mut local: Local, mut begin: Begin) {
                         operation_id = %existing.id,
                         "request id already recorded: following that operation"
                     );
-                    forward(&client, local, *existing).await;
+                    Box::pin(forward(&client, local, *existing)).await;
                     break;
                 }
                 Err(e) => {
@@ -88,7 +91,7 @@ pub(crate) async fn run(client: Client, mut local: Local, mut begin: Begin) {
                 record => match resume_parts(&client, &record) {
                     Ok((endpoint, spec, deadlines)) => {
                         show(&local, &record);
-                        let driver = Driver::new(
+                        Driver::new(
                             client.clone(),
                             endpoint,
                             spec,
@@ -96,8 +99,7 @@ pub(crate) async fn run(client: Client, mut local: Local, mut begin: Begin) {
                             *record,
                             local,
                             None,
-                        );
-                        driver.run().await
+                        )
                     }
                     Err(e) => {
                         tracing::error!(operation_id = %id, error = %e, "cannot resume the operation");
@@ -106,7 +108,7 @@ pub(crate) async fn run(client: Client, mut local: Local, mut begin: Begin) {
                     }
                 },
             },
-            Begin::Follow => match follow(&client, &mut local).await {
+            Begin::Follow => match Box::pin(follow(&client, &mut local)).await {
                 Some(record) => {
                     begin = Begin::Resume(record);
                     continue;
@@ -114,7 +116,7 @@ pub(crate) async fn run(client: Client, mut local: Local, mut begin: Begin) {
                 None => break,
             },
         };
-        let (back, end) = end;
+        let (back, end) = Box::new(driver).run().await;
         local = back;
         if end == DriverEnd::TakenOver {
             begin = Begin::Follow;
