@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use machinery_support::{Answer, EchoClient, Scripted, settle};
-use nexus_runtime::Client;
+use nexus_runtime::completion::Completion;
+use nexus_runtime::{Client, codec};
 use nexus_runtime::client::EndpointConfig;
 use nexus_runtime::error::{CallError, HandlerErrorType, OperationError, TimeoutKind};
 use nexus_runtime::machinery::{BreakerConfig, Jitter, RetryPolicy};
@@ -140,7 +141,7 @@ async fn only_unfinished(store: &dyn CallerStore) -> CallerRecord {
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_awaited_call_records_every_transition_in_the_private_store() {
+async fn an_awaited_call_is_recorded_in_the_private_store_while_it_runs() {
     let (transport, client, echo) = setup();
     transport.starts([Answer::unavailable(), Answer::Async("t1".into())]);
     let call = tokio::spawn({
@@ -148,16 +149,29 @@ async fn an_awaited_call_records_every_transition_in_the_private_store() {
         async move { echo.echo("x".into()).await }
     });
     settle().await;
-    // Recorded before its first attempt, then written at every transition, as a spawned driver
-    // does.
-    let backing_off = only_unfinished(client.store().as_ref()).await;
-    assert_eq!(backing_off.state, OperationState::BackingOff);
-    assert_eq!(backing_off.attempt, 1);
-    assert!(backing_off.last_failure.is_some());
+    // Recorded before its first attempt (backing off now, as the registry shows handles; the
+    // private store, which nobody resumes from, is written only when the token is known).
+    let recorded = only_unfinished(client.store().as_ref()).await;
+    assert_eq!(recorded.request_id.len(), 36, "{recorded:?}");
+    assert_eq!(transport.start_count(), 1);
     tokio::time::sleep(Duration::from_secs(5)).await;
     let started = only_unfinished(client.store().as_ref()).await;
     assert_eq!(started.state, OperationState::Started);
     assert_eq!(started.token.as_deref(), Some("t1"));
+    assert_eq!(started.attempt, 2);
+    // A completion with another token is refused against the record.
+    let forged = Completion {
+        token: "t2".into(),
+        outcome: Ok(codec::encode(&"forged".to_owned()).expect("encoded")),
+        links: Vec::new(),
+        start_time: None,
+        close_time: None,
+    };
+    let refused = client
+        .deliver_completion(&started.id.to_string(), forged)
+        .await
+        .expect_err("another token");
+    assert_eq!(refused.error_type, HandlerErrorType::BadRequest);
     transport.complete("t1", Ok("done".into())).await;
     assert_eq!(call.await.expect("joined"), Ok("done".to_owned()));
     // A client without a store keeps nothing once the operation ended.

@@ -14,7 +14,7 @@
 //! completion from an in-process handler, once recorded, wakes the task without a look-up in the
 //! registry (the registry is the fallback, for a task that was replaced).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use futures::FutureExt as _;
@@ -25,6 +25,7 @@ use tokio::task::AbortHandle;
 use super::driver::{Command, Record};
 use super::queue::{self, Receiver, Sender, WeakSender};
 use crate::clock;
+use crate::id::IdMap;
 use crate::completion::{Completion, CompletionSink};
 use crate::error::HandlerError;
 use crate::store::{
@@ -92,7 +93,7 @@ pub(crate) struct Local {
 
 /// The local operations, by id.
 pub(crate) struct Registry {
-    entries: Mutex<HashMap<OperationId, Entry>>,
+    entries: Mutex<IdMap<Entry>>,
     persistent: bool,
 }
 
@@ -201,7 +202,7 @@ impl Registry {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<OperationId, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, IdMap<Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -62,10 +62,16 @@ impl Driver {
         // Boxed as the driver's copy is (this future lives inside every transition's).
         let mut wanted = self.stored.clone();
         mirror::apply(record, &mut wanted, self.deadlines.start_to_close);
-        if wanted == self.stored {
+        if mirror::same_changes(&wanted, &self.stored) {
             return;
         }
-        let store = self.client.durability().store.clone();
+        let durability = self.client.durability();
+        if durability.keeps_nothing() && wanted.token == self.stored.token {
+            // Its private store needs only the token a completion is checked against (see
+            // `Durability::keeps_nothing`); the transitions between are written with it.
+            return;
+        }
+        let store = durability.store.clone();
         for _ in 0..MAX_CONFLICTS {
             let mut tries = 0;
             let written = loop {
@@ -178,10 +184,15 @@ impl Driver {
     }
 }
 
-/// What a driver keeps of a stored record: all but the input and the options. Those are fixed at
-/// insert (no update writes them) and the driver has its own `Spec`; a second copy of them would
-/// cost a few KiB per pending operation (the options are a JSON tree).
+/// What a driver keeps of a stored record: the fields an update writes, its id, version and
+/// lease. The others (the request key, the input, the options) are fixed at insert, no update
+/// writes them, and the driver has them in its `Spec`: a second copy would cost a few KiB per
+/// pending operation (the options are a JSON tree) and a copy at every transition.
 pub(super) fn kept(mut record: Box<CallerRecord>) -> Box<CallerRecord> {
+    record.endpoint = String::new();
+    record.service = String::new();
+    record.operation = String::new();
+    record.request_id = String::new();
     record.input = Content::empty();
     record.options = serde_json::Value::Null;
     record
