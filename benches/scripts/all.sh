@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every benchmark of BENCHMARKS.md and prints its tables in Markdown, with the machine and
-# the load it ran under. Takes about 10 minutes (Temporal's first run installs it).
+# the load it ran under. Takes about 15 minutes (Temporal's first run installs it).
 #
 # Usage: bash benches/scripts/all.sh [--no-temporal] > results.md
-# Environment: STORE (default memory) for the async round trip, e.g. STORE=sqlite:target/bench-sqlite (a data directory)
+# Environment: SQLITE_DIR, the data directory of the async round trip's SQLite stores
+# (default target/bench-sqlite; its two files are made afresh for each measurement).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -33,7 +34,11 @@ echo
 
 echo "## Async round trip and memory per pending operation"
 echo
-"$bench" async --rounds 3 --warmup 1 --duration 4 --pending 100000 --store "${STORE:-memory}" 2>/dev/null
+# With SQLite stores on both sides (the issue's setting), then without a store.
+"$bench" async --rounds 5 --warmup 1 --duration 4 --pending 100000 \
+    --store "sqlite:${SQLITE_DIR:-target/bench-sqlite}" 2>/dev/null
+echo
+"$bench" async --rounds 5 --warmup 1 --duration 4 --pending 100000 --store memory 2>/dev/null
 echo
 
 if [ "$temporal" = 1 ]; then

@@ -420,7 +420,11 @@ impl RoundTripReport {
     pub fn tables(&self) -> String {
         let o = &self.options;
         let m = LoadSummary::median_of(&self.rounds);
-        let mut out = format!(
+        // No throughput table without rounds (`--rounds 0`: the memory measurement only).
+        let mut out = if self.rounds.is_empty() {
+            String::new()
+        } else {
+            format!(
             "Async round trip over HTTP ({store}; start -> 201 -> completion by callback -> caller \
              resolves; handler and caller in separate processes, {threads} worker threads each; \
              median of {rounds} rounds, {warm:.1} s warm-up + {dur:.1} s measured; CPU per \
@@ -440,7 +444,8 @@ impl RoundTripReport {
             err = m.errors,
             hcpu = m.server_cpu_us,
             ccpu = m.client_cpu_us,
-        );
+            )
+        };
         if let Some(mem) = &self.memory {
             let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
             out += &format!(
