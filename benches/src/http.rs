@@ -111,10 +111,10 @@ pub fn run(options: &HttpOptions) -> io::Result<HttpReport> {
                     };
                     let (server_cpu, client_cpu) = (child.cpu_time()?, own_cpu_time()?);
                     let mut summary = runtime.block_on(load::run(&target, config))?;
-                    let per_op =
-                        |d: Duration| d.as_secs_f64() * 1e6 / summary.total_ops.max(1) as f64;
-                    summary.server_cpu_us = per_op(child.cpu_time()?.saturating_sub(server_cpu));
-                    summary.client_cpu_us = per_op(own_cpu_time()?.saturating_sub(client_cpu));
+                    summary.set_cpu(
+                        child.cpu_time()?.saturating_sub(server_cpu),
+                        own_cpu_time()?.saturating_sub(client_cpu),
+                    );
                     eprintln!(
                         "round {}: {} <- {}, c={concurrency}: {:.0} ops/s, p50 {:.0} us, p99 {:.0} us, \
                          CPU/op server {:.1} us client {:.1} us, {} errors",

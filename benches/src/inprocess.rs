@@ -163,7 +163,11 @@ pub fn spin(variant: Variant, seconds: f64, calls: Option<u64>) -> u64 {
     let input = bench_input();
     let body = bytes::Bytes::from(serde_json::to_vec(&input).expect("encodes"));
     let nexus_router = runtime.block_on(async {
-        HandlerServer::new(crate::servers::fraud_dispatcher(Duration::from_millis(1), None)).router()
+        HandlerServer::new(crate::servers::fraud_dispatcher(
+            Duration::from_millis(1),
+            None,
+        ))
+        .router()
     });
     let bare_router = crate::servers::bare_router();
     let until = std::time::Instant::now() + Duration::from_secs_f64(seconds);

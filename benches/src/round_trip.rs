@@ -221,24 +221,15 @@ pub fn run(options: &RoundTripOptions) -> io::Result<RoundTripReport> {
         .build()?;
     let mut rounds = Vec::new();
     for round in 0..options.rounds {
-        let mut args = vec![
-            "--kind".into(),
-            "nexus".into(),
-            "--threads".into(),
-            options.threads.to_string(),
-            "--check-delay-ms".into(),
-            "0".into(),
-        ];
-        args.extend(options.store.serve_args());
-        options.store.start_afresh()?;
-        let handler = ChildServer::spawn(&args)?;
+        let handler = spawn_handler(options, 0)?;
         let (handler_cpu, caller_cpu) = (handler.cpu_time()?, own_cpu_time()?);
         let mut summary = runtime.block_on(throughput(&handler.url, options))?;
         // CPU per round trip over the whole run (warm-up included): what the operation costs,
         // whatever else the machine is doing.
-        let per_op = |d: Duration| d.as_secs_f64() * 1e6 / summary.total_ops.max(1) as f64;
-        summary.server_cpu_us = per_op(handler.cpu_time()?.saturating_sub(handler_cpu));
-        summary.client_cpu_us = per_op(own_cpu_time()?.saturating_sub(caller_cpu));
+        summary.set_cpu(
+            handler.cpu_time()?.saturating_sub(handler_cpu),
+            own_cpu_time()?.saturating_sub(caller_cpu),
+        );
         eprintln!(
             "round {}: async round trip, c={}: {:.0} ops/s, p50 {:.0} us, p99 {:.0} us, \
              CPU/op handler {:.0} us caller {:.0} us, {} errors",
@@ -254,18 +245,8 @@ pub fn run(options: &RoundTripOptions) -> io::Result<RoundTripReport> {
         rounds.push(summary);
     }
     let memory = if options.pending > 0 {
-        let mut args = vec![
-            "--kind".into(),
-            "nexus".into(),
-            "--threads".into(),
-            options.threads.to_string(),
-            // Long enough that nothing completes while measuring.
-            "--check-delay-ms".into(),
-            "3600000".into(),
-        ];
-        args.extend(options.store.serve_args());
-        options.store.start_afresh()?;
-        let handler = ChildServer::spawn(&args)?;
+        // Long enough that nothing completes while measuring.
+        let handler = spawn_handler(options, 3_600_000)?;
         Some(runtime.block_on(memory(&handler, options))?)
     } else {
         None
@@ -275,6 +256,21 @@ pub fn run(options: &RoundTripOptions) -> io::Result<RoundTripReport> {
         rounds,
         memory,
     })
+}
+
+/// The handler process, whose `checkTransaction` takes `check_delay_ms`, on fresh stores.
+fn spawn_handler(options: &RoundTripOptions, check_delay_ms: u64) -> io::Result<ChildServer> {
+    let mut args = vec![
+        "--kind".into(),
+        "nexus".into(),
+        "--threads".into(),
+        options.threads.to_string(),
+        "--check-delay-ms".into(),
+        check_delay_ms.to_string(),
+    ];
+    args.extend(options.store.serve_args());
+    options.store.start_afresh()?;
+    ChildServer::spawn(&args)
 }
 
 async fn throughput(url: &str, options: &RoundTripOptions) -> io::Result<LoadSummary> {
@@ -425,25 +421,25 @@ impl RoundTripReport {
             String::new()
         } else {
             format!(
-            "Async round trip over HTTP ({store}; start -> 201 -> completion by callback -> caller \
+                "Async round trip over HTTP ({store}; start -> 201 -> completion by callback -> caller \
              resolves; handler and caller in separate processes, {threads} worker threads each; \
              median of {rounds} rounds, {warm:.1} s warm-up + {dur:.1} s measured; CPU per \
              round trip of each process over the whole run)\n\n\
              | concurrency | ops/s | p50 µs | p99 µs | errors | handler CPU µs/op | caller CPU µs/op |\n\
              |---:|---:|---:|---:|---:|---:|---:|\n\
              | {c} | {ops:.0} | {p50:.0} | {p99:.0} | {err} | {hcpu:.0} | {ccpu:.0} |\n",
-            store = o.store.label(),
-            threads = o.threads,
-            rounds = self.rounds.len(),
-            warm = o.warmup.as_secs_f64(),
-            dur = o.duration.as_secs_f64(),
-            c = o.concurrency,
-            ops = m.ops_per_sec,
-            p50 = m.p50_us,
-            p99 = m.p99_us,
-            err = m.errors,
-            hcpu = m.server_cpu_us,
-            ccpu = m.client_cpu_us,
+                store = o.store.label(),
+                threads = o.threads,
+                rounds = self.rounds.len(),
+                warm = o.warmup.as_secs_f64(),
+                dur = o.duration.as_secs_f64(),
+                c = o.concurrency,
+                ops = m.ops_per_sec,
+                p50 = m.p50_us,
+                p99 = m.p99_us,
+                err = m.errors,
+                hcpu = m.server_cpu_us,
+                ccpu = m.client_cpu_us,
             )
         };
         if let Some(mem) = &self.memory {

@@ -69,6 +69,14 @@ impl LoadSummary {
         }
     }
 
+    /// Sets the CPU time per operation of the server and the client processes from their CPU
+    /// time over the whole run (divided by `total_ops`).
+    pub fn set_cpu(&mut self, server: Duration, client: Duration) {
+        let per_op = |d: Duration| d.as_secs_f64() * 1e6 / self.total_ops.max(1) as f64;
+        self.server_cpu_us = per_op(server);
+        self.client_cpu_us = per_op(client);
+    }
+
     /// The median of each field over several runs (each field on its own).
     pub fn median_of(runs: &[LoadSummary]) -> LoadSummary {
         let field = |f: fn(&LoadSummary) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());

@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use machinery_support::{Answer, EchoClient, Scripted, settle};
-use nexus_runtime::completion::Completion;
-use nexus_runtime::{Client, codec};
 use nexus_runtime::client::EndpointConfig;
+use nexus_runtime::completion::Completion;
 use nexus_runtime::error::{CallError, HandlerErrorType, OperationError, TimeoutKind};
 use nexus_runtime::machinery::{BreakerConfig, Jitter, RetryPolicy};
 use nexus_runtime::operation::CallScope;
 use nexus_runtime::store::{CallerRecord, CallerStore, MemoryStore, OperationState};
+use nexus_runtime::{Client, codec};
 use tokio_util::sync::CancellationToken;
 
 fn setup() -> (Scripted, Client, EchoClient) {
@@ -35,14 +35,17 @@ fn setup() -> (Scripted, Client, EchoClient) {
     (transport, client, echo)
 }
 
+/// `echo("x")` awaited on a task of its own.
+fn spawn_call(echo: &EchoClient) -> tokio::task::JoinHandle<Result<String, CallError>> {
+    let echo = echo.clone();
+    tokio::spawn(async move { echo.echo("x".into()).await })
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_awaited_call_retries_and_resolves_by_completion() {
     let (transport, client, echo) = setup();
     transport.starts([Answer::unavailable(), Answer::Async("t1".into())]);
-    let call = tokio::spawn({
-        let echo = echo.clone();
-        async move { echo.echo("x".into()).await }
-    });
+    let call = spawn_call(&echo);
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(transport.start_count(), 2, "retried after the backoff");
     assert_eq!(client.pending_operations(), 1);
@@ -77,10 +80,7 @@ async fn dropping_an_awaited_call_abandons_the_operation() {
     let (transport, client, echo) = setup();
     // Started: dropping the future sends no cancel request and refuses the completion.
     transport.starts([Answer::Async("t1".into())]);
-    let call = tokio::spawn({
-        let echo = echo.clone();
-        async move { echo.echo("x".into()).await }
-    });
+    let call = spawn_call(&echo);
     settle().await;
     assert_eq!(client.pending_operations(), 1);
     call.abort();
@@ -144,10 +144,7 @@ async fn only_unfinished(store: &dyn CallerStore) -> CallerRecord {
 async fn an_awaited_call_is_recorded_in_the_private_store_while_it_runs() {
     let (transport, client, echo) = setup();
     transport.starts([Answer::unavailable(), Answer::Async("t1".into())]);
-    let call = tokio::spawn({
-        let echo = echo.clone();
-        async move { echo.echo("x".into()).await }
-    });
+    let call = spawn_call(&echo);
     settle().await;
     // Recorded before its first attempt (backing off now, as the registry shows handles; the
     // private store, which nobody resumes from, is written only when the token is known).
@@ -191,10 +188,7 @@ async fn with_a_store_an_awaited_call_is_durable_and_outlives_its_future() {
         .build();
     let echo = EchoClient::new(client.clone(), "echo");
     transport.starts([Answer::Async("t1".into())]);
-    let call = tokio::spawn({
-        let echo = echo.clone();
-        async move { echo.echo("x".into()).await }
-    });
+    let call = spawn_call(&echo);
     settle().await;
     let started = only_unfinished(store.as_ref()).await;
     assert_eq!(started.state, OperationState::Started);

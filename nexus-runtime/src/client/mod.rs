@@ -351,13 +351,8 @@ impl Client {
             request_id: request_id.clone(),
         };
         let id = crate::id::new_v4();
-        let mut record = CallerRecord::new(
-            id,
-            key.clone(),
-            input.clone(),
-            stored_options,
-            scheduled_at,
-        );
+        let mut record =
+            CallerRecord::new(id, key.clone(), input.clone(), stored_options, scheduled_at);
         record.deadlines = OperationDeadlines {
             schedule_to_close: deadlines.schedule_to_close.map(clock::system_at),
             schedule_to_start: deadlines.schedule_to_start.map(clock::system_at),

@@ -25,9 +25,9 @@ use tokio::task::AbortHandle;
 use super::driver::{Command, Record};
 use super::queue::{self, Receiver, Sender, WeakSender};
 use crate::clock;
-use crate::id::IdMap;
 use crate::completion::{Completion, CompletionSink};
 use crate::error::HandlerError;
+use crate::id::IdMap;
 use crate::store::{
     CallerRecord, CallerStore, CompletionOutcome, OperationId, OperationState, RequestKey,
 };

@@ -118,7 +118,8 @@ impl Service<AttemptRequest> for AttemptService {
                     }
                     return Poll::Ready(result.map_err(AttemptError::Call));
                 }
-                let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                let timer =
+                    timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                 match timer.as_mut().poll(cx) {
                     Poll::Ready(()) => Poll::Ready(timed_out()),
                     Poll::Pending => Poll::Pending,

@@ -37,6 +37,21 @@ pub(crate) struct NewOperation {
     pub scope_cancel: Option<CancellationToken>,
 }
 
+impl NewOperation {
+    /// The driver of this operation, once it is recorded.
+    fn into_driver(self, client: &Client, local: Local) -> Driver {
+        Driver::new(
+            client.clone(),
+            self.endpoint,
+            self.spec,
+            self.deadlines,
+            self.record,
+            local,
+            self.scope_cancel,
+        )
+    }
+}
+
 /// How many times in all a new operation's insert is tried when the store is unavailable.
 const INSERT_TRIES: u32 = 5;
 
@@ -50,24 +65,7 @@ pub(crate) async fn run(client: Client, mut local: Local, mut begin: Begin) {
     loop {
         let driver = match begin {
             Begin::New(new) => match insert(&client, &new.record).await {
-                Ok(InsertOutcome::Inserted) => {
-                    let NewOperation {
-                        record,
-                        endpoint,
-                        spec,
-                        deadlines,
-                        scope_cancel,
-                    } = *new;
-                    Driver::new(
-                        client.clone(),
-                        endpoint,
-                        spec,
-                        deadlines,
-                        record,
-                        local,
-                        scope_cancel,
-                    )
-                }
+                Ok(InsertOutcome::Inserted) => new.into_driver(&client, local),
                 Ok(InsertOutcome::Exists(existing)) => {
                     tracing::debug!(
                         request_id = %existing.request_id,
@@ -152,25 +150,7 @@ pub(crate) async fn run_inline(
     } = attached;
     drop(record);
     let local = match insert(client, &new.record).await {
-        Ok(InsertOutcome::Inserted) => {
-            let NewOperation {
-                record,
-                endpoint,
-                spec,
-                deadlines,
-                scope_cancel,
-            } = new;
-            let driver = Driver::new(
-                client.clone(),
-                endpoint,
-                spec,
-                deadlines,
-                record,
-                local,
-                scope_cancel,
-            );
-            driver.run_inline().await.0
-        }
+        Ok(InsertOutcome::Inserted) => new.into_driver(client, local).run_inline().await.0,
         Ok(InsertOutcome::Exists(existing)) => {
             client.registry().remove(local.id);
             return follow_existing(client, *existing).await;

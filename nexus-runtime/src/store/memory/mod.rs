@@ -15,8 +15,7 @@ use futures::future::{self, FutureExt as _};
 use super::time::{truncate, truncate_opt};
 use super::{
     AsyncOperationRecord, CallerRecord, Delivery, DeliveryId, Lease, OperationDeadlines,
-    OperationId, RequestKey,
-    StartAnswer, StartClaim, StartKey, StoreError, StoreFuture,
+    OperationId, RequestKey, StartAnswer, StartClaim, StartKey, StoreError, StoreFuture,
 };
 
 /// A store in memory. Clones share the same records.
