@@ -37,8 +37,11 @@ pub struct Content {
 impl Content {
     /// A payload with a content type.
     pub fn new(content_type: &str, data: impl Into<Bytes>) -> Self {
+        // One insert allocates one node; `BTreeMap::from([..])` would also allocate a Vec to sort.
+        let mut headers = BTreeMap::new();
+        headers.insert("type".to_owned(), content_type.to_owned());
         Self {
-            headers: [("type".to_owned(), content_type.to_owned())].into(),
+            headers,
             data: data.into(),
         }
     }
@@ -61,13 +64,20 @@ impl Content {
 
 /// Whether a media type is JSON: `application/json` or `*/*+json`, with any parameters.
 pub fn is_json_media_type(media_type: &str) -> bool {
-    let essence = media_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == JSON || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = media_type.split(';').next().unwrap_or("").trim();
+    let starts = |prefix: &str| {
+        essence
+            .get(..prefix.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(prefix))
+    };
+    let ends = |suffix: &str| {
+        essence
+            .len()
+            .checked_sub(suffix.len())
+            .and_then(|at| essence.get(at..))
+            .is_some_and(|s| s.eq_ignore_ascii_case(suffix))
+    };
+    essence.eq_ignore_ascii_case(JSON) || (starts("application/") && ends("+json"))
 }
 
 /// A payload that could not be encoded or decoded.
@@ -171,7 +181,9 @@ pub fn encode<T: Serialize + 'static>(value: &T) -> Result<Content, CodecError> 
     if let Some(raw) = (value as &dyn Any).downcast_ref::<RawBytes>() {
         return Ok(Content::new(OCTET_STREAM, raw.0.clone()));
     }
-    let data = serde_json::to_vec(value).map_err(|e| CodecError::new(e.to_string()))?;
+    // Room for a typical small payload up front: growing a Vec from empty reallocates.
+    let mut data = Vec::with_capacity(128);
+    serde_json::to_writer(&mut data, value).map_err(|e| CodecError::new(e.to_string()))?;
     Ok(Content::new(JSON, data))
 }
 
@@ -208,6 +220,11 @@ pub fn decode<T: DeserializeOwned + 'static>(content: &Content) -> Result<T, Cod
     } else {
         &content.data
     };
+    // The plain decoder first: tracking the path costs on every field. Only a payload that does
+    // not decode is decoded again, with the path tracked, to say where it went wrong.
+    if let Ok(value) = serde_json::from_slice::<T>(data) {
+        return Ok(value);
+    }
     let de = &mut serde_json::Deserializer::from_slice(data);
     let value: T = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -281,7 +298,13 @@ mod tests {
             "application/json; format=protobuf; message-type=\"x\""
         ));
         assert!(is_json_media_type("application/problem+json"));
+        assert!(is_json_media_type(" Application/JSON ; charset=utf-8"));
+        assert!(is_json_media_type("APPLICATION/Vnd.Api+JSON"));
         assert!(!is_json_media_type("text/plain"));
+        assert!(!is_json_media_type("text/x+json"));
+        assert!(!is_json_media_type("application/"));
+        assert!(!is_json_media_type("+json"));
+        assert!(!is_json_media_type("applicatión/json"));
         let c = Content::new("text/plain", "hi");
         let msg = decode::<String>(&c).unwrap_err().to_string();
         assert_eq!(

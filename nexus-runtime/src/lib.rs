@@ -61,6 +61,7 @@ pub mod codec;
 pub mod completion;
 pub mod definition;
 pub mod error;
+mod id;
 pub mod link;
 pub mod machinery;
 pub mod operation;

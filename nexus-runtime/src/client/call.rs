@@ -156,6 +156,11 @@ impl<Op: Operation> IntoFuture for Call<Op> {
     type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move { self.schedule()?.result().await })
+        Box::pin(async move {
+            self.service
+                .client()
+                .call::<Op>(self.service.endpoint(), self.input, self.options)
+                .await
+        })
     }
 }

@@ -4,11 +4,12 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
-use super::driver::{Command, Record};
+use super::driver::{Command, Outcome, Record};
 use super::info::{OperationInfo, OperationState};
 use super::pending::Attached;
+use super::queue::Sender;
 use crate::codec;
 use crate::error::CallError;
 use crate::link::Link;
@@ -46,7 +47,7 @@ impl<Op: Operation> Clone for OperationHandle<Op> {
 pub(crate) struct Shared {
     pub key: Arc<RequestKey>,
     pub record: watch::Receiver<Record>,
-    pub commands: mpsc::UnboundedSender<Command>,
+    pub commands: Sender<Command>,
     pub token: OnceLock<Option<String>>,
     pub start_links: OnceLock<Vec<Link>>,
 }
@@ -64,6 +65,18 @@ impl<Op: Operation> fmt::Debug for OperationHandle<Op> {
             .field("token", &info.token)
             .finish_non_exhaustive()
     }
+}
+
+/// The result of `Op` from its driver's outcome (`None`: the driver stopped without one).
+pub(crate) fn decode_outcome<Op: Operation>(
+    outcome: Option<Outcome>,
+) -> Result<Op::Output, CallError> {
+    let content = match outcome {
+        Some(result) => result?,
+        None => return Err(CallError::Invalid("the operation's driver stopped".into())),
+    };
+    codec::decode::<Op::Output>(&content)
+        .map_err(|e| CallError::Codec(format!("cannot decode the output of `{}`: {e}", Op::NAME)))
 }
 
 impl<Op: Operation> OperationHandle<Op> {
@@ -196,13 +209,7 @@ impl<Op: Operation> OperationHandle<Op> {
             Ok(record) => record.outcome.clone(),
             Err(_) => self.shared.record.borrow().outcome.clone(),
         };
-        let content = match outcome {
-            Some(result) => result?,
-            None => return Err(CallError::Invalid("the operation's driver stopped".into())),
-        };
-        codec::decode::<Op::Output>(&content).map_err(|e| {
-            CallError::Codec(format!("cannot decode the output of `{}`: {e}", Op::NAME))
-        })
+        decode_outcome::<Op>(outcome)
     }
 
     /// Cancels the operation.

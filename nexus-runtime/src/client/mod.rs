@@ -15,6 +15,7 @@ mod handle;
 mod info;
 mod options;
 mod pending;
+mod queue;
 
 pub use attach::AttachError;
 pub use builder::ClientBuilder;
@@ -38,7 +39,7 @@ use self::durable::Durability;
 use self::durable::options::StoredOptions;
 use self::durable::task::{self, Begin, NewOperation};
 use self::endpoint::EndpointState;
-use self::pending::{Inbox, Local, Registry};
+use self::pending::{Attached, Inbox, Local, Registry};
 use crate::clock;
 use crate::codec;
 use crate::completion::Completion;
@@ -252,11 +253,47 @@ impl Client {
         input: Op::Input,
         options: CallOptions,
     ) -> Result<OperationHandle<Op>, CallError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            CallError::Invalid(
-                "operations are driven by Tokio tasks: call from inside a Tokio runtime".into(),
-            )
-        })?;
+        let runtime = current_runtime()?;
+        let (local, attached, new) = self.prepare::<Op>(endpoint, input, options)?;
+        self.spawn_task(&runtime, local, Begin::New(Box::new(new)));
+        Ok(OperationHandle::from_attached(attached))
+    }
+
+    /// Runs operation `Op` on `endpoint` to its result: what awaiting a [`Call`] does.
+    ///
+    /// For a client that keeps nothing once an operation ends (built without a store or a
+    /// retention), the operation's driver runs inline on the calling task: this future is its
+    /// only observer, so there is no task to spawn and no handle to wake, and dropping the future
+    /// abandons the operation as dropping every handle does. The operation is recorded in the
+    /// client's private store all the same, before its first attempt, and its token once it
+    /// started (see [`durable`]). With a configured store the operation must outlive this
+    /// future, so it gets a task of its own as with [`schedule`](Self::schedule).
+    pub(crate) async fn call<Op: Operation>(
+        &self,
+        endpoint: &str,
+        input: Op::Input,
+        options: CallOptions,
+    ) -> Result<Op::Output, CallError> {
+        if !self.inner.durability.runs_inline() {
+            return self
+                .schedule::<Op>(endpoint, input, options)?
+                .result()
+                .await;
+        }
+        current_runtime()?;
+        let (local, attached, new) = self.prepare::<Op>(endpoint, input, options)?;
+        let outcome = task::run_inline(self, local, new, attached).await;
+        handle::decode_outcome::<Op>(outcome)
+    }
+
+    /// Checks and encodes a call, and registers its operation (not yet recorded in the store:
+    /// its task does that before the first attempt).
+    fn prepare<Op: Operation>(
+        &self,
+        endpoint: &str,
+        input: Op::Input,
+        options: CallOptions,
+    ) -> Result<(Local, Attached, NewOperation), CallError> {
         if self.is_shut_down() {
             return Err(CallError::Invalid("the client was shut down".into()));
         }
@@ -278,7 +315,7 @@ impl Client {
         let request_id = options
             .request_id
             .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            .unwrap_or_else(|| crate::id::new_v4().to_string());
         let scheduled = Instant::now();
         let scheduled_at = clock::now();
         let scope = CallScope::current();
@@ -290,33 +327,37 @@ impl Client {
         );
         let service = <Op::Service as Service>::NAME;
         let retry = options.retry_policy.unwrap_or_else(|| state.retry.clone());
-        let stored_options = StoredOptions::new(
-            &options.headers,
-            &options.links,
-            options.cancellation_type,
-            &retry,
-            &timeouts,
-        );
+        let durability = &self.inner.durability;
+        // The options are kept for whoever resumes the operation from its record. A client that
+        // keeps nothing once an operation ends never does (its records live only while their
+        // task runs, and a handle attaches to the task): building, copying and dropping their
+        // JSON tree was a third of an in-process call.
+        let stored_options = if durability.keeps_nothing() {
+            serde_json::Value::Null
+        } else {
+            StoredOptions::new(
+                &options.headers,
+                &options.links,
+                options.cancellation_type,
+                &retry,
+                &timeouts,
+            )
+            .to_json()
+        };
         let key = RequestKey {
             endpoint: endpoint.to_owned(),
             service: service.to_owned(),
             operation: Op::NAME.to_owned(),
             request_id: request_id.clone(),
         };
-        let id = uuid::Uuid::new_v4();
-        let mut record = CallerRecord::new(
-            id,
-            key.clone(),
-            input.clone(),
-            stored_options.to_json(),
-            scheduled_at,
-        );
+        let id = crate::id::new_v4();
+        let mut record =
+            CallerRecord::new(id, key.clone(), input.clone(), stored_options, scheduled_at);
         record.deadlines = OperationDeadlines {
             schedule_to_close: deadlines.schedule_to_close.map(clock::system_at),
             schedule_to_start: deadlines.schedule_to_start.map(clock::system_at),
             start_to_close: None,
         };
-        let durability = &self.inner.durability;
         if let Some(replicas) = &durability.replicas {
             record.lease = Some(Lease::new(
                 durability.owner.clone(),
@@ -339,15 +380,14 @@ impl Client {
             .register(id, key, Record::new(id, scheduled))
             .map_err(|_| CallError::Invalid(format!("operation id {id} is in use")))?;
         self.ensure_caretaker();
-        let begin = Begin::New(Box::new(NewOperation {
+        let new = NewOperation {
             record,
             endpoint: state,
             spec,
             deadlines,
             scope_cancel: scope.map(|s| s.cancel),
-        }));
-        self.spawn_task(&runtime, local, begin);
-        Ok(OperationHandle::from_attached(attached))
+        };
+        Ok((local, attached, new))
     }
 
     /// Runs a local operation's task on `runtime`.
@@ -356,6 +396,15 @@ impl Client {
         let task = runtime.spawn(task::run(self.clone(), local, begin));
         self.inner.registry.set_abort(id, task.abort_handle());
     }
+}
+
+/// The runtime that drives operations.
+fn current_runtime() -> Result<tokio::runtime::Handle, CallError> {
+    tokio::runtime::Handle::try_current().map_err(|_| {
+        CallError::Invalid(
+            "operations are driven by Tokio tasks: call from inside a Tokio runtime".into(),
+        )
+    })
 }
 
 fn merge_timeouts(endpoint: Timeouts, options: &CallOptions) -> Timeouts {

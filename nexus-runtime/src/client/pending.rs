@@ -9,19 +9,25 @@
 //! woken, with the final record. So a completion is never acknowledged before it is durable, and
 //! one that arrives while no task runs the operation (after a crash, or at another replica) is
 //! found in the store by whoever resumes it.
+//!
+//! The in-process callback of an operation ([`PendingSink`]) carries the way to its task, so a
+//! completion from an in-process handler, once recorded, wakes the task without a look-up in the
+//! registry (the registry is the fallback, for a task that was replaced).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
 use super::driver::{Command, Record};
+use super::queue::{self, Receiver, Sender, WeakSender};
 use crate::clock;
 use crate::completion::{Completion, CompletionSink};
 use crate::error::HandlerError;
+use crate::id::IdMap;
 use crate::store::{
     CallerRecord, CallerStore, CompletionOutcome, OperationId, OperationState, RequestKey,
 };
@@ -35,20 +41,25 @@ pub(crate) enum Wake {
     Claimed(Box<CallerRecord>),
     /// Its record may have changed: read it again.
     Check,
+    /// The client is shutting down: stop where it is (for a driver run inline, which has no task
+    /// to abort).
+    Stop,
 }
 
 /// How the registry holds an operation's command channel: strongly when operations outlive their
 /// handles (a durable client), weakly otherwise (dropping every handle abandons the operation).
 enum Commands {
-    Strong(mpsc::UnboundedSender<Command>),
-    Weak(mpsc::WeakUnboundedSender<Command>),
+    Strong(Sender<Command>),
+    Weak(WeakSender<Command>),
 }
 
 struct Entry {
     key: Arc<RequestKey>,
-    record: watch::Receiver<Record>,
+    /// The task's own sender: handles subscribe to it when they attach. The registry holds no
+    /// receiver, so a driver with no handle publishes without waking anyone.
+    record: Arc<watch::Sender<Record>>,
     commands: Commands,
-    wake: mpsc::UnboundedSender<Wake>,
+    wake: Sender<Wake>,
     abort: Option<AbortHandle>,
 }
 
@@ -56,7 +67,7 @@ struct Entry {
 pub(crate) struct Attached {
     pub key: Arc<RequestKey>,
     pub record: watch::Receiver<Record>,
-    pub commands: mpsc::UnboundedSender<Command>,
+    pub commands: Sender<Command>,
 }
 
 impl Attached {
@@ -65,7 +76,7 @@ impl Attached {
         Self {
             key: Arc::new(key),
             record: watch::channel(record).1,
-            commands: mpsc::unbounded_channel().0,
+            commands: Sender::closed(),
         }
     }
 }
@@ -74,13 +85,15 @@ impl Attached {
 pub(crate) struct Local {
     pub id: OperationId,
     pub record: Arc<watch::Sender<Record>>,
-    pub commands: mpsc::UnboundedReceiver<Command>,
-    pub wakes: mpsc::UnboundedReceiver<Wake>,
+    pub commands: Receiver<Command>,
+    pub wakes: Receiver<Wake>,
+    /// The way to this task, for its in-process callback.
+    pub waker: Sender<Wake>,
 }
 
 /// The local operations, by id.
 pub(crate) struct Registry {
-    entries: Mutex<HashMap<OperationId, Entry>>,
+    entries: Mutex<IdMap<Entry>>,
     persistent: bool,
 }
 
@@ -105,8 +118,9 @@ impl Registry {
             return Err(attached(entry));
         }
         let (record_tx, record_rx) = watch::channel(initial);
-        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
-        let (wake_tx, wake_rx) = mpsc::unbounded_channel();
+        let record_tx = Arc::new(record_tx);
+        let (commands_tx, commands_rx) = queue::channel();
+        let (wake_tx, wake_rx) = queue::channel();
         let commands = if self.persistent {
             Commands::Strong(commands_tx.clone())
         } else {
@@ -117,18 +131,19 @@ impl Registry {
             id,
             Entry {
                 key: key.clone(),
-                record: record_rx.clone(),
+                record: record_tx.clone(),
                 commands,
-                wake: wake_tx,
+                wake: wake_tx.clone(),
                 abort: None,
             },
         );
         Ok((
             Local {
                 id,
-                record: Arc::new(record_tx),
+                record: record_tx,
                 commands: commands_rx,
                 wakes: wake_rx,
+                waker: wake_tx,
             },
             Attached {
                 key,
@@ -171,11 +186,14 @@ impl Registry {
         self.lock().remove(&id);
     }
 
-    /// Stops every task and forgets every operation.
+    /// Stops every task (and every driver run inline) and forgets every operation.
     pub fn abort_all(&self) {
         for (_, entry) in self.lock().drain() {
-            if let Some(abort) = entry.abort {
-                abort.abort();
+            match entry.abort {
+                Some(abort) => abort.abort(),
+                None => {
+                    let _ = entry.wake.send(Wake::Stop);
+                }
             }
         }
     }
@@ -184,7 +202,7 @@ impl Registry {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<OperationId, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, IdMap<Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -196,9 +214,9 @@ fn attached(entry: &Entry) -> Attached {
     };
     Attached {
         key: entry.key.clone(),
-        record: entry.record.clone(),
+        record: entry.record.subscribe(),
         // Every handle was dropped and the operation is being abandoned: commands go nowhere.
-        commands: commands.unwrap_or_else(|| mpsc::unbounded_channel().0),
+        commands: commands.unwrap_or_else(Sender::closed),
     }
 }
 
@@ -235,14 +253,28 @@ impl Inbox {
         id: OperationId,
         completion: Completion,
     ) -> Result<(), HandlerError> {
+        self.deliver_with(id, completion, None).await
+    }
+
+    /// Records the completion of operation `id`, then wakes its task: through `waker` (the task's
+    /// own queue, carried by its in-process callback) if given and still there, otherwise
+    /// through the registry. Both happen in a task of their own (see [`Inbox::deliver_to`]).
+    async fn deliver_with(
+        &self,
+        id: OperationId,
+        completion: Completion,
+        waker: Option<Sender<Wake>>,
+    ) -> Result<(), HandlerError> {
         let (store, registry) = (self.store.clone(), self.registry.clone());
-        tokio::spawn(async move { record_and_wake(&*store, &registry, id, completion).await })
-            .await
-            .unwrap_or_else(|e| {
-                Err(HandlerError::internal(format!(
-                    "recording the completion failed: {e}"
-                )))
-            })
+        tokio::spawn(async move {
+            record_and_wake(&*store, &registry, id, completion, waker.as_ref()).await
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(HandlerError::internal(format!(
+                "recording the completion failed: {e}"
+            )))
+        })
     }
 }
 
@@ -251,6 +283,7 @@ async fn record_and_wake(
     registry: &Registry,
     id: OperationId,
     completion: Completion,
+    waker: Option<&Sender<Wake>>,
 ) -> Result<(), HandlerError> {
     let outcome = store
         .record_completion(id, &completion, clock::now())
@@ -261,7 +294,7 @@ async fn record_and_wake(
         })?;
     match outcome {
         CompletionOutcome::Applied(record) => {
-            registry.wake(id, Wake::Completed(record));
+            wake(registry, id, Wake::Completed(record), waker);
             Ok(())
         }
         CompletionOutcome::UnknownOperation => Err(HandlerError::not_found(format!(
@@ -274,7 +307,7 @@ async fn record_and_wake(
                 // completion that got through as a failed delivery. (A task still waiting for
                 // it, should it have missed the first, gets it now.)
                 tracing::debug!(operation_id = %id, "a completion received again");
-                registry.wake(id, Wake::Completed(Box::new(record)));
+                wake(registry, id, Wake::Completed(Box::new(record)), waker);
                 return Ok(());
             }
             Err(HandlerError::not_found(format!(
@@ -285,6 +318,18 @@ async fn record_and_wake(
             "completion for token `{}` sent to the callback of token `{expected}`",
             completion.token
         ))),
+    }
+}
+
+/// Wakes the task of `id` through its own queue if given and still there, otherwise through the
+/// registry.
+fn wake(registry: &Registry, id: OperationId, wake: Wake, waker: Option<&Sender<Wake>>) {
+    let wake = match waker {
+        Some(waker) => waker.send(wake).err(),
+        None => Some(wake),
+    };
+    if let Some(wake) = wake {
+        registry.wake(id, wake);
     }
 }
 
@@ -309,16 +354,19 @@ async fn recorded_already(
     same.then_some(record)
 }
 
-/// The in-process callback of one operation.
+/// The in-process callback of one operation: its completion is recorded in the store, then
+/// handed to its task directly.
 pub(crate) struct PendingSink {
     pub inbox: Arc<Inbox>,
     pub id: OperationId,
+    pub waker: WeakSender<Wake>,
 }
 
 impl CompletionSink for PendingSink {
     fn complete(&self, completion: Completion) -> BoxFuture<'static, Result<(), HandlerError>> {
         let inbox = self.inbox.clone();
         let id = self.id;
-        async move { inbox.deliver_to(id, completion).await }.boxed()
+        let waker = self.waker.upgrade();
+        async move { inbox.deliver_with(id, completion, waker).await }.boxed()
     }
 }

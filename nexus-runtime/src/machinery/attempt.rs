@@ -72,41 +72,60 @@ impl Service<AttemptRequest> for AttemptService {
     fn call(&mut self, request: AttemptRequest) -> Self::Future {
         let now = Instant::now();
         let deadline = deadline::min(Some(now + request.timeout), request.cap).unwrap_or(now);
-        let transport = request.transport;
-        let sent: BoxFuture<'static, Result<AttemptResponse, CallError>> = match request.call {
-            AttemptCall::Start(mut start) => {
-                start.request_deadline = Some(deadline);
-                start.operation_timeout = request
-                    .operation_deadline
-                    .map(|d| d.saturating_duration_since(now));
-                transport
-                    .start(start)
-                    .map(|r| r.map(AttemptResponse::Started))
-                    .boxed()
-            }
-            AttemptCall::Cancel(mut cancel) => {
-                cancel.request_deadline = Some(deadline);
-                transport
-                    .cancel(cancel)
-                    .map(|r| r.map(|()| AttemptResponse::CancelRequested))
-                    .boxed()
-            }
-        };
+        let AttemptRequest {
+            transport,
+            call,
+            operation_deadline,
+            ..
+        } = request;
+        // One boxed future for the whole attempt (the transport boxes its own).
         async move {
-            // The deadline is polled first: a transport that enforces the same deadline with a
-            // timer of its own (the HTTP transport does) fires in the same timer tick, and would
-            // otherwise win with an error of its own shape. An expired attempt is always a
-            // `request` timeout.
-            tokio::select! {
-                biased;
-                () = tokio::time::sleep_until(deadline) => {
-                    Err(AttemptError::Call(CallError::Timeout {
-                        kind: TimeoutKind::Request,
-                        last_failure: None,
-                    }))
+            let sent = async {
+                match call {
+                    AttemptCall::Start(mut start) => {
+                        start.request_deadline = Some(deadline);
+                        start.operation_timeout =
+                            operation_deadline.map(|d| d.saturating_duration_since(now));
+                        transport.start(start).await.map(AttemptResponse::Started)
+                    }
+                    AttemptCall::Cancel(mut cancel) => {
+                        cancel.request_deadline = Some(deadline);
+                        transport
+                            .cancel(cancel)
+                            .await
+                            .map(|()| AttemptResponse::CancelRequested)
+                    }
                 }
-                result = sent => result.map_err(AttemptError::Call),
-            }
+            };
+            // An expired attempt is always a `request` timeout: a transport that enforces the
+            // same deadline with a timer of its own (the HTTP transport does) fires in the same
+            // timer tick, and must not win with an error of its own shape; so an answer that
+            // comes at or after the deadline counts as the timeout too. The attempt is polled
+            // before the timer is: an answer ready at once (in-process) registers no timer,
+            // whose registration costs a wake-up of the runtime's driver (a system call).
+            let mut sent = std::pin::pin!(sent);
+            let mut timer = None;
+            let timed_out = || {
+                Err(AttemptError::Call(CallError::Timeout {
+                    kind: TimeoutKind::Request,
+                    last_failure: None,
+                }))
+            };
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(result) = sent.as_mut().poll(cx) {
+                    if Instant::now() >= deadline {
+                        return Poll::Ready(timed_out());
+                    }
+                    return Poll::Ready(result.map_err(AttemptError::Call));
+                }
+                let timer =
+                    timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(timed_out()),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await
         }
         .boxed()
     }

@@ -16,7 +16,8 @@ use crate::link::Link;
 /// headers are not included).
 pub type Headers = BTreeMap<String, String>;
 
-/// The parts of a start request a handler sees; built by the dispatcher.
+/// The parts of a start request a handler sees; built by the dispatcher, which shares them with
+/// the context (the request's names, id and headers are moved in once, not copied).
 #[derive(Debug, Default)]
 pub(crate) struct ContextParts {
     pub service: String,
@@ -29,6 +30,8 @@ pub(crate) struct ContextParts {
     pub cancel: CancellationToken,
     pub has_callback: bool,
     pub resumed: bool,
+    /// Links the handler adds to its response.
+    pub response_links: Mutex<Vec<Link>>,
 }
 
 /// Everything a handler knows about the start request it is answering.
@@ -49,16 +52,14 @@ pub(crate) struct ContextParts {
 /// ```
 #[derive(Debug)]
 pub struct OperationContext {
-    parts: ContextParts,
-    response_links: Arc<Mutex<Vec<Link>>>,
+    parts: Arc<ContextParts>,
 }
 
 impl OperationContext {
-    pub(crate) fn new(parts: ContextParts) -> Self {
-        Self {
-            parts,
-            response_links: Arc::default(),
-        }
+    /// A context over parts the dispatcher keeps a reference to (to read the response links and,
+    /// on the async path, take the request's parts back).
+    pub(crate) fn new(parts: Arc<ContextParts>) -> Self {
+        Self { parts }
     }
 
     /// A context for calling a handler method directly, as unit tests of handlers do.
@@ -68,17 +69,13 @@ impl OperationContext {
     /// assert_eq!(ctx.operation(), "getQuickScore");
     /// ```
     pub fn for_test(service: &str, operation: &str) -> Self {
-        Self::new(ContextParts {
+        Self::new(Arc::new(ContextParts {
             service: service.to_owned(),
             operation: operation.to_owned(),
-            request_id: uuid::Uuid::new_v4().to_string(),
+            request_id: crate::id::new_v4().to_string(),
             has_callback: true,
             ..ContextParts::default()
-        })
-    }
-
-    pub(crate) fn response_links(&self) -> Arc<Mutex<Vec<Link>>> {
-        self.response_links.clone()
+        }))
     }
 
     /// The service's wire name.
@@ -116,7 +113,7 @@ impl OperationContext {
 
     /// Adds a link to the response (for example to the record of the work this start began).
     pub fn add_link(&self, link: Link) {
-        if let Ok(mut links) = self.response_links.lock() {
+        if let Ok(mut links) = self.parts.response_links.lock() {
             links.push(link);
         }
     }

@@ -20,15 +20,29 @@ pub struct HeaderError {
 }
 
 fn insert(headers: &mut HeaderMap, name: &str, value: &str) -> Result<(), HeaderError> {
-    let header_name =
-        HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|_| HeaderError {
-            name: name.to_owned(),
-            problem: "not a valid header name".into(),
-        })?;
-    let header_value = HeaderValue::from_str(value).map_err(|_| HeaderError {
+    // `HeaderName::from_bytes` lower-cases the name itself.
+    let header_name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| HeaderError {
         name: name.to_owned(),
-        problem: format!("value {value:?} is not a valid header value"),
+        problem: "not a valid header name".into(),
     })?;
+    insert_value(headers, header_name, name, value)
+}
+
+/// Inserts `value` under `header_name` (`name` as the caller wrote it, for errors).
+fn insert_value(
+    headers: &mut HeaderMap,
+    header_name: HeaderName,
+    name: &str,
+    value: &str,
+) -> Result<(), HeaderError> {
+    let header_value = if value == crate::codec::JSON {
+        HeaderValue::from_static(crate::codec::JSON)
+    } else {
+        HeaderValue::from_str(value).map_err(|_| HeaderError {
+            name: name.to_owned(),
+            problem: format!("value {value:?} is not a valid header value"),
+        })?
+    };
     headers.insert(header_name, header_value);
     Ok(())
 }
@@ -41,16 +55,31 @@ fn text(value: &HeaderValue) -> String {
         .unwrap_or_else(|_| String::from_utf8_lossy(value.as_bytes()).into_owned())
 }
 
+/// The first value of each header whose name passes `keep` (which maps it to the key to use),
+/// in one pass over the map (its values of one name come together, the first one first).
+fn first_values<'a>(
+    headers: &'a HeaderMap,
+    mut keep: impl FnMut(&'a str) -> Option<&'a str>,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut previous: Option<&HeaderName> = None;
+    for (name, value) in headers {
+        if previous == Some(name) {
+            continue;
+        }
+        previous = Some(name);
+        if let Some(key) = keep(name.as_str()) {
+            out.insert(key.to_owned(), text(value));
+        }
+    }
+    out
+}
+
 /// First values of the headers whose name starts with `prefix`, keyed by the rest of the name.
 fn with_prefix(headers: &HeaderMap, prefix: &str) -> BTreeMap<String, String> {
-    headers
-        .keys()
-        .filter_map(|name| {
-            let key = name.as_str().strip_prefix(prefix)?;
-            let value = headers.get(name)?;
-            (!key.is_empty()).then(|| (key.to_owned(), text(value)))
-        })
-        .collect()
+    first_values(headers, |name| {
+        name.strip_prefix(prefix).filter(|key| !key.is_empty())
+    })
 }
 
 /// The payload of a request or response: the body with its `Content-*` headers, keyed without
@@ -59,8 +88,10 @@ fn with_prefix(headers: &HeaderMap, prefix: &str) -> BTreeMap<String, String> {
 /// `Content-Length` is left out: it is framing, already accounted for by the body, and keeping it
 /// would make a payload compare differently after crossing the wire.
 pub fn content_from_headers(headers: &HeaderMap, body: Bytes) -> Content {
-    let mut content_headers = with_prefix(headers, CONTENT_PREFIX);
-    content_headers.remove("length");
+    let content_headers = first_values(headers, |name| {
+        name.strip_prefix(CONTENT_PREFIX)
+            .filter(|key| !key.is_empty() && *key != "length")
+    });
     Content {
         headers: content_headers,
         data: body,
@@ -74,7 +105,12 @@ pub fn add_content_headers(content: &Content, headers: &mut HeaderMap) -> Result
         if key.eq_ignore_ascii_case("length") {
             continue;
         }
-        insert(headers, &format!("{CONTENT_PREFIX}{key}"), value)?;
+        if key == "type" {
+            // The usual one, without building its name.
+            insert_value(headers, http::header::CONTENT_TYPE, "content-type", value)?;
+        } else {
+            insert(headers, &format!("{CONTENT_PREFIX}{key}"), value)?;
+        }
     }
     Ok(())
 }
@@ -86,16 +122,12 @@ const HOP_HEADERS: [&str; 4] = ["host", "transfer-encoding", "connection", "keep
 /// hop's framing (`Host`, `Transfer-Encoding`, `Connection`, `Keep-Alive`), lower-case names, one
 /// value each (the first), as the Go handler builds it.
 pub fn handler_headers(headers: &HeaderMap) -> Headers {
-    headers
-        .keys()
-        .filter(|name| {
-            let n = name.as_str();
-            !n.starts_with(CONTENT_PREFIX)
-                && !n.starts_with(CALLBACK_PREFIX)
-                && !HOP_HEADERS.contains(&n)
-        })
-        .filter_map(|name| Some((name.as_str().to_owned(), text(headers.get(name)?))))
-        .collect()
+    first_values(headers, |n| {
+        (!n.starts_with(CONTENT_PREFIX)
+            && !n.starts_with(CALLBACK_PREFIX)
+            && !HOP_HEADERS.contains(&n))
+        .then_some(n)
+    })
 }
 
 /// The `Nexus-Callback-*` headers of a start request with the prefix removed: what the handler

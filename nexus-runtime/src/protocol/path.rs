@@ -76,11 +76,24 @@ pub fn parse_route(path: &str) -> Result<Route, HandlerError> {
              operation or `/{{service}}/{{operation}}/cancel` to cancel one"
         ))
     };
-    let parts: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
-    let (service, operation, token) = match parts.as_slice() {
-        [service, operation] => (*service, *operation, None),
-        [service, operation, "cancel"] => (*service, *operation, None),
-        [service, operation, token, "cancel"] => (*service, *operation, Some(*token)),
+    // At most five segments matter (a fifth means no route); no Vec needed.
+    let mut segments = path.strip_prefix('/').unwrap_or(path).split('/');
+    let mut parts: [Option<&str>; 5] = [None; 5];
+    for part in &mut parts {
+        *part = segments.next();
+    }
+    let (service, operation, token, is_start) = match parts {
+        [Some(service), Some(operation), None, ..] => (service, operation, None, true),
+        [Some(service), Some(operation), Some("cancel"), None, _] => {
+            (service, operation, None, false)
+        }
+        [
+            Some(service),
+            Some(operation),
+            Some(token),
+            Some("cancel"),
+            None,
+        ] => (service, operation, Some(token), false),
         _ => return Err(not_found()),
     };
     let service = unescape(service)?;
@@ -88,7 +101,7 @@ pub fn parse_route(path: &str) -> Result<Route, HandlerError> {
     if service.is_empty() || operation.is_empty() {
         return Err(not_found());
     }
-    Ok(if parts.len() == 2 {
+    Ok(if is_start {
         Route::Start { service, operation }
     } else {
         let token = token.map(unescape).transpose()?;

@@ -215,12 +215,14 @@ async fn serve(State(inner): State<Arc<Inner>>, request: Request) -> Response {
         Err(e) => return wire::handler_error(&e, format),
     };
     let result = match route {
-        Route::Start { service, operation } => start(&inner, request, service, operation).await,
+        Route::Start { service, operation } => {
+            start(&inner, request, format, service, operation).await
+        }
         Route::Cancel {
             service,
             operation,
             token,
-        } => cancel(&inner, request, service, operation, token).await,
+        } => cancel(&inner, request, format, service, operation, token).await,
     };
     result.unwrap_or_else(|answer| answer)
 }
@@ -228,10 +230,10 @@ async fn serve(State(inner): State<Arc<Inner>>, request: Request) -> Response {
 async fn start(
     inner: &Inner,
     request: Request,
+    format: FailureFormat,
     service: String,
     operation: String,
 ) -> Result<Response, Response> {
-    let format = FailureFormat::negotiate(request.headers());
     let reject = |e: HandlerError| wire::handler_error(&e, format);
     let (parts, body) = request.into_parts();
     let mut start_request = request::start(&parts, service, operation).map_err(reject)?;
@@ -282,11 +284,11 @@ async fn start(
 async fn cancel(
     inner: &Inner,
     request: Request,
+    format: FailureFormat,
     service: String,
     operation: String,
     path_token: Option<String>,
 ) -> Result<Response, Response> {
-    let format = FailureFormat::negotiate(request.headers());
     let reject = |e: HandlerError| wire::handler_error(&e, format);
     let (parts, _body) = request.into_parts();
     let cancel_request = request::cancel(&parts, service, operation, path_token).map_err(reject)?;

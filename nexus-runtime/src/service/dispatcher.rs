@@ -278,22 +278,23 @@ impl Dispatcher {
     ) -> Result<StartResponse, StartError> {
         let operation_deadline = request.operation_timeout.map(|t| Instant::now() + t);
         let invocation = invocation(&mut request, operation_deadline);
-        let answered = invoke(handler, &request.service, &request.operation, invocation).await?;
+        let answered = invoke(handler, invocation).await?;
         match answered.raw {
             RawStart::Sync(output) => Ok(StartResponse::Sync {
                 output,
                 links: answered.links,
             }),
             RawStart::Async(op) => {
-                let (token, cancel) = self.reserve(&op, &request.service, &request.operation)?;
+                let parts = answered.parts;
+                let (token, cancel) = self.reserve(&op, &parts.service, &parts.operation)?;
                 self.spawn_work(
                     op,
                     Launch {
                         token: token.clone(),
-                        service: request.service,
-                        operation: request.operation,
-                        request_id: request.request_id,
-                        headers: request.headers,
+                        service: parts.service,
+                        operation: parts.operation,
+                        request_id: parts.request_id,
+                        headers: parts.headers,
                         deadline: operation_deadline,
                         callback: request.callback,
                         resumed: false,
@@ -343,27 +344,39 @@ impl Dispatcher {
     }
 }
 
-/// What the operation method of a start request sees (the input is moved out of `request`).
+/// What the operation method of a start request sees: the request's names, id, headers, links
+/// and input are moved out of `request` (not copied); [`restore`] puts them back from the parts
+/// [`invoke`] gives back, for a caller that needs the request afterwards.
 pub(crate) fn invocation(
     request: &mut StartRequest,
     operation_deadline: Option<Instant>,
 ) -> Invocation {
     Invocation {
         parts: ContextParts {
-            service: request.service.clone(),
-            operation: request.operation.clone(),
-            request_id: request.request_id.clone(),
-            headers: request.headers.clone(),
-            links: request.links.clone(),
+            service: std::mem::take(&mut request.service),
+            operation: std::mem::take(&mut request.operation),
+            request_id: std::mem::take(&mut request.request_id),
+            headers: std::mem::take(&mut request.headers),
+            links: std::mem::take(&mut request.links),
             deadline: request.request_deadline,
             operation_deadline,
             cancel: Default::default(),
             has_callback: request.callback.is_some(),
             resumed: false,
+            response_links: Mutex::default(),
         },
         input: std::mem::take(&mut request.input),
         request_deadline: request.request_deadline,
     }
+}
+
+/// Puts the parts [`invocation`] moved out of `request` back.
+pub(crate) fn restore(request: &mut StartRequest, parts: ContextParts) {
+    request.service = parts.service;
+    request.operation = parts.operation;
+    request.request_id = parts.request_id;
+    request.headers = parts.headers;
+    request.links = parts.links;
 }
 
 pub(crate) fn no_such_operation(request: &CancelRequest) -> HandlerError {

@@ -23,20 +23,24 @@ pub(crate) struct Invocation {
     pub request_deadline: Option<Instant>,
 }
 
-/// The method's answer and the links it added to the response.
+/// The method's answer, the links it added to the response, and the request's parts back.
 pub(crate) struct Answered {
     pub raw: RawStart,
     pub links: Vec<Link>,
+    /// The parts the method's context was made of, given back (moved out of the context when the
+    /// method let it go, as it usually does; copied otherwise).
+    pub parts: ContextParts,
 }
 
-/// Runs operation `operation` of `handler` (whose name is `service`) once, as `invocation` says.
-/// A panic is INTERNAL, a missed request deadline UPSTREAM_TIMEOUT (both retryable); an unknown
-/// operation is NOT_FOUND naming the known ones. Dropping the returned future signals the
-/// method's context that the caller went away.
+/// Runs the operation `invocation.parts` names on `handler` once. A panic is INTERNAL, a missed
+/// request deadline UPSTREAM_TIMEOUT (both retryable); an unknown operation is NOT_FOUND naming
+/// the known ones. Dropping the returned future signals the method's context that the caller went
+/// away.
+///
+/// The parts are moved into the context, which the method holds, and given back with the answer:
+/// the request's names, id, headers and links are not copied on the way.
 pub(crate) async fn invoke(
     handler: &Arc<dyn ServiceHandler>,
-    service: &str,
-    operation: &str,
     invocation: Invocation,
 ) -> Result<Answered, StartError> {
     let Invocation {
@@ -52,8 +56,9 @@ pub(crate) async fn invoke(
         deadline: earliest(parts.deadline, parts.operation_deadline),
         cancel: request_cancel,
     };
-    let ctx = OperationContext::new(parts);
-    let response_links = ctx.response_links();
+    let parts = Arc::new(parts);
+    let ctx = OperationContext::new(parts.clone());
+    let (service, operation) = (parts.service.as_str(), parts.operation.as_str());
     let Some(start) = handler.start(operation, ctx, input) else {
         return Err(unknown_operation(handler.as_ref(), service, operation).into());
     };
@@ -80,9 +85,29 @@ pub(crate) async fn invoke(
             panic_message(&*panic)
         ))
     })??;
+    let links = take_links(&parts.response_links);
     Ok(Answered {
         raw,
-        links: take_links(&response_links),
+        links,
+        parts: take_parts(parts),
+    })
+}
+
+/// The parts behind `parts`: moved out when nothing else holds them, copied otherwise (a handler
+/// that kept its context, or a clone of it, beyond its answer).
+fn take_parts(parts: Arc<ContextParts>) -> ContextParts {
+    Arc::try_unwrap(parts).unwrap_or_else(|shared| ContextParts {
+        service: shared.service.clone(),
+        operation: shared.operation.clone(),
+        request_id: shared.request_id.clone(),
+        headers: shared.headers.clone(),
+        links: shared.links.clone(),
+        deadline: shared.deadline,
+        operation_deadline: shared.operation_deadline,
+        cancel: shared.cancel.clone(),
+        has_callback: shared.has_callback,
+        resumed: shared.resumed,
+        response_links: Mutex::default(),
     })
 }
 

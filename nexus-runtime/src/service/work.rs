@@ -56,7 +56,7 @@ impl Dispatcher {
         let token = op
             .token
             .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+            .unwrap_or_else(|| crate::id::new_v4().simple().to_string());
         check_token(&token)?;
         let cancel = CancellationToken::new();
         let registered = self.inner.running.insert(
@@ -123,7 +123,10 @@ impl Dispatcher {
                 start_time: Some(start_time),
                 close_time: Some(crate::clock::now()),
             };
-            dispatcher.finish_work(callback, completion).await;
+            // Boxed: the completion's recording and delivery (an HTTP request) are only needed
+            // at the end, and would otherwise enlarge the task of every running operation for
+            // its whole life.
+            Box::pin(dispatcher.finish_work(callback, completion)).await;
         });
     }
 

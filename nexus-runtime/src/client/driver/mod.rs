@@ -18,6 +18,12 @@
 //! another replica, or, for a client without a configured store, when every handle is dropped
 //! without a cancellation (the operation is *abandoned*: no cancel request is sent, as Temporal
 //! does for a terminated caller). With a configured store operations outlive their handles.
+//!
+//! A driver runs either as its own task ([`Driver::run`]) or inline in the future of an awaited
+//! call ([`Driver::run_inline`]), for a client that keeps nothing once an operation ends (one
+//! built without a store): that future is then the operation's only observer, and dropping it
+//! abandons the operation as dropping every handle does. Both run the same state machine and
+//! record every transition the same way.
 
 mod cancel;
 mod persist;
@@ -30,12 +36,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::info::{CancelState, CancellationInfo, OperationInfo, OperationState};
 use super::pending::{Local, Wake};
+use super::queue::{Receiver, Sender};
 use super::{CancellationType, Client, EndpointState};
 use crate::codec::Content;
 use crate::error::{CallError, OperationErrorState, TimeoutKind};
@@ -104,6 +111,14 @@ enum Step<T> {
     Done(T),
 }
 
+/// Where a driver goes on from.
+enum Resume {
+    /// Attempt to start the operation, from the given time.
+    Start(Option<Instant>),
+    /// Carry on from there.
+    At(Flow),
+}
+
 /// Where the start phase left the operation.
 enum Flow {
     Started(usize),
@@ -119,6 +134,8 @@ enum Halt {
     TakenOver,
     /// Its record is gone from the store.
     Gone,
+    /// The client is shutting down.
+    Stopped,
 }
 
 /// How a driver ended.
@@ -137,15 +154,18 @@ pub(crate) struct Driver {
     deadlines: Deadlines,
     id: OperationId,
     record: Arc<watch::Sender<Record>>,
-    commands: mpsc::UnboundedReceiver<Command>,
+    commands: Receiver<Command>,
     commands_open: bool,
-    wakes: mpsc::UnboundedReceiver<Wake>,
+    wakes: Receiver<Wake>,
     wakes_open: bool,
+    /// The way to this driver's task, for its in-process callback.
+    waker: Sender<Wake>,
     scope_cancel: Option<CancellationToken>,
     cancel_waiters: Vec<oneshot::Sender<Result<(), CallError>>>,
     cancel_requested: bool,
-    /// The operation as last written to (or read from) the store.
-    stored: CallerRecord,
+    /// The operation as last written to (or read from) the store, without its input and options
+    /// (see `persist::kept`); boxed, for a small driver.
+    stored: Box<CallerRecord>,
     halt: Option<Halt>,
     /// Events found in the store, handled at the next wait.
     queued: VecDeque<Event>,
@@ -175,33 +195,65 @@ impl Driver {
             commands_open: true,
             wakes: local.wakes,
             wakes_open: true,
+            waker: local.waker,
             scope_cancel,
             cancel_waiters: Vec::new(),
             cancel_requested: false,
-            stored,
+            stored: persist::kept(Box::new(stored)),
             halt: None,
             queued: VecDeque::new(),
             poll,
         }
     }
 
-    /// Runs the operation from its stored state to its end; gives back the task's channels.
-    pub async fn run(mut self) -> (Local, DriverEnd) {
+    /// Runs the operation from its stored state to its end, as a task of its own; gives back
+    /// the task's channels. (The driver is boxed: a future that took it by value would hold it
+    /// twice, as its argument and as its local.)
+    pub async fn run(mut self: Box<Self>) -> (Local, DriverEnd) {
+        let flow = match self.resume_point() {
+            Resume::At(flow) => flow,
+            // A spawned driver lives as long as its operation, mostly waiting for a completion:
+            // the start phase's larger state (an attempt in flight) gets an allocation of its
+            // own, freed once the operation started, so that a pending operation's task stays
+            // small.
+            Resume::Start(at) => Box::pin(self.start_phase(at)).await,
+        };
+        self.finish(flow).await;
+        (*self).end()
+    }
+
+    /// Runs the operation from its stored state to its end on the calling task (an awaited
+    /// call); gives back the channels.
+    pub async fn run_inline(mut self) -> (Local, DriverEnd) {
+        let flow = match self.resume_point() {
+            Resume::At(flow) => flow,
+            Resume::Start(at) => self.start_phase(at).await,
+        };
+        self.finish(flow).await;
+        self.end()
+    }
+
+    /// Where the stored record says to go on from.
+    fn resume_point(&mut self) -> Resume {
         if self.stored.cancel_requested() {
             // Requested before a restart, or from another replica: carry it out again.
             self.queued.push_back(Event::Cancel(None));
         }
-        let flow = match self.stored.state {
+        match self.stored.state {
             store::OperationState::Started => {
-                Flow::Started(self.record.borrow().info.target.unwrap_or(0))
+                Resume::At(Flow::Started(self.record.borrow().info.target.unwrap_or(0)))
             }
-            state if state.is_terminal() => Flow::End,
+            state if state.is_terminal() => Resume::At(Flow::End),
             store::OperationState::BackingOff => {
-                let at = self.stored.next_attempt_at.map(crate::clock::instant_at);
-                self.start_phase(at).await
+                Resume::Start(self.stored.next_attempt_at.map(crate::clock::instant_at))
             }
-            _ => self.start_phase(None).await,
-        };
+            _ => Resume::Start(None),
+        }
+    }
+
+    /// Runs what follows the start phase. (It borrows the driver: a future that took it by
+    /// value would hold a second copy of it.)
+    async fn finish(&mut self, flow: Flow) {
         if let Flow::Started(target) = flow {
             self.started_phase(target).await;
         }
@@ -216,6 +268,10 @@ impl Driver {
             halt = ?self.halt,
             "operation driver finished"
         );
+    }
+
+    /// How the driver ended, and the channels back.
+    fn end(self) -> (Local, DriverEnd) {
         let end = match self.halt {
             Some(Halt::TakenOver) => DriverEnd::TakenOver,
             _ => DriverEnd::Finished,
@@ -225,6 +281,7 @@ impl Driver {
             record: self.record,
             commands: self.commands,
             wakes: self.wakes,
+            waker: self.waker,
         };
         (local, end)
     }
@@ -362,27 +419,35 @@ impl Driver {
             if let Some(event) = self.take_queued() {
                 return Step::Event(event);
             }
-            let deadline = self.deadlines.next();
-            let timeout = async move {
-                match deadline {
-                    Some((at, kind)) => {
-                        tokio::time::sleep_until(at).await;
-                        kind
+            // The timers and the scope's signal are boxed, and only when there is one: inline
+            // they would add a few hundred bytes to the task of every pending operation.
+            let mut timer = self
+                .deadlines
+                .next()
+                .map(|(at, kind)| (Box::pin(tokio::time::sleep_until(at)), kind));
+            let timeout = async {
+                match timer.as_mut() {
+                    Some((sleep, kind)) => {
+                        sleep.as_mut().await;
+                        *kind
                     }
                     None => std::future::pending().await,
                 }
             };
-            let scope = self.scope_cancel.clone();
-            let scope = async move {
-                match scope {
-                    Some(token) => token.cancelled_owned().await,
+            let mut cancelled = self
+                .scope_cancel
+                .clone()
+                .map(|token| Box::pin(token.cancelled_owned()));
+            let scope = async {
+                match cancelled.as_mut() {
+                    Some(cancelled) => cancelled.as_mut().await,
                     None => std::future::pending().await,
                 }
             };
-            let poll = self.poll;
-            let poll = async move {
-                match poll {
-                    Some(every) => tokio::time::sleep(every).await,
+            let mut polled = self.poll.map(|every| Box::pin(tokio::time::sleep(every)));
+            let poll = async {
+                match polled.as_mut() {
+                    Some(sleep) => sleep.as_mut().await,
                     None => std::future::pending().await,
                 }
             };
@@ -419,6 +484,10 @@ impl Driver {
                 }
                 Raw::Wake(Some(Wake::Check)) | Raw::Poll => {
                     self.reconcile().await;
+                    continue;
+                }
+                Raw::Wake(Some(Wake::Stop)) => {
+                    self.halt = Some(Halt::Stopped);
                     continue;
                 }
                 Raw::Wake(None) => {

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use super::{Driver, Event, Halt, Record};
 use crate::client::durable::mirror;
+use crate::codec::Content;
 use crate::store::CallerRecord;
 
 /// How many lost compare-and-sets in a row one transition tolerates before giving up writing it.
@@ -30,6 +31,11 @@ const STORE_RETRY_DELAY: Duration = Duration::from_millis(50);
 impl Driver {
     /// Applies a transition: records it in the store, then shows it to the handles. After a halt
     /// nothing changes any more.
+    ///
+    /// With no handle subscribed (an awaited call has none) the new record is stored without
+    /// waking anyone, which spares the watch channel's notifier locks. The count is read under
+    /// the channel's write lock: a handle subscribing at the same moment either counts already,
+    /// or reads the record after this write.
     pub(super) async fn publish(&mut self, change: impl FnOnce(&mut Record)) {
         if self.halt.is_some() {
             return;
@@ -38,7 +44,11 @@ impl Driver {
         change(&mut next);
         self.persist(&next).await;
         if self.halt.is_none() {
-            self.record.send_replace(next);
+            let record = &self.record;
+            record.send_if_modified(|shown| {
+                *shown = next;
+                record.receiver_count() > 0
+            });
         }
     }
 
@@ -49,12 +59,19 @@ impl Driver {
         if self.stored.state.is_terminal() {
             return;
         }
+        // Boxed as the driver's copy is (this future lives inside every transition's).
         let mut wanted = self.stored.clone();
         mirror::apply(record, &mut wanted, self.deadlines.start_to_close);
-        if wanted == self.stored {
+        if mirror::same_changes(&wanted, &self.stored) {
             return;
         }
-        let store = self.client.durability().store.clone();
+        let durability = self.client.durability();
+        if durability.keeps_nothing() && wanted.token == self.stored.token {
+            // Its private store needs only the token a completion is checked against (see
+            // `Durability::keeps_nothing`); the transitions between are written with it.
+            return;
+        }
+        let store = durability.store.clone();
         for _ in 0..MAX_CONFLICTS {
             let mut tries = 0;
             let written = loop {
@@ -68,7 +85,7 @@ impl Driver {
             };
             match written {
                 Ok(true) => {
-                    self.stored = wanted;
+                    self.stored = kept(wanted);
                     return;
                 }
                 Ok(false) => {
@@ -162,7 +179,21 @@ impl Driver {
     pub(super) fn adopt_final(&mut self, stored: CallerRecord) {
         self.record
             .send_modify(|record| mirror::adopt_final(&stored, record));
-        self.stored = stored;
+        self.stored = kept(Box::new(stored));
         self.halt = Some(Halt::Ended);
     }
+}
+
+/// What a driver keeps of a stored record: the fields an update writes, its id, version and
+/// lease. The others (the request key, the input, the options) are fixed at insert, no update
+/// writes them, and the driver has them in its `Spec`: a second copy would cost a few KiB per
+/// pending operation (the options are a JSON tree) and a copy at every transition.
+pub(super) fn kept(mut record: Box<CallerRecord>) -> Box<CallerRecord> {
+    record.endpoint = String::new();
+    record.service = String::new();
+    record.operation = String::new();
+    record.request_id = String::new();
+    record.input = Content::empty();
+    record.options = serde_json::Value::Null;
+    record
 }

@@ -9,6 +9,7 @@ use super::{Driver, Event, Flow, Step};
 use crate::client::CancellationType;
 use crate::client::info::{CancelState, OperationState};
 use crate::client::pending::PendingSink;
+use crate::codec::Content;
 use crate::completion::Callback;
 use crate::error::CallError;
 use crate::link::Link;
@@ -213,6 +214,7 @@ impl Driver {
             Callback::Local(Arc::new(PendingSink {
                 inbox: self.client.inbox(),
                 id: self.id,
+                waker: self.waker.downgrade(),
             }))
         };
         StartRequest {
@@ -231,6 +233,9 @@ impl Driver {
     async fn mark_started(&mut self, target: usize, token: String, links: Vec<Link>) {
         let now = Instant::now();
         self.deadlines.started = Some(now);
+        // No start request follows: the driver's copy of the input is not needed any more (the
+        // store keeps the operation's).
+        self.spec.input = Content::empty();
         tracing::debug!(operation = %self.spec.operation, %token, "operation started");
         self.publish(|record| {
             record.start_links = links;

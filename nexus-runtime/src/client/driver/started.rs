@@ -13,11 +13,14 @@ use crate::error::CallError;
 type CancelFuture = Pin<Box<dyn Future<Output = Result<(), CallError>> + Send>>;
 
 impl Driver {
+    /// Waits for the completion, and carries out cancellations. The transitions that end the
+    /// wait are boxed: the future of a pending operation is mostly this wait, and should not
+    /// hold room for the larger state of a transition being recorded.
     pub(super) async fn started_phase(&mut self, target: usize) {
         let mut cancel: Option<CancelFuture> = None;
         if self.cancel_requested {
             // Canceled while the start request was in flight.
-            cancel = self.begin_cancel(target).await;
+            cancel = Box::pin(self.begin_cancel(target)).await;
             if cancel.is_none() {
                 return;
             }
@@ -33,18 +36,18 @@ impl Driver {
             match step {
                 Step::Done(result) => {
                     cancel = None;
-                    self.cancel_finished(result).await;
+                    Box::pin(self.cancel_finished(result)).await;
                     if self.is_resolved() {
                         return;
                     }
                     if !self.commands_open {
                         // Nobody waits for the completion any more.
-                        self.abandon().await;
+                        Box::pin(self.abandon()).await;
                         return;
                     }
                 }
                 Step::Event(Event::Timeout(kind)) => {
-                    self.time_out(kind).await;
+                    Box::pin(self.time_out(kind)).await;
                     return;
                 }
                 Step::Event(Event::Completion(stored)) => {
@@ -54,13 +57,13 @@ impl Driver {
                 Step::Event(Event::Halted) => return,
                 Step::Event(Event::Abandoned) => {
                     if cancel.is_none() {
-                        self.abandon().await;
+                        Box::pin(self.abandon()).await;
                         return;
                     }
                 }
                 Step::Event(Event::Cancel(waiter)) => {
                     let first = !self.cancel_requested;
-                    self.note_cancel_request(waiter).await;
+                    Box::pin(self.note_cancel_request(waiter)).await;
                     let acknowledged = self
                         .record
                         .borrow()
@@ -74,7 +77,7 @@ impl Driver {
                             let _ = waiter.send(Ok(()));
                         }
                     } else if first || cancel.is_none() {
-                        cancel = self.begin_cancel(target).await;
+                        cancel = Box::pin(self.begin_cancel(target)).await;
                         if cancel.is_none() {
                             return;
                         }

@@ -98,6 +98,26 @@ pub(crate) fn apply(record: &Record, stored: &mut CallerRecord, start_to_close: 
     }
 }
 
+/// Whether `a` and `b` agree on every field [`apply`] writes, the cheapest compared first: a
+/// transition that changes none of them is not written. (Comparing whole records cost as much as
+/// a tenth of an in-process call.)
+pub(crate) fn same_changes(a: &CallerRecord, b: &CallerRecord) -> bool {
+    a.state == b.state
+        && a.attempt == b.attempt
+        && a.next_attempt_at == b.next_attempt_at
+        && a.started_at == b.started_at
+        && a.closed_at == b.closed_at
+        && a.cancel_requested_at == b.cancel_requested_at
+        && a.deadlines == b.deadlines
+        && a.target == b.target
+        && a.token == b.token
+        && a.last_failure == b.last_failure
+        && a.result == b.result
+        && a.error == b.error
+        && a.start_links == b.start_links
+        && a.completion_links == b.completion_links
+}
+
 /// The outcome of a finished record.
 pub(crate) fn outcome_of(stored: &CallerRecord) -> Outcome {
     if stored.state == store::OperationState::Succeeded {

@@ -18,6 +18,12 @@
 //!   `record_completion` *before* it answers 200; the driver running the operation here is woken
 //!   with the final record.
 //!
+//! A client built without a store records its operations in a private [`MemoryStore`] that keeps
+//! nothing once an operation ends: its records exist for completions (checked against them and
+//! recorded before they are acknowledged) and for request-id deduplication while the operation
+//! runs. Nobody resumes them, so they are written without options, and of the transitions only
+//! the one that sets the token; handles follow every transition through the registry.
+//!
 //! # Recovery
 //! When a [`Client`](crate::Client) with a store starts (`build()` inside a Tokio runtime, or the
 //! first `schedule`/`recover` otherwise), a background *caretaker* resumes unfinished operations
@@ -182,6 +188,22 @@ impl Durability {
     /// The poll interval of driven operations: only with replicas.
     pub fn poll_interval(&self) -> Option<Duration> {
         self.replicas.as_ref().map(ReplicaConfig::poll_every)
+    }
+
+    /// Whether this client keeps nothing once an operation ends (built without a store or a
+    /// retention): its records live in its private memory store only while their task runs.
+    /// Nobody resumes them, so they need no options, and of their transitions only what a
+    /// completion is checked against (the token, once started): handles follow the operation
+    /// through the registry.
+    pub fn keeps_nothing(&self) -> bool {
+        self.forget.is_some()
+    }
+
+    /// Whether an awaited call runs its driver inline: only for a client that keeps nothing
+    /// once an operation ends (its operations end with their observers, so the future of the
+    /// call may hold the driver).
+    pub fn runs_inline(&self) -> bool {
+        self.keeps_nothing() && !self.persistent && self.replicas.is_none()
     }
 
     /// Forgets operation `id` once its task ended, if this client keeps nothing.

@@ -8,10 +8,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::mirror;
 use super::options::StoredOptions;
-use crate::client::driver::{Command, Driver, DriverEnd, Record, Spec};
+use crate::client::driver::{Command, Driver, DriverEnd, Outcome, Record, Spec};
 use crate::client::endpoint::EndpointState;
 use crate::client::info::OperationState;
-use crate::client::pending::{Local, Wake};
+use crate::client::pending::{Attached, Local, Wake};
 use crate::client::{AttachError, Client};
 use crate::clock;
 use crate::error::{CallError, HandlerError};
@@ -37,55 +37,47 @@ pub(crate) struct NewOperation {
     pub scope_cancel: Option<CancellationToken>,
 }
 
+impl NewOperation {
+    /// The driver of this operation, once it is recorded.
+    fn into_driver(self, client: &Client, local: Local) -> Driver {
+        Driver::new(
+            client.clone(),
+            self.endpoint,
+            self.spec,
+            self.deadlines,
+            self.record,
+            local,
+            self.scope_cancel,
+        )
+    }
+}
+
 /// How many times in all a new operation's insert is tried when the store is unavailable.
 const INSERT_TRIES: u32 = 5;
 
 /// Runs one local operation until it ends here; then forgets it.
+///
+/// The task lives as long as the operation, mostly inside `Driver::run`: that is the one place
+/// the driver runs (a second call site would double its share of the task), and the rare paths
+/// (an operation recorded already, another replica driving it) are boxed.
 pub(crate) async fn run(client: Client, mut local: Local, mut begin: Begin) {
     let id = local.id;
     loop {
-        let end = match begin {
+        let driver = match begin {
             Begin::New(new) => match insert(&client, &new.record).await {
-                Ok(InsertOutcome::Inserted) => {
-                    let NewOperation {
-                        record,
-                        endpoint,
-                        spec,
-                        deadlines,
-                        scope_cancel,
-                    } = *new;
-                    let driver = Driver::new(
-                        client.clone(),
-                        endpoint,
-                        spec,
-                        deadlines,
-                        record,
-                        local,
-                        scope_cancel,
-                    );
-                    driver.run().await
-                }
+                Ok(InsertOutcome::Inserted) => new.into_driver(&client, local),
                 Ok(InsertOutcome::Exists(existing)) => {
                     tracing::debug!(
                         request_id = %existing.request_id,
                         operation_id = %existing.id,
                         "request id already recorded: following that operation"
                     );
-                    forward(&client, local, *existing).await;
+                    Box::pin(forward(&client, local, *existing)).await;
                     break;
                 }
                 Err(e) => {
                     tracing::warn!(operation_id = %id, error = %e, "cannot record the operation");
-                    let error = if e.is_retryable() {
-                        HandlerError::unavailable(format!(
-                            "cannot record the operation before its first attempt: {e}"
-                        ))
-                    } else {
-                        HandlerError::internal(format!(
-                            "cannot record the operation before its first attempt: {e}"
-                        ))
-                    };
-                    show_error(&local, CallError::Handler(error.with_retryable(false)));
+                    show_error(&local, insert_error(&e));
                     break;
                 }
             },
@@ -97,7 +89,7 @@ pub(crate) async fn run(client: Client, mut local: Local, mut begin: Begin) {
                 record => match resume_parts(&client, &record) {
                     Ok((endpoint, spec, deadlines)) => {
                         show(&local, &record);
-                        let driver = Driver::new(
+                        Driver::new(
                             client.clone(),
                             endpoint,
                             spec,
@@ -105,8 +97,7 @@ pub(crate) async fn run(client: Client, mut local: Local, mut begin: Begin) {
                             *record,
                             local,
                             None,
-                        );
-                        driver.run().await
+                        )
                     }
                     Err(e) => {
                         tracing::error!(operation_id = %id, error = %e, "cannot resume the operation");
@@ -115,7 +106,7 @@ pub(crate) async fn run(client: Client, mut local: Local, mut begin: Begin) {
                     }
                 },
             },
-            Begin::Follow => match follow(&client, &mut local).await {
+            Begin::Follow => match Box::pin(follow(&client, &mut local)).await {
                 Some(record) => {
                     begin = Begin::Resume(record);
                     continue;
@@ -123,7 +114,7 @@ pub(crate) async fn run(client: Client, mut local: Local, mut begin: Begin) {
                 None => break,
             },
         };
-        let (back, end) = end;
+        let (back, end) = Box::new(driver).run().await;
         local = back;
         if end == DriverEnd::TakenOver {
             begin = Begin::Follow;
@@ -133,6 +124,100 @@ pub(crate) async fn run(client: Client, mut local: Local, mut begin: Begin) {
     }
     client.registry().remove(id);
     client.durability().forget(id);
+}
+
+/// Runs a new operation on the calling task (an awaited call of a client that keeps nothing,
+/// see [`Client::call`](crate::Client)) and returns its outcome. `attached` stands for the call's
+/// handle: the operation is abandoned when this future is dropped, not before.
+///
+/// The operation is recorded and driven exactly as a spawned task does it; only what ends it
+/// differs: dropping this future forgets it (removed from the registry and from the client's
+/// private store, so a late completion is refused as for an abandoned operation).
+pub(crate) async fn run_inline(
+    client: &Client,
+    local: Local,
+    new: NewOperation,
+    attached: Attached,
+) -> Option<Outcome> {
+    let _forget = Forget {
+        client,
+        id: local.id,
+    };
+    // Only the command sender is kept (its drop is what abandons the operation): without a
+    // subscribed record, the driver's transitions wake nobody (see `Driver::publish`).
+    let Attached {
+        commands, record, ..
+    } = attached;
+    drop(record);
+    let local = match insert(client, &new.record).await {
+        Ok(InsertOutcome::Inserted) => new.into_driver(client, local).run_inline().await.0,
+        Ok(InsertOutcome::Exists(existing)) => {
+            client.registry().remove(local.id);
+            return follow_existing(client, *existing).await;
+        }
+        Err(e) => {
+            show_error(&local, insert_error(&e));
+            local
+        }
+    };
+    drop(commands);
+    client.registry().remove(local.id);
+    // Nobody else holds the record any more (unless a handle attached meanwhile): take the
+    // outcome rather than copy it.
+    let mut outcome = None;
+    let shared = local.record.receiver_count() > 0;
+    local.record.send_if_modified(|record| {
+        outcome = if shared {
+            record.outcome.clone()
+        } else {
+            record.outcome.take()
+        };
+        false
+    });
+    outcome
+}
+
+/// Removes an operation run inline from the registry and from the private store, however its
+/// future ends.
+struct Forget<'a> {
+    client: &'a Client,
+    id: crate::store::OperationId,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.client.registry().remove(self.id);
+        self.client.durability().forget(self.id);
+    }
+}
+
+/// The outcome of an operation recorded earlier with the same request id (running it here if
+/// nobody does).
+async fn follow_existing(client: &Client, existing: CallerRecord) -> Option<Outcome> {
+    if existing.state.is_terminal() {
+        return mirror::record_of(&existing).outcome;
+    }
+    let mut record = match client.adopt(existing) {
+        Ok((attached, _)) => attached.record,
+        Err(e) => return Some(Err(e.into())),
+    };
+    if let Ok(shown) = record.wait_for(|r| r.outcome.is_some()).await {
+        return shown.outcome.clone();
+    }
+    record.borrow().outcome.clone()
+}
+
+fn insert_error(e: &StoreError) -> CallError {
+    let error = if e.is_retryable() {
+        HandlerError::unavailable(format!(
+            "cannot record the operation before its first attempt: {e}"
+        ))
+    } else {
+        HandlerError::internal(format!(
+            "cannot record the operation before its first attempt: {e}"
+        ))
+    };
+    CallError::Handler(error.with_retryable(false))
 }
 
 async fn insert(client: &Client, record: &CallerRecord) -> Result<InsertOutcome, StoreError> {
@@ -246,6 +331,7 @@ async fn follow(client: &Client, local: &mut Local) -> Option<Box<CallerRecord>>
                     return None;
                 }
                 Some(Wake::Check) => {}
+                Some(Wake::Stop) => return None,
                 None => wakes_open = false,
             },
             command = local.commands.recv(), if commands_open => match command {

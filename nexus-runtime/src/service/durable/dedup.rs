@@ -12,7 +12,7 @@ use crate::codec::Content;
 use crate::completion::Callback;
 use crate::error::{HandlerError, OperationError, StartError};
 use crate::operation::AsyncOperation;
-use crate::service::dispatcher::{Dispatcher, invocation};
+use crate::service::dispatcher::{Dispatcher, invocation, restore};
 use crate::service::handler::{RawStart, ServiceHandler};
 use crate::service::invoke::{invoke, unknown_operation};
 use crate::service::work::Launch;
@@ -79,9 +79,11 @@ impl Dispatcher {
         // Kept for the operation record, should the answer be resumable async work.
         let input = request.input.clone();
         let invocation = invocation(&mut request, operation_deadline);
-        let answered = invoke(handler, &request.service, &request.operation, invocation).await;
-        let answered = match answered {
-            Ok(answered) => answered,
+        let answered = match invoke(handler, invocation).await {
+            Ok(mut answered) => {
+                restore(&mut request, std::mem::take(&mut answered.parts));
+                answered
+            }
             Err(error) => {
                 if let Some(claim) = claim {
                     if is_final(&error) {

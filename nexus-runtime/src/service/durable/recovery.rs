@@ -272,6 +272,7 @@ impl Dispatcher {
                 cancel: CancellationToken::new(),
                 has_callback: true,
                 resumed: true,
+                response_links: Default::default(),
             },
             input: record.input.clone(),
             request_deadline: None,
@@ -284,7 +285,7 @@ impl Dispatcher {
             start_time: Some(record.started_at),
             close_time: Some(clock::now()),
         };
-        match invoke(&handler, &record.service, &record.operation, invocation).await {
+        match invoke(&handler, invocation).await {
             Ok(Answered {
                 raw: RawStart::Async(op),
                 ..
@@ -315,6 +316,7 @@ impl Dispatcher {
             Ok(Answered {
                 raw: RawStart::Sync(output),
                 links,
+                ..
             }) => {
                 let mut completion = finished(Ok(output));
                 completion.links = links;

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::{MemoryStore, normalize_caller};
+use super::{CallerTimes, MemoryStore, normalize_caller};
 use crate::completion::Completion;
 use crate::store::time::{expiry_micros, from_micros, truncate};
 use crate::store::{
@@ -42,7 +42,14 @@ impl MemoryStore {
     pub(crate) fn forget_caller(&self, id: OperationId) {
         let mut state = self.lock();
         if let Some(record) = state.caller.remove(&id) {
-            state.by_request.remove(&record.request_key());
+            // The key made of the removed record's own strings: no copies.
+            let key = RequestKey {
+                endpoint: record.endpoint,
+                service: record.service,
+                operation: record.operation,
+                request_id: record.request_id,
+            };
+            state.by_request.remove(&key);
         }
     }
 }
@@ -103,7 +110,7 @@ impl CallerStore for MemoryStore {
 
     fn update<'a>(&'a self, record: &'a mut CallerRecord) -> StoreFuture<'a, bool> {
         let result = (|| {
-            let normalized = normalize_caller(record)?;
+            let times = CallerTimes::of(record)?;
             let mut state = self.lock();
             let Some(stored) = state.caller.get_mut(&record.id) else {
                 return Ok(false);
@@ -111,12 +118,17 @@ impl CallerStore for MemoryStore {
             if stored.version != record.version || stored.state.is_terminal() {
                 return Ok(false);
             }
-            apply_changes(stored, &normalized);
+            // `record` becomes what is stored (its times truncated), and its changeable fields
+            // are copied once; the fields fixed at insert are not copied back (they are the
+            // caller's already, and the input and options are the larger part of a record).
+            times.write(record);
+            apply_changes(stored, record);
             stored.version += 1;
             if stored.state.is_terminal() {
                 stored.lease = None;
             }
-            *record = stored.clone();
+            record.version = stored.version;
+            record.lease.clone_from(&stored.lease);
             Ok(true)
         })();
         Box::pin(async move { result })

@@ -14,8 +14,8 @@ use futures::future::{self, FutureExt as _};
 
 use super::time::{truncate, truncate_opt};
 use super::{
-    AsyncOperationRecord, CallerRecord, Delivery, DeliveryId, Lease, OperationId, RequestKey,
-    StartAnswer, StartClaim, StartKey, StoreError, StoreFuture,
+    AsyncOperationRecord, CallerRecord, Delivery, DeliveryId, Lease, OperationDeadlines,
+    OperationId, RequestKey, StartAnswer, StartClaim, StartKey, StoreError, StoreFuture,
 };
 
 /// A store in memory. Clones share the same records.
@@ -37,7 +37,7 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct State {
-    caller: HashMap<OperationId, CallerRecord>,
+    caller: crate::id::IdMap<CallerRecord>,
     by_request: HashMap<RequestKey, OperationId>,
     starts: HashMap<StartKey, StartRow>,
     operations: HashMap<String, AsyncOperationRecord>,
@@ -91,18 +91,49 @@ fn normalize_lease(lease: &Option<Lease>) -> Result<Option<Lease>, StoreError> {
         .transpose()
 }
 
+/// The times of a caller record, truncated as the SQL stores keep them.
+struct CallerTimes {
+    next_attempt_at: Option<SystemTime>,
+    cancel_requested_at: Option<SystemTime>,
+    scheduled_at: SystemTime,
+    started_at: Option<SystemTime>,
+    closed_at: Option<SystemTime>,
+    deadlines: OperationDeadlines,
+}
+
+impl CallerTimes {
+    fn of(r: &CallerRecord) -> Result<Self, StoreError> {
+        Ok(Self {
+            next_attempt_at: truncate_opt(r.next_attempt_at)?,
+            cancel_requested_at: truncate_opt(r.cancel_requested_at)?,
+            scheduled_at: truncate(r.scheduled_at)?,
+            started_at: truncate_opt(r.started_at)?,
+            closed_at: truncate_opt(r.closed_at)?,
+            deadlines: OperationDeadlines {
+                schedule_to_close: truncate_opt(r.deadlines.schedule_to_close)?,
+                schedule_to_start: truncate_opt(r.deadlines.schedule_to_start)?,
+                start_to_close: truncate_opt(r.deadlines.start_to_close)?,
+            },
+        })
+    }
+
+    fn write(self, r: &mut CallerRecord) {
+        r.next_attempt_at = self.next_attempt_at;
+        r.cancel_requested_at = self.cancel_requested_at;
+        r.scheduled_at = self.scheduled_at;
+        r.started_at = self.started_at;
+        r.closed_at = self.closed_at;
+        r.deadlines = self.deadlines;
+    }
+}
+
 /// `record` with its times truncated as the SQL stores keep them.
 fn normalize_caller(record: &CallerRecord) -> Result<CallerRecord, StoreError> {
+    let times = CallerTimes::of(record)?;
+    let lease = normalize_lease(&record.lease)?;
     let mut r = record.clone();
-    r.next_attempt_at = truncate_opt(r.next_attempt_at)?;
-    r.cancel_requested_at = truncate_opt(r.cancel_requested_at)?;
-    r.scheduled_at = truncate(r.scheduled_at)?;
-    r.started_at = truncate_opt(r.started_at)?;
-    r.closed_at = truncate_opt(r.closed_at)?;
-    r.deadlines.schedule_to_close = truncate_opt(r.deadlines.schedule_to_close)?;
-    r.deadlines.schedule_to_start = truncate_opt(r.deadlines.schedule_to_start)?;
-    r.deadlines.start_to_close = truncate_opt(r.deadlines.start_to_close)?;
-    r.lease = normalize_lease(&r.lease)?;
+    times.write(&mut r);
+    r.lease = lease;
     Ok(r)
 }
 
