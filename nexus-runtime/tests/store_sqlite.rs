@@ -7,7 +7,7 @@ mod store_support;
 
 use std::sync::{Arc, Mutex};
 
-use nexus_runtime::store::{CallerStore as _, SqliteStore, Store};
+use nexus_runtime::store::{CallerStore as _, SqliteDurability, SqliteStore, Store};
 use tempfile::TempDir;
 
 struct Sqlite {
@@ -86,6 +86,41 @@ async fn open_creates_the_data_directory_and_uses_wal() {
     let by_file = SqliteStore::open(&file).await.unwrap();
     assert_eq!(by_file.path(), file);
     assert!(file.exists());
+}
+
+#[tokio::test]
+async fn durability_sets_what_a_commit_waits_for() {
+    async fn synchronous(store: &SqliteStore) -> i64 {
+        nexus_runtime::store::sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let default = SqliteStore::open(dir.path().join("default.db"))
+        .await
+        .unwrap();
+    assert_eq!(default.durability(), SqliteDurability::PowerLoss);
+    assert_eq!(
+        synchronous(&default).await,
+        2,
+        "FULL: fsync on every commit"
+    );
+    let fast = SqliteStore::open_with(dir.path().join("fast.db"), SqliteDurability::ProcessCrash)
+        .await
+        .unwrap();
+    assert_eq!(fast.durability(), SqliteDurability::ProcessCrash);
+    assert_eq!(synchronous(&fast).await, 1, "NORMAL: fsync at checkpoints");
+    let record = store_support::fixtures::record(1, store_support::fixtures::at(0));
+    fast.insert(&record).await.unwrap();
+    fast.close().await;
+    // What was committed is there for the next process, whatever the setting it opens with.
+    let reopened = SqliteStore::open(dir.path().join("fast.db")).await.unwrap();
+    assert_eq!(reopened.get(record.id).await.unwrap(), Some(record));
+    let in_dir = SqliteStore::open_with(dir.path(), SqliteDurability::ProcessCrash)
+        .await
+        .unwrap();
+    assert_eq!(in_dir.path(), dir.path().join(SqliteStore::FILE_NAME));
 }
 
 #[tokio::test]

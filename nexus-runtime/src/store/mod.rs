@@ -91,7 +91,7 @@ pub use records::Lease;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteDurability, SqliteStore};
 /// The sqlx the SQL stores are built on: for the option types of their constructors, and for
 /// queries of your own on their pools.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
