@@ -133,6 +133,10 @@ impl<Op: Operation> OperationHandle<Op> {
         let info = self.wait_for(|info| info.state.is_started_or_done()).await;
         match info.state {
             OperationState::Started | OperationState::Succeeded => Ok(()),
+            // It started (the handler gave it a token) and already ended: its outcome is the
+            // result's, not the start's (a fast failing workflow's completion may overtake
+            // the start answer's way to this handle).
+            _ if info.token.is_some() => Ok(()),
             _ => match self.shared.record.borrow().outcome.clone() {
                 Some(Err(e)) => Err(e),
                 Some(Ok(_)) => Ok(()),
