@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use durable_support::{Desk, LedgerClient, Settle, free_addr, serve};
 use nexus_runtime::client::{EndpointConfig, OperationState, ReplicaConfig};
-use nexus_runtime::machinery::RetryPolicy;
+use nexus_runtime::machinery::{BreakerConfig, RetryPolicy};
 use nexus_runtime::server::{CallbackListener, ServerHandle};
 use nexus_runtime::store::{self, CallerStore, OperationId};
 use nexus_runtime::transport::HttpTransport;
@@ -71,11 +71,16 @@ impl Replica {
                 let client = Client::builder()
                     .endpoint(
                         "ledger",
-                        EndpointConfig::new(HttpTransport::new(handler).unwrap()).retry(
-                            RetryPolicy::default()
-                                .initial_interval(Duration::from_millis(100))
-                                .maximum_interval(Duration::from_millis(300)),
-                        ),
+                        // No circuit breaker: with the handler down, operations must back off
+                        // (not wait, blocked, for a breaker probe another operation gets), or a
+                        // slow machine turns the test's waits into a race with the breaker.
+                        EndpointConfig::new(HttpTransport::new(handler).unwrap())
+                            .retry(
+                                RetryPolicy::default()
+                                    .initial_interval(Duration::from_millis(100))
+                                    .maximum_interval(Duration::from_millis(300)),
+                            )
+                            .breaker(BreakerConfig::disabled()),
                     )
                     .callback_url(listener.callback_url())
                     .store(store)
