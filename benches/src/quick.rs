@@ -7,7 +7,8 @@
 //!   bare axum endpoint's throughput (both in child processes, started once, measured in
 //!   alternating short windows; the median of the per-round ratios).
 //!
-//! Medians of several short rounds keep a noisy 2-core CI machine from failing it by chance.
+//! Medians of several short rounds keep a noisy 2-core CI machine from failing it by chance, and
+//! `nexus-bench quick` measures once more before it fails (a regression shows twice).
 
 use std::io;
 use std::time::Duration;
