@@ -106,6 +106,17 @@ pub struct CancellationInfo {
     pub next_attempt_at: Option<Instant>,
 }
 
+impl CancellationInfo {
+    /// The operation ended: a cancel request still scheduled, in flight or backing off is not
+    /// sent again.
+    pub(crate) fn end_with_operation(&mut self) {
+        if self.state.is_pending() {
+            self.state = CancelState::OperationEnded;
+            self.next_attempt_at = None;
+        }
+    }
+}
+
 /// A snapshot of a pending (or finished) operation.
 #[derive(Clone, Debug)]
 #[non_exhaustive]

@@ -69,8 +69,7 @@ impl SqliteStore {
     ) -> Result<Self, StoreError> {
         let path = path.as_ref();
         if path.is_dir() {
-            create_dir(path)?;
-            return Self::open_file(path.join(Self::FILE_NAME), durability).await;
+            return Self::open_dir(path, durability).await;
         }
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             create_dir(parent)?;
@@ -81,9 +80,12 @@ impl SqliteStore {
     /// Opens (creating both if needed) the file [`FILE_NAME`](Self::FILE_NAME) in data directory
     /// `dir`.
     pub async fn open_in_dir(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let dir = dir.as_ref();
+        Self::open_dir(dir.as_ref(), SqliteDurability::default()).await
+    }
+
+    async fn open_dir(dir: &Path, durability: SqliteDurability) -> Result<Self, StoreError> {
         create_dir(dir)?;
-        Self::open_file(dir.join(Self::FILE_NAME), SqliteDurability::default()).await
+        Self::open_file(dir.join(Self::FILE_NAME), durability).await
     }
 
     async fn open_file(path: PathBuf, durability: SqliteDurability) -> Result<Self, StoreError> {
@@ -161,8 +163,7 @@ pub enum SqliteDurability {
     /// `synchronous = NORMAL`: commits are written to the WAL without an `fsync`; the WAL is
     /// flushed at checkpoints. A committed transaction survives the process crashing or being
     /// killed (the operating system still holds the write), but the last ones may be rolled back
-    /// by a power loss or an OS crash. Faster: about 1.4 times the async round trips per second
-    /// with SQLite stores on both sides (BENCHMARKS.md).
+    /// by a power loss or an OS crash. Faster: no `fsync` per commit.
     ProcessCrash,
 }
 

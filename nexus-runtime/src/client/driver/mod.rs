@@ -324,11 +324,8 @@ impl Driver {
         .await;
         // A cancel request still under way is not sent again.
         self.publish(|record| {
-            if let Some(c) = record.info.cancellation.as_mut()
-                && c.state.is_pending()
-            {
-                c.state = CancelState::OperationEnded;
-                c.next_attempt_at = None;
+            if let Some(c) = record.info.cancellation.as_mut() {
+                c.end_with_operation();
             }
         })
         .await;

@@ -181,12 +181,9 @@ pub(crate) fn adopt_final(stored: &CallerRecord, record: &mut Record) {
         record.info.state = shown.info.state;
         record.info.closed_at = shown.info.closed_at.or(Some(Instant::now()));
     }
-    if let Some(cancellation) = record.info.cancellation.as_mut()
-        && cancellation.state.is_pending()
-    {
-        // The completion overtook the cancel request: nothing more will be sent.
-        cancellation.state = CancelState::OperationEnded;
-        cancellation.next_attempt_at = None;
+    // The completion may have overtaken a cancel request: nothing more will be sent.
+    if let Some(cancellation) = record.info.cancellation.as_mut() {
+        cancellation.end_with_operation();
     }
     record.info.next_attempt_at = None;
     if record.info.token.is_none() {
