@@ -4,10 +4,10 @@
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,27 +19,7 @@ use nexus_examples::executions::{Execution, ExecutionLog};
 use nexus_runtime::codec;
 use nexus_runtime::completion::{Callback, Completion};
 use nexus_runtime::transport::{HttpTransport, StartRequest, StartResponse, Transport as _};
-
-/// Starts `fraud-handler` on a loopback port with `args`; returns it and its URL.
-fn spawn_handler(args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fraud-handler"))
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start fraud-handler");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (child, url)
-}
+use support::spawn_handler;
 
 type Received = Arc<Mutex<Vec<Completion>>>;
 

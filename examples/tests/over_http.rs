@@ -3,37 +3,24 @@
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod support;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use support::spawn_handler;
 
 #[test]
 fn payments_calls_fraud_handler_over_http() {
     let data = tempfile::tempdir().unwrap();
     let handler_store = data.path().join("handler.sqlite3");
     let payments_store = data.path().join("payments.sqlite3");
-    let mut handler = Command::new(env!("CARGO_BIN_EXE_fraud-handler"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--check-delay-ms",
-            "50",
-            "--store",
-        ])
-        .arg(&handler_store)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start fraud-handler");
-    let mut first_line = String::new();
-    BufReader::new(handler.stdout.take().unwrap())
-        .read_line(&mut first_line)
-        .unwrap();
-    let url = first_line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first_line:?}"))
-        .to_owned();
+    let (mut handler, url) = spawn_handler(&[
+        "--check-delay-ms",
+        "50",
+        "--store",
+        handler_store.to_str().unwrap(),
+    ]);
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
 
     let payments = Command::new(env!("CARGO_BIN_EXE_payments"))

@@ -4,7 +4,8 @@
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -12,33 +13,17 @@ use std::time::Duration;
 use nexus_runtime::store::SqliteStore;
 use nexus_runtime::store::sqlx;
 use serde_json::{Value, json};
+use support::spawn_handler;
 
 fn fraud_handler(check_delay_ms: u64, store: &Path) -> (Child, String) {
-    let mut handler = Command::new(env!("CARGO_BIN_EXE_fraud-handler"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--check-delay-ms",
-            &check_delay_ms.to_string(),
-            // Its own store: a shared default file would replay answers recorded by earlier runs
-            // of this test (same request ids) to callbacks that no longer exist.
-            "--store",
-            store.to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start fraud-handler");
-    let mut first_line = String::new();
-    BufReader::new(handler.stdout.take().unwrap())
-        .read_line(&mut first_line)
-        .unwrap();
-    let url = first_line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first_line:?}"))
-        .to_owned();
-    (handler, url)
+    // Its own store: a shared default file would replay answers recorded by earlier runs of this
+    // test (same request ids) to callbacks that no longer exist.
+    spawn_handler(&[
+        "--check-delay-ms",
+        &check_delay_ms.to_string(),
+        "--store",
+        store.to_str().unwrap(),
+    ])
 }
 
 fn free_port() -> u16 {
