@@ -139,6 +139,15 @@ async fn delivered_completion_stays_delivered(backend: &Backend) {
     let a = Receiver::bind("127.0.0.1:0").await;
     let token = start_job(&d, "r3", 10, callback(&a.url(), "first")).await;
     a.completion(&token, WITHIN).await;
+    // A's 200 is recorded by the outbox just after A received the request: wait until the
+    // delivery is finished in the store (the only finished delivery, so purging removes it),
+    // or the repeated start would race the outbox and redirect a delivery still in flight.
+    let store = backend.open().await;
+    let later = std::time::SystemTime::now() + Duration::from_secs(3600);
+    eventually(WITHIN, "A's acceptance is recorded", async || {
+        store.purge_deliveries(later).await.unwrap() == 1
+    })
+    .await;
 
     let b = Receiver::bind("127.0.0.1:0").await;
     let again = start_job(&d, "r3", 10, callback(&b.url(), "second")).await;
