@@ -22,7 +22,7 @@ use fraud_contract::{CheckTransactionInput, FraudClient};
 use nexus_runtime::client::EndpointConfig;
 use nexus_runtime::machinery::Limits;
 use nexus_runtime::server::{CallbackListener, ServerHandle};
-use nexus_runtime::store::{CallerStore, SqliteStore};
+use nexus_runtime::store::{CallerStore, SqliteDurability, SqliteStore};
 use nexus_runtime::transport::HttpTransport;
 use nexus_runtime::{Client, OperationHandle};
 use tokio::time::Instant;
@@ -35,22 +35,30 @@ use crate::stats::LoadSummary;
 pub enum Store {
     /// In memory: no store on either side.
     Memory,
-    /// SQLite stores in this data directory, one file for each side.
-    Sqlite(PathBuf),
+    /// SQLite stores in this data directory, one file for each side, with commits that survive
+    /// what the durability says (`sqlite:DIR` a power loss, `sqlite-crash:DIR` a process crash).
+    Sqlite(PathBuf, SqliteDurability),
 }
 
 impl FromStr for Store {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
+        let sqlite = |prefix: &str, durability| {
+            s.strip_prefix(prefix)
+                .filter(|dir| !dir.is_empty())
+                .map(|dir| Self::Sqlite(dir.into(), durability))
+        };
         match s {
             "memory" => Ok(Self::Memory),
-            _ => match s.strip_prefix("sqlite:") {
-                Some(dir) if !dir.is_empty() => Ok(Self::Sqlite(dir.into())),
-                _ => Err(format!(
-                    "unknown store `{s}`: expected `memory` or `sqlite:DIR` (a data directory)"
-                )),
-            },
+            _ => sqlite("sqlite:", SqliteDurability::PowerLoss)
+                .or_else(|| sqlite("sqlite-crash:", SqliteDurability::ProcessCrash))
+                .ok_or_else(|| {
+                    format!(
+                        "unknown store `{s}`: expected `memory`, `sqlite:DIR` or \
+                         `sqlite-crash:DIR` (DIR a data directory)"
+                    )
+                }),
         }
     }
 }
@@ -65,9 +73,13 @@ impl Store {
     pub fn label(&self) -> String {
         match self {
             Self::Memory => "no store: in-memory state".into(),
-            Self::Sqlite(dir) => format!(
-                "SQLite stores, caller and handler one file each in {} (WAL, synchronous = FULL)",
-                dir.display()
+            Self::Sqlite(dir, durability) => format!(
+                "SQLite stores, caller and handler one file each in {} (WAL, synchronous = {})",
+                dir.display(),
+                match durability {
+                    SqliteDurability::ProcessCrash => "NORMAL",
+                    _ => "FULL",
+                }
             ),
         }
     }
@@ -76,14 +88,20 @@ impl Store {
     fn serve_args(&self) -> Vec<String> {
         match self {
             Self::Memory => vec!["--store".into(), "memory".into()],
-            Self::Sqlite(dir) => vec!["--store".into(), format!("sqlite:{}", dir.display())],
+            Self::Sqlite(dir, durability) => {
+                let scheme = match durability {
+                    SqliteDurability::ProcessCrash => "sqlite-crash",
+                    _ => "sqlite",
+                };
+                vec!["--store".into(), format!("{scheme}:{}", dir.display())]
+            }
         }
     }
 
     /// Removes the SQLite files a previous measurement left (only this benchmark's own files),
     /// so that every measurement starts with empty stores.
     pub fn start_afresh(&self) -> io::Result<()> {
-        let Self::Sqlite(dir) = self else {
+        let Self::Sqlite(dir, _) = self else {
             return Ok(());
         };
         for file in [CALLER_FILE, HANDLER_FILE] {
@@ -101,7 +119,9 @@ impl Store {
     pub async fn caller_store(&self) -> io::Result<Option<Arc<dyn CallerStore>>> {
         match self {
             Self::Memory => Ok(None),
-            Self::Sqlite(dir) => Ok(Some(Arc::new(open(&dir.join(CALLER_FILE)).await?))),
+            Self::Sqlite(dir, durability) => Ok(Some(Arc::new(
+                open(&dir.join(CALLER_FILE), *durability).await?,
+            ))),
         }
     }
 
@@ -109,13 +129,17 @@ impl Store {
     pub async fn handler_store(&self) -> io::Result<Option<Arc<dyn nexus_runtime::store::Store>>> {
         match self {
             Self::Memory => Ok(None),
-            Self::Sqlite(dir) => Ok(Some(Arc::new(open(&dir.join(HANDLER_FILE)).await?))),
+            Self::Sqlite(dir, durability) => Ok(Some(Arc::new(
+                open(&dir.join(HANDLER_FILE), *durability).await?,
+            ))),
         }
     }
 }
 
-async fn open(path: &Path) -> io::Result<SqliteStore> {
-    SqliteStore::open(path).await.map_err(io::Error::other)
+async fn open(path: &Path, durability: SqliteDurability) -> io::Result<SqliteStore> {
+    SqliteStore::open_with(path, durability)
+        .await
+        .map_err(io::Error::other)
 }
 
 /// How to run the round-trip benchmark.
@@ -476,7 +500,10 @@ mod tests {
         assert_eq!("memory".parse::<Store>(), Ok(Store::Memory));
         assert_eq!(
             "sqlite:/tmp/bench".parse::<Store>(),
-            Ok(Store::Sqlite("/tmp/bench".into()))
+            Ok(Store::Sqlite(
+                "/tmp/bench".into(),
+                SqliteDurability::PowerLoss
+            ))
         );
         assert!("sqlite:".parse::<Store>().is_err());
         assert!("postgres".parse::<Store>().is_err());
@@ -485,7 +512,7 @@ mod tests {
     #[tokio::test]
     async fn sqlite_stores_are_made_afresh_one_file_per_side() {
         let dir = std::env::temp_dir().join(format!("nexus-bench-{}", std::process::id()));
-        let store = Store::Sqlite(dir.clone());
+        let store = Store::Sqlite(dir.clone(), SqliteDurability::PowerLoss);
         assert!(store.caller_store().await.expect("opened").is_some());
         assert!(store.handler_store().await.expect("opened").is_some());
         assert!(dir.join(CALLER_FILE).exists() && dir.join(HANDLER_FILE).exists());

@@ -80,7 +80,9 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         pending: usize,
         /// Where operation state lives: `memory` (no store) or `sqlite:DIR` (an SQLite store for
-        /// each side in data directory DIR, made afresh for each measurement).
+        /// each side in data directory DIR, made afresh for each measurement, commits flushed to
+        /// disk); `sqlite-crash:DIR` the same with commits that survive a process crash but not a
+        /// power loss (`SqliteDurability::ProcessCrash`: no `fsync` per commit).
         #[arg(long, default_value = "memory")]
         store: round_trip::Store,
         /// Worker threads of the handler process and of the caller.
@@ -153,8 +155,8 @@ enum Command {
         /// How long the async `checkTransaction` takes, in milliseconds.
         #[arg(long, default_value_t = 0)]
         check_delay_ms: u64,
-        /// Where operation state lives: `memory` (no store) or `sqlite:DIR` (the handler's SQLite
-        /// store in DIR/handler.sqlite3).
+        /// Where operation state lives: `memory` (no store), `sqlite:DIR` or `sqlite-crash:DIR`
+        /// (the handler's SQLite store in DIR/handler.sqlite3).
         #[arg(long, default_value = "memory")]
         store: round_trip::Store,
     },
