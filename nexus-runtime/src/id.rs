@@ -15,6 +15,15 @@ pub(crate) fn new_v4() -> Uuid {
     uuid::Builder::from_random_bytes(rand::random()).into_uuid()
 }
 
+/// A new request id: a random UUIDv4 as hyphenated lower-case text (written directly, not
+/// through `Display`'s formatting machinery).
+pub(crate) fn new_request_id() -> String {
+    new_v4()
+        .hyphenated()
+        .encode_lower(&mut Uuid::encode_buffer())
+        .to_owned()
+}
+
 /// A map keyed by ids (operation ids), hashed with [`IdHasher`].
 pub(crate) type IdMap<V> = HashMap<Uuid, V, BuildHasherDefault<IdHasher>>;
 

@@ -505,8 +505,8 @@ fn sqlite(dir: &tempfile::TempDir) -> Open {
 }
 
 /// A client without a store keeps the old behaviour: dropping every handle abandons the
-/// operation, its record is removed from the private memory store, its completion is refused, and
-/// a later call with the same request id starts afresh.
+/// operation, it is forgotten (it lived in the client's registry only, never in its private
+/// store), its completion is refused, and a later call with the same request id starts afresh.
 #[tokio::test(start_paused = true)]
 async fn without_a_store_dropping_every_handle_abandons() {
     let transport = Scripted::new("t");
@@ -522,13 +522,13 @@ async fn without_a_store_dropping_every_handle_abandons() {
         .await
         .unwrap();
     let id = handle.operation_id();
-    assert!(client.store().get(id).await.unwrap().is_some());
+    assert_eq!(client.pending_operations(), 1);
+    assert!(client.store().get(id).await.unwrap().is_none());
     drop(handle);
     until("the operation is abandoned", || {
         client.pending_operations() == 0
     })
     .await;
-    assert!(client.store().get(id).await.unwrap().is_none());
     let refused = transport
         .try_complete("tok-8", Ok("late".into()))
         .await
@@ -537,4 +537,69 @@ async fn without_a_store_dropping_every_handle_abandons() {
     let again = echo.echo("hello".into()).request_id("req-8").await.unwrap();
     assert_eq!(again, "hello");
     assert_eq!(transport.start_count(), 2);
+}
+
+/// A client without a store keeps its running operations in its registry, which does what a store
+/// would: a second call with a running request id follows that operation (no second start), a
+/// completion for another token is refused, the same completion twice is acknowledged, and one
+/// for an operation that ended otherwise is refused.
+#[tokio::test(start_paused = true)]
+async fn without_a_store_the_registry_deduplicates_and_checks_completions() {
+    use std::future::IntoFuture as _;
+    let transport = Scripted::new("t");
+    transport.starts([
+        Answer::Async("tok-9".into()),
+        Answer::Async("tok-10".into()),
+    ]);
+    let client = Client::builder()
+        .endpoint("echo", transport.clone())
+        .build();
+    let echo = EchoClient::new(client.clone(), "echo");
+    let first = echo
+        .echo("a".into())
+        .request_id("req-9")
+        .start()
+        .await
+        .unwrap();
+    let second = echo
+        .echo("a".into())
+        .request_id("req-9")
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(second.operation_id(), first.operation_id());
+    let awaited = tokio::spawn(echo.echo("a".into()).request_id("req-9").into_future());
+    tokio::task::yield_now().await;
+    assert_eq!(transport.start_count(), 1, "one start for one request id");
+    assert_eq!(client.pending_operations(), 1);
+
+    let wrong = transport
+        .try_complete_as("tok-9", "tok-other", Ok("x".into()))
+        .await;
+    assert_eq!(wrong.unwrap_err().error_type, HandlerErrorType::BadRequest);
+    transport
+        .try_complete("tok-9", Ok("done".into()))
+        .await
+        .unwrap();
+    transport
+        .try_complete("tok-9", Ok("done".into()))
+        .await
+        .expect("the same completion again is acknowledged");
+    let other = transport.try_complete("tok-9", Ok("else".into())).await;
+    assert_eq!(other.unwrap_err().error_type, HandlerErrorType::NotFound);
+    assert_eq!(first.result().await.unwrap(), "done");
+    assert_eq!(second.result().await.unwrap(), "done");
+    assert_eq!(awaited.await.unwrap().unwrap(), "done");
+
+    // Ended (canceled, not waiting for the handler) before its completion: refused.
+    let third = echo
+        .echo("b".into())
+        .request_id("req-10")
+        .cancellation_type(CancellationType::TryCancel)
+        .start()
+        .await
+        .unwrap();
+    third.cancel().await.unwrap();
+    let late = transport.try_complete("tok-10", Ok("late".into())).await;
+    assert_eq!(late.unwrap_err().error_type, HandlerErrorType::NotFound);
 }

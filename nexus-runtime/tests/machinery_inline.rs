@@ -140,39 +140,42 @@ async fn only_unfinished(store: &dyn CallerStore) -> CallerRecord {
     unfinished.remove(0)
 }
 
+/// A client without a store records nothing, not even in its private store: an awaited call
+/// lives in the client's registry while it runs, and the registry checks its completions.
 #[tokio::test(start_paused = true)]
-async fn an_awaited_call_is_recorded_in_the_private_store_while_it_runs() {
+async fn an_awaited_call_lives_in_the_registry_while_it_runs() {
     let (transport, client, echo) = setup();
     transport.starts([Answer::unavailable(), Answer::Async("t1".into())]);
     let call = spawn_call(&echo);
     settle().await;
-    // Recorded before its first attempt (backing off now, as the registry shows handles; the
-    // private store, which nobody resumes from, is written only when the token is known).
-    let recorded = only_unfinished(client.store().as_ref()).await;
-    assert_eq!(recorded.request_id.len(), 36, "{recorded:?}");
     assert_eq!(transport.start_count(), 1);
+    assert_eq!(client.pending_operations(), 1);
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let started = only_unfinished(client.store().as_ref()).await;
-    assert_eq!(started.state, OperationState::Started);
-    assert_eq!(started.token.as_deref(), Some("t1"));
-    assert_eq!(started.attempt, 2);
-    // A completion with another token is refused against the record.
-    let forged = Completion {
-        token: "t2".into(),
-        outcome: Ok(codec::encode(&"forged".to_owned()).expect("encoded")),
+    assert_eq!(transport.start_count(), 2);
+    let unfinished = client.store().list_unfinished().await.expect("listed");
+    assert!(unfinished.is_empty(), "{unfinished:?}");
+    // A completion naming another token than the start response gave is refused.
+    let refused = transport
+        .try_complete_as("t1", "t2", Ok("forged".into()))
+        .await
+        .expect_err("another token");
+    assert_eq!(refused.error_type, HandlerErrorType::BadRequest);
+    // So is one for an id that is no operation of this client.
+    let unknown = Completion {
+        token: "t1".into(),
+        outcome: Ok(codec::encode(&"x".to_owned()).expect("encoded")),
         links: Vec::new(),
         start_time: None,
         close_time: None,
     };
     let refused = client
-        .deliver_completion(&started.id.to_string(), forged)
+        .deliver_completion(&uuid::Uuid::new_v4().to_string(), unknown)
         .await
-        .expect_err("another token");
-    assert_eq!(refused.error_type, HandlerErrorType::BadRequest);
+        .expect_err("unknown id");
+    assert_eq!(refused.error_type, HandlerErrorType::NotFound);
     transport.complete("t1", Ok("done".into())).await;
     assert_eq!(call.await.expect("joined"), Ok("done".to_owned()));
-    // A client without a store keeps nothing once the operation ended.
-    assert_eq!(client.store().get(started.id).await.expect("read"), None);
+    assert_eq!(client.pending_operations(), 0);
 }
 
 #[tokio::test(start_paused = true)]

@@ -140,18 +140,15 @@ impl ClientBuilder {
             .collect();
         let persistent = self.store.is_some();
         let retention = self.retention.unwrap_or(DEFAULT_RETENTION);
-        let (store, forget): (Arc<dyn CallerStore>, _) = match self.store {
-            Some(store) => (store, None),
-            None => {
-                let memory = MemoryStore::new();
-                let forget = self.retention.is_none().then(|| memory.clone());
-                (Arc::new(memory), forget)
-            }
+        let ephemeral = self.store.is_none() && self.retention.is_none();
+        let store: Arc<dyn CallerStore> = match self.store {
+            Some(store) => store,
+            None => Arc::new(MemoryStore::new()),
         };
         let durability = Durability {
             store,
             persistent,
-            forget,
+            ephemeral,
             owner: self
                 .owner_id
                 .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),

@@ -41,7 +41,7 @@ use self::durable::task::{self, Begin, NewOperation};
 use self::endpoint::EndpointState;
 use self::pending::{Attached, Inbox, Local, Registry};
 use crate::clock;
-use crate::codec;
+use crate::codec::{self, Content};
 use crate::completion::Completion;
 use crate::error::{CallError, HandlerError};
 use crate::machinery::{BreakerState, Deadlines, Jitter, Timeouts};
@@ -86,7 +86,10 @@ impl Inner {
         jitter: Jitter,
         durability: Durability,
     ) -> Self {
-        let registry = Arc::new(Registry::new(durability.persistent));
+        let registry = Arc::new(Registry::new(
+            durability.persistent,
+            durability.keeps_nothing(),
+        ));
         let inbox = Arc::new(Inbox {
             store: durability.store.clone(),
             registry: registry.clone(),
@@ -151,7 +154,9 @@ impl Client {
         self.inner.registry.len()
     }
 
-    /// The store operations are recorded in (a private memory store when none was configured).
+    /// The store operations are recorded in: a private memory store when none was configured,
+    /// which stays empty unless a [retention](ClientBuilder::retention) was configured (a client
+    /// that keeps nothing once an operation ends keeps its running operations in memory only).
     pub fn store(&self) -> &Arc<dyn CallerStore> {
         &self.inner.durability.store
     }
@@ -254,9 +259,13 @@ impl Client {
         options: CallOptions,
     ) -> Result<OperationHandle<Op>, CallError> {
         let runtime = current_runtime()?;
-        let (local, attached, new) = self.prepare::<Op>(endpoint, input, options)?;
-        self.spawn_task(&runtime, local, Begin::New(Box::new(new)));
-        Ok(OperationHandle::from_attached(attached))
+        match self.prepare::<Op>(endpoint, input, options)? {
+            Prepared::New(local, attached, new) => {
+                self.spawn_task(&runtime, local, Begin::New(new));
+                Ok(OperationHandle::from_attached(attached))
+            }
+            Prepared::Running(attached) => Ok(OperationHandle::from_attached(attached)),
+        }
     }
 
     /// Runs operation `Op` on `endpoint` to its result: what awaiting a [`Call`] does.
@@ -264,10 +273,9 @@ impl Client {
     /// For a client that keeps nothing once an operation ends (built without a store or a
     /// retention), the operation's driver runs inline on the calling task: this future is its
     /// only observer, so there is no task to spawn and no handle to wake, and dropping the future
-    /// abandons the operation as dropping every handle does. The operation is recorded in the
-    /// client's private store all the same, before its first attempt, and its token once it
-    /// started (see [`durable`]). With a configured store the operation must outlive this
-    /// future, so it gets a task of its own as with [`schedule`](Self::schedule).
+    /// abandons the operation as dropping every handle does. With a configured store the
+    /// operation must outlive this future, so it gets a task of its own as with
+    /// [`schedule`](Self::schedule).
     pub(crate) async fn call<Op: Operation>(
         &self,
         endpoint: &str,
@@ -281,9 +289,17 @@ impl Client {
                 .await;
         }
         current_runtime()?;
-        let (local, attached, new) = self.prepare::<Op>(endpoint, input, options)?;
-        let outcome = task::run_inline(self, local, new, attached).await;
-        handle::decode_outcome::<Op>(outcome)
+        match self.prepare::<Op>(endpoint, input, options)? {
+            Prepared::New(local, attached, new) => {
+                let outcome = task::run_inline(self, local, *new, attached).await;
+                handle::decode_outcome::<Op>(outcome)
+            }
+            Prepared::Running(attached) => {
+                OperationHandle::<Op>::from_attached(attached)
+                    .result()
+                    .await
+            }
+        }
     }
 
     /// Checks and encodes a call, and registers its operation (not yet recorded in the store:
@@ -293,7 +309,7 @@ impl Client {
         endpoint: &str,
         input: Op::Input,
         options: CallOptions,
-    ) -> Result<(Local, Attached, NewOperation), CallError> {
+    ) -> Result<Prepared, CallError> {
         if self.is_shut_down() {
             return Err(CallError::Invalid("the client was shut down".into()));
         }
@@ -315,7 +331,7 @@ impl Client {
         let request_id = options
             .request_id
             .clone()
-            .unwrap_or_else(|| crate::id::new_v4().to_string());
+            .unwrap_or_else(crate::id::new_request_id);
         let scheduled = Instant::now();
         let scheduled_at = clock::now();
         let scope = CallScope::current();
@@ -351,12 +367,25 @@ impl Client {
             request_id: request_id.clone(),
         };
         let id = crate::id::new_v4();
-        let mut record =
-            CallerRecord::new(id, key.clone(), input.clone(), stored_options, scheduled_at);
-        record.deadlines = OperationDeadlines {
-            schedule_to_close: deadlines.schedule_to_close.map(clock::system_at),
-            schedule_to_start: deadlines.schedule_to_start.map(clock::system_at),
-            start_to_close: None,
+        let mut record = if durability.keeps_nothing() {
+            // Never stored: the driver keeps only what an update would write (see
+            // `persist::kept`), so the key and input are not copied into it.
+            CallerRecord::new(
+                id,
+                RequestKey::empty(),
+                Content::empty(),
+                stored_options,
+                scheduled_at,
+            )
+        } else {
+            let mut record =
+                CallerRecord::new(id, key.clone(), input.clone(), stored_options, scheduled_at);
+            record.deadlines = OperationDeadlines {
+                schedule_to_close: deadlines.schedule_to_close.map(clock::system_at),
+                schedule_to_start: deadlines.schedule_to_start.map(clock::system_at),
+                start_to_close: None,
+            };
+            record
         };
         if let Some(replicas) = &durability.replicas {
             record.lease = Some(Lease::new(
@@ -374,11 +403,20 @@ impl Client {
             cancellation_type: options.cancellation_type,
             retry,
         };
-        let (local, attached) = self
-            .inner
-            .registry
-            .register(id, key, Record::new(id, scheduled))
-            .map_err(|_| CallError::Invalid(format!("operation id {id} is in use")))?;
+        let (local, attached) =
+            match self
+                .inner
+                .registry
+                .register(id, key, Record::new(id, scheduled))
+            {
+                Ok(registered) => registered,
+                // The same request id runs already (found by the registry only when it is where
+                // operations live; a store finds it otherwise): follow that operation.
+                Err(running) if durability.keeps_nothing() => {
+                    return Ok(Prepared::Running(running));
+                }
+                Err(_) => return Err(CallError::Invalid(format!("operation id {id} is in use"))),
+            };
         self.ensure_caretaker();
         let new = NewOperation {
             record,
@@ -387,7 +425,7 @@ impl Client {
             deadlines,
             scope_cancel: scope.map(|s| s.cancel),
         };
-        Ok((local, attached, new))
+        Ok(Prepared::New(local, attached, Box::new(new)))
     }
 
     /// Runs a local operation's task on `runtime`.
@@ -396,6 +434,14 @@ impl Client {
         let task = runtime.spawn(task::run(self.clone(), local, begin));
         self.inner.registry.set_abort(id, task.abort_handle());
     }
+}
+
+/// A call, checked and registered.
+enum Prepared {
+    /// A new operation, to record and drive.
+    New(Local, Attached, Box<NewOperation>),
+    /// An operation with the same request id runs already: the call follows it.
+    Running(Attached),
 }
 
 /// The runtime that drives operations.

@@ -13,8 +13,15 @@
 //! The in-process callback of an operation ([`PendingSink`]) carries the way to its task, so a
 //! completion from an in-process handler, once recorded, wakes the task without a look-up in the
 //! registry (the registry is the fallback, for a task that was replaced).
+//!
+//! A client that keeps nothing once an operation ends (built without a store or a retention) has
+//! no store to record in: its registry is where its operations live. The registry then also
+//! finds a running operation by its request key (a request id already running is followed, not
+//! started again), and checks and records completions itself ([`Registry::complete`]), with the
+//! same answers a store gives.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
 use std::sync::{Arc, Mutex};
 
 use futures::FutureExt as _;
@@ -25,12 +32,11 @@ use tokio::task::AbortHandle;
 use super::driver::{Command, Record};
 use super::queue::{self, Receiver, Sender, WeakSender};
 use crate::clock;
+use crate::codec::Content;
 use crate::completion::{Completion, CompletionSink};
 use crate::error::HandlerError;
 use crate::id::IdMap;
-use crate::store::{
-    CallerRecord, CallerStore, CompletionOutcome, OperationId, OperationState, RequestKey,
-};
+use crate::store::{CallerRecord, CallerStore, CompletionOutcome, OperationId, RequestKey};
 
 /// Why a task is woken.
 #[derive(Debug)]
@@ -61,6 +67,9 @@ struct Entry {
     commands: Commands,
     wake: Sender<Wake>,
     abort: Option<AbortHandle>,
+    /// The completion accepted for it (ephemeral registries only): a second one is refused, the
+    /// same one again acknowledged.
+    completed: Option<Box<CallerRecord>>,
 }
 
 /// What a handle needs of an operation.
@@ -91,22 +100,45 @@ pub(crate) struct Local {
     pub waker: Sender<Wake>,
 }
 
-/// The local operations, by id.
+/// The local operations, by id (and by request key, for an ephemeral registry).
 pub(crate) struct Registry {
-    entries: Mutex<IdMap<Entry>>,
+    entries: Mutex<Entries>,
     persistent: bool,
+    ephemeral: bool,
+}
+
+#[derive(Default)]
+struct Entries {
+    by_id: IdMap<Entry>,
+    /// The running operations by request key: only in an ephemeral registry (a store finds them
+    /// otherwise).
+    by_key: HashMap<Arc<RequestKey>, OperationId, foldhash::fast::RandomState>,
+}
+
+impl Entries {
+    fn remove(&mut self, id: OperationId) -> Option<Entry> {
+        let entry = self.by_id.remove(&id)?;
+        if self.by_key.get(&entry.key) == Some(&id) {
+            self.by_key.remove(&entry.key);
+        }
+        Some(entry)
+    }
 }
 
 impl Registry {
-    pub fn new(persistent: bool) -> Self {
+    /// A registry; `persistent` when operations outlive their handles (a configured store),
+    /// `ephemeral` when operations live only here (no store keeps them, see the module docs).
+    pub fn new(persistent: bool, ephemeral: bool) -> Self {
         Self {
             entries: Mutex::default(),
             persistent,
+            ephemeral,
         }
     }
 
-    /// Registers operation `id`, showing `initial`, unless it runs here already: then `Err` with
-    /// what a handle needs of the running one.
+    /// Registers operation `id`, showing `initial`, unless it runs here already (or, in an
+    /// ephemeral registry, an operation with the same request key does): then `Err` with what a
+    /// handle needs of the running one.
     pub fn register(
         &self,
         id: OperationId,
@@ -114,7 +146,15 @@ impl Registry {
         initial: Record,
     ) -> Result<(Local, Attached), Attached> {
         let mut entries = self.lock();
-        if let Some(entry) = entries.get(&id) {
+        if let Some(entry) = entries.by_id.get(&id) {
+            return Err(attached(entry));
+        }
+        if self.ephemeral
+            && let Some(entry) = entries
+                .by_key
+                .get(&key)
+                .and_then(|id| entries.by_id.get(id))
+        {
             return Err(attached(entry));
         }
         let (record_tx, record_rx) = watch::channel(initial);
@@ -127,7 +167,10 @@ impl Registry {
             Commands::Weak(commands_tx.downgrade())
         };
         let key = Arc::new(key);
-        entries.insert(
+        if self.ephemeral {
+            entries.by_key.insert(key.clone(), id);
+        }
+        entries.by_id.insert(
             id,
             Entry {
                 key: key.clone(),
@@ -135,6 +178,7 @@ impl Registry {
                 commands,
                 wake: wake_tx.clone(),
                 abort: None,
+                completed: None,
             },
         );
         Ok((
@@ -155,12 +199,12 @@ impl Registry {
 
     /// What a handle needs of local operation `id`, if it runs here.
     pub fn attach(&self, id: OperationId) -> Option<Attached> {
-        self.lock().get(&id).map(attached)
+        self.lock().by_id.get(&id).map(attached)
     }
 
     /// Remembers how to stop the task of `id` (for [`Registry::abort_all`]).
     pub fn set_abort(&self, id: OperationId, abort: AbortHandle) {
-        if let Some(entry) = self.lock().get_mut(&id) {
+        if let Some(entry) = self.lock().by_id.get_mut(&id) {
             entry.abort = Some(abort);
         }
     }
@@ -168,13 +212,14 @@ impl Registry {
     /// Wakes the task of `id`; `false` if it does not run here.
     pub fn wake(&self, id: OperationId, wake: Wake) -> bool {
         self.lock()
+            .by_id
             .get(&id)
             .is_some_and(|entry| entry.wake.send(wake).is_ok())
     }
 
     /// Asks every local operation not in `held` to read its record again.
     pub fn check_all_except(&self, held: &HashSet<OperationId>) {
-        for (id, entry) in self.lock().iter() {
+        for (id, entry) in self.lock().by_id.iter() {
             if !held.contains(id) {
                 let _ = entry.wake.send(Wake::Check);
             }
@@ -183,12 +228,74 @@ impl Registry {
 
     /// Forgets `id` (its task ended).
     pub fn remove(&self, id: OperationId) {
-        self.lock().remove(&id);
+        self.lock().remove(id);
+    }
+
+    /// Checks and records the completion of operation `id` in an ephemeral registry, where
+    /// nothing else keeps it, and wakes its task. The answers are a store's (see
+    /// [`Inbox::deliver`]): NOT_FOUND for an operation that does not run here (unknown, or it
+    /// ended and was forgotten) or that ended otherwise; the same completion again is
+    /// acknowledged; BAD_REQUEST for a token other than the start response gave.
+    pub fn complete(&self, id: OperationId, completion: &Completion) -> Result<(), HandlerError> {
+        let mut entries = self.lock();
+        let Some(entry) = entries.by_id.get_mut(&id) else {
+            return Err(HandlerError::not_found(format!(
+                "no operation has callback id `{id}` (unknown, or it ended: this client keeps \
+                 no finished operation)"
+            )));
+        };
+        if let Some(done) = &entry.completed {
+            if done.ended_with(completion) {
+                tracing::debug!(operation_id = %id, "a completion received again");
+                return Ok(());
+            }
+            return Err(HandlerError::not_found(format!(
+                "operation `{id}` already finished ({}); the completion is not needed",
+                done.state
+            )));
+        }
+        let (token, ended) = {
+            let shown = entry.record.borrow();
+            let ended = shown.outcome.is_some().then(|| shown.info.state.clone());
+            (shown.info.token.clone(), ended)
+        };
+        if let Some(state) = ended {
+            return Err(HandlerError::not_found(format!(
+                "operation `{id}` already finished ({state:?}); the completion is not needed"
+            )));
+        }
+        if let Some(expected) = &token
+            && !completion.token.is_empty()
+            && &completion.token != expected
+        {
+            return Err(HandlerError::bad_request(format!(
+                "completion for token `{}` sent to the callback of token `{expected}`",
+                completion.token
+            )));
+        }
+        let now = clock::now();
+        let mut record = CallerRecord::new(
+            id,
+            RequestKey::clone(&entry.key),
+            Content::empty(),
+            serde_json::Value::Null,
+            now,
+        );
+        record.token = token;
+        record.apply_completion(completion, now);
+        let record = Box::new(record);
+        entry.completed = Some(record.clone());
+        // The task reads its queue until it ends; if it just ended, the registry entry is
+        // removed next and the operation was over anyway.
+        let _ = entry.wake.send(Wake::Completed(record));
+        Ok(())
     }
 
     /// Stops every task (and every driver run inline) and forgets every operation.
     pub fn abort_all(&self) {
-        for (_, entry) in self.lock().drain() {
+        let mut entries = self.lock();
+        entries.by_key.clear();
+        for (_, entry) in entries.by_id.drain() {
             match entry.abort {
                 Some(abort) => abort.abort(),
                 None => {
@@ -199,10 +306,10 @@ impl Registry {
     }
 
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().by_id.len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, IdMap<Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -220,7 +327,8 @@ fn attached(entry: &Entry) -> Attached {
     }
 }
 
-/// Where completions arrive: recorded in the store, then handed to the local task.
+/// Where completions arrive: recorded in the store, then handed to the local task (or, for an
+/// ephemeral registry, checked and recorded by the registry).
 pub(crate) struct Inbox {
     pub store: Arc<dyn CallerStore>,
     pub registry: Arc<Registry>,
@@ -265,6 +373,10 @@ impl Inbox {
         completion: Completion,
         waker: Option<Sender<Wake>>,
     ) -> Result<(), HandlerError> {
+        if self.registry.ephemeral {
+            // Nothing to wait for: checked, recorded and handed over under the registry's lock.
+            return self.registry.complete(id, &completion);
+        }
         let (store, registry) = (self.store.clone(), self.registry.clone());
         tokio::spawn(async move {
             record_and_wake(&*store, &registry, id, completion, waker.as_ref()).await
@@ -341,17 +453,7 @@ async fn recorded_already(
     completion: &Completion,
 ) -> Option<CallerRecord> {
     let record = store.get(id).await.ok()??;
-    if completion.token.is_empty()
-        || record.token.as_deref() != Some(completion.token.as_str())
-        || record.state != OperationState::of_completion(completion)
-    {
-        return None;
-    }
-    let same = match &completion.outcome {
-        Ok(result) => record.result.as_ref().map(|r| &r.data) == Some(&result.data),
-        Err(error) => record.error.as_ref() == Some(&error.to_failure()),
-    };
-    same.then_some(record)
+    record.ended_with(completion).then_some(record)
 }
 
 /// The in-process callback of one operation: its completion is recorded in the store, then

@@ -120,6 +120,18 @@ pub struct RequestKey {
     pub request_id: String,
 }
 
+impl RequestKey {
+    /// A key of empty strings (allocates nothing).
+    pub(crate) fn empty() -> Self {
+        Self {
+            endpoint: String::new(),
+            service: String::new(),
+            operation: String::new(),
+            request_id: String::new(),
+        }
+    }
+}
+
 /// One operation this process started.
 ///
 /// Fixed at insert: `id`, the [`RequestKey`] fields, `input`, `options`, `scheduled_at`. The rest
@@ -180,6 +192,37 @@ pub struct CallerRecord {
 }
 
 impl CallerRecord {
+    /// Ends this record with `completion`, received at `now`: its state, result or error and
+    /// completion links, and the token it names if none was known. (The checks that come first,
+    /// an unknown or finished operation or a contradicting token, are the store's.)
+    pub(crate) fn apply_completion(&mut self, completion: &Completion, now: SystemTime) {
+        if self.token.is_none() && !completion.token.is_empty() {
+            self.token = Some(completion.token.clone());
+        }
+        self.state = OperationState::of_completion(completion);
+        self.result = completion.outcome.as_ref().ok().cloned();
+        self.error = completion.outcome.as_ref().err().map(|e| e.to_failure());
+        self.completion_links = completion.links.clone();
+        self.closed_at = Some(now);
+        self.next_attempt_at = None;
+        self.lease = None;
+    }
+
+    /// Whether this record ended with exactly `completion` (same token, same outcome): the same
+    /// completion received again.
+    pub(crate) fn ended_with(&self, completion: &Completion) -> bool {
+        if completion.token.is_empty()
+            || self.token.as_deref() != Some(completion.token.as_str())
+            || self.state != OperationState::of_completion(completion)
+        {
+            return false;
+        }
+        match &completion.outcome {
+            Ok(result) => self.result.as_ref().map(|r| &r.data) == Some(&result.data),
+            Err(error) => self.error.as_ref() == Some(&error.to_failure()),
+        }
+    }
+
     /// A new record in state `scheduled`, version 0, no attempt yet.
     pub fn new(
         id: OperationId,

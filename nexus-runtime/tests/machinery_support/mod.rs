@@ -126,6 +126,17 @@ impl Scripted {
         token: &str,
         outcome: Result<String, OperationError>,
     ) -> Result<(), HandlerError> {
+        self.try_complete_as(token, token, outcome).await
+    }
+
+    /// Completes through the callback of the operation started with token `token`, naming token
+    /// `sent` in the completion.
+    pub async fn try_complete_as(
+        &self,
+        token: &str,
+        sent: &str,
+        outcome: Result<String, OperationError>,
+    ) -> Result<(), HandlerError> {
         let callback = self
             .lock()
             .callbacks
@@ -137,7 +148,7 @@ impl Scripted {
             panic!("expected an in-process callback")
         };
         let completion = Completion {
-            token: token.to_owned(),
+            token: sent.to_owned(),
             outcome: outcome.map(|s| codec::encode(&s).expect("encode")),
             links: Vec::new(),
             start_time: None,

@@ -40,6 +40,15 @@ impl Driver {
         if self.halt.is_some() {
             return;
         }
+        if self.client.durability().keeps_nothing() {
+            // Nothing to record (see `Durability::keeps_nothing`): the change is made in place.
+            let record = &self.record;
+            record.send_if_modified(|shown| {
+                change(shown);
+                record.receiver_count() > 0
+            });
+            return;
+        }
         let mut next = self.record.borrow().clone();
         change(&mut next);
         self.persist(&next).await;
@@ -65,13 +74,7 @@ impl Driver {
         if mirror::same_changes(&wanted, &self.stored) {
             return;
         }
-        let durability = self.client.durability();
-        if durability.keeps_nothing() && wanted.token == self.stored.token {
-            // Its private store needs only the token a completion is checked against (see
-            // `Durability::keeps_nothing`); the transitions between are written with it.
-            return;
-        }
-        let store = durability.store.clone();
+        let store = self.client.durability().store.clone();
         for _ in 0..MAX_CONFLICTS {
             let mut tries = 0;
             let written = loop {
@@ -120,6 +123,10 @@ impl Driver {
     pub(super) async fn reconcile(&mut self) -> bool {
         if self.halt.is_some() {
             return false;
+        }
+        if self.client.durability().keeps_nothing() {
+            // Nothing recorded to read (completions reach the driver through its queue).
+            return true;
         }
         let latest = match self.client.durability().store.get(self.id).await {
             Ok(Some(latest)) => latest,

@@ -18,11 +18,11 @@
 //!   `record_completion` *before* it answers 200; the driver running the operation here is woken
 //!   with the final record.
 //!
-//! A client built without a store records its operations in a private [`MemoryStore`] that keeps
-//! nothing once an operation ends: its records exist for completions (checked against them and
-//! recorded before they are acknowledged) and for request-id deduplication while the operation
-//! runs. Nobody resumes them, so they are written without options, and of the transitions only
-//! the one that sets the token; handles follow every transition through the registry.
+//! A client built without a store (or a retention) keeps nothing once an operation ends, and
+//! records nothing while it runs: nobody could resume it. Its operations live in its registry of
+//! running operations, which also does what the store does for a durable client: it finds a
+//! running operation by request id (deduplication) and checks and records completions before they
+//! are acknowledged. Handles follow every transition through the registry.
 //!
 //! # Recovery
 //! When a [`Client`](crate::Client) with a store starts (`build()` inside a Tokio runtime, or the
@@ -51,7 +51,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::store::{CallerStore, MemoryStore};
+use crate::store::CallerStore;
 
 /// How long finished operations stay in an explicitly configured store by default (one week).
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -168,9 +168,9 @@ pub(crate) struct Durability {
     pub replicas: Option<ReplicaConfig>,
     pub retention: Duration,
     pub purge_interval: Duration,
-    /// The private store of a client built without one, when it keeps nothing once an operation
-    /// ends (no retention configured): each record is removed when its operation's task ends.
-    pub forget: Option<MemoryStore>,
+    /// Whether this client keeps nothing once an operation ends (built without a store or a
+    /// retention): see [`Durability::keeps_nothing`].
+    pub ephemeral: bool,
 }
 
 impl fmt::Debug for Durability {
@@ -191,12 +191,10 @@ impl Durability {
     }
 
     /// Whether this client keeps nothing once an operation ends (built without a store or a
-    /// retention): its records live in its private memory store only while their task runs.
-    /// Nobody resumes them, so they need no options, and of their transitions only what a
-    /// completion is checked against (the token, once started): handles follow the operation
-    /// through the registry.
+    /// retention): its operations are not recorded in its (private, empty) store at all; they
+    /// live in its registry while they run (see the module docs).
     pub fn keeps_nothing(&self) -> bool {
-        self.forget.is_some()
+        self.ephemeral
     }
 
     /// Whether an awaited call runs its driver inline: only for a client that keeps nothing
@@ -204,13 +202,6 @@ impl Durability {
     /// call may hold the driver).
     pub fn runs_inline(&self) -> bool {
         self.keeps_nothing() && !self.persistent && self.replicas.is_none()
-    }
-
-    /// Forgets operation `id` once its task ended, if this client keeps nothing.
-    pub fn forget(&self, id: crate::store::OperationId) {
-        if let Some(memory) = &self.forget {
-            memory.forget_caller(id);
-        }
     }
 
     /// The default purge interval for a retention: a quarter of it, between 1 s and 10 min.

@@ -123,16 +123,15 @@ pub(crate) async fn run(client: Client, mut local: Local, mut begin: Begin) {
         }
     }
     client.registry().remove(id);
-    client.durability().forget(id);
 }
 
 /// Runs a new operation on the calling task (an awaited call of a client that keeps nothing,
 /// see [`Client::call`](crate::Client)) and returns its outcome. `attached` stands for the call's
 /// handle: the operation is abandoned when this future is dropped, not before.
 ///
-/// The operation is recorded and driven exactly as a spawned task does it; only what ends it
-/// differs: dropping this future forgets it (removed from the registry and from the client's
-/// private store, so a late completion is refused as for an abandoned operation).
+/// The operation is driven exactly as a spawned task does it; only what ends it differs:
+/// dropping this future forgets it (removed from the registry, so a late completion is refused
+/// as for an abandoned operation).
 pub(crate) async fn run_inline(
     client: &Client,
     local: Local,
@@ -177,8 +176,7 @@ pub(crate) async fn run_inline(
     outcome
 }
 
-/// Removes an operation run inline from the registry and from the private store, however its
-/// future ends.
+/// Removes an operation run inline from the registry, however its future ends.
 struct Forget<'a> {
     client: &'a Client,
     id: crate::store::OperationId,
@@ -187,7 +185,6 @@ struct Forget<'a> {
 impl Drop for Forget<'_> {
     fn drop(&mut self) {
         self.client.registry().remove(self.id);
-        self.client.durability().forget(self.id);
     }
 }
 
@@ -220,7 +217,13 @@ fn insert_error(e: &StoreError) -> CallError {
     CallError::Handler(error.with_retryable(false))
 }
 
+/// Records a new operation before its first attempt; a client that keeps nothing records
+/// nothing (its registry holds the operation, and found a running one with the same request id
+/// when it was registered).
 async fn insert(client: &Client, record: &CallerRecord) -> Result<InsertOutcome, StoreError> {
+    if client.durability().keeps_nothing() {
+        return Ok(InsertOutcome::Inserted);
+    }
     let store = &client.durability().store;
     let mut tries = 0;
     loop {

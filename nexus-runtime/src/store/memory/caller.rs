@@ -7,7 +7,7 @@ use crate::completion::Completion;
 use crate::store::time::{expiry_micros, from_micros, truncate};
 use crate::store::{
     CallerRecord, CallerStore, CancelRequestOutcome, CompletionOutcome, InsertOutcome, Lease,
-    OperationId, OperationState, RequestKey, StoreError, StoreFuture,
+    OperationId, RequestKey, StoreError, StoreFuture,
 };
 
 /// Copies what [`CallerStore::update`] may change.
@@ -34,24 +34,6 @@ fn lease_until(owner: &str, now: SystemTime, lease: Duration) -> Result<Lease, S
 
 fn is_free(record: &CallerRecord, now: SystemTime) -> bool {
     !record.state.is_terminal() && record.lease.as_ref().is_none_or(|l| l.is_expired(now))
-}
-
-impl MemoryStore {
-    /// Removes operation `id` at once, finished or not: for a client that keeps nothing once an
-    /// operation ends (one built without a store).
-    pub(crate) fn forget_caller(&self, id: OperationId) {
-        let mut state = self.lock();
-        if let Some(record) = state.caller.remove(&id) {
-            // The key made of the removed record's own strings: no copies.
-            let key = RequestKey {
-                endpoint: record.endpoint,
-                service: record.service,
-                operation: record.operation,
-                request_id: record.request_id,
-            };
-            state.by_request.remove(&key);
-        }
-    }
 }
 
 impl CallerStore for MemoryStore {
@@ -178,16 +160,7 @@ impl CallerStore for MemoryStore {
                     expected: expected.clone(),
                 });
             }
-            if stored.token.is_none() && !completion.token.is_empty() {
-                stored.token = Some(completion.token.clone());
-            }
-            stored.state = OperationState::of_completion(completion);
-            stored.result = completion.outcome.as_ref().ok().cloned();
-            stored.error = completion.outcome.as_ref().err().map(|e| e.to_failure());
-            stored.completion_links = completion.links.clone();
-            stored.closed_at = Some(now);
-            stored.next_attempt_at = None;
-            stored.lease = None;
+            stored.apply_completion(completion, now);
             stored.version += 1;
             Ok(CompletionOutcome::Applied(Box::new(stored.clone())))
         })
