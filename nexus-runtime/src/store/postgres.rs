@@ -108,6 +108,11 @@ impl PostgresStore {
         &self.pool
     }
 
+    /// The pool reads go through: the same one (PostgreSQL runs concurrent writers itself).
+    pub(crate) fn readers(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// The versions of the schema migrations applied to this database, in order.
     pub async fn applied_migrations(&self) -> Result<Vec<i64>, StoreError> {
         super::sql::applied_migrations(&self.pool).await

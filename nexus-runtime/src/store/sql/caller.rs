@@ -90,7 +90,7 @@ macro_rules! impl_caller_store {
                     use $crate::store::sql::*;
                     sqlx::query("SELECT * FROM caller_operations WHERE id = $1")
                         .bind(id.to_string())
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(self.readers())
                         .await
                         .map_err(db_error)?
                         .map(|row| caller_from_row(&row))
@@ -112,7 +112,7 @@ macro_rules! impl_caller_store {
                     .bind(&key.service)
                     .bind(&key.operation)
                     .bind(&key.request_id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.readers())
                     .await
                     .map_err(db_error)?
                     .map(|row| caller_from_row(&row))
@@ -130,7 +130,7 @@ macro_rules! impl_caller_store {
                         terminal_states!(),
                         " ORDER BY scheduled_at_us, id"
                     ))
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.readers())
                     .await
                     .map_err(db_error)?;
                     sorted_records(rows.iter().map(caller_from_row).collect())

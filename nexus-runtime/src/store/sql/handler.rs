@@ -51,7 +51,7 @@ macro_rules! impl_handler_store {
                     .bind(&key.service)
                     .bind(&key.operation)
                     .bind(&key.request_id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.readers())
                     .await
                     .map_err(db_error)?
                     .ok_or_else(|| {
@@ -197,7 +197,7 @@ macro_rules! impl_handler_store {
                     use $crate::store::sql::*;
                     sqlx::query("SELECT * FROM handler_operations WHERE token = $1")
                         .bind(token)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(self.readers())
                         .await
                         .map_err(db_error)?
                         .map(|row| async_from_row(&row))
@@ -314,7 +314,7 @@ macro_rules! impl_handler_store {
                         "SELECT * FROM handler_operations WHERE state = 'running' \
                          ORDER BY started_at_us, token",
                     )
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.readers())
                     .await
                     .map_err(db_error)?;
                     sorted_async(rows.iter().map(async_from_row).collect())

@@ -120,7 +120,7 @@ macro_rules! impl_outbox_store {
                     use $crate::store::sql::*;
                     sqlx::query("SELECT * FROM completion_deliveries WHERE id = $1")
                         .bind(id.to_string())
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(self.readers())
                         .await
                         .map_err(db_error)?
                         .map(|row| delivery_from_row(&row))
@@ -139,7 +139,7 @@ macro_rules! impl_outbox_store {
                          ORDER BY finished_at_us DESC, id DESC LIMIT $1",
                     )
                     .bind(limit(max))
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.readers())
                     .await
                     .map_err(db_error)?;
                     let mut dead = rows

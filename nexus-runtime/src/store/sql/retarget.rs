@@ -45,7 +45,7 @@ macro_rules! retarget_async_method {
                          AND state = 'pending'",
                     )
                     .bind(token)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.readers())
                     .await
                     .map_err(db_error)?;
                     return Ok(match waiting {
