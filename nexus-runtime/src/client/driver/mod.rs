@@ -164,8 +164,10 @@ pub(crate) struct Driver {
     cancel_waiters: Vec<oneshot::Sender<Result<(), CallError>>>,
     cancel_requested: bool,
     /// The operation as last written to (or read from) the store, without its input and options
-    /// (see `persist::kept`); boxed, for a small driver.
-    stored: Box<CallerRecord>,
+    /// (see `persist::kept`); boxed, for a small driver. `None` for a client that keeps nothing:
+    /// nothing is written (see `Durability::keeps_nothing`), and ~760 bytes per pending
+    /// operation are saved.
+    stored: Option<Box<CallerRecord>>,
     halt: Option<Halt>,
     /// Events found in the store, handled at the next wait.
     queued: VecDeque<Event>,
@@ -184,6 +186,8 @@ impl Driver {
         scope_cancel: Option<CancellationToken>,
     ) -> Self {
         let poll = client.durability().poll_interval();
+        let stored =
+            (!client.durability().keeps_nothing()).then(|| persist::kept(Box::new(stored)));
         Self {
             client,
             endpoint,
@@ -199,7 +203,7 @@ impl Driver {
             scope_cancel,
             cancel_waiters: Vec::new(),
             cancel_requested: false,
-            stored: persist::kept(Box::new(stored)),
+            stored,
             halt: None,
             queued: VecDeque::new(),
             poll,
@@ -235,17 +239,21 @@ impl Driver {
 
     /// Where the stored record says to go on from.
     fn resume_point(&mut self) -> Resume {
-        if self.stored.cancel_requested() {
+        let Some(stored) = self.stored.as_deref() else {
+            // A new operation of a client that keeps nothing.
+            return Resume::Start(None);
+        };
+        if stored.cancel_requested() {
             // Requested before a restart, or from another replica: carry it out again.
             self.queued.push_back(Event::Cancel(None));
         }
-        match self.stored.state {
+        match stored.state {
             store::OperationState::Started => {
                 Resume::At(Flow::Started(self.record.borrow().info.target.unwrap_or(0)))
             }
             state if state.is_terminal() => Resume::At(Flow::End),
             store::OperationState::BackingOff => {
-                Resume::Start(self.stored.next_attempt_at.map(crate::clock::instant_at))
+                Resume::Start(stored.next_attempt_at.map(crate::clock::instant_at))
             }
             _ => Resume::Start(None),
         }

@@ -65,13 +65,16 @@ impl Driver {
     /// finished record never changes: a cancel request still in flight after `TryCancel` is only
     /// shown, not stored).
     async fn persist(&mut self, record: &Record) {
-        if self.stored.state.is_terminal() {
+        let Some(stored) = self.stored.as_deref() else {
+            return;
+        };
+        if stored.state.is_terminal() {
             return;
         }
         // Boxed as the driver's copy is (this future lives inside every transition's).
-        let mut wanted = self.stored.clone();
+        let mut wanted = Box::new(stored.clone());
         mirror::apply(record, &mut wanted, self.deadlines.start_to_close);
-        if mirror::same_changes(&wanted, &self.stored) {
+        if mirror::same_changes(&wanted, stored) {
             return;
         }
         let store = self.client.durability().store.clone();
@@ -88,17 +91,20 @@ impl Driver {
             };
             match written {
                 Ok(true) => {
-                    self.stored = kept(wanted);
+                    self.stored = Some(kept(wanted));
                     return;
                 }
                 Ok(false) => {
                     if !self.reconcile().await {
                         return;
                     }
-                    wanted.version = self.stored.version;
-                    wanted.lease.clone_from(&self.stored.lease);
+                    let Some(stored) = self.stored.as_deref() else {
+                        return;
+                    };
+                    wanted.version = stored.version;
+                    wanted.lease.clone_from(&stored.lease);
                     if wanted.cancel_requested_at.is_none() {
-                        wanted.cancel_requested_at = self.stored.cancel_requested_at;
+                        wanted.cancel_requested_at = stored.cancel_requested_at;
                     }
                 }
                 Err(e) => {
@@ -162,7 +168,10 @@ impl Driver {
         if latest.cancel_requested()
             && !self.cancel_requested
             && !self.queued.iter().any(|e| matches!(e, Event::Cancel(_)))
-            && self.stored.cancel_requested_at.is_none()
+            && self
+                .stored
+                .as_ref()
+                .is_none_or(|s| s.cancel_requested_at.is_none())
         {
             tracing::debug!(operation_id = %self.id, "a cancel request was recorded elsewhere");
             self.queued.push_back(Event::Cancel(None));
@@ -173,11 +182,14 @@ impl Driver {
 
     /// Takes the version, lease and cancel request of a record read from the store.
     pub(super) fn refresh(&mut self, latest: &CallerRecord) {
-        if latest.version > self.stored.version {
-            self.stored.version = latest.version;
-            self.stored.lease.clone_from(&latest.lease);
-            if self.stored.cancel_requested_at.is_none() {
-                self.stored.cancel_requested_at = latest.cancel_requested_at;
+        let Some(stored) = self.stored.as_mut() else {
+            return;
+        };
+        if latest.version > stored.version {
+            stored.version = latest.version;
+            stored.lease.clone_from(&latest.lease);
+            if stored.cancel_requested_at.is_none() {
+                stored.cancel_requested_at = latest.cancel_requested_at;
             }
         }
     }
@@ -186,7 +198,7 @@ impl Driver {
     pub(super) fn adopt_final(&mut self, stored: CallerRecord) {
         self.record
             .send_modify(|record| mirror::adopt_final(&stored, record));
-        self.stored = kept(Box::new(stored));
+        self.stored = Some(kept(Box::new(stored)));
         self.halt = Some(Halt::Ended);
     }
 }
