@@ -158,3 +158,122 @@ async fn open_reports_an_unusable_path() {
         .unwrap_err();
     assert!(err.to_string().contains("garbage.db"), "{err}");
 }
+
+/// Group commit: concurrent writes share batch transactions. Every write that returned is
+/// committed (a fresh handle reads it); one that fails (a duplicate id) fails alone, the others of
+/// its batch commit; a duplicate request id finds the operation recorded in the same batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_are_batched_and_each_lands_or_fails_alone() {
+    use nexus_runtime::store::{InsertOutcome, RequestKey, StoreError};
+    use store_support::fixtures::{at, record};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+    let mut writes = tokio::task::JoinSet::new();
+    for n in 0..300u128 {
+        let store = store.clone();
+        writes.spawn(async move {
+            let mut r = record(n, at(n as u64));
+            if n % 50 == 49 {
+                // Another operation's id: the primary key refuses it.
+                r.id = record(n - 1, at(0)).id;
+                r.request_id = format!("dup-id-{n}");
+            } else if n % 30 == 29 {
+                // Another operation's request id: follows that one.
+                r.id = uuid::Uuid::from_u128(0xd0_0000 + n);
+                r.request_id = format!("req-{}", n - 1);
+            }
+            (n, store.insert(&r).await)
+        });
+    }
+    // Which of a pair wins depends on the order: one is inserted, the other refused (the same
+    // id) or following it (the same request id).
+    let mut kinds = std::collections::BTreeMap::new();
+    while let Some(joined) = writes.join_next().await {
+        let (n, outcome) = joined.unwrap();
+        let kind = match outcome {
+            Ok(InsertOutcome::Inserted) => "inserted",
+            Ok(InsertOutcome::Exists(existing)) => {
+                let asked = if n % 30 == 29 { n - 1 } else { n };
+                assert_eq!(existing.request_id, format!("req-{asked}"), "{n}");
+                "exists"
+            }
+            Err(StoreError::Duplicate(_)) => "duplicate",
+            Err(e) => panic!("{n}: {e}"),
+        };
+        kinds.insert(n, kind);
+    }
+    for n in 0..300u128 {
+        let pair = |other| {
+            let mut got = [kinds[&(n - 1)], kinds[&n]];
+            got.sort_unstable();
+            assert_eq!(got, [other, "inserted"], "operations {} and {n}", n - 1);
+        };
+        if n % 50 == 49 {
+            pair("duplicate");
+        } else if n % 30 == 29 {
+            pair("exists");
+        }
+    }
+    let inserted = kinds.values().filter(|k| **k == "inserted").count();
+    assert_eq!(inserted, 300 - 6 - 8);
+    store.close().await;
+    let fresh = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+    assert_eq!(fresh.list_unfinished().await.unwrap().len(), inserted);
+    let key = RequestKey {
+        request_id: "req-28".into(),
+        ..store_support::fixtures::request_key(0)
+    };
+    assert!(fresh.find_by_request_id(&key).await.unwrap().is_some());
+}
+
+/// A write abandoned in the middle of its batch (its future dropped) loses nothing of the
+/// others: every write that returned is committed, and the store goes on writing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_dropped_in_its_batch_loses_nothing_else() {
+    use nexus_runtime::store::InsertOutcome;
+    use store_support::fixtures::{at, record};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+    let mut writes = tokio::task::JoinSet::new();
+    for n in 0..200u128 {
+        let store = store.clone();
+        writes.spawn(async move {
+            let r = record(n, at(n as u64));
+            if n % 7 == 0 {
+                // Dropped at once, or after a few polls, wherever it is then.
+                let limit = std::time::Duration::from_micros((n as u64 % 5) * 200);
+                (n, tokio::time::timeout(limit, store.insert(&r)).await.ok())
+            } else {
+                (n, Some(store.insert(&r).await))
+            }
+        });
+    }
+    let mut landed = Vec::new();
+    while let Some(joined) = writes.join_next().await {
+        let (n, outcome) = joined.unwrap();
+        match outcome {
+            Some(Ok(InsertOutcome::Inserted)) => landed.push(n),
+            Some(other) => panic!("{n}: {other:?}"),
+            None => assert_eq!(n % 7, 0),
+        }
+    }
+    assert_eq!(
+        store.insert(&record(1000, at(0))).await.unwrap(),
+        InsertOutcome::Inserted,
+        "the store goes on writing"
+    );
+    store.close().await;
+    let fresh = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+    let ids: std::collections::HashSet<_> = fresh
+        .list_unfinished()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    for n in landed {
+        assert!(ids.contains(&record(n, at(0)).id), "{n} was committed");
+    }
+}

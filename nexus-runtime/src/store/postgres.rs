@@ -113,6 +113,18 @@ impl PostgresStore {
         &self.pool
     }
 
+    /// A write of one statement: a connection of the pool (the statement commits itself).
+    pub(crate) async fn write_one(&self) -> Result<PgWrite, StoreError> {
+        let conn = self.pool.acquire().await.map_err(super::sql::db_error)?;
+        Ok(PgWrite::Direct(conn))
+    }
+
+    /// A write of several statements: a transaction.
+    pub(crate) async fn write_tx(&self) -> Result<PgWrite, StoreError> {
+        let tx = self.pool.begin().await.map_err(super::sql::db_error)?;
+        Ok(PgWrite::Tx(tx))
+    }
+
     /// The versions of the schema migrations applied to this database, in order.
     pub async fn applied_migrations(&self) -> Result<Vec<i64>, StoreError> {
         super::sql::applied_migrations(&self.pool).await
@@ -139,3 +151,42 @@ impl_outbox_store!(
     sqlx::Postgres,
     lock = "FOR UPDATE SKIP LOCKED"
 );
+
+/// A write's connection (see [`PostgresStore::write_one`] and [`PostgresStore::write_tx`]): the
+/// SQL stores' code runs its statements on it and commits it, whichever it is.
+pub(crate) enum PgWrite {
+    /// One statement, committed by itself.
+    Direct(sqlx::pool::PoolConnection<sqlx::Postgres>),
+    /// A transaction, rolled back unless committed.
+    Tx(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl PgWrite {
+    /// Commits the transaction (nothing to do for a single statement).
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Direct(_) => Ok(()),
+            Self::Tx(tx) => tx.commit().await,
+        }
+    }
+}
+
+impl std::ops::Deref for PgWrite {
+    type Target = sqlx::PgConnection;
+
+    fn deref(&self) -> &sqlx::PgConnection {
+        match self {
+            Self::Direct(conn) => conn,
+            Self::Tx(tx) => tx,
+        }
+    }
+}
+
+impl std::ops::DerefMut for PgWrite {
+    fn deref_mut(&mut self) -> &mut sqlx::PgConnection {
+        match self {
+            Self::Direct(conn) => conn,
+            Self::Tx(tx) => tx,
+        }
+    }
+}

@@ -1,5 +1,39 @@
 //! [`CallerStore`](crate::store::CallerStore) in SQL, for any database with the shared schema.
 
+/// Operation `id` as a write's turn sees it (changed in the write's batch, maybe, and not yet
+/// committed): `SELECT *` on the write's connection, `?` on errors.
+macro_rules! caller_in_turn {
+    ($w:ident, $id:expr) => {
+        sqlx::query("SELECT * FROM caller_operations WHERE id = $1")
+            .bind($id.to_string())
+            .fetch_optional(&mut *$w)
+            .await
+            .map_err(db_error)?
+            .map(|row| caller_from_row(&row))
+            .transpose()?
+    };
+}
+
+/// The operation recorded with request key `$key`, read through executor `$exec`; `?` on errors.
+macro_rules! caller_by_key {
+    ($exec:expr, $key:expr) => {{
+        let key: &$crate::store::RequestKey = $key;
+        sqlx::query(
+            "SELECT * FROM caller_operations WHERE endpoint = $1 AND service = $2 \
+             AND operation = $3 AND request_id = $4",
+        )
+        .bind(&key.endpoint)
+        .bind(&key.service)
+        .bind(&key.operation)
+        .bind(&key.request_id)
+        .fetch_optional($exec)
+        .await
+        .map_err(db_error)?
+        .map(|row| caller_from_row(&row))
+        .transpose()?
+    }};
+}
+
 /// Implements `CallerStore` for `$store` (a struct with a `pool: sqlx::Pool<$db>` field).
 /// `$lock` is appended to the claim's inner `SELECT` (`"FOR UPDATE SKIP LOCKED"` or `""`).
 macro_rules! impl_caller_store {
@@ -14,6 +48,7 @@ macro_rules! impl_caller_store {
                     use $crate::store::time::{opt_to_micros, to_micros};
                     let r = record;
                     let d = &r.deadlines;
+                    let mut w = self.write_one().await?;
                     let inserted = sqlx::query(
                         "INSERT INTO caller_operations (id, endpoint, service, operation, \
                          request_id, input_data, input_headers, options, state, version, attempt, \
@@ -56,7 +91,7 @@ macro_rules! impl_caller_store {
                     .bind(opt_to_micros(d.start_to_close)?)
                     .bind(r.lease.as_ref().map(|l| l.owner.as_str()))
                     .bind(opt_to_micros(r.lease.as_ref().map(|l| l.expires_at))?)
-                    .execute(&self.pool)
+                    .execute(&mut *w)
                     .await
                     .map_err(|e| match db_error(e) {
                         $crate::store::StoreError::Duplicate(m) => {
@@ -68,9 +103,12 @@ macro_rules! impl_caller_store {
                         e => e,
                     })?;
                     if inserted.rows_affected() == 1 {
+                        w.commit().await.map_err(db_error)?;
                         return Ok($crate::store::InsertOutcome::Inserted);
                     }
-                    let existing = self.find_by_request_id(&r.request_key()).await?;
+                    // Read in the write's turn: the conflicting insert may be in its batch.
+                    let existing = caller_by_key!(&mut *w, &r.request_key());
+                    w.commit().await.map_err(db_error)?;
                     existing
                         .map(|e| $crate::store::InsertOutcome::Exists(Box::new(e)))
                         .ok_or_else(|| {
@@ -104,19 +142,7 @@ macro_rules! impl_caller_store {
             ) -> $crate::store::StoreFuture<'a, Option<$crate::store::CallerRecord>> {
                 Box::pin(async move {
                     use $crate::store::sql::*;
-                    sqlx::query(
-                        "SELECT * FROM caller_operations WHERE endpoint = $1 AND service = $2 \
-                         AND operation = $3 AND request_id = $4",
-                    )
-                    .bind(&key.endpoint)
-                    .bind(&key.service)
-                    .bind(&key.operation)
-                    .bind(&key.request_id)
-                    .fetch_optional(self.readers())
-                    .await
-                    .map_err(db_error)?
-                    .map(|row| caller_from_row(&row))
-                    .transpose()
+                    Ok(caller_by_key!(self.readers(), key))
                 })
             }
 
@@ -146,6 +172,7 @@ macro_rules! impl_caller_store {
                     use $crate::store::time::opt_to_micros;
                     let r = &*record;
                     let d = &r.deadlines;
+                    let mut w = self.write_one().await?;
                     let row = sqlx::query(concat!(
                         "UPDATE caller_operations SET state = $3, version = version + 1, \
                          attempt = $4, next_attempt_at_us = $5, last_failure = $6, target = $7, \
@@ -180,9 +207,10 @@ macro_rules! impl_caller_store {
                     .bind(opt_to_micros(d.schedule_to_start)?)
                     .bind(opt_to_micros(d.start_to_close)?)
                     .bind(r.state.is_terminal())
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *w)
                     .await
                     .map_err(db_error)?;
+                    w.commit().await.map_err(db_error)?;
                     let Some(row) = row else {
                         return Ok(false);
                     };
@@ -200,6 +228,7 @@ macro_rules! impl_caller_store {
                     use $crate::store::sql::*;
                     use $crate::store::time::to_micros;
                     use $crate::store::CancelRequestOutcome as Outcome;
+                    let mut w = self.write_one().await?;
                     let updated = sqlx::query(concat!(
                         "UPDATE caller_operations SET cancel_requested_at_us = $2, \
                          version = version + 1 \
@@ -208,17 +237,20 @@ macro_rules! impl_caller_store {
                     ))
                     .bind(id.to_string())
                     .bind(to_micros(at)?)
-                    .execute(&self.pool)
+                    .execute(&mut *w)
                     .await
                     .map_err(db_error)?;
-                    if updated.rows_affected() == 1 {
-                        return Ok(Outcome::Requested);
-                    }
-                    Ok(match self.get(id).await? {
-                        None => Outcome::UnknownOperation,
-                        Some(r) if r.state.is_terminal() => Outcome::AlreadyFinished,
-                        Some(_) => Outcome::AlreadyRequested,
-                    })
+                    let outcome = if updated.rows_affected() == 1 {
+                        Outcome::Requested
+                    } else {
+                        match caller_in_turn!(w, id) {
+                            None => Outcome::UnknownOperation,
+                            Some(r) if r.state.is_terminal() => Outcome::AlreadyFinished,
+                            Some(_) => Outcome::AlreadyRequested,
+                        }
+                    };
+                    w.commit().await.map_err(db_error)?;
+                    Ok(outcome)
                 })
             }
 
@@ -235,6 +267,7 @@ macro_rules! impl_caller_store {
                     let token = Some(completion.token.as_str()).filter(|t| !t.is_empty());
                     let result = completion.outcome.as_ref().ok();
                     let error = completion.outcome.as_ref().err().map(|e| e.to_failure());
+                    let mut w = self.write_one().await?;
                     let row = sqlx::query(concat!(
                         "UPDATE caller_operations SET state = $2, version = version + 1, \
                          token = COALESCE(token, $3), result_data = $4, result_headers = $5, \
@@ -254,19 +287,21 @@ macro_rules! impl_caller_store {
                     .bind(error.as_ref().map(failure_json).transpose()?)
                     .bind(links_json(&completion.links)?)
                     .bind(to_micros(now)?)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *w)
                     .await
                     .map_err(db_error)?;
-                    if let Some(row) = row {
-                        return Ok(Outcome::Applied(Box::new(caller_from_row(&row)?)));
-                    }
-                    Ok(match self.get(id).await? {
-                        None => Outcome::UnknownOperation,
-                        Some(r) if r.state.is_terminal() => Outcome::AlreadyFinished(r.state),
-                        Some(r) => Outcome::TokenMismatch {
-                            expected: r.token.unwrap_or_default(),
+                    let outcome = match row {
+                        Some(row) => Outcome::Applied(Box::new(caller_from_row(&row)?)),
+                        None => match caller_in_turn!(w, id) {
+                            None => Outcome::UnknownOperation,
+                            Some(r) if r.state.is_terminal() => Outcome::AlreadyFinished(r.state),
+                            Some(r) => Outcome::TokenMismatch {
+                                expected: r.token.unwrap_or_default(),
+                            },
                         },
-                    })
+                    };
+                    w.commit().await.map_err(db_error)?;
+                    Ok(outcome)
                 })
             }
 

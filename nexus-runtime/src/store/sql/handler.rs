@@ -19,6 +19,7 @@ macro_rules! impl_handler_store {
                         id: uuid::Uuid::new_v4(),
                         expires_at: from_micros(to_micros(claim_until)?)?,
                     };
+                    let mut w = self.write_one().await?;
                     let won = sqlx::query(
                         "INSERT INTO handler_starts (service, operation, request_id, claim_id, \
                          claim_expires_at_us, created_at_us) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -36,14 +37,16 @@ macro_rules! impl_handler_store {
                     .bind(claim.id.to_string())
                     .bind(to_micros(claim.expires_at)?)
                     .bind(to_micros(now)?)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *w)
                     .await
                     .map_err(db_error)?;
                     if let Some(row) = won
                         && row.text("claim_id")? == claim.id.to_string()
                     {
+                        w.commit().await.map_err(db_error)?;
                         return Ok(BeginStart::Claimed(claim));
                     }
+                    // Read in the write's turn: the record that won may be in its batch.
                     let row = sqlx::query(
                         "SELECT * FROM handler_starts WHERE service = $1 AND operation = $2 \
                          AND request_id = $3",
@@ -51,10 +54,11 @@ macro_rules! impl_handler_store {
                     .bind(&key.service)
                     .bind(&key.operation)
                     .bind(&key.request_id)
-                    .fetch_optional(self.readers())
+                    .fetch_optional(&mut *w)
                     .await
-                    .map_err(db_error)?
-                    .ok_or_else(|| {
+                    .map_err(db_error)?;
+                    w.commit().await.map_err(db_error)?;
+                    let row = row.ok_or_else(|| {
                         $crate::store::StoreError::Unavailable {
                             message: format!(
                                 "the start record of request `{}` vanished while claiming it; \
@@ -96,7 +100,7 @@ macro_rules! impl_handler_store {
                         }
                         StartAnswer::Failed(f) => ("failed", None, None, Some(f), None),
                     };
-                    let mut tx = self.pool.begin().await.map_err(db_error)?;
+                    let mut tx = self.write_tx().await?;
                     let updated = sqlx::query(
                         "UPDATE handler_starts SET answer = $5, output_data = $6, \
                          output_headers = $7, token = $8, failure = $9, links = $10, \
@@ -119,6 +123,7 @@ macro_rules! impl_handler_store {
                     .await
                     .map_err(db_error)?;
                     if updated.rows_affected() != 1 {
+                        tx.commit().await.map_err(db_error)?;
                         return Ok(false);
                     }
                     if let Some(op) = operation {
@@ -246,7 +251,7 @@ macro_rules! impl_handler_store {
                     use $crate::store::{AsyncState, CompleteAsync};
                     let state = AsyncState::of_completion(completion);
                     let now_us = to_micros(now)?;
-                    let mut tx = self.pool.begin().await.map_err(db_error)?;
+                    let mut tx = self.write_tx().await?;
                     let row = sqlx::query(
                         "UPDATE handler_operations SET state = $2, closed_at_us = $3, \
                          lease_owner = NULL, lease_expires_at_us = NULL \
@@ -260,8 +265,16 @@ macro_rules! impl_handler_store {
                     .await
                     .map_err(db_error)?;
                     let Some(row) = row else {
-                        drop(tx);
-                        return Ok(match self.get_async(&completion.token).await? {
+                        // Read in the write's turn: it may have finished in the write's batch.
+                        let op = sqlx::query("SELECT * FROM handler_operations WHERE token = $1")
+                            .bind(&completion.token)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(db_error)?
+                            .map(|row| async_from_row(&row))
+                            .transpose()?;
+                        tx.commit().await.map_err(db_error)?;
+                        return Ok(match op {
                             None => CompleteAsync::UnknownOperation,
                             Some(op) => CompleteAsync::AlreadyFinished(op.state),
                         });

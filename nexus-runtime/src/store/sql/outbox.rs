@@ -14,6 +14,7 @@ macro_rules! impl_outbox_store {
                 Box::pin(async move {
                     use $crate::store::sql::*;
                     use $crate::store::time::{expiry_micros, to_micros};
+                    let mut w = self.write_one().await?;
                     let rows = sqlx::query(concat!(
                         "WITH picked AS MATERIALIZED (SELECT id FROM completion_deliveries \
                          WHERE state = 'pending' AND next_attempt_at_us <= $1 \
@@ -26,9 +27,10 @@ macro_rules! impl_outbox_store {
                     .bind(to_micros(now)?)
                     .bind(expiry_micros(now, visibility)?)
                     .bind(limit(max))
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *w)
                     .await
                     .map_err(db_error)?;
+                    w.commit().await.map_err(db_error)?;
                     let mut due = rows
                         .iter()
                         .map(delivery_from_row)
@@ -46,6 +48,7 @@ macro_rules! impl_outbox_store {
                 Box::pin(async move {
                     use $crate::store::sql::*;
                     use $crate::store::time::to_micros;
+                    let mut w = self.write_one().await?;
                     let updated = sqlx::query(
                         "UPDATE completion_deliveries SET state = 'delivered', \
                          attempts = attempts + 1, finished_at_us = $2 \
@@ -53,9 +56,10 @@ macro_rules! impl_outbox_store {
                     )
                     .bind(id.to_string())
                     .bind(to_micros(now)?)
-                    .execute(&self.pool)
+                    .execute(&mut *w)
                     .await
                     .map_err(db_error)?;
+                    w.commit().await.map_err(db_error)?;
                     Ok(updated.rows_affected() == 1)
                 })
             }
@@ -69,6 +73,7 @@ macro_rules! impl_outbox_store {
                 Box::pin(async move {
                     use $crate::store::sql::*;
                     use $crate::store::time::to_micros;
+                    let mut w = self.write_one().await?;
                     let updated = sqlx::query(
                         "UPDATE completion_deliveries SET attempts = attempts + 1, \
                          next_attempt_at_us = $2, last_error = $3 \
@@ -79,9 +84,10 @@ macro_rules! impl_outbox_store {
                     .bind(error)
                     .bind(&delivery.url)
                     .bind(headers_json(&delivery.headers)?)
-                    .execute(&self.pool)
+                    .execute(&mut *w)
                     .await
                     .map_err(db_error)?;
+                    w.commit().await.map_err(db_error)?;
                     Ok(updated.rows_affected() == 1)
                 })
             }
@@ -95,6 +101,7 @@ macro_rules! impl_outbox_store {
                 Box::pin(async move {
                     use $crate::store::sql::*;
                     use $crate::store::time::to_micros;
+                    let mut w = self.write_one().await?;
                     let updated = sqlx::query(
                         "UPDATE completion_deliveries SET state = 'dead', \
                          attempts = attempts + 1, finished_at_us = $2, last_error = $3 \
@@ -105,9 +112,10 @@ macro_rules! impl_outbox_store {
                     .bind(error)
                     .bind(&delivery.url)
                     .bind(headers_json(&delivery.headers)?)
-                    .execute(&self.pool)
+                    .execute(&mut *w)
                     .await
                     .map_err(db_error)?;
+                    w.commit().await.map_err(db_error)?;
                     Ok(updated.rows_affected() == 1)
                 })
             }
