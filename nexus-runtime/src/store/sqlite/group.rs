@@ -13,7 +13,14 @@
 //! A write reports success only once its batch is committed. If the commit fails, every member
 //! gets the error (and retries, as for any store error). A write dropped before it commits (its
 //! caller went away, or it failed) is rolled back to its savepoint by the next turn, and a task
-//! commits what the others of its batch wrote if nobody else is left to.
+//! commits what the others of its batch wrote if nobody else is left to. A batch dropped in the
+//! middle of one of its own statements (the write running it went away) is rolled back, and its
+//! members are told so rather than left waiting.
+//!
+//! The errors after which SQLite abandons the whole transaction itself (a full disk, an I/O
+//! error) fail the batch's commit, so every member reports the error; statements that ran after
+//! such an error, outside any transaction, may have been kept all the same. Every write here is
+//! idempotent or conditional (a compare-and-set, a claim), so a retry finds what was kept.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -37,19 +44,26 @@ pub(crate) struct GroupWriter {
 
 #[derive(Default)]
 struct Batch {
-    /// The open batch transaction, if one is open (and no write holds it).
-    tx: Option<BatchTx>,
-    /// The writes in the open batch, waiting for its commit.
-    members: Vec<oneshot::Sender<Committed>>,
+    /// The open batch, if one is open and no write holds it.
+    open: Option<Open>,
     /// A write was dropped inside its savepoint: roll it back before the next statement.
     abandoned_savepoint: bool,
+}
+
+/// An open batch: its transaction and the writes waiting for its commit. They travel together:
+/// wherever an await is interrupted (its future dropped), dropping the batch rolls its
+/// transaction back *and* drops its members' senders, so they learn it did not commit instead of
+/// waiting for it.
+struct Open {
+    tx: BatchTx,
+    members: Vec<oneshot::Sender<Committed>>,
 }
 
 /// A write's turn on the batch transaction: statements run on it as on a connection
 /// (`&mut *write`); [`commit`](Self::commit) ends the turn and waits for the batch's commit.
 pub(crate) struct Write {
     turn: Option<OwnedMutexGuard<Batch>>,
-    tx: Option<BatchTx>,
+    open: Option<Open>,
     savepoint: bool,
     writer: GroupWriter,
 }
@@ -68,28 +82,29 @@ impl GroupWriter {
     /// without, each statement is atomic on its own (enough for a write of one statement).
     pub async fn write(&self, savepoint: bool) -> Result<Write, sqlx::Error> {
         let mut turn = self.batch.clone().lock_owned().await;
-        let mut tx = match turn.tx.take() {
-            Some(mut tx) => {
-                if turn.abandoned_savepoint {
-                    turn.abandoned_savepoint = false;
-                    if let Err(e) = roll_back_savepoint(&mut tx).await {
-                        fail_batch(&mut turn, tx, &e).await;
-                        return Err(e);
-                    }
+        let abandoned = std::mem::take(&mut turn.abandoned_savepoint);
+        let mut open = match turn.open.take() {
+            Some(mut open) => {
+                if abandoned && let Err(e) = roll_back_savepoint(&mut open.tx).await {
+                    fail_batch(open, &e).await;
+                    return Err(e);
                 }
-                tx
+                open
             }
-            None => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            None => Open {
+                tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+                members: Vec::new(),
+            },
         };
-        if savepoint && let Err(e) = run(&mut tx, "SAVEPOINT nexus_write").await {
-            turn.tx = Some(tx);
+        if savepoint && let Err(e) = run(&mut open.tx, "SAVEPOINT nexus_write").await {
+            turn.open = Some(open);
             drop(turn);
             self.spawn_flush();
             return Err(e);
         }
         Ok(Write {
             turn: Some(turn),
-            tx: Some(tx),
+            open: Some(open),
             savepoint,
             writer: self.clone(),
         })
@@ -102,8 +117,9 @@ impl GroupWriter {
             let writer = self.clone();
             runtime.spawn(async move {
                 let mut turn = writer.batch.clone().lock_owned().await;
-                if let Some(tx) = turn.tx.take() {
-                    commit_batch(&mut turn, tx).await;
+                let abandoned = std::mem::take(&mut turn.abandoned_savepoint);
+                if let Some(open) = turn.open.take() {
+                    commit_batch(open, abandoned).await;
                 }
             });
         }
@@ -114,36 +130,41 @@ impl Write {
     /// Ends this write's turn, and returns once its batch is committed (by a later member, or
     /// by this one when its turn comes back).
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
-        let (Some(mut turn), Some(mut tx)) = (self.turn.take(), self.tx.take()) else {
+        let (Some(mut turn), Some(mut open)) = (self.turn.take(), self.open.take()) else {
             return Err(sqlx::Error::WorkerCrashed);
         };
         if self.savepoint
-            && let Err(e) = run(&mut tx, "RELEASE nexus_write").await
+            && let Err(e) = run(&mut open.tx, "RELEASE nexus_write").await
         {
-            turn.tx = Some(tx);
+            turn.open = Some(open);
             turn.abandoned_savepoint = true;
             drop(turn);
             self.writer.spawn_flush();
             return Err(e);
         }
         let (done, committed) = oneshot::channel();
-        turn.members.push(done);
-        turn.tx = Some(tx);
+        open.members.push(done);
+        turn.open = Some(open);
         drop(turn);
         // Queue again: the writes that arrived meanwhile join this batch first.
         let mut turn = self.writer.batch.clone().lock_owned().await;
-        if let Some(tx) = turn.tx.take() {
-            commit_batch(&mut turn, tx).await;
+        let abandoned = std::mem::take(&mut turn.abandoned_savepoint);
+        if let Some(open) = turn.open.take() {
+            commit_batch(open, abandoned).await;
         }
         drop(turn);
+        // Either failure is reported as an I/O error, which the store reports as unavailable
+        // (retryable): this write did not land, through no fault of its own.
         match committed.await {
             Ok(None) => Ok(()),
-            Ok(Some(error)) => Err(sqlx::Error::Protocol(format!(
+            Ok(Some(error)) => Err(not_committed(format!(
                 "the transaction this write was batched in did not commit: {error}"
             ))),
-            // The committing write was dropped in the middle of the commit.
-            Err(_) => Err(sqlx::Error::Protocol(
-                "the transaction this write was batched in was abandoned during its commit".into(),
+            // The batch was dropped in the middle of a statement or of its commit (the write
+            // that ran it went away): rolled back, as far as this write can tell.
+            Err(_) => Err(not_committed(
+                "the transaction this write was batched in was abandoned before it committed"
+                    .into(),
             )),
         }
     }
@@ -153,69 +174,72 @@ impl Deref for Write {
     type Target = SqliteConnection;
 
     fn deref(&self) -> &SqliteConnection {
-        self.tx
-            .as_deref()
-            .expect("a write holds the batch transaction until it commits or drops")
+        &self
+            .open
+            .as_ref()
+            .expect("a write holds the batch until it commits or drops")
+            .tx
     }
 }
 
 impl DerefMut for Write {
     fn deref_mut(&mut self) -> &mut SqliteConnection {
-        self.tx
-            .as_deref_mut()
-            .expect("a write holds the batch transaction until it commits or drops")
+        &mut self
+            .open
+            .as_mut()
+            .expect("a write holds the batch until it commits or drops")
+            .tx
     }
 }
 
 impl Drop for Write {
     fn drop(&mut self) {
-        let (Some(mut turn), Some(tx)) = (self.turn.take(), self.tx.take()) else {
+        let (Some(mut turn), Some(open)) = (self.turn.take(), self.open.take()) else {
             return;
         };
         // Dropped uncommitted: its savepoint is rolled back at the next turn, and the batch
         // (others' writes, or nothing) committed by a member still to come or by a task.
         turn.abandoned_savepoint |= self.savepoint;
-        turn.tx = Some(tx);
+        turn.open = Some(open);
         drop(turn);
         self.writer.spawn_flush();
     }
 }
 
-/// Commits the batch `tx` (rolling back an abandoned savepoint first) and tells its members; the
+/// Commits batch `open` (rolling back an abandoned savepoint first) and tells its members; the
 /// connection goes back to the pool.
-async fn commit_batch(turn: &mut Batch, mut tx: BatchTx) {
-    if turn.abandoned_savepoint {
-        turn.abandoned_savepoint = false;
-        if let Err(e) = roll_back_savepoint(&mut tx).await {
-            fail_batch(turn, tx, &e).await;
-            return;
-        }
+async fn commit_batch(mut open: Open, abandoned_savepoint: bool) {
+    if abandoned_savepoint && let Err(e) = roll_back_savepoint(&mut open.tx).await {
+        fail_batch(open, &e).await;
+        return;
     }
-    match tx.commit().await {
-        Ok(()) => {
-            for member in turn.members.drain(..) {
-                let _ = member.send(None);
-            }
-        }
+    let Open { tx, members } = open;
+    let committed = tx.commit().await;
+    let outcome: Committed = match committed {
+        Ok(()) => None,
         Err(e) => {
             tracing::warn!(error = %e, "an SQLite batch transaction did not commit");
-            tell(turn, &e);
+            Some(e.to_string().into())
         }
+    };
+    for member in members {
+        let _ = member.send(outcome.clone());
     }
 }
 
-/// Rolls the batch back and tells its members why.
-async fn fail_batch(turn: &mut Batch, tx: BatchTx, error: &sqlx::Error) {
+/// Rolls batch `open` back and tells its members why.
+async fn fail_batch(open: Open, error: &sqlx::Error) {
     tracing::warn!(%error, "an SQLite batch transaction failed; its writes are rolled back");
+    let Open { tx, members } = open;
     let _ = tx.rollback().await;
-    tell(turn, error);
-}
-
-fn tell(turn: &mut Batch, error: &sqlx::Error) {
     let error: Arc<str> = error.to_string().into();
-    for member in turn.members.drain(..) {
+    for member in members {
         let _ = member.send(Some(error.clone()));
     }
+}
+
+fn not_committed(message: String) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::other(message))
 }
 
 async fn roll_back_savepoint(tx: &mut BatchTx) -> Result<(), sqlx::Error> {

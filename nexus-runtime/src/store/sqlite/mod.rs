@@ -155,7 +155,9 @@ impl SqliteStore {
         &self.path
     }
 
-    /// The connection pool writes go through (one connection).
+    /// The connection pool writes go through: one connection, which the store's write batches
+    /// hold while they run, so a query of your own on it waits for the batch in progress. For
+    /// reads of your own, open another pool on [`path`](Self::path).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
