@@ -30,6 +30,7 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
 use super::driver::{Command, Record};
+use super::durable::mirror;
 use super::queue::{self, Receiver, Sender, WeakSender};
 use crate::clock;
 use crate::codec::Content;
@@ -239,39 +240,30 @@ impl Registry {
     pub fn complete(&self, id: OperationId, completion: &Completion) -> Result<(), HandlerError> {
         let mut entries = self.lock();
         let Some(entry) = entries.by_id.get_mut(&id) else {
-            return Err(HandlerError::not_found(format!(
-                "no operation has callback id `{id}` (unknown, or it ended: this client keeps \
-                 no finished operation)"
-            )));
+            return Err(refusal(id, completion, CompletionOutcome::UnknownOperation));
         };
         if let Some(done) = &entry.completed {
             if done.ended_with(completion) {
                 tracing::debug!(operation_id = %id, "a completion received again");
                 return Ok(());
             }
-            return Err(HandlerError::not_found(format!(
-                "operation `{id}` already finished ({}); the completion is not needed",
-                done.state
-            )));
+            let finished = CompletionOutcome::AlreadyFinished(done.state);
+            return Err(refusal(id, completion, finished));
         }
         let (token, ended) = {
             let shown = entry.record.borrow();
-            let ended = shown.outcome.is_some().then(|| shown.info.state.clone());
+            let ended = shown
+                .outcome
+                .is_some()
+                .then(|| mirror::stored_state(&shown.info.state));
             (shown.info.token.clone(), ended)
         };
         if let Some(state) = ended {
-            return Err(HandlerError::not_found(format!(
-                "operation `{id}` already finished ({state:?}); the completion is not needed"
-            )));
-        }
-        if let Some(expected) = &token
-            && !completion.token.is_empty()
-            && &completion.token != expected
-        {
-            return Err(HandlerError::bad_request(format!(
-                "completion for token `{}` sent to the callback of token `{expected}`",
-                completion.token
-            )));
+            return Err(refusal(
+                id,
+                completion,
+                CompletionOutcome::AlreadyFinished(state),
+            ));
         }
         let now = clock::now();
         let mut record = CallerRecord::new(
@@ -282,6 +274,11 @@ impl Registry {
             now,
         );
         record.token = token;
+        if let Some(expected) = record.token_contradicted_by(completion) {
+            let expected = expected.to_owned();
+            let mismatch = CompletionOutcome::TokenMismatch { expected };
+            return Err(refusal(id, completion, mismatch));
+        }
         record.apply_completion(completion, now);
         let record = Box::new(record);
         entry.completed = Some(record.clone());
@@ -409,10 +406,7 @@ async fn record_and_wake(
             wake(registry, id, Wake::Completed(record), waker);
             Ok(())
         }
-        CompletionOutcome::UnknownOperation => Err(HandlerError::not_found(format!(
-            "no operation has callback id `{id}` (unknown, or purged after its retention)"
-        ))),
-        CompletionOutcome::AlreadyFinished(state) => {
+        CompletionOutcome::AlreadyFinished(_) => {
             if let Some(record) = recorded_already(store, id, &completion).await {
                 // The same completion again: its sender did not see the first 200 (it died, or
                 // gave up waiting). It is recorded: acknowledge it, or the sender would count a
@@ -422,14 +416,31 @@ async fn record_and_wake(
                 wake(registry, id, Wake::Completed(Box::new(record)), waker);
                 return Ok(());
             }
-            Err(HandlerError::not_found(format!(
-                "operation `{id}` already finished ({state}); the completion is not needed"
-            )))
+            Err(refusal(id, &completion, outcome))
         }
-        CompletionOutcome::TokenMismatch { expected } => Err(HandlerError::bad_request(format!(
+        refused => Err(refusal(id, &completion, refused)),
+    }
+}
+
+/// The error a completion's sender gets when the completion is refused, whether a store or an
+/// ephemeral registry refused it: NOT_FOUND for an unknown operation or one that finished
+/// otherwise, BAD_REQUEST for a token other than the start response gave.
+fn refusal(id: OperationId, completion: &Completion, outcome: CompletionOutcome) -> HandlerError {
+    match outcome {
+        CompletionOutcome::AlreadyFinished(state) => HandlerError::not_found(format!(
+            "operation `{id}` already finished ({state}); the completion is not needed"
+        )),
+        CompletionOutcome::TokenMismatch { expected } => HandlerError::bad_request(format!(
             "completion for token `{}` sent to the callback of token `{expected}`",
             completion.token
-        ))),
+        )),
+        // (`Applied` is no refusal; it is never passed here.)
+        CompletionOutcome::UnknownOperation | CompletionOutcome::Applied(_) => {
+            HandlerError::not_found(format!(
+                "no operation has callback id `{id}` (unknown, or no longer kept: purged after \
+                 its retention, or ended in a client that keeps nothing)"
+            ))
+        }
     }
 }
 

@@ -208,6 +208,14 @@ impl CallerRecord {
         self.lease = None;
     }
 
+    /// The token this record knows, if `completion` names another one (a completion that names
+    /// none names no other).
+    pub(crate) fn token_contradicted_by(&self, completion: &Completion) -> Option<&str> {
+        self.token
+            .as_deref()
+            .filter(|known| !completion.token.is_empty() && completion.token != *known)
+    }
+
     /// Whether this record ended with exactly `completion` (same token, same outcome): the same
     /// completion received again.
     pub(crate) fn ended_with(&self, completion: &Completion) -> bool {

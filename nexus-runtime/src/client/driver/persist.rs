@@ -40,8 +40,9 @@ impl Driver {
         if self.halt.is_some() {
             return;
         }
-        if self.client.durability().keeps_nothing() {
-            // Nothing to record (see `Durability::keeps_nothing`): the change is made in place.
+        if self.stored.is_none() {
+            // Nothing is recorded (a client that keeps nothing, see `Durability::keeps_nothing`):
+            // the change is made in place.
             let record = &self.record;
             record.send_if_modified(|shown| {
                 change(shown);
@@ -130,7 +131,7 @@ impl Driver {
         if self.halt.is_some() {
             return false;
         }
-        if self.client.durability().keeps_nothing() {
+        if self.stored.is_none() {
             // Nothing recorded to read (completions reach the driver through its queue).
             return true;
         }

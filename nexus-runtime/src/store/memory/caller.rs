@@ -152,13 +152,9 @@ impl CallerStore for MemoryStore {
             if stored.state.is_terminal() {
                 return Ok(CompletionOutcome::AlreadyFinished(stored.state));
             }
-            if let Some(expected) = &stored.token
-                && !completion.token.is_empty()
-                && &completion.token != expected
-            {
-                return Ok(CompletionOutcome::TokenMismatch {
-                    expected: expected.clone(),
-                });
+            if let Some(expected) = stored.token_contradicted_by(completion) {
+                let expected = expected.to_owned();
+                return Ok(CompletionOutcome::TokenMismatch { expected });
             }
             stored.apply_completion(completion, now);
             stored.version += 1;

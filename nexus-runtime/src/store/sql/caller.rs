@@ -1,12 +1,12 @@
 //! [`CallerStore`](crate::store::CallerStore) in SQL, for any database with the shared schema.
 
-/// Operation `id` as a write's turn sees it (changed in the write's batch, maybe, and not yet
-/// committed): `SELECT *` on the write's connection, `?` on errors.
-macro_rules! caller_in_turn {
-    ($w:ident, $id:expr) => {
+/// Operation `$id`, read through executor `$exec` (the readers, or a write's connection when
+/// what it looks for may be in the write's batch, not yet committed); `?` on errors.
+macro_rules! caller_by_id {
+    ($exec:expr, $id:expr) => {
         sqlx::query("SELECT * FROM caller_operations WHERE id = $1")
             .bind($id.to_string())
-            .fetch_optional(&mut *$w)
+            .fetch_optional($exec)
             .await
             .map_err(db_error)?
             .map(|row| caller_from_row(&row))
@@ -126,13 +126,7 @@ macro_rules! impl_caller_store {
             ) -> $crate::store::StoreFuture<'_, Option<$crate::store::CallerRecord>> {
                 Box::pin(async move {
                     use $crate::store::sql::*;
-                    sqlx::query("SELECT * FROM caller_operations WHERE id = $1")
-                        .bind(id.to_string())
-                        .fetch_optional(self.readers())
-                        .await
-                        .map_err(db_error)?
-                        .map(|row| caller_from_row(&row))
-                        .transpose()
+                    Ok(caller_by_id!(self.readers(), id))
                 })
             }
 
@@ -243,7 +237,7 @@ macro_rules! impl_caller_store {
                     let outcome = if updated.rows_affected() == 1 {
                         Outcome::Requested
                     } else {
-                        match caller_in_turn!(w, id) {
+                        match caller_by_id!(&mut *w, id) {
                             None => Outcome::UnknownOperation,
                             Some(r) if r.state.is_terminal() => Outcome::AlreadyFinished,
                             Some(_) => Outcome::AlreadyRequested,
@@ -292,7 +286,7 @@ macro_rules! impl_caller_store {
                     .map_err(db_error)?;
                     let outcome = match row {
                         Some(row) => Outcome::Applied(Box::new(caller_from_row(&row)?)),
-                        None => match caller_in_turn!(w, id) {
+                        None => match caller_by_id!(&mut *w, id) {
                             None => Outcome::UnknownOperation,
                             Some(r) if r.state.is_terminal() => Outcome::AlreadyFinished(r.state),
                             Some(r) => Outcome::TokenMismatch {

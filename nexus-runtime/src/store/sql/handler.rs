@@ -1,5 +1,19 @@
 //! [`HandlerStore`](crate::store::HandlerStore) in SQL, for any database with the shared schema.
 
+/// The async operation with token `$token`, read through executor `$exec` (the readers, or a
+/// write's connection when it may have changed in the write's batch); `?` on errors.
+macro_rules! async_by_token {
+    ($exec:expr, $token:expr) => {
+        sqlx::query("SELECT * FROM handler_operations WHERE token = $1")
+            .bind($token)
+            .fetch_optional($exec)
+            .await
+            .map_err(db_error)?
+            .map(|row| async_from_row(&row))
+            .transpose()?
+    };
+}
+
 /// Implements `HandlerStore` for `$store` (a struct with a `pool: sqlx::Pool<$db>` field).
 /// `$lock` is appended to the claims' inner `SELECT` (`"FOR UPDATE SKIP LOCKED"` or `""`).
 macro_rules! impl_handler_store {
@@ -200,13 +214,7 @@ macro_rules! impl_handler_store {
             {
                 Box::pin(async move {
                     use $crate::store::sql::*;
-                    sqlx::query("SELECT * FROM handler_operations WHERE token = $1")
-                        .bind(token)
-                        .fetch_optional(self.readers())
-                        .await
-                        .map_err(db_error)?
-                        .map(|row| async_from_row(&row))
-                        .transpose()
+                    Ok(async_by_token!(self.readers(), token))
                 })
             }
 
@@ -266,13 +274,7 @@ macro_rules! impl_handler_store {
                     .map_err(db_error)?;
                     let Some(row) = row else {
                         // Read in the write's turn: it may have finished in the write's batch.
-                        let op = sqlx::query("SELECT * FROM handler_operations WHERE token = $1")
-                            .bind(&completion.token)
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(db_error)?
-                            .map(|row| async_from_row(&row))
-                            .transpose()?;
+                        let op = async_by_token!(&mut *tx, &completion.token);
                         tx.commit().await.map_err(db_error)?;
                         return Ok(match op {
                             None => CompleteAsync::UnknownOperation,
