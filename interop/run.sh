@@ -152,7 +152,7 @@ start_handler fraud-slow --check-delay-ms 600000
 start_handler fraud-flaky --unavailable-first "$UNAVAILABLE_FIRST"
 say "fraud-handlers: $fraud_url, $fraud_slow_url (slow), $fraud_flaky_url (flaky)"
 
-# 4. The Temporal dev server, with the settings that matter (../shared/reference/temporal-dev-server.md):
+# 4. The Temporal dev server, with the settings that matter (benches/scripts/temporal/start_server.sh explains each):
 #    - the callback endpoint template: without it the server never calls an external target;
 #    - callback.allowedAddresses (the Server 1.32 name; component.callbacks.* is the older one):
 #      lets an HTTP caller (temporal-echo) pass its own callback URL;

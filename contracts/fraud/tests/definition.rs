@@ -8,7 +8,7 @@ use serde_json::Value;
 const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fraud.v1.nexusrpc.json");
 const SCHEMA: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/schemas/nexus-rpc-gen.schema.json"
+    "/tests/data/nexus-rpc-gen.schema.json"
 );
 
 fn read_json(path: &str) -> Value {
@@ -86,12 +86,12 @@ fn definition_has_wire_names_descriptions_and_schemas() {
 }
 
 #[test]
-fn shared_example_definition_validates_too() {
+fn reference_example_definition_validates_too() {
     // Guards the validator set-up itself with the reference's own known-good example.
     let schema = read_json(SCHEMA);
     let example = read_json(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/schemas/example.nexusrpc.json"
+        "/tests/data/example.nexusrpc.json"
     ));
     assert!(
         jsonschema::validator_for(&schema)
