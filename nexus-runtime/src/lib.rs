@@ -66,6 +66,7 @@ pub mod link;
 pub mod machinery;
 pub mod operation;
 pub mod protocol;
+pub mod security;
 #[cfg(feature = "http")]
 pub mod server;
 pub mod service;

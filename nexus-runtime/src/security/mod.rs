@@ -1,0 +1,15 @@
+//! Security across team boundaries: who is calling ([`Principal`]), what the transport learned
+//! about the peer ([`PeerCertificates`]), and the rules a handler applies before it runs anything.
+//!
+//! The pieces, each in its own module:
+//! - TLS and mTLS for the servers and clients (feature `tls`);
+//! - authentication: an authenticator turns a request into a [`Principal`] (mTLS certificate,
+//!   bearer token), and allowlists say which principals may call which services and operations;
+//! - the callback guard: where a handler may deliver completions;
+//! - completion secrets: a caller accepts a completion only from its operation's handler.
+//!
+//! This module is a leaf: it imports nothing else of the crate.
+
+mod principal;
+
+pub use principal::{PeerCertificates, Principal, PrincipalKind};
