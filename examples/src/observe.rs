@@ -141,7 +141,7 @@ impl<H: ServiceHandler> ServiceHandler for Observed<H> {
         });
         let log = self.log.clone();
         let record = move |mut event: Value, answer: &str, error: Option<String>| {
-            tracing::info!(
+            tracing::debug!(
                 operation = %event["operation"].as_str().unwrap_or_default(),
                 request_id = %event["requestId"].as_str().unwrap_or_default(),
                 attempt = %event["attempt"],
@@ -223,7 +223,7 @@ impl<S: CompletionSender> CompletionSender for LoggedCompletions<S> {
         let log = self.log.clone();
         async move {
             let result = sent.await;
-            tracing::info!(%token, state, delivered = result.is_ok(), "completion");
+            tracing::debug!(%token, state, delivered = result.is_ok(), "completion");
             if let Some(log) = &log {
                 log.record(&json!({
                     "event": "completion",
