@@ -238,6 +238,7 @@ pub fn dispatcher(
 ) -> Dispatcher {
     Dispatcher::builder()
         .service(JobsService::handler(jobs.clone()))
+        .callback_guard(nexus_runtime::security::CallbackGuard::loopback())
         .store(store)
         .durability(options)
         .build()

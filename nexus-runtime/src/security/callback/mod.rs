@@ -223,7 +223,9 @@ impl CallbackGuard {
             if let Some(reason) = callback_header_refusal(name) {
                 return Err(CallbackRefusal {
                     kind: RefusalKind::Header,
-                    message: format!("callback header `Nexus-Callback-{name}` is refused: {reason}"),
+                    message: format!(
+                        "callback header `Nexus-Callback-{name}` is refused: {reason}"
+                    ),
                 });
             }
             total = total.saturating_add(name.len() + value.len());

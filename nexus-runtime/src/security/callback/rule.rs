@@ -398,7 +398,10 @@ mod tests {
         assert_eq!(r.match_host(&name("a.example.org")), HostMatch::No);
         assert_eq!(r.match_host(&name("aexample.com")), HostMatch::No);
         let r = rule("api.*.example.com");
-        assert_eq!(r.match_host(&name("api.eu.example.com")), HostMatch::Wildcard);
+        assert_eq!(
+            r.match_host(&name("api.eu.example.com")),
+            HostMatch::Wildcard
+        );
         assert_eq!(r.match_host(&name("api.a.b.example.com")), HostMatch::No);
         let all = rule("*");
         assert_eq!(all.match_host(&name("x")), HostMatch::Wildcard);
@@ -408,7 +411,10 @@ mod tests {
             rule("8.8.*.*").match_host(&ip("8.8.4.4")),
             HostMatch::Wildcard
         );
-        assert_eq!(rule("localhost").match_host(&name("localhost")), HostMatch::Exact);
+        assert_eq!(
+            rule("localhost").match_host(&name("localhost")),
+            HostMatch::Exact
+        );
         assert_eq!(rule("127.1").match_host(&ip("127.0.0.1")), HostMatch::Exact);
     }
 

@@ -71,8 +71,16 @@ fn a_rule_naming_the_address_opens_it_and_only_it() {
     ] {
         assert!(guard.check_url(url).is_ok(), "{url}");
     }
-    for url in ["http://127.0.0.2/", "http://10.0.0.1/", "http://169.254.169.254/"] {
-        assert_eq!(refused(&guard, url).kind(), &RefusalKind::NonPublic, "{url}");
+    for url in [
+        "http://127.0.0.2/",
+        "http://10.0.0.1/",
+        "http://169.254.169.254/",
+    ] {
+        assert_eq!(
+            refused(&guard, url).kind(),
+            &RefusalKind::NonPublic,
+            "{url}"
+        );
     }
     // Not a public host either: the loopback rules open nothing else.
     assert_eq!(
@@ -128,10 +136,21 @@ fn resolved_addresses_are_checked_at_delivery() {
     let ip = "127.0.0.1".parse().unwrap();
     let e = wildcard.check_address(&checked, ip).unwrap_err();
     assert_eq!(e.kind(), &RefusalKind::NonPublic);
-    assert!(e.message().contains("localhost resolves to 127.0.0.1"), "{e}");
-    assert!(wildcard.check_address(&checked, "8.8.8.8".parse().unwrap()).is_ok());
+    assert!(
+        e.message().contains("localhost resolves to 127.0.0.1"),
+        "{e}"
+    );
+    assert!(
+        wildcard
+            .check_address(&checked, "8.8.8.8".parse().unwrap())
+            .is_ok()
+    );
     assert!(wildcard.check_resolved("localhost", ip).is_err());
-    assert!(wildcard.check_resolved("example.com", "1.1.1.1".parse().unwrap()).is_ok());
+    assert!(
+        wildcard
+            .check_resolved("example.com", "1.1.1.1".parse().unwrap())
+            .is_ok()
+    );
 
     // Named exactly: its non-public addresses are what the operator asked for.
     let named = CallbackGuard::new(["http://localhost:9000", "http://*:*"]).unwrap();
@@ -145,8 +164,16 @@ fn resolved_addresses_are_checked_at_delivery() {
     // A rule naming the address opens it for any name resolving to it, on its port.
     let by_address = CallbackGuard::new(["http://10.0.0.7:8080", "http://*:*"]).unwrap();
     let internal = by_address.check_url("http://svc.internal:8080/").unwrap();
-    assert!(by_address.check_address(&internal, "10.0.0.7".parse().unwrap()).is_ok());
-    assert!(by_address.check_address(&internal, "10.0.0.8".parse().unwrap()).is_err());
+    assert!(
+        by_address
+            .check_address(&internal, "10.0.0.7".parse().unwrap())
+            .is_ok()
+    );
+    assert!(
+        by_address
+            .check_address(&internal, "10.0.0.8".parse().unwrap())
+            .is_err()
+    );
     let mapped = "::ffff:10.0.0.7".parse().unwrap();
     assert!(by_address.check_address(&internal, mapped).is_ok());
 }
@@ -172,13 +199,23 @@ fn framing_headers_are_refused_by_name() {
     ] {
         let e = guard.check_callback(url, [(name, "x")]).unwrap_err();
         assert_eq!(e.kind(), &RefusalKind::Header, "{name}");
-        assert!(e.message().contains(&format!("`Nexus-Callback-{name}`")), "{e}");
+        assert!(
+            e.message().contains(&format!("`Nexus-Callback-{name}`")),
+            "{e}"
+        );
     }
-    for name in ["Authorization", "Cookie", "Temporal-Callback-Token", "source"] {
+    for name in [
+        "Authorization",
+        "Cookie",
+        "Temporal-Callback-Token",
+        "source",
+    ] {
         assert!(guard.check_callback(url, [(name, "x")]).is_ok(), "{name}");
     }
     let big = "v".repeat(MAX_CALLBACK_HEADER_BYTES);
-    let e = guard.check_callback(url, [("token", big.as_str())]).unwrap_err();
+    let e = guard
+        .check_callback(url, [("token", big.as_str())])
+        .unwrap_err();
     assert_eq!(e.kind(), &RefusalKind::Header);
 }
 
