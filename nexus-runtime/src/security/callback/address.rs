@@ -68,52 +68,25 @@ const V4_RANGES: &[(Ipv4Addr, u8, &str)] = &[
     (Ipv4Addr::new(240, 0, 0, 0), 4, "reserved"),
 ];
 
+/// `a:b:c::d`, for the table below.
+const fn v6(a: u16, b: u16, c: u16, d: u16) -> Ipv6Addr {
+    Ipv6Addr::new(a, b, c, 0, 0, 0, 0, d)
+}
+
 const V6_RANGES: &[(Ipv6Addr, u8, &str)] = &[
     (Ipv6Addr::UNSPECIFIED, 128, "unspecified"),
     (Ipv6Addr::LOCALHOST, 128, "loopback"),
-    (
-        Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254),
-        128,
-        "cloud metadata",
-    ),
-    (
-        Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0),
-        48,
-        "local NAT64",
-    ),
-    (
-        Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0),
-        64,
-        "discard-only",
-    ),
-    (
-        Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0),
-        32,
-        "documentation",
-    ),
-    (
-        Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0),
-        23,
-        "IETF protocol assignment",
-    ),
-    (
-        Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0),
-        20,
-        "documentation",
-    ),
-    (
-        Ipv6Addr::new(0x5f00, 0, 0, 0, 0, 0, 0, 0),
-        16,
-        "segment routing",
-    ),
-    (
-        Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0),
-        7,
-        "unique local (private)",
-    ),
-    (Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10, "link-local"),
-    (Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0), 10, "site-local"),
-    (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8, "multicast"),
+    (v6(0xfd00, 0xec2, 0, 0x254), 128, "cloud metadata"),
+    (v6(0x64, 0xff9b, 1, 0), 48, "local NAT64"),
+    (v6(0x100, 0, 0, 0), 64, "discard-only"),
+    (v6(0x2001, 0xdb8, 0, 0), 32, "documentation"),
+    (v6(0x2001, 0, 0, 0), 23, "IETF protocol assignment"),
+    (v6(0x3fff, 0, 0, 0), 20, "documentation"),
+    (v6(0x5f00, 0, 0, 0), 16, "segment routing"),
+    (v6(0xfc00, 0, 0, 0), 7, "unique local (private)"),
+    (v6(0xfe80, 0, 0, 0), 10, "link-local"),
+    (v6(0xfec0, 0, 0, 0), 10, "site-local"),
+    (v6(0xff00, 0, 0, 0), 8, "multicast"),
 ];
 
 fn in_v4(ip: Ipv4Addr, net: Ipv4Addr, len: u8) -> bool {
