@@ -121,7 +121,10 @@ impl HandlerServerBuilder {
 
     /// Delivers completions with this sender instead of a default [`HttpCompletionSender`]
     /// (ignored if the dispatcher was built with a completion sender). With a store, each call is
-    /// one attempt of the outbox: give it no retries ([`CompletionRetry::never`]).
+    /// one attempt of the outbox: give it no retries ([`CompletionRetry::never`]). An
+    /// [`HttpCompletionSender`] should get the dispatcher's guard
+    /// ([`callback_guard`](HttpCompletionSender::callback_guard)), or it allows public https
+    /// hosts only.
     #[must_use]
     pub fn completion_sender(mut self, sender: impl CompletionSender) -> Self {
         self.completion_sender = Some(Arc::new(sender));
