@@ -471,3 +471,31 @@ async fn the_outbox_gives_up_redirected_callbacks_at_once() {
     assert!(dead.last_error.unwrap().contains("307"));
     assert_eq!(elsewhere.accepted().await, 0);
 }
+
+/// Callback headers recorded before the header rules existed are refused at delivery too,
+/// before any connection.
+#[tokio::test]
+async fn framing_callback_headers_are_refused_at_delivery() {
+    let target = Counting::bind().await;
+    let url = format!("http://127.0.0.1:{}/cb", target.port());
+    for name in [
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "proxy-authorization",
+    ] {
+        let headers = BTreeMap::from([(name.to_owned(), "1".to_owned())]);
+        let report = HttpCompletionSender::new()
+            .callback_guard(CallbackGuard::loopback())
+            .deliver(&url, &headers, &completion())
+            .await;
+        assert_eq!(report.attempts, 0, "{name}");
+        let error = report.result.unwrap_err();
+        assert!(!error.is_retryable(), "{error}");
+        assert!(
+            error.message.contains(&format!("`Nexus-Callback-{name}`")),
+            "{error}"
+        );
+    }
+    assert_eq!(target.accepted().await, 0);
+}
