@@ -77,8 +77,9 @@ pub fn bare_router() -> Router {
 /// with `store` (deduplicated starts, recorded operations, completions through the outbox). With
 /// a store, call it inside a Tokio runtime.
 pub fn fraud_dispatcher(check_delay: Duration, store: Option<Arc<dyn Store>>) -> Dispatcher {
-    let mut builder =
-        Dispatcher::builder().service(FraudService::handler(FraudDesk::new(check_delay)));
+    let mut builder = Dispatcher::builder()
+        .service(FraudService::handler(FraudDesk::new(check_delay)))
+        .callback_guard(nexus_runtime::security::CallbackGuard::loopback());
     if let Some(store) = store {
         builder = builder.store(store);
     }

@@ -176,6 +176,52 @@ async fn unknown_service_and_operation_are_not_found_and_name_what_exists() {
     assert!(!err.is_retryable());
 }
 
+/// Every transport gets the dispatcher's checks of a start: a callback URL the guard refuses,
+/// or an operation timeout the clocks cannot hold, is BAD_REQUEST before the handler runs.
+#[tokio::test]
+async fn refused_callbacks_and_endless_timeouts_are_bad_requests() {
+    let (shop, dispatcher, _) = setup();
+    let price = || {
+        raw_start(
+            "test/shop v1",
+            "price",
+            codec::encode(&order("o1", 1)).unwrap(),
+        )
+    };
+    let mut request = price();
+    request.callback = Some(nexus_runtime::completion::Callback::Url {
+        url: "http://169.254.169.254/latest/meta-data/".into(),
+        headers: Default::default(),
+    });
+    let err = handler_error(dispatcher.start(request).await);
+    assert_eq!(err.error_type, HandlerErrorType::BadRequest);
+    assert!(
+        err.message
+            .starts_with("callback URL `http://169.254.169.254/latest/meta-data/` is refused"),
+        "{}",
+        err.message
+    );
+    for timeout in [Duration::MAX, nexus_runtime::protocol::MAX_TIMEOUT * 2] {
+        let mut request = price();
+        request.operation_timeout = Some(timeout);
+        let err = handler_error(dispatcher.start(request).await);
+        assert_eq!(err.error_type, HandlerErrorType::BadRequest);
+        assert!(
+            err.message.contains("`operation-timeout`"),
+            "{}",
+            err.message
+        );
+    }
+    assert_eq!(
+        shop.calls.load(Ordering::SeqCst),
+        0,
+        "the handler never ran"
+    );
+    let mut request = price();
+    request.operation_timeout = Some(nexus_runtime::protocol::MAX_TIMEOUT);
+    assert!(dispatcher.start(request).await.is_ok());
+}
+
 #[tokio::test]
 async fn undecodable_input_is_bad_request_naming_the_field() {
     let (shop, dispatcher, _) = setup();

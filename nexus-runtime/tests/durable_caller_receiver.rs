@@ -33,6 +33,7 @@ fn completion(token: &str, value: &str) -> Completion {
 
 async fn post(url: &str, completion: &Completion) -> Result<(), HandlerError> {
     HttpCompletionSender::new()
+        .callback_guard(nexus_runtime::security::CallbackGuard::loopback())
         .retry(CompletionRetry::never())
         .deliver(url, &BTreeMap::new(), completion)
         .await

@@ -124,7 +124,7 @@ async fn non_retryable_answers_are_dead(backend: &Backend) {
     assert_eq!(dead.attempts, 1);
     assert_eq!(receiver.requests(), 1);
     let error = dead.last_error.clone().unwrap();
-    assert!(error.contains("refused the completion"), "{error}");
+    assert!(error.contains("failed for good, not retried"), "{error}");
     assert!(error.contains("unknown operation"), "{error}");
     assert_eq!(dead.url, receiver.url());
     assert_eq!(dead.headers["x-caller-operation"], "op-1");

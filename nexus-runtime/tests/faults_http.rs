@@ -807,6 +807,7 @@ async fn a_completion_waits_for_the_callback_receiver_to_come_back() {
     let reports = Arc::new(Mutex::new(Vec::new()));
     let sender = RecordingSender {
         inner: HttpCompletionSender::new()
+            .callback_guard(nexus_runtime::security::CallbackGuard::loopback())
             .retry(CompletionRetry {
                 initial_interval: millis(20),
                 multiplier: 1.0,

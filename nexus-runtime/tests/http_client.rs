@@ -202,6 +202,7 @@ async fn a_completion_may_arrive_before_the_start_answer() {
     let probe = Probe::new("Ser/vic e");
     let dispatcher = nexus_runtime::service::Dispatcher::builder()
         .service(probe.clone())
+        .callback_guard(nexus_runtime::security::CallbackGuard::loopback())
         .build();
     let delivered = Arc::new(tokio::sync::Notify::new());
     let order = Arc::new(Mutex::new(Vec::<String>::new()));

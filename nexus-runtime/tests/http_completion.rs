@@ -43,7 +43,8 @@ fn completion(outcome: Result<Content, OperationError>) -> Completion {
 #[tokio::test]
 async fn successful_completion() {
     let mut peer = recorder(vec![]).await;
-    let sender = HttpCompletionSender::new();
+    let sender = HttpCompletionSender::new()
+        .callback_guard(nexus_runtime::security::CallbackGuard::loopback());
     let url = format!("{}/callback/xyz?a=1&b=two%20words", peer.url);
     let headers = BTreeMap::from([
         ("my-token".to_owned(), "secret123".to_owned()),
@@ -84,7 +85,8 @@ async fn successful_completion() {
 #[tokio::test]
 async fn bytes_and_empty_results() {
     let mut peer = recorder(vec![]).await;
-    let sender = HttpCompletionSender::new();
+    let sender = HttpCompletionSender::new()
+        .callback_guard(nexus_runtime::security::CallbackGuard::loopback());
     let bytes = completion(Ok(Content::new(
         "application/octet-stream",
         vec![0u8, 159, 146, 150],
@@ -115,6 +117,7 @@ async fn failure_completions() {
     let mut peer = recorder(vec![]).await;
     let canceled = completion(Err(OperationError::canceled("expected message")));
     HttpCompletionSender::new()
+        .callback_guard(nexus_runtime::security::CallbackGuard::loopback())
         .deliver(&peer.url, &BTreeMap::new(), &canceled)
         .await
         .result
@@ -132,6 +135,7 @@ async fn failure_completions() {
     ));
     for format in [FailureFormat::Envelope, FailureFormat::CauseIfPresent] {
         HttpCompletionSender::new()
+            .callback_guard(nexus_runtime::security::CallbackGuard::loopback())
             .failure_format(format)
             .deliver(&peer.url, &BTreeMap::new(), &failed)
             .await
@@ -165,7 +169,9 @@ async fn retries_stop_on_success_or_non_retryable_answers() {
         (204, vec![], String::new()),
     ])
     .await;
-    let sender = HttpCompletionSender::new().retry(quick_retry(5));
+    let sender = HttpCompletionSender::new()
+        .callback_guard(nexus_runtime::security::CallbackGuard::loopback())
+        .retry(quick_retry(5));
     let report = sender
         .deliver(
             &peer.url,
@@ -220,7 +226,9 @@ async fn retries_stop_on_success_or_non_retryable_answers() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let sender = HttpCompletionSender::new().retry(quick_retry(3));
+    let sender = HttpCompletionSender::new()
+        .callback_guard(nexus_runtime::security::CallbackGuard::loopback())
+        .retry(quick_retry(3));
     let report = sender
         .deliver(
             &format!("http://{addr}/cb"),

@@ -389,6 +389,7 @@ async fn malformed_requests_get_clear_failures() {
     let probe = Probe::new("svc");
     let dispatcher = nexus_runtime::service::Dispatcher::builder()
         .service(probe.clone())
+        .callback_guard(nexus_runtime::security::CallbackGuard::loopback())
         .build();
     let server = nexus_runtime::server::HandlerServer::builder(dispatcher)
         .prefix("/nexus/")
@@ -499,6 +500,7 @@ async fn mountable_in_an_application_router() {
     let probe = Probe::new("svc");
     let dispatcher = nexus_runtime::service::Dispatcher::builder()
         .service(probe.clone())
+        .callback_guard(nexus_runtime::security::CallbackGuard::loopback())
         .build();
     let nexus = nexus_runtime::server::HandlerServer::builder(dispatcher)
         .prefix("/api/nexus")

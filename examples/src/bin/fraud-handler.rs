@@ -26,6 +26,7 @@ use fraud_contract::FraudService;
 use nexus_examples::executions::ExecutionLog;
 use nexus_examples::fraud_desk::FraudDesk;
 use nexus_examples::observe::{EventLog, LoggedCompletions, Observed};
+use nexus_runtime::security::{CallbackGuard, CallbackRule};
 use nexus_runtime::server::{CompletionRetry, HandlerServer, HttpCompletionSender};
 use nexus_runtime::service::{Dispatcher, DurabilityOptions, OutboxOptions};
 use nexus_runtime::store::{PostgresStore, SqliteStore, Store};
@@ -68,6 +69,12 @@ struct Args {
     /// Record every start and every completion sent in FILE, one JSON object per line.
     #[arg(long, value_name = "FILE")]
     event_log: Option<PathBuf>,
+    /// Allow completions to callback URLs matching RULE, `[http://|https://]HOST[:PORT]` with `*`
+    /// for whole host labels or any port (repeatable). Non-public addresses need a rule naming
+    /// them exactly. Without this option, only this machine's loopback addresses are allowed
+    /// (`http://localhost:*`, `http://127.0.0.1:*`, `http://[::1]:*`).
+    #[arg(long = "callback-allow", value_name = "RULE")]
+    callback_allow: Vec<CallbackRule>,
 }
 
 #[tokio::main]
@@ -127,13 +134,20 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(log) = &log {
         service = service.event_log(log.clone());
     }
-    let mut builder = Dispatcher::builder().service(service);
+    let guard = match args.callback_allow.is_empty() {
+        true => CallbackGuard::loopback(),
+        false => CallbackGuard::from_rules(args.callback_allow.clone()),
+    };
+    let mut builder = Dispatcher::builder()
+        .service(service)
+        .callback_guard(guard.clone());
     let store = open_store(&args.store).await?;
     // With a store, the outbox retries (durably): each send is one attempt.
+    let sender = HttpCompletionSender::new().callback_guard(guard.clone());
     let sender = if store.is_some() {
-        HttpCompletionSender::new().retry(CompletionRetry::never())
+        sender.retry(CompletionRetry::never())
     } else {
-        HttpCompletionSender::new()
+        sender
     };
     if let Some(store) = store {
         let mut durability = DurabilityOptions::default().owner(&args.owner);
@@ -161,6 +175,7 @@ async fn run(args: Args) -> Result<(), String> {
         store = %args.store,
         owner = %args.owner,
         unavailable_first = args.unavailable_first,
+        callback_rules = ?guard,
         "serving fraud.v1"
     );
     stop_signal().await?;

@@ -12,6 +12,11 @@ pub struct DurationError {
     pub value: String,
 }
 
+/// The longest `Request-Timeout` or `Operation-Timeout` a handler accepts: 1000 years (of 365
+/// days), more than any caller means (Go's largest `time.Duration` is about 292 years), and well
+/// within what clocks and stores hold. Longer values are refused as BAD_REQUEST.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(1000 * 365 * 24 * 60 * 60);
+
 /// Parses a Nexus duration such as `1500ms`, `1.5s` or `2m`, as the Go reference does: the
 /// number must match `\d+(\.\d+)?`, and the result is truncated to whole milliseconds.
 ///

@@ -23,7 +23,7 @@ pub use content::{
     HeaderError, add_callback_headers, add_content_headers, add_nexus_headers, callback_headers,
     content_from_headers, handler_headers,
 };
-pub use duration::{DurationError, format_duration, parse_duration};
+pub use duration::{DurationError, MAX_TIMEOUT, format_duration, parse_duration};
 pub use failure::{ErrorResponse, FailureFormat, handler_error_response, start_error_response};
 pub use link::{LinkError, add_links_to_headers, decode_link, encode_link, links_from_headers};
 pub use path::{Route, cancel_path, escape_segment, parse_route, query_param, start_path};

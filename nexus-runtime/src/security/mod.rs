@@ -5,11 +5,17 @@
 //! - TLS and mTLS for the servers and clients (feature `tls`);
 //! - authentication: an authenticator turns a request into a [`Principal`] (mTLS certificate,
 //!   bearer token), and allowlists say which principals may call which services and operations;
-//! - the callback guard: where a handler may deliver completions;
+//! - the callback guard ([`CallbackGuard`]): where a handler may deliver completions;
 //! - completion secrets: a caller accepts a completion only from its operation's handler.
 //!
 //! This module is a leaf: it imports nothing else of the crate.
 
+mod callback;
 mod principal;
 
+pub use callback::{
+    CallbackGuard, CallbackRefusal, CallbackRule, CheckedCallback, MAX_CALLBACK_HEADER_BYTES,
+    MAX_CALLBACK_URL_BYTES, RefusalKind, RuleError, callback_header_refusal, canonical_ip,
+    is_public, non_public_kind,
+};
 pub use principal::{PeerCertificates, Principal, PrincipalKind};

@@ -2,14 +2,17 @@
 //! URL, retrying what may succeed later.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
+use super::callback_http::{self, AddressError, MAX_ANSWER_BYTES};
 use crate::completion::{Completion, CompletionSender};
 use crate::error::{CallError, HandlerError};
 use crate::protocol::{self, FailureFormat};
+use crate::security::{CallbackGuard, CallbackRefusal, CheckedCallback};
 
 /// When to try delivering a completion again: exponential backoff, bounded in attempts.
 ///
@@ -130,7 +133,9 @@ where
 
 /// Delivers completions over HTTP, as Temporal's callback machinery does: every 2xx answer is
 /// success; a HandlerError answer is retried when its type (or retry override) says so, as are
-/// unreachable receivers and answers that are not valid Nexus; anything else stops delivery.
+/// unreachable receivers, 408 and 5xx answers, and answers that are not valid Nexus; anything else
+/// stops delivery: other 4xx answers, redirects (never followed), and callbacks the
+/// [`CallbackGuard`] refuses.
 ///
 /// Its retries are in memory. A dispatcher with a store retries through its outbox instead,
 /// durably: there, the sender is built with [`CompletionRetry::never`] and each call is one
@@ -142,12 +147,20 @@ where
 /// `Nexus-Operation-Start-Time` (HTTP-date), `Nexus-Operation-Close-Time` (RFC 3339 UTC),
 /// `Nexus-Link` headers, and the result with its `Content-*` headers or a Failure JSON.
 ///
+/// **Where it connects** is decided by its [`CallbackGuard`] (default: https to public hosts;
+/// the [`HandlerServer`](super::HandlerServer) gives the one of its dispatcher): before every
+/// attempt, the URL and callback headers are checked again (records made before a rule changed
+/// included), the host is resolved and every address it resolves to is checked, and the client
+/// connects only to those checked addresses, so a DNS answer cannot point it elsewhere.
+/// Answers are read up to 64 KiB, within the attempt timeout.
+///
 /// A failed or canceled completion carries the OperationError envelope by default, as the
 /// specification says; Temporal 1.32's receiver and this crate's accept both it and the bare
 /// cause. [`failure_format`](Self::failure_format) switches to the bare cause for older peers.
 #[derive(Clone, Debug)]
 pub struct HttpCompletionSender {
-    client: reqwest::Client,
+    client: Result<reqwest::Client, Arc<str>>,
+    guard: CallbackGuard,
     retry: CompletionRetry,
     attempt_timeout: Duration,
     failure_format: FailureFormat,
@@ -160,17 +173,27 @@ impl Default for HttpCompletionSender {
 }
 
 impl HttpCompletionSender {
-    /// A sender with the default retry schedule and a 10 s timeout per attempt.
+    /// A sender with the default guard ([`CallbackGuard::default`]: https to public hosts), the
+    /// default retry schedule and a 10 s timeout per attempt.
     pub fn new() -> Self {
+        let guard = CallbackGuard::default();
         Self {
-            client: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .unwrap_or_default(),
+            client: build_client(&guard),
+            guard,
             retry: CompletionRetry::default(),
             attempt_timeout: Duration::from_secs(10),
             failure_format: FailureFormat::Envelope,
         }
+    }
+
+    /// Delivers only where `guard` allows, with an HTTP client built from
+    /// [`client_builder`](Self::client_builder) (replacing one set with
+    /// [`http_client`](Self::http_client) before).
+    #[must_use]
+    pub fn callback_guard(mut self, guard: CallbackGuard) -> Self {
+        self.client = build_client(&guard);
+        self.guard = guard;
+        self
     }
 
     /// Uses this retry schedule.
@@ -180,7 +203,7 @@ impl HttpCompletionSender {
         self
     }
 
-    /// Bounds each attempt (default 10 s).
+    /// Bounds each attempt, connection, request and answer included (default 10 s).
     #[must_use]
     pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
         self.attempt_timeout = timeout;
@@ -194,10 +217,20 @@ impl HttpCompletionSender {
         self
     }
 
-    /// Uses this HTTP client (for TLS to the callback receiver, or proxies).
+    /// A client builder for this purpose: its resolver connects only to addresses `guard`
+    /// allows, and it follows no redirect and uses no proxy. Configure TLS on it and give the
+    /// client to [`http_client`](Self::http_client).
+    pub fn client_builder(guard: &CallbackGuard) -> reqwest::ClientBuilder {
+        callback_http::client_builder(guard)
+    }
+
+    /// Uses this HTTP client (for TLS to the callback receiver). Build it from
+    /// [`client_builder`](Self::client_builder) with this sender's guard: a client of other
+    /// origin may follow redirects or resolve names to addresses the guard would refuse (the
+    /// checks before each attempt still run, but cannot bind such a client's connections).
     #[must_use]
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.client = client;
+        self.client = Ok(client);
         self
     }
 
@@ -208,6 +241,20 @@ impl HttpCompletionSender {
         callback_headers: &BTreeMap<String, String>,
         completion: &Completion,
     ) -> DeliveryReport {
+        let refused = |error: HandlerError| DeliveryReport {
+            attempts: 0,
+            result: Err(error),
+        };
+        let headers = callback_headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()));
+        let callback = match self.guard.check_callback(url, headers) {
+            Ok(callback) => callback,
+            Err(e) => {
+                tracing::warn!(token = %completion.token, %url, error = %e, "completion refused");
+                return refused(refusal(e));
+            }
+        };
         let request = match protocol::build_completion_request(
             completion,
             callback_headers,
@@ -216,17 +263,24 @@ impl HttpCompletionSender {
             Ok(request) => request,
             Err(e) => {
                 // It would fail the same way every time.
-                return DeliveryReport {
-                    attempts: 0,
-                    result: Err(HandlerError::internal(format!(
-                        "cannot build the completion request: {e}"
-                    ))
-                    .with_retryable(false)),
-                };
+                return refused(
+                    HandlerError::internal(format!("cannot build the completion request: {e}"))
+                        .with_retryable(false),
+                );
             }
         };
         let report = deliver_with_retry(&self.retry, |_| {
-            self.attempt(url, request.headers.clone(), request.body.clone())
+            let attempt = self.attempt(&callback, request.headers.clone(), request.body.clone());
+            async move {
+                tokio::time::timeout(self.attempt_timeout, attempt)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Attempt::Retryable(HandlerError::upstream_timeout(format!(
+                            "no answer from the callback URL {url} within {:?}",
+                            self.attempt_timeout
+                        )))
+                    })
+            }
         })
         .await;
         match &report.result {
@@ -255,16 +309,39 @@ impl HttpCompletionSender {
         report
     }
 
-    async fn attempt(&self, url: &str, headers: http::HeaderMap, body: bytes::Bytes) -> Attempt {
-        let sent = self
-            .client
-            .post(url)
+    async fn attempt(
+        &self,
+        callback: &CheckedCallback,
+        headers: http::HeaderMap,
+        body: bytes::Bytes,
+    ) -> Attempt {
+        let url = callback.url().as_str();
+        let client = match &self.client {
+            Ok(client) => client,
+            Err(e) => {
+                return Attempt::Rejected(
+                    HandlerError::internal(format!(
+                        "the completion sender has no HTTP client: {e}"
+                    ))
+                    .with_retryable(false),
+                );
+            }
+        };
+        let checked = match callback_http::check_addresses(&self.guard, callback).await {
+            Ok(checked) => checked,
+            Err(AddressError::Refused(e)) => return Attempt::Rejected(refusal(e)),
+            Err(AddressError::Unresolved(e)) => {
+                return Attempt::Retryable(HandlerError::unavailable(format!(
+                    "cannot resolve the host of the callback URL {url}: {e}"
+                )));
+            }
+        };
+        let request = client
+            .post(callback.url().clone())
             .headers(headers)
             .body(body)
-            .timeout(self.attempt_timeout)
-            .send()
-            .await;
-        let response = match sent {
+            .timeout(self.attempt_timeout);
+        let response = match callback_http::with_checked(checked, request.send()).await {
             Ok(response) => response,
             Err(e) => {
                 return Attempt::Retryable(HandlerError::unavailable(format!(
@@ -280,10 +357,29 @@ impl HttpCompletionSender {
             return Attempt::Delivered;
         }
         let headers = response.headers().clone();
-        let body = response.bytes().await.unwrap_or_default();
+        if status.is_redirection() {
+            let location = headers
+                .get(http::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .map(|l| format!(" to `{}`", l.chars().take(200).collect::<String>()))
+                .unwrap_or_default();
+            return Attempt::Rejected(HandlerError::bad_request(format!(
+                "the callback receiver at {url} answered {status}{location}: completions do not \
+                 follow redirects"
+            )));
+        }
+        let body = callback_http::read_bounded(response, MAX_ANSWER_BYTES).await;
         match protocol::error_from_response(status, &headers, &body) {
             CallError::Handler(e) if e.is_retryable() => Attempt::Retryable(e),
             CallError::Handler(e) => Attempt::Rejected(e),
+            // Other client errors will not go away (as Temporal's callbacks judge them); 408 may.
+            CallError::Transport(e)
+                if status.is_client_error() && status != http::StatusCode::REQUEST_TIMEOUT =>
+            {
+                Attempt::Rejected(HandlerError::bad_request(format!(
+                    "the callback receiver at {url} answered: {e}"
+                )))
+            }
             CallError::Transport(e) => Attempt::Retryable(HandlerError::unavailable(format!(
                 "the callback receiver at {url} answered: {e}"
             ))),
@@ -292,6 +388,17 @@ impl HttpCompletionSender {
             ))),
         }
     }
+}
+
+fn build_client(guard: &CallbackGuard) -> Result<reqwest::Client, Arc<str>> {
+    callback_http::client_builder(guard)
+        .build()
+        .map_err(|e| Arc::from(e.to_string()))
+}
+
+/// A guard's refusal, as the delivery's (non-retryable) error.
+fn refusal(e: CallbackRefusal) -> HandlerError {
+    HandlerError::bad_request(e.to_string())
 }
 
 impl CompletionSender for HttpCompletionSender {
@@ -309,7 +416,7 @@ impl CompletionSender for HttpCompletionSender {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
     use tokio::time::Instant;
 
     /// Replays scripted attempt outcomes and records when each attempt started.

@@ -121,22 +121,29 @@ impl HandlerServerBuilder {
 
     /// Delivers completions with this sender instead of a default [`HttpCompletionSender`]
     /// (ignored if the dispatcher was built with a completion sender). With a store, each call is
-    /// one attempt of the outbox: give it no retries ([`CompletionRetry::never`]).
+    /// one attempt of the outbox: give it no retries ([`CompletionRetry::never`]). An
+    /// [`HttpCompletionSender`] should get the dispatcher's guard
+    /// ([`callback_guard`](HttpCompletionSender::callback_guard)), or it allows public https
+    /// hosts only.
     #[must_use]
     pub fn completion_sender(mut self, sender: impl CompletionSender) -> Self {
         self.completion_sender = Some(Arc::new(sender));
         self
     }
 
-    /// Builds the server and installs its completion sender in the dispatcher: with a store, a
-    /// sender that makes one attempt per call, for the dispatcher's outbox (which retries, across
-    /// restarts); without one, a sender that retries by itself.
+    /// Builds the server and installs its completion sender in the dispatcher: an
+    /// [`HttpCompletionSender`] under the dispatcher's
+    /// [callback guard](crate::service::DispatcherBuilder::callback_guard); with a store, one
+    /// that makes one attempt per call, for the dispatcher's outbox (which retries, across
+    /// restarts); without one, one that retries by itself.
     pub fn build(self) -> HandlerServer {
         let sender = self.completion_sender.unwrap_or_else(|| {
+            let sender = HttpCompletionSender::new()
+                .callback_guard(self.dispatcher.callback_guard().clone());
             if self.dispatcher.has_store() {
-                Arc::new(HttpCompletionSender::new().retry(CompletionRetry::never()))
+                Arc::new(sender.retry(CompletionRetry::never()))
             } else {
-                Arc::new(HttpCompletionSender::new())
+                Arc::new(sender)
             }
         });
         self.dispatcher.set_default_completion_sender(sender);

@@ -20,6 +20,7 @@
 //! ```
 
 mod callback;
+mod callback_http;
 mod completion_sender;
 mod handle;
 mod handler;
@@ -27,6 +28,7 @@ mod request;
 mod wire;
 
 pub use callback::{CallbackListener, CallbackReceiver, DEFAULT_CALLBACK_PATH};
+pub use callback_http::MAX_ANSWER_BYTES;
 pub use completion_sender::{CompletionRetry, DeliveryReport, HttpCompletionSender};
 pub use handle::ServerHandle;
 pub use handler::{HandlerServer, HandlerServerBuilder};

@@ -25,22 +25,39 @@ fn text<'a>(
         .transpose()
 }
 
-/// `Request-Timeout` or `Operation-Timeout`, parsed; a malformed value is BAD_REQUEST naming it.
+/// `Request-Timeout` or `Operation-Timeout`, parsed; a malformed value, or one longer than
+/// [`protocol::MAX_TIMEOUT`], is BAD_REQUEST naming the header.
 fn timeout(
     headers: &HeaderMap,
     name: &http::HeaderName,
 ) -> Result<Option<std::time::Duration>, HandlerError> {
-    text(headers, name)?
-        .map(|v| {
-            protocol::parse_duration(v)
-                .map_err(|e| HandlerError::bad_request(format!("invalid `{name}` header: {e}")))
-        })
-        .transpose()
+    let Some(value) = text(headers, name)? else {
+        return Ok(None);
+    };
+    let invalid =
+        |problem: String| HandlerError::bad_request(format!("invalid `{name}` header: {problem}"));
+    let timeout = protocol::parse_duration(value).map_err(|e| invalid(e.to_string()))?;
+    if timeout > protocol::MAX_TIMEOUT {
+        return Err(invalid(format!(
+            "`{value}` is longer than the longest timeout accepted ({})",
+            humantime::format_duration(protocol::MAX_TIMEOUT)
+        )));
+    }
+    Ok(Some(timeout))
 }
 
 /// When the caller stops waiting for this request, from `Request-Timeout`.
 pub(super) fn request_deadline(headers: &HeaderMap) -> Result<Option<Instant>, HandlerError> {
-    Ok(timeout(headers, &header::REQUEST_TIMEOUT)?.map(|t| Instant::now() + t))
+    let name = &header::REQUEST_TIMEOUT;
+    timeout(headers, name)?
+        .map(|t| {
+            Instant::now().checked_add(t).ok_or_else(|| {
+                HandlerError::bad_request(format!(
+                    "invalid `{name}` header: {t:?} from now is beyond this host's clock"
+                ))
+            })
+        })
+        .transpose()
 }
 
 /// The callback of a start request: the `callback` query parameter (an http or https URL) and

@@ -11,9 +11,11 @@ use super::handler::{RawStart, ServiceHandler};
 use super::invoke::{Invocation, invoke, quoted_list};
 use super::running::{CancelMiss, RunningOperations};
 use super::work::Launch;
-use crate::completion::CompletionSender;
+use crate::completion::{Callback, CompletionSender};
 use crate::error::{HandlerError, StartError};
 use crate::operation::ContextParts;
+use crate::protocol::{self, header};
+use crate::security::CallbackGuard;
 use crate::store::Store;
 use crate::transport::{CancelRequest, StartRequest, StartResponse};
 
@@ -59,6 +61,7 @@ pub(crate) struct Inner {
     pub services: BTreeMap<String, Arc<dyn ServiceHandler>>,
     pub running: RunningOperations,
     completion_sender: Mutex<Option<Arc<dyn CompletionSender>>>,
+    pub callback_guard: CallbackGuard,
     pub durable: Option<Arc<Durable>>,
 }
 
@@ -77,6 +80,7 @@ impl fmt::Debug for Dispatcher {
             .field("services", &self.service_names())
             .field("running", &self.inner.running.len())
             .field("store", &self.has_store())
+            .field("callback_guard", &self.inner.callback_guard)
             .finish()
     }
 }
@@ -86,6 +90,7 @@ impl fmt::Debug for Dispatcher {
 pub struct DispatcherBuilder {
     services: BTreeMap<String, Arc<dyn ServiceHandler>>,
     completion_sender: Option<Arc<dyn CompletionSender>>,
+    callback_guard: Option<CallbackGuard>,
     store: Option<Arc<dyn Store>>,
     durability: Option<DurabilityOptions>,
 }
@@ -113,6 +118,30 @@ impl DispatcherBuilder {
     #[must_use]
     pub fn completion_sender(mut self, sender: impl CompletionSender) -> Self {
         self.completion_sender = Some(Arc::new(sender));
+        self
+    }
+
+    /// Where completions may be delivered: every start request with a callback URL is checked
+    /// against `guard` before anything runs or is recorded (a refused URL or callback header is
+    /// answered BAD_REQUEST naming it), and the completion sender the
+    /// [`HandlerServer`](crate::server::HandlerServer) installs checks the addresses it connects
+    /// to against the same guard.
+    ///
+    /// Without this, the guard is [`CallbackGuard::default`]: https to public hosts only. A
+    /// handler whose callers' callback receivers are on its own network (a Temporal server on the
+    /// same machine or in the same cluster) must name them in rules:
+    ///
+    /// ```
+    /// use nexus_runtime::security::CallbackGuard;
+    /// use nexus_runtime::service::Dispatcher;
+    /// let guard = CallbackGuard::new(["http://127.0.0.1:7243", "https://temporal.internal:7243"])
+    ///     .expect("valid rules");
+    /// let dispatcher = Dispatcher::builder().callback_guard(guard).build();
+    /// assert_eq!(dispatcher.callback_guard().rules().len(), 2);
+    /// ```
+    #[must_use]
+    pub fn callback_guard(mut self, guard: CallbackGuard) -> Self {
+        self.callback_guard = Some(guard);
         self
     }
 
@@ -167,6 +196,7 @@ impl DispatcherBuilder {
                 services: self.services,
                 running: RunningOperations::default(),
                 completion_sender: Mutex::new(self.completion_sender),
+                callback_guard: self.callback_guard.unwrap_or_default(),
                 durable: durable.clone(),
             }),
         };
@@ -202,6 +232,11 @@ impl Dispatcher {
     /// Whether the dispatcher was built with a store.
     pub fn has_store(&self) -> bool {
         self.inner.durable.is_some()
+    }
+
+    /// Where completions may be delivered (see [`DispatcherBuilder::callback_guard`]).
+    pub fn callback_guard(&self) -> &CallbackGuard {
+        &self.inner.callback_guard
     }
 
     /// Sets the sender for URL callbacks if none is set yet (used by servers).
@@ -264,10 +299,25 @@ impl Dispatcher {
     /// Handles a start request.
     pub async fn start(&self, request: StartRequest) -> Result<StartResponse, StartError> {
         let handler = self.handler(&request.service)?.clone();
+        self.check_start(&request)?;
         match &self.inner.durable {
             None => self.start_direct(&handler, request).await,
             Some(durable) => self.start_durable(durable, &handler, request).await,
         }
+    }
+
+    /// What every start is checked for before it runs or is recorded: its callback (URL and
+    /// headers) against the callback guard, and a timeout the clocks can hold.
+    fn check_start(&self, request: &StartRequest) -> Result<(), HandlerError> {
+        if let Some(Callback::Url { url, headers }) = &request.callback {
+            let headers = headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            self.inner
+                .callback_guard
+                .check_callback(url, headers)
+                .map_err(|e| HandlerError::bad_request(e.to_string()))?;
+        }
+        operation_deadline(request)?;
+        Ok(())
     }
 
     /// A start without a store: run the handler, launch async work.
@@ -276,7 +326,7 @@ impl Dispatcher {
         handler: &Arc<dyn ServiceHandler>,
         mut request: StartRequest,
     ) -> Result<StartResponse, StartError> {
-        let operation_deadline = request.operation_timeout.map(|t| Instant::now() + t);
+        let operation_deadline = operation_deadline(&request)?;
         let invocation = invocation(&mut request, operation_deadline);
         let answered = invoke(handler, invocation).await?;
         match answered.raw {
@@ -342,6 +392,25 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// When the operation must end, from its `Operation-Timeout`; a timeout longer than
+/// [`protocol::MAX_TIMEOUT`] (or beyond this host's clock) is BAD_REQUEST naming the header.
+pub(crate) fn operation_deadline(request: &StartRequest) -> Result<Option<Instant>, HandlerError> {
+    let Some(timeout) = request.operation_timeout else {
+        return Ok(None);
+    };
+    let deadline = (timeout <= protocol::MAX_TIMEOUT)
+        .then(|| Instant::now().checked_add(timeout))
+        .flatten();
+    deadline.map(Some).ok_or_else(|| {
+        HandlerError::bad_request(format!(
+            "invalid `{}` header: {} is longer than the longest timeout accepted ({})",
+            header::OPERATION_TIMEOUT,
+            protocol::format_duration(timeout),
+            humantime::format_duration(protocol::MAX_TIMEOUT)
+        ))
+    })
 }
 
 /// What the operation method of a start request sees: the request's names, id, headers, links

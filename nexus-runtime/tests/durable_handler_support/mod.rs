@@ -14,6 +14,7 @@ use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use nexus_runtime::codec;
 use nexus_runtime::completion::{Callback, Completion, CompletionSink};
+use nexus_runtime::security::CallbackGuard;
 use nexus_runtime::service::{Dispatcher, DurabilityOptions, OutboxOptions};
 use nexus_runtime::store::Store;
 use nexus_runtime::transport::StartRequest;
@@ -230,14 +231,25 @@ pub fn url_callback(url: &str) -> Callback {
     }
 }
 
-/// A dispatcher serving `jobs` on `store`.
+/// A dispatcher serving `jobs` on `store`, delivering completions to loopback callbacks.
 pub fn dispatcher(
     jobs: &JobsImpl,
     store: Arc<dyn Store>,
     options: DurabilityOptions,
 ) -> Dispatcher {
+    dispatcher_with_guard(jobs, store, options, CallbackGuard::loopback())
+}
+
+/// A dispatcher serving `jobs` on `store`, delivering completions where `guard` allows.
+pub fn dispatcher_with_guard(
+    jobs: &JobsImpl,
+    store: Arc<dyn Store>,
+    options: DurabilityOptions,
+    guard: CallbackGuard,
+) -> Dispatcher {
     Dispatcher::builder()
         .service(JobsService::handler(jobs.clone()))
+        .callback_guard(guard)
         .store(store)
         .durability(options)
         .build()

@@ -77,14 +77,17 @@ impl Ledger for Desk {
 
 /// Serves `desk` on `addr`; completions are retried quickly (every 100 ms to 400 ms, 50 times).
 pub async fn serve(desk: &Desk, addr: &str) -> ServerHandle {
-    let sender = HttpCompletionSender::new().retry(CompletionRetry {
-        initial_interval: Duration::from_millis(100),
-        multiplier: 2.0,
-        max_interval: Duration::from_millis(400),
-        max_attempts: 50,
-    });
+    let sender = HttpCompletionSender::new()
+        .callback_guard(nexus_runtime::security::CallbackGuard::loopback())
+        .retry(CompletionRetry {
+            initial_interval: Duration::from_millis(100),
+            multiplier: 2.0,
+            max_interval: Duration::from_millis(400),
+            max_attempts: 50,
+        });
     let dispatcher = Dispatcher::builder()
         .service(LedgerService::handler(desk.clone()))
+        .callback_guard(nexus_runtime::security::CallbackGuard::loopback())
         .completion_sender(sender)
         .build();
     HandlerServer::builder(dispatcher)

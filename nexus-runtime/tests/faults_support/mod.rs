@@ -105,6 +105,7 @@ impl Handler {
     pub fn dispatcher(&self) -> Dispatcher {
         Dispatcher::builder()
             .service(FaultyService::handler(self.clone()))
+            .callback_guard(nexus_runtime::security::CallbackGuard::loopback())
             .build()
     }
 

@@ -182,7 +182,10 @@ impl ServiceHandler for Probe {
 
 /// A handler server for `probe` under `prefix` on loopback port 0.
 pub async fn serve_probe(probe: &Probe, prefix: &str) -> (Dispatcher, ServerHandle) {
-    let dispatcher = Dispatcher::builder().service(probe.clone()).build();
+    let dispatcher = Dispatcher::builder()
+        .service(probe.clone())
+        .callback_guard(nexus_runtime::security::CallbackGuard::loopback())
+        .build();
     let server = HandlerServer::builder(dispatcher.clone())
         .prefix(prefix)
         .build();

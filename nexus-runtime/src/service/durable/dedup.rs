@@ -12,7 +12,7 @@ use crate::codec::Content;
 use crate::completion::Callback;
 use crate::error::{HandlerError, OperationError, StartError};
 use crate::operation::AsyncOperation;
-use crate::service::dispatcher::{Dispatcher, invocation, restore};
+use crate::service::dispatcher::{Dispatcher, invocation, operation_deadline, restore};
 use crate::service::handler::{RawStart, ServiceHandler};
 use crate::service::invoke::{invoke, unknown_operation};
 use crate::service::work::Launch;
@@ -47,7 +47,7 @@ impl Dispatcher {
             let error = unknown_operation(handler.as_ref(), &request.service, &request.operation);
             return Err(error.into());
         }
-        let operation_deadline = request.operation_timeout.map(|t| Instant::now() + t);
+        let operation_deadline = operation_deadline(&request)?;
         let claim_until = match request.request_deadline {
             Some(deadline) => clock::system_at(deadline) + CLAIM_MARGIN,
             None => clock::now() + durable.options.start_claim,

@@ -7,6 +7,7 @@ use std::sync::{Arc, Weak};
 use super::Durable;
 use crate::clock;
 use crate::completion::CompletionSender;
+use crate::security::CallbackGuard;
 use crate::service::dispatcher::{Dispatcher, Inner};
 use crate::store::Delivery;
 
@@ -20,12 +21,16 @@ async fn run(weak: Weak<Inner>, durable: Arc<Durable>) {
     let mut warned = false;
     loop {
         // Holds no strong reference while waiting, so dropping the dispatcher stops the loop.
-        let sender = match weak.upgrade() {
-            Some(inner) => Dispatcher { inner }.completion_sender(),
+        let (sender, guard) = match weak.upgrade() {
+            Some(inner) => {
+                let dispatcher = Dispatcher { inner };
+                let guard = dispatcher.callback_guard().clone();
+                (dispatcher.completion_sender(), guard)
+            }
             None => return,
         };
         match sender {
-            Some(sender) => drain(&durable, &sender).await,
+            Some(sender) => drain(&durable, &sender, &guard).await,
             None if !warned => {
                 warned = true;
                 tracing::debug!("no completion sender yet: completions to URLs wait in the outbox");
@@ -41,7 +46,7 @@ async fn run(weak: Weak<Inner>, durable: Arc<Durable>) {
 }
 
 /// Sends every due delivery, a batch at a time.
-async fn drain(durable: &Durable, sender: &Arc<dyn CompletionSender>) {
+async fn drain(durable: &Durable, sender: &Arc<dyn CompletionSender>, guard: &CallbackGuard) {
     let options = &durable.options.outbox;
     loop {
         if durable.stop.is_cancelled() {
@@ -60,7 +65,7 @@ async fn drain(durable: &Durable, sender: &Arc<dyn CompletionSender>) {
         };
         let full = batch.len() >= options.batch;
         futures::stream::iter(batch)
-            .for_each_concurrent(None, |delivery| attempt(durable, sender, delivery))
+            .for_each_concurrent(None, |delivery| attempt(durable, sender, guard, delivery))
             .await;
         if !full {
             return;
@@ -71,8 +76,14 @@ async fn drain(durable: &Durable, sender: &Arc<dyn CompletionSender>) {
 /// One attempt of one delivery, and its bookkeeping. A bookkeeping write that fails leaves the
 /// delivery pending: it is tried again once its claim's visibility ends (at least once). A
 /// failure is not recorded if the delivery was redirected to another callback meanwhile (a
-/// repeated start): the redirected delivery is due at once.
-async fn attempt(durable: &Durable, sender: &Arc<dyn CompletionSender>, delivery: Delivery) {
+/// repeated start): the redirected delivery is due at once. A delivery the callback guard refuses
+/// (recorded before its rules changed) is given up without an attempt.
+async fn attempt(
+    durable: &Durable,
+    sender: &Arc<dyn CompletionSender>,
+    guard: &CallbackGuard,
+    delivery: Delivery,
+) {
     let options = &durable.options.outbox;
     let id = delivery.id;
     let token = delivery.completion.token.clone();
@@ -86,6 +97,14 @@ async fn attempt(durable: &Durable, sender: &Arc<dyn CompletionSender>, delivery
     if clock::now() >= expires_at {
         let last = delivery.last_error.as_deref().unwrap_or("none");
         mark_dead(durable, &delivery, &expired(last)).await;
+        return;
+    }
+    let headers = delivery
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()));
+    if let Err(refusal) = guard.check_callback(&delivery.url, headers) {
+        mark_dead(durable, &delivery, &format!("not sent: {refusal}")).await;
         return;
     }
     let bound = options.visibility / 2;
@@ -108,7 +127,7 @@ async fn attempt(durable: &Durable, sender: &Arc<dyn CompletionSender>, delivery
             return;
         }
         Ok(Err(e)) if !e.is_retryable() => {
-            let message = format!("the callback receiver refused the completion: {e}");
+            let message = format!("failed for good, not retried: {e}");
             mark_dead(durable, &delivery, &message).await;
             return;
         }
