@@ -10,6 +10,10 @@
 //!
 //! This module is a leaf: it imports nothing else of the crate.
 
+mod callback_secret;
 mod principal;
 
+pub use callback_secret::{
+    CALLBACK_SECRET_PARAM, CallbackSecret, presented_secret, redact_callback_url,
+};
 pub use principal::{PeerCertificates, Principal, PrincipalKind};
