@@ -392,3 +392,60 @@ async fn lenient_over(store: Arc<dyn CallerStore>, handler: &str, id: &str) -> H
         .await
         .expect_err("a record with a secret needs it")
 }
+
+/// The secret stays out of `Debug` output and of the errors a failed start records (its start
+/// URL's query is the callback URL).
+#[tokio::test]
+async fn the_secret_stays_out_of_debug_output_and_errors() {
+    let secret = CallbackSecret::generate();
+    let url = secret.sign_url("http://127.0.0.1:9/nexus/callback/1");
+    let callback = nexus_runtime::completion::Callback::Url {
+        url: url.clone(),
+        headers: BTreeMap::new(),
+    };
+    let stored = nexus_runtime::store::StoredCallback {
+        url,
+        headers: BTreeMap::new(),
+    };
+    let mut record = legacy_record();
+    record.callback_secret = Some(secret.clone());
+    for shown in [
+        format!("{callback:?}"),
+        format!("{stored:?}"),
+        format!("{record:?}"),
+    ] {
+        assert!(!shown.contains(secret.expose()), "{shown}");
+    }
+
+    // A handler that is not there: the start fails with a transport error naming the handler.
+    let closed = CallbackListener::bind_loopback()
+        .await
+        .unwrap()
+        .local_addr();
+    let client = Client::builder()
+        .endpoint(
+            "greeter",
+            nexus_runtime::client::EndpointConfig::new(
+                HttpTransport::new(format!("http://{closed}")).unwrap(),
+            )
+            .retry(nexus_runtime::machinery::RetryPolicy::no_retries()),
+        )
+        .callback_url("http://127.0.0.1:9/nexus/callback")
+        .retention(Duration::from_secs(60))
+        .build();
+    let handle = GreeterClient::new(client.clone(), "greeter")
+        .greet("x".into())
+        .schedule()
+        .unwrap();
+    let error = handle.result().await.unwrap_err().to_string();
+    assert!(error.contains(&closed.to_string()), "{error}");
+    let stored = client
+        .store()
+        .get(handle.operation_id())
+        .await
+        .unwrap()
+        .unwrap();
+    let secret = stored.callback_secret.expect("a secret");
+    assert!(!error.contains(secret.expose()), "{error}");
+    assert!(!error.contains(CALLBACK_SECRET_PARAM), "{error}");
+}

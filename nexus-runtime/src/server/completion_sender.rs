@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use crate::completion::{Completion, CompletionSender};
 use crate::error::{CallError, HandlerError};
 use crate::protocol::{self, FailureFormat};
+use crate::security::redact_callback_url;
 
 /// When to try delivering a completion again: exponential backoff, bounded in attempts.
 ///
@@ -240,13 +241,13 @@ impl HttpCompletionSender {
             // decides whether to retry and logs what it does.
             Err(error) if self.retry.max_attempts <= 1 => tracing::debug!(
                 token = %completion.token,
-                %url,
+                url = %redact_callback_url(url),
                 %error,
                 "completion attempt failed"
             ),
             Err(error) => tracing::error!(
                 token = %completion.token,
-                %url,
+                url = %redact_callback_url(url),
                 attempts = report.attempts,
                 %error,
                 "completion not delivered"
@@ -264,9 +265,12 @@ impl HttpCompletionSender {
             .timeout(self.attempt_timeout)
             .send()
             .await;
+        // Named with its secret redacted: these messages are logged and stored.
+        let url = redact_callback_url(url);
         let response = match sent {
             Ok(response) => response,
             Err(e) => {
+                let e = e.without_url();
                 return Attempt::Retryable(HandlerError::unavailable(format!(
                     "cannot reach the callback URL {url}: {e}{}",
                     std::error::Error::source(&e)

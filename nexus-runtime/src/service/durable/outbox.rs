@@ -7,6 +7,7 @@ use std::sync::{Arc, Weak};
 use super::Durable;
 use crate::clock;
 use crate::completion::CompletionSender;
+use crate::security::redact_callback_url;
 use crate::service::dispatcher::{Dispatcher, Inner};
 use crate::store::Delivery;
 
@@ -101,7 +102,7 @@ async fn attempt(durable: &Durable, sender: &Arc<dyn CompletionSender>, delivery
     let now = clock::now();
     let error = match sent {
         Ok(Ok(())) => {
-            tracing::debug!(%token, url = %delivery.url, "completion delivered");
+            tracing::debug!(%token, url = %redact_callback_url(&delivery.url), "completion delivered");
             if let Err(e) = durable.outbox.mark_delivered(id, now).await {
                 tracing::warn!(%token, error = %e, "cannot record a delivered completion");
             }
@@ -129,7 +130,7 @@ async fn attempt(durable: &Durable, sender: &Arc<dyn CompletionSender>, delivery
         mark_dead(durable, &delivery, &expired(&error)).await;
         return;
     }
-    tracing::warn!(%token, url = %delivery.url, attempts, ?delay, %error, "completion not delivered; will retry");
+    tracing::warn!(%token, url = %redact_callback_url(&delivery.url), attempts, ?delay, %error, "completion not delivered; will retry");
     match durable.outbox.mark_retry(&delivery, next, &error).await {
         Ok(true) => {}
         Ok(false) => tracing::debug!(%token, "the delivery was redirected or done meanwhile"),
@@ -144,10 +145,12 @@ async fn mark_dead(durable: &Durable, delivery: &Delivery, reason: &str) {
         .mark_dead(delivery, clock::now(), reason)
         .await
     {
-        Ok(true) => tracing::error!(%token, url = %delivery.url, %reason, "completion given up"),
+        Ok(true) => {
+            tracing::error!(%token, url = %redact_callback_url(&delivery.url), %reason, "completion given up")
+        }
         Ok(false) => tracing::info!(
             %token,
-            url = %delivery.url,
+            url = %redact_callback_url(&delivery.url),
             %reason,
             "not giving the completion up: it was redirected or done meanwhile"
         ),
