@@ -18,7 +18,8 @@ use std::time::Duration;
 use http_support::{Recorder, recorder};
 use nexus_runtime::completion::Completion;
 use nexus_runtime::error::HandlerErrorType;
-use nexus_runtime::security::{CALLBACK_SECRET_PARAM, CallbackSecret, presented_secret};
+use nexus_runtime::protocol::query_param;
+use nexus_runtime::security::{CALLBACK_SECRET_PARAM, CallbackSecret};
 use nexus_runtime::server::{CallbackListener, CompletionRetry, HttpCompletionSender};
 use nexus_runtime::store::{
     CallerRecord, CallerStore, MemoryStore, OperationState, RequestKey, SqliteStore,
@@ -54,8 +55,7 @@ async fn async_handler(tokens: &[&str]) -> Recorder {
 /// The callback URL a recorded start request gave the handler.
 async fn next_callback(handler: &mut Recorder) -> String {
     let start = handler.next().await;
-    nexus_runtime::protocol::query_param(start.uri.split_once('?').map(|(_, q)| q), "callback")
-        .expect("a callback URL")
+    query_param(start.uri.split_once('?').map(|(_, q)| q), "callback").expect("a callback URL")
 }
 
 fn completion(token: &str, value: &str) -> Completion {
@@ -137,8 +137,10 @@ async fn forged_completions_are_refused(
     let b = greeter.greet("b".into()).start().await.unwrap();
     let url_b = next_callback(&mut handler).await;
     assert_eq!(id_of(&url_a), a.operation_id().to_string());
-    let secret_a = presented_secret(url_a.split_once('?').map(|(_, q)| q)).expect("a secret");
-    let secret_b = presented_secret(url_b.split_once('?').map(|(_, q)| q)).expect("a secret");
+    let secret_a = query_param(url_a.split_once('?').map(|(_, q)| q), CALLBACK_SECRET_PARAM)
+        .expect("a secret");
+    let secret_b = query_param(url_b.split_once('?').map(|(_, q)| q), CALLBACK_SECRET_PARAM)
+        .expect("a secret");
     assert_ne!(secret_a, secret_b, "a secret per operation");
     assert!(secret_a.len() >= 22, "at least 128 bits: {secret_a}");
 
@@ -275,7 +277,16 @@ async fn the_secret_survives_a_restart_with_sqlite() {
     let id = handle.operation_id();
     let url = next_callback(&mut handler).await;
     drop(handle);
+    // Stopped, the process no longer runs the operation, but its receiver still answers: the
+    // record decides.
     a.shutdown().await;
+    assert_eq!(a.pending_operations(), 0);
+    for forged in [unsigned(&url).to_owned(), with_secret(&url, "x")] {
+        let refused = post(&forged, &completion("tok-r", "forged"))
+            .await
+            .expect_err("a forgery");
+        assert_refused_as_unknown(refused, &url).await;
+    }
     receiver.shutdown().await.unwrap();
 
     let (b, store, _receiver) = client_on(&path, addr, &handler.url, false).await;

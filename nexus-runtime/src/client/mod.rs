@@ -185,8 +185,7 @@ impl Client {
 
     /// Records a completion received for callback id `callback_id` (an operation id) with the
     /// callback secret `secret` (the [`CALLBACK_SECRET_PARAM`](crate::security::CALLBACK_SECRET_PARAM)
-    /// of the callback URL's query, see [`presented_secret`](crate::security::presented_secret))
-    /// in the store, then hands it to the operation's driver if it runs in this process. The
+    /// of the callback URL's query) in the store, then hands it to the operation's driver if it runs in this process. The
     /// callback receiver calls this and answers 200 only for `Ok`: the completion is then
     /// durable.
     ///

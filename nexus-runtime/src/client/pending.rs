@@ -22,10 +22,10 @@
 //!
 //! A completion that comes over the network ([`Inbox::deliver`], from the callback receiver) must
 //! present its operation's callback secret (the one its callback URL carries, kept in the store's
-//! record, or in the registry entry when nothing is stored). The secret is checked before
-//! anything else, in constant time; a missing or wrong one gets the answer an unknown operation
-//! gets, and nothing is recorded. The in-process callback ([`PendingSink`]) is handed to the
-//! handler directly and needs none.
+//! record and in the registry entry while the operation runs here, so that the common case reads
+//! nothing). The secret is checked before anything else, in constant time; a missing or wrong one
+//! gets the answer an unknown operation gets, and nothing is recorded. The in-process callback
+//! ([`PendingSink`]) is handed to the handler directly and needs none.
 
 use std::collections::{HashMap, HashSet};
 
@@ -79,8 +79,7 @@ struct Entry {
     /// The completion accepted for it (ephemeral registries only): a second one is refused, the
     /// same one again acknowledged.
     completed: Option<Box<CallerRecord>>,
-    /// The secret its callback URL carries (ephemeral registries only; a store keeps it
-    /// otherwise).
+    /// The secret its callback URL carries (as its record keeps it).
     secret: Option<CallbackSecret>,
 }
 
@@ -150,8 +149,8 @@ impl Registry {
 
     /// Registers operation `id`, showing `initial`, unless it runs here already (or, in an
     /// ephemeral registry, an operation with the same request key does): then `Err` with what a
-    /// handle needs of the running one. An ephemeral registry keeps `secret`, the one its
-    /// callback URL carries, to check completions against.
+    /// handle needs of the running one. `secret` is the one its callback URL carries, to check
+    /// completions against.
     pub fn register(
         &self,
         id: OperationId,
@@ -193,7 +192,7 @@ impl Registry {
                 wake: wake_tx.clone(),
                 abort: None,
                 completed: None,
-                secret: if self.ephemeral { secret } else { None },
+                secret,
             },
         );
         Ok((
@@ -313,6 +312,20 @@ impl Registry {
         Ok(())
     }
 
+    /// Whether a completion from `origin` may complete operation `id`, if it runs here (`None`
+    /// if it does not: its record decides).
+    pub fn admits(
+        &self,
+        id: OperationId,
+        origin: Origin<'_>,
+        accept_legacy_unsigned: bool,
+    ) -> Option<bool> {
+        self.lock()
+            .by_id
+            .get(&id)
+            .map(|entry| origin.admits(entry.secret.as_ref(), accept_legacy_unsigned))
+    }
+
     /// Stops every task (and every driver run inline) and forgets every operation.
     pub fn abort_all(&self) {
         let mut entries = self.lock();
@@ -404,27 +417,40 @@ impl Inbox {
         if self.registry.ephemeral {
             return self.registry.complete(id, origin, &completion);
         }
-        let stored = self.store.get(id).await.map_err(|e| {
-            tracing::warn!(operation_id = %id, error = %e, "cannot read an operation's record");
-            HandlerError::unavailable(format!("cannot check the completion: {e}"))
-        })?;
-        let admitted = stored.as_ref().is_some_and(|record| {
-            origin.admits(record.callback_secret.as_ref(), self.accept_legacy_unsigned)
-        });
-        if !admitted {
-            if stored.is_some() {
+        let legacy = self.accept_legacy_unsigned;
+        // `None`: no such operation; `Some(false)`: the secret is missing or wrong.
+        let admitted = match self.registry.admits(id, origin, legacy) {
+            Some(admitted) => Some(admitted),
+            // Not running here (after a restart, or driven by another replica): its record says.
+            None => self
+                .store
+                .get(id)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(operation_id = %id, error = %e, "cannot read an operation's record");
+                    HandlerError::unavailable(format!("cannot check the completion: {e}"))
+                })?
+                .map(|record| origin.admits(record.callback_secret.as_ref(), legacy)),
+        };
+        match admitted {
+            Some(true) => self.deliver_to(id, completion).await,
+            Some(false) => {
                 tracing::warn!(
                     operation_id = %id,
                     "a completion without its operation's callback secret refused"
                 );
+                Err(refusal(
+                    id,
+                    &completion,
+                    CompletionOutcome::UnknownOperation,
+                ))
             }
-            return Err(refusal(
+            None => Err(refusal(
                 id,
                 &completion,
                 CompletionOutcome::UnknownOperation,
-            ));
+            )),
         }
-        self.deliver_to(id, completion).await
     }
 
     /// Records `completion` for operation `id` (its secret checked already) and wakes its task.

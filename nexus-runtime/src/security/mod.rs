@@ -13,7 +13,5 @@
 mod callback_secret;
 mod principal;
 
-pub use callback_secret::{
-    CALLBACK_SECRET_PARAM, CallbackSecret, presented_secret, redact_callback_url,
-};
+pub use callback_secret::{CALLBACK_SECRET_PARAM, CallbackSecret, redact_callback_url};
 pub use principal::{PeerCertificates, Principal, PrincipalKind};

@@ -17,7 +17,7 @@ use super::handle::ServerHandle;
 use super::wire::{self, DEFAULT_BODY_LIMIT};
 use crate::client::Client;
 use crate::protocol::{self, FailureFormat};
-use crate::security;
+use crate::security::CALLBACK_SECRET_PARAM;
 
 /// The path completions are received under by default: `POST /nexus/callback/{callback id}`.
 pub const DEFAULT_CALLBACK_PATH: &str = "/nexus/callback";
@@ -130,7 +130,7 @@ async fn receive(
         return wire::wrong_method(request.method(), format);
     }
     let (parts, body) = request.into_parts();
-    let secret = security::presented_secret(parts.uri.query());
+    let secret = protocol::query_param(parts.uri.query(), CALLBACK_SECRET_PARAM);
     let body = match wire::read_body(body, &parts.headers, inner.body_limit).await {
         Ok(body) => body,
         Err(e) => return wire::handler_error(&e, format),
