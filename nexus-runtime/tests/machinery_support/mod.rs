@@ -262,3 +262,16 @@ pub async fn callback_secret(client: &nexus_runtime::Client, id: uuid::Uuid) -> 
         .expose()
         .to_owned()
 }
+
+/// Delivers `completion` to operation `id` of `client` as its callback receiver does: with the
+/// operation's callback secret.
+pub async fn deliver(
+    client: &nexus_runtime::Client,
+    id: uuid::Uuid,
+    completion: Completion,
+) -> Result<(), HandlerError> {
+    let secret = callback_secret(client, id).await;
+    client
+        .deliver_completion(&id.to_string(), Some(&secret), completion)
+        .await
+}
