@@ -58,7 +58,9 @@ impl ClientBuilder {
     }
 
     /// The base URL of this process's callback receiver, for transports whose completions come
-    /// back over the network. Each async operation gets `{base}/{operation id}`.
+    /// back over the network. Each async operation gets `{base}/{operation id}?secret={secret}`,
+    /// with a secret of its own that the receiver requires (see
+    /// [`CallbackSecret`](crate::security::CallbackSecret)).
     ///
     /// With a durable store, keep it the same across restarts (a fixed port, or a name in front of
     /// the process): handlers send the completions of operations started before a restart to the

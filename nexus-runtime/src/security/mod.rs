@@ -6,7 +6,8 @@
 //! - authentication: an authenticator turns a request into a [`Principal`] (mTLS certificate,
 //!   bearer token), and allowlists say which principals may call which services and operations;
 //! - the callback guard: where a handler may deliver completions;
-//! - completion secrets: a caller accepts a completion only from its operation's handler.
+//! - completion secrets ([`CallbackSecret`]): a caller accepts a completion only from its
+//!   operation's handler, the one given the callback URL that carries the operation's secret.
 //!
 //! This module is a leaf: it imports nothing else of the crate.
 
