@@ -63,7 +63,7 @@ impl fmt::Debug for Callback {
         match self {
             Self::Url { url, headers } => f
                 .debug_struct("Callback::Url")
-                .field("url", url)
+                .field("url", &crate::security::redact_callback_url(url))
                 .field("headers", headers)
                 .finish(),
             Self::Local(_) => f.write_str("Callback::Local(..)"),

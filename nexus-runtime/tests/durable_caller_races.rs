@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use machinery_support::{Answer, EchoClient, Scripted};
+use machinery_support::{Answer, EchoClient, Scripted, callback_secret, deliver};
 use nexus_runtime::completion::Completion;
 use nexus_runtime::store::{
     CallerRecord, CallerStore, CancelRequestOutcome, CompletionOutcome, InsertOutcome, MemoryStore,
@@ -164,9 +164,7 @@ async fn a_call_adopting_an_operation_that_just_finished_gets_its_outcome() {
         .unwrap();
     store.paused.notified().await;
     // Meanwhile its completion arrives and the resumed task ends.
-    b.deliver_completion(&id.to_string(), done("tok-1"))
-        .await
-        .unwrap();
+    deliver(&b, id, done("tok-1")).await.unwrap();
     let resumed = b.attach::<machinery_support::EchoOp>(id).await.unwrap();
     assert_eq!(resumed.result().await.unwrap(), "done");
     while b.pending_operations() > 1 {
@@ -200,7 +198,8 @@ async fn a_completion_recorded_for_a_request_that_went_away_still_wakes_its_task
     // receiver woke the task.
     store.armed_completion.store(true, Ordering::SeqCst);
     let callback_id = id.to_string();
-    let receiving = client.deliver_completion(&callback_id, done("tok-2"));
+    let secret = callback_secret(&client, id).await;
+    let receiving = client.deliver_completion(&callback_id, Some(&secret), done("tok-2"));
     tokio::select! {
         _ = receiving => panic!("the completion should be held after it was recorded"),
         () = store.paused.notified() => {}
@@ -212,9 +211,6 @@ async fn a_completion_recorded_for_a_request_that_went_away_still_wakes_its_task
     assert_eq!(result.unwrap(), "done");
 
     // Sent again (the sender did not see a 200): acknowledged, nothing changes.
-    client
-        .deliver_completion(&id.to_string(), done("tok-2"))
-        .await
-        .unwrap();
+    deliver(&client, id, done("tok-2")).await.unwrap();
     assert_eq!(handle.result().await.unwrap(), "done");
 }

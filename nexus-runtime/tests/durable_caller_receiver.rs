@@ -31,6 +31,15 @@ fn completion(token: &str, value: &str) -> Completion {
     }
 }
 
+/// The callback URL operation `id` gave its handler: under `base`, with its secret from `store`.
+async fn callback_url(base: &str, store: &dyn CallerStore, id: uuid::Uuid) -> String {
+    let record = store.get(id).await.unwrap().unwrap();
+    record
+        .callback_secret
+        .expect("a callback secret")
+        .sign_url(&format!("{base}/{id}"))
+}
+
 async fn post(url: &str, completion: &Completion) -> Result<(), HandlerError> {
     HttpCompletionSender::new()
         .callback_guard(nexus_runtime::security::CallbackGuard::loopback())
@@ -66,10 +75,15 @@ async fn completions_are_recorded_before_they_are_acknowledged() {
         second.token().unwrap().to_owned(),
     );
 
+    let (url1, url2) = (
+        callback_url(&base, &*store, id1).await,
+        callback_url(&base, &*store, id2).await,
+    );
+
     // The process stops driving its operations; its receiver still answers.
     a.shutdown().await;
     assert_eq!(a.pending_operations(), 0);
-    post(&format!("{base}/{id1}"), &completion(&token1, "by hand"))
+    post(&url1, &completion(&token1, "by hand"))
         .await
         .expect("recorded and acknowledged without a driver");
     let record = store.get(id1).await.unwrap().unwrap();
@@ -80,7 +94,7 @@ async fn completions_are_recorded_before_they_are_acknowledged() {
     );
 
     let refusals = [
-        (format!("{base}/{id1}"), completion(&token1, "again")),
+        (url1.clone(), completion(&token1, "again")),
         (
             format!("{base}/{}", uuid::Uuid::new_v4()),
             completion("t", "x"),
@@ -95,7 +109,7 @@ async fn completions_are_recorded_before_they_are_acknowledged() {
             "{url}: {error}"
         );
     }
-    let mismatch = post(&format!("{base}/{id2}"), &completion("other-token", "x"))
+    let mismatch = post(&url2, &completion("other-token", "x"))
         .await
         .unwrap_err();
     assert_eq!(mismatch.error_type, HandlerErrorType::BadRequest);
@@ -103,7 +117,7 @@ async fn completions_are_recorded_before_they_are_acknowledged() {
 
     // The store fails: the receiver answers a retryable error and records nothing.
     sqlite.close().await;
-    let unavailable = post(&format!("{base}/{id2}"), &completion(&token2, "lost?"))
+    let unavailable = post(&url2, &completion(&token2, "lost?"))
         .await
         .unwrap_err();
     assert_eq!(
@@ -174,8 +188,8 @@ async fn the_same_completion_sent_again_is_acknowledged() {
     let ledger = LedgerClient::new(client.clone(), "ledger");
     let ok = ledger.settle("p-1".into()).start().await.unwrap();
     let failed = ledger.settle("p-2".into()).start().await.unwrap();
-    let ok_url = format!("{base}/{}", ok.operation_id());
-    let failed_url = format!("{base}/{}", failed.operation_id());
+    let ok_url = callback_url(&base, &*store, ok.operation_id()).await;
+    let failed_url = callback_url(&base, &*store, failed.operation_id()).await;
     let success = completion(ok.token().unwrap(), "settled");
     let failure = Completion {
         outcome: Err(nexus_runtime::OperationError::failed(

@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use machinery_support::{Answer, EchoClient, EchoOp, Scripted};
+use machinery_support::{Answer, EchoClient, EchoOp, Scripted, deliver};
 use nexus_runtime::client::{EndpointConfig, OperationState};
 use nexus_runtime::codec;
 use nexus_runtime::completion::Completion;
@@ -194,7 +194,7 @@ async fn started(open: Open) {
         .request_id("req-3")
         .schedule()
         .unwrap();
-    b.deliver_completion(&id.to_string(), completion("tok-3", Ok("done")))
+    deliver(&b, id, completion("tok-3", Ok("done")))
         .await
         .unwrap();
     assert_eq!(handle.result().await.unwrap(), "done");
@@ -203,11 +203,10 @@ async fn started(open: Open) {
     assert_eq!(second.start_count(), 0);
     // The same completion again (its sender missed the first 200) is acknowledged; another
     // outcome is refused; neither changes the record.
-    b.deliver_completion(&id.to_string(), completion("tok-3", Ok("done")))
+    deliver(&b, id, completion("tok-3", Ok("done")))
         .await
         .unwrap();
-    let other = b
-        .deliver_completion(&id.to_string(), completion("tok-3", Ok("other")))
+    let other = deliver(&b, id, completion("tok-3", Ok("other")))
         .await
         .unwrap_err();
     assert_eq!(other.error_type, HandlerErrorType::NotFound);
@@ -278,8 +277,9 @@ async fn typed_errors_survive(open: Open) {
     let a = client(store.clone(), &first);
     let echo = EchoClient::new(a.clone(), "echo");
     let failed = echo.echo("a".into()).start().await.unwrap();
-    a.deliver_completion(
-        &failed.operation_id().to_string(),
+    deliver(
+        &a,
+        failed.operation_id(),
         completion(
             "tok-5",
             Err(OperationError::failed("declined").with_details(&Declined { code: 51 })),
@@ -389,8 +389,9 @@ async fn cancel_requested(open: Open) {
     })
     .await;
     assert_eq!(second.seen_cancels()[0].1, "tok-6");
-    b.deliver_completion(
-        &id.to_string(),
+    deliver(
+        &b,
+        id,
         completion("tok-6", Err(OperationError::canceled("stopped"))),
     )
     .await
@@ -425,7 +426,7 @@ async fn outlives_handles_and_dedups(open: Open) {
     drop(handle);
     tokio::time::sleep(ms(50)).await;
     assert_eq!(a.pending_operations(), 1, "not abandoned");
-    a.deliver_completion(&id.to_string(), completion("tok-7", Ok("done")))
+    deliver(&a, id, completion("tok-7", Ok("done")))
         .await
         .unwrap();
     until("the operation ends", || a.pending_operations() == 0).await;

@@ -246,18 +246,28 @@ async fn temporal_completions_replayed_against_the_callback_receiver() {
         nexus_runtime::protocol::query_param(start.uri.split_once('?').map(|(_, q)| q), "callback")
             .unwrap();
 
-    // Temporal's completion, as it was sent.
-    let mut request = raw_client().post(&callback_url);
-    for (name, value) in callback["headers"].as_object().unwrap() {
-        if !["host", "content-length"].contains(&name.to_ascii_lowercase().as_str()) {
-            request = request.header(name, value.as_str().unwrap());
+    // The callback URL carries the operation's secret; Temporal posts to it verbatim.
+    let (unsigned, query) = callback_url.split_once('?').expect("a query");
+    assert!(
+        nexus_runtime::protocol::query_param(Some(query), "secret").is_some(),
+        "{query}"
+    );
+
+    // Temporal's completion, as it was sent: refused without the secret (as for an unknown
+    // operation), accepted at the URL as given.
+    let send = |url: &str| {
+        let mut request = raw_client().post(url);
+        for (name, value) in callback["headers"].as_object().unwrap() {
+            if !["host", "content-length"].contains(&name.to_ascii_lowercase().as_str()) {
+                request = request.header(name, value.as_str().unwrap());
+            }
         }
-    }
-    let response = request
-        .body(callback["body"].as_str().unwrap().to_owned())
-        .send()
-        .await
-        .unwrap();
+        request
+            .body(callback["body"].as_str().unwrap().to_owned())
+            .send()
+    };
+    assert_eq!(send(unsigned).await.unwrap().status(), 404);
+    let response = send(&callback_url).await.unwrap();
     assert_eq!(response.status(), 200);
     let expected: Value = serde_json::from_str(callback["body"].as_str().unwrap()).unwrap();
     assert_eq!(handle.result().await.unwrap(), expected);

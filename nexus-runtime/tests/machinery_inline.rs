@@ -169,7 +169,7 @@ async fn an_awaited_call_lives_in_the_registry_while_it_runs() {
         close_time: None,
     };
     let refused = client
-        .deliver_completion(&uuid::Uuid::new_v4().to_string(), unknown)
+        .deliver_completion(&uuid::Uuid::new_v4().to_string(), None, unknown)
         .await
         .expect_err("unknown id");
     assert_eq!(refused.error_type, HandlerErrorType::NotFound);

@@ -23,6 +23,7 @@ pub struct ClientBuilder {
     replicas: Option<ReplicaConfig>,
     retention: Option<Duration>,
     purge_interval: Option<Duration>,
+    accept_legacy_unsigned: bool,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -34,6 +35,7 @@ impl fmt::Debug for ClientBuilder {
             .field("owner_id", &self.owner_id)
             .field("replicas", &self.replicas)
             .field("retention", &self.retention)
+            .field("accept_legacy_unsigned", &self.accept_legacy_unsigned)
             .finish_non_exhaustive()
     }
 }
@@ -56,7 +58,9 @@ impl ClientBuilder {
     }
 
     /// The base URL of this process's callback receiver, for transports whose completions come
-    /// back over the network. Each async operation gets `{base}/{operation id}`.
+    /// back over the network. Each async operation gets `{base}/{operation id}?secret={secret}`,
+    /// with a secret of its own that the receiver requires (see
+    /// [`CallbackSecret`](crate::security::CallbackSecret)).
     ///
     /// With a durable store, keep it the same across restarts (a fixed port, or a name in front of
     /// the process): handlers send the completions of operations started before a restart to the
@@ -126,6 +130,19 @@ impl ClientBuilder {
         self
     }
 
+    /// Accepts completions without a callback secret for the operations recorded before
+    /// completion secrets existed (records with no
+    /// [`callback_secret`](crate::store::CallerRecord::callback_secret)), whose handlers were
+    /// given a callback URL without one. Off by default: every completion must then carry its
+    /// operation's secret, and a completion for such a record is refused like one for an unknown
+    /// operation. Turn it on only while operations started by an earlier version are still in
+    /// flight after an upgrade; operations recorded since always need their secret.
+    #[must_use]
+    pub fn accept_legacy_unsigned_completions(mut self, accept: bool) -> Self {
+        self.accept_legacy_unsigned = accept;
+        self
+    }
+
     /// Builds the client. Inside a Tokio runtime it starts its caretaker at once: recovery of the
     /// store's unfinished operations, then lease renewal and claims (replicas) and purging.
     /// Outside one, that starts with the first `schedule`, `attach` or `recover`.
@@ -157,6 +174,7 @@ impl ClientBuilder {
             purge_interval: self
                 .purge_interval
                 .unwrap_or_else(|| Durability::default_purge_interval(retention)),
+            accept_legacy_unsigned: self.accept_legacy_unsigned,
         };
         let client = Client {
             inner: Arc::new(Inner::new(

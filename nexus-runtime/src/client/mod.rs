@@ -46,6 +46,7 @@ use crate::completion::Completion;
 use crate::error::{CallError, HandlerError};
 use crate::machinery::{BreakerState, Deadlines, Jitter, Timeouts};
 use crate::operation::{CallScope, Operation};
+use crate::security::CallbackSecret;
 use crate::service::Service;
 use crate::store::{CallerRecord, CallerStore, Lease, OperationDeadlines, RequestKey};
 
@@ -93,6 +94,7 @@ impl Inner {
         let inbox = Arc::new(Inbox {
             store: durability.store.clone(),
             registry: registry.clone(),
+            accept_legacy_unsigned: durability.accept_legacy_unsigned,
         });
         Self {
             endpoints,
@@ -181,21 +183,32 @@ impl Client {
             .unwrap_or_default()
     }
 
-    /// Records a completion received for callback id `callback_id` (an operation id) in the
-    /// store, then hands it to the operation's driver if it runs in this process. The callback
-    /// receiver calls this and answers 200 only for `Ok`: the completion is then durable.
+    /// Records a completion received for callback id `callback_id` (an operation id) with the
+    /// callback secret `secret` (the [`CALLBACK_SECRET_PARAM`](crate::security::CALLBACK_SECRET_PARAM)
+    /// of the callback URL's query) in the store, then hands it to the operation's driver if it runs in this process. The
+    /// callback receiver calls this and answers 200 only for `Ok`: the completion is then
+    /// durable.
+    ///
+    /// The secret is checked first, in constant time, against the one the operation's callback
+    /// URL was given: a missing or wrong secret is refused exactly as an unknown operation is
+    /// (NOT_FOUND, same message), so a forger learns nothing, not even whether the operation
+    /// exists, and nothing is recorded.
     ///
     /// The same completion received again (the operation ended with it) is acknowledged: its
-    /// sender missed the first acknowledgement. Errors: NOT_FOUND for an unknown id or an
-    /// operation that already finished otherwise (another outcome, or it timed out or was
-    /// canceled first), BAD_REQUEST for a token other than the start response gave, UNAVAILABLE
-    /// (retryable) when the store fails.
+    /// sender missed the first acknowledgement. Errors: NOT_FOUND for an unknown id, a missing
+    /// or wrong secret, or an operation that already finished otherwise (another outcome, or it
+    /// timed out or was canceled first), BAD_REQUEST for a token other than the start response
+    /// gave, UNAVAILABLE (retryable) when the store fails.
     pub async fn deliver_completion(
         &self,
         callback_id: &str,
+        secret: Option<&str>,
         completion: Completion,
     ) -> Result<(), HandlerError> {
-        self.inner.inbox.deliver(callback_id, completion).await
+        self.inner
+            .inbox
+            .deliver(callback_id, secret, completion)
+            .await
     }
 
     pub(crate) fn durability(&self) -> &Durability {
@@ -367,6 +380,12 @@ impl Client {
             request_id: request_id.clone(),
         };
         let id = crate::id::new_v4();
+        // Every recorded operation gets a secret (a record without one is then one made before
+        // secrets existed); a client that keeps nothing needs one only for callbacks over the
+        // network.
+        let callback_secret = (!durability.keeps_nothing()
+            || state.targets.any_needs_callback_url())
+        .then(CallbackSecret::generate);
         let mut record = if durability.keeps_nothing() {
             // Never stored: the driver keeps only what an update would write (see
             // `persist::kept`), so the key and input are not copied into it.
@@ -385,6 +404,7 @@ impl Client {
                 schedule_to_start: deadlines.schedule_to_start.map(clock::system_at),
                 start_to_close: None,
             };
+            record.callback_secret.clone_from(&callback_secret);
             record
         };
         if let Some(replicas) = &durability.replicas {
@@ -402,12 +422,13 @@ impl Client {
             input,
             cancellation_type: options.cancellation_type,
             retry,
+            callback_secret: callback_secret.clone(),
         };
         let (local, attached) =
             match self
                 .inner
                 .registry
-                .register(id, key, Record::new(id, scheduled))
+                .register(id, key, Record::new(id, scheduled), callback_secret)
             {
                 Ok(registered) => registered,
                 // The same request id runs already (found by the registry only when it is where

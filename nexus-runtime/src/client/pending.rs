@@ -19,6 +19,13 @@
 //! finds a running operation by its request key (a request id already running is followed, not
 //! started again), and checks and records completions itself ([`Registry::complete`]), with the
 //! same answers a store gives.
+//!
+//! A completion that comes over the network ([`Inbox::deliver`], from the callback receiver) must
+//! present its operation's callback secret (the one its callback URL carries, kept in the store's
+//! record and in the registry entry while the operation runs here, so that the common case reads
+//! nothing). The secret is checked before anything else, in constant time; a missing or wrong one
+//! gets the answer an unknown operation gets, and nothing is recorded. The in-process callback
+//! ([`PendingSink`]) is handed to the handler directly and needs none.
 
 use std::collections::{HashMap, HashSet};
 
@@ -37,6 +44,7 @@ use crate::codec::Content;
 use crate::completion::{Completion, CompletionSink};
 use crate::error::HandlerError;
 use crate::id::IdMap;
+use crate::security::CallbackSecret;
 use crate::store::{CallerRecord, CallerStore, CompletionOutcome, OperationId, RequestKey};
 
 /// Why a task is woken.
@@ -71,6 +79,8 @@ struct Entry {
     /// The completion accepted for it (ephemeral registries only): a second one is refused, the
     /// same one again acknowledged.
     completed: Option<Box<CallerRecord>>,
+    /// The secret its callback URL carries (as its record keeps it).
+    secret: Option<CallbackSecret>,
 }
 
 /// What a handle needs of an operation.
@@ -139,12 +149,14 @@ impl Registry {
 
     /// Registers operation `id`, showing `initial`, unless it runs here already (or, in an
     /// ephemeral registry, an operation with the same request key does): then `Err` with what a
-    /// handle needs of the running one.
+    /// handle needs of the running one. `secret` is the one its callback URL carries, to check
+    /// completions against.
     pub fn register(
         &self,
         id: OperationId,
         key: RequestKey,
         initial: Record,
+        secret: Option<CallbackSecret>,
     ) -> Result<(Local, Attached), Attached> {
         let mut entries = self.lock();
         if let Some(entry) = entries.by_id.get(&id) {
@@ -180,6 +192,7 @@ impl Registry {
                 wake: wake_tx.clone(),
                 abort: None,
                 completed: None,
+                secret,
             },
         );
         Ok((
@@ -236,10 +249,21 @@ impl Registry {
     /// nothing else keeps it, and wakes its task. The answers are a store's (see
     /// [`Inbox::deliver`]): NOT_FOUND for an operation that does not run here (unknown, or it
     /// ended and was forgotten) or that ended otherwise; the same completion again is
-    /// acknowledged; BAD_REQUEST for a token other than the start response gave.
-    pub fn complete(&self, id: OperationId, completion: &Completion) -> Result<(), HandlerError> {
+    /// acknowledged; BAD_REQUEST for a token other than the start response gave. A completion
+    /// from a callback request without the operation's secret is refused first, as for an
+    /// unknown operation.
+    pub fn complete(
+        &self,
+        id: OperationId,
+        origin: Origin<'_>,
+        completion: &Completion,
+    ) -> Result<(), HandlerError> {
         let mut entries = self.lock();
-        let Some(entry) = entries.by_id.get_mut(&id) else {
+        let Some(entry) = entries
+            .by_id
+            .get_mut(&id)
+            .filter(|entry| origin.admits(entry.secret.as_ref(), false))
+        else {
             return Err(refusal(id, completion, CompletionOutcome::UnknownOperation));
         };
         if let Some(done) = &entry.completed {
@@ -288,6 +312,20 @@ impl Registry {
         Ok(())
     }
 
+    /// Whether a completion from `origin` may complete operation `id`, if it runs here (`None`
+    /// if it does not: its record decides).
+    pub fn admits(
+        &self,
+        id: OperationId,
+        origin: Origin<'_>,
+        accept_legacy_unsigned: bool,
+    ) -> Option<bool> {
+        self.lock()
+            .by_id
+            .get(&id)
+            .map(|entry| origin.admits(entry.secret.as_ref(), accept_legacy_unsigned))
+    }
+
     /// Stops every task (and every driver run inline) and forgets every operation.
     pub fn abort_all(&self) {
         let mut entries = self.lock();
@@ -329,17 +367,45 @@ fn attached(entry: &Entry) -> Attached {
 pub(crate) struct Inbox {
     pub store: Arc<dyn CallerStore>,
     pub registry: Arc<Registry>,
+    /// Whether a record without a secret (made before secrets existed) takes completions without
+    /// one.
+    pub accept_legacy_unsigned: bool,
+}
+
+/// Where a completion comes from, for the secret check.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Origin<'a> {
+    /// The operation's in-process callback, handed to its handler directly: nothing to check.
+    InProcess,
+    /// A callback request, with the secret its URL's query presented, if any.
+    Callback(Option<&'a str>),
+}
+
+impl Origin<'_> {
+    /// Whether a completion from here may complete an operation whose callback carries
+    /// `expected` (`None`: a record made before secrets existed, admitted only when
+    /// `accept_legacy_unsigned`). The comparison is in constant time.
+    fn admits(self, expected: Option<&CallbackSecret>, accept_legacy_unsigned: bool) -> bool {
+        match (self, expected) {
+            (Self::InProcess, _) => true,
+            (Self::Callback(Some(presented)), Some(expected)) => expected.matches(presented),
+            (Self::Callback(None), Some(_)) => false,
+            (Self::Callback(_), None) => accept_legacy_unsigned,
+        }
+    }
 }
 
 impl Inbox {
-    /// Records the completion for callback id `callback_id` and wakes its task. Acknowledges the
-    /// same completion received again (the operation ended with it); refuses an unknown id or an
-    /// operation already finished otherwise (NOT_FOUND) and a token that contradicts the start
-    /// response (BAD_REQUEST); a store failure is UNAVAILABLE (retryable), so the completion is
-    /// sent again rather than lost.
+    /// Records the completion for callback id `callback_id`, received with callback secret
+    /// `secret`, and wakes its task. Acknowledges the same completion received again (the
+    /// operation ended with it); refuses an unknown id, a missing or wrong secret (the same
+    /// answer, see the module docs) or an operation already finished otherwise (NOT_FOUND) and a
+    /// token that contradicts the start response (BAD_REQUEST); a store failure is UNAVAILABLE
+    /// (retryable), so the completion is sent again rather than lost.
     pub async fn deliver(
         &self,
         callback_id: &str,
+        secret: Option<&str>,
         completion: Completion,
     ) -> Result<(), HandlerError> {
         let id = OperationId::parse_str(callback_id).map_err(|_| {
@@ -347,13 +413,51 @@ impl Inbox {
                 "no operation has callback id `{callback_id}` (not an operation id)"
             ))
         })?;
-        self.deliver_to(id, completion).await
+        let origin = Origin::Callback(secret);
+        if self.registry.ephemeral {
+            return self.registry.complete(id, origin, &completion);
+        }
+        let legacy = self.accept_legacy_unsigned;
+        // `None`: no such operation; `Some(false)`: the secret is missing or wrong.
+        let admitted = match self.registry.admits(id, origin, legacy) {
+            Some(admitted) => Some(admitted),
+            // Not running here (after a restart, or driven by another replica): its record says.
+            None => self
+                .store
+                .get(id)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(operation_id = %id, error = %e, "cannot read an operation's record");
+                    HandlerError::unavailable(format!("cannot check the completion: {e}"))
+                })?
+                .map(|record| origin.admits(record.callback_secret.as_ref(), legacy)),
+        };
+        match admitted {
+            Some(true) => self.deliver_to(id, completion).await,
+            Some(false) => {
+                tracing::warn!(
+                    operation_id = %id,
+                    "a completion without its operation's callback secret refused"
+                );
+                Err(refusal(
+                    id,
+                    &completion,
+                    CompletionOutcome::UnknownOperation,
+                ))
+            }
+            None => Err(refusal(
+                id,
+                &completion,
+                CompletionOutcome::UnknownOperation,
+            )),
+        }
     }
 
-    /// Records `completion` for operation `id` and wakes its task. Both happen in a task of their
-    /// own: when the request that brought the completion goes away (its sender died), this future
-    /// is dropped, but a completion the store recorded still wakes the task waiting for it.
-    pub async fn deliver_to(
+    /// Records `completion` for operation `id` (its secret checked already) and wakes its task.
+    /// Both happen in a task of their own: when the request that brought the completion goes
+    /// away (its sender died), this future is dropped, but a completion the store recorded still
+    /// wakes the task waiting for it.
+    async fn deliver_to(
         &self,
         id: OperationId,
         completion: Completion,
@@ -372,7 +476,7 @@ impl Inbox {
     ) -> Result<(), HandlerError> {
         if self.registry.ephemeral {
             // Nothing to wait for: checked, recorded and handed over under the registry's lock.
-            return self.registry.complete(id, &completion);
+            return self.registry.complete(id, Origin::InProcess, &completion);
         }
         let (store, registry) = (self.store.clone(), self.registry.clone());
         tokio::spawn(async move {

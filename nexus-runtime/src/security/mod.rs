@@ -6,11 +6,13 @@
 //! - authentication: an authenticator turns a request into a [`Principal`] (mTLS certificate,
 //!   bearer token), and allowlists say which principals may call which services and operations;
 //! - the callback guard ([`CallbackGuard`]): where a handler may deliver completions;
-//! - completion secrets: a caller accepts a completion only from its operation's handler.
+//! - completion secrets ([`CallbackSecret`]): a caller accepts a completion only from its
+//!   operation's handler, the one given the callback URL that carries the operation's secret.
 //!
 //! This module is a leaf: it imports nothing else of the crate.
 
 mod callback;
+mod callback_secret;
 mod principal;
 
 pub use callback::{
@@ -18,4 +20,5 @@ pub use callback::{
     MAX_CALLBACK_URL_BYTES, RefusalKind, RuleError, callback_header_refusal, canonical_ip,
     is_public, non_public_kind,
 };
+pub use callback_secret::{CALLBACK_SECRET_PARAM, CallbackSecret, redact_callback_url};
 pub use principal::{PeerCertificates, Principal, PrincipalKind};

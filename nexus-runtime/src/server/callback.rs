@@ -17,6 +17,7 @@ use super::handle::ServerHandle;
 use super::wire::{self, DEFAULT_BODY_LIMIT};
 use crate::client::Client;
 use crate::protocol::{self, FailureFormat};
+use crate::security::CALLBACK_SECRET_PARAM;
 
 /// The path completions are received under by default: `POST /nexus/callback/{callback id}`.
 pub const DEFAULT_CALLBACK_PATH: &str = "/nexus/callback";
@@ -26,14 +27,19 @@ pub const DEFAULT_CALLBACK_PATH: &str = "/nexus/callback";
 ///
 /// The client gives each async operation the callback URL `{base}/{operation id}`, where `base`
 /// is what [`ClientBuilder::callback_url`](crate::client::ClientBuilder::callback_url) was given;
-/// this receiver serves `POST {path}/{operation id}`. Answers:
+/// this receiver serves `POST {path}/{operation id}`. That URL carries the operation's
+/// [`CallbackSecret`](crate::security::CallbackSecret) in its query
+/// (`?secret=…`, see [`CALLBACK_SECRET_PARAM`](crate::security::CALLBACK_SECRET_PARAM)); a
+/// completion is accepted only with it, compared in constant time. Answers:
 /// - 200 once the completion is recorded in the client's store (durably, with a durable store),
 ///   whether or not the operation's driver runs in this process;
 /// - 200 also for the same completion received again (the operation ended with it: its sender
 ///   missed the first 200, say it died before it could record the delivery), as long as the
 ///   client keeps the operation's record (with a store, for its retention);
-/// - NOT_FOUND (404) for an unknown operation or one that already finished otherwise (another
-///   outcome, or it timed out or was canceled first);
+/// - NOT_FOUND (404) for an unknown operation, for a missing or wrong secret (the very answer an
+///   unknown operation gets, so a forged or misdirected completion learns nothing, not even
+///   whether the operation exists; nothing is recorded), or for an operation that already
+///   finished otherwise (another outcome, or it timed out or was canceled first);
 /// - BAD_REQUEST (400) for a token other than the start response gave, for a malformed
 ///   completion, naming the problem (missing or invalid `Nexus-Operation-State`, bad timestamps
 ///   or links, a failure that is not a JSON Failure, a body over the limit) or a method other
@@ -124,6 +130,7 @@ async fn receive(
         return wire::wrong_method(request.method(), format);
     }
     let (parts, body) = request.into_parts();
+    let secret = protocol::query_param(parts.uri.query(), CALLBACK_SECRET_PARAM);
     let body = match wire::read_body(body, &parts.headers, inner.body_limit).await {
         Ok(body) => body,
         Err(e) => return wire::handler_error(&e, format),
@@ -138,7 +145,7 @@ async fn receive(
             );
             inner
                 .client
-                .deliver_completion(&callback_id, completion)
+                .deliver_completion(&callback_id, secret.as_deref(), completion)
                 .await
         }
         Err(e) => Err(e),

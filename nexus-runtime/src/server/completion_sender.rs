@@ -12,7 +12,7 @@ use super::callback_http::{self, AddressError, MAX_ANSWER_BYTES};
 use crate::completion::{Completion, CompletionSender};
 use crate::error::{CallError, HandlerError};
 use crate::protocol::{self, FailureFormat};
-use crate::security::{CallbackGuard, CallbackRefusal, CheckedCallback};
+use crate::security::{CallbackGuard, CallbackRefusal, CheckedCallback, redact_callback_url};
 
 /// When to try delivering a completion again: exponential backoff, bounded in attempts.
 ///
@@ -294,13 +294,13 @@ impl HttpCompletionSender {
             // decides whether to retry and logs what it does.
             Err(error) if self.retry.max_attempts <= 1 => tracing::debug!(
                 token = %completion.token,
-                %url,
+                url = %redact_callback_url(url),
                 %error,
                 "completion attempt failed"
             ),
             Err(error) => tracing::error!(
                 token = %completion.token,
-                %url,
+                url = %redact_callback_url(url),
                 attempts = report.attempts,
                 %error,
                 "completion not delivered"
@@ -315,7 +315,8 @@ impl HttpCompletionSender {
         headers: http::HeaderMap,
         body: bytes::Bytes,
     ) -> Attempt {
-        let url = callback.url().as_str();
+        // Named with its secret redacted: these messages are logged and stored.
+        let url = redact_callback_url(callback.url().as_str());
         let client = match &self.client {
             Ok(client) => client,
             Err(e) => {
@@ -341,9 +342,11 @@ impl HttpCompletionSender {
             .headers(headers)
             .body(body)
             .timeout(self.attempt_timeout);
-        let response = match callback_http::with_checked(checked, request.send()).await {
+        let sent = callback_http::with_checked(checked, request.send()).await;
+        let response = match sent {
             Ok(response) => response,
             Err(e) => {
+                let e = e.without_url();
                 return Attempt::Retryable(HandlerError::unavailable(format!(
                     "cannot reach the callback URL {url}: {e}{}",
                     std::error::Error::source(&e)

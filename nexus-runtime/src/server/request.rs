@@ -8,6 +8,7 @@ use tokio::time::Instant;
 use crate::completion::Callback;
 use crate::error::HandlerError;
 use crate::protocol::{self, header};
+use crate::security::redact_callback_url;
 use crate::transport::{CancelRequest, StartRequest};
 
 /// A header as text, if present; a value that is not visible ASCII is BAD_REQUEST.
@@ -66,11 +67,16 @@ fn callback(parts: &Parts) -> Result<Option<Callback>, HandlerError> {
     let Some(url) = protocol::query_param(parts.uri.query(), protocol::CALLBACK_QUERY) else {
         return Ok(None);
     };
-    let parsed = Url::parse(&url)
-        .map_err(|e| HandlerError::bad_request(format!("invalid callback URL `{url}`: {e}")))?;
+    let parsed = Url::parse(&url).map_err(|e| {
+        HandlerError::bad_request(format!(
+            "invalid callback URL `{}`: {e}",
+            redact_callback_url(&url)
+        ))
+    })?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(HandlerError::bad_request(format!(
-            "invalid callback URL `{url}`: completions are delivered over http or https"
+            "invalid callback URL `{}`: completions are delivered over http or https",
+            redact_callback_url(&url)
         )));
     }
     Ok(Some(Callback::Url {

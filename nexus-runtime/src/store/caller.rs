@@ -8,6 +8,7 @@ use crate::codec::Content;
 use crate::completion::Completion;
 use crate::error::Failure;
 use crate::link::Link;
+use crate::security::CallbackSecret;
 
 /// The id of a caller's operation. It is also its callback id: the last segment of the callback
 /// URL a handler posts the completion to.
@@ -134,7 +135,8 @@ impl RequestKey {
 
 /// One operation this process started.
 ///
-/// Fixed at insert: `id`, the [`RequestKey`] fields, `input`, `options`, `scheduled_at`. The rest
+/// Fixed at insert: `id`, the [`RequestKey`] fields, `input`, `options`, `callback_secret`,
+/// `scheduled_at`. The rest
 /// changes through [`CallerStore::update`] (compare-and-set on `version`),
 /// [`CallerStore::record_completion`], [`CallerStore::request_cancel`] and the lease methods.
 #[derive(Clone, Debug, PartialEq)]
@@ -189,6 +191,10 @@ pub struct CallerRecord {
     pub deadlines: OperationDeadlines,
     /// Who drives it, while unfinished.
     pub lease: Option<Lease>,
+    /// The secret its callback URL carries: the callback receiver accepts a completion for it
+    /// only with this secret. `None` for a record made before completion secrets existed (see
+    /// [`ClientBuilder::accept_legacy_unsigned_completions`](crate::client::ClientBuilder::accept_legacy_unsigned_completions)).
+    pub callback_secret: Option<CallbackSecret>,
 }
 
 impl CallerRecord {
@@ -264,6 +270,7 @@ impl CallerRecord {
             closed_at: None,
             deadlines: OperationDeadlines::default(),
             lease: None,
+            callback_secret: None,
         }
     }
 

@@ -10,6 +10,7 @@ use crate::completion::Completion;
 use crate::error::Failure;
 use crate::link::Link;
 use crate::operation::Headers;
+use crate::security::redact_callback_url;
 
 /// What identifies one start request across retries: handlers deduplicate on it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -124,12 +125,22 @@ impl fmt::Display for AsyncState {
 }
 
 /// Where to deliver a completion: the caller's callback URL and the headers to send with it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// (`Debug` shows the URL with its completion secret redacted.)
+#[derive(Clone, PartialEq, Eq)]
 pub struct StoredCallback {
     /// The callback URL.
     pub url: String,
     /// Headers for the completion request.
     pub headers: Headers,
+}
+
+impl fmt::Debug for StoredCallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredCallback")
+            .field("url", &redact_callback_url(&self.url))
+            .field("headers", &self.headers)
+            .finish()
+    }
 }
 
 /// An async operation this process started for a caller, by token.

@@ -1,10 +1,12 @@
 //! The handler's outbox: completions waiting to be delivered to callers' callback URLs.
 
+use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use super::StoreFuture;
 use crate::completion::Completion;
 use crate::operation::Headers;
+use crate::security::redact_callback_url;
 
 /// The id of a completion delivery.
 pub type DeliveryId = uuid::Uuid;
@@ -39,8 +41,8 @@ impl DeliveryState {
     }
 }
 
-/// One completion in the outbox.
-#[derive(Clone, Debug, PartialEq)]
+/// One completion in the outbox. (`Debug` shows the URL with its completion secret redacted.)
+#[derive(Clone, PartialEq)]
 pub struct Delivery {
     /// Its id.
     pub id: DeliveryId,
@@ -62,6 +64,23 @@ pub struct Delivery {
     pub created_at: SystemTime,
     /// When it was delivered or declared dead.
     pub finished_at: Option<SystemTime>,
+}
+
+impl fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delivery")
+            .field("id", &self.id)
+            .field("url", &redact_callback_url(&self.url))
+            .field("headers", &self.headers)
+            .field("completion", &self.completion)
+            .field("state", &self.state)
+            .field("attempts", &self.attempts)
+            .field("next_attempt_at", &self.next_attempt_at)
+            .field("last_error", &self.last_error)
+            .field("created_at", &self.created_at)
+            .field("finished_at", &self.finished_at)
+            .finish()
+    }
 }
 
 /// The outbox of completion deliveries, filled by [`HandlerStore::complete_async`] and drained

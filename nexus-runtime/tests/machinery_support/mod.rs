@@ -247,3 +247,31 @@ pub async fn settle() {
         tokio::task::yield_now().await;
     }
 }
+
+/// The callback secret of operation `id` as `client`'s store keeps it: what a callback URL of the
+/// operation carries, for completions delivered as the callback receiver does.
+pub async fn callback_secret(client: &nexus_runtime::Client, id: uuid::Uuid) -> String {
+    client
+        .store()
+        .get(id)
+        .await
+        .expect("read")
+        .expect("recorded")
+        .callback_secret
+        .expect("a callback secret")
+        .expose()
+        .to_owned()
+}
+
+/// Delivers `completion` to operation `id` of `client` as its callback receiver does: with the
+/// operation's callback secret.
+pub async fn deliver(
+    client: &nexus_runtime::Client,
+    id: uuid::Uuid,
+    completion: Completion,
+) -> Result<(), HandlerError> {
+    let secret = callback_secret(client, id).await;
+    client
+        .deliver_completion(&id.to_string(), Some(&secret), completion)
+        .await
+}

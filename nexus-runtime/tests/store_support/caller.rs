@@ -8,6 +8,8 @@ use nexus_runtime::store::{
     OperationState, StoreError,
 };
 
+use nexus_runtime::security::CallbackSecret;
+
 use super::Harness;
 use super::fixtures::*;
 
@@ -50,6 +52,7 @@ pub async fn round_trip_of_every_field<H: Harness>(h: &H) {
         start_to_close: Some(at(20) + Duration::from_nanos(1_500)),
     };
     r.lease = Some(Lease::new("owner-a", at(40)));
+    r.callback_secret = Some(CallbackSecret::generate());
     assert_eq!(store.insert(&r).await.unwrap(), InsertOutcome::Inserted);
 
     let mut expected = r.clone();
@@ -238,6 +241,50 @@ pub async fn completion_before_token<H: Harness>(h: &H) {
         "the 201 came too late"
     );
     assert_eq!(store.get(r.id).await.unwrap(), Some(*done));
+}
+
+/// The callback secret is fixed at insert: updates and completions keep it, and a record without
+/// one (made before secrets existed) stays without.
+pub async fn callback_secret_is_fixed_at_insert<H: Harness>(h: &H) {
+    let store = h.store();
+    let secret = CallbackSecret::generate();
+    let mut r = record(1, at(0));
+    r.callback_secret = Some(secret.clone());
+    store.insert(&r).await.unwrap();
+    let legacy = record(2, at(0));
+    store.insert(&legacy).await.unwrap();
+    r.state = OperationState::Started;
+    r.token = Some("tok-1".into());
+    r.callback_secret = Some(CallbackSecret::generate());
+    assert!(store.update(&mut r).await.unwrap());
+    let updated = store.get(r.id).await.unwrap().expect("the record");
+    assert_eq!(
+        updated.callback_secret.as_ref(),
+        Some(&secret),
+        "not written"
+    );
+    let outcome = store
+        .record_completion(r.id, &completion_ok("tok-1"), at(3))
+        .await
+        .unwrap();
+    let CompletionOutcome::Applied(done) = outcome else {
+        panic!("expected Applied, got {outcome:?}");
+    };
+    assert_eq!(done.callback_secret.as_ref(), Some(&secret));
+    let got = store.get(r.id).await.unwrap().expect("the record");
+    assert_eq!(
+        got.callback_secret.as_ref().map(CallbackSecret::expose),
+        Some(secret.expose())
+    );
+    assert_eq!(
+        store
+            .get(legacy.id)
+            .await
+            .unwrap()
+            .expect("legacy")
+            .callback_secret,
+        None
+    );
 }
 
 /// Completions of a started operation: failed and canceled outcomes, an empty token, a token

@@ -44,6 +44,7 @@ macro_rules! store_suite {
             caller::list_unfinished_oldest_first,
             caller::request_cancel_rules,
             caller::completion_before_token,
+            caller::callback_secret_is_fixed_at_insert,
             caller::completion_after_start_and_token_mismatch,
             caller::repeated_completion_is_already_finished,
             caller::completion_and_timeout_never_overwrite_each_other,

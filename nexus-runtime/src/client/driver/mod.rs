@@ -49,6 +49,7 @@ use crate::error::{CallError, OperationErrorState, TimeoutKind};
 use crate::link::Link;
 use crate::machinery::{Deadlines, RetryPolicy};
 use crate::operation::Headers;
+use crate::security::CallbackSecret;
 use crate::store::{self, CallerRecord, OperationId};
 
 /// The result a handle waits for.
@@ -92,6 +93,10 @@ pub(crate) struct Spec {
     pub input: Content,
     pub cancellation_type: CancellationType,
     pub retry: RetryPolicy,
+    /// The secret its callback URL carries (see [`CallbackSecret`]); `None` for an operation
+    /// recorded before completion secrets, or one of a client that keeps nothing whose endpoint
+    /// completes in process.
+    pub callback_secret: Option<CallbackSecret>,
 }
 
 /// What interrupts a driver while it waits.

@@ -202,12 +202,16 @@ impl Driver {
 
     fn start_request(&self, target: usize) -> StartRequest {
         let callback = if self.endpoint.targets.needs_callback_url(target) {
+            let url = format!(
+                "{}/{}",
+                self.client.callback_base().unwrap_or_default(),
+                self.id
+            );
             Callback::Url {
-                url: format!(
-                    "{}/{}",
-                    self.client.callback_base().unwrap_or_default(),
-                    self.id
-                ),
+                url: match &self.spec.callback_secret {
+                    Some(secret) => secret.sign_url(&url),
+                    None => url,
+                },
                 headers: Default::default(),
             }
         } else {

@@ -171,6 +171,10 @@ pub(crate) struct Durability {
     /// Whether this client keeps nothing once an operation ends (built without a store or a
     /// retention): see [`Durability::keeps_nothing`].
     pub ephemeral: bool,
+    /// Whether completions without a callback secret are accepted for records made before
+    /// completion secrets existed (see
+    /// [`ClientBuilder::accept_legacy_unsigned_completions`](crate::client::ClientBuilder::accept_legacy_unsigned_completions)).
+    pub accept_legacy_unsigned: bool,
 }
 
 impl fmt::Debug for Durability {
@@ -180,6 +184,7 @@ impl fmt::Debug for Durability {
             .field("owner", &self.owner)
             .field("replicas", &self.replicas)
             .field("retention", &self.retention)
+            .field("accept_legacy_unsigned", &self.accept_legacy_unsigned)
             .finish_non_exhaustive()
     }
 }

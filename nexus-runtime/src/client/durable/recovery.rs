@@ -105,10 +105,12 @@ impl Client {
                 .lease
                 .as_ref()
                 .is_some_and(|l| l.owner == durability.owner);
-        match self
-            .registry()
-            .register(record.id, record.request_key(), mirror::record_of(&record))
-        {
+        match self.registry().register(
+            record.id,
+            record.request_key(),
+            mirror::record_of(&record),
+            record.callback_secret.clone(),
+        ) {
             Err(attached) => Ok((attached, false)),
             Ok((local, attached)) => {
                 let begin = if drive {

@@ -272,6 +272,7 @@ pub(crate) fn resume_parts(
         input: record.input.clone(),
         cancellation_type: options.cancellation_type(),
         retry: options.retry_policy(),
+        callback_secret: record.callback_secret.clone(),
     };
     let deadlines = Deadlines {
         schedule_to_close: record.deadlines.schedule_to_close.map(clock::instant_at),

@@ -8,6 +8,7 @@ use super::Durable;
 use crate::clock;
 use crate::completion::CompletionSender;
 use crate::security::CallbackGuard;
+use crate::security::redact_callback_url;
 use crate::service::dispatcher::{Dispatcher, Inner};
 use crate::store::Delivery;
 
@@ -120,7 +121,7 @@ async fn attempt(
     let now = clock::now();
     let error = match sent {
         Ok(Ok(())) => {
-            tracing::debug!(%token, url = %delivery.url, "completion delivered");
+            tracing::debug!(%token, url = %redact_callback_url(&delivery.url), "completion delivered");
             if let Err(e) = durable.outbox.mark_delivered(id, now).await {
                 tracing::warn!(%token, error = %e, "cannot record a delivered completion");
             }
@@ -148,7 +149,7 @@ async fn attempt(
         mark_dead(durable, &delivery, &expired(&error)).await;
         return;
     }
-    tracing::warn!(%token, url = %delivery.url, attempts, ?delay, %error, "completion not delivered; will retry");
+    tracing::warn!(%token, url = %redact_callback_url(&delivery.url), attempts, ?delay, %error, "completion not delivered; will retry");
     match durable.outbox.mark_retry(&delivery, next, &error).await {
         Ok(true) => {}
         Ok(false) => tracing::debug!(%token, "the delivery was redirected or done meanwhile"),
@@ -163,10 +164,12 @@ async fn mark_dead(durable: &Durable, delivery: &Delivery, reason: &str) {
         .mark_dead(delivery, clock::now(), reason)
         .await
     {
-        Ok(true) => tracing::error!(%token, url = %delivery.url, %reason, "completion given up"),
+        Ok(true) => {
+            tracing::error!(%token, url = %redact_callback_url(&delivery.url), %reason, "completion given up")
+        }
         Ok(false) => tracing::info!(
             %token,
-            url = %delivery.url,
+            url = %redact_callback_url(&delivery.url),
             %reason,
             "not giving the completion up: it was redirected or done meanwhile"
         ),

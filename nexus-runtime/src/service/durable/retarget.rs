@@ -6,6 +6,7 @@ use super::{Durable, store_failure};
 use crate::clock;
 use crate::completion::Callback;
 use crate::error::HandlerError;
+use crate::security::redact_callback_url;
 use crate::store::{RetargetAsync, StoredCallback};
 
 impl Durable {
@@ -38,10 +39,10 @@ impl Durable {
             })?;
         match outcome {
             RetargetAsync::Updated => {
-                tracing::info!(%token, %url, "the repeated start moved the operation's callback");
+                tracing::info!(%token, url = %redact_callback_url(url), "the repeated start moved the operation's callback");
             }
             RetargetAsync::Redirected { delivery } => {
-                tracing::info!(%token, %url, %delivery, "the repeated start redirected the completion");
+                tracing::info!(%token, url = %redact_callback_url(url), %delivery, "the repeated start redirected the completion");
                 self.wake_outbox.notify_one();
             }
             RetargetAsync::Unchanged => {}

@@ -56,10 +56,11 @@ macro_rules! impl_caller_store {
                          result_data, result_headers, error, completion_links, \
                          cancel_requested_at_us, scheduled_at_us, started_at_us, closed_at_us, \
                          schedule_to_close_deadline_us, schedule_to_start_deadline_us, \
-                         start_to_close_deadline_us, lease_owner, lease_expires_at_us) \
+                         start_to_close_deadline_us, lease_owner, lease_expires_at_us, \
+                         callback_secret) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
                          $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, \
-                         $29) \
+                         $29, $30) \
                          ON CONFLICT (endpoint, service, operation, request_id) DO NOTHING",
                     )
                     .bind(r.id.to_string())
@@ -91,6 +92,7 @@ macro_rules! impl_caller_store {
                     .bind(opt_to_micros(d.start_to_close)?)
                     .bind(r.lease.as_ref().map(|l| l.owner.as_str()))
                     .bind(opt_to_micros(r.lease.as_ref().map(|l| l.expires_at))?)
+                    .bind(r.callback_secret.as_ref().map(|s| s.expose()))
                     .execute(&mut *w)
                     .await
                     .map_err(|e| match db_error(e) {

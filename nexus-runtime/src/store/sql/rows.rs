@@ -8,6 +8,7 @@ use super::{counter, from_json, parse_links};
 use crate::codec::Content;
 use crate::completion::Completion;
 use crate::error::{Failure, OperationError};
+use crate::security::CallbackSecret;
 use crate::store::time::{from_micros, opt_from_micros};
 use crate::store::{
     AsyncOperationRecord, AsyncState, CallerRecord, Delivery, DeliveryState, Lease,
@@ -155,6 +156,9 @@ pub(crate) fn caller_from_row(row: &impl RowExt) -> Result<CallerRecord, StoreEr
             start_to_close: opt_time(row, "start_to_close_deadline_us")?,
         },
         lease: lease(row)?,
+        callback_secret: row
+            .opt_text("callback_secret")?
+            .and_then(CallbackSecret::from_stored),
     })
 }
 

@@ -211,7 +211,13 @@ impl Inner {
         prepared: request::Prepared,
         body: bytes::Bytes,
     ) -> Result<(http::StatusCode, HeaderMap, bytes::Bytes), CallError> {
-        let url = prepared.url.clone();
+        // Named without its query: a start request's query is the caller's callback URL, whose
+        // completion secret must not reach logs or error messages.
+        let url = prepared
+            .url
+            .split_once('?')
+            .map_or(prepared.url.as_str(), |(path, _)| path)
+            .to_owned();
         let mut builder = self
             .client
             .post(&prepared.url)
@@ -234,6 +240,8 @@ impl Inner {
 
 /// Maps a reqwest failure: timeouts and unreachable peers are retryable transport errors.
 fn transport_error(url: &str, error: reqwest::Error) -> CallError {
+    // reqwest names the full URL (query included); `url` is the one to show.
+    let error = error.without_url();
     let mut message = format!("POST {url}: {error}");
     let mut source = std::error::Error::source(&error);
     while let Some(cause) = source {
