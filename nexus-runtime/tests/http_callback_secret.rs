@@ -19,7 +19,7 @@ use http_support::{Recorder, recorder};
 use nexus_runtime::completion::Completion;
 use nexus_runtime::error::HandlerErrorType;
 use nexus_runtime::protocol::query_param;
-use nexus_runtime::security::{CALLBACK_SECRET_PARAM, CallbackSecret};
+use nexus_runtime::security::{CALLBACK_SECRET_PARAM, CallbackGuard, CallbackSecret};
 use nexus_runtime::server::{CallbackListener, CompletionRetry, HttpCompletionSender};
 use nexus_runtime::store::{
     CallerRecord, CallerStore, MemoryStore, OperationState, RequestKey, SqliteStore,
@@ -71,6 +71,7 @@ fn completion(token: &str, value: &str) -> Completion {
 /// POSTs `completion` to `url` as a handler does, once.
 async fn post(url: &str, completion: &Completion) -> Result<(), HandlerError> {
     HttpCompletionSender::new()
+        .callback_guard(CallbackGuard::loopback())
         .retry(CompletionRetry::never())
         .deliver(url, &BTreeMap::new(), completion)
         .await
