@@ -3,8 +3,8 @@
 //! [`nexus_service`] documents what it generates.
 //!
 //! The crate reads as a pipeline:
-//! [`attrs`] (darling) → [`model`] (a validated service, errors collected with spans) →
-//! [`render`] (trait, descriptors, client, handler, definition).
+//! `attrs` (darling) → `model` (a validated service, errors collected with spans) →
+//! `render` (trait, descriptors, client, handler, definition).
 //! On any error the user's trait is still emitted, so one mistake gives one compile error.
 
 mod attrs;

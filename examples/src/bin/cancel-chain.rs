@@ -157,7 +157,7 @@ fn level_outcome(
 /// Multi-level cancellation in one process: a trip (level A) reserves a flight (B), which charges
 /// a card (C); the caller cancels the trip, and the cancellation travels down A -> B -> C while
 /// each level's outcome travels back up. Every level prints what it saw; the exit code is
-/// non-zero if any level ends otherwise than canceled.
+/// non-zero if the trip does not end canceled.
 #[derive(Debug, Parser)]
 #[command(name = "cancel-chain", version)]
 struct Args {
