@@ -129,3 +129,29 @@ async fn authorize_checks_risky_users_with_a_mocked_fraud_service() {
         .collect();
     assert_eq!(users, ["ada", "mallory"]);
 }
+
+/// The README's "Testing" section shows the two tests above: their bodies must stay the same.
+#[test]
+fn the_readme_shows_these_tests() {
+    let readme = include_str!("../../README.md");
+    let source = include_str!("testing.rs");
+    for name in [
+        "fraud_desk_scores_checks_and_rejects",
+        "authorize_checks_risky_users_with_a_mocked_fraud_service",
+    ] {
+        let start = source.find(&format!("async fn {name}() {{\n")).unwrap();
+        let body_start = start + source[start..].find('\n').unwrap() + 1;
+        let body_end = body_start + source[body_start..].find("\n}\n").unwrap() + 1;
+        let body = &source[body_start..body_end];
+        assert!(
+            readme.contains(body),
+            "README.md's Testing section no longer shows the body of `{name}`"
+        );
+    }
+    let authorize = source.find("async fn authorize(").unwrap();
+    let authorize_end = authorize + source[authorize..].find("\n}\n").unwrap() + 3;
+    assert!(
+        readme.contains(&source[authorize..authorize_end]),
+        "README.md's Testing section no longer shows `authorize`"
+    );
+}
