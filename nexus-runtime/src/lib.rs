@@ -51,6 +51,8 @@
 //! of async operations. The wire rules themselves live in [`protocol`], which is
 //! always compiled.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 // Lets generated code say `::nexus_runtime` inside this crate's own tests and doctests.
 #[allow(unused_extern_crates)]
 extern crate self as nexus_runtime;
@@ -68,9 +70,13 @@ pub mod operation;
 pub mod protocol;
 pub mod security;
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod server;
 pub mod service;
 pub mod store;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 pub mod transport;
 
 #[doc(hidden)]
@@ -81,6 +87,26 @@ pub use client::{
 };
 pub use error::{CallError, Failure, HandlerError, OperationError, StartError};
 pub use link::Link;
+/// Re-exported from `nexus-macros`: depend on this crate only.
+///
+/// The definition it generates, as a caller team or a Temporal worker reads it:
+///
+/// ```
+/// use nexus_runtime::{OperationContext, OperationResult, Service, nexus_service};
+///
+/// /// Sends greetings.
+/// #[nexus_service(name = "greeter.v1")]
+/// pub trait Greeter {
+///     /// Greets someone by name.
+///     #[operation(name = "say-hello")]
+///     async fn hello(&self, ctx: OperationContext, name: String) -> OperationResult<String>;
+/// }
+///
+/// let definition = serde_json::to_value(GreeterService::definition()).unwrap();
+/// let operation = &definition["services"]["greeter.v1"]["operations"]["say-hello"];
+/// assert_eq!(operation["description"], "Greets someone by name.");
+/// assert_eq!(operation["input"]["type"], "string");
+/// ```
 pub use nexus_macros::nexus_service;
 pub use operation::{
     AsyncContext, Operation, OperationContext, OperationResult, OperationStart, Payload,

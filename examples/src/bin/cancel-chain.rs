@@ -7,12 +7,13 @@
 //! canceled, A's call to B is canceled according to its cancellation type (here the default,
 //! WaitCompleted: send a cancel request, then wait for B's outcome).
 //!
-//! Run: `cargo run -p nexus-examples --bin cancel-chain`
+//! Run: `cargo run -p nexus-examples --bin cancel-chain` (`-- --help` for the options)
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::Parser;
 use nexus_runtime::error::{CallError, OperationError, OperationErrorState};
 use nexus_runtime::service::Dispatcher;
 use nexus_runtime::transport::InProcessTransport;
@@ -153,9 +154,22 @@ fn level_outcome(
     }
 }
 
+/// Multi-level cancellation in one process: a trip (level A) reserves a flight (B), which charges
+/// a card (C); the caller cancels the trip, and the cancellation travels down A -> B -> C while
+/// each level's outcome travels back up. Every level prints what it saw; the exit code is
+/// non-zero if the trip does not end canceled.
+#[derive(Debug, Parser)]
+#[command(name = "cancel-chain", version)]
+struct Args {
+    /// The trip the caller books (and then cancels).
+    #[arg(long, value_name = "NAME", default_value = "paris")]
+    trip: String,
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
+    let args = Args::parse();
+    match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("example failed: {e}");
@@ -164,7 +178,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> Result<(), String> {
+async fn run(args: Args) -> Result<(), String> {
     let say = Say(Instant::now());
     let charging = Arc::new(Notify::new());
 
@@ -205,7 +219,7 @@ async fn run() -> Result<(), String> {
     );
 
     let handle = caller
-        .book("paris".into())
+        .book(args.trip)
         .start()
         .await
         .map_err(|e| format!("book: {e}"))?;

@@ -3,14 +3,16 @@
 //! surfaced as a typed error.
 //!
 //! Both sides record their operations in the embedded default store, an SQLite file
-//! (`./.nexus-data/inprocess.sqlite3`, or the path in `NEXUS_EXAMPLE_STORE`): no server is needed.
+//! (`--store PATH`; by default the path in `NEXUS_EXAMPLE_STORE`, or
+//! `./.nexus-data/inprocess.sqlite3`): no server is needed.
 //!
-//! Run: `cargo run -p nexus-examples --bin inprocess`
+//! Run: `cargo run -p nexus-examples --bin inprocess` (`-- --help` for the options)
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::Parser;
 use fraud_contract::{CheckTransactionInput, FraudClient, FraudService, GetQuickScoreInput};
 use nexus_examples::fraud_desk::{CheckRejected, FraudDesk};
 use nexus_runtime::error::OperationErrorState;
@@ -19,9 +21,25 @@ use nexus_runtime::store::SqliteStore;
 use nexus_runtime::transport::InProcessTransport;
 use nexus_runtime::{CallError, Client};
 
+/// Calls the fraud team's `fraud.v1` service in one process, over the in-process transport: a
+/// sync score, an async check completed later, a canceled check and a failed check with typed
+/// details. Exits non-zero if any outcome differs from the expected one.
+#[derive(Debug, Parser)]
+#[command(name = "inprocess", version)]
+struct Args {
+    /// The SQLite file both teams record their operations in (default: `NEXUS_EXAMPLE_STORE`, or
+    /// ./.nexus-data/inprocess.sqlite3).
+    #[arg(long, value_name = "PATH")]
+    store: Option<String>,
+    /// How long an asynchronous `checkTransaction` takes, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 300)]
+    check_delay_ms: u64,
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
+    let args = Args::parse();
+    match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("example failed: {e}");
@@ -30,10 +48,12 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> Result<(), String> {
+async fn run(args: Args) -> Result<(), String> {
     // The embedded default store: one SQLite file holds both teams' records here.
-    let path = std::env::var("NEXUS_EXAMPLE_STORE")
-        .unwrap_or_else(|_| "./.nexus-data/inprocess.sqlite3".to_owned());
+    let path = args.store.unwrap_or_else(|| {
+        std::env::var("NEXUS_EXAMPLE_STORE")
+            .unwrap_or_else(|_| "./.nexus-data/inprocess.sqlite3".to_owned())
+    });
     let store = Arc::new(
         SqliteStore::open(&path)
             .await
@@ -43,7 +63,7 @@ async fn run() -> Result<(), String> {
     // The fraud team: its implementation behind a dispatcher, deduplicating starts by request id.
     let dispatcher = Dispatcher::builder()
         .service(FraudService::handler(FraudDesk::new(
-            Duration::from_millis(300),
+            Duration::from_millis(args.check_delay_ms),
         )))
         .store(store.clone())
         .build();

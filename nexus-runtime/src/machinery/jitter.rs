@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Mutex;
 
 use rand::rngs::StdRng;
-use rand::{Rng as _, SeedableRng as _};
+use rand::{RngExt as _, SeedableRng as _};
 
 /// The random source of a client's backoff jitter. Seed it to make every retry schedule
 /// reproducible (tests do); by default a client seeds it from the operating system.
@@ -36,7 +36,7 @@ impl Jitter {
     /// A source seeded from the operating system's entropy.
     pub fn from_entropy() -> Self {
         Self {
-            rng: Mutex::new(StdRng::from_os_rng()),
+            rng: Mutex::new(rand::make_rng::<StdRng>()),
         }
     }
 

@@ -178,20 +178,50 @@ impl HandlerServer {
         &self.inner.prefix
     }
 
-    /// The routes of this server, to serve or to merge into an application's router. Only paths
-    /// under the prefix are routed.
+    /// The routes of this server, to serve or to mount in an application's router.
+    ///
+    /// Without a prefix, only Nexus-shaped paths are routed: `/{service}/{operation}`,
+    /// `/{service}/{operation}/cancel` and `/{service}/{operation}/{token}/cancel`. The router
+    /// has no `/` route, no catch-all and no fallback, so it can be merged into an application
+    /// that has its own `/`, `/health` or fallback, and nested with [`Router::nest`] (the
+    /// handler reads the path relative to where it is nested). With a prefix, every path under
+    /// the prefix is routed, and those that are not Nexus routes get a NOT_FOUND Failure.
+    ///
+    /// ```
+    /// # async fn demo(dispatcher: nexus_runtime::service::Dispatcher) {
+    /// use axum::{Router, routing::get};
+    /// use nexus_runtime::server::HandlerServer;
+    ///
+    /// let nexus = HandlerServer::new(dispatcher);
+    /// // Services at `/{service}/{operation}`, beside the application's own routes:
+    /// let merged: Router = Router::new()
+    ///     .route("/", get(|| async { "home" }))
+    ///     .route("/health", get(|| async { "ok" }))
+    ///     .merge(nexus.router());
+    /// // Or everything Nexus under `/nexus` (`/nexus/{service}/{operation}`):
+    /// let nested: Router = Router::new()
+    ///     .route("/", get(|| async { "home" }))
+    ///     .nest("/nexus", nexus.router());
+    /// # let _ = (merged, nested);
+    /// # }
+    /// ```
     pub fn router(&self) -> Router {
         let prefix = &self.inner.prefix;
-        let mut router = Router::new()
-            .route(&format!("{prefix}/"), any(serve))
-            .route(&format!("{prefix}/{{*path}}"), any(serve));
-        if !prefix.is_empty() {
-            router = router.route(prefix, any(serve));
-        }
+        let router = if prefix.is_empty() {
+            Router::new()
+                .route("/{service}/{operation}", any(serve))
+                .route("/{service}/{operation}/cancel", any(serve))
+                .route("/{service}/{operation}/{token}/cancel", any(serve))
+        } else {
+            Router::new()
+                .route(prefix, any(serve))
+                .route(&format!("{prefix}/"), any(serve))
+                .route(&format!("{prefix}/{{*path}}"), any(serve))
+        };
         router.with_state(self.inner.clone())
     }
 
-    /// Serves on `listener` in the background. Requests outside the prefix get a NOT_FOUND
+    /// Serves on `listener` in the background. Requests outside the Nexus routes get a NOT_FOUND
     /// Failure.
     pub fn serve(&self, listener: TcpListener) -> io::Result<ServerHandle> {
         let router = self.router().fallback(|request: Request| async move {

@@ -11,6 +11,7 @@ mod http;
 mod in_process;
 
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use self::http::{HttpTransport, HttpTransportBuilder, InvalidEndpointUrl};
 pub use in_process::InProcessTransport;
 
