@@ -132,8 +132,8 @@ async fn migrations_are_idempotent() {
     let second = SqliteStore::open_in_dir(dir.path()).await.unwrap();
     first.close().await;
     let third = SqliteStore::open_in_dir(dir.path()).await.unwrap();
-    assert_eq!(third.applied_migrations().await.unwrap(), [1, 2]);
-    assert_eq!(second.applied_migrations().await.unwrap(), [1, 2]);
+    assert_eq!(third.applied_migrations().await.unwrap(), [1, 2, 3]);
+    assert_eq!(second.applied_migrations().await.unwrap(), [1, 2, 3]);
     assert_eq!(third.get(record.id).await.unwrap(), Some(record));
 }
 

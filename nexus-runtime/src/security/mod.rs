@@ -10,6 +10,22 @@
 //!
 //! This module is a leaf: it imports nothing else of the crate.
 
+mod access;
+mod authn;
+#[cfg(feature = "auth")]
+mod bearer;
+#[cfg(feature = "auth")]
+mod certificate;
+#[cfg(feature = "jwt")]
+mod jwt;
 mod principal;
 
+pub use access::AccessPolicy;
+pub use authn::{AnyOf, AuthenticationError, Authenticator};
+#[cfg(feature = "auth")]
+pub use bearer::{BearerAuthenticator, StaticTokens, TokenVerifier};
+#[cfg(feature = "auth")]
+pub use certificate::{CertificateAuthenticator, CertificateName};
+#[cfg(feature = "jwt")]
+pub use jwt::{InvalidJwtKey, JwtVerifier};
 pub use principal::{PeerCertificates, Principal, PrincipalKind};

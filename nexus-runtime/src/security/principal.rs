@@ -28,6 +28,18 @@ impl PrincipalKind {
             Self::Local => "local",
         }
     }
+
+    /// Parses a name [`as_str`](Self::as_str) gives.
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            Self::Anonymous,
+            Self::Certificate,
+            Self::Token,
+            Self::Local,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
 }
 
 /// Who is calling: an authenticated name and how it was established.

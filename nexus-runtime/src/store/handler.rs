@@ -10,10 +10,17 @@ use crate::completion::Completion;
 use crate::error::Failure;
 use crate::link::Link;
 use crate::operation::Headers;
+use crate::security::Principal;
 
 /// What identifies one start request across retries: handlers deduplicate on it.
+///
+/// Request ids are scoped by the caller's principal: the same request id from two principals is
+/// two start requests, so a caller that learns (or guesses) another's request id gets an
+/// operation of its own, never the other's answer.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct StartKey {
+    /// The name of the principal that sent it ([`Principal::name`]; empty for the anonymous one).
+    pub principal: String,
     /// The service's wire name.
     pub service: String,
     /// The operation's wire name.
@@ -143,6 +150,9 @@ pub struct AsyncOperationRecord {
     pub operation: String,
     /// The request id it was started with.
     pub request_id: String,
+    /// Who started it: the only principal that may cancel it (and whose repeated start may move
+    /// its completion). Stored as its name and kind.
+    pub principal: Principal,
     /// The encoded input (to resume the work).
     pub input: Content,
     /// The start request's headers.
