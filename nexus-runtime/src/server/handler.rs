@@ -50,7 +50,8 @@ use crate::transport::StartResponse;
 /// served. The principal it names goes to the dispatcher with the request: the dispatcher's
 /// access policy is checked before the body is read (403 UNAUTHORIZED), request ids are scoped by
 /// it, only it may cancel the operations it started, and its quota applies. Without an
-/// authenticator every request is [`Principal::anonymous`].
+/// authenticator every request is [`Principal::anonymous`]. With one, the `Authorization` header
+/// is kept from the handler's headers (and so from the store).
 ///
 /// Async operations deliver their completions with an [`HttpCompletionSender`], installed in the
 /// dispatcher unless it already has a completion sender. When the dispatcher has a store, the
@@ -308,6 +309,12 @@ async fn start(
         .map_err(reject)?;
     let (parts, body) = request.into_parts();
     let mut start_request = request::start(&parts, service, operation).map_err(reject)?;
+    if inner.authenticator.is_some() {
+        // The credentials were for this server: the handler (and the store) never see them.
+        start_request
+            .headers
+            .remove(http::header::AUTHORIZATION.as_str());
+    }
     let data = wire::read_body(body, &parts.headers, inner.body_limit)
         .await
         .map_err(reject)?;
@@ -364,7 +371,13 @@ async fn cancel(
 ) -> Result<Response, Response> {
     let reject = |e: HandlerError| wire::handler_error(&e, format);
     let (parts, _body) = request.into_parts();
-    let cancel_request = request::cancel(&parts, service, operation, path_token).map_err(reject)?;
+    let mut cancel_request =
+        request::cancel(&parts, service, operation, path_token).map_err(reject)?;
+    if inner.authenticator.is_some() {
+        cancel_request
+            .headers
+            .remove(http::header::AUTHORIZATION.as_str());
+    }
     tracing::debug!(
         service = %cancel_request.service,
         operation = %cancel_request.operation,
