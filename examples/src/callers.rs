@@ -56,9 +56,16 @@ mod tests {
             .unwrap();
         let payments = nexus_runtime::security::Principal::local("payments");
         assert!(policy.allows(&payments, "fraud.v1", "getQuickScore"));
-        assert!(!policy.allows(&nexus_runtime::security::Principal::local("x"), "fraud.v1", "a"));
+        assert!(!policy.allows(
+            &nexus_runtime::security::Principal::local("x"),
+            "fraud.v1",
+            "a"
+        ));
         for bad in ["payments", "=t", "payments="] {
-            assert!(caller_auth("fraud.v1", &[], &[bad.into()]).is_err(), "{bad}");
+            assert!(
+                caller_auth("fraud.v1", &[], &[bad.into()]).is_err(),
+                "{bad}"
+            );
         }
     }
 }

@@ -55,8 +55,8 @@ async fn certificate_names_by_cn_then_uri_then_dns() {
     let dns_only = certificate(None, &["a.example", "b.example"], &[]);
     assert_eq!(name(&default, dns_only).await.unwrap(), "a.example");
 
-    let spiffe_first =
-        CertificateAuthenticator::new().names_from([CertificateName::UriSan, CertificateName::CommonName]);
+    let spiffe_first = CertificateAuthenticator::new()
+        .names_from([CertificateName::UriSan, CertificateName::CommonName]);
     assert_eq!(
         name(&spiffe_first, all.clone()).await.unwrap(),
         "spiffe://example.org/payments"
@@ -149,7 +149,10 @@ async fn hs256_tokens() {
         verify(&v, &hs256(SECRET, &other_issuer)).await,
         Err("the bearer token is not valid: it is from another issuer".to_owned())
     );
-    let wrong_key = hs256(b"another secret, just as long as the first one", &claims("payments", 300));
+    let wrong_key = hs256(
+        b"another secret, just as long as the first one",
+        &claims("payments", 300),
+    );
     assert_eq!(
         verify(&v, &wrong_key).await,
         Err("the bearer token is not valid: its signature does not verify".to_owned())

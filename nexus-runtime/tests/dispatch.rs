@@ -163,7 +163,10 @@ async fn unknown_service_and_operation_are_not_found_and_list_nothing() {
             .await,
     );
     assert_eq!(err.error_type, HandlerErrorType::NotFound);
-    assert_eq!(err.message, "service `test/shop v1` has no operation `nope`");
+    assert_eq!(
+        err.message,
+        "service `test/shop v1` has no operation `nope`"
+    );
     assert!(!err.is_retryable());
 }
 

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http_support::{Probe, failure, raw_client};
+use nexus_runtime::CallError;
+use nexus_runtime::codec::Content;
 use nexus_runtime::error::HandlerErrorType;
 use nexus_runtime::security::{
     AccessPolicy, AnyOf, BearerAuthenticator, CertificateAuthenticator, PeerCertificates,
@@ -19,8 +21,6 @@ use nexus_runtime::server::{HandlerServer, ServerHandle};
 use nexus_runtime::service::{Dispatcher, Quota};
 use nexus_runtime::store::{HandlerStore, MemoryStore};
 use nexus_runtime::transport::{HttpTransport, StartRequest, StartResponse, Transport};
-use nexus_runtime::CallError;
-use nexus_runtime::codec::Content;
 
 const PAYMENTS: &str = "token-of-payments";
 const LEDGER: &str = "token-of-ledger";
@@ -135,11 +135,17 @@ async fn unauthenticated_unauthorized_and_allowed_callers() {
     );
     // The same answer for a service that does not exist.
     let f = refused(
-        post(url("nope.v1/echo"), Some(LEDGER)).send().await.unwrap(),
+        post(url("nope.v1/echo"), Some(LEDGER))
+            .send()
+            .await
+            .unwrap(),
         403,
     )
     .await;
-    assert_eq!(f.message, "caller `token:ledger` may not call `nope.v1/echo`");
+    assert_eq!(
+        f.message,
+        "caller `token:ledger` may not call `nope.v1/echo`"
+    );
     // An operation narrowed to `admin`.
     let f = refused(
         post(url("fraud.v1/fail"), Some(PAYMENTS))
@@ -149,7 +155,10 @@ async fn unauthenticated_unauthorized_and_allowed_callers() {
         403,
     )
     .await;
-    assert_eq!(f.message, "caller `token:payments` may not call `fraud.v1/fail`");
+    assert_eq!(
+        f.message,
+        "caller `token:payments` may not call `fraud.v1/fail`"
+    );
     assert_eq!(s.probe.count(), 0, "no refused request reached the handler");
 
     // Allowed: the handler sees the principal.
@@ -246,7 +255,11 @@ async fn a_replayed_request_id_from_another_principal_is_another_operation() {
     // The admin replays the payments caller's request id with its own callback.
     let second = start_hanging(&s, ADMIN, "req-1", "http://127.0.0.1:9/attacker").await;
     assert_ne!(first, second, "the replay must not reveal the first token");
-    assert_eq!(s.probe.count(), 2, "the replay ran as an operation of its own");
+    assert_eq!(
+        s.probe.count(),
+        2,
+        "the replay ran as an operation of its own"
+    );
     let record = s.store.get_async(&first).await.unwrap().unwrap();
     assert_eq!(record.callback.unwrap().url, "http://127.0.0.1:9/payments");
     assert_eq!(record.principal.name(), "payments");
@@ -310,7 +323,12 @@ async fn a_foreign_cancel_of_a_recorded_operation_is_refused_too() {
     let e = other.cancel_as(&admin, request()).await.unwrap_err();
     assert_eq!(e.error_type, HandlerErrorType::NotFound);
     assert_eq!(
-        s.store.get_async(&token).await.unwrap().unwrap().cancel_requested_at,
+        s.store
+            .get_async(&token)
+            .await
+            .unwrap()
+            .unwrap()
+            .cancel_requested_at,
         None
     );
     let payments = Principal::new("payments", PrincipalKind::Token);
@@ -356,14 +374,22 @@ async fn the_quota_refuses_with_429_and_recovers_when_operations_end() {
     };
     let f = refused(third().await.unwrap(), 429).await;
     assert_eq!(handler_type(&f), HandlerErrorType::ResourceExhausted);
-    assert!(f.message.contains("`token:payments` has 2 async operations running"), "{}", f.message);
+    assert!(
+        f.message
+            .contains("`token:payments` has 2 async operations running"),
+        "{}",
+        f.message
+    );
     assert_eq!(s.dispatcher.running_operations_of("payments"), 2);
     // Another principal has its own allowance; sync operations are never refused.
     start_hanging(&s, ADMIN, "q-1", "http://127.0.0.1:9/cb").await;
-    let sync = post(format!("{}/fraud.v1/echo-sync", s.server.url()), Some(PAYMENTS))
-        .send()
-        .await
-        .unwrap();
+    let sync = post(
+        format!("{}/fraud.v1/echo-sync", s.server.url()),
+        Some(PAYMENTS),
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(sync.status(), 200);
     // One ends: the retry of the refused start (same request id) is admitted.
     let cancel = post(
@@ -404,7 +430,10 @@ async fn the_input_bytes_quota() {
     };
     let small = Principal::local("small");
     dispatcher.start_as(&small, start("123456")).await.unwrap();
-    let e = dispatcher.start_as(&small, start("123456")).await.unwrap_err();
+    let e = dispatcher
+        .start_as(&small, start("123456"))
+        .await
+        .unwrap_err();
     assert!(
         matches!(&e, nexus_runtime::error::StartError::Handler(h)
             if h.error_type == HandlerErrorType::ResourceExhausted && h.is_retryable()),
@@ -445,7 +474,10 @@ async fn a_client_certificate_or_a_token() {
         },
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/fraud.v1/echo-sync", listener.local_addr().unwrap());
+    let url = format!(
+        "http://{}/fraud.v1/echo-sync",
+        listener.local_addr().unwrap()
+    );
     let serving = tokio::spawn(async move { axum::serve(listener, app).await });
 
     let response = post(url.clone(), None)
@@ -495,7 +527,10 @@ async fn in_process_principals() {
     match InProcessTransport::new(dispatcher).start(start()).await {
         Err(CallError::Handler(e)) => {
             assert_eq!(e.error_type, HandlerErrorType::Unauthorized);
-            assert_eq!(e.message, "caller `anonymous` may not call `fraud.v1/echo-sync`");
+            assert_eq!(
+                e.message,
+                "caller `anonymous` may not call `fraud.v1/echo-sync`"
+            );
         }
         other => panic!("expected UNAUTHORIZED, got {other:?}"),
     }

@@ -342,7 +342,10 @@ async fn records_from_before_principals_belong_to_the_anonymous_principal() {
         })
     );
     assert!(matches!(
-        store.begin_start(&key("payments"), at(0), at(10)).await.unwrap(),
+        store
+            .begin_start(&key("payments"), at(0), at(10))
+            .await
+            .unwrap(),
         BeginStart::Claimed(_)
     ));
 }

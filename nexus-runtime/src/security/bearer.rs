@@ -50,7 +50,8 @@ pub struct BearerAuthenticator {
 
 impl fmt::Debug for BearerAuthenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BearerAuthenticator").finish_non_exhaustive()
+        f.debug_struct("BearerAuthenticator")
+            .finish_non_exhaustive()
     }
 }
 
@@ -77,7 +78,9 @@ fn bearer_token(parts: &Parts) -> Result<&str, AuthenticationError> {
         .split_once(' ')
         .ok_or_else(|| invalid("the `Authorization` header is not `Bearer <token>`"))?;
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(invalid("the `Authorization` header is not `Bearer <token>`"));
+        return Err(invalid(
+            "the `Authorization` header is not `Bearer <token>`",
+        ));
     }
     let token = token.trim();
     if token.is_empty() {
@@ -101,8 +104,10 @@ impl Authenticator for BearerAuthenticator {
                 }
             })?;
             if name.is_empty() {
-                return Err(AuthenticationError::invalid("the bearer token names no caller")
-                    .with_challenge(INVALID_CHALLENGE));
+                return Err(
+                    AuthenticationError::invalid("the bearer token names no caller")
+                        .with_challenge(INVALID_CHALLENGE),
+                );
             }
             Ok(Principal::new(name, PrincipalKind::Token))
         }
@@ -118,7 +123,7 @@ impl Authenticator for BearerAuthenticator {
 /// timing. Several tokens may name one caller (to rotate them).
 ///
 /// ```
-/// # futures::executor::block_on(async {
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// use nexus_runtime::security::{StaticTokens, TokenVerifier};
 /// let tokens = StaticTokens::new().token("payments", "6f1c0d…secret").token("ledger", "9a7e…");
 /// assert_eq!(tokens.verify("6f1c0d…secret").await.unwrap(), "payments");
@@ -207,10 +212,14 @@ mod tests {
 
     #[tokio::test]
     async fn static_tokens() {
-        let auth = BearerAuthenticator::new(StaticTokens::new().token("a", "t-a").token("b", "t-b"));
+        let auth =
+            BearerAuthenticator::new(StaticTokens::new().token("a", "t-a").token("b", "t-b"));
         let p = auth.authenticate(&parts(Some("Bearer t-b"))).await.unwrap();
         assert_eq!((p.name(), p.kind()), ("b", PrincipalKind::Token));
-        let p = auth.authenticate(&parts(Some("bearer  t-a "))).await.unwrap();
+        let p = auth
+            .authenticate(&parts(Some("bearer  t-a ")))
+            .await
+            .unwrap();
         assert_eq!(p.name(), "a");
 
         let e = auth.authenticate(&parts(None)).await.unwrap_err();

@@ -78,7 +78,8 @@ impl JwtVerifier {
     /// Tokens signed with RSASSA-PKCS1-v1_5 SHA-256 by the private key of this PEM public key
     /// (`-----BEGIN PUBLIC KEY-----` or `-----BEGIN RSA PUBLIC KEY-----`).
     pub fn rs256_pem(public_key: &[u8]) -> Result<Self, InvalidJwtKey> {
-        let key = DecodingKey::from_rsa_pem(public_key).map_err(|e| InvalidJwtKey(e.to_string()))?;
+        let key =
+            DecodingKey::from_rsa_pem(public_key).map_err(|e| InvalidJwtKey(e.to_string()))?;
         Ok(Self::with_key(key, Algorithm::RS256))
     }
 

@@ -31,14 +31,9 @@ impl PrincipalKind {
 
     /// Parses a name [`as_str`](Self::as_str) gives.
     pub fn parse(name: &str) -> Option<Self> {
-        [
-            Self::Anonymous,
-            Self::Certificate,
-            Self::Token,
-            Self::Local,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == name)
+        [Self::Anonymous, Self::Certificate, Self::Token, Self::Local]
+            .into_iter()
+            .find(|k| k.as_str() == name)
     }
 }
 

@@ -252,7 +252,12 @@ async fn serve(State(inner): State<Arc<Inner>>, request: Request) -> Response {
             service,
             operation,
             token,
-        } => cancel(&inner, &principal, request, format, service, operation, token).await,
+        } => {
+            cancel(
+                &inner, &principal, request, format, service, operation, token,
+            )
+            .await
+        }
     };
     result.unwrap_or_else(|answer| answer)
 }

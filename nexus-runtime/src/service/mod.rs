@@ -21,10 +21,10 @@ mod work;
 
 pub use dispatcher::{Dispatcher, DispatcherBuilder};
 pub use durable::{DurabilityOptions, OutboxOptions};
-pub use quota::Quota;
 pub use handler::{RawStart, ServiceHandler, StartFuture, typed_start};
 #[doc(hidden)]
 pub use handler::{decode_input, encode_output};
+pub use quota::Quota;
 
 use crate::definition::Definition;
 

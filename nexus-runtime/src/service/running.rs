@@ -48,7 +48,10 @@ struct Table {
 
 impl Table {
     fn add(&mut self, token: &str, op: RunningOperation) {
-        let usage = self.usage.entry(op.principal.name().to_owned()).or_default();
+        let usage = self
+            .usage
+            .entry(op.principal.name().to_owned())
+            .or_default();
         usage.running += 1;
         usage.input_bytes = usage.input_bytes.saturating_add(op.input_bytes);
         self.ops.insert(token.to_owned(), op);
@@ -160,10 +163,6 @@ impl RunningOperations {
 
     /// The tokens of every running operation.
     pub fn tokens(&self) -> Vec<String> {
-        self.lock()
-            .ops
-            .keys()
-            .cloned()
-            .collect()
+        self.lock().ops.keys().cloned().collect()
     }
 }

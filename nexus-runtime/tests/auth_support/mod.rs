@@ -14,7 +14,9 @@ pub fn certificate(cn: Option<&str>, dns: &[&str], uris: &[&str]) -> Vec<u8> {
     if let Some(cn) = cn {
         params.distinguished_name.push(DnType::CommonName, cn);
     }
-    params.distinguished_name.push(DnType::OrganizationName, "nexus-rs tests");
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "nexus-rs tests");
     for uri in uris {
         params
             .subject_alt_names
@@ -32,7 +34,10 @@ pub fn es256_keys() -> (String, String) {
 
 /// Seconds since the epoch, `offset` seconds from now.
 pub fn epoch(offset: i64) -> i64 {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     i64::try_from(now).unwrap() + offset
 }
 

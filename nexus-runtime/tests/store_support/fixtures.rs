@@ -6,11 +6,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use nexus_runtime::codec::Content;
 use nexus_runtime::completion::Completion;
 use nexus_runtime::error::{Failure, OperationError};
+use nexus_runtime::security::{Principal, PrincipalKind};
 use nexus_runtime::store::{
     AsyncOperationRecord, AsyncState, CallerRecord, Delivery, DeliveryId, Lease, OperationId,
     RequestKey, StartKey, Store, StoredCallback,
 };
-use nexus_runtime::security::{Principal, PrincipalKind};
 use nexus_runtime::{HandlerError, Link};
 
 /// `secs` seconds after a fixed origin.
