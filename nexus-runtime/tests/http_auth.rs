@@ -82,6 +82,21 @@ fn post(url: String, token: Option<&str>) -> reqwest::RequestBuilder {
     }
 }
 
+/// A start request of `operation` without a request id or callback.
+fn start_request(operation: &str, input: Content) -> StartRequest {
+    StartRequest {
+        service: "fraud.v1".into(),
+        operation: operation.into(),
+        request_id: String::new(),
+        headers: Default::default(),
+        links: Vec::new(),
+        callback: None,
+        request_deadline: None,
+        operation_timeout: None,
+        input,
+    }
+}
+
 async fn refused(response: reqwest::Response, status: u16) -> nexus_runtime::Failure {
     assert_eq!(response.status(), status);
     let body = response.bytes().await.unwrap();
@@ -119,46 +134,30 @@ async fn unauthenticated_unauthorized_and_allowed_callers() {
     let f = refused(response, 401).await;
     assert_eq!(f.message, "the bearer token is not valid");
 
-    // Known but not allowed: 403 naming the caller, not what exists.
-    let f = refused(
-        post(url("fraud.v1/echo-sync"), Some(LEDGER))
-            .send()
-            .await
-            .unwrap(),
-        403,
-    )
-    .await;
-    assert_eq!(handler_type(&f), HandlerErrorType::Unauthorized);
-    assert_eq!(
-        f.message,
-        "caller `token:ledger` may not call `fraud.v1/echo-sync`"
-    );
-    // The same answer for a service that does not exist.
-    let f = refused(
-        post(url("nope.v1/echo"), Some(LEDGER))
-            .send()
-            .await
-            .unwrap(),
-        403,
-    )
-    .await;
-    assert_eq!(
-        f.message,
-        "caller `token:ledger` may not call `nope.v1/echo`"
-    );
-    // An operation narrowed to `admin`.
-    let f = refused(
-        post(url("fraud.v1/fail"), Some(PAYMENTS))
-            .send()
-            .await
-            .unwrap(),
-        403,
-    )
-    .await;
-    assert_eq!(
-        f.message,
-        "caller `token:payments` may not call `fraud.v1/fail`"
-    );
+    // Known but not allowed: 403 naming the caller, not what exists (the same answer for a
+    // service that does not exist); an operation narrowed to `admin`.
+    for (path, token, message) in [
+        (
+            "fraud.v1/echo-sync",
+            LEDGER,
+            "caller `token:ledger` may not call `fraud.v1/echo-sync`",
+        ),
+        (
+            "nope.v1/echo",
+            LEDGER,
+            "caller `token:ledger` may not call `nope.v1/echo`",
+        ),
+        (
+            "fraud.v1/fail",
+            PAYMENTS,
+            "caller `token:payments` may not call `fraud.v1/fail`",
+        ),
+    ] {
+        let response = post(url(path), Some(token)).send().await.unwrap();
+        let f = refused(response, 403).await;
+        assert_eq!(handler_type(&f), HandlerErrorType::Unauthorized);
+        assert_eq!(f.message, message);
+    }
     assert_eq!(s.probe.count(), 0, "no refused request reached the handler");
 
     // Allowed: the handler sees the principal.
@@ -200,14 +199,11 @@ async fn the_http_transport_sends_its_bearer_token() {
     let s = setup(Quota::default()).await;
     let start = |service: &str| StartRequest {
         service: service.into(),
-        operation: "echo-sync".into(),
-        request_id: String::new(),
         headers: [("authorization".to_owned(), "Bearer overridden".to_owned())].into(),
-        links: Vec::new(),
-        callback: None,
-        request_deadline: None,
-        operation_timeout: None,
-        input: Content::new("application/json", b"\"hi\"".to_vec()),
+        ..start_request(
+            "echo-sync",
+            Content::new("application/json", b"\"hi\"".to_vec()),
+        )
     };
     let transport = HttpTransport::builder(s.server.url())
         .bearer_token(PAYMENTS)
@@ -417,16 +413,11 @@ async fn the_input_bytes_quota() {
                 .principal("big", Quota::unlimited()),
         )
         .build();
-    let start = |input: &str| StartRequest {
-        service: "fraud.v1".into(),
-        operation: "hang-async".into(),
-        request_id: String::new(),
-        headers: Default::default(),
-        links: Vec::new(),
-        callback: None,
-        request_deadline: None,
-        operation_timeout: None,
-        input: Content::new("text/plain", input.as_bytes().to_vec()),
+    let start = |input: &str| {
+        start_request(
+            "hang-async",
+            Content::new("text/plain", input.as_bytes().to_vec()),
+        )
     };
     let small = Principal::local("small");
     dispatcher.start_as(&small, start("123456")).await.unwrap();
@@ -509,17 +500,7 @@ async fn in_process_principals() {
         .service(probe.clone())
         .access(policy())
         .build();
-    let start = || StartRequest {
-        service: "fraud.v1".into(),
-        operation: "echo-sync".into(),
-        request_id: String::new(),
-        headers: Default::default(),
-        links: Vec::new(),
-        callback: None,
-        request_deadline: None,
-        operation_timeout: None,
-        input: Content::empty(),
-    };
+    let start = || start_request("echo-sync", Content::empty());
     let local = InProcessTransport::new(dispatcher.clone()).principal(Principal::local("payments"));
     local.start(start()).await.unwrap();
     assert_eq!(probe.last().principal, Principal::local("payments"));
