@@ -3,8 +3,10 @@
 //!
 //! The pieces, each in its own module:
 //! - TLS and mTLS for the servers and clients (feature `tls`);
-//! - authentication: an authenticator turns a request into a [`Principal`] (mTLS certificate,
-//!   bearer token), and allowlists say which principals may call which services and operations;
+//! - authentication: an [`Authenticator`] turns a request into a [`Principal`]
+//!   (`CertificateAuthenticator` for mTLS certificates, `BearerAuthenticator` with `StaticTokens`
+//!   or a `JwtVerifier` for bearer tokens, [`AnyOf`] for several; features `auth` and `jwt`), and
+//!   an [`AccessPolicy`] says which principals may call which services and operations;
 //! - the callback guard: where a handler may deliver completions;
 //! - completion secrets: a caller accepts a completion only from its operation's handler.
 //!

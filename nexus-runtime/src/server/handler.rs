@@ -275,7 +275,12 @@ async fn authenticate(
     match principal {
         Ok(principal) => Ok((principal, Request::from_parts(parts, body))),
         Err(e) => {
-            tracing::info!(error = %e, path = %parts.uri.path(), "unauthenticated request refused");
+            // Invalid credentials are worth an operator's attention; missing ones are routine.
+            if e.is_missing() {
+                tracing::debug!(error = %e, path = %parts.uri.path(), "unauthenticated request refused");
+            } else {
+                tracing::info!(error = %e, path = %parts.uri.path(), "request with invalid credentials refused");
+            }
             Err(e)
         }
     }
