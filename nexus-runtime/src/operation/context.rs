@@ -72,10 +72,27 @@ impl OperationContext {
     /// assert_eq!(ctx.operation(), "getQuickScore");
     /// ```
     pub fn for_test(service: &str, operation: &str) -> Self {
+        Self::for_test_as(service, operation, Principal::anonymous())
+    }
+
+    /// A context for calling a handler method directly as `principal` (see
+    /// [`for_test`](Self::for_test)).
+    ///
+    /// ```
+    /// use nexus_runtime::security::Principal;
+    /// let ctx = nexus_runtime::OperationContext::for_test_as(
+    ///     "fraud.v1",
+    ///     "flagUser",
+    ///     Principal::local("admin"),
+    /// );
+    /// assert_eq!(ctx.principal().name(), "admin");
+    /// ```
+    pub fn for_test_as(service: &str, operation: &str, principal: Principal) -> Self {
         Self::new(Arc::new(ContextParts {
             service: service.to_owned(),
             operation: operation.to_owned(),
             request_id: crate::id::new_v4().to_string(),
+            principal,
             has_callback: true,
             ..ContextParts::default()
         }))
