@@ -76,9 +76,8 @@ impl std::error::Error for AuthenticationError {}
 /// Set one on the handler server (`HandlerServerBuilder::authenticator`); every request is then
 /// authenticated before anything else happens, and its [`Principal`] goes with it to the
 /// dispatcher (allowlists, request-id scope, cancel rights, quotas) and to the operation
-/// (`OperationContext::principal`). Shipped: [`CertificateAuthenticator`](super::CertificateAuthenticator),
-/// [`BearerAuthenticator`](super::BearerAuthenticator) (feature `auth`), and [`AnyOf`] to accept
-/// several kinds of credentials.
+/// (`OperationContext::principal`). Shipped: `CertificateAuthenticator` and `BearerAuthenticator`
+/// (feature `auth`), and [`AnyOf`] to accept several kinds of credentials.
 ///
 /// Return a named principal, or an [`AuthenticationError`]; returning
 /// [`Principal::anonymous`] lets the request through as anonymous.
@@ -135,7 +134,9 @@ impl<A: Authenticator + ?Sized> Authenticator for Arc<A> {
 ///
 /// ```
 /// # #[cfg(feature = "auth")] {
-/// use nexus_runtime::security::{AnyOf, BearerAuthenticator, CertificateAuthenticator, StaticTokens};
+/// use nexus_runtime::security::{
+///     AnyOf, BearerAuthenticator, CertificateAuthenticator, StaticTokens,
+/// };
 /// let authenticator = AnyOf::new()
 ///     .or(CertificateAuthenticator::new())
 ///     .or(BearerAuthenticator::new(StaticTokens::new().token("payments", "s3cret-token")));

@@ -125,7 +125,9 @@ impl Authenticator for BearerAuthenticator {
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// use nexus_runtime::security::{StaticTokens, TokenVerifier};
-/// let tokens = StaticTokens::new().token("payments", "6f1c0d…secret").token("ledger", "9a7e…");
+/// let tokens = StaticTokens::new()
+///     .token("payments", "6f1c0d…secret")
+///     .token("ledger", "9a7e…");
 /// assert_eq!(tokens.verify("6f1c0d…secret").await.unwrap(), "payments");
 /// assert!(tokens.verify("guess").await.is_err());
 /// # });

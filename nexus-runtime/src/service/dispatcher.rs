@@ -149,9 +149,9 @@ impl DispatcherBuilder {
     /// `PostgresStore`), as its [`DurabilityOptions`] say:
     ///
     /// - **Starts are deduplicated by request id, per principal**: the first request with a given
-    ///   (principal, service, operation, request id) runs the handler; every later one gets the recorded answer (the
-    ///   same sync result, the same operation token, the same OperationError or non-retryable
-    ///   HandlerError) without running it again. While the first still runs, a retry is answered
+    ///   (principal, service, operation, request id) runs the handler; every later one gets the
+    ///   recorded answer (the same sync result, the same operation token, the same OperationError
+    ///   or non-retryable HandlerError) without running it again. While the first still runs, a retry is answered
     ///   UNAVAILABLE (retryable). A retryable error, a panic or a missed deadline is not recorded:
     ///   the retry runs the handler again. Requests without a request id are not deduplicated.
     ///   The same request id from another principal is another operation: it never sees, moves
