@@ -276,10 +276,11 @@ async fn authenticate(
         Ok(principal) => Ok((principal, Request::from_parts(parts, body))),
         Err(e) => {
             // Invalid credentials are worth an operator's attention; missing ones are routine.
+            let path = parts.uri.path();
             if e.is_missing() {
-                tracing::debug!(error = %e, path = %parts.uri.path(), "unauthenticated request refused");
+                tracing::debug!(error = %e, %path, "request without credentials refused");
             } else {
-                tracing::info!(error = %e, path = %parts.uri.path(), "request with invalid credentials refused");
+                tracing::info!(error = %e, %path, "request with invalid credentials refused");
             }
             Err(e)
         }
