@@ -298,7 +298,8 @@ pub trait HandlerStore: Send + Sync + 'static {
     ) -> StoreFuture<'a, CompleteAsync>;
 
     /// Makes `callback` where the completion of operation `token` goes, in one step: a repeated
-    /// start with the operation's request id names where its caller listens now. A running
+    /// start with the operation's request id names where its caller listens now. (Only the
+    /// starting principal's repeated start gets here: its key found the recorded answer.) A running
     /// operation's record is updated (the completion enqueued later uses it); a finished one's
     /// pending delivery (waiting or backing off) is redirected and made due at `now`, and its
     /// record updated alike. A delivery that was accepted or given up is left alone.
