@@ -70,7 +70,11 @@ impl Principal {
 
     /// The anonymous principal: what every request is when no authenticator is configured.
     pub fn anonymous() -> Self {
-        Self::new(Self::ANONYMOUS_NAME, PrincipalKind::Anonymous)
+        // One shared name: requests without an authenticator allocate nothing for it.
+        static ANONYMOUS: std::sync::LazyLock<Principal> = std::sync::LazyLock::new(|| {
+            Principal::new(Principal::ANONYMOUS_NAME, PrincipalKind::Anonymous)
+        });
+        ANONYMOUS.clone()
     }
 
     /// A principal set in-process by the application.

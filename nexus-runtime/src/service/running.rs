@@ -48,12 +48,21 @@ struct Table {
 
 impl Table {
     fn add(&mut self, token: &str, op: RunningOperation) {
-        let usage = self
-            .usage
-            .entry(op.principal.name().to_owned())
-            .or_default();
-        usage.running += 1;
-        usage.input_bytes = usage.input_bytes.saturating_add(op.input_bytes);
+        let name = op.principal.name();
+        // Looked up first: the name is copied only for a principal's first operation.
+        match self.usage.get_mut(name) {
+            Some(usage) => {
+                usage.running += 1;
+                usage.input_bytes = usage.input_bytes.saturating_add(op.input_bytes);
+            }
+            None => {
+                let usage = Usage {
+                    running: 1,
+                    input_bytes: op.input_bytes,
+                };
+                self.usage.insert(name.to_owned(), usage);
+            }
+        }
         self.ops.insert(token.to_owned(), op);
     }
 }
