@@ -28,7 +28,11 @@ pub fn caller_auth(
         verifier = verifier.token(name, token);
     }
     let mut authenticator = AnyOf::new().or(CertificateAuthenticator::new());
-    if !verifier.is_empty() {
+    if verifier.is_empty() {
+        tracing::warn!(
+            "no --token given: callers can authenticate only with a verified client certificate"
+        );
+    } else {
         authenticator = authenticator.or(BearerAuthenticator::new(verifier));
     }
     let policy = if allowed.is_empty() {
