@@ -50,6 +50,13 @@
 //! `transport::HttpTransport` calls one, and `server::CallbackReceiver` receives the completions
 //! of async operations. The wire rules themselves live in [`protocol`], which is
 //! always compiled.
+//!
+//! ## Across teams
+//!
+//! [`security`] names callers and decides what they may do: with the `auth` feature, handler
+//! servers authenticate callers by mTLS client certificate or bearer token (JWTs with `jwt`);
+//! every dispatcher checks its allowlists, scopes request ids and cancel rights by caller, and
+//! caps each caller's running operations.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

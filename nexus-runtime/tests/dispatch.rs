@@ -148,7 +148,7 @@ async fn sync_call_round_trips_through_the_codec() {
 }
 
 #[tokio::test]
-async fn unknown_service_and_operation_are_not_found_and_name_what_exists() {
+async fn unknown_service_and_operation_are_not_found_and_list_nothing() {
     let (_, dispatcher, _) = setup();
     let err = handler_error(
         dispatcher
@@ -156,22 +156,16 @@ async fn unknown_service_and_operation_are_not_found_and_name_what_exists() {
             .await,
     );
     assert_eq!(err.error_type, HandlerErrorType::NotFound);
-    assert_eq!(
-        err.message,
-        "service `nope` is not served here; available services: `test/shop v1`"
-    );
+    assert_eq!(err.message, "service `nope` is not served here");
     let err = handler_error(
         dispatcher
             .start(raw_start("test/shop v1", "nope", Content::empty()))
             .await,
     );
     assert_eq!(err.error_type, HandlerErrorType::NotFound);
-    assert!(
-        err.message.starts_with(
-            "service `test/shop v1` has no operation `nope`; its operations are: `price`, `ship`"
-        ),
-        "{}",
-        err.message
+    assert_eq!(
+        err.message,
+        "service `test/shop v1` has no operation `nope`"
     );
     assert!(!err.is_retryable());
 }

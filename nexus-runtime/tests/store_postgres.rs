@@ -135,7 +135,7 @@ async fn migrations_are_idempotent_and_concurrent() {
         connect_in_schema(&harness.url, &harness.schema),
         connect_in_schema(&harness.url, &harness.schema)
     );
-    assert_eq!(a.applied_migrations().await.unwrap(), [1, 2, 3]);
+    assert_eq!(a.applied_migrations().await.unwrap(), [1, 2, 3, 4]);
     assert_eq!(b.get(record.id).await.unwrap(), Some(record));
     a.close().await;
     b.close().await;

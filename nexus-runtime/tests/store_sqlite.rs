@@ -132,8 +132,8 @@ async fn migrations_are_idempotent() {
     let second = SqliteStore::open_in_dir(dir.path()).await.unwrap();
     first.close().await;
     let third = SqliteStore::open_in_dir(dir.path()).await.unwrap();
-    assert_eq!(third.applied_migrations().await.unwrap(), [1, 2, 3]);
-    assert_eq!(second.applied_migrations().await.unwrap(), [1, 2, 3]);
+    assert_eq!(third.applied_migrations().await.unwrap(), [1, 2, 3, 4]);
+    assert_eq!(second.applied_migrations().await.unwrap(), [1, 2, 3, 4]);
     assert_eq!(third.get(record.id).await.unwrap(), Some(record));
 }
 
@@ -283,4 +283,69 @@ async fn a_write_dropped_in_its_batch_loses_nothing_else() {
     for n in landed {
         assert!(ids.contains(&record(n, at(0)).id), "{n} was committed");
     }
+}
+
+/// Records made before request ids were scoped by principal belong to the anonymous principal
+/// after migration 3: their answers are replayed to anonymous callers only, and their operations
+/// read back as started by the anonymous principal.
+#[tokio::test]
+async fn records_from_before_principals_belong_to_the_anonymous_principal() {
+    use nexus_runtime::security::Principal;
+    use nexus_runtime::store::sqlx::migrate::Migrator;
+    use nexus_runtime::store::sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+    use nexus_runtime::store::{BeginStart, HandlerStore as _, StartAnswer, StartKey};
+    use store_support::fixtures::at;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(SqliteStore::FILE_NAME);
+    let pool = SqlitePool::connect_with(
+        SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true),
+    )
+    .await
+    .unwrap();
+    let migrator = Migrator::new(std::path::Path::new("migrations/sqlite"))
+        .await
+        .unwrap();
+    migrator.run_to(2, &pool).await.unwrap();
+    for statement in [
+        "INSERT INTO handler_starts (service, operation, request_id, answer, token, links, \
+         created_at_us, answered_at_us) VALUES ('fraud.v1', 'check', 'r-1', 'async', 'tok-old', \
+         '[]', 1, 1)",
+        "INSERT INTO handler_operations (token, service, operation, request_id, input_data, \
+         input_headers, headers, links, state, resumable, started_at_us) VALUES ('tok-old', \
+         'fraud.v1', 'check', 'r-1', x'', '{}', '{}', '[]', 'running', 0, 1)",
+    ] {
+        nexus_runtime::store::sqlx::query(statement)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+
+    let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+    assert_eq!(store.applied_migrations().await.unwrap(), [1, 2, 3, 4]);
+    let op = store.get_async("tok-old").await.unwrap().unwrap();
+    assert_eq!(op.principal, Principal::anonymous());
+    let key = |principal: &str| StartKey {
+        principal: principal.to_owned(),
+        service: "fraud.v1".into(),
+        operation: "check".into(),
+        request_id: "r-1".into(),
+    };
+    assert_eq!(
+        store.begin_start(&key(""), at(0), at(10)).await.unwrap(),
+        BeginStart::Answered(StartAnswer::Async {
+            token: "tok-old".into(),
+            links: Vec::new(),
+        })
+    );
+    assert!(matches!(
+        store
+            .begin_start(&key("payments"), at(0), at(10))
+            .await
+            .unwrap(),
+        BeginStart::Claimed(_)
+    ));
 }

@@ -15,6 +15,9 @@
 //! lines, and `--unavailable-first N` answers UNAVAILABLE (503) to the first N attempts of each
 //! request id. See `nexus_examples::observe`. With a store, the store answers retried starts
 //! before they reach the observed service, and each completion attempt of the outbox is logged.
+//!
+//! Callers: `--allow-caller payments --token payments=SECRET` lets only `payments` call, with
+//! `Authorization: Bearer SECRET` or a verified client certificate naming it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,6 +26,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use fraud_contract::FraudService;
+use nexus_examples::callers::caller_auth;
 use nexus_examples::executions::ExecutionLog;
 use nexus_examples::fraud_desk::FraudDesk;
 use nexus_examples::observe::{EventLog, LoggedCompletions, Observed};
@@ -75,6 +79,12 @@ struct Args {
     /// (`http://localhost:*`, `http://127.0.0.1:*`, `http://[::1]:*`).
     #[arg(long = "callback-allow", value_name = "RULE")]
     callback_allow: Vec<CallbackRule>,
+    /// Only this caller may call fraud.v1 (repeatable); callers must then authenticate.
+    #[arg(long, value_name = "NAME")]
+    allow_caller: Vec<String>,
+    /// Accept `Authorization: Bearer TOKEN` as the caller NAME (repeatable).
+    #[arg(long, value_name = "NAME=TOKEN")]
+    token: Vec<String>,
 }
 
 #[tokio::main]
@@ -141,6 +151,10 @@ async fn run(args: Args) -> Result<(), String> {
     let mut builder = Dispatcher::builder()
         .service(service)
         .callback_guard(guard.clone());
+    let auth = caller_auth("fraud.v1", &args.allow_caller, &args.token)?;
+    if let Some((_, policy)) = &auth {
+        builder = builder.access(policy.clone());
+    }
     let store = open_store(&args.store).await?;
     // With a store, the outbox retries (durably): each send is one attempt.
     let sender = HttpCompletionSender::new().callback_guard(guard.clone());
@@ -158,10 +172,13 @@ async fn run(args: Args) -> Result<(), String> {
         builder = builder.store(store).durability(durability);
     }
     let dispatcher = builder.build();
-    let server = HandlerServer::builder(dispatcher.clone())
+    let mut server = HandlerServer::builder(dispatcher.clone())
         .prefix(&args.prefix)
-        .completion_sender(LoggedCompletions::new(sender, log))
-        .build();
+        .completion_sender(LoggedCompletions::new(sender, log));
+    if let Some((authenticator, _)) = auth {
+        server = server.authenticator(authenticator);
+    }
+    let server = server.build();
     let running = server
         .bind(args.listen.as_str())
         .await
@@ -176,6 +193,7 @@ async fn run(args: Args) -> Result<(), String> {
         owner = %args.owner,
         unavailable_first = args.unavailable_first,
         callback_rules = ?guard,
+        allowed_callers = ?args.allow_caller,
         "serving fraud.v1"
     );
     stop_signal().await?;

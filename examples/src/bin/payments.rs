@@ -78,6 +78,9 @@ struct Args {
     /// [default: 60 s, Temporal's].
     #[arg(long, value_name = "MS")]
     breaker_open_ms: Option<u64>,
+    /// Send `Authorization: Bearer TOKEN` to the fraud handler.
+    #[arg(long, value_name = "TOKEN")]
+    token: Option<String>,
 }
 
 #[tokio::main]
@@ -127,8 +130,11 @@ async fn bind(addr: &str, shared: bool) -> Result<CallbackListener, String> {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let mut endpoint =
-        EndpointConfig::new(HttpTransport::new(&args.endpoint).map_err(|e| e.to_string())?);
+    let mut transport = HttpTransport::builder(&args.endpoint);
+    if let Some(token) = &args.token {
+        transport = transport.bearer_token(token);
+    }
+    let mut endpoint = EndpointConfig::new(transport.build().map_err(|e| e.to_string())?);
     if let Some(ms) = args.max_retry_interval_ms {
         endpoint =
             endpoint.retry(RetryPolicy::default().maximum_interval(Duration::from_millis(ms)));

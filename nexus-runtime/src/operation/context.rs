@@ -11,6 +11,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use super::start::{AsyncOperation, OperationResult, OperationStart};
 use crate::error::OperationError;
 use crate::link::Link;
+use crate::security::Principal;
 
 /// Request headers: lower-case names, one value each (the `Content-*` and `Nexus-Callback-*`
 /// headers are not included).
@@ -23,6 +24,8 @@ pub(crate) struct ContextParts {
     pub service: String,
     pub operation: String,
     pub request_id: String,
+    /// Who is calling (anonymous without an authenticator).
+    pub principal: Principal,
     pub headers: Headers,
     pub links: Vec<Link>,
     pub deadline: Option<Instant>,
@@ -69,10 +72,27 @@ impl OperationContext {
     /// assert_eq!(ctx.operation(), "getQuickScore");
     /// ```
     pub fn for_test(service: &str, operation: &str) -> Self {
+        Self::for_test_as(service, operation, Principal::anonymous())
+    }
+
+    /// A context for calling a handler method directly as `principal` (see
+    /// [`for_test`](Self::for_test)).
+    ///
+    /// ```
+    /// use nexus_runtime::security::Principal;
+    /// let ctx = nexus_runtime::OperationContext::for_test_as(
+    ///     "fraud.v1",
+    ///     "flagUser",
+    ///     Principal::local("admin"),
+    /// );
+    /// assert_eq!(ctx.principal().name(), "admin");
+    /// ```
+    pub fn for_test_as(service: &str, operation: &str, principal: Principal) -> Self {
         Self::new(Arc::new(ContextParts {
             service: service.to_owned(),
             operation: operation.to_owned(),
             request_id: crate::id::new_v4().to_string(),
+            principal,
             has_callback: true,
             ..ContextParts::default()
         }))
@@ -91,6 +111,25 @@ impl OperationContext {
     /// The request id: the same on every retry of one start, so handlers can deduplicate on it.
     pub fn request_id(&self) -> &str {
         &self.parts.request_id
+    }
+
+    /// Who is calling: the principal the handler server's authenticator named (or the one an
+    /// in-process transport carries); [`Principal::anonymous`] when nothing authenticated the
+    /// request. Allowlists were checked before the method runs; use it for finer decisions.
+    ///
+    /// ```
+    /// use nexus_runtime::{HandlerError, OperationContext, OperationResult};
+    ///
+    /// async fn flag_user(ctx: OperationContext, user_id: String) -> OperationResult<()> {
+    ///     if ctx.principal().name() != "admin" {
+    ///         return Err(HandlerError::unauthorized("only `admin` may flag users").into());
+    ///     }
+    ///     tracing::info!(%user_id, by = %ctx.principal(), "flagged");
+    ///     Ok(().into())
+    /// }
+    /// ```
+    pub fn principal(&self) -> &Principal {
+        &self.parts.principal
     }
 
     /// The request headers (lower-case names).
@@ -222,6 +261,7 @@ pub struct AsyncContext {
     pub(crate) service: String,
     pub(crate) operation: String,
     pub(crate) request_id: String,
+    pub(crate) principal: Principal,
     pub(crate) headers: Headers,
     pub(crate) deadline: Option<Instant>,
     pub(crate) cancel: CancellationToken,
@@ -248,6 +288,11 @@ impl AsyncContext {
     /// The request id of the start request.
     pub fn request_id(&self) -> &str {
         &self.request_id
+    }
+
+    /// Who started the operation (see [`OperationContext::principal`]).
+    pub fn principal(&self) -> &Principal {
+        &self.principal
     }
 
     /// The headers of the start request.

@@ -28,6 +28,13 @@ impl PrincipalKind {
             Self::Local => "local",
         }
     }
+
+    /// Parses a name [`as_str`](Self::as_str) gives.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Anonymous, Self::Certificate, Self::Token, Self::Local]
+            .into_iter()
+            .find(|k| k.as_str() == name)
+    }
 }
 
 /// Who is calling: an authenticated name and how it was established.
@@ -63,7 +70,11 @@ impl Principal {
 
     /// The anonymous principal: what every request is when no authenticator is configured.
     pub fn anonymous() -> Self {
-        Self::new(Self::ANONYMOUS_NAME, PrincipalKind::Anonymous)
+        // One shared name: requests without an authenticator allocate nothing for it.
+        static ANONYMOUS: std::sync::LazyLock<Principal> = std::sync::LazyLock::new(|| {
+            Principal::new(Principal::ANONYMOUS_NAME, PrincipalKind::Anonymous)
+        });
+        ANONYMOUS.clone()
     }
 
     /// A principal set in-process by the application.

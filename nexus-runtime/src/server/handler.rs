@@ -19,6 +19,7 @@ use crate::codec::JSON;
 use crate::completion::CompletionSender;
 use crate::error::HandlerError;
 use crate::protocol::{self, FailureFormat, OperationInfo, Route};
+use crate::security::{AuthenticationError, Authenticator, Principal};
 use crate::service::Dispatcher;
 use crate::transport::StartResponse;
 
@@ -41,6 +42,16 @@ use crate::transport::StartResponse;
 /// dispatcher drops the handler's future and answers UPSTREAM_TIMEOUT) and `Operation-Timeout` as
 /// the operation deadline; `Nexus-Link`s; every other header except `Content-*`,
 /// `Nexus-Callback-*` and the hop's framing; the body with its `Content-*` headers.
+///
+/// **Who is calling.** With an [authenticator](HandlerServerBuilder::authenticator), every
+/// request under the prefix is authenticated first, before its path or body is looked at: missing
+/// or invalid credentials are answered 401 with an UNAUTHENTICATED Failure (and
+/// `WWW-Authenticate` when the authenticator gives a challenge), which says nothing about what is
+/// served. The principal it names goes to the dispatcher with the request: the dispatcher's
+/// access policy is checked before the body is read (403 UNAUTHORIZED), request ids are scoped by
+/// it, only it may cancel the operations it started, and its quota applies. Without an
+/// authenticator every request is [`Principal::anonymous`]. With one, the `Authorization` header
+/// is kept from the handler's headers (and so from the store).
 ///
 /// Async operations deliver their completions with an [`HttpCompletionSender`], installed in the
 /// dispatcher unless it already has a completion sender. When the dispatcher has a store, the
@@ -69,6 +80,7 @@ struct Inner {
     dispatcher: Dispatcher,
     prefix: String,
     body_limit: usize,
+    authenticator: Option<Arc<dyn Authenticator>>,
 }
 
 impl fmt::Debug for HandlerServer {
@@ -76,6 +88,7 @@ impl fmt::Debug for HandlerServer {
         f.debug_struct("HandlerServer")
             .field("prefix", &self.inner.prefix)
             .field("body_limit", &self.inner.body_limit)
+            .field("authenticated", &self.inner.authenticator.is_some())
             .field("dispatcher", &self.inner.dispatcher)
             .finish()
     }
@@ -87,6 +100,7 @@ pub struct HandlerServerBuilder {
     prefix: String,
     body_limit: usize,
     completion_sender: Option<Arc<dyn CompletionSender>>,
+    authenticator: Option<Arc<dyn Authenticator>>,
 }
 
 impl fmt::Debug for HandlerServerBuilder {
@@ -131,6 +145,16 @@ impl HandlerServerBuilder {
         self
     }
 
+    /// Authenticates every request with `authenticator` (see the server's documentation): for
+    /// example a [`CertificateAuthenticator`](crate::security::CertificateAuthenticator) behind
+    /// mTLS, a [`BearerAuthenticator`](crate::security::BearerAuthenticator), or both in an
+    /// [`AnyOf`](crate::security::AnyOf). Default: none, every request is anonymous.
+    #[must_use]
+    pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
+        self.authenticator = Some(Arc::new(authenticator));
+        self
+    }
+
     /// Builds the server and installs its completion sender in the dispatcher: an
     /// [`HttpCompletionSender`] under the dispatcher's
     /// [callback guard](crate::service::DispatcherBuilder::callback_guard); with a store, one
@@ -152,6 +176,7 @@ impl HandlerServerBuilder {
                 dispatcher: self.dispatcher,
                 prefix: self.prefix,
                 body_limit: self.body_limit,
+                authenticator: self.authenticator,
             }),
         }
     }
@@ -170,6 +195,7 @@ impl HandlerServer {
             prefix: String::new(),
             body_limit: DEFAULT_BODY_LIMIT,
             completion_sender: None,
+            authenticator: None,
         }
     }
 
@@ -245,6 +271,10 @@ async fn serve(State(inner): State<Arc<Inner>>, request: Request) -> Response {
     if request.method() != Method::POST {
         return wire::wrong_method(request.method(), format);
     }
+    let (principal, request) = match authenticate(&inner, request).await {
+        Ok(authenticated) => authenticated,
+        Err(e) => return unauthenticated(&e, format),
+    };
     let path = request.uri().path();
     let relative = path.strip_prefix(inner.prefix.as_str()).unwrap_or(path);
     let route = match protocol::parse_route(relative) {
@@ -253,27 +283,86 @@ async fn serve(State(inner): State<Arc<Inner>>, request: Request) -> Response {
     };
     let result = match route {
         Route::Start { service, operation } => {
-            start(&inner, request, format, service, operation).await
+            start(&inner, &principal, request, format, service, operation).await
         }
         Route::Cancel {
             service,
             operation,
             token,
-        } => cancel(&inner, request, format, service, operation, token).await,
+        } => {
+            cancel(
+                &inner, &principal, request, format, service, operation, token,
+            )
+            .await
+        }
     };
     result.unwrap_or_else(|answer| answer)
 }
 
+/// The principal of `request` (anonymous without an authenticator), and the request back.
+async fn authenticate(
+    inner: &Inner,
+    request: Request,
+) -> Result<(Principal, Request), AuthenticationError> {
+    let Some(authenticator) = &inner.authenticator else {
+        return Ok((Principal::anonymous(), request));
+    };
+    let (parts, body) = request.into_parts();
+    let principal = authenticator.authenticate(&parts).await;
+    match principal {
+        Ok(principal) => Ok((principal, Request::from_parts(parts, body))),
+        Err(e) => {
+            // Invalid credentials are worth an operator's attention; missing ones are routine.
+            let path = parts.uri.path();
+            if e.is_missing() {
+                tracing::debug!(error = %e, %path, "request without credentials refused");
+            } else {
+                tracing::info!(error = %e, %path, "request with invalid credentials refused");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// 401 with an UNAUTHENTICATED Failure, and the authenticator's challenge.
+fn unauthenticated(error: &AuthenticationError, format: FailureFormat) -> Response {
+    let mut response = wire::handler_error(
+        &HandlerError::unauthenticated(error.message().to_owned()),
+        format,
+    );
+    if let Some(challenge) = error
+        .challenge()
+        .and_then(|c| HeaderValue::from_str(c).ok())
+    {
+        response
+            .headers_mut()
+            .insert(http::header::WWW_AUTHENTICATE, challenge);
+    }
+    response
+}
+
 async fn start(
     inner: &Inner,
+    principal: &Principal,
     request: Request,
     format: FailureFormat,
     service: String,
     operation: String,
 ) -> Result<Response, Response> {
     let reject = |e: HandlerError| wire::handler_error(&e, format);
+    // Refused callers are answered before their body is read.
+    inner
+        .dispatcher
+        .check_access(principal, &service, &operation)
+        .map_err(reject)?;
     let (parts, body) = request.into_parts();
     let mut start_request = request::start(&parts, service, operation).map_err(reject)?;
+    if inner.authenticator.is_some() {
+        // The credentials were for this server: the handler (and the store) never see them.
+        start_request
+            .headers
+            .remove(http::header::AUTHORIZATION.as_str());
+    }
     let data = wire::read_body(body, &parts.headers, inner.body_limit)
         .await
         .map_err(reject)?;
@@ -282,11 +371,12 @@ async fn start(
         service = %start_request.service,
         operation = %start_request.operation,
         request_id = %start_request.request_id,
+        %principal,
         "nexus start"
     );
     let response = inner
         .dispatcher
-        .start(start_request)
+        .start_as(principal, start_request)
         .await
         .map_err(|e| wire::error_response(protocol::start_error_response(&e, format)))?;
     let internal = |what: String| reject(HandlerError::internal(what));
@@ -320,6 +410,7 @@ async fn start(
 
 async fn cancel(
     inner: &Inner,
+    principal: &Principal,
     request: Request,
     format: FailureFormat,
     service: String,
@@ -328,16 +419,23 @@ async fn cancel(
 ) -> Result<Response, Response> {
     let reject = |e: HandlerError| wire::handler_error(&e, format);
     let (parts, _body) = request.into_parts();
-    let cancel_request = request::cancel(&parts, service, operation, path_token).map_err(reject)?;
+    let mut cancel_request =
+        request::cancel(&parts, service, operation, path_token).map_err(reject)?;
+    if inner.authenticator.is_some() {
+        cancel_request
+            .headers
+            .remove(http::header::AUTHORIZATION.as_str());
+    }
     tracing::debug!(
         service = %cancel_request.service,
         operation = %cancel_request.operation,
         token = %cancel_request.token,
+        %principal,
         "nexus cancel"
     );
     inner
         .dispatcher
-        .cancel(cancel_request)
+        .cancel_as(principal, cancel_request)
         .await
         .map_err(reject)?;
     Ok(wire::empty(StatusCode::ACCEPTED))

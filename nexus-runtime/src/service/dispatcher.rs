@@ -8,7 +8,8 @@ use tokio::time::Instant;
 
 use super::durable::{self, DurabilityOptions, Durable};
 use super::handler::{RawStart, ServiceHandler};
-use super::invoke::{Invocation, invoke, quoted_list};
+use super::invoke::{Invocation, invoke, unknown_operation};
+use super::quota::Quota;
 use super::running::{CancelMiss, RunningOperations};
 use super::work::Launch;
 use crate::completion::{Callback, CompletionSender};
@@ -16,6 +17,7 @@ use crate::error::{HandlerError, StartError};
 use crate::operation::ContextParts;
 use crate::protocol::{self, header};
 use crate::security::CallbackGuard;
+use crate::security::{AccessPolicy, Principal};
 use crate::store::Store;
 use crate::transport::{CancelRequest, StartRequest, StartResponse};
 
@@ -23,7 +25,13 @@ use crate::transport::{CancelRequest, StartRequest, StartResponse};
 /// in-process transport calls it directly, the HTTP server after decoding a request.
 ///
 /// It owns the behaviour the protocol promises on the handler side:
-/// - unknown services and operations are NOT_FOUND, naming what exists;
+/// - every request comes from a [`Principal`] ([`start_as`](Self::start_as),
+///   [`cancel_as`](Self::cancel_as); anonymous with [`start`](Self::start) and
+///   [`cancel`](Self::cancel)): the [access policy](DispatcherBuilder::access) is checked first
+///   (UNAUTHORIZED), async operations count against the principal's
+///   [quota](DispatcherBuilder::quota) (RESOURCE_EXHAUSTED), and only the principal that started
+///   an operation may cancel it;
+/// - unknown services and operations are NOT_FOUND (without listing what exists);
 /// - a handler that panics becomes INTERNAL and the dispatcher keeps serving;
 /// - the request deadline bounds the handler (its future is dropped at expiry, answered
 ///   UPSTREAM_TIMEOUT), and dropping the request drops the handler's future;
@@ -60,6 +68,8 @@ pub struct Dispatcher {
 pub(crate) struct Inner {
     pub services: BTreeMap<String, Arc<dyn ServiceHandler>>,
     pub running: RunningOperations,
+    pub access: AccessPolicy,
+    pub quota: Quota,
     completion_sender: Mutex<Option<Arc<dyn CompletionSender>>>,
     pub callback_guard: CallbackGuard,
     pub durable: Option<Arc<Durable>>,
@@ -93,6 +103,8 @@ pub struct DispatcherBuilder {
     callback_guard: Option<CallbackGuard>,
     store: Option<Arc<dyn Store>>,
     durability: Option<DurabilityOptions>,
+    access: AccessPolicy,
+    quota: Quota,
 }
 
 impl DispatcherBuilder {
@@ -145,15 +157,34 @@ impl DispatcherBuilder {
         self
     }
 
+    /// Who may call which services and operations (default: everyone may call everything). Checked
+    /// on every start and cancel, before the service is looked up, so a refused caller gets
+    /// UNAUTHORIZED (403) whether or not what it asked for exists. See [`AccessPolicy`].
+    #[must_use]
+    pub fn access(mut self, policy: AccessPolicy) -> Self {
+        self.access = policy;
+        self
+    }
+
+    /// Caps on the running async operations of each principal (default: [`Quota::default`],
+    /// 10,000 operations and 1 GiB of inputs per principal; [`Quota::unlimited`] for none).
+    #[must_use]
+    pub fn quota(mut self, quota: Quota) -> Self {
+        self.quota = quota;
+        self
+    }
+
     /// Makes the dispatcher durable with `store` (a `MemoryStore`, `SqliteStore` or
     /// `PostgresStore`), as its [`DurabilityOptions`] say:
     ///
-    /// - **Starts are deduplicated by request id**: the first request with a given (service,
-    ///   operation, request id) runs the handler; every later one gets the recorded answer (the
-    ///   same sync result, the same operation token, the same OperationError or non-retryable
-    ///   HandlerError) without running it again. While the first still runs, a retry is answered
+    /// - **Starts are deduplicated by request id, per principal**: the first request with a given
+    ///   (principal, service, operation, request id) runs the handler; every later one gets the
+    ///   recorded answer (the same sync result, the same operation token, the same OperationError
+    ///   or non-retryable HandlerError) without running it again. While the first still runs, a retry is answered
     ///   UNAVAILABLE (retryable). A retryable error, a panic or a missed deadline is not recorded:
     ///   the retry runs the handler again. Requests without a request id are not deduplicated.
+    ///   The same request id from another principal is another operation: it never sees, moves
+    ///   or cancels the first one.
     /// - **Async operations are recorded** with the answer, under a lease of this dispatcher's
     ///   owner id, and cancel requests are recorded before the work is signalled.
     /// - **Completions go through an outbox**: finishing an operation and enqueueing its
@@ -195,6 +226,8 @@ impl DispatcherBuilder {
             inner: Arc::new(Inner {
                 services: self.services,
                 running: RunningOperations::default(),
+                access: self.access,
+                quota: self.quota,
                 completion_sender: Mutex::new(self.completion_sender),
                 callback_guard: self.callback_guard.unwrap_or_default(),
                 durable: durable.clone(),
@@ -227,6 +260,31 @@ impl Dispatcher {
     /// The number of async operations currently running.
     pub fn running_operations(&self) -> usize {
         self.inner.running.len()
+    }
+
+    /// The number of async operations the principal named `name` has running here (what its
+    /// [quota](DispatcherBuilder::quota) counts).
+    pub fn running_operations_of(&self, name: &str) -> usize {
+        self.inner.running.running_of(name)
+    }
+
+    /// Whether `principal` may call `operation` of `service` under the dispatcher's
+    /// [access policy](DispatcherBuilder::access): UNAUTHORIZED (403) naming the caller if not.
+    /// The dispatcher checks it on every request; a server may call it early too (before reading
+    /// a request's body).
+    pub fn check_access(
+        &self,
+        principal: &Principal,
+        service: &str,
+        operation: &str,
+    ) -> Result<(), HandlerError> {
+        if self.inner.access.allows(principal, service, operation) {
+            return Ok(());
+        }
+        tracing::info!(%principal, %service, %operation, "caller refused by the access policy");
+        Err(HandlerError::unauthorized(format!(
+            "caller `{principal}` may not call `{service}/{operation}`"
+        )))
     }
 
     /// Whether the dispatcher was built with a store.
@@ -289,20 +347,33 @@ impl Dispatcher {
 
     fn handler(&self, service: &str) -> Result<&Arc<dyn ServiceHandler>, HandlerError> {
         self.inner.services.get(service).ok_or_else(|| {
-            HandlerError::not_found(format!(
-                "service `{service}` is not served here; available services: {}",
-                quoted_list(self.inner.services.keys().map(String::as_str))
-            ))
+            HandlerError::not_found(format!("service `{service}` is not served here"))
         })
     }
 
-    /// Handles a start request.
+    /// Handles a start request from the anonymous principal (see [`start_as`](Self::start_as)).
     pub async fn start(&self, request: StartRequest) -> Result<StartResponse, StartError> {
+        self.start_as(&Principal::anonymous(), request).await
+    }
+
+    /// Handles a start request from `principal`: checks the access policy, runs the operation
+    /// method (which sees the principal on its context), and for an async answer reserves the
+    /// operation under the principal's quota. With a store, the request id is deduplicated
+    /// within the principal's own requests.
+    pub async fn start_as(
+        &self,
+        principal: &Principal,
+        request: StartRequest,
+    ) -> Result<StartResponse, StartError> {
+        self.check_access(principal, &request.service, &request.operation)?;
         let handler = self.handler(&request.service)?.clone();
         self.check_start(&request)?;
         match &self.inner.durable {
-            None => self.start_direct(&handler, request).await,
-            Some(durable) => self.start_durable(durable, &handler, request).await,
+            None => self.start_direct(&handler, principal, request).await,
+            Some(durable) => {
+                self.start_durable(durable, &handler, principal, request)
+                    .await
+            }
         }
     }
 
@@ -324,10 +395,12 @@ impl Dispatcher {
     async fn start_direct(
         &self,
         handler: &Arc<dyn ServiceHandler>,
+        principal: &Principal,
         mut request: StartRequest,
     ) -> Result<StartResponse, StartError> {
         let operation_deadline = operation_deadline(&request)?;
-        let invocation = invocation(&mut request, operation_deadline);
+        let input_bytes = request.input.data.len();
+        let invocation = invocation(&mut request, principal, operation_deadline);
         let answered = invoke(handler, invocation).await?;
         match answered.raw {
             RawStart::Sync(output) => Ok(StartResponse::Sync {
@@ -336,7 +409,13 @@ impl Dispatcher {
             }),
             RawStart::Async(op) => {
                 let parts = answered.parts;
-                let (token, cancel) = self.reserve(&op, &parts.service, &parts.operation)?;
+                let (token, cancel) = self.reserve(
+                    &op,
+                    &parts.service,
+                    &parts.operation,
+                    principal,
+                    input_bytes,
+                )?;
                 self.spawn_work(
                     op,
                     Launch {
@@ -344,6 +423,7 @@ impl Dispatcher {
                         service: parts.service,
                         operation: parts.operation,
                         request_id: parts.request_id,
+                        principal: parts.principal,
                         headers: parts.headers,
                         deadline: operation_deadline,
                         callback: request.callback,
@@ -360,23 +440,34 @@ impl Dispatcher {
         }
     }
 
-    /// Handles a cancel request: signals cancellation to the running operation with the token
-    /// (with a store, after recording the request).
+    /// Handles a cancel request from the anonymous principal (see [`cancel_as`](Self::cancel_as)).
     pub async fn cancel(&self, request: CancelRequest) -> Result<(), HandlerError> {
+        self.cancel_as(&Principal::anonymous(), request).await
+    }
+
+    /// Handles a cancel request from `principal`: signals cancellation to the running operation
+    /// with the token (with a store, after recording the request). Only the principal that
+    /// started the operation may cancel it: to any other, the token is answered NOT_FOUND, as an
+    /// unknown one is, so that a token confirms nothing to someone who guessed or overheard it.
+    pub async fn cancel_as(
+        &self,
+        principal: &Principal,
+        request: CancelRequest,
+    ) -> Result<(), HandlerError> {
+        self.check_access(principal, &request.service, &request.operation)?;
         let handler = self.handler(&request.service)?;
         if !handler
             .operation_names()
             .contains(&request.operation.as_str())
         {
-            return Err(HandlerError::not_found(format!(
-                "service `{}` has no operation `{}`",
-                request.service, request.operation
-            )));
+            return Err(unknown_operation(&request.service, &request.operation));
         }
-        let found =
-            self.inner
-                .running
-                .cancel_signal(&request.service, &request.operation, &request.token);
+        let found = self.inner.running.cancel_signal(
+            principal,
+            &request.service,
+            &request.operation,
+            &request.token,
+        );
         match (&self.inner.durable, found) {
             (None, Ok(signal)) => {
                 signal.cancel();
@@ -384,9 +475,10 @@ impl Dispatcher {
             }
             (Some(durable), Ok(signal)) => self.cancel_running(durable, &request, signal).await,
             (Some(durable), Err(CancelMiss::Unknown)) => {
-                self.cancel_recorded(durable, &request).await
+                self.cancel_recorded(durable, principal, &request).await
             }
             (None, Err(CancelMiss::Unknown)) => Err(no_such_operation(&request)),
+            (_, Err(CancelMiss::Foreign)) => Err(foreign_operation(principal, &request)),
             (_, Err(CancelMiss::Mismatch { service, operation })) => {
                 Err(wrong_operation(&request, &service, &operation))
             }
@@ -418,6 +510,7 @@ pub(crate) fn operation_deadline(request: &StartRequest) -> Result<Option<Instan
 /// [`invoke`] gives back, for a caller that needs the request afterwards.
 pub(crate) fn invocation(
     request: &mut StartRequest,
+    principal: &Principal,
     operation_deadline: Option<Instant>,
 ) -> Invocation {
     Invocation {
@@ -425,6 +518,7 @@ pub(crate) fn invocation(
             service: std::mem::take(&mut request.service),
             operation: std::mem::take(&mut request.operation),
             request_id: std::mem::take(&mut request.request_id),
+            principal: principal.clone(),
             headers: std::mem::take(&mut request.headers),
             links: std::mem::take(&mut request.links),
             deadline: request.request_deadline,
@@ -453,6 +547,17 @@ pub(crate) fn no_such_operation(request: &CancelRequest) -> HandlerError {
         "no running `{}` operation has token `{}`",
         request.operation, request.token
     ))
+}
+
+/// NOT_FOUND for a cancel request from a principal that did not start the operation: the same
+/// answer as for an unknown token (logged, since it may be a probe).
+pub(crate) fn foreign_operation(principal: &Principal, request: &CancelRequest) -> HandlerError {
+    tracing::warn!(
+        %principal,
+        token = %request.token,
+        "refused a cancel request for an operation another caller started"
+    );
+    no_such_operation(request)
 }
 
 pub(crate) fn wrong_operation(

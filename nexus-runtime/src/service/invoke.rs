@@ -33,8 +33,7 @@ pub(crate) struct Answered {
 }
 
 /// Runs the operation `invocation.parts` names on `handler` once. A panic is INTERNAL, a missed
-/// request deadline UPSTREAM_TIMEOUT (both retryable); an unknown operation is NOT_FOUND naming
-/// the known ones. Dropping the returned future signals the method's context that the caller went
+/// request deadline UPSTREAM_TIMEOUT (both retryable); an unknown operation is NOT_FOUND. Dropping the returned future signals the method's context that the caller went
 /// away.
 ///
 /// The parts are moved into the context, which the method holds, and given back with the answer:
@@ -60,7 +59,7 @@ pub(crate) async fn invoke(
     let ctx = OperationContext::new(parts.clone());
     let (service, operation) = (parts.service.as_str(), parts.operation.as_str());
     let Some(start) = handler.start(operation, ctx, input) else {
-        return Err(unknown_operation(handler.as_ref(), service, operation).into());
+        return Err(unknown_operation(service, operation).into());
     };
     let guarded = AssertUnwindSafe(scope.run(start)).catch_unwind();
     let outcome = match request_deadline {
@@ -100,6 +99,7 @@ fn take_parts(parts: Arc<ContextParts>) -> ContextParts {
         service: shared.service.clone(),
         operation: shared.operation.clone(),
         request_id: shared.request_id.clone(),
+        principal: shared.principal.clone(),
         headers: shared.headers.clone(),
         links: shared.links.clone(),
         deadline: shared.deadline,
@@ -111,15 +111,11 @@ fn take_parts(parts: Arc<ContextParts>) -> ContextParts {
     })
 }
 
-/// NOT_FOUND for an operation `handler` does not have, naming those it has.
-pub(crate) fn unknown_operation(
-    handler: &dyn ServiceHandler,
-    service: &str,
-    operation: &str,
-) -> HandlerError {
+/// NOT_FOUND for an operation the service does not have (without listing those it has: a caller
+/// learns only about what it asked for).
+pub(crate) fn unknown_operation(service: &str, operation: &str) -> HandlerError {
     HandlerError::not_found(format!(
-        "service `{service}` has no operation `{operation}`; its operations are: {}",
-        quoted_list(handler.operation_names().into_iter())
+        "service `{service}` has no operation `{operation}`"
     ))
 }
 
@@ -132,15 +128,6 @@ pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant
 
 pub(crate) fn take_links(links: &Mutex<Vec<Link>>) -> Vec<Link> {
     std::mem::take(&mut *links.lock().unwrap_or_else(|e| e.into_inner()))
-}
-
-pub(crate) fn quoted_list<'a>(names: impl Iterator<Item = &'a str>) -> String {
-    let list: Vec<String> = names.map(|n| format!("`{n}`")).collect();
-    if list.is_empty() {
-        "none".to_owned()
-    } else {
-        list.join(", ")
-    }
 }
 
 /// The message of a panic payload.

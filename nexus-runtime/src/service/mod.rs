@@ -5,7 +5,8 @@
 //! [`Dispatcher`] hosts any number of service handlers, and every transport (in-process, HTTP)
 //! goes through it.
 //!
-//! - `dispatcher`: routing of start and cancel requests; `invoke`: one run of an operation
+//! - `dispatcher`: routing of start and cancel requests (with the caller's principal, checked
+//!   against the access policy); `quota`: per-principal caps on running async operations; `invoke`: one run of an operation
 //!   method; `work` and `running`: async work and the table of running operations;
 //! - `durable`: what a dispatcher with a store adds (deduplication by request id, operation
 //!   records and leases, the completion outbox, resume-or-fail at start-up).
@@ -14,6 +15,7 @@ mod dispatcher;
 mod durable;
 mod handler;
 mod invoke;
+mod quota;
 mod running;
 mod work;
 
@@ -22,6 +24,7 @@ pub use durable::{DurabilityOptions, OutboxOptions};
 pub use handler::{RawStart, ServiceHandler, StartFuture, typed_start};
 #[doc(hidden)]
 pub use handler::{decode_input, encode_output};
+pub use quota::Quota;
 
 use crate::definition::Definition;
 

@@ -3,15 +3,23 @@
 //! completion is recorded, so that recovery never takes a live operation for an abandoned one.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use tokio_util::sync::CancellationToken;
+
+use super::quota::{Quota, Usage};
+use crate::error::HandlerError;
+use crate::security::Principal;
 
 /// One async operation in flight.
 #[derive(Debug)]
 pub(crate) struct RunningOperation {
     pub service: String,
     pub operation: String,
+    /// Who started it: the only principal that may cancel it.
+    pub principal: Principal,
+    /// The size of its start input, counted against its principal's quota.
+    pub input_bytes: u64,
     pub cancel: CancellationToken,
 }
 
@@ -20,47 +28,124 @@ pub(crate) struct RunningOperation {
 pub(crate) enum CancelMiss {
     /// No running operation has this token.
     Unknown,
+    /// Another principal started the operation with this token.
+    Foreign,
     /// The token belongs to another service or operation.
     Mismatch { service: String, operation: String },
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct RunningOperations {
-    ops: Mutex<HashMap<String, RunningOperation>>,
+    table: Mutex<Table>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    ops: HashMap<String, RunningOperation>,
+    /// What each principal (by name) holds, for the quotas.
+    usage: HashMap<String, Usage>,
+}
+
+impl Table {
+    fn add(&mut self, token: &str, op: RunningOperation) {
+        let name = op.principal.name();
+        // Looked up first: the name is copied only for a principal's first operation.
+        match self.usage.get_mut(name) {
+            Some(usage) => {
+                usage.running += 1;
+                usage.input_bytes = usage.input_bytes.saturating_add(op.input_bytes);
+            }
+            None => {
+                let usage = Usage {
+                    running: 1,
+                    input_bytes: op.input_bytes,
+                };
+                self.usage.insert(name.to_owned(), usage);
+            }
+        }
+        self.ops.insert(token.to_owned(), op);
+    }
 }
 
 impl RunningOperations {
-    /// Registers an operation; `false` if the token is already in use.
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers an operation whatever the quota (a resumed one); `false` if the token is
+    /// already in use.
     pub fn insert(&self, token: &str, op: RunningOperation) -> bool {
-        let mut ops = self.ops.lock().unwrap_or_else(|e| e.into_inner());
-        if ops.contains_key(token) {
+        let mut table = self.lock();
+        if table.ops.contains_key(token) {
             return false;
         }
-        ops.insert(token.to_owned(), op);
+        table.add(token, op);
         true
     }
 
+    /// Registers a new operation if its principal's `quota` allows it: RESOURCE_EXHAUSTED if
+    /// not, CONFLICT if the token is already in use.
+    pub fn insert_within(
+        &self,
+        token: &str,
+        op: RunningOperation,
+        quota: &Quota,
+    ) -> Result<(), HandlerError> {
+        let mut table = self.lock();
+        if table.ops.contains_key(token) {
+            return Err(HandlerError::conflict(format!(
+                "an operation with token `{token}` is already running"
+            )));
+        }
+        let usage = table
+            .usage
+            .get(op.principal.name())
+            .copied()
+            .unwrap_or_default();
+        quota.admit(&op.principal, usage, op.input_bytes)?;
+        table.add(token, op);
+        Ok(())
+    }
+
     pub fn remove(&self, token: &str) {
-        self.ops
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(token);
+        let mut table = self.lock();
+        let Some(op) = table.ops.remove(token) else {
+            return;
+        };
+        let name = op.principal.name();
+        if let Some(usage) = table.usage.get_mut(name) {
+            usage.running = usage.running.saturating_sub(1);
+            usage.input_bytes = usage.input_bytes.saturating_sub(op.input_bytes);
+            if usage.running == 0 {
+                table.usage.remove(name);
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.ops.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.lock().ops.len()
     }
 
-    /// The cancellation signal of the operation with `token`, checking that it is an operation
-    /// of `service`/`operation`.
+    /// How many operations the principal named `name` has running here.
+    pub fn running_of(&self, name: &str) -> usize {
+        self.lock().usage.get(name).map_or(0, |u| u.running)
+    }
+
+    /// The cancellation signal of the operation with `token`, checking that `principal` started
+    /// it (another principal's operation is [`CancelMiss::Foreign`], before anything else is
+    /// said about it) and that it is an operation of `service`/`operation`.
     pub fn cancel_signal(
         &self,
+        principal: &Principal,
         service: &str,
         operation: &str,
         token: &str,
     ) -> Result<CancellationToken, CancelMiss> {
-        let ops = self.ops.lock().unwrap_or_else(|e| e.into_inner());
-        let op = ops.get(token).ok_or(CancelMiss::Unknown)?;
+        let table = self.lock();
+        let op = table.ops.get(token).ok_or(CancelMiss::Unknown)?;
+        if op.principal.name() != principal.name() {
+            return Err(CancelMiss::Foreign);
+        }
         if op.service != service || op.operation != operation {
             return Err(CancelMiss::Mismatch {
                 service: op.service.clone(),
@@ -72,17 +157,13 @@ impl RunningOperations {
 
     /// Whether an operation with `token` is running (or reserved).
     pub fn contains(&self, token: &str) -> bool {
-        self.ops
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(token)
+        self.lock().ops.contains_key(token)
     }
 
     /// The tokens and cancellation signals of the running operations not signalled yet.
     pub fn uncancelled(&self) -> Vec<(String, CancellationToken)> {
-        self.ops
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.lock()
+            .ops
             .iter()
             .filter(|(_, op)| !op.cancel.is_cancelled())
             .map(|(token, op)| (token.clone(), op.cancel.clone()))
@@ -91,11 +172,6 @@ impl RunningOperations {
 
     /// The tokens of every running operation.
     pub fn tokens(&self) -> Vec<String> {
-        self.ops
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
-            .collect()
+        self.lock().ops.keys().cloned().collect()
     }
 }

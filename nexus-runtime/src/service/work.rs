@@ -16,6 +16,7 @@ use crate::codec::Content;
 use crate::completion::{Callback, Completion};
 use crate::error::{HandlerError, OperationError};
 use crate::operation::{AsyncContext, AsyncOperation, CallScope, Headers};
+use crate::security::Principal;
 use crate::store::CompleteAsync;
 
 /// An async operation whose token is reserved in the running table, ready to run.
@@ -24,6 +25,7 @@ pub(crate) struct Launch {
     pub service: String,
     pub operation: String,
     pub request_id: String,
+    pub principal: Principal,
     pub headers: Headers,
     /// The operation deadline.
     pub deadline: Option<Instant>,
@@ -46,12 +48,15 @@ pub(crate) fn check_token(token: &str) -> Result<(), HandlerError> {
 
 impl Dispatcher {
     /// Picks the token of `op` (the handler's or a fresh one) and reserves it in the running
-    /// table, so that cancel requests find it and recovery leaves it alone.
+    /// table for `principal`, so that cancel requests find it and recovery leaves it alone:
+    /// RESOURCE_EXHAUSTED if the principal's quota is used up (the work then never runs).
     pub(crate) fn reserve(
         &self,
         op: &AsyncOperation<Content>,
         service: &str,
         operation: &str,
+        principal: &Principal,
+        input_bytes: usize,
     ) -> Result<(String, CancellationToken), HandlerError> {
         let token = op
             .token
@@ -59,19 +64,16 @@ impl Dispatcher {
             .unwrap_or_else(|| crate::id::new_v4().simple().to_string());
         check_token(&token)?;
         let cancel = CancellationToken::new();
-        let registered = self.inner.running.insert(
-            &token,
-            RunningOperation {
-                service: service.to_owned(),
-                operation: operation.to_owned(),
-                cancel: cancel.clone(),
-            },
-        );
-        if !registered {
-            return Err(HandlerError::conflict(format!(
-                "an operation with token `{token}` is already running"
-            )));
-        }
+        let running = RunningOperation {
+            service: service.to_owned(),
+            operation: operation.to_owned(),
+            principal: principal.clone(),
+            input_bytes: u64::try_from(input_bytes).unwrap_or(u64::MAX),
+            cancel: cancel.clone(),
+        };
+        self.inner
+            .running
+            .insert_within(&token, running, &self.inner.quota)?;
         Ok((token, cancel))
     }
 
@@ -83,6 +85,7 @@ impl Dispatcher {
             service: launch.service,
             operation: launch.operation.clone(),
             request_id: launch.request_id,
+            principal: launch.principal,
             headers: launch.headers,
             deadline: launch.deadline,
             cancel: launch.cancel.clone(),

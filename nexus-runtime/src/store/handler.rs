@@ -10,11 +10,17 @@ use crate::completion::Completion;
 use crate::error::Failure;
 use crate::link::Link;
 use crate::operation::Headers;
-use crate::security::redact_callback_url;
+use crate::security::{Principal, redact_callback_url};
 
 /// What identifies one start request across retries: handlers deduplicate on it.
+///
+/// Request ids are scoped by the caller's principal: the same request id from two principals is
+/// two start requests, so a caller that learns (or guesses) another's request id gets an
+/// operation of its own, never the other's answer.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct StartKey {
+    /// The name of the principal that sent it ([`Principal::name`]; empty for the anonymous one).
+    pub principal: String,
     /// The service's wire name.
     pub service: String,
     /// The operation's wire name.
@@ -154,6 +160,9 @@ pub struct AsyncOperationRecord {
     pub operation: String,
     /// The request id it was started with.
     pub request_id: String,
+    /// Who started it: the only principal that may cancel it (and whose repeated start may move
+    /// its completion). Stored as its name and kind.
+    pub principal: Principal,
     /// The encoded input (to resume the work).
     pub input: Content,
     /// The start request's headers.
@@ -299,7 +308,8 @@ pub trait HandlerStore: Send + Sync + 'static {
     ) -> StoreFuture<'a, CompleteAsync>;
 
     /// Makes `callback` where the completion of operation `token` goes, in one step: a repeated
-    /// start with the operation's request id names where its caller listens now. A running
+    /// start with the operation's request id names where its caller listens now. (Only the
+    /// starting principal's repeated start gets here: its key found the recorded answer.) A running
     /// operation's record is updated (the completion enqueued later uses it); a finished one's
     /// pending delivery (waiting or backing off) is redirected and made due at `now`, and its
     /// record updated alike. A delivery that was accepted or given up is left alone.

@@ -32,6 +32,7 @@ pub struct Seen {
     pub operation_deadline: Option<Duration>,
     pub accepts_async: bool,
     pub input: Content,
+    pub principal: nexus_runtime::security::Principal,
 }
 
 /// The operations of the probe service.
@@ -122,6 +123,7 @@ impl ServiceHandler for Probe {
                 .map(|d| d.saturating_duration_since(now)),
             accepts_async: ctx.accepts_async(),
             input: input.clone(),
+            principal: ctx.principal().clone(),
         });
         let operation = operation.to_owned();
         Some(

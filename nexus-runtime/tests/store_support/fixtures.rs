@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use nexus_runtime::codec::Content;
 use nexus_runtime::completion::Completion;
 use nexus_runtime::error::{Failure, OperationError};
+use nexus_runtime::security::{Principal, PrincipalKind};
 use nexus_runtime::store::{
     AsyncOperationRecord, AsyncState, CallerRecord, Delivery, DeliveryId, Lease, OperationId,
     RequestKey, StartKey, Store, StoredCallback,
@@ -84,8 +85,14 @@ pub fn links() -> Vec<Link> {
     ]
 }
 
+/// The principal the fixtures' operations are started by.
+pub fn principal() -> Principal {
+    Principal::new("payments", PrincipalKind::Certificate)
+}
+
 pub fn start_key(request_id: &str) -> StartKey {
     StartKey {
+        principal: principal().name().to_owned(),
         service: "fraud.v1".into(),
         operation: "investigate".into(),
         request_id: request_id.into(),
@@ -110,6 +117,7 @@ pub fn async_record(
         service: "fraud.v1".into(),
         operation: "investigate".into(),
         request_id: format!("req-{token}"),
+        principal: principal(),
         input: json(r#"{"case":"c-1"}"#),
         headers: BTreeMap::from([("x-tenant".to_owned(), "acme".to_owned())]),
         links: links(),
@@ -170,7 +178,10 @@ pub async fn start_async(
     op: &AsyncOperationRecord,
 ) -> nexus_runtime::store::StartAnswer {
     use nexus_runtime::store::{BeginStart, StartAnswer};
-    let key = start_key(&op.request_id);
+    let key = StartKey {
+        principal: op.principal.name().to_owned(),
+        ..start_key(&op.request_id)
+    };
     let BeginStart::Claimed(claim) = store
         .begin_start(&key, op.started_at, at(10_000))
         .await

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use nexus_runtime::codec::Content;
+use nexus_runtime::security::Principal;
 use nexus_runtime::store::{
-    BeginStart, CancelRequestOutcome, StartAnswer, StartClaim, Store, StoreError,
+    BeginStart, CancelRequestOutcome, StartAnswer, StartClaim, StartKey, Store, StoreError,
 };
 use nexus_runtime::{HandlerError, OperationError};
 
@@ -116,6 +117,57 @@ pub async fn dedup_returns_the_async_token<H: Harness>(h: &H) {
     bare.input = Content::empty();
     start_async(&*store, &bare).await;
     assert_eq!(store.get_async("tok-bare").await.unwrap(), Some(bare));
+}
+
+/// The same request id from two principals is two start requests: each claims and answers its
+/// own, neither sees the other's answer, and each operation records its principal (name and
+/// kind, the anonymous one included).
+pub async fn request_ids_are_scoped_by_principal<H: Harness>(h: &H) {
+    let store = h.store();
+    let mut named = async_record("tok-named", at(3), Some(callback(1)));
+    named.request_id = "shared".into();
+    let mut anonymous = async_record("tok-anon", at(4), Some(callback(2)));
+    anonymous.request_id = "shared".into();
+    anonymous.principal = Principal::anonymous();
+    let named_answer = start_async(&*store, &named).await;
+    let anonymous_answer = start_async(&*store, &anonymous).await;
+    assert_ne!(named_answer, anonymous_answer);
+    let key = |principal: &str| StartKey {
+        principal: principal.to_owned(),
+        ..start_key("shared")
+    };
+    let begin = |principal: &'static str| {
+        let store = store.clone();
+        let key = key(principal);
+        async move { store.begin_start(&key, at(5), at(15)).await.unwrap() }
+    };
+    assert_eq!(begin("payments").await, BeginStart::Answered(named_answer));
+    assert_eq!(begin("").await, BeginStart::Answered(anonymous_answer));
+    assert_eq!(store.get_async("tok-named").await.unwrap(), Some(named));
+    assert_eq!(store.get_async("tok-anon").await.unwrap(), Some(anonymous));
+
+    // A third principal claims the same request id afresh; the claim is its own.
+    let BeginStart::Claimed(claim) = begin("ledger").await else {
+        panic!("a new principal's request id must be new");
+    };
+    assert!(!store.abandon_start(&key("payments"), &claim).await.unwrap());
+    let sync = StartAnswer::Sync {
+        output: json("1"),
+        links: Vec::new(),
+    };
+    assert!(
+        !store
+            .finish_start(&key(""), &claim, &sync, None, at(6))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .finish_start(&key("ledger"), &claim, &sync, None, at(6))
+            .await
+            .unwrap()
+    );
+    assert_eq!(begin("ledger").await, BeginStart::Answered(sync));
 }
 
 /// A start that failed for good gets the same Failure again.

@@ -57,6 +57,7 @@ macro_rules! store_suite {
             handler::dedup_returns_the_sync_answer,
             handler::dedup_returns_the_async_token,
             handler::dedup_returns_the_recorded_error,
+            handler::request_ids_are_scoped_by_principal,
             handler::expired_claims_are_taken_over_and_abandoned_ones_rerun,
             handler::finish_start_checks_its_arguments_and_is_atomic,
             handler::concurrent_begin_start_runs_once,

@@ -6,7 +6,10 @@ use tokio_util::sync::CancellationToken;
 use super::{Durable, store_failure};
 use crate::clock;
 use crate::error::HandlerError;
-use crate::service::dispatcher::{Dispatcher, no_such_operation, wrong_operation};
+use crate::security::Principal;
+use crate::service::dispatcher::{
+    Dispatcher, foreign_operation, no_such_operation, wrong_operation,
+};
 use crate::transport::CancelRequest;
 
 impl Dispatcher {
@@ -26,7 +29,8 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Cancels an operation this process does not run: unknown tokens are NOT_FOUND; a finished
+    /// Cancels an operation this process does not run: unknown tokens, and operations another
+    /// principal started, are NOT_FOUND; a finished
     /// operation has nothing left to cancel (accepted: its completion tells how it ended); an
     /// unfinished one (run by another replica, or waiting to be resumed or failed after a
     /// restart) gets the request recorded, and is resumed with cancellation signalled, or
@@ -34,6 +38,7 @@ impl Dispatcher {
     pub(crate) async fn cancel_recorded(
         &self,
         durable: &Durable,
+        principal: &Principal,
         request: &CancelRequest,
     ) -> Result<(), HandlerError> {
         let record = durable
@@ -42,6 +47,9 @@ impl Dispatcher {
             .await
             .map_err(|e| store_failure("cannot read the operation", &e))?
             .ok_or_else(|| no_such_operation(request))?;
+        if record.principal.name() != principal.name() {
+            return Err(foreign_operation(principal, request));
+        }
         if record.service != request.service || record.operation != request.operation {
             return Err(wrong_operation(request, &record.service, &record.operation));
         }
@@ -55,11 +63,12 @@ impl Dispatcher {
             .await
             .map_err(|e| store_failure("cannot record the cancel request", &e))?;
         // It may have been resumed here meanwhile.
-        if let Ok(signal) =
-            self.inner
-                .running
-                .cancel_signal(&request.service, &request.operation, &request.token)
-        {
+        if let Ok(signal) = self.inner.running.cancel_signal(
+            principal,
+            &request.service,
+            &request.operation,
+            &request.token,
+        ) {
             signal.cancel();
         }
         Ok(())

@@ -12,6 +12,7 @@ use crate::codec::Content;
 use crate::completion::Callback;
 use crate::error::{HandlerError, OperationError, StartError};
 use crate::operation::AsyncOperation;
+use crate::security::Principal;
 use crate::service::dispatcher::{Dispatcher, invocation, operation_deadline, restore};
 use crate::service::handler::{RawStart, ServiceHandler};
 use crate::service::invoke::{invoke, unknown_operation};
@@ -30,11 +31,13 @@ const NO_REQUEST_ID: &str = "nexus:no-request-id:";
 const CLAIM_MARGIN: Duration = Duration::from_secs(1);
 
 impl Dispatcher {
-    /// A start with a store (see [`DispatcherBuilder::store`](crate::service::DispatcherBuilder::store)).
+    /// A start with a store (see [`DispatcherBuilder::store`](crate::service::DispatcherBuilder::store)),
+    /// deduplicated within `principal`'s own request ids.
     pub(crate) async fn start_durable(
         &self,
         durable: &Arc<Durable>,
         handler: &Arc<dyn ServiceHandler>,
+        principal: &Principal,
         mut request: StartRequest,
     ) -> Result<StartResponse, StartError> {
         if durable.stop.is_cancelled() {
@@ -44,7 +47,7 @@ impl Dispatcher {
             .operation_names()
             .contains(&request.operation.as_str())
         {
-            let error = unknown_operation(handler.as_ref(), &request.service, &request.operation);
+            let error = unknown_operation(&request.service, &request.operation);
             return Err(error.into());
         }
         let operation_deadline = operation_deadline(&request)?;
@@ -55,6 +58,7 @@ impl Dispatcher {
         let mut claim = None;
         if !request.request_id.is_empty() {
             let key = StartKey {
+                principal: principal.name().to_owned(),
                 service: request.service.clone(),
                 operation: request.operation.clone(),
                 request_id: request.request_id.clone(),
@@ -78,7 +82,7 @@ impl Dispatcher {
         }
         // Kept for the operation record, should the answer be resumable async work.
         let input = request.input.clone();
-        let invocation = invocation(&mut request, operation_deadline);
+        let invocation = invocation(&mut request, principal, operation_deadline);
         let answered = match invoke(handler, invocation).await {
             Ok(mut answered) => {
                 restore(&mut request, std::mem::take(&mut answered.parts));
@@ -119,6 +123,7 @@ impl Dispatcher {
         let durable = durable.clone();
         let pending = PendingAsync {
             op,
+            principal: principal.clone(),
             claim,
             request,
             input,
@@ -142,6 +147,7 @@ impl Dispatcher {
     ) -> Result<StartResponse, StartError> {
         let PendingAsync {
             op,
+            principal,
             claim,
             request,
             input,
@@ -149,7 +155,13 @@ impl Dispatcher {
             operation_deadline,
             claim_until,
         } = pending;
-        let reserved = self.reserve(&op, &request.service, &request.operation);
+        let reserved = self.reserve(
+            &op,
+            &request.service,
+            &request.operation,
+            &principal,
+            input.data.len(),
+        );
         let (token, cancel) = match reserved {
             Ok(reserved) => reserved,
             Err(e) => {
@@ -165,6 +177,7 @@ impl Dispatcher {
             service: request.service.clone(),
             operation: request.operation.clone(),
             request_id: request.request_id.clone(),
+            principal: principal.clone(),
             input: if op.resumable {
                 input
             } else {
@@ -213,6 +226,7 @@ impl Dispatcher {
                 service: request.service,
                 operation: request.operation,
                 request_id: request.request_id,
+                principal,
                 headers: request.headers,
                 deadline: operation_deadline,
                 callback: request.callback,
@@ -228,6 +242,7 @@ impl Dispatcher {
 /// An async answer waiting to be recorded and launched.
 struct PendingAsync {
     op: AsyncOperation<Content>,
+    principal: Principal,
     claim: Option<Claim>,
     request: StartRequest,
     /// The start's input, recorded if the work is resumable.
@@ -245,6 +260,7 @@ async fn record_without_request_id(
     claim_until: SystemTime,
 ) -> Recorded {
     let key = StartKey {
+        principal: record.principal.name().to_owned(),
         service: record.service.clone(),
         operation: record.operation.clone(),
         request_id: format!("{NO_REQUEST_ID}{}", record.token),

@@ -194,6 +194,8 @@ impl Dispatcher {
             RunningOperation {
                 service: record.service.clone(),
                 operation: record.operation.clone(),
+                principal: record.principal.clone(),
+                input_bytes: u64::try_from(record.input.data.len()).unwrap_or(u64::MAX),
                 cancel: cancel.clone(),
             },
         );
@@ -265,6 +267,7 @@ impl Dispatcher {
                 service: record.service.clone(),
                 operation: record.operation.clone(),
                 request_id: record.request_id.clone(),
+                principal: record.principal.clone(),
                 headers: record.headers.clone(),
                 links: record.links.clone(),
                 deadline: None,
@@ -304,6 +307,7 @@ impl Dispatcher {
                         service: record.service.clone(),
                         operation: record.operation.clone(),
                         request_id: record.request_id.clone(),
+                        principal: record.principal.clone(),
                         headers: record.headers.clone(),
                         deadline: operation_deadline,
                         callback,

@@ -36,8 +36,9 @@ macro_rules! impl_handler_store {
                     let mut w = self.write_one().await?;
                     let won = sqlx::query(
                         "INSERT INTO handler_starts (service, operation, request_id, claim_id, \
-                         claim_expires_at_us, created_at_us) VALUES ($1, $2, $3, $4, $5, $6) \
-                         ON CONFLICT (service, operation, request_id) DO UPDATE \
+                         claim_expires_at_us, created_at_us, principal) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         ON CONFLICT (principal, service, operation, request_id) DO UPDATE \
                          SET claim_id = excluded.claim_id, \
                          claim_expires_at_us = excluded.claim_expires_at_us \
                          WHERE handler_starts.answer IS NULL \
@@ -51,6 +52,7 @@ macro_rules! impl_handler_store {
                     .bind(claim.id.to_string())
                     .bind(to_micros(claim.expires_at)?)
                     .bind(to_micros(now)?)
+                    .bind(&key.principal)
                     .fetch_optional(&mut *w)
                     .await
                     .map_err(db_error)?;
@@ -63,11 +65,12 @@ macro_rules! impl_handler_store {
                     // Read in the write's turn: the record that won may be in its batch.
                     let row = sqlx::query(
                         "SELECT * FROM handler_starts WHERE service = $1 AND operation = $2 \
-                         AND request_id = $3",
+                         AND request_id = $3 AND principal = $4",
                     )
                     .bind(&key.service)
                     .bind(&key.operation)
                     .bind(&key.request_id)
+                    .bind(&key.principal)
                     .fetch_optional(&mut *w)
                     .await
                     .map_err(db_error)?;
@@ -120,7 +123,7 @@ macro_rules! impl_handler_store {
                          output_headers = $7, token = $8, failure = $9, links = $10, \
                          answered_at_us = $11, claim_id = NULL, claim_expires_at_us = NULL \
                          WHERE service = $1 AND operation = $2 AND request_id = $3 \
-                         AND claim_id = $4 AND answer IS NULL",
+                         AND claim_id = $4 AND answer IS NULL AND principal = $12",
                     )
                     .bind(&key.service)
                     .bind(&key.operation)
@@ -133,6 +136,7 @@ macro_rules! impl_handler_store {
                     .bind(failure.map(failure_json).transpose()?)
                     .bind(links.map(|l| links_json(l)).transpose()?)
                     .bind(to_micros(now)?)
+                    .bind(&key.principal)
                     .execute(&mut *tx)
                     .await
                     .map_err(db_error)?;
@@ -147,8 +151,9 @@ macro_rules! impl_handler_store {
                              request_id, input_data, input_headers, headers, links, \
                              callback_url, callback_headers, state, resumable, \
                              cancel_requested_at_us, deadline_us, started_at_us, closed_at_us, \
-                             lease_owner, lease_expires_at_us) VALUES ($1, $2, $3, $4, $5, $6, \
-                             $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+                             lease_owner, lease_expires_at_us, principal, principal_kind) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+                             $14, $15, $16, $17, $18, $19, $20)",
                         )
                         .bind(&op.token)
                         .bind(&op.service)
@@ -168,6 +173,8 @@ macro_rules! impl_handler_store {
                         .bind(opt_to_micros(op.closed_at)?)
                         .bind(op.lease.as_ref().map(|l| l.owner.as_str()))
                         .bind(opt_to_micros(op.lease.as_ref().map(|l| l.expires_at))?)
+                        .bind(op.principal.name())
+                        .bind(op.principal.kind().as_str())
                         .execute(&mut *tx)
                         .await
                         .map_err(|e| match db_error(e) {
@@ -194,12 +201,14 @@ macro_rules! impl_handler_store {
                     use $crate::store::sql::*;
                     let deleted = sqlx::query(
                         "DELETE FROM handler_starts WHERE service = $1 AND operation = $2 \
-                         AND request_id = $3 AND claim_id = $4 AND answer IS NULL",
+                         AND request_id = $3 AND claim_id = $4 AND answer IS NULL \
+                         AND principal = $5",
                     )
                     .bind(&key.service)
                     .bind(&key.operation)
                     .bind(&key.request_id)
                     .bind(claim.id.to_string())
+                    .bind(&key.principal)
                     .execute(&self.pool)
                     .await
                     .map_err(db_error)?;

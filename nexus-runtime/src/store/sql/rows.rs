@@ -8,7 +8,7 @@ use super::{counter, from_json, parse_links};
 use crate::codec::Content;
 use crate::completion::Completion;
 use crate::error::{Failure, OperationError};
-use crate::security::CallbackSecret;
+use crate::security::{CallbackSecret, Principal, PrincipalKind};
 use crate::store::time::{from_micros, opt_from_micros};
 use crate::store::{
     AsyncOperationRecord, AsyncState, CallerRecord, Delivery, DeliveryState, Lease,
@@ -216,6 +216,7 @@ pub(crate) fn async_from_row(row: &impl RowExt) -> Result<AsyncOperationRecord, 
         service: row.text("service")?,
         operation: row.text("operation")?,
         request_id: row.text("request_id")?,
+        principal: principal(row)?,
         input: content(row, "input_data", "input_headers")?,
         headers: headers(row, "headers")?,
         links: parse_links(&row.text("links")?, "links")?,
@@ -229,6 +230,14 @@ pub(crate) fn async_from_row(row: &impl RowExt) -> Result<AsyncOperationRecord, 
         closed_at: opt_time(row, "closed_at_us")?,
         lease: lease(row)?,
     })
+}
+
+/// The principal of a `handler_operations` row.
+fn principal(row: &impl RowExt) -> Result<Principal, StoreError> {
+    let kind = row.text("principal_kind")?;
+    let kind = PrincipalKind::parse(&kind)
+        .ok_or_else(|| StoreError::corrupt(format!("unknown principal kind `{kind}`")))?;
+    Ok(Principal::new(row.text("principal")?, kind))
 }
 
 /// A `completion_deliveries` row.

@@ -57,6 +57,8 @@ pub struct HttpTransport {
 struct Inner {
     base: String,
     client: reqwest::Client,
+    /// `Authorization: Bearer …`, sent with every request.
+    authorization: Option<http::HeaderValue>,
 }
 
 impl fmt::Debug for HttpTransport {
@@ -74,9 +76,19 @@ pub struct HttpTransportBuilder {
     client: Option<reqwest::Client>,
     connect_timeout: Duration,
     pool_idle_timeout: Duration,
+    bearer_token: Option<String>,
 }
 
 impl HttpTransportBuilder {
+    /// Sends `Authorization: Bearer <token>` with every start and cancel request, for a handler
+    /// that authenticates callers by bearer token. It replaces any `authorization` header among
+    /// a request's own headers, and is never logged.
+    #[must_use]
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.bearer_token = Some(token.into());
+        self
+    }
+
     /// Uses this HTTP client instead of the default one: the place to configure TLS (including
     /// client certificates), proxies or DNS. The default client has no proxy and no TLS backend
     /// unless reqwest's TLS features are enabled in the build.
@@ -103,9 +115,25 @@ impl HttpTransportBuilder {
     }
 
     /// Builds the transport. The base URL must be an absolute `http` or `https` URL with a host
-    /// and no query or fragment.
+    /// and no query or fragment; a bearer token must be visible ASCII.
     pub fn build(self) -> Result<HttpTransport, InvalidEndpointUrl> {
         let base = validate_base_url(&self.base_url)?;
+        let authorization = self
+            .bearer_token
+            .as_deref()
+            .map(|token| {
+                let token = token.trim();
+                let mut value = http::HeaderValue::from_str(&format!("Bearer {token}"))
+                    .ok()
+                    .filter(|_| !token.is_empty())
+                    .ok_or_else(|| InvalidEndpointUrl {
+                        url: self.base_url.clone(),
+                        problem: "the bearer token is empty or not visible ASCII".into(),
+                    })?;
+                value.set_sensitive(true);
+                Ok(value)
+            })
+            .transpose()?;
         let client = match self.client {
             Some(client) => client,
             None => reqwest::Client::builder()
@@ -119,7 +147,11 @@ impl HttpTransportBuilder {
                 })?,
         };
         Ok(HttpTransport {
-            inner: Arc::new(Inner { base, client }),
+            inner: Arc::new(Inner {
+                base,
+                client,
+                authorization,
+            }),
         })
     }
 }
@@ -168,6 +200,7 @@ impl HttpTransport {
             client: None,
             connect_timeout: Duration::from_secs(10),
             pool_idle_timeout: Duration::from_secs(90),
+            bearer_token: None,
         }
     }
 
@@ -208,7 +241,7 @@ impl Inner {
 
     async fn send(
         &self,
-        prepared: request::Prepared,
+        mut prepared: request::Prepared,
         body: bytes::Bytes,
     ) -> Result<(http::StatusCode, HeaderMap, bytes::Bytes), CallError> {
         // Named without its query: a start request's query is the caller's callback URL, whose
@@ -218,6 +251,11 @@ impl Inner {
             .split_once('?')
             .map_or(prepared.url.as_str(), |(path, _)| path)
             .to_owned();
+        if let Some(authorization) = &self.authorization {
+            prepared
+                .headers
+                .insert(http::header::AUTHORIZATION, authorization.clone());
+        }
         let mut builder = self
             .client
             .post(&prepared.url)
