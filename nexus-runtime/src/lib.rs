@@ -71,6 +71,8 @@ pub mod security;
 pub mod server;
 pub mod service;
 pub mod store;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod transport;
 
 #[doc(hidden)]

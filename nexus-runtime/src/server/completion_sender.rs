@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use crate::completion::{Completion, CompletionSender};
 use crate::error::{CallError, HandlerError};
 use crate::protocol::{self, FailureFormat};
+use crate::transport::http_client::HttpClientOptions;
 
 /// When to try delivering a completion again: exponential backoff, bounded in attempts.
 ///
@@ -163,10 +164,7 @@ impl HttpCompletionSender {
     /// A sender with the default retry schedule and a 10 s timeout per attempt.
     pub fn new() -> Self {
         Self {
-            client: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .unwrap_or_default(),
+            client: HttpClientOptions::default().build().unwrap_or_default(),
             retry: CompletionRetry::default(),
             attempt_timeout: Duration::from_secs(10),
             failure_format: FailureFormat::Envelope,
@@ -194,7 +192,16 @@ impl HttpCompletionSender {
         self
     }
 
-    /// Uses this HTTP client (for TLS to the callback receiver, or proxies).
+    /// Speaks TLS with this configuration (extra root CAs, a client certificate for receivers
+    /// that require mTLS). Without it (and with the `tls` feature), `https://` callback URLs are
+    /// verified against Mozilla's roots.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::TlsClientConfig) -> Result<Self, crate::tls::TlsError> {
+        self.client = crate::transport::http_client::with_tls(tls)?;
+        Ok(self)
+    }
+
+    /// Uses this HTTP client (for proxies, say).
     #[must_use]
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.client = client;

@@ -12,7 +12,8 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use tokio::net::{TcpListener, ToSocketAddrs};
 
 use super::completion_sender::{CompletionRetry, HttpCompletionSender};
-use super::handle::ServerHandle;
+use super::handle::{ServeOptions, ServerHandle};
+use super::limits::ServerLimits;
 use super::request;
 use super::wire::{self, DEFAULT_BODY_LIMIT};
 use crate::codec::JSON;
@@ -69,6 +70,7 @@ struct Inner {
     dispatcher: Dispatcher,
     prefix: String,
     body_limit: usize,
+    serve: ServeOptions,
 }
 
 impl fmt::Debug for HandlerServer {
@@ -76,6 +78,7 @@ impl fmt::Debug for HandlerServer {
         f.debug_struct("HandlerServer")
             .field("prefix", &self.inner.prefix)
             .field("body_limit", &self.inner.body_limit)
+            .field("serve", &self.inner.serve)
             .field("dispatcher", &self.inner.dispatcher)
             .finish()
     }
@@ -86,7 +89,9 @@ pub struct HandlerServerBuilder {
     dispatcher: Dispatcher,
     prefix: String,
     body_limit: usize,
+    serve: ServeOptions,
     completion_sender: Option<Arc<dyn CompletionSender>>,
+    completion_base: Option<HttpCompletionSender>,
 }
 
 impl fmt::Debug for HandlerServerBuilder {
@@ -94,6 +99,7 @@ impl fmt::Debug for HandlerServerBuilder {
         f.debug_struct("HandlerServerBuilder")
             .field("prefix", &self.prefix)
             .field("body_limit", &self.body_limit)
+            .field("serve", &self.serve)
             .finish_non_exhaustive()
     }
 }
@@ -119,6 +125,38 @@ impl HandlerServerBuilder {
         self
     }
 
+    /// The connection-level limits (timeouts, connection cap, head size) of the server that
+    /// [`serve`](HandlerServer::serve) and [`bind`](HandlerServer::bind) run; the body read
+    /// timeout also applies to [`router`](HandlerServer::router) served by other means.
+    #[must_use]
+    pub fn limits(mut self, limits: ServerLimits) -> Self {
+        self.serve.limits = limits;
+        self
+    }
+
+    /// Serves HTTPS with this certificate (and, with a client CA, mTLS): see
+    /// [`TlsServerConfig`](crate::tls::TlsServerConfig). Applies to
+    /// [`serve`](HandlerServer::serve) and [`bind`](HandlerServer::bind).
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls(mut self, tls: crate::tls::TlsServerConfig) -> Self {
+        self.serve.tls = Some(tls);
+        self
+    }
+
+    /// Delivers completions over TLS with this configuration (extra root CAs, a client
+    /// certificate for receivers that require mTLS), in the default [`HttpCompletionSender`].
+    /// Ignored with [`completion_sender`](Self::completion_sender). Without it, `https://`
+    /// callback URLs are verified against Mozilla's roots.
+    #[cfg(feature = "tls")]
+    pub fn completion_tls(
+        mut self,
+        tls: crate::tls::TlsClientConfig,
+    ) -> Result<Self, crate::tls::TlsError> {
+        self.completion_base = Some(HttpCompletionSender::new().tls(tls)?);
+        Ok(self)
+    }
+
     /// Delivers completions with this sender instead of a default [`HttpCompletionSender`]
     /// (ignored if the dispatcher was built with a completion sender). With a store, each call is
     /// one attempt of the outbox: give it no retries ([`CompletionRetry::never`]).
@@ -133,11 +171,11 @@ impl HandlerServerBuilder {
     /// restarts); without one, a sender that retries by itself.
     pub fn build(self) -> HandlerServer {
         let sender = self.completion_sender.unwrap_or_else(|| {
+            let mut sender = self.completion_base.unwrap_or_default();
             if self.dispatcher.has_store() {
-                Arc::new(HttpCompletionSender::new().retry(CompletionRetry::never()))
-            } else {
-                Arc::new(HttpCompletionSender::new())
+                sender = sender.retry(CompletionRetry::never());
             }
+            Arc::new(sender)
         });
         self.dispatcher.set_default_completion_sender(sender);
         HandlerServer {
@@ -145,6 +183,7 @@ impl HandlerServerBuilder {
                 dispatcher: self.dispatcher,
                 prefix: self.prefix,
                 body_limit: self.body_limit,
+                serve: self.serve,
             }),
         }
     }
@@ -162,7 +201,9 @@ impl HandlerServer {
             dispatcher,
             prefix: String::new(),
             body_limit: DEFAULT_BODY_LIMIT,
+            serve: ServeOptions::default(),
             completion_sender: None,
+            completion_base: None,
         }
     }
 
@@ -184,8 +225,8 @@ impl HandlerServer {
         router.with_state(self.inner.clone())
     }
 
-    /// Serves on `listener` in the background. Requests outside the prefix get a NOT_FOUND
-    /// Failure.
+    /// Serves on `listener` in the background, with the builder's limits and TLS. Requests
+    /// outside the prefix get a NOT_FOUND Failure.
     pub fn serve(&self, listener: TcpListener) -> io::Result<ServerHandle> {
         let router = self.router().fallback(|request: Request| async move {
             let format = FailureFormat::negotiate(request.headers());
@@ -194,7 +235,7 @@ impl HandlerServer {
                 format,
             )
         });
-        ServerHandle::spawn(listener, router)
+        ServerHandle::spawn(listener, router, &self.inner.serve)
     }
 
     /// Binds `addr` (port 0 lets the OS choose) and serves in the background.
@@ -237,7 +278,8 @@ async fn start(
     let reject = |e: HandlerError| wire::handler_error(&e, format);
     let (parts, body) = request.into_parts();
     let mut start_request = request::start(&parts, service, operation).map_err(reject)?;
-    let data = wire::read_body(body, &parts.headers, inner.body_limit)
+    let timeout = inner.serve.limits.body_read_timeout;
+    let data = wire::read_body(body, &parts.headers, inner.body_limit, timeout)
         .await
         .map_err(reject)?;
     start_request.input = protocol::content_from_headers(&parts.headers, data);

@@ -21,8 +21,11 @@
 
 mod callback;
 mod completion_sender;
+mod connection;
 mod handle;
 mod handler;
+mod limits;
+mod listen;
 mod request;
 mod wire;
 
@@ -30,4 +33,5 @@ pub use callback::{CallbackListener, CallbackReceiver, DEFAULT_CALLBACK_PATH};
 pub use completion_sender::{CompletionRetry, DeliveryReport, HttpCompletionSender};
 pub use handle::ServerHandle;
 pub use handler::{HandlerServer, HandlerServerBuilder};
+pub use limits::{DEFAULT_MAX_CONNECTIONS, ServerLimits};
 pub use wire::DEFAULT_BODY_LIMIT;
