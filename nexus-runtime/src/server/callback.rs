@@ -106,7 +106,7 @@ impl CallbackReceiver {
     /// served by other means.
     #[must_use]
     pub fn limits(self, limits: ServerLimits) -> Self {
-        self.with_serve(|serve| serve.limits = limits)
+        self.with_serve(|serve| *serve = serve.clone().limits(limits))
     }
 
     /// Serves HTTPS with this certificate (and, with a client CA, mTLS: handlers must present
@@ -114,7 +114,7 @@ impl CallbackReceiver {
     #[cfg(feature = "tls")]
     #[must_use]
     pub fn tls(self, tls: crate::tls::TlsServerConfig) -> Self {
-        self.with_serve(|serve| serve.tls = Some(tls))
+        self.with_serve(|serve| *serve = serve.clone().tls(tls))
     }
 
     /// The path completions are received under.
@@ -134,7 +134,7 @@ impl CallbackReceiver {
 
     /// Serves on `listener` in the background, with its limits and TLS.
     pub fn serve(&self, listener: TcpListener) -> io::Result<ServerHandle> {
-        ServerHandle::spawn(listener, self.router(), &self.inner.serve)
+        self.inner.serve.serve(listener, self.router())
     }
 }
 
@@ -157,7 +157,7 @@ async fn receive(
         return wire::wrong_method(request.method(), format);
     }
     let (parts, body) = request.into_parts();
-    let timeout = inner.serve.limits.body_read_timeout;
+    let timeout = inner.serve.server_limits().body_read_timeout;
     let body = match wire::read_body(body, &parts.headers, inner.body_limit, timeout).await {
         Ok(body) => body,
         Err(e) => return wire::handler_error(&e, format),
@@ -253,7 +253,7 @@ impl CallbackListener {
     /// The connection-level limits of the receiver's server (see [`ServerLimits`]).
     #[must_use]
     pub fn limits(mut self, limits: ServerLimits) -> Self {
-        self.serve.limits = limits;
+        self.serve = self.serve.limits(limits);
         self
     }
 
@@ -263,7 +263,7 @@ impl CallbackListener {
     #[cfg(feature = "tls")]
     #[must_use]
     pub fn tls(mut self, tls: crate::tls::TlsServerConfig) -> Self {
-        self.serve.tls = Some(tls);
+        self.serve = self.serve.tls(tls);
         self
     }
 

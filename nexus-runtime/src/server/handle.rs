@@ -14,22 +14,68 @@ use super::connection::Shared;
 use super::limits::ServerLimits;
 use super::listen::{Throttle, accept_loop};
 
-/// How a server serves its connections: its limits, and TLS.
+/// How a server serves its connections: its [`ServerLimits`] and, with the `tls` feature, TLS.
+///
+/// [`HandlerServer`](super::HandlerServer) and [`CallbackReceiver`](super::CallbackReceiver)
+/// keep one each; [`serve`](Self::serve) runs any axum `Router` the same way, such as an
+/// application that merges [`HandlerServer::router`](super::HandlerServer::router) with routes
+/// of its own.
+///
+/// ```no_run
+/// # async fn demo(dispatcher: nexus_runtime::service::Dispatcher) -> std::io::Result<()> {
+/// use nexus_runtime::server::{HandlerServer, ServeOptions, ServerLimits};
+/// let app = axum::Router::new()
+///     .route("/health", axum::routing::get(|| async { "ok" }))
+///     .merge(HandlerServer::new(dispatcher).router());
+/// let listener = tokio::net::TcpListener::bind("0.0.0.0:7243").await?;
+/// let running = ServeOptions::new().limits(ServerLimits::default()).serve(listener, app)?;
+/// # drop(running); Ok(()) }
+/// ```
 #[derive(Clone, Debug, Default)]
-pub(crate) struct ServeOptions {
-    pub(crate) limits: ServerLimits,
+pub struct ServeOptions {
+    limits: ServerLimits,
     #[cfg(feature = "tls")]
-    pub(crate) tls: Option<crate::tls::TlsServerConfig>,
+    tls: Option<crate::tls::TlsServerConfig>,
 }
 
 impl ServeOptions {
+    /// The default limits, no TLS.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Uses these limits.
+    #[must_use]
+    pub fn limits(mut self, limits: ServerLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Serves HTTPS with this configuration (and, with a client CA, mTLS).
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls(mut self, tls: crate::tls::TlsServerConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// The limits.
+    pub fn server_limits(&self) -> &ServerLimits {
+        &self.limits
+    }
+
     /// `https` with TLS, `http` without.
-    pub(crate) fn scheme(&self) -> &'static str {
+    pub fn scheme(&self) -> &'static str {
         #[cfg(feature = "tls")]
         if self.tls.is_some() {
             return "https";
         }
         "http"
+    }
+
+    /// Serves `router` on `listener` in the background.
+    pub fn serve(&self, listener: TcpListener, router: Router) -> io::Result<ServerHandle> {
+        ServerHandle::spawn(listener, router, self)
     }
 }
 
@@ -53,11 +99,7 @@ pub struct ServerHandle {
 
 impl ServerHandle {
     /// Serves `router` on `listener` in a background task.
-    pub(crate) fn spawn(
-        listener: TcpListener,
-        router: Router,
-        options: &ServeOptions,
-    ) -> io::Result<Self> {
+    fn spawn(listener: TcpListener, router: Router, options: &ServeOptions) -> io::Result<Self> {
         let local_addr = listener.local_addr()?;
         let stop = CancellationToken::new();
         let shared = Arc::new(Shared {

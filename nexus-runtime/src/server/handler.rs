@@ -130,7 +130,7 @@ impl HandlerServerBuilder {
     /// timeout also applies to [`router`](HandlerServer::router) served by other means.
     #[must_use]
     pub fn limits(mut self, limits: ServerLimits) -> Self {
-        self.serve.limits = limits;
+        self.serve = self.serve.limits(limits);
         self
     }
 
@@ -140,7 +140,7 @@ impl HandlerServerBuilder {
     #[cfg(feature = "tls")]
     #[must_use]
     pub fn tls(mut self, tls: crate::tls::TlsServerConfig) -> Self {
-        self.serve.tls = Some(tls);
+        self.serve = self.serve.tls(tls);
         self
     }
 
@@ -235,7 +235,7 @@ impl HandlerServer {
                 format,
             )
         });
-        ServerHandle::spawn(listener, router, &self.inner.serve)
+        self.inner.serve.serve(listener, router)
     }
 
     /// Binds `addr` (port 0 lets the OS choose) and serves in the background.
@@ -278,7 +278,7 @@ async fn start(
     let reject = |e: HandlerError| wire::handler_error(&e, format);
     let (parts, body) = request.into_parts();
     let mut start_request = request::start(&parts, service, operation).map_err(reject)?;
-    let timeout = inner.serve.limits.body_read_timeout;
+    let timeout = inner.serve.server_limits().body_read_timeout;
     let data = wire::read_body(body, &parts.headers, inner.body_limit, timeout)
         .await
         .map_err(reject)?;

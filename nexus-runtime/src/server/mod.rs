@@ -31,7 +31,7 @@ mod wire;
 
 pub use callback::{CallbackListener, CallbackReceiver, DEFAULT_CALLBACK_PATH};
 pub use completion_sender::{CompletionRetry, DeliveryReport, HttpCompletionSender};
-pub use handle::ServerHandle;
+pub use handle::{ServeOptions, ServerHandle};
 pub use handler::{HandlerServer, HandlerServerBuilder};
 pub use limits::{DEFAULT_MAX_CONNECTIONS, ServerLimits};
 pub use wire::DEFAULT_BODY_LIMIT;
