@@ -6,3 +6,4 @@ pub mod executions;
 pub mod fraud_desk;
 pub mod load;
 pub mod observe;
+pub mod tls_flags;

@@ -9,6 +9,11 @@
 //!   the same arguments, it resumes the same run (operations already recorded are found by their
 //!   request id, not started again) and prints the same summary.
 //!
+//! TLS: an `https://` endpoint is verified against Mozilla's roots and `--ca FILE`; `--cert FILE
+//! --key FILE` present a client certificate (mTLS). Completions arrive over plain HTTP unless
+//! `--callback-tls-cert FILE --callback-tls-key FILE` are given (then the handler needs
+//! `--callback-ca`).
+//!
 //! Run (with `fraud-handler` listening): `cargo run -p nexus-examples --bin payments -- --endpoint
 //! http://127.0.0.1:7243 [--count 1000 --run-id run-1]`
 
@@ -22,6 +27,7 @@ use fraud_contract::{
 };
 use nexus_examples::fraud_desk::{CheckRejected, quick_score};
 use nexus_examples::load::{check_input, request_id};
+use nexus_examples::tls_flags::CallerTlsArgs;
 use nexus_runtime::client::{EndpointConfig, ReplicaConfig};
 use nexus_runtime::error::OperationErrorState;
 use nexus_runtime::machinery::{BreakerConfig, RetryPolicy};
@@ -78,6 +84,8 @@ struct Args {
     /// [default: 60 s, Temporal's].
     #[arg(long, value_name = "MS")]
     breaker_open_ms: Option<u64>,
+    #[command(flatten)]
+    tls: CallerTlsArgs,
 }
 
 #[tokio::main]
@@ -127,8 +135,8 @@ async fn bind(addr: &str, shared: bool) -> Result<CallbackListener, String> {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let mut endpoint =
-        EndpointConfig::new(HttpTransport::new(&args.endpoint).map_err(|e| e.to_string())?);
+    let transport = HttpTransport::builder(&args.endpoint).tls(args.tls.client()?);
+    let mut endpoint = EndpointConfig::new(transport.build().map_err(|e| e.to_string())?);
     if let Some(ms) = args.max_retry_interval_ms {
         endpoint =
             endpoint.retry(RetryPolicy::default().maximum_interval(Duration::from_millis(ms)));
@@ -146,7 +154,10 @@ async fn run(args: Args) -> Result<(), String> {
             "127.0.0.1:0".to_owned()
         }
     });
-    let listener = bind(&callback, shared).await?;
+    let mut listener = bind(&callback, shared).await?;
+    if let Some(tls) = args.tls.callback()? {
+        listener = listener.tls(tls);
+    }
     let callback_url = listener.callback_url();
     let mut builder = Client::builder()
         .endpoint("fraud-detection", endpoint)
