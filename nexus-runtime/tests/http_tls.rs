@@ -49,6 +49,14 @@ fn trusting(ca: &Ca) -> nexus_runtime::tls::TlsClientConfigBuilder {
         .root_ca_pem(ca.pem())
 }
 
+/// Trusts `ca` and presents `pair`.
+fn presenting(ca: &Ca, pair: &Pair) -> TlsClientConfig {
+    trusting(ca)
+        .identity_pem(&pair.cert_pem, &pair.key_pem)
+        .build()
+        .unwrap()
+}
+
 fn reqwest_client(tls: &TlsClientConfig) -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
@@ -194,28 +202,19 @@ async fn mtls_hands_the_verified_client_chain_to_every_request_and_refuses_the_r
     let server = peer_server(tls, ServerLimits::default()).await;
 
     let payments = ca.client("payments");
-    let good = trusting(&ca)
-        .identity_pem(&payments.cert_pem, &payments.key_pem)
-        .build()
-        .unwrap();
+    let good = presenting(&ca, &payments);
     let (peer, leaf) = get_peer(&server, &good).await.unwrap();
     assert_eq!(leaf, payments.cert_der, "the leaf the client presented");
     assert!(peer.starts_with("127.0.0.1:"), "{peer}");
 
     // From a CA the server does not know.
     let stranger = Ca::new("another CA").client("payments");
-    let unknown = trusting(&ca)
-        .identity_pem(&stranger.cert_pem, &stranger.key_pem)
-        .build()
-        .unwrap();
+    let unknown = presenting(&ca, &stranger);
     assert!(get_peer(&server, &unknown).await.is_err());
 
     // Expired.
     let old = ca.expired_client("payments");
-    let expired = trusting(&ca)
-        .identity_pem(&old.cert_pem, &old.key_pem)
-        .build()
-        .unwrap();
+    let expired = presenting(&ca, &old);
     assert!(get_peer(&server, &expired).await.is_err());
 
     // None at all.
@@ -244,20 +243,14 @@ async fn optional_client_auth_lets_anonymous_clients_in_without_peer_certificate
         .unwrap();
     assert_eq!(leaf, b"none");
     let payments = ca.client("payments");
-    let with_cert = trusting(&ca)
-        .identity_pem(&payments.cert_pem, &payments.key_pem)
-        .build()
-        .unwrap();
+    let with_cert = presenting(&ca, &payments);
     assert_eq!(
         get_peer(&server, &with_cert).await.unwrap().1,
         payments.cert_der
     );
     // A certificate that is presented must still verify.
     let stranger = Ca::new("another CA").client("payments");
-    let unknown = trusting(&ca)
-        .identity_pem(&stranger.cert_pem, &stranger.key_pem)
-        .build()
-        .unwrap();
+    let unknown = presenting(&ca, &stranger);
     assert!(get_peer(&server, &unknown).await.is_err());
 }
 
