@@ -201,7 +201,7 @@ async fn receive(
 /// # Ok(()) }
 /// ```
 ///
-/// [`limits`](Self::limits) and [`tls`](Self::tls) set up the server it runs; with TLS the
+/// [`limits`](Self::limits) and `tls` (feature `tls`) set up the server it runs; with TLS the
 /// callback URL is `https://`.
 #[derive(Debug)]
 pub struct CallbackListener {

@@ -43,6 +43,10 @@ use crate::transport::StartResponse;
 /// the operation deadline; `Nexus-Link`s; every other header except `Content-*`,
 /// `Nexus-Callback-*` and the hop's framing; the body with its `Content-*` headers.
 ///
+/// [`serve`](Self::serve) and [`bind`](Self::bind) run it with the builder's
+/// [`limits`](HandlerServerBuilder::limits) and, with the `tls` feature, its `tls`
+/// configuration (HTTPS, mTLS).
+///
 /// Async operations deliver their completions with an [`HttpCompletionSender`], installed in the
 /// dispatcher unless it already has a completion sender. When the dispatcher has a store, the
 /// sender makes one attempt per call and the dispatcher's outbox does the retrying (completions

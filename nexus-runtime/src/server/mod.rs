@@ -5,7 +5,13 @@
 //! - [`HttpCompletionSender`]: the handler side's delivery of async completions to callback URLs,
 //!   with retries; the handler server installs one;
 //! - [`CallbackReceiver`]: the caller side's route that receives those completions and hands them
-//!   to a [`Client`](crate::Client); [`CallbackListener`] binds it before the client is built.
+//!   to a [`Client`](crate::Client); [`CallbackListener`] binds it before the client is built;
+//! - [`ServerLimits`] and [`ServeOptions`]: how the servers treat connections (a connection cap,
+//!   header, idle, body and TLS handshake timeouts, a head size limit) and, with the `tls`
+//!   feature, HTTPS and mTLS (see the `tls` module). Both servers serve HTTP/1.1 with their own
+//!   accept loop on hyper, which puts the peer address (axum's `ConnectInfo<SocketAddr>`) and,
+//!   over mTLS, the client's [`PeerCertificates`](crate::security::PeerCertificates) into every
+//!   request's extensions.
 //!
 //! A handler process:
 //!

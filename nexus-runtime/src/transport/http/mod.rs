@@ -90,7 +90,7 @@ impl HttpTransportBuilder {
 
     /// Uses this HTTP client instead of the default one: the place to configure proxies or DNS.
     /// The default client has no proxy and, with the `tls` feature, speaks TLS as
-    /// [`tls`](Self::tls) says.
+    /// its `tls` configuration says.
     #[must_use]
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.client = Some(client);
