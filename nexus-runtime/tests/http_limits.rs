@@ -10,7 +10,8 @@ mod http_support;
 use std::time::{Duration, Instant};
 
 use http_support::{Probe, raw_client};
-use nexus_runtime::server::{HandlerServer, ServerHandle, ServerLimits};
+use nexus_runtime::Client;
+use nexus_runtime::server::{CallbackListener, HandlerServer, ServerHandle, ServerLimits};
 use nexus_runtime::service::Dispatcher;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -263,4 +264,32 @@ async fn shutdown_closes_idle_connections_and_ends() {
         .unwrap();
     let (_, waited) = read_until_closed(&mut idle).await;
     assert!(waited < Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn the_callback_receiver_has_the_same_limits() {
+    let mut limits = ServerLimits::default();
+    limits.idle_timeout = SHORT;
+    limits.body_read_timeout = SHORT;
+    let listener = CallbackListener::bind_loopback()
+        .await
+        .unwrap()
+        .limits(limits);
+    let client = Client::builder().build();
+    let receiver = listener.serve(client).unwrap();
+
+    let mut silent = TcpStream::connect(receiver.local_addr()).await.unwrap();
+    let (_, waited) = read_until_closed(&mut silent).await;
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+
+    let mut slow = TcpStream::connect(receiver.local_addr()).await.unwrap();
+    slow.write_all(
+        b"POST /nexus/callback/op-1 HTTP/1.1\r\nhost: x\r\nnexus-operation-state: succeeded\r\ncontent-length: 10\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    let (answer, _) = read_until_closed(&mut slow).await;
+    let answer = String::from_utf8(answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(answer.contains("body read timeout"), "{answer}");
 }
