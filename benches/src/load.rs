@@ -170,12 +170,13 @@ impl Sender {
     async fn new(target: &Target, kind: ClientKind) -> io::Result<Self> {
         Ok(match kind {
             ClientKind::Hyper => Self::Hyper,
-            ClientKind::Reqwest => Self::Reqwest(
+            ClientKind::Reqwest => Self::Reqwest({
+                nexus_runtime::tls::install_default_provider();
                 reqwest::Client::builder()
                     .no_proxy()
                     .build()
-                    .map_err(io::Error::other)?,
-            ),
+                    .map_err(io::Error::other)?
+            }),
             ClientKind::Nexus => {
                 // HttpTransport needs a callback URL (for async operations) even to make sync
                 // calls; a receiver is bound, as a real caller would.

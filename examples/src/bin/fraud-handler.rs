@@ -10,6 +10,10 @@
 //! run again by the next one. `--executions-log FILE` records every method actually run (see
 //! `nexus_examples::executions`), so a crash test can count executions per request id.
 //!
+//! TLS: `--tls-cert FILE --tls-key FILE` serve HTTPS, `--client-ca FILE` requires client
+//! certificates signed by that CA (mTLS), `--callback-ca FILE` trusts that CA for `https://`
+//! callback URLs; SIGHUP re-reads the certificate files. `nexus-certs` makes demo certificates.
+//!
 //! For tests of callers (the Temporal interop test uses both): `--event-log FILE` records every
 //! start (with its request id) and every completion attempt (with its token and state) as JSON
 //! lines, and `--unavailable-first N` answers UNAVAILABLE (503) to the first N attempts of each
@@ -30,8 +34,11 @@ use nexus_examples::callers::caller_auth;
 use nexus_examples::executions::ExecutionLog;
 use nexus_examples::fraud_desk::FraudDesk;
 use nexus_examples::observe::{EventLog, LoggedCompletions, Observed};
+use nexus_examples::tls_flags::HandlerTlsArgs;
 use nexus_runtime::security::{CallbackGuard, CallbackRule};
-use nexus_runtime::server::{CompletionRetry, HandlerServer, HttpCompletionSender};
+use nexus_runtime::server::{
+    CompletionRetry, DEFAULT_MAX_CONNECTIONS, HandlerServer, HttpCompletionSender, ServerLimits,
+};
 use nexus_runtime::service::{Dispatcher, DurabilityOptions, OutboxOptions};
 use nexus_runtime::store::{PostgresStore, SqliteStore, Store};
 
@@ -85,6 +92,11 @@ struct Args {
     /// Accept `Authorization: Bearer TOKEN` as the caller NAME (repeatable).
     #[arg(long, value_name = "NAME=TOKEN")]
     token: Vec<String>,
+    #[command(flatten)]
+    tls: HandlerTlsArgs,
+    /// Connections open at once; more are refused (closed at once, logged).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
 }
 
 #[tokio::main]
@@ -157,12 +169,13 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let store = open_store(&args.store).await?;
     // With a store, the outbox retries (durably): each send is one attempt.
-    let sender = HttpCompletionSender::new().callback_guard(guard.clone());
-    let sender = if store.is_some() {
-        sender.retry(CompletionRetry::never())
-    } else {
-        sender
-    };
+    let mut sender = HttpCompletionSender::new().callback_guard(guard.clone());
+    if let Some(tls) = args.tls.completions()? {
+        sender = sender.tls(tls).map_err(|e| e.to_string())?;
+    }
+    if store.is_some() {
+        sender = sender.retry(CompletionRetry::never());
+    }
     if let Some(store) = store {
         let mut durability = DurabilityOptions::default().owner(&args.owner);
         if let Some(ms) = args.outbox_visibility_ms {
@@ -172,9 +185,15 @@ async fn run(args: Args) -> Result<(), String> {
         builder = builder.store(store).durability(durability);
     }
     let dispatcher = builder.build();
+    let mut limits = ServerLimits::default();
+    limits.max_connections = args.max_connections;
     let mut server = HandlerServer::builder(dispatcher.clone())
         .prefix(&args.prefix)
+        .limits(limits)
         .completion_sender(LoggedCompletions::new(sender, log));
+    if let Some(tls) = args.tls.server()? {
+        server = server.tls(tls);
+    }
     if let Some((authenticator, _)) = auth {
         server = server.authenticator(authenticator);
     }

@@ -9,6 +9,11 @@
 //!   the same arguments, it resumes the same run (operations already recorded are found by their
 //!   request id, not started again) and prints the same summary.
 //!
+//! TLS: an `https://` endpoint is verified against Mozilla's roots and `--ca FILE`; `--cert FILE
+//! --key FILE` present a client certificate (mTLS). Completions arrive over plain HTTP unless
+//! `--callback-tls-cert FILE --callback-tls-key FILE` are given (then the handler needs
+//! `--callback-ca`).
+//!
 //! Run (with `fraud-handler` listening): `cargo run -p nexus-examples --bin payments -- --endpoint
 //! http://127.0.0.1:7243 [--count 1000 --run-id run-1]`
 
@@ -22,6 +27,7 @@ use fraud_contract::{
 };
 use nexus_examples::fraud_desk::{CheckRejected, quick_score};
 use nexus_examples::load::{check_input, request_id};
+use nexus_examples::tls_flags::CallerTlsArgs;
 use nexus_runtime::client::{EndpointConfig, ReplicaConfig};
 use nexus_runtime::error::OperationErrorState;
 use nexus_runtime::machinery::{BreakerConfig, RetryPolicy};
@@ -81,6 +87,8 @@ struct Args {
     /// Send `Authorization: Bearer TOKEN` to the fraud handler.
     #[arg(long, value_name = "TOKEN")]
     token: Option<String>,
+    #[command(flatten)]
+    tls: CallerTlsArgs,
 }
 
 #[tokio::main]
@@ -130,7 +138,7 @@ async fn bind(addr: &str, shared: bool) -> Result<CallbackListener, String> {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let mut transport = HttpTransport::builder(&args.endpoint);
+    let mut transport = HttpTransport::builder(&args.endpoint).tls(args.tls.client()?);
     if let Some(token) = &args.token {
         transport = transport.bearer_token(token);
     }
@@ -152,7 +160,10 @@ async fn run(args: Args) -> Result<(), String> {
             "127.0.0.1:0".to_owned()
         }
     });
-    let listener = bind(&callback, shared).await?;
+    let mut listener = bind(&callback, shared).await?;
+    if let Some(tls) = args.tls.callback()? {
+        listener = listener.tls(tls);
+    }
     let callback_url = listener.callback_url();
     let mut builder = Client::builder()
         .endpoint("fraud-detection", endpoint)

@@ -13,7 +13,8 @@ use axum::routing::any;
 use http::{Method, StatusCode};
 use tokio::net::{TcpListener, ToSocketAddrs};
 
-use super::handle::ServerHandle;
+use super::handle::{ServeOptions, ServerHandle};
+use super::limits::ServerLimits;
 use super::wire::{self, DEFAULT_BODY_LIMIT};
 use crate::client::Client;
 use crate::protocol::{self, FailureFormat};
@@ -61,6 +62,7 @@ struct Inner {
     client: Client,
     path: String,
     body_limit: usize,
+    serve: ServeOptions,
 }
 
 impl fmt::Debug for CallbackReceiver {
@@ -68,6 +70,7 @@ impl fmt::Debug for CallbackReceiver {
         f.debug_struct("CallbackReceiver")
             .field("path", &self.inner.path)
             .field("body_limit", &self.inner.body_limit)
+            .field("serve", &self.inner.serve)
             .finish_non_exhaustive()
     }
 }
@@ -86,8 +89,38 @@ impl CallbackReceiver {
                 client,
                 path: normalise(path),
                 body_limit,
+                serve: ServeOptions::default(),
             }),
         }
+    }
+
+    fn with_serve(self, change: impl FnOnce(&mut ServeOptions)) -> Self {
+        let mut inner = Inner {
+            client: self.inner.client.clone(),
+            path: self.inner.path.clone(),
+            body_limit: self.inner.body_limit,
+            serve: self.inner.serve.clone(),
+        };
+        change(&mut inner.serve);
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The connection-level limits of the server that [`serve`](Self::serve) runs (see
+    /// [`ServerLimits`]); the body read timeout also applies to [`router`](Self::router)
+    /// served by other means.
+    #[must_use]
+    pub fn limits(self, limits: ServerLimits) -> Self {
+        self.with_serve(|serve| *serve = serve.clone().limits(limits))
+    }
+
+    /// Serves HTTPS with this certificate (and, with a client CA, mTLS: handlers must present
+    /// a certificate to deliver completions).
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls(self, tls: crate::tls::TlsServerConfig) -> Self {
+        self.with_serve(|serve| *serve = serve.clone().tls(tls))
     }
 
     /// The path completions are received under.
@@ -105,9 +138,9 @@ impl CallbackReceiver {
             .with_state(self.inner.clone())
     }
 
-    /// Serves on `listener` in the background.
+    /// Serves on `listener` in the background, with its limits and TLS.
     pub fn serve(&self, listener: TcpListener) -> io::Result<ServerHandle> {
-        ServerHandle::spawn(listener, self.router())
+        self.inner.serve.serve(listener, self.router())
     }
 }
 
@@ -131,7 +164,8 @@ async fn receive(
     }
     let (parts, body) = request.into_parts();
     let secret = protocol::query_param(parts.uri.query(), CALLBACK_SECRET_PARAM);
-    let body = match wire::read_body(body, &parts.headers, inner.body_limit).await {
+    let timeout = inner.serve.server_limits().body_read_timeout;
+    let body = match wire::read_body(body, &parts.headers, inner.body_limit, timeout).await {
         Ok(body) => body,
         Err(e) => return wire::handler_error(&e, format),
     };
@@ -173,11 +207,15 @@ async fn receive(
 /// let _receiver = listener.serve(client.clone())?; // keep it: dropping it stops the receiver
 /// # Ok(()) }
 /// ```
+///
+/// [`limits`](Self::limits) and `tls` (feature `tls`) set up the server it runs; with TLS the
+/// callback URL is `https://`.
 #[derive(Debug)]
 pub struct CallbackListener {
     listener: TcpListener,
     local_addr: SocketAddr,
     path: String,
+    serve: ServeOptions,
 }
 
 impl CallbackListener {
@@ -215,7 +253,25 @@ impl CallbackListener {
             listener,
             local_addr,
             path: DEFAULT_CALLBACK_PATH.to_owned(),
+            serve: ServeOptions::default(),
         })
+    }
+
+    /// The connection-level limits of the receiver's server (see [`ServerLimits`]).
+    #[must_use]
+    pub fn limits(mut self, limits: ServerLimits) -> Self {
+        self.serve = self.serve.limits(limits);
+        self
+    }
+
+    /// Serves HTTPS with this certificate (and, with a client CA, mTLS); the callback URL
+    /// becomes `https://`. Handlers then need to trust the certificate's CA (see
+    /// [`TlsClientConfig`](crate::tls::TlsClientConfig)).
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls(mut self, tls: crate::tls::TlsServerConfig) -> Self {
+        self.serve = self.serve.tls(tls);
+        self
     }
 
     /// The bound address.
@@ -224,13 +280,15 @@ impl CallbackListener {
     }
 
     /// The base callback URL to give [`ClientBuilder::callback_url`](crate::client::ClientBuilder::callback_url):
-    /// `http://{addr}/nexus/callback`.
+    /// `http://{addr}/nexus/callback` (`https://` with TLS).
     pub fn callback_url(&self) -> String {
-        format!("http://{}{}", self.local_addr, self.path)
+        format!("{}://{}{}", self.serve.scheme(), self.local_addr, self.path)
     }
 
     /// Serves a [`CallbackReceiver`] for `client` on this socket, in the background.
     pub fn serve(self, client: Client) -> io::Result<ServerHandle> {
-        CallbackReceiver::new(client).serve(self.listener)
+        let mut receiver = CallbackReceiver::new(client);
+        receiver = receiver.with_serve(|serve| *serve = self.serve);
+        receiver.serve(self.listener)
     }
 }

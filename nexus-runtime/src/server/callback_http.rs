@@ -114,11 +114,11 @@ impl Resolve for GuardedResolver {
     }
 }
 
-/// A client builder for delivering completions under `guard`: its resolver lets it connect only
-/// to addresses the guard allows, it follows no redirect, and it uses no proxy (a proxy would
-/// resolve the host itself).
-pub(super) fn client_builder(guard: &CallbackGuard) -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
+/// `builder`, made fit for delivering completions under `guard`: its resolver lets it connect
+/// only to addresses the guard allows, it follows no redirect, and it uses no proxy (a proxy
+/// would resolve the host itself).
+pub(super) fn guarded(builder: reqwest::ClientBuilder, guard: &CallbackGuard) -> reqwest::ClientBuilder {
+    builder
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .dns_resolver(GuardedResolver {

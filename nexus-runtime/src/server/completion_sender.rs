@@ -13,6 +13,7 @@ use crate::completion::{Completion, CompletionSender};
 use crate::error::{CallError, HandlerError};
 use crate::protocol::{self, FailureFormat};
 use crate::security::{CallbackGuard, CallbackRefusal, CheckedCallback, redact_callback_url};
+use crate::transport::http_client::HttpClientOptions;
 
 /// When to try delivering a completion again: exponential backoff, bounded in attempts.
 ///
@@ -161,6 +162,8 @@ where
 pub struct HttpCompletionSender {
     client: Result<reqwest::Client, Arc<str>>,
     guard: CallbackGuard,
+    /// How the client is built (TLS); kept so that a new guard rebuilds it with the same.
+    options: HttpClientOptions,
     retry: CompletionRetry,
     attempt_timeout: Duration,
     failure_format: FailureFormat,
@@ -178,8 +181,9 @@ impl HttpCompletionSender {
     pub fn new() -> Self {
         let guard = CallbackGuard::default();
         Self {
-            client: build_client(&guard),
+            client: build_client(&guard, &HttpClientOptions::default()),
             guard,
+            options: HttpClientOptions::default(),
             retry: CompletionRetry::default(),
             attempt_timeout: Duration::from_secs(10),
             failure_format: FailureFormat::Envelope,
@@ -191,7 +195,7 @@ impl HttpCompletionSender {
     /// [`http_client`](Self::http_client) before).
     #[must_use]
     pub fn callback_guard(mut self, guard: CallbackGuard) -> Self {
-        self.client = build_client(&guard);
+        self.client = build_client(&guard, &self.options);
         self.guard = guard;
         self
     }
@@ -218,16 +222,33 @@ impl HttpCompletionSender {
     }
 
     /// A client builder for this purpose: its resolver connects only to addresses `guard`
-    /// allows, and it follows no redirect and uses no proxy. Configure TLS on it and give the
-    /// client to [`http_client`](Self::http_client).
+    /// allows, and it follows no redirect and uses no proxy (with the `tls` feature it speaks
+    /// TLS with Mozilla's roots). Give the client to [`http_client`](Self::http_client), or
+    /// prefer [`tls`](Self::tls), which builds it so.
     pub fn client_builder(guard: &CallbackGuard) -> reqwest::ClientBuilder {
-        callback_http::client_builder(guard)
+        callback_http::guarded(HttpClientOptions::default().builder(), guard)
     }
 
-    /// Uses this HTTP client (for TLS to the callback receiver). Build it from
-    /// [`client_builder`](Self::client_builder) with this sender's guard: a client of other
-    /// origin may follow redirects or resolve names to addresses the guard would refuse (the
-    /// checks before each attempt still run, but cannot bind such a client's connections).
+    /// Speaks TLS with this configuration (extra root CAs, a client certificate for receivers
+    /// that require mTLS), under this sender's guard. Without it (and with the `tls` feature),
+    /// `https://` callback URLs are verified against Mozilla's roots.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::TlsClientConfig) -> Result<Self, crate::tls::TlsError> {
+        self.options.tls = Some(tls);
+        self.client = Ok(
+            callback_http::guarded(self.options.builder(), &self.guard)
+                .build()
+                .map_err(|e| {
+                    crate::tls::TlsError::new(format!("cannot build the HTTP client: {e}"))
+                })?,
+        );
+        Ok(self)
+    }
+
+    /// Uses this HTTP client. Build it from [`client_builder`](Self::client_builder) with this
+    /// sender's guard: a client of other origin may follow redirects or resolve names to
+    /// addresses the guard would refuse (the checks before each attempt still run, but cannot
+    /// bind such a client's connections).
     #[must_use]
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.client = Ok(client);
@@ -393,8 +414,11 @@ impl HttpCompletionSender {
     }
 }
 
-fn build_client(guard: &CallbackGuard) -> Result<reqwest::Client, Arc<str>> {
-    callback_http::client_builder(guard)
+fn build_client(
+    guard: &CallbackGuard,
+    options: &HttpClientOptions,
+) -> Result<reqwest::Client, Arc<str>> {
+    callback_http::guarded(options.builder(), guard)
         .build()
         .map_err(|e| Arc::from(e.to_string()))
 }

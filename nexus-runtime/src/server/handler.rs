@@ -12,7 +12,8 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use tokio::net::{TcpListener, ToSocketAddrs};
 
 use super::completion_sender::{CompletionRetry, HttpCompletionSender};
-use super::handle::ServerHandle;
+use super::handle::{ServeOptions, ServerHandle};
+use super::limits::ServerLimits;
 use super::request;
 use super::wire::{self, DEFAULT_BODY_LIMIT};
 use crate::codec::JSON;
@@ -53,6 +54,10 @@ use crate::transport::StartResponse;
 /// authenticator every request is [`Principal::anonymous`]. With one, the `Authorization` header
 /// is kept from the handler's headers (and so from the store).
 ///
+/// [`serve`](Self::serve) and [`bind`](Self::bind) run it with the builder's
+/// [`limits`](HandlerServerBuilder::limits) and, with the `tls` feature, its `tls`
+/// configuration (HTTPS, mTLS).
+///
 /// Async operations deliver their completions with an [`HttpCompletionSender`], installed in the
 /// dispatcher unless it already has a completion sender. When the dispatcher has a store, the
 /// sender makes one attempt per call and the dispatcher's outbox does the retrying (completions
@@ -81,6 +86,7 @@ struct Inner {
     prefix: String,
     body_limit: usize,
     authenticator: Option<Arc<dyn Authenticator>>,
+    serve: ServeOptions,
 }
 
 impl fmt::Debug for HandlerServer {
@@ -89,6 +95,7 @@ impl fmt::Debug for HandlerServer {
             .field("prefix", &self.inner.prefix)
             .field("body_limit", &self.inner.body_limit)
             .field("authenticated", &self.inner.authenticator.is_some())
+            .field("serve", &self.inner.serve)
             .field("dispatcher", &self.inner.dispatcher)
             .finish()
     }
@@ -99,8 +106,10 @@ pub struct HandlerServerBuilder {
     dispatcher: Dispatcher,
     prefix: String,
     body_limit: usize,
+    serve: ServeOptions,
     completion_sender: Option<Arc<dyn CompletionSender>>,
     authenticator: Option<Arc<dyn Authenticator>>,
+    completion_base: Option<HttpCompletionSender>,
 }
 
 impl fmt::Debug for HandlerServerBuilder {
@@ -108,6 +117,7 @@ impl fmt::Debug for HandlerServerBuilder {
         f.debug_struct("HandlerServerBuilder")
             .field("prefix", &self.prefix)
             .field("body_limit", &self.body_limit)
+            .field("serve", &self.serve)
             .finish_non_exhaustive()
     }
 }
@@ -131,6 +141,38 @@ impl HandlerServerBuilder {
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
         self
+    }
+
+    /// The connection-level limits (timeouts, connection cap, head size) of the server that
+    /// [`serve`](HandlerServer::serve) and [`bind`](HandlerServer::bind) run; the body read
+    /// timeout also applies to [`router`](HandlerServer::router) served by other means.
+    #[must_use]
+    pub fn limits(mut self, limits: ServerLimits) -> Self {
+        self.serve = self.serve.limits(limits);
+        self
+    }
+
+    /// Serves HTTPS with this certificate (and, with a client CA, mTLS): see
+    /// [`TlsServerConfig`](crate::tls::TlsServerConfig). Applies to
+    /// [`serve`](HandlerServer::serve) and [`bind`](HandlerServer::bind).
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls(mut self, tls: crate::tls::TlsServerConfig) -> Self {
+        self.serve = self.serve.tls(tls);
+        self
+    }
+
+    /// Delivers completions over TLS with this configuration (extra root CAs, a client
+    /// certificate for receivers that require mTLS), in the default [`HttpCompletionSender`].
+    /// Ignored with [`completion_sender`](Self::completion_sender). Without it, `https://`
+    /// callback URLs are verified against Mozilla's roots.
+    #[cfg(feature = "tls")]
+    pub fn completion_tls(
+        mut self,
+        tls: crate::tls::TlsClientConfig,
+    ) -> Result<Self, crate::tls::TlsError> {
+        self.completion_base = Some(HttpCompletionSender::new().tls(tls)?);
+        Ok(self)
     }
 
     /// Delivers completions with this sender instead of a default [`HttpCompletionSender`]
@@ -162,13 +204,14 @@ impl HandlerServerBuilder {
     /// restarts); without one, one that retries by itself.
     pub fn build(self) -> HandlerServer {
         let sender = self.completion_sender.unwrap_or_else(|| {
-            let sender = HttpCompletionSender::new()
+            let mut sender = self
+                .completion_base
+                .unwrap_or_default()
                 .callback_guard(self.dispatcher.callback_guard().clone());
             if self.dispatcher.has_store() {
-                Arc::new(sender.retry(CompletionRetry::never()))
-            } else {
-                Arc::new(sender)
+                sender = sender.retry(CompletionRetry::never());
             }
+            Arc::new(sender)
         });
         self.dispatcher.set_default_completion_sender(sender);
         HandlerServer {
@@ -177,6 +220,7 @@ impl HandlerServerBuilder {
                 prefix: self.prefix,
                 body_limit: self.body_limit,
                 authenticator: self.authenticator,
+                serve: self.serve,
             }),
         }
     }
@@ -194,8 +238,10 @@ impl HandlerServer {
             dispatcher,
             prefix: String::new(),
             body_limit: DEFAULT_BODY_LIMIT,
+            serve: ServeOptions::default(),
             completion_sender: None,
             authenticator: None,
+            completion_base: None,
         }
     }
 
@@ -247,8 +293,8 @@ impl HandlerServer {
         router.with_state(self.inner.clone())
     }
 
-    /// Serves on `listener` in the background. Requests outside the Nexus routes get a NOT_FOUND
-    /// Failure.
+    /// Serves on `listener` in the background, with the builder's limits and TLS. Requests
+    /// outside the prefix get a NOT_FOUND Failure.
     pub fn serve(&self, listener: TcpListener) -> io::Result<ServerHandle> {
         let router = self.router().fallback(|request: Request| async move {
             let format = FailureFormat::negotiate(request.headers());
@@ -257,7 +303,7 @@ impl HandlerServer {
                 format,
             )
         });
-        ServerHandle::spawn(listener, router)
+        self.inner.serve.serve(listener, router)
     }
 
     /// Binds `addr` (port 0 lets the OS choose) and serves in the background.
@@ -363,7 +409,8 @@ async fn start(
             .headers
             .remove(http::header::AUTHORIZATION.as_str());
     }
-    let data = wire::read_body(body, &parts.headers, inner.body_limit)
+    let timeout = inner.serve.server_limits().body_read_timeout;
+    let data = wire::read_body(body, &parts.headers, inner.body_limit, timeout)
         .await
         .map_err(reject)?;
     start_request.input = protocol::content_from_headers(&parts.headers, data);

@@ -1,5 +1,7 @@
 //! What every server route shares: reading bodies within a limit, and writing Failure answers.
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
@@ -66,11 +68,29 @@ fn trim(x: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
-/// Reads a request body (with `Content-Length` or chunked) of at most `limit` bytes.
+/// Reads a request body (with `Content-Length` or chunked) of at most `limit` bytes, within
+/// `timeout`.
 ///
 /// A larger body is BAD_REQUEST naming the limit: HTTP's 413 is not a Nexus error type, and
-/// Temporal's frontend answers oversized input with 400 too.
+/// Temporal's frontend answers oversized input with 400 too. A body still arriving after
+/// `timeout` is REQUEST_TIMEOUT (408) naming the limit.
 pub(crate) async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, HandlerError> {
+    tokio::time::timeout(timeout, read_body_within(body, headers, limit))
+        .await
+        .unwrap_or_else(|_| {
+            Err(HandlerError::request_timeout(format!(
+                "the request body was not received within the body read timeout ({})",
+                humantime::format_duration(timeout)
+            )))
+        })
+}
+
+async fn read_body_within(
     body: Body,
     headers: &HeaderMap,
     limit: usize,
@@ -122,17 +142,43 @@ mod tests {
         assert_eq!(human_size(17), "17 bytes");
     }
 
+    const SECOND: Duration = Duration::from_secs(1);
+
     #[tokio::test]
     async fn bodies_over_the_limit_are_bad_requests_naming_it() {
         let headers = HeaderMap::new();
-        let ok = read_body(Body::from("12345"), &headers, 5).await.unwrap();
+        let ok = read_body(Body::from("12345"), &headers, 5, SECOND)
+            .await
+            .unwrap();
         assert_eq!(&ok[..], b"12345");
-        let err = read_body(Body::from("123456"), &headers, 5)
+        let err = read_body(Body::from("123456"), &headers, 5, SECOND)
             .await
             .unwrap_err();
         assert_eq!(
             err.message,
             "the request body exceeds the limit of 5 bytes (5 bytes)"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bodies_slower_than_the_timeout_are_request_timeouts_naming_it() {
+        let stalled = futures::stream::once(async { Ok::<_, std::io::Error>(Bytes::from("12")) })
+            .chain(futures::stream::pending());
+        let err = read_body(
+            Body::from_stream(stalled),
+            &HeaderMap::new(),
+            100,
+            Duration::from_millis(1500),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.error_type,
+            crate::error::HandlerErrorType::RequestTimeout
+        );
+        assert_eq!(
+            err.message,
+            "the request body was not received within the body read timeout (1s 500ms)"
         );
     }
 }

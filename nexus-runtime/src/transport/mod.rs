@@ -11,6 +11,8 @@ mod http;
 mod in_process;
 
 #[cfg(feature = "http")]
+pub(crate) use self::http::client as http_client;
+#[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use self::http::{HttpTransport, HttpTransportBuilder, InvalidEndpointUrl};
 pub use in_process::InProcessTransport;

@@ -267,6 +267,8 @@ impl Recorder {
 
 /// A plain HTTP client for raw requests (not the transport under test).
 pub fn raw_client() -> reqwest::Client {
+    #[cfg(feature = "tls")]
+    nexus_runtime::tls::install_default_provider();
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 

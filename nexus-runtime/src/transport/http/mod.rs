@@ -1,5 +1,6 @@
 //! Nexus RPC over HTTP, caller side: the [`HttpTransport`] (feature `http`).
 
+pub(crate) mod client;
 mod request;
 
 use std::fmt;
@@ -11,6 +12,7 @@ use futures::future::BoxFuture;
 use http::HeaderMap;
 use reqwest::Url;
 
+use self::client::HttpClientOptions;
 use super::{CancelRequest, StartRequest, StartResponse, Transport};
 use crate::error::{CallError, TransportError, TransportErrorKind};
 use crate::protocol;
@@ -74,8 +76,7 @@ impl fmt::Debug for HttpTransport {
 pub struct HttpTransportBuilder {
     base_url: String,
     client: Option<reqwest::Client>,
-    connect_timeout: Duration,
-    pool_idle_timeout: Duration,
+    options: HttpClientOptions,
     bearer_token: Option<String>,
 }
 
@@ -89,9 +90,19 @@ impl HttpTransportBuilder {
         self
     }
 
-    /// Uses this HTTP client instead of the default one: the place to configure TLS (including
-    /// client certificates), proxies or DNS. The default client has no proxy and no TLS backend
-    /// unless reqwest's TLS features are enabled in the build.
+    /// Speaks TLS with this configuration: extra root CAs, a client certificate for handlers
+    /// that require mTLS. Without it (and with the `tls` feature), `https://` handlers are
+    /// verified against Mozilla's roots. Ignored with [`http_client`](Self::http_client).
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls(mut self, tls: crate::tls::TlsClientConfig) -> Self {
+        self.options.tls = Some(tls);
+        self
+    }
+
+    /// Uses this HTTP client instead of the default one: the place to configure proxies or DNS.
+    /// The default client has no proxy and, with the `tls` feature, speaks TLS as
+    /// its `tls` configuration says.
     #[must_use]
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.client = Some(client);
@@ -102,7 +113,7 @@ impl HttpTransportBuilder {
     /// [`http_client`](Self::http_client).
     #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.options.connect_timeout = Some(timeout);
         self
     }
 
@@ -110,12 +121,13 @@ impl HttpTransportBuilder {
     /// [`http_client`](Self::http_client).
     #[must_use]
     pub fn pool_idle_timeout(mut self, timeout: Duration) -> Self {
-        self.pool_idle_timeout = timeout;
+        self.options.pool_idle_timeout = Some(timeout);
         self
     }
 
     /// Builds the transport. The base URL must be an absolute `http` or `https` URL with a host
-    /// and no query or fragment; a bearer token must be visible ASCII.
+    /// and no query or fragment; `https` needs the `tls` feature; a bearer token must be
+    /// visible ASCII.
     pub fn build(self) -> Result<HttpTransport, InvalidEndpointUrl> {
         let base = validate_base_url(&self.base_url)?;
         let authorization = self
@@ -136,15 +148,10 @@ impl HttpTransportBuilder {
             .transpose()?;
         let client = match self.client {
             Some(client) => client,
-            None => reqwest::Client::builder()
-                .no_proxy()
-                .connect_timeout(self.connect_timeout)
-                .pool_idle_timeout(self.pool_idle_timeout)
-                .build()
-                .map_err(|e| InvalidEndpointUrl {
-                    url: self.base_url.clone(),
-                    problem: format!("cannot build the HTTP client: {e}"),
-                })?,
+            None => self.options.build().map_err(|e| InvalidEndpointUrl {
+                url: self.base_url.clone(),
+                problem: format!("cannot build the HTTP client: {e}"),
+            })?,
         };
         Ok(HttpTransport {
             inner: Arc::new(Inner {
@@ -176,6 +183,11 @@ fn validate_base_url(raw: &str) -> Result<String, InvalidEndpointUrl> {
             url.scheme()
         )));
     }
+    if url.scheme() == "https" && !cfg!(feature = "tls") {
+        return Err(invalid(
+            "https needs nexus-runtime's `tls` feature, which this build does not have",
+        ));
+    }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(invalid("it has no host"));
     }
@@ -198,8 +210,10 @@ impl HttpTransport {
         HttpTransportBuilder {
             base_url: base_url.into(),
             client: None,
-            connect_timeout: Duration::from_secs(10),
-            pool_idle_timeout: Duration::from_secs(90),
+            options: HttpClientOptions {
+                connect_timeout: Some(Duration::from_secs(10)),
+                ..HttpClientOptions::default()
+            },
             bearer_token: None,
         }
     }
@@ -305,6 +319,7 @@ mod tests {
     fn base_urls_are_checked() {
         for ok in [
             "http://127.0.0.1:1",
+            #[cfg(feature = "tls")]
             "https://example.com/nexus/",
             "http://h/nexus/endpoints/0b4c/services",
         ] {
@@ -319,6 +334,8 @@ mod tests {
             ("http://", "empty host"),
             ("http://example.com/?a=b", "query"),
             ("not a url", "not an absolute URL"),
+            #[cfg(not(feature = "tls"))]
+            ("https://example.com/nexus/", "`tls` feature"),
         ] {
             let err = HttpTransport::new(bad).unwrap_err();
             assert!(err.to_string().contains(needle), "{bad}: {err}");
