@@ -25,11 +25,8 @@ const CAPTURES: &str = concat!(
 
 /// The captured exchanges, in order.
 fn captures() -> Vec<Value> {
-    let text = std::fs::read_to_string(CAPTURES).unwrap_or_else(|e| {
-        panic!(
-            "the Temporal captures are read from {CAPTURES}: {e}"
-        )
-    });
+    let text = std::fs::read_to_string(CAPTURES)
+        .unwrap_or_else(|e| panic!("the Temporal captures are read from {CAPTURES}: {e}"));
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap())
