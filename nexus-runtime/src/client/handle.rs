@@ -10,7 +10,7 @@ use super::driver::{Command, Outcome, Record};
 use super::info::{OperationInfo, OperationState};
 use super::pending::Attached;
 use super::queue::Sender;
-use crate::codec;
+use crate::codec::{self, PayloadCodec};
 use crate::error::CallError;
 use crate::link::Link;
 use crate::operation::Operation;
@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     pub commands: Sender<Command>,
     pub token: OnceLock<Option<String>>,
     pub start_links: OnceLock<Vec<Link>>,
+    /// The client's payload codec, which decodes the result.
+    pub codec: Option<Arc<dyn PayloadCodec>>,
 }
 
 impl<Op: Operation> fmt::Debug for OperationHandle<Op> {
@@ -68,19 +70,30 @@ impl<Op: Operation> fmt::Debug for OperationHandle<Op> {
 }
 
 /// The result of `Op` from its driver's outcome (`None`: the driver stopped without one).
+///
+/// The one place results (sync, or an async operation's completion, as recorded) go through the
+/// client's payload codec.
 pub(crate) fn decode_outcome<Op: Operation>(
     outcome: Option<Outcome>,
+    payload_codec: Option<&Arc<dyn PayloadCodec>>,
 ) -> Result<Op::Output, CallError> {
-    let content = match outcome {
+    let mut content = match outcome {
         Some(result) => result?,
         None => return Err(CallError::Invalid("the operation's driver stopped".into())),
     };
-    codec::decode::<Op::Output>(&content)
-        .map_err(|e| CallError::Codec(format!("cannot decode the output of `{}`: {e}", Op::NAME)))
+    let cannot_decode =
+        |e| CallError::Codec(format!("cannot decode the output of `{}`: {e}", Op::NAME));
+    if let Some(payload_codec) = payload_codec {
+        content = payload_codec.decode(content).map_err(cannot_decode)?;
+    }
+    codec::decode::<Op::Output>(&content).map_err(cannot_decode)
 }
 
 impl<Op: Operation> OperationHandle<Op> {
-    pub(crate) fn from_attached(attached: Attached) -> Self {
+    pub(crate) fn from_attached(
+        attached: Attached,
+        payload_codec: Option<&Arc<dyn PayloadCodec>>,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 key: attached.key,
@@ -88,6 +101,7 @@ impl<Op: Operation> OperationHandle<Op> {
                 commands: attached.commands,
                 token: OnceLock::new(),
                 start_links: OnceLock::new(),
+                codec: payload_codec.cloned(),
             }),
             _op: PhantomData,
         }
@@ -213,7 +227,7 @@ impl<Op: Operation> OperationHandle<Op> {
             Ok(record) => record.outcome.clone(),
             Err(_) => self.shared.record.borrow().outcome.clone(),
         };
-        decode_outcome::<Op>(outcome)
+        decode_outcome::<Op>(outcome, self.shared.codec.as_ref())
     }
 
     /// Cancels the operation.

@@ -11,6 +11,8 @@ use super::handler::{RawStart, ServiceHandler};
 use super::invoke::{Invocation, invoke, quoted_list};
 use super::running::{CancelMiss, RunningOperations};
 use super::work::Launch;
+use crate::codec::PayloadCodec;
+use crate::codec::payload::CodecSlot;
 use crate::completion::CompletionSender;
 use crate::error::{HandlerError, StartError};
 use crate::operation::ContextParts;
@@ -60,6 +62,8 @@ pub(crate) struct Inner {
     pub running: RunningOperations,
     completion_sender: Mutex<Option<Arc<dyn CompletionSender>>>,
     pub durable: Option<Arc<Durable>>,
+    /// Decodes inputs, encodes results.
+    codec: CodecSlot,
 }
 
 impl Drop for Inner {
@@ -77,6 +81,7 @@ impl fmt::Debug for Dispatcher {
             .field("services", &self.service_names())
             .field("running", &self.inner.running.len())
             .field("store", &self.has_store())
+            .field("payload_codec", &self.inner.codec)
             .finish()
     }
 }
@@ -88,6 +93,7 @@ pub struct DispatcherBuilder {
     completion_sender: Option<Arc<dyn CompletionSender>>,
     store: Option<Arc<dyn Store>>,
     durability: Option<DurabilityOptions>,
+    codec: CodecSlot,
 }
 
 impl DispatcherBuilder {
@@ -153,6 +159,23 @@ impl DispatcherBuilder {
         self
     }
 
+    /// Transforms payloads end to end with `codec` (for example decrypts and encrypts them with
+    /// [`AesGcmCodec`](crate::codec::aes_gcm::AesGcmCodec)): every input is decoded before the
+    /// operation method sees it, every result (a sync answer, or an async operation's completion)
+    /// is encoded before it is recorded in the store or sent. Callers must encode and decode with
+    /// a matching codec (see [`ClientBuilder::payload_codec`](crate::client::ClientBuilder::payload_codec)).
+    ///
+    /// An input the codec cannot decode is answered BAD_REQUEST with the codec's message (such as
+    /// an unknown key id); a result it cannot encode is INTERNAL for a sync answer and fails an
+    /// async operation. Given several times, the codecs form a chain in that order (see
+    /// [`CodecChain`](crate::codec::CodecChain)). Failures are not payloads and travel as they
+    /// are.
+    #[must_use]
+    pub fn payload_codec(mut self, codec: impl PayloadCodec) -> Self {
+        self.codec.push(Arc::new(codec));
+        self
+    }
+
     /// Builds the dispatcher.
     ///
     /// # Panics
@@ -168,6 +191,7 @@ impl DispatcherBuilder {
                 running: RunningOperations::default(),
                 completion_sender: Mutex::new(self.completion_sender),
                 durable: durable.clone(),
+                codec: self.codec,
             }),
         };
         if let Some(durable) = durable {
@@ -218,6 +242,11 @@ impl Dispatcher {
                 durable.wake_outbox.notify_one();
             }
         }
+    }
+
+    /// The payload codec, if one was configured.
+    pub(crate) fn payload_codec(&self) -> Option<&Arc<dyn PayloadCodec>> {
+        self.inner.codec.get()
     }
 
     pub(crate) fn completion_sender(&self) -> Option<Arc<dyn CompletionSender>> {
@@ -278,7 +307,7 @@ impl Dispatcher {
     ) -> Result<StartResponse, StartError> {
         let operation_deadline = request.operation_timeout.map(|t| Instant::now() + t);
         let invocation = invocation(&mut request, operation_deadline);
-        let answered = invoke(handler, invocation).await?;
+        let answered = invoke(handler, invocation, self.payload_codec()).await?;
         match answered.raw {
             RawStart::Sync(output) => Ok(StartResponse::Sync {
                 output,

@@ -110,12 +110,24 @@ impl Dispatcher {
                 },
                 None => run.await,
             };
-            let outcome = outcome.unwrap_or_else(|panic| {
+            let mut outcome = outcome.unwrap_or_else(|panic| {
                 Err(OperationError::failed(format!(
                     "handler of `{operation}` panicked: {}",
                     panic_message(&*panic)
                 )))
             });
+            // The one place async results go through the payload codec, before they are
+            // recorded or delivered.
+            if let (Ok(result), Some(payload_codec)) = (&mut outcome, dispatcher.payload_codec()) {
+                match payload_codec.encode(std::mem::take(result)) {
+                    Ok(encoded) => *result = encoded,
+                    Err(e) => {
+                        outcome = Err(OperationError::failed(format!(
+                            "cannot encode the result of `{operation}`: {e}"
+                        )));
+                    }
+                }
+            }
             let completion = Completion {
                 token,
                 outcome,
