@@ -27,7 +27,7 @@ use proptest::test_runner::{Config, FileFailurePersistence, RngSeed};
 fn config() -> Config {
     Config {
         cases: 256,
-        rng_seed: RngSeed::Fixed(0x6e65_7875_73),
+        rng_seed: RngSeed::Fixed(0x006e_6578_7573),
         failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
             "proptest-regressions",
         ))),
