@@ -23,6 +23,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 #[cfg(feature = "aes-gcm")]
 pub mod aes_gcm;
+pub mod details;
 pub mod payload;
 
 pub use payload::{CodecChain, PayloadCodec};

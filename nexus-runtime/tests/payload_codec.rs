@@ -47,6 +47,10 @@ pub trait Cards {
     async fn check(&self, ctx: OperationContext, card: Card) -> OperationResult<Verdict>;
     /// Answers through a completion.
     async fn check_later(&self, ctx: OperationContext, card: Card) -> OperationResult<Verdict>;
+    /// Fails at once, with the card as the failure's details.
+    async fn decline(&self, ctx: OperationContext, card: Card) -> OperationResult<Verdict>;
+    /// Fails through a completion, with the card as the failure's details.
+    async fn decline_later(&self, ctx: OperationContext, card: Card) -> OperationResult<Verdict>;
 }
 
 /// Records the inputs the methods saw (decoded, typed).
@@ -68,6 +72,27 @@ impl Cards for CardsImpl {
             Ok(verdict(card))
         })
     }
+
+    async fn decline(&self, _ctx: OperationContext, card: Card) -> OperationResult<Verdict> {
+        Err(declined(&card).into())
+    }
+
+    async fn decline_later(&self, ctx: OperationContext, card: Card) -> OperationResult<Verdict> {
+        ctx.start_async(move |_work| async move { Err(declined(&card)) })
+    }
+}
+
+/// The card in the details of a declined call's error.
+fn declined_card(error: CallError) -> Card {
+    let CallError::Operation(error) = error else {
+        panic!("not an operation error: {error:?}");
+    };
+    assert_eq!(error.message, "declined");
+    error.details::<Card>().unwrap().expect("details")
+}
+
+fn declined(card: &Card) -> OperationError {
+    OperationError::failed("declined").with_details(card)
 }
 
 fn verdict(card: Card) -> Verdict {
@@ -144,6 +169,20 @@ async fn in_process_sync_and_async_results_round_trip_and_the_store_holds_cipher
     assert!(handle.token().is_some(), "an async operation");
     assert_eq!(handle.result().await.unwrap(), verdict(card()));
     assert_eq!(*cards.seen.lock().unwrap(), [card(), card()]);
+
+    // Failure details are decoded too: sync, async, and from `start`.
+    assert_eq!(
+        declined_card(stub.decline(card()).await.unwrap_err()),
+        card()
+    );
+    assert_eq!(
+        declined_card(stub.decline_later(card()).await.unwrap_err()),
+        card()
+    );
+    assert_eq!(
+        declined_card(stub.decline(card()).start().await.unwrap_err()),
+        card()
+    );
 
     // What the caller recorded, input and completion, is what crossed: ciphertext.
     use nexus_runtime::store::CallerStore as _;
@@ -270,6 +309,15 @@ async fn results_the_caller_cannot_decode_are_codec_errors() {
             "{message}"
         );
     }
+    let err = stub.decline(card()).await.unwrap_err();
+    let CallError::Codec(message) = &err else {
+        panic!("{err:?}");
+    };
+    assert!(
+        message.starts_with("cannot decode the failure details of `decline` (failed: declined): ")
+            && message.contains("failed authentication"),
+        "{message}"
+    );
     // A handler whose key the caller lacks.
     let client = Client::builder()
         .endpoint(
@@ -452,9 +500,17 @@ async fn over_http_only_ciphertext_crosses_the_wire() {
     assert_eq!(s.stub.check_later(card()).await.unwrap(), verdict(card()));
     // The methods saw the decoded input.
     assert_eq!(*s.cards.seen.lock().unwrap(), [card(), card()]);
+    let before_failures = (text(&s.starts), text(&s.callbacks));
+    assert_eq!(
+        declined_card(s.stub.decline(card()).await.unwrap_err()),
+        card()
+    );
+    assert_eq!(
+        declined_card(s.stub.decline_later(card()).await.unwrap_err()),
+        card()
+    );
 
-    let starts = text(&s.starts);
-    let callbacks = text(&s.callbacks);
+    let (starts, callbacks) = before_failures;
     // Two start requests and their two answers (one sync result, one 201), one completion.
     assert_eq!(starts.matches("content-key-id: k1").count(), 3, "{starts}");
     assert_eq!(
@@ -470,6 +526,10 @@ async fn over_http_only_ciphertext_crosses_the_wire() {
         "{callbacks}"
     );
     assert!(callbacks.contains("nexus-operation-state: succeeded"));
+    // The failures' messages are readable, their details are not.
+    assert!(text(&s.starts).contains("\"message\":\"declined\""));
+    assert!(text(&s.callbacks).contains("\"message\":\"declined\""));
+    assert!(text(&s.callbacks).contains("\"details-encoding\":\"payload-codec\""));
     for (what, seen) in [("starts", &s.starts), ("callbacks", &s.callbacks)] {
         let seen = seen.lock().unwrap();
         assert!(!contains(&seen, SECRET.as_bytes()), "{what}");

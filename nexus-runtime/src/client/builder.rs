@@ -139,7 +139,8 @@ impl ClientBuilder {
     /// An input the codec cannot encode fails the call, and a result it cannot decode is the
     /// call's error, both as [`CallError::Codec`](crate::CallError::Codec). Given several times,
     /// the codecs form a chain in that order (see [`CodecChain`](crate::codec::CodecChain)).
-    /// Failures are not payloads and travel as they are.
+    /// The details of operation errors are decoded too (see
+    /// [`codec::details`](crate::codec::details)); messages travel as they are.
     #[must_use]
     pub fn payload_codec(mut self, codec: impl PayloadCodec) -> Self {
         self.codec.push(Arc::new(codec));

@@ -10,6 +10,7 @@ use super::driver::{Command, Outcome, Record};
 use super::info::{OperationInfo, OperationState};
 use super::pending::Attached;
 use super::queue::Sender;
+use crate::codec::details::decode_details;
 use crate::codec::{self, PayloadCodec};
 use crate::error::CallError;
 use crate::link::Link;
@@ -71,14 +72,15 @@ impl<Op: Operation> fmt::Debug for OperationHandle<Op> {
 
 /// The result of `Op` from its driver's outcome (`None`: the driver stopped without one).
 ///
-/// The one place results (sync, or an async operation's completion, as recorded) go through the
-/// client's payload codec.
+/// With [`decode_error`], the one place results (sync, or an async operation's completion, as
+/// recorded) go through the client's payload codec.
 pub(crate) fn decode_outcome<Op: Operation>(
     outcome: Option<Outcome>,
     payload_codec: Option<&Arc<dyn PayloadCodec>>,
 ) -> Result<Op::Output, CallError> {
     let mut content = match outcome {
-        Some(result) => result?,
+        Some(Ok(content)) => content,
+        Some(Err(error)) => return Err(decode_error::<Op>(error, payload_codec)),
         None => return Err(CallError::Invalid("the operation's driver stopped".into())),
     };
     let cannot_decode =
@@ -87,6 +89,29 @@ pub(crate) fn decode_outcome<Op: Operation>(
         content = payload_codec.decode(content).map_err(cannot_decode)?;
     }
     codec::decode::<Op::Output>(&content).map_err(cannot_decode)
+}
+
+/// An operation's error with its failure details decoded by the client's payload codec (the
+/// handler's encoded them); details that do not decode are a [`CallError::Codec`] quoting the
+/// error.
+pub(crate) fn decode_error<Op: Operation>(
+    error: CallError,
+    payload_codec: Option<&Arc<dyn PayloadCodec>>,
+) -> CallError {
+    match (error, payload_codec) {
+        (CallError::Operation(mut error), Some(payload_codec)) => {
+            match decode_details(payload_codec.as_ref(), &mut error) {
+                Ok(()) => CallError::Operation(error),
+                Err(e) => CallError::Codec(format!(
+                    "cannot decode the failure details of `{}` ({}: {}): {e}",
+                    Op::NAME,
+                    error.state.as_str(),
+                    error.message
+                )),
+            }
+        }
+        (error, _) => error,
+    }
 }
 
 impl<Op: Operation> OperationHandle<Op> {
@@ -152,7 +177,7 @@ impl<Op: Operation> OperationHandle<Op> {
             // the start answer's way to this handle).
             _ if info.token.is_some() => Ok(()),
             _ => match self.shared.record.borrow().outcome.clone() {
-                Some(Err(e)) => Err(e),
+                Some(Err(e)) => Err(decode_error::<Op>(e, self.shared.codec.as_ref())),
                 Some(Ok(_)) => Ok(()),
                 None => Err(CallError::Invalid("the operation's driver stopped".into())),
             },

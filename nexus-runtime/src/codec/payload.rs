@@ -8,8 +8,11 @@
 //! [`ClientBuilder::payload_codec`](crate::client::ClientBuilder::payload_codec) and
 //! [`DispatcherBuilder::payload_codec`](crate::service::DispatcherBuilder::payload_codec).
 //!
-//! Failures (an operation's error, a handler's error) are not payloads: their message and details
-//! travel as the protocol's Failure JSON, readable by every hop. Keep secrets out of them.
+//! The application details of an operation's error ([`OperationError::with_details`]) go through
+//! the codec too, as payloads (see [`details`](super::details)); the rest of a Failure (messages,
+//! handler errors) is the protocol's and readable by every hop: keep secrets out of it.
+//!
+//! [`OperationError::with_details`]: crate::OperationError::with_details
 
 use std::fmt;
 use std::sync::Arc;

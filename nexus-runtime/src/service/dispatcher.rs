@@ -168,8 +168,8 @@ impl DispatcherBuilder {
     /// An input the codec cannot decode is answered BAD_REQUEST with the codec's message (such as
     /// an unknown key id); a result it cannot encode is INTERNAL for a sync answer and fails an
     /// async operation. Given several times, the codecs form a chain in that order (see
-    /// [`CodecChain`](crate::codec::CodecChain)). Failures are not payloads and travel as they
-    /// are.
+    /// [`CodecChain`](crate::codec::CodecChain)). The details of operation errors are encoded too
+    /// (see [`codec::details`](crate::codec::details)); messages travel as they are.
     #[must_use]
     pub fn payload_codec(mut self, codec: impl PayloadCodec) -> Self {
         self.codec.push(Arc::new(codec));

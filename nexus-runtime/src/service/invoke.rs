@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::handler::{RawStart, ServiceHandler};
+use crate::codec::details::encode_details;
 use crate::codec::{Content, PayloadCodec};
 use crate::error::{HandlerError, StartError};
 use crate::link::Link;
@@ -41,8 +42,8 @@ pub(crate) struct Answered {
 /// the request's names, id, headers and links are not copied on the way.
 ///
 /// This is the one place the dispatcher's payload codec decodes inputs (BAD_REQUEST naming the
-/// problem when it cannot) and encodes sync outputs (INTERNAL when it cannot), for every start:
-/// direct, deduplicated and resumed.
+/// problem when it cannot) and encodes sync outputs and the details of sync operation errors
+/// (INTERNAL when it cannot), for every start: direct, deduplicated and resumed.
 pub(crate) async fn invoke(
     handler: &Arc<dyn ServiceHandler>,
     invocation: Invocation,
@@ -100,14 +101,23 @@ pub(crate) async fn invoke(
             "handler of `{operation}` panicked: {}",
             panic_message(&*panic)
         ))
-    })??;
+    })?;
     let raw = match (raw, payload_codec) {
-        (RawStart::Sync(output), Some(payload_codec)) => {
+        (raw, None) => raw?,
+        (Ok(RawStart::Sync(output)), Some(payload_codec)) => {
             RawStart::Sync(payload_codec.encode(output).map_err(|e| {
                 HandlerError::internal(format!("cannot encode the output of `{operation}`: {e}"))
             })?)
         }
-        (raw, _) => raw,
+        (Err(StartError::Operation(mut error)), Some(payload_codec)) => {
+            encode_details(payload_codec.as_ref(), &mut error).map_err(|e| {
+                HandlerError::internal(format!(
+                    "cannot encode the failure details of `{operation}`: {e}"
+                ))
+            })?;
+            return Err(error.into());
+        }
+        (raw, Some(_)) => raw?,
     };
     let links = take_links(&parts.response_links);
     Ok(Answered {
