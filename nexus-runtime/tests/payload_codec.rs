@@ -201,6 +201,50 @@ async fn in_process_sync_and_async_results_round_trip_and_the_store_holds_cipher
 }
 
 #[tokio::test]
+async fn a_durable_dispatcher_replays_the_recorded_ciphertext() {
+    let cards = CardsImpl::default();
+    let handler = Dispatcher::builder()
+        .service(CardsService::handler(cards.clone()))
+        .store(Arc::new(MemoryStore::new()))
+        .payload_codec(aes("k1"))
+        .build();
+    // Two callers (two processes, say) with the same request id: the method runs once, the
+    // second gets the recorded (encrypted) answer, and both decode it.
+    for _ in 0..2 {
+        let client = Client::builder()
+            .endpoint("cards", InProcessTransport::new(handler.clone()))
+            .payload_codec(aes("k1"))
+            .build();
+        let stub = CardsClient::new(client, "cards");
+        let out = stub.check(card()).request_id("order-1").await.unwrap();
+        assert_eq!(out, verdict(card()));
+        let err = stub
+            .decline(card())
+            .request_id("order-2")
+            .await
+            .unwrap_err();
+        assert_eq!(declined_card(err), card());
+    }
+    // An async completion recorded (encrypted) in the outbox reaches the caller.
+    let client = Client::builder()
+        .endpoint("cards", InProcessTransport::new(handler.clone()))
+        .payload_codec(aes("k1"))
+        .build();
+    let stub = CardsClient::new(client, "cards");
+    let out = stub
+        .check_later(card())
+        .request_id("order-3")
+        .await
+        .unwrap();
+    assert_eq!(out, verdict(card()));
+    assert_eq!(
+        cards.seen.lock().unwrap().len(),
+        2,
+        "one run per request id"
+    );
+}
+
+#[tokio::test]
 async fn rotated_keys_still_decrypt_and_chains_compose() {
     let cards = CardsImpl::default();
     // The handler encrypts with the new key `k2` and still reads `old`; the caller still

@@ -156,11 +156,16 @@ fn aad(key_id: &str) -> Vec<u8> {
 /// Encrypts payloads with AES-256-GCM (see the [module documentation](self) for the envelope).
 ///
 /// Decoding refuses a payload that is not encrypted, unless
-/// [`allow_plaintext`](Self::allow_plaintext) was set (to roll encryption out: configure the
-/// receiving side first with plaintext allowed, then the sending side, then disallow it).
+/// [`allow_plaintext`](Self::allow_plaintext) was set. To roll encryption out between running
+/// callers and handlers without refusing anything:
+/// 1. everywhere, `allow_plaintext(true).encrypting(false)`: every side reads both, sends
+///    plaintext;
+/// 2. everywhere, `allow_plaintext(true)`: every side sends ciphertext, still reads both;
+/// 3. everywhere, the default: plaintext is refused.
 pub struct AesGcmCodec {
     keyring: Keyring,
     allow_plaintext: bool,
+    encrypting: bool,
 }
 
 impl AesGcmCodec {
@@ -169,7 +174,16 @@ impl AesGcmCodec {
         Self {
             keyring,
             allow_plaintext: false,
+            encrypting: true,
         }
+    }
+
+    /// Whether `encode` encrypts (default: yes). Without it, payloads are sent as they are while
+    /// encrypted ones are still decrypted: the first step of a rollout (see above).
+    #[must_use]
+    pub fn encrypting(mut self, encrypting: bool) -> Self {
+        self.encrypting = encrypting;
+        self
     }
 
     /// Whether `decode` lets payloads that are not encrypted through as they are (default: no,
@@ -191,12 +205,16 @@ impl fmt::Debug for AesGcmCodec {
         f.debug_struct("AesGcmCodec")
             .field("keyring", &self.keyring)
             .field("allow_plaintext", &self.allow_plaintext)
+            .field("encrypting", &self.encrypting)
             .finish()
     }
 }
 
 impl PayloadCodec for AesGcmCodec {
     fn encode(&self, content: Content) -> Result<Content, CodecError> {
+        if !self.encrypting {
+            return Ok(content);
+        }
         let key_id = self.keyring.current.as_str();
         let cipher = self
             .keyring
@@ -410,7 +428,12 @@ mod tests {
         let lenient = codec().allow_plaintext(true);
         assert_eq!(lenient.decode(plain.clone()).unwrap(), plain);
         let wire = lenient.encode(plain.clone()).unwrap();
-        assert_eq!(lenient.decode(wire).unwrap(), plain);
+        assert_eq!(lenient.decode(wire.clone()).unwrap(), plain);
+        // The first step of a rollout: plaintext out, both in.
+        let first = codec().allow_plaintext(true).encrypting(false);
+        assert_eq!(first.encode(plain.clone()).unwrap(), plain);
+        assert_eq!(first.decode(wire).unwrap(), plain);
+        assert_eq!(first.decode(plain.clone()).unwrap(), plain);
     }
 
     #[test]
