@@ -452,4 +452,52 @@ mod tests {
         let debug = format!("{:?}", codec());
         assert!(debug.contains("k2") && !debug.contains("[2, 2"), "{debug}");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, RngSeed};
+
+        fn config() -> Config {
+            Config {
+                cases: 256,
+                rng_seed: RngSeed::Fixed(0xae5),
+                failure_persistence: None,
+                ..Config::default()
+            }
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            /// Whatever arrives, decoding answers without panicking, and only a payload this
+            /// keyring encrypted decodes.
+            #[test]
+            fn decoding_arbitrary_payloads_never_panics(
+                data in proptest::collection::vec(any::<u8>(), 0..96),
+                key_id in prop_oneof![Just("k2".to_owned()), "\\PC{0,8}"],
+                version in any::<u8>(),
+            ) {
+                let mut content = Content::new(ENCRYPTED, data.clone());
+                content.headers.insert(KEY_ID.into(), key_id);
+                prop_assert!(codec().decode(content).is_err());
+                // A well-formed envelope around random bytes fails authentication.
+                let mut envelope = vec![version];
+                envelope.extend_from_slice(&data);
+                let mut content = Content::new(ENCRYPTED, envelope);
+                content.headers.insert(KEY_ID.into(), "k2".into());
+                prop_assert!(codec().decode(content).is_err());
+            }
+
+            #[test]
+            fn every_payload_round_trips(
+                headers in proptest::collection::btree_map("\\PC{0,8}", "\\PC{0,8}", 0..4),
+                data in proptest::collection::vec(any::<u8>(), 0..256),
+            ) {
+                let plain = Content { headers, data: data.into() };
+                let codec = codec();
+                prop_assert_eq!(codec.decode(codec.encode(plain.clone()).unwrap()).unwrap(), plain);
+            }
+        }
+    }
 }
