@@ -144,6 +144,11 @@ impl PayloadCodec for Tamper {
     }
 }
 
+/// A client builder with endpoint `cards` on `handler`, in process.
+fn in_process(handler: Dispatcher) -> nexus_runtime::client::ClientBuilder {
+    Client::builder().endpoint("cards", InProcessTransport::new(handler))
+}
+
 fn dispatcher(cards: &CardsImpl, codec: impl PayloadCodec) -> Dispatcher {
     Dispatcher::builder()
         .service(CardsService::handler(cards.clone()))
@@ -155,11 +160,7 @@ fn dispatcher(cards: &CardsImpl, codec: impl PayloadCodec) -> Dispatcher {
 async fn in_process_sync_and_async_results_round_trip_and_the_store_holds_ciphertext() {
     let cards = CardsImpl::default();
     let store = Arc::new(MemoryStore::new());
-    let client = Client::builder()
-        .endpoint(
-            "cards",
-            InProcessTransport::new(dispatcher(&cards, aes("k1"))),
-        )
+    let client = in_process(dispatcher(&cards, aes("k1")))
         .store(store.clone())
         .payload_codec(aes("k1"))
         .build();
@@ -211,10 +212,7 @@ async fn a_durable_dispatcher_replays_the_recorded_ciphertext() {
     // Two callers (two processes, say) with the same request id: the method runs once, the
     // second gets the recorded (encrypted) answer, and both decode it.
     for _ in 0..2 {
-        let client = Client::builder()
-            .endpoint("cards", InProcessTransport::new(handler.clone()))
-            .payload_codec(aes("k1"))
-            .build();
+        let client = in_process(handler.clone()).payload_codec(aes("k1")).build();
         let stub = CardsClient::new(client, "cards");
         let out = stub.check(card()).request_id("order-1").await.unwrap();
         assert_eq!(out, verdict(card()));
@@ -226,10 +224,7 @@ async fn a_durable_dispatcher_replays_the_recorded_ciphertext() {
         assert_eq!(declined_card(err), card());
     }
     // An async completion recorded (encrypted) in the outbox reaches the caller.
-    let client = Client::builder()
-        .endpoint("cards", InProcessTransport::new(handler.clone()))
-        .payload_codec(aes("k1"))
-        .build();
+    let client = in_process(handler.clone()).payload_codec(aes("k1")).build();
     let stub = CardsClient::new(client, "cards");
     let out = stub
         .check_later(card())
@@ -255,11 +250,7 @@ async fn rotated_keys_still_decrypt_and_chains_compose() {
             .with_decryption_key("k2", &key("k2"))
             .unwrap(),
     );
-    let client = Client::builder()
-        .endpoint(
-            "cards",
-            InProcessTransport::new(dispatcher(&cards, aes("k2"))),
-        )
+    let client = in_process(dispatcher(&cards, aes("k2")))
         .payload_codec(caller)
         .build();
     let stub = CardsClient::new(client, "cards");
@@ -268,19 +259,15 @@ async fn rotated_keys_still_decrypt_and_chains_compose() {
 
     // Two codecs, given one after the other on both sides, form a chain.
     let chain = || CodecChain::new().then(aes("k1")).then(aes("k2"));
-    let client = Client::builder()
-        .endpoint(
-            "cards",
-            InProcessTransport::new(
-                Dispatcher::builder()
-                    .service(CardsService::handler(cards.clone()))
-                    .payload_codec(aes("k1"))
-                    .payload_codec(aes("k2"))
-                    .build(),
-            ),
-        )
-        .payload_codec(chain())
-        .build();
+    let client = in_process(
+        Dispatcher::builder()
+            .service(CardsService::handler(cards.clone()))
+            .payload_codec(aes("k1"))
+            .payload_codec(aes("k2"))
+            .build(),
+    )
+    .payload_codec(chain())
+    .build();
     let stub = CardsClient::new(client, "cards");
     assert_eq!(stub.check_later(card()).await.unwrap(), verdict(card()));
 }
@@ -306,7 +293,7 @@ async fn a_wrong_key_or_plaintext_is_refused_by_the_handler_with_bad_request() {
         ),
     ];
     for (name, expected) in cases {
-        let builder = Client::builder().endpoint("cards", InProcessTransport::new(handler.clone()));
+        let builder = in_process(handler.clone());
         let client = match name {
             "unknown key" => builder.payload_codec(aes("k9")),
             "altered" => builder.payload_codec(aes("k1")).payload_codec(Tamper),
@@ -335,10 +322,7 @@ async fn results_the_caller_cannot_decode_are_codec_errors() {
         .payload_codec(aes("k1"))
         .payload_codec(Tamper)
         .build();
-    let client = Client::builder()
-        .endpoint("cards", InProcessTransport::new(altering))
-        .payload_codec(aes("k1"))
-        .build();
+    let client = in_process(altering).payload_codec(aes("k1")).build();
     let stub = CardsClient::new(client, "cards");
     for err in [
         stub.check(card()).await.unwrap_err(),
@@ -363,18 +347,11 @@ async fn results_the_caller_cannot_decode_are_codec_errors() {
         "{message}"
     );
     // A handler whose key the caller lacks.
-    let client = Client::builder()
-        .endpoint(
-            "cards",
-            InProcessTransport::new(dispatcher(&cards, {
-                AesGcmCodec::new(
-                    Keyring::new("k7", &key("k7"))
-                        .unwrap()
-                        .with_decryption_key("k1", &key("k1"))
-                        .unwrap(),
-                )
-            })),
-        )
+    let k7 = Keyring::new("k7", &key("k7"))
+        .unwrap()
+        .with_decryption_key("k1", &key("k1"))
+        .unwrap();
+    let client = in_process(dispatcher(&cards, AesGcmCodec::new(k7)))
         .payload_codec(aes("k1"))
         .build();
     let err = CardsClient::new(client, "cards")
@@ -401,9 +378,7 @@ async fn a_result_the_handler_cannot_encode_fails_the_operation() {
         }
     }
     let cards = CardsImpl::default();
-    let client = Client::builder()
-        .endpoint("cards", InProcessTransport::new(dispatcher(&cards, Refuse)))
-        .build();
+    let client = in_process(dispatcher(&cards, Refuse)).build();
     let stub = CardsClient::new(client, "cards");
     // INTERNAL is retryable: one attempt shows it.
     let err = stub
@@ -424,11 +399,7 @@ async fn a_result_the_handler_cannot_encode_fails_the_operation() {
         "cannot encode the result of `checkLater`: no encoder today"
     );
     // A caller whose codec cannot encode the input fails before sending anything.
-    let client = Client::builder()
-        .endpoint(
-            "cards",
-            InProcessTransport::new(dispatcher(&cards, aes("k1"))),
-        )
+    let client = in_process(dispatcher(&cards, aes("k1")))
         .payload_codec(Refuse)
         .build();
     let err = CardsClient::new(client, "cards")

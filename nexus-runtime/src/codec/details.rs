@@ -103,18 +103,16 @@ mod tests {
     use super::*;
     use crate::error::Failure;
 
-    /// Reverses the bytes, and refuses data that does not end with `{`'s reverse (`{`).
+    /// Reverses the bytes and marks them so; refuses unmarked payloads.
     struct Reverse;
+
+    fn reversed(data: &[u8]) -> bytes::Bytes {
+        data.iter().rev().copied().collect::<Vec<u8>>().into()
+    }
 
     impl PayloadCodec for Reverse {
         fn encode(&self, mut content: Content) -> Result<Content, CodecError> {
-            content.data = content
-                .data
-                .iter()
-                .rev()
-                .copied()
-                .collect::<Vec<u8>>()
-                .into();
+            content.data = reversed(&content.data);
             content.headers.insert("x-reversed".into(), "1".into());
             Ok(content)
         }
@@ -123,13 +121,7 @@ mod tests {
             if content.headers.remove("x-reversed").is_none() {
                 return Err(CodecError::new("not reversed"));
             }
-            content.data = content
-                .data
-                .iter()
-                .rev()
-                .copied()
-                .collect::<Vec<u8>>()
-                .into();
+            content.data = reversed(&content.data);
             Ok(content)
         }
     }
