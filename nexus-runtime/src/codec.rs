@@ -7,6 +7,10 @@
 //!
 //! Decoding errors name the offending field, so a handler can answer BAD_REQUEST with a message
 //! the caller can act on.
+//!
+//! Between this serde layer and the wire, a [`PayloadCodec`] may transform the encoded payloads
+//! end to end (encryption, compression): see [`payload`], and [`aes_gcm`] (feature `aes-gcm`) for
+//! AES-256-GCM encryption with rotating keys.
 
 use std::any::{Any, TypeId};
 use std::collections::BTreeMap;
@@ -16,6 +20,13 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+#[cfg(feature = "aes-gcm")]
+pub mod aes_gcm;
+pub mod details;
+pub mod payload;
+
+pub use payload::{CodecChain, PayloadCodec};
 
 /// Media type of JSON payloads.
 pub const JSON: &str = "application/json";
@@ -87,7 +98,9 @@ pub struct CodecError {
 }
 
 impl CodecError {
-    fn new(message: impl Into<String>) -> Self {
+    /// An error with `message`, which names the problem (for a payload codec's decode error on the
+    /// handler side, it is sent to the caller in a BAD_REQUEST).
+    pub fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
         }

@@ -109,7 +109,10 @@ impl Client {
         {
             return Err(mismatch(format!("endpoint `{endpoint}`")));
         }
-        Ok(OperationHandle::from_attached(attached))
+        Ok(OperationHandle::from_attached(
+            attached,
+            self.payload_codec(),
+        ))
     }
 }
 

@@ -8,6 +8,8 @@ use std::time::Duration;
 use super::durable::{DEFAULT_RETENTION, Durability, ReplicaConfig};
 use super::endpoint::EndpointState;
 use super::{Client, EndpointConfig, Inner};
+use crate::codec::PayloadCodec;
+use crate::codec::payload::CodecSlot;
 use crate::machinery::Jitter;
 use crate::store::{CallerStore, MemoryStore};
 use crate::transport::Transport;
@@ -24,6 +26,7 @@ pub struct ClientBuilder {
     retention: Option<Duration>,
     purge_interval: Option<Duration>,
     accept_legacy_unsigned: bool,
+    codec: CodecSlot,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -36,6 +39,7 @@ impl fmt::Debug for ClientBuilder {
             .field("replicas", &self.replicas)
             .field("retention", &self.retention)
             .field("accept_legacy_unsigned", &self.accept_legacy_unsigned)
+            .field("payload_codec", &self.codec)
             .finish_non_exhaustive()
     }
 }
@@ -143,6 +147,23 @@ impl ClientBuilder {
         self
     }
 
+    /// Transforms payloads end to end with `codec` (for example encrypts them with
+    /// [`AesGcmCodec`](crate::codec::aes_gcm::AesGcmCodec)): every input is encoded before it is
+    /// recorded in the store and sent, every result (sync, or an async operation's completion) is
+    /// decoded when it is read. The handlers must decode and encode with a matching codec (see
+    /// [`DispatcherBuilder::payload_codec`](crate::service::DispatcherBuilder::payload_codec)).
+    ///
+    /// An input the codec cannot encode fails the call, and a result it cannot decode is the
+    /// call's error, both as [`CallError::Codec`](crate::CallError::Codec). Given several times,
+    /// the codecs form a chain in that order (see [`CodecChain`](crate::codec::CodecChain)).
+    /// The details of operation errors are decoded too (see
+    /// [`codec::details`](crate::codec::details)); messages travel as they are.
+    #[must_use]
+    pub fn payload_codec(mut self, codec: impl PayloadCodec) -> Self {
+        self.codec.push(Arc::new(codec));
+        self
+    }
+
     /// Builds the client. Inside a Tokio runtime it starts its caretaker at once: recovery of the
     /// store's unfinished operations, then lease renewal and claims (replicas) and purging.
     /// Outside one, that starts with the first `schedule`, `attach` or `recover`.
@@ -182,6 +203,7 @@ impl ClientBuilder {
                 self.callback_url,
                 self.jitter.unwrap_or_default(),
                 durability,
+                self.codec,
             )),
         };
         client.ensure_caretaker();

@@ -10,7 +10,8 @@ use super::driver::{Command, Outcome, Record};
 use super::info::{OperationInfo, OperationState};
 use super::pending::Attached;
 use super::queue::Sender;
-use crate::codec;
+use crate::codec::details::decode_details;
+use crate::codec::{self, PayloadCodec};
 use crate::error::CallError;
 use crate::link::Link;
 use crate::operation::Operation;
@@ -50,6 +51,8 @@ pub(crate) struct Shared {
     pub commands: Sender<Command>,
     pub token: OnceLock<Option<String>>,
     pub start_links: OnceLock<Vec<Link>>,
+    /// The client's payload codec, which decodes the result.
+    pub codec: Option<Arc<dyn PayloadCodec>>,
 }
 
 impl<Op: Operation> fmt::Debug for OperationHandle<Op> {
@@ -68,19 +71,54 @@ impl<Op: Operation> fmt::Debug for OperationHandle<Op> {
 }
 
 /// The result of `Op` from its driver's outcome (`None`: the driver stopped without one).
+///
+/// With [`decode_error`], the one place results (sync, or an async operation's completion, as
+/// recorded) go through the client's payload codec.
 pub(crate) fn decode_outcome<Op: Operation>(
     outcome: Option<Outcome>,
+    payload_codec: Option<&Arc<dyn PayloadCodec>>,
 ) -> Result<Op::Output, CallError> {
-    let content = match outcome {
-        Some(result) => result?,
+    let mut content = match outcome {
+        Some(Ok(content)) => content,
+        Some(Err(error)) => return Err(decode_error::<Op>(error, payload_codec)),
         None => return Err(CallError::Invalid("the operation's driver stopped".into())),
     };
-    codec::decode::<Op::Output>(&content)
-        .map_err(|e| CallError::Codec(format!("cannot decode the output of `{}`: {e}", Op::NAME)))
+    let cannot_decode =
+        |e| CallError::Codec(format!("cannot decode the output of `{}`: {e}", Op::NAME));
+    if let Some(payload_codec) = payload_codec {
+        content = payload_codec.decode(content).map_err(cannot_decode)?;
+    }
+    codec::decode::<Op::Output>(&content).map_err(cannot_decode)
+}
+
+/// An operation's error with its failure details decoded by the client's payload codec (the
+/// handler's encoded them); details that do not decode are a [`CallError::Codec`] quoting the
+/// error.
+pub(crate) fn decode_error<Op: Operation>(
+    error: CallError,
+    payload_codec: Option<&Arc<dyn PayloadCodec>>,
+) -> CallError {
+    match (error, payload_codec) {
+        (CallError::Operation(mut error), Some(payload_codec)) => {
+            match decode_details(payload_codec.as_ref(), &mut error) {
+                Ok(()) => CallError::Operation(error),
+                Err(e) => CallError::Codec(format!(
+                    "cannot decode the failure details of `{}` ({}: {}): {e}",
+                    Op::NAME,
+                    error.state.as_str(),
+                    error.message
+                )),
+            }
+        }
+        (error, _) => error,
+    }
 }
 
 impl<Op: Operation> OperationHandle<Op> {
-    pub(crate) fn from_attached(attached: Attached) -> Self {
+    pub(crate) fn from_attached(
+        attached: Attached,
+        payload_codec: Option<&Arc<dyn PayloadCodec>>,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 key: attached.key,
@@ -88,6 +126,7 @@ impl<Op: Operation> OperationHandle<Op> {
                 commands: attached.commands,
                 token: OnceLock::new(),
                 start_links: OnceLock::new(),
+                codec: payload_codec.cloned(),
             }),
             _op: PhantomData,
         }
@@ -138,7 +177,7 @@ impl<Op: Operation> OperationHandle<Op> {
             // the start answer's way to this handle).
             _ if info.token.is_some() => Ok(()),
             _ => match self.shared.record.borrow().outcome.clone() {
-                Some(Err(e)) => Err(e),
+                Some(Err(e)) => Err(decode_error::<Op>(e, self.shared.codec.as_ref())),
                 Some(Ok(_)) => Ok(()),
                 None => Err(CallError::Invalid("the operation's driver stopped".into())),
             },
@@ -213,7 +252,7 @@ impl<Op: Operation> OperationHandle<Op> {
             Ok(record) => record.outcome.clone(),
             Err(_) => self.shared.record.borrow().outcome.clone(),
         };
-        decode_outcome::<Op>(outcome)
+        decode_outcome::<Op>(outcome, self.shared.codec.as_ref())
     }
 
     /// Cancels the operation.

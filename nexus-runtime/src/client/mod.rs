@@ -41,7 +41,8 @@ use self::durable::task::{self, Begin, NewOperation};
 use self::endpoint::EndpointState;
 use self::pending::{Attached, Inbox, Local, Registry};
 use crate::clock;
-use crate::codec::{self, Content};
+use crate::codec::payload::CodecSlot;
+use crate::codec::{self, Content, PayloadCodec};
 use crate::completion::Completion;
 use crate::error::{CallError, HandlerError};
 use crate::machinery::{BreakerState, Deadlines, Jitter, Timeouts};
@@ -71,6 +72,8 @@ struct Inner {
     callback_url: Option<String>,
     jitter: Jitter,
     durability: Durability,
+    /// Transforms inputs before they are recorded and sent, and results when they are read.
+    codec: CodecSlot,
     registry: Arc<Registry>,
     inbox: Arc<Inbox>,
     /// The first recovery pass, once done: how many operations it resumed.
@@ -86,6 +89,7 @@ impl Inner {
         callback_url: Option<String>,
         jitter: Jitter,
         durability: Durability,
+        codec: CodecSlot,
     ) -> Self {
         let registry = Arc::new(Registry::new(
             durability.persistent,
@@ -101,6 +105,7 @@ impl Inner {
             callback_url,
             jitter,
             durability,
+            codec,
             registry,
             inbox,
             recovered: tokio::sync::OnceCell::new(),
@@ -227,6 +232,11 @@ impl Client {
         &self.inner.jitter
     }
 
+    /// The payload codec, if one was configured.
+    pub(crate) fn payload_codec(&self) -> Option<&Arc<dyn PayloadCodec>> {
+        self.inner.codec.get()
+    }
+
     pub(crate) fn callback_base(&self) -> Option<&str> {
         self.inner.callback_url.as_deref()
     }
@@ -275,9 +285,15 @@ impl Client {
         match self.prepare::<Op>(endpoint, input, options)? {
             Prepared::New(local, attached, new) => {
                 self.spawn_task(&runtime, local, Begin::New(new));
-                Ok(OperationHandle::from_attached(attached))
+                Ok(OperationHandle::from_attached(
+                    attached,
+                    self.payload_codec(),
+                ))
             }
-            Prepared::Running(attached) => Ok(OperationHandle::from_attached(attached)),
+            Prepared::Running(attached) => Ok(OperationHandle::from_attached(
+                attached,
+                self.payload_codec(),
+            )),
         }
     }
 
@@ -305,10 +321,10 @@ impl Client {
         match self.prepare::<Op>(endpoint, input, options)? {
             Prepared::New(local, attached, new) => {
                 let outcome = task::run_inline(self, local, *new, attached).await;
-                handle::decode_outcome::<Op>(outcome)
+                handle::decode_outcome::<Op>(outcome, self.payload_codec())
             }
             Prepared::Running(attached) => {
-                OperationHandle::<Op>::from_attached(attached)
+                OperationHandle::<Op>::from_attached(attached, self.payload_codec())
                     .result()
                     .await
             }
@@ -338,9 +354,13 @@ impl Client {
                  configure one with ClientBuilder::callback_url"
             )));
         }
-        let input = codec::encode(&input).map_err(|e| {
-            CallError::Codec(format!("cannot encode the input of `{}`: {e}", Op::NAME))
-        })?;
+        let cannot_encode =
+            |e| CallError::Codec(format!("cannot encode the input of `{}`: {e}", Op::NAME));
+        let mut input = codec::encode(&input).map_err(cannot_encode)?;
+        // The one place inputs go through the payload codec: what is recorded is what is sent.
+        if let Some(payload_codec) = self.payload_codec() {
+            input = payload_codec.encode(input).map_err(cannot_encode)?;
+        }
         let request_id = options
             .request_id
             .clone()

@@ -37,12 +37,24 @@ pub struct Failure {
     /// String key-value pairs; `type` names the kind of failure.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
-    /// Structured details, whose shape depends on `metadata.type`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Structured details, whose shape depends on `metadata.type`. Details that are JSON `null`
+    /// are `Some(Value::Null)`, as written: only absent details are `None`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub details: Option<serde_json::Value>,
     /// The failure that caused this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<Box<Failure>>,
+}
+
+/// A field that is present, even as `null` (which `Option`'s own reading would make `None`).
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(deserializer).map(Some)
 }
 
 impl Failure {
@@ -146,6 +158,16 @@ mod tests {
         assert_eq!(f.message, "");
         assert_eq!(f.failure_type(), Some("t"));
         assert!(f.details.is_none());
+    }
+
+    #[test]
+    fn null_details_are_kept() {
+        let failure = Failure::new("m").with_details(serde_json::Value::Null);
+        let text = serde_json::to_string(&failure).unwrap();
+        assert_eq!(text, r#"{"message":"m","details":null}"#);
+        assert_eq!(serde_json::from_str::<Failure>(&text).unwrap(), failure);
+        let absent: Failure = serde_json::from_str(r#"{"message":"m"}"#).unwrap();
+        assert_eq!(absent.details, None);
     }
 
     #[test]

@@ -18,7 +18,9 @@ pub struct DurationError {
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(1000 * 365 * 24 * 60 * 60);
 
 /// Parses a Nexus duration such as `1500ms`, `1.5s` or `2m`, as the Go reference does: the
-/// number must match `\d+(\.\d+)?`, and the result is truncated to whole milliseconds.
+/// number must match `\d+(\.\d+)?`, and the result is truncated to whole milliseconds. A whole
+/// number is read exactly (so what [`format_duration`] writes, up to `u64::MAX` ms, reads back),
+/// a fraction as a double, as Go does.
 ///
 /// ```
 /// use std::time::Duration;
@@ -33,11 +35,11 @@ pub fn parse_duration(value: &str) -> Result<Duration, DurationError> {
         value: value.to_owned(),
     };
     let (number, unit_ms) = if let Some(n) = value.strip_suffix("ms") {
-        (n, 1.0)
+        (n, 1)
     } else if let Some(n) = value.strip_suffix('s') {
-        (n, 1e3)
+        (n, 1_000)
     } else if let Some(n) = value.strip_suffix('m') {
-        (n, 60e3)
+        (n, 60_000)
     } else {
         return Err(error());
     };
@@ -49,12 +51,16 @@ pub fn parse_duration(value: &str) -> Result<Duration, DurationError> {
     if !all_digits(int) || frac.is_some_and(|f| !all_digits(f)) {
         return Err(error());
     }
-    let millis = number.parse::<f64>().map_err(|_| error())? * unit_ms;
-    // Durations beyond about 584 million years do not fit; nobody means them.
-    if !millis.is_finite() || millis >= u64::MAX as f64 {
-        return Err(error());
-    }
-    Ok(Duration::from_millis(millis.trunc() as u64))
+    let millis = match frac {
+        // A whole number is exact, however large (a float would round beyond 2^53 ms).
+        None => int.parse::<u64>().ok().and_then(|n| n.checked_mul(unit_ms)),
+        Some(_) => {
+            let millis = number.parse::<f64>().map_err(|_| error())? * unit_ms as f64;
+            // Durations beyond about 584 million years do not fit; nobody means them.
+            (millis.is_finite() && millis < u64::MAX as f64).then(|| millis.trunc() as u64)
+        }
+    };
+    millis.map(Duration::from_millis).ok_or_else(error)
 }
 
 /// Formats a duration as whole milliseconds, `<n>ms`, as Go and Temporal clients send it.
@@ -98,6 +104,17 @@ mod tests {
             assert!(err.to_string().starts_with("invalid duration"), "{bad}");
         }
         assert!(parse_duration("99999999999999999999999999m").is_err());
+        assert!(parse_duration("18446744073709551615ms").is_ok());
+        assert!(parse_duration("307445734561825m").is_ok());
+        assert!(
+            parse_duration("307445734561826m").is_err(),
+            "overflows u64 ms"
+        );
+        // Above 2^53 a float would round: whole numbers are read exactly.
+        assert_eq!(
+            parse_duration("9007199254740993ms").unwrap(),
+            Duration::from_millis(9_007_199_254_740_993)
+        );
     }
 
     #[test]

@@ -1,7 +1,17 @@
 //! Completion timestamps: `Nexus-Operation-Start-Time` is an HTTP-date,
 //! `Nexus-Operation-Close-Time` is RFC 3339 in UTC.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The last instant both formats can write: the end of year 9999 (UTC).
+fn latest() -> SystemTime {
+    UNIX_EPOCH + Duration::new(253_402_300_799, 999_999_999)
+}
+
+/// `time` within what the formats can write: from the Unix epoch to the end of year 9999.
+fn writable(time: SystemTime) -> SystemTime {
+    time.clamp(UNIX_EPOCH, latest())
+}
 
 /// A timestamp header that could not be parsed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -13,7 +23,9 @@ pub struct TimestampError {
     pub value: String,
 }
 
-/// Formats a time as an HTTP-date (`Mon, 02 Jan 2006 15:04:05 GMT`), whole seconds.
+/// Formats a time as an HTTP-date (`Mon, 02 Jan 2006 15:04:05 GMT`), whole seconds. A time the
+/// format cannot express is clamped: before 1970 as the Unix epoch, after year 9999 as its last
+/// second.
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
@@ -22,7 +34,7 @@ pub struct TimestampError {
 /// assert_eq!(format_http_date(t), "Mon, 23 Nov 2026 13:01:53 GMT");
 /// ```
 pub fn format_http_date(time: SystemTime) -> String {
-    httpdate::fmt_http_date(time)
+    httpdate::fmt_http_date(writable(time))
 }
 
 /// Parses an HTTP-date (IMF-fixdate, and the obsolete RFC 850 and asctime forms).
@@ -34,7 +46,8 @@ pub fn parse_http_date(value: &str) -> Result<SystemTime, TimestampError> {
 }
 
 /// Formats a time as RFC 3339 in UTC with `Z`, with 9 fractional digits (none when the time is a
-/// whole second), as Temporal sends `Nexus-Operation-Close-Time`.
+/// whole second), as Temporal sends `Nexus-Operation-Close-Time`. A time before 1970 or after
+/// year 9999 is clamped to that range, as in [`format_http_date`].
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
@@ -43,10 +56,12 @@ pub fn parse_http_date(value: &str) -> Result<SystemTime, TimestampError> {
 /// assert_eq!(format_rfc3339(t), "2026-11-23T13:01:54.355519283Z");
 /// ```
 pub fn format_rfc3339(time: SystemTime) -> String {
-    humantime::format_rfc3339(time).to_string()
+    humantime::format_rfc3339(writable(time)).to_string()
 }
 
 /// Parses an RFC 3339 timestamp with any number of fractional digits and a `Z` or numeric offset.
+/// The instant must lie between the Unix epoch and the end of year 9999 (UTC), what
+/// [`format_rfc3339`] can write back.
 pub fn parse_rfc3339(value: &str) -> Result<SystemTime, TimestampError> {
     let error = || TimestampError {
         format: "RFC 3339",
@@ -84,6 +99,8 @@ pub fn parse_rfc3339(value: &str) -> Result<SystemTime, TimestampError> {
     } else {
         as_utc.checked_add(shift)
     }
+    // An offset may carry a time out of the range a local time is read in.
+    .filter(|utc| (UNIX_EPOCH..=latest()).contains(utc))
     .ok_or_else(error)
 }
 
@@ -188,5 +205,21 @@ mod tests {
         let t = UNIX_EPOCH + Duration::new(1_795_438_914, 1);
         assert_eq!(format_rfc3339(t), "2026-11-23T13:01:54.000000001Z");
         assert_eq!(parse_rfc3339(&format_rfc3339(t)).unwrap(), t);
+    }
+
+    #[test]
+    fn times_beyond_what_the_formats_express_are_refused_or_clamped() {
+        // An offset can carry a local time out of 1970..=9999, which neither format could write
+        // back (they used to panic on such a time).
+        for bad in ["1970-01-01T00:00:00+00:01", "9999-12-31T23:59:59-00:01"] {
+            assert!(parse_rfc3339(bad).is_err(), "{bad}");
+        }
+        let before = UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(format_rfc3339(before), "1970-01-01T00:00:00Z");
+        assert_eq!(format_http_date(before), "Thu, 01 Jan 1970 00:00:00 GMT");
+        let after = UNIX_EPOCH + Duration::from_secs(253_402_300_800);
+        assert_eq!(format_rfc3339(after), "9999-12-31T23:59:59.999999999Z");
+        assert_eq!(format_http_date(after), "Fri, 31 Dec 9999 23:59:59 GMT");
+        assert_eq!(parse_rfc3339(&format_rfc3339(after)).unwrap(), latest());
     }
 }

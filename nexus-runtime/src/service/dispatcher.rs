@@ -12,6 +12,8 @@ use super::invoke::{Invocation, invoke, unknown_operation};
 use super::quota::Quota;
 use super::running::{CancelMiss, RunningOperations};
 use super::work::Launch;
+use crate::codec::PayloadCodec;
+use crate::codec::payload::CodecSlot;
 use crate::completion::{Callback, CompletionSender};
 use crate::error::{HandlerError, StartError};
 use crate::operation::ContextParts;
@@ -73,6 +75,8 @@ pub(crate) struct Inner {
     completion_sender: Mutex<Option<Arc<dyn CompletionSender>>>,
     pub callback_guard: CallbackGuard,
     pub durable: Option<Arc<Durable>>,
+    /// Decodes inputs, encodes results.
+    codec: CodecSlot,
 }
 
 impl Drop for Inner {
@@ -91,6 +95,7 @@ impl fmt::Debug for Dispatcher {
             .field("running", &self.inner.running.len())
             .field("store", &self.has_store())
             .field("callback_guard", &self.inner.callback_guard)
+            .field("payload_codec", &self.inner.codec)
             .finish()
     }
 }
@@ -105,6 +110,7 @@ pub struct DispatcherBuilder {
     durability: Option<DurabilityOptions>,
     access: AccessPolicy,
     quota: Quota,
+    codec: CodecSlot,
 }
 
 impl DispatcherBuilder {
@@ -213,6 +219,23 @@ impl DispatcherBuilder {
         self
     }
 
+    /// Transforms payloads end to end with `codec` (for example decrypts and encrypts them with
+    /// [`AesGcmCodec`](crate::codec::aes_gcm::AesGcmCodec)): every input is decoded before the
+    /// operation method sees it, every result (a sync answer, or an async operation's completion)
+    /// is encoded before it is recorded in the store or sent. Callers must encode and decode with
+    /// a matching codec (see [`ClientBuilder::payload_codec`](crate::client::ClientBuilder::payload_codec)).
+    ///
+    /// An input the codec cannot decode is answered BAD_REQUEST with the codec's message (such as
+    /// an unknown key id); a result it cannot encode is INTERNAL for a sync answer and fails an
+    /// async operation. Given several times, the codecs form a chain in that order (see
+    /// [`CodecChain`](crate::codec::CodecChain)). The details of operation errors are encoded too
+    /// (see [`codec::details`](crate::codec::details)); messages travel as they are.
+    #[must_use]
+    pub fn payload_codec(mut self, codec: impl PayloadCodec) -> Self {
+        self.codec.push(Arc::new(codec));
+        self
+    }
+
     /// Builds the dispatcher.
     ///
     /// # Panics
@@ -231,6 +254,7 @@ impl DispatcherBuilder {
                 completion_sender: Mutex::new(self.completion_sender),
                 callback_guard: self.callback_guard.unwrap_or_default(),
                 durable: durable.clone(),
+                codec: self.codec,
             }),
         };
         if let Some(durable) = durable {
@@ -311,6 +335,11 @@ impl Dispatcher {
                 durable.wake_outbox.notify_one();
             }
         }
+    }
+
+    /// The payload codec, if one was configured.
+    pub(crate) fn payload_codec(&self) -> Option<&Arc<dyn PayloadCodec>> {
+        self.inner.codec.get()
     }
 
     pub(crate) fn completion_sender(&self) -> Option<Arc<dyn CompletionSender>> {
@@ -401,7 +430,7 @@ impl Dispatcher {
         let operation_deadline = operation_deadline(&request)?;
         let input_bytes = request.input.data.len();
         let invocation = invocation(&mut request, principal, operation_deadline);
-        let answered = invoke(handler, invocation).await?;
+        let answered = invoke(handler, invocation, self.payload_codec()).await?;
         match answered.raw {
             RawStart::Sync(output) => Ok(StartResponse::Sync {
                 output,

@@ -9,7 +9,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::handler::{RawStart, ServiceHandler};
-use crate::codec::Content;
+use crate::codec::details::encode_details;
+use crate::codec::{Content, PayloadCodec};
 use crate::error::{HandlerError, StartError};
 use crate::link::Link;
 use crate::operation::{CallScope, ContextParts, OperationContext};
@@ -38,15 +39,31 @@ pub(crate) struct Answered {
 ///
 /// The parts are moved into the context, which the method holds, and given back with the answer:
 /// the request's names, id, headers and links are not copied on the way.
+///
+/// This is the one place the dispatcher's payload codec decodes inputs (BAD_REQUEST naming the
+/// problem when it cannot) and encodes sync outputs and the details of sync operation errors
+/// (INTERNAL when it cannot), for every start: direct, deduplicated and resumed.
 pub(crate) async fn invoke(
     handler: &Arc<dyn ServiceHandler>,
     invocation: Invocation,
+    payload_codec: Option<&Arc<dyn PayloadCodec>>,
 ) -> Result<Answered, StartError> {
     let Invocation {
         mut parts,
-        input,
+        mut input,
         request_deadline,
     } = invocation;
+    if let Some(payload_codec) = payload_codec {
+        let operation = parts.operation.as_str();
+        if !handler.operation_names().contains(&operation) {
+            return Err(unknown_operation(&parts.service, operation).into());
+        }
+        input = payload_codec.decode(input).map_err(|e| {
+            HandlerError::bad_request(format!(
+                "cannot decode the input of operation `{operation}`: {e}"
+            ))
+        })?;
+    }
     // Fires when this future is dropped (the caller went away) or finishes.
     let request_cancel = CancellationToken::new();
     let _cancel_on_drop = request_cancel.clone().drop_guard();
@@ -83,7 +100,24 @@ pub(crate) async fn invoke(
             "handler of `{operation}` panicked: {}",
             panic_message(&*panic)
         ))
-    })??;
+    })?;
+    let raw = match (raw, payload_codec) {
+        (raw, None) => raw?,
+        (Ok(RawStart::Sync(output)), Some(payload_codec)) => {
+            RawStart::Sync(payload_codec.encode(output).map_err(|e| {
+                HandlerError::internal(format!("cannot encode the output of `{operation}`: {e}"))
+            })?)
+        }
+        (Err(StartError::Operation(mut error)), Some(payload_codec)) => {
+            encode_details(payload_codec.as_ref(), &mut error).map_err(|e| {
+                HandlerError::internal(format!(
+                    "cannot encode the failure details of `{operation}`: {e}"
+                ))
+            })?;
+            return Err(error.into());
+        }
+        (raw, Some(_)) => raw?,
+    };
     let links = take_links(&parts.response_links);
     Ok(Answered {
         raw,

@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 use super::dispatcher::Dispatcher;
 use super::invoke::{panic_message, take_links};
 use super::running::RunningOperation;
-use crate::codec::Content;
+use crate::codec::details::encode_details;
+use crate::codec::{Content, PayloadCodec};
 use crate::completion::{Callback, Completion};
 use crate::error::{HandlerError, OperationError};
 use crate::operation::{AsyncContext, AsyncOperation, CallScope, Headers};
@@ -44,6 +45,27 @@ pub(crate) fn check_token(token: &str) -> Result<(), HandlerError> {
         ));
     }
     Ok(())
+}
+
+/// An async operation's outcome through the payload codec; one that cannot be encoded fails the
+/// operation, saying why.
+fn encode_outcome(
+    payload_codec: &dyn PayloadCodec,
+    outcome: Result<Content, OperationError>,
+    operation: &str,
+) -> Result<Content, OperationError> {
+    match outcome {
+        Ok(result) => payload_codec.encode(result).map_err(|e| {
+            OperationError::failed(format!("cannot encode the result of `{operation}`: {e}"))
+        }),
+        Err(mut error) => match encode_details(payload_codec, &mut error) {
+            Ok(()) => Err(error),
+            Err(e) => Err(OperationError::new(
+                error.state,
+                format!("cannot encode the failure details of `{operation}`: {e}"),
+            )),
+        },
+    }
 }
 
 impl Dispatcher {
@@ -113,12 +135,17 @@ impl Dispatcher {
                 },
                 None => run.await,
             };
-            let outcome = outcome.unwrap_or_else(|panic| {
+            let mut outcome = outcome.unwrap_or_else(|panic| {
                 Err(OperationError::failed(format!(
                     "handler of `{operation}` panicked: {}",
                     panic_message(&*panic)
                 )))
             });
+            // The one place async results (and the details of async operation errors) go
+            // through the payload codec, before they are recorded or delivered.
+            if let Some(payload_codec) = dispatcher.payload_codec() {
+                outcome = encode_outcome(payload_codec.as_ref(), outcome, &operation);
+            }
             let completion = Completion {
                 token,
                 outcome,

@@ -83,7 +83,7 @@ impl Dispatcher {
         // Kept for the operation record, should the answer be resumable async work.
         let input = request.input.clone();
         let invocation = invocation(&mut request, principal, operation_deadline);
-        let answered = match invoke(handler, invocation).await {
+        let answered = match invoke(handler, invocation, self.payload_codec()).await {
             Ok(mut answered) => {
                 restore(&mut request, std::mem::take(&mut answered.parts));
                 answered

@@ -288,7 +288,7 @@ impl Dispatcher {
             start_time: Some(record.started_at),
             close_time: Some(clock::now()),
         };
-        match invoke(&handler, invocation).await {
+        match invoke(&handler, invocation, self.payload_codec()).await {
             Ok(Answered {
                 raw: RawStart::Async(op),
                 ..

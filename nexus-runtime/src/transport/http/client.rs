@@ -48,16 +48,3 @@ impl HttpClientOptions {
         builder
     }
 }
-
-/// A default client speaking TLS with `tls`.
-#[cfg(feature = "tls")]
-pub(crate) fn with_tls(
-    tls: crate::tls::TlsClientConfig,
-) -> Result<reqwest::Client, crate::tls::TlsError> {
-    HttpClientOptions {
-        tls: Some(tls),
-        ..HttpClientOptions::default()
-    }
-    .build()
-    .map_err(|e| crate::tls::TlsError::new(format!("cannot build the HTTP client: {e}")))
-}
