@@ -117,7 +117,10 @@ impl Resolve for GuardedResolver {
 /// `builder`, made fit for delivering completions under `guard`: its resolver lets it connect
 /// only to addresses the guard allows, it follows no redirect, and it uses no proxy (a proxy
 /// would resolve the host itself).
-pub(super) fn guarded(builder: reqwest::ClientBuilder, guard: &CallbackGuard) -> reqwest::ClientBuilder {
+pub(super) fn guarded(
+    builder: reqwest::ClientBuilder,
+    guard: &CallbackGuard,
+) -> reqwest::ClientBuilder {
     builder
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())

@@ -235,13 +235,11 @@ impl HttpCompletionSender {
     #[cfg(feature = "tls")]
     pub fn tls(mut self, tls: crate::tls::TlsClientConfig) -> Result<Self, crate::tls::TlsError> {
         self.options.tls = Some(tls);
-        self.client = Ok(
-            callback_http::guarded(self.options.builder(), &self.guard)
-                .build()
-                .map_err(|e| {
-                    crate::tls::TlsError::new(format!("cannot build the HTTP client: {e}"))
-                })?,
-        );
+        self.client = Ok(callback_http::guarded(self.options.builder(), &self.guard)
+            .build()
+            .map_err(|e| {
+                crate::tls::TlsError::new(format!("cannot build the HTTP client: {e}"))
+            })?);
         Ok(self)
     }
 
