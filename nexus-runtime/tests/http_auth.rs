@@ -14,8 +14,8 @@ use nexus_runtime::CallError;
 use nexus_runtime::codec::Content;
 use nexus_runtime::error::HandlerErrorType;
 use nexus_runtime::security::{
-    AccessPolicy, AnyOf, BearerAuthenticator, CertificateAuthenticator, PeerCertificates,
-    Principal, PrincipalKind, StaticTokens,
+    AccessPolicy, AnyOf, BearerAuthenticator, CallbackGuard, CertificateAuthenticator,
+    PeerCertificates, Principal, PrincipalKind, StaticTokens,
 };
 use nexus_runtime::server::{HandlerServer, ServerHandle};
 use nexus_runtime::service::{Dispatcher, Quota};
@@ -56,6 +56,7 @@ async fn setup(quota: Quota) -> Setup {
         .store(store.clone())
         .access(policy())
         .quota(quota)
+        .callback_guard(CallbackGuard::loopback())
         .build();
     let server = HandlerServer::builder(dispatcher.clone())
         .authenticator(BearerAuthenticator::new(tokens()))
