@@ -22,7 +22,10 @@ async fn serve(app: Router) -> String {
 
 /// An application with its own routes and fallback, and a Nexus handler server without a prefix.
 fn application(probe: &Probe) -> (Router, HandlerServer) {
-    let dispatcher = Dispatcher::builder().service(probe.clone()).build();
+    let dispatcher = Dispatcher::builder()
+        .service(probe.clone())
+        .callback_guard(nexus_runtime::security::CallbackGuard::loopback())
+        .build();
     let app = Router::new()
         .route("/", get(|| async { "home" }))
         .route("/health", get(|| async { "ok" }))
@@ -130,7 +133,10 @@ async fn nested_under_a_path() {
 #[tokio::test]
 async fn a_prefixed_router_merges_beside_a_root_route() {
     let probe = Probe::new("svc");
-    let dispatcher = Dispatcher::builder().service(probe.clone()).build();
+    let dispatcher = Dispatcher::builder()
+        .service(probe.clone())
+        .callback_guard(nexus_runtime::security::CallbackGuard::loopback())
+        .build();
     let nexus = HandlerServer::builder(dispatcher)
         .prefix("/api/nexus")
         .build();

@@ -72,7 +72,10 @@ async fn a_start_and_its_async_completion_go_over_https_both_ways() {
     let client_tls = trusting(&ca).build().unwrap();
 
     let probe = Probe::new("probe");
-    let dispatcher = Dispatcher::builder().service(probe.clone()).build();
+    let dispatcher = Dispatcher::builder()
+        .service(probe.clone())
+        .callback_guard(nexus_runtime::security::CallbackGuard::loopback())
+        .build();
     let server = HandlerServer::builder(dispatcher)
         .tls(server_tls(&server_pair).build().unwrap())
         .completion_tls(client_tls.clone())

@@ -153,6 +153,7 @@ fn dispatcher(cards: &CardsImpl, codec: impl PayloadCodec) -> Dispatcher {
     Dispatcher::builder()
         .service(CardsService::handler(cards.clone()))
         .payload_codec(codec)
+        .callback_guard(nexus_runtime::security::CallbackGuard::loopback())
         .build()
 }
 

@@ -54,7 +54,11 @@ impl CallbackRefusal {
     fn url(kind: RefusalKind, url: &str, reason: impl fmt::Display) -> Self {
         Self {
             kind,
-            message: format!("callback URL `{}` is refused: {reason}", excerpt(url)),
+            // The query may carry the caller's completion secret: never in a message.
+            message: format!(
+                "callback URL `{}` is refused: {reason}",
+                excerpt(&super::redact_callback_url(url))
+            ),
         }
     }
 
