@@ -29,7 +29,7 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tower::ServiceExt as _;
 
@@ -115,8 +115,14 @@ async fn serve_http<I>(
     });
     let connection = watcher.watch(shared.http.serve_connection(io, service));
     tokio::pin!(connection);
+    // The watchdog wakes at its deadline, or after `check` at the latest, and looks again: the
+    // request path only stores atomics (no wake-up per request), and a deadline that moved
+    // earlier (a request head started) is seen within `check`, which is never longer than the
+    // shortest limit, so it is kept exactly.
+    let check = shared.limits.header_read_timeout.min(shared.limits.idle_timeout);
+    let sleep = tokio::time::sleep(check);
+    tokio::pin!(sleep);
     loop {
-        let deadline = activity.deadline(&shared.limits);
         tokio::select! {
             ended = &mut connection => {
                 if let Err(error) = ended {
@@ -124,23 +130,19 @@ async fn serve_http<I>(
                 }
                 return;
             }
-            () = activity.changed.notified() => {}
-            () = sleep_until(deadline.map(|(at, _)| at)) => {
-                if let Some((at, why)) = activity.deadline(&shared.limits)
-                    && at <= Instant::now()
-                {
-                    tracing::debug!(%peer, reason = why.as_str(), "closing the connection");
-                    return;
-                }
+            () = &mut sleep => {
+                let now = Instant::now();
+                let next = match activity.deadline(&shared.limits) {
+                    Some((at, why)) if at <= now => {
+                        tracing::debug!(%peer, reason = why.as_str(), "closing the connection");
+                        return;
+                    }
+                    Some((at, _)) => at.min(now + check),
+                    None => now + check,
+                };
+                sleep.as_mut().reset(next);
             }
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -169,8 +171,6 @@ struct Activity {
     head_started: AtomicU64,
     /// Requests received and not yet answered in full.
     in_flight: AtomicUsize,
-    /// Woken when a deadline may have moved earlier or appeared.
-    changed: Notify,
 }
 
 impl Activity {
@@ -180,7 +180,6 @@ impl Activity {
             last: AtomicU64::new(0),
             head_started: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
-            changed: Notify::new(),
         }
     }
 
@@ -199,7 +198,6 @@ impl Activity {
             && self.head_started.load(Ordering::Relaxed) == 0
         {
             self.head_started.store(now + 1, Ordering::Relaxed);
-            self.changed.notify_one();
         }
     }
 
@@ -240,9 +238,7 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         let activity = &self.0;
         activity.last.store(activity.now(), Ordering::Relaxed);
-        if activity.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
-            activity.changed.notify_one();
-        }
+        activity.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
