@@ -119,7 +119,10 @@ async fn serve_http<I>(
     // request path only stores atomics (no wake-up per request), and a deadline that moved
     // earlier (a request head started) is seen within `check`, which is never longer than the
     // shortest limit, so it is kept exactly.
-    let check = shared.limits.header_read_timeout.min(shared.limits.idle_timeout);
+    let check = shared
+        .limits
+        .header_read_timeout
+        .min(shared.limits.idle_timeout);
     let sleep = tokio::time::sleep(check);
     tokio::pin!(sleep);
     loop {
