@@ -396,7 +396,7 @@ impl Dispatcher {
     ) -> Result<StartResponse, StartError> {
         self.check_access(principal, &request.service, &request.operation)?;
         let handler = self.handler(&request.service)?.clone();
-        self.check_start(&request)?;
+        self.check_callback(&request)?;
         match &self.inner.durable {
             None => self.start_direct(&handler, principal, request).await,
             Some(durable) => {
@@ -406,9 +406,10 @@ impl Dispatcher {
         }
     }
 
-    /// What every start is checked for before it runs or is recorded: its callback (URL and
-    /// headers) against the callback guard, and a timeout the clocks can hold.
-    fn check_start(&self, request: &StartRequest) -> Result<(), HandlerError> {
+    /// Checks a start's callback (URL and headers) against the callback guard, before it runs or
+    /// is recorded. (Its operation timeout is checked where the deadline is computed, by
+    /// [`operation_deadline`], on both paths before anything runs.)
+    fn check_callback(&self, request: &StartRequest) -> Result<(), HandlerError> {
         if let Some(Callback::Url { url, headers }) = &request.callback {
             let headers = headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
             self.inner
@@ -416,7 +417,6 @@ impl Dispatcher {
                 .check_callback(url, headers)
                 .map_err(|e| HandlerError::bad_request(e.to_string()))?;
         }
-        operation_deadline(request)?;
         Ok(())
     }
 
