@@ -34,8 +34,8 @@ impl Diagnostics {
     }
 
     /// `Ok(value)` if nothing was recorded, else all errors as `compile_error!` tokens followed
-    /// by the deferred checks.
-    pub fn finish<T>(self, value: T) -> Result<T, TokenStream> {
+    /// by the deferred checks, with the value.
+    pub fn finish<T>(self, value: T) -> Result<T, (TokenStream, Box<T>)> {
         if !self.has_errors() {
             return Ok(value);
         }
@@ -45,7 +45,7 @@ impl Diagnostics {
             .map(syn::Error::to_compile_error)
             .collect();
         out.extend(self.deferred);
-        Err(out)
+        Err((out, Box::new(value)))
     }
 
     /// How many errors were recorded (deferred checks included).

@@ -5,11 +5,14 @@
 //! The crate reads as a pipeline:
 //! `attrs` (darling) → `model` (a validated service, errors collected with spans) →
 //! `render` (trait, descriptors, client, handler, definition).
-//! On any error the user's trait is still emitted, so one mistake gives one compile error.
+//! On any error the user's trait is still emitted, with stubs of the generated items, so one
+//! mistake gives one compile error.
 
 mod attrs;
 mod diagnostics;
 mod docs;
+#[cfg(test)]
+mod expand_snapshots;
 mod model;
 mod naming;
 mod render;
@@ -141,9 +144,10 @@ fn expand(
     };
     match model::Service::build(args, &item_trait) {
         Ok(service) => render::service(&service),
-        Err(errors) => {
+        Err(invalid) => {
             let mut out = render::trait_def::sanitized(&item_trait);
-            out.extend(errors);
+            out.extend(render::invalid(&invalid));
+            out.extend(invalid.errors);
             out
         }
     }

@@ -37,3 +37,51 @@ pub trait OutputTypeWritten {}
 /// runtime's generic alias, rustc reports the missing argument; if it is an alias of the user's,
 /// this bound reports that the output type must be written out.
 pub struct RequireOutputType<T: OutputTypeWritten>(::core::marker::PhantomData<T>);
+
+/// What the client method of an invalid operation returns (the contract reports its errors; this
+/// only keeps user code that calls the method from reporting more). Awaiting it never finishes.
+pub struct InvalidCall<T>(::core::marker::PhantomData<fn() -> T>);
+
+impl<T> InvalidCall<T> {
+    /// The stub.
+    pub fn new() -> Self {
+        InvalidCall(::core::marker::PhantomData)
+    }
+}
+
+impl<T> Default for InvalidCall<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> ::core::future::IntoFuture for InvalidCall<T> {
+    type Output = Result<T, crate::CallError>;
+    type IntoFuture = ::core::future::Pending<Result<T, crate::CallError>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        ::core::future::pending()
+    }
+}
+
+/// What `<Trait>Service::handler` of an invalid contract returns: a handler with no operation.
+pub struct InvalidHandler;
+
+impl ServiceHandler for InvalidHandler {
+    fn name(&self) -> &str {
+        ""
+    }
+
+    fn operation_names(&self) -> Vec<&str> {
+        Vec::new()
+    }
+
+    fn start(
+        &self,
+        _operation: &str,
+        _ctx: crate::OperationContext,
+        _input: Content,
+    ) -> Option<StartFuture> {
+        None
+    }
+}

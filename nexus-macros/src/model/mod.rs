@@ -25,6 +25,28 @@ pub(crate) struct Service {
     pub client_ident: syn::Ident,
     pub module_ident: syn::Ident,
     pub operations: Vec<Operation>,
+    /// Methods that are not valid operations (each with an error recorded): an invalid contract
+    /// still gets a client method and a descriptor type of that name, so that user code naming
+    /// them reports no second wave of errors.
+    pub stubs: Vec<StubMethod>,
+}
+
+/// A method of an invalid contract that is not a valid operation.
+pub(crate) struct StubMethod {
+    pub method: syn::Ident,
+    pub descriptor: syn::Ident,
+    /// Whether the method takes an input after the context.
+    pub has_input: bool,
+    pub cfgs: Vec<syn::Attribute>,
+}
+
+/// An invalid contract: the errors, and the model of what is valid in it, from which stubs of
+/// the generated items are rendered.
+pub(crate) struct Invalid {
+    pub errors: TokenStream,
+    /// The valid operations (rendered in full when the trait itself is valid: its attribute
+    /// arguments, generics and supertraits) and stubs of the rest.
+    pub service: Service,
 }
 
 /// A validated operation.
@@ -44,7 +66,7 @@ pub(crate) struct Operation {
 
 impl Service {
     /// Validates the trait and its attribute arguments.
-    pub fn build(args: TokenStream, item: &syn::ItemTrait) -> Result<Service, TokenStream> {
+    pub fn build(args: TokenStream, item: &syn::ItemTrait) -> Result<Service, Invalid> {
         let mut diags = Diagnostics::default();
         let args = attrs::service_args(args, &mut diags);
         let krate = runtime_path(args.krate);
@@ -61,8 +83,11 @@ impl Service {
         let mut operations: Vec<Operation> = Vec::new();
         let mut wire_names: HashMap<String, syn::Ident> = HashMap::new();
         let mut descriptors: HashMap<String, syn::Ident> = HashMap::new();
+        let trait_valid = !diags.has_errors();
+        let mut stubs = Vec::new();
         for trait_item in &item.items {
             let Some(op) = operation(trait_item, &krate, &mut diags) else {
+                stubs.extend(stub_method(trait_item));
                 continue;
             };
             if let Some(previous) = wire_names.get(&op.wire_name) {
@@ -74,6 +99,7 @@ impl Service {
                         op.wire_name
                     ),
                 );
+                stubs.extend(stub_method(trait_item));
                 continue;
             }
             if let Some(previous) = descriptors.get(&op.descriptor.to_string()) {
@@ -87,6 +113,7 @@ impl Service {
                         op.descriptor
                     ),
                 );
+                stubs.extend(stub_method(trait_item));
                 continue;
             }
             wire_names.insert(op.wire_name.clone(), op.method.clone());
@@ -110,9 +137,71 @@ impl Service {
             client_ident: format_ident!("{}Client", naming::unraw(&item.ident)),
             module_ident: format_ident!("{}", naming::module_name(&item.ident)),
             operations,
+            stubs,
         };
-        diags.finish(service)
+        diags.finish(service).map_err(|(errors, service)| {
+            let mut service = *service;
+            // Stub names must not collide with each other, with valid operations' names or with
+            // the client's own methods.
+            let mut methods: Vec<String> = CLIENT_METHODS.iter().map(|m| (*m).to_owned()).collect();
+            let mut types: Vec<String> = Vec::new();
+            for op in &service.operations {
+                methods.push(op.method.to_string());
+                types.push(op.descriptor.to_string());
+            }
+            service.stubs.retain(|stub| {
+                let fresh = !methods.contains(&stub.method.to_string())
+                    && !types.contains(&stub.descriptor.to_string());
+                methods.push(stub.method.to_string());
+                types.push(stub.descriptor.to_string());
+                fresh
+            });
+            if !trait_valid {
+                // Nothing is rendered in full: every method becomes a stub.
+                let valid = std::mem::take(&mut service.operations);
+                let mut all: Vec<StubMethod> = valid
+                    .into_iter()
+                    .map(|op| StubMethod {
+                        has_input: op.input.is_some(),
+                        method: op.method,
+                        descriptor: op.descriptor,
+                        cfgs: op.cfgs,
+                    })
+                    .collect();
+                all.append(&mut service.stubs);
+                service.stubs = all;
+            }
+            Invalid { errors, service }
+        })
     }
+}
+
+/// The stub of an invalid method: its name, descriptor and arity as written.
+fn stub_method(item: &syn::TraitItem) -> Option<StubMethod> {
+    let syn::TraitItem::Fn(method) = item else {
+        return None;
+    };
+    let typed = method
+        .sig
+        .inputs
+        .iter()
+        .filter(|arg| matches!(arg, syn::FnArg::Typed(_)))
+        .count();
+    Some(StubMethod {
+        method: method.sig.ident.clone(),
+        descriptor: format_ident!(
+            "{}",
+            naming::descriptor_name(&method.sig.ident),
+            span = method.sig.ident.span()
+        ),
+        has_input: typed >= 2,
+        cfgs: method
+            .attrs
+            .iter()
+            .filter(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr"))
+            .cloned()
+            .collect(),
+    })
 }
 
 fn check_trait_shape(item: &syn::ItemTrait, diags: &mut Diagnostics) {

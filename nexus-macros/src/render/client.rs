@@ -56,6 +56,22 @@ pub(crate) fn render(service: &Service) -> TokenStream {
         }
     });
 
+    // Methods of an invalid contract: the name and arity as written, any output type.
+    let stubs = service.stubs.iter().map(|stub| {
+        let cfgs = &stub.cfgs;
+        let method = &stub.method;
+        let input = stub
+            .has_input
+            .then(|| quote!(, _input: impl ::core::marker::Sized));
+        quote! {
+            #(#cfgs)*
+            #[doc(hidden)]
+            pub fn #method<__Output>(&self #input) -> #krate::__private::InvalidCall<__Output> {
+                #krate::__private::InvalidCall::new()
+            }
+        }
+    });
+
     quote! {
         #[doc = #doc]
         #[derive(::core::clone::Clone, ::core::fmt::Debug)]
@@ -83,6 +99,7 @@ pub(crate) fn render(service: &Service) -> TokenStream {
             }
 
             #(#methods)*
+            #(#stubs)*
         }
     }
 }

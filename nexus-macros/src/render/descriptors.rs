@@ -42,6 +42,16 @@ pub(crate) fn render(service: &Service) -> TokenStream {
             #inner_vis struct #descriptor;
         }
     });
+    // Methods of an invalid contract: a type of the name, no `Operation` impl.
+    let stubs = service.stubs.iter().map(|stub| {
+        let cfgs = &stub.cfgs;
+        let descriptor = &stub.descriptor;
+        quote! {
+            #(#cfgs)*
+            #[doc(hidden)]
+            #inner_vis struct #descriptor;
+        }
+    });
     let impls = service.operations.iter().map(|op| {
         let cfgs = &op.cfgs;
         let descriptor = &op.descriptor;
@@ -76,6 +86,7 @@ pub(crate) fn render(service: &Service) -> TokenStream {
         #[doc = #module_doc]
         #vis mod #module {
             #(#structs)*
+            #(#stubs)*
         }
 
         #(#impls)*

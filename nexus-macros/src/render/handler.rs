@@ -111,3 +111,23 @@ pub(crate) fn render(service: &Service) -> TokenStream {
         };
     }
 }
+
+/// `<Trait>Service::handler` of an invalid contract: the same constructors, returning a handler
+/// that serves nothing (the contract does not compile, so it never runs).
+pub(crate) fn render_stub(service: &Service) -> TokenStream {
+    let krate = &service.krate;
+    let service_ident = &service.service_ident;
+    quote! {
+        impl #service_ident {
+            #[doc(hidden)]
+            pub fn handler<H>(_handler: H) -> #krate::__private::InvalidHandler {
+                #krate::__private::InvalidHandler
+            }
+
+            #[doc(hidden)]
+            pub fn handler_arc<H>(_handler: #krate::__private::Arc<H>) -> #krate::__private::InvalidHandler {
+                #krate::__private::InvalidHandler
+            }
+        }
+    }
+}

@@ -10,7 +10,7 @@ pub(crate) mod trait_def;
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 
-use crate::model::Service;
+use crate::model::{Invalid, Service};
 
 /// Everything generated for a valid service.
 pub(crate) fn service(service: &Service) -> TokenStream {
@@ -18,6 +18,18 @@ pub(crate) fn service(service: &Service) -> TokenStream {
     out.extend(descriptors::render(service));
     out.extend(client::render(service));
     out.extend(handler::render(service));
+    out
+}
+
+/// What stands in for the generated items of an invalid contract (after its errors): the
+/// descriptors and client methods of the valid operations when the trait itself is valid, and
+/// stubs of the rest (a descriptor type and a client method per invalid method, a handler
+/// constructor), so that user code naming them gets no second wave of errors.
+pub(crate) fn invalid(invalid: &Invalid) -> TokenStream {
+    let service = &invalid.service;
+    let mut out = descriptors::render(service);
+    out.extend(client::render(service));
+    out.extend(handler::render_stub(service));
     out
 }
 
