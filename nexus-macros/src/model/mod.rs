@@ -66,7 +66,7 @@ pub(crate) struct Operation {
 
 impl Service {
     /// Validates the trait and its attribute arguments.
-    pub fn build(args: TokenStream, item: &syn::ItemTrait) -> Result<Service, Invalid> {
+    pub fn build(args: TokenStream, item: &syn::ItemTrait) -> Result<Service, Box<Invalid>> {
         let mut diags = Diagnostics::default();
         let args = attrs::service_args(args, &mut diags);
         let krate = runtime_path(args.krate);
@@ -171,7 +171,7 @@ impl Service {
                 all.append(&mut service.stubs);
                 service.stubs = all;
             }
-            Invalid { errors, service }
+            Box::new(Invalid { errors, service })
         })
     }
 }
