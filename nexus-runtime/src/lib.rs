@@ -67,12 +67,13 @@ extern crate self as nexus_runtime;
 pub mod client;
 pub mod clock;
 pub mod codec;
-pub mod completion;
-pub mod definition;
+pub use message::completion;
+pub use operation::definition;
 pub mod error;
 mod id;
 pub mod link;
 pub mod machinery;
+pub mod message;
 pub mod operation;
 pub mod protocol;
 pub mod security;
@@ -118,7 +119,7 @@ pub use link::Link;
 /// assert_eq!(operation["input"]["type"], "string");
 /// ```
 pub use nexus_macros::nexus_service;
+pub use operation::Service;
 pub use operation::{
     AsyncContext, Operation, OperationContext, OperationResult, OperationStart, Payload,
 };
-pub use service::Service;

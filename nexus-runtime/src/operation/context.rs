@@ -1,7 +1,6 @@
 //! What a handler sees while it runs: [`OperationContext`] for the start request and
 //! [`AsyncContext`] for the work of an async operation.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,9 +12,7 @@ use crate::error::OperationError;
 use crate::link::Link;
 use crate::security::Principal;
 
-/// Request headers: lower-case names, one value each (the `Content-*` and `Nexus-Callback-*`
-/// headers are not included).
-pub type Headers = BTreeMap<String, String>;
+pub use crate::message::Headers;
 
 /// The parts of a start request a handler sees; built by the dispatcher, which shares them with
 /// the context (the request's names, id and headers are moved in once, not copied).

@@ -2,6 +2,7 @@
 //! what it answers (a sync value or an async start).
 
 mod context;
+pub mod definition;
 mod scope;
 mod start;
 
@@ -15,7 +16,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::service::Service;
+use definition::Definition;
 
 /// A type that can be an operation's input or output: JSON-serializable both ways and described by
 /// a JSON Schema. Implemented for every such type; derive `Serialize`, `Deserialize` and
@@ -60,4 +61,15 @@ pub trait Operation: Copy + Default + Send + Sync + 'static {
     const NAME: &'static str;
     /// The documentation of the operation (from its doc comment), or `""`.
     const DESCRIPTION: &'static str;
+}
+
+/// A service contract: its wire name and definition. Implemented by the `<Trait>Service` type
+/// that `#[nexus_service]` generates.
+pub trait Service: Copy + Default + Send + Sync + 'static {
+    /// The service's wire name.
+    const NAME: &'static str;
+    /// The documentation of the service (from the trait's doc comment), or `""`.
+    const DESCRIPTION: &'static str;
+    /// The service definition: operations with the JSON Schemas of their inputs and outputs.
+    fn definition() -> Definition;
 }

@@ -11,8 +11,8 @@ use super::header;
 use super::link::{add_links_to_headers, links_from_headers};
 use super::timestamp::{format_http_date, format_rfc3339, parse_http_date, parse_rfc3339};
 use crate::codec::{JSON, is_json_media_type};
-use crate::completion::Completion;
 use crate::error::{Failure, HandlerError, OperationError, OperationErrorState};
+use crate::message::completion::Completion;
 
 /// The headers and body of a completion callback.
 #[derive(Clone, Debug, PartialEq)]

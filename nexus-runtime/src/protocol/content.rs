@@ -7,7 +7,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::header::{CALLBACK_PREFIX, CONTENT_PREFIX};
 use crate::codec::Content;
-use crate::operation::Headers;
+use crate::message::Headers;
 
 /// A header name or value that cannot be sent over HTTP.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

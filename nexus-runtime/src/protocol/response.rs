@@ -13,7 +13,7 @@ use crate::error::{
     TransportError, TransportErrorKind,
 };
 use crate::link::Link;
-use crate::transport::StartResponse;
+use crate::message::StartResponse;
 
 /// The body of a 201 answer: `{"token":"…","state":"running"}`. Older handlers sent the token as
 /// `id`, which is read when `token` is missing.

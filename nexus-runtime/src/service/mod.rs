@@ -26,15 +26,5 @@ pub use handler::{RawStart, ServiceHandler, StartFuture, typed_start};
 pub use handler::{decode_input, encode_output};
 pub use quota::Quota;
 
-use crate::definition::Definition;
-
-/// A service contract: its wire name and definition. Implemented by the `<Trait>Service` type
-/// that `#[nexus_service]` generates.
-pub trait Service: Copy + Default + Send + Sync + 'static {
-    /// The service's wire name.
-    const NAME: &'static str;
-    /// The documentation of the service (from the trait's doc comment), or `""`.
-    const DESCRIPTION: &'static str;
-    /// The service definition: operations with the JSON Schemas of their inputs and outputs.
-    fn definition() -> Definition;
-}
+#[doc(no_inline)]
+pub use crate::operation::Service;

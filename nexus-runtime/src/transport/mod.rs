@@ -17,73 +17,11 @@ pub(crate) use self::http::client as http_client;
 pub use self::http::{HttpTransport, HttpTransportBuilder, InvalidEndpointUrl};
 pub use in_process::InProcessTransport;
 
-use std::time::Duration;
-
 use futures::future::BoxFuture;
-use tokio::time::Instant;
 
-use crate::codec::Content;
-use crate::completion::Callback;
 use crate::error::CallError;
-use crate::link::Link;
-use crate::operation::Headers;
-
-/// A request to start an operation.
-#[derive(Clone, Debug)]
-pub struct StartRequest {
-    /// The service's wire name.
-    pub service: String,
-    /// The operation's wire name.
-    pub operation: String,
-    /// Identifies this start across retries; handlers deduplicate on it.
-    pub request_id: String,
-    /// Caller headers (lower-case names).
-    pub headers: Headers,
-    /// Links to the caller's records.
-    pub links: Vec<Link>,
-    /// Where to deliver the completion if the handler answers asynchronously.
-    pub callback: Option<Callback>,
-    /// When the caller stops waiting for this attempt (sent as `Request-Timeout`).
-    pub request_deadline: Option<Instant>,
-    /// How long the whole operation may still take (sent as `Operation-Timeout`).
-    pub operation_timeout: Option<Duration>,
-    /// The input.
-    pub input: Content,
-}
-
-/// The answer to a start request.
-#[derive(Clone, Debug, PartialEq)]
-pub enum StartResponse {
-    /// The operation completed synchronously with this result.
-    Sync {
-        /// The result.
-        output: Content,
-        /// Links from the handler.
-        links: Vec<Link>,
-    },
-    /// The operation started; its completion will be delivered to the callback.
-    Async {
-        /// The operation token.
-        token: String,
-        /// Links from the handler.
-        links: Vec<Link>,
-    },
-}
-
-/// A request to cancel an async operation.
-#[derive(Clone, Debug)]
-pub struct CancelRequest {
-    /// The service's wire name.
-    pub service: String,
-    /// The operation's wire name.
-    pub operation: String,
-    /// The operation token.
-    pub token: String,
-    /// Caller headers (lower-case names).
-    pub headers: Headers,
-    /// When the caller stops waiting for this attempt.
-    pub request_deadline: Option<Instant>,
-}
+#[doc(no_inline)]
+pub use crate::message::{CancelRequest, StartRequest, StartResponse};
 
 /// Carries requests to a handler. One call is one attempt.
 ///
@@ -97,7 +35,7 @@ pub trait Transport: Send + Sync + 'static {
     fn cancel(&self, request: CancelRequest) -> BoxFuture<'static, Result<(), CallError>>;
 
     /// Whether completions must come back over the network (to a callback URL) rather than
-    /// through an in-process [`Callback::Local`] sink.
+    /// through an in-process [`Callback::Local`](crate::completion::Callback::Local) sink.
     fn needs_callback_url(&self) -> bool {
         false
     }

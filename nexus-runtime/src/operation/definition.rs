@@ -12,9 +12,8 @@ use schemars::{JsonSchema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::{Operation, Service};
 use crate::codec::is_no_value;
-use crate::operation::Operation;
-use crate::service::Service;
 
 /// The nexus-rpc-gen format version written by this crate.
 pub const NEXUSRPC_VERSION: &str = "1.0.0";
