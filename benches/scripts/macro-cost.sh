@@ -59,7 +59,7 @@ gen_crate() {
         echo 'serde = { version = "1", features = ["derive"] }'
         echo 'schemars = "1.2"'
         if [ "$kind" = nexus ]; then
-            echo "nexus-runtime = { path = \"$root/nexus-runtime\", default-features = false }"
+            echo "nexus-rpc-runtime = { path = \"$root/nexus-runtime\", default-features = false }"
         else
             echo 'tarpc = { version = "0.38", features = ["serde1", "tokio1"] }'
         fi

@@ -34,7 +34,7 @@ use proc_macro::TokenStream;
 /// | attribute | where | what |
 /// |---|---|---|
 /// | `name = "fraud.v1"` | `#[nexus_service(...)]` | the service's wire name; default: the trait's name |
-/// | `crate = "::path::to::runtime"` | `#[nexus_service(...)]` | where the runtime crate is, when it is not a dependency named in Cargo.toml (a re-export, for instance); default: the crate Cargo.toml calls `nexus-runtime`, under whatever name it is given there |
+/// | `crate = "::path::to::runtime"` | `#[nexus_service(...)]` | where the runtime crate is, when it is not a dependency named in Cargo.toml (a re-export, for instance); default: the package `nexus-rpc-runtime` as Cargo.toml depends on it: `::nexus_runtime` (its library's name), or the name it is given there |
 /// | `#[operation(name = "checkTransaction")]` | on a method | the operation's wire name; default: the method's name in lowerCamelCase |
 ///
 /// Wire names are checked at compile time (not empty, not too long, no control characters), and so is

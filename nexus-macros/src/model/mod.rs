@@ -386,12 +386,16 @@ fn check_generics(generics: &syn::Generics, what: &str, why: &str, diags: &mut D
 }
 
 /// Where the runtime crate is: `crate = ...` if given, else what the invoking crate's Cargo.toml
-/// calls `nexus-runtime`, else `::nexus_runtime`.
+/// calls `nexus-rpc-runtime`, else `::nexus_runtime`.
 fn runtime_path(explicit: Option<syn::Path>) -> TokenStream {
     if let Some(path) = explicit {
         return quote!(#path);
     }
-    match proc_macro_crate::crate_name("nexus-runtime") {
+    match proc_macro_crate::crate_name("nexus-rpc-runtime") {
+        // Not renamed: Cargo names the crate after its library, `nexus_runtime`.
+        Ok(proc_macro_crate::FoundCrate::Name(name)) if name == "nexus_rpc_runtime" => {
+            quote!(::nexus_runtime)
+        }
         Ok(proc_macro_crate::FoundCrate::Name(name)) => {
             let ident = format_ident!("{}", name);
             quote!(::#ident)

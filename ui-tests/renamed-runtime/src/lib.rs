@@ -1,5 +1,5 @@
 //! A contract written against the runtime renamed to `nexus` in Cargo.toml
-//! (`nexus = { package = "nexus-runtime", ... }`). `#[nexus::nexus_service]` has no `crate = ...`
+//! (`nexus = { package = "nexus-rpc-runtime", ... }`). `#[nexus::nexus_service]` has no `crate = ...`
 //! override: the macro finds the runtime through proc-macro-crate, so the generated code says
 //! `::nexus::...`, and `::nexus_runtime` does not exist in this crate.
 
