@@ -14,6 +14,12 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, all features, warnings denied)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+# The library crates package for crates.io (manifests, included files, path dependencies with
+# versions); `cargo publish --workspace --dry-run` also builds the packages (a few minutes).
+step "cargo publish --dry-run (the publishable crates package)"
+cargo publish --workspace --dry-run --no-verify --quiet --allow-dirty
+rm -rf target/package
+
 step "PostgreSQL on loopback for the PostgreSQL store tests (installed from Debian packages if missing)"
 if [ -z "${NEXUS_TEST_POSTGRES_URL:-}" ]; then
   NEXUS_TEST_POSTGRES_URL="$(bash scripts/ensure-postgres.sh ./.pg)"
