@@ -10,6 +10,7 @@
 
 mod call_error;
 mod failure;
+mod stored;
 mod handler_error;
 mod operation_error;
 

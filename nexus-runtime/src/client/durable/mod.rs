@@ -41,7 +41,6 @@
 //! ([`ReplicaConfig::poll_interval`]). A handle for an operation another replica drives follows its
 //! record in the store.
 
-mod failure;
 pub(crate) mod mirror;
 pub(crate) mod options;
 pub(crate) mod recovery;
