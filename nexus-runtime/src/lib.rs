@@ -75,6 +75,9 @@ pub mod link;
 pub mod machinery;
 pub mod operation;
 pub mod protocol;
+#[cfg(feature = "registry")]
+#[cfg_attr(docsrs, doc(cfg(feature = "registry")))]
+pub mod registry;
 pub mod security;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
