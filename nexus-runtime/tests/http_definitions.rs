@@ -4,6 +4,8 @@
 #![cfg(all(feature = "http", feature = "auth"))]
 #![allow(clippy::unwrap_used)]
 
+mod http_support;
+
 use std::time::Duration;
 
 use nexus_runtime::definition::Definition;
@@ -40,7 +42,9 @@ const WAIT: Duration = Duration::from_secs(10);
 #[tokio::test]
 async fn the_definition_is_served_only_when_given_and_behind_the_authenticator() {
     // Off by default: under a prefix the path is answered as any other GET (Nexus uses POST).
-    let plain = HandlerServer::builder(dispatcher()).prefix("/nexus").build();
+    let plain = HandlerServer::builder(dispatcher())
+        .prefix("/nexus")
+        .build();
     let running = plain.bind("127.0.0.1:0").await.unwrap();
     let base = format!("{}/nexus", running.url());
     let err = HttpTransport::new(&base)
@@ -66,7 +70,7 @@ async fn the_definition_is_served_only_when_given_and_behind_the_authenticator()
         .await
         .unwrap();
     assert_eq!(fetched, Definition::of::<EchoService>());
-    let post = reqwest::Client::new()
+    let post = http_support::raw_client()
         .post(format!("{base}/definitions"))
         .send()
         .await
