@@ -43,6 +43,9 @@ pub enum OpsCommand {
     Show {
         /// Its operation id.
         id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -121,38 +124,68 @@ fn time(t: Option<SystemTime>) -> Value {
     })
 }
 
-/// What `handle.info()` shows of an operation, and what the record adds.
-fn describe(record: &CallerRecord) -> Value {
+/// What `handle.info()` shows of an operation, and what the record adds, in reading order.
+fn fields(record: &CallerRecord) -> Vec<(&'static str, Value)> {
     let result = record.result.as_ref().map(|content| {
         nexus_runtime::codec::decode::<Value>(content).unwrap_or_else(
             |_| json!({"contentType": content.content_type(), "bytes": content.data.len()}),
         )
     });
-    json!({
-        "id": record.id.to_string(),
-        "endpoint": record.endpoint,
-        "service": record.service,
-        "operation": record.operation,
-        "requestId": record.request_id,
-        "state": record.state.as_str(),
-        "attempt": record.attempt,
-        "lastFailure": record.last_failure.as_ref().map(ToString::to_string),
-        "nextAttemptAt": time(record.next_attempt_at),
-        "token": record.token,
-        "target": record.target,
-        "scheduledAt": time(Some(record.scheduled_at)),
-        "startedAt": time(record.started_at),
-        "closedAt": time(record.closed_at),
-        "cancelRequestedAt": time(record.cancel_requested_at),
-        "deadlines": {
-            "scheduleToClose": time(record.deadlines.schedule_to_close),
-            "scheduleToStart": time(record.deadlines.schedule_to_start),
-            "startToClose": time(record.deadlines.start_to_close),
-        },
-        "lease": record.lease.as_ref().map(|l| json!({"owner": l.owner, "expiresAt": time(Some(l.expires_at))})),
-        "result": result,
-        "error": record.error.as_ref().map(ToString::to_string),
-    })
+    vec![
+        ("id", json!(record.id.to_string())),
+        ("state", json!(record.state.as_str())),
+        ("endpoint", json!(record.endpoint)),
+        ("service", json!(record.service)),
+        ("operation", json!(record.operation)),
+        ("requestId", json!(record.request_id)),
+        ("token", json!(record.token)),
+        ("attempt", json!(record.attempt)),
+        (
+            "lastFailure",
+            json!(record.last_failure.as_ref().map(|f| f.message.clone())),
+        ),
+        ("nextAttemptAt", time(record.next_attempt_at)),
+        ("target", json!(record.target)),
+        ("scheduledAt", time(Some(record.scheduled_at))),
+        ("startedAt", time(record.started_at)),
+        ("closedAt", time(record.closed_at)),
+        ("cancelRequestedAt", time(record.cancel_requested_at)),
+        (
+            "scheduleToCloseDeadline",
+            time(record.deadlines.schedule_to_close),
+        ),
+        (
+            "scheduleToStartDeadline",
+            time(record.deadlines.schedule_to_start),
+        ),
+        (
+            "startToCloseDeadline",
+            time(record.deadlines.start_to_close),
+        ),
+        (
+            "lease",
+            json!(record.lease.as_ref().map(|l| format!(
+                "{} until {}",
+                l.owner,
+                humantime::format_rfc3339_millis(l.expires_at)
+            ))),
+        ),
+        ("result", json!(result)),
+        (
+            "error",
+            json!(record.error.as_ref().map(|f| f.message.clone())),
+        ),
+    ]
+}
+
+/// The operation as a JSON object (keys sorted).
+fn describe(record: &CallerRecord) -> Value {
+    Value::Object(
+        fields(record)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+    )
 }
 
 fn print_pretty(value: &Value) {
@@ -215,7 +248,7 @@ pub async fn ops(command: OpsCommand) -> Result<(), Failure> {
             }
             let bold = Style::new().bold();
             anstream::println!(
-                "{bold}{:<36}  {:<11}  {:<28}  {:>7}  SCHEDULED{bold:#}",
+                "{bold}{:<36}  {:<11}  {:<44}  {:>7}  SCHEDULED{bold:#}",
                 "ID",
                 "STATE",
                 "ENDPOINT SERVICE/OPERATION",
@@ -223,7 +256,7 @@ pub async fn ops(command: OpsCommand) -> Result<(), Failure> {
             );
             for r in &records {
                 anstream::println!(
-                    "{:<36}  {:<11}  {:<28}  {:>7}  {}",
+                    "{:<36}  {:<11}  {:<44}  {:>7}  {}",
                     r.id,
                     r.state.as_str(),
                     format!("{} {}/{}", r.endpoint, r.service, r.operation),
@@ -233,7 +266,7 @@ pub async fn ops(command: OpsCommand) -> Result<(), Failure> {
             }
             Ok(())
         }
-        OpsCommand::Show { id, store } => {
+        OpsCommand::Show { id, json, store } => {
             let id = parse_id(&id)?;
             let opened = open(&store).await?;
             let record = opened
@@ -242,7 +275,19 @@ pub async fn ops(command: OpsCommand) -> Result<(), Failure> {
                 .await
                 .map_err(|e| Failure::no_answer(format!("store: {e}")))?
                 .ok_or_else(|| Failure::usage(format!("no operation {id} in the store")))?;
-            print_pretty(&describe(&record));
+            if json {
+                print_pretty(&describe(&record));
+                return Ok(());
+            }
+            let bold = Style::new().bold();
+            for (name, value) in fields(&record) {
+                let text = match value {
+                    Value::Null => continue,
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                anstream::println!("{bold}{name:<24}{bold:#}{text}");
+            }
             Ok(())
         }
         OpsCommand::Cancel { id, store } => {

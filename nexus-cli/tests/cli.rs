@@ -426,6 +426,16 @@ async fn ops_lists_shows_and_cancels_a_callers_operations() {
 
     let run = nexus(dir.path(), &["ops", "show", &id, "--store", &db_arg]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("requestId               check-1"),
+        "{}",
+        run.stdout
+    );
+    let run = nexus(
+        dir.path(),
+        &["ops", "show", &id, "--json", "--store", &db_arg],
+    )
+    .await;
     let shown = run.json();
     assert_eq!(shown["requestId"], "check-1");
     assert_eq!(shown["token"].as_str(), check.token());
@@ -433,7 +443,11 @@ async fn ops_lists_shows_and_cancels_a_callers_operations() {
 
     let run = nexus(dir.path(), &["ops", "cancel", &id, "--store", &db_arg]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let run = nexus(dir.path(), &["ops", "show", &id, "--store", &db_arg]).await;
+    let run = nexus(
+        dir.path(),
+        &["ops", "show", &id, "--json", "--store", &db_arg],
+    )
+    .await;
     assert!(
         run.json()["cancelRequestedAt"].is_string(),
         "{}",
