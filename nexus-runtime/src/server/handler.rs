@@ -18,6 +18,7 @@ use super::request;
 use super::wire::{self, DEFAULT_BODY_LIMIT};
 use crate::codec::JSON;
 use crate::completion::CompletionSender;
+use crate::definition::Definition;
 use crate::error::HandlerError;
 use crate::protocol::{self, FailureFormat, OperationInfo, Route};
 use crate::security::{AuthenticationError, Authenticator, Principal};
@@ -31,7 +32,9 @@ use crate::transport::StartResponse;
 ///   `{"token":…,"state":"running"}`, 424 with `Nexus-Operation-State` when the operation failed
 ///   or was canceled, or a HandlerError's status;
 /// - `POST /{service}/{operation}/cancel` (token in `Nexus-Operation-Token` or `?token=`) and the
-///   deprecated `POST /{service}/{operation}/{token}/cancel` cancel one: 202.
+///   deprecated `POST /{service}/{operation}/{token}/cancel` cancel one: 202;
+/// - `GET /definitions` answers the services' definition, only when one was given to
+///   [`HandlerServerBuilder::definitions`] (off by default).
 ///
 /// Names are percent-escaped per path segment. Every problem is answered with a Failure whose
 /// message names it: a method other than POST, a malformed header or callback URL, or a body over
@@ -87,6 +90,7 @@ struct Inner {
     body_limit: usize,
     authenticator: Option<Arc<dyn Authenticator>>,
     serve: ServeOptions,
+    definitions: Option<Definition>,
 }
 
 impl fmt::Debug for HandlerServer {
@@ -110,6 +114,7 @@ pub struct HandlerServerBuilder {
     completion_sender: Option<Arc<dyn CompletionSender>>,
     authenticator: Option<Arc<dyn Authenticator>>,
     completion_base: Option<HttpCompletionSender>,
+    definitions: Option<Definition>,
 }
 
 impl fmt::Debug for HandlerServerBuilder {
@@ -197,6 +202,17 @@ impl HandlerServerBuilder {
         self
     }
 
+    /// Serves `definition` (the nexus-rpc-gen document of the hosted services, for example
+    /// `Definition::of::<MyService>()`) as JSON at `GET {prefix}/definitions`, for tools that
+    /// read a running handler's contract (`nexus definition export`). Off by default; behind the
+    /// [authenticator](Self::authenticator) when there is one (any authenticated caller may read
+    /// it, whatever the access policy: a definition names operations and types, never data).
+    #[must_use]
+    pub fn definitions(mut self, definition: Definition) -> Self {
+        self.definitions = Some(definition);
+        self
+    }
+
     /// Builds the server and installs its completion sender in the dispatcher: an
     /// [`HttpCompletionSender`] under the dispatcher's
     /// [callback guard](crate::service::DispatcherBuilder::callback_guard); with a store, one
@@ -221,6 +237,7 @@ impl HandlerServerBuilder {
                 body_limit: self.body_limit,
                 authenticator: self.authenticator,
                 serve: self.serve,
+                definitions: self.definitions,
             }),
         }
     }
@@ -242,6 +259,7 @@ impl HandlerServer {
             completion_sender: None,
             authenticator: None,
             completion_base: None,
+            definitions: None,
         }
     }
 
@@ -290,7 +308,15 @@ impl HandlerServer {
                 .route(&format!("{prefix}/"), any(serve))
                 .route(&format!("{prefix}/{{*path}}"), any(serve))
         };
-        router.with_state(self.inner.clone())
+        let router = router.with_state(self.inner.clone());
+        match &self.inner.definitions {
+            Some(definition) => router.merge(super::definitions::router(
+                prefix,
+                definition,
+                self.inner.authenticator.clone(),
+            )),
+            None => router,
+        }
     }
 
     /// Serves on `listener` in the background, with the builder's limits and TLS. Requests
@@ -371,7 +397,7 @@ async fn authenticate(
 }
 
 /// 401 with an UNAUTHENTICATED Failure, and the authenticator's challenge.
-fn unauthenticated(error: &AuthenticationError, format: FailureFormat) -> Response {
+pub(super) fn unauthenticated(error: &AuthenticationError, format: FailureFormat) -> Response {
     let mut response = wire::handler_error(
         &HandlerError::unauthenticated(error.message().to_owned()),
         format,

@@ -1,6 +1,7 @@
 //! Nexus RPC over HTTP, caller side: the [`HttpTransport`] (feature `http`).
 
 pub(crate) mod client;
+mod definitions;
 mod request;
 
 use std::fmt;

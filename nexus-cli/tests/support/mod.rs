@@ -1,0 +1,71 @@
+//! What the end-to-end tests of `nexus` share: the fraud team's handler served in-process on a
+//! loopback port, and the `nexus` binary run on a blocking thread.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use assert_cmd::Command;
+use fraud_contract::FraudService;
+use nexus_examples::fraud_desk::FraudDesk;
+use nexus_runtime::definition::Definition;
+use nexus_runtime::security::CallbackGuard;
+use nexus_runtime::server::{HandlerServer, ServerHandle};
+use nexus_runtime::service::Dispatcher;
+
+/// The fraud handler on `127.0.0.1:0`, its checks taking `check_delay`, its definition served.
+pub async fn fraud_handler(check_delay: Duration) -> (String, ServerHandle) {
+    let dispatcher = Dispatcher::builder()
+        .service(FraudService::handler(FraudDesk::new(check_delay)))
+        .callback_guard(CallbackGuard::loopback())
+        .build();
+    let server = HandlerServer::builder(dispatcher)
+        .definitions(Definition::of::<FraudService>())
+        .build();
+    let running = server.bind("127.0.0.1:0").await.unwrap();
+    (running.url(), running)
+}
+
+/// The output of a run of `nexus`.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}): {}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Runs `nexus args…` (in `dir`, with no registry in the environment) off the async threads.
+pub async fn nexus(dir: &std::path::Path, args: &[&str]) -> Run {
+    let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let output = Command::cargo_bin("nexus")
+            .unwrap()
+            .current_dir(dir)
+            .env_remove("NEXUS_REGISTRY")
+            .env_remove("NEXUS_TOKEN")
+            .env_remove("NEXUS_STORE")
+            .env("NO_COLOR", "1")
+            .args(&args)
+            .timeout(Duration::from_secs(60))
+            .output()
+            .unwrap();
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    })
+    .await
+    .unwrap()
+}
