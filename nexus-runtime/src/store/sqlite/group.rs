@@ -20,7 +20,10 @@
 //! The errors after which SQLite abandons the whole transaction itself (a full disk, an I/O
 //! error) fail the batch's commit, so every member reports the error; statements that ran after
 //! such an error, outside any transaction, may have been kept all the same. Every write here is
-//! idempotent or conditional (a compare-and-set, a claim), so a retry finds what was kept.
+//! idempotent or conditional (a compare-and-set, a claim), so a retry finds what was kept. The
+//! connection such a batch leaves behind may still count itself inside a transaction (its
+//! rollback failed: SQLite had rolled back already): the pool closes it when it comes back and
+//! opens a new one, so the next write works as soon as the cause is gone.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
