@@ -5,6 +5,7 @@
 #![cfg(feature = "sqlite")]
 #![allow(clippy::unwrap_used)]
 
+mod machinery_support;
 mod store_support;
 
 use std::time::Duration;
@@ -155,4 +156,34 @@ async fn a_failed_commit_leaves_no_transaction_open() {
     let mut tx = store.pool().begin().await.unwrap();
     sqlx::query("SELECT 1").execute(&mut *tx).await.unwrap();
     tx.commit().await.unwrap();
+}
+
+/// An operation its client's store cannot record is never attempted, and says so: not started
+/// (not failed), with the store's error.
+#[tokio::test]
+async fn an_operation_the_store_cannot_record_is_not_started() {
+    use machinery_support::{Answer, EchoClient, Scripted};
+    use nexus_runtime::client::EndpointConfig;
+    use nexus_runtime::{CallError, Client};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+    let transport = Scripted::new("echo");
+    transport.starts([Answer::Sync("hello".into())]);
+    let client = Client::builder()
+        .endpoint("echo", EndpointConfig::new(transport.clone()))
+        .store(std::sync::Arc::new(store.clone()))
+        .build();
+    store.close().await;
+    let error = EchoClient::new(client.clone(), "echo")
+        .echo("hello".into())
+        .await
+        .expect_err("the store is closed");
+    match &error {
+        CallError::NotStarted(message) => {
+            assert!(message.contains("unavailable"), "{message}");
+        }
+        other => panic!("expected NotStarted, got {other:?}"),
+    }
+    assert_eq!(transport.start_count(), 0, "nothing was sent");
 }
