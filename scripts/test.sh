@@ -39,7 +39,7 @@ bash scripts/check-contracts.sh target/debug/nexus
 # reproducible; CRASH_SEEDS="a b" runs others (each seed on both stores).
 step "crash tests: SQLite and PostgreSQL"
 cargo build -p nexus-examples --bins --all-features
-for seed in ${CRASH_SEEDS:-2}; do  # seed 2 kills both processes at once, once
+for seed in ${CRASH_SEEDS:-1 2 3}; do  # three seeds on each store; seed 2 kills both processes at once, once
   ./target/debug/crash-test --store sqlite --seed "$seed"
   ./target/debug/crash-test --store postgres --seed "$seed"
 done

@@ -8,6 +8,7 @@ pub mod executions;
 pub mod fraud_desk;
 pub mod load;
 pub mod observe;
+pub mod store_flag;
 pub mod tls_flags;
 
 /// The README's Rust examples, compiled (and run, unless marked `no_run`) as this crate's

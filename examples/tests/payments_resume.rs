@@ -121,6 +121,7 @@ fn a_killed_load_run_resumes_and_prints_the_same_summary() {
         "failed": 0,
         "canceled": 0,
         "timed_out": 0,
+        "not_started": 0,
         "approved": 24,
     });
     assert_eq!(summary(&second), expected);

@@ -181,3 +181,57 @@ durable_handler_support::backend_cases!(
     expired_deliveries_are_dead,
     attempts_are_bounded,
 );
+
+/// Receivers that accept connections and never answer hold back only their own deliveries: a
+/// completion for a healthy receiver, enqueued while 96 attempts wait on dead ones (more than a
+/// claim's batch of 32), arrives at once rather than after the dead attempts' timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_receiver_delays_only_its_own_deliveries() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let mut dead_urls = Vec::new();
+    for _ in 0..4 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        dead_urls.push(format!(
+            "http://{}/callback?caller=dead",
+            listener.local_addr().unwrap()
+        ));
+        let accepted = accepted.clone();
+        tokio::spawn(async move {
+            // Accepts, reads nothing, answers nothing: each attempt waits for its timeout.
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                held.push(stream);
+            }
+        });
+    }
+    let healthy = Receiver::bind("127.0.0.1:0").await;
+    // Attempts bounded by half the visibility (20 s), and by the sender's 10 s timeout.
+    let options = quick_options("h")
+        .outbox(durable_handler_support::quick_outbox().visibility(Duration::from_secs(40)));
+    let d = handler(
+        &Backend::Memory(Default::default()),
+        &JobsImpl::new(),
+        options,
+    )
+    .await;
+    for i in 0..96 {
+        quick_job(&d, &dead_urls[i % dead_urls.len()], &format!("dead-{i}")).await;
+    }
+    eventually(WITHIN, "attempts wait on the dead receivers", async || {
+        accepted.load(Ordering::SeqCst) >= 32
+    })
+    .await;
+    let begun = std::time::Instant::now();
+    let token = quick_job(&d, &healthy.url(), "healthy").await;
+    let completion = healthy.completion(&token, WITHIN).await;
+    assert_eq!(result_of(&completion), "healthy done");
+    let waited = begun.elapsed();
+    assert!(
+        waited < Duration::from_secs(5),
+        "the healthy completion waited {waited:?} behind dead receivers"
+    );
+    d.shutdown().await;
+}

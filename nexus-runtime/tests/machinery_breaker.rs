@@ -7,7 +7,7 @@ use std::time::Duration;
 use machinery_support::{Answer, EchoClient, Scripted, secs};
 use nexus_runtime::Client;
 use nexus_runtime::client::{EndpointConfig, OperationState};
-use nexus_runtime::error::{CallError, HandlerError, TimeoutKind};
+use nexus_runtime::error::{CallError, HandlerError};
 use nexus_runtime::machinery::{BREAKER_OPEN_REASON, BreakerState, Jitter, RetryPolicy};
 use tokio::time::Instant;
 
@@ -166,25 +166,54 @@ async fn a_failed_probe_reopens_the_breaker_for_another_period() {
     assert_eq!(client.breaker_state("echo"), closed(0));
 }
 
+/// An operation held back by an open breaker (open 60 s) whose deadline comes first (30 s) is
+/// not left to time out without an attempt: when the time it has left falls to its attempt
+/// timeout (10 s), it goes through as the breaker's probe. The handler is back: it succeeds and
+/// the breaker closes.
 #[tokio::test(start_paused = true)]
-async fn a_blocked_operation_times_out_without_an_attempt() {
-    let (transport, _client, echo) = setup(RetryPolicy::no_retries());
+async fn a_blocked_operation_gets_one_attempt_before_its_deadline() {
+    let (transport, client, echo) = setup(RetryPolicy::no_retries());
     for _ in 0..5 {
         fail_once(&transport, &echo).await;
     }
+    let start = Instant::now();
+    let output = echo
+        .echo("x".into())
+        .schedule_to_close_timeout(Duration::from_secs(30))
+        .await
+        .expect("the last-chance attempt succeeds");
+    assert_eq!(output, "x");
+    assert_eq!(secs(start, Instant::now()), 20.0);
+    assert_eq!(transport.start_count(), 6);
+    assert_eq!(client.breaker_state("echo"), closed(0));
+}
+
+/// The last-chance attempt of a held-back operation is the breaker's probe: failing (the handler
+/// is still down), it ends the operation with its error and opens the breaker for another period.
+#[tokio::test(start_paused = true)]
+async fn a_failed_last_chance_attempt_reopens_the_breaker() {
+    let (transport, client, echo) = setup(RetryPolicy::no_retries());
+    for _ in 0..5 {
+        fail_once(&transport, &echo).await;
+    }
+    transport.starts([Answer::unavailable()]);
     let start = Instant::now();
     let error = echo
         .echo("x".into())
         .schedule_to_close_timeout(Duration::from_secs(30))
         .await
-        .expect_err("times out while blocked");
+        .expect_err("the handler is still down");
     assert_eq!(
-        error,
-        CallError::Timeout {
-            kind: TimeoutKind::ScheduleToClose,
-            last_failure: None
-        }
+        error.as_handler_error().map(|e| e.is_retryable()),
+        Some(true),
+        "{error}"
     );
-    assert_eq!(secs(start, Instant::now()), 30.0);
-    assert_eq!(transport.start_count(), 5);
+    assert_eq!(secs(start, Instant::now()), 20.0);
+    assert_eq!(transport.start_count(), 6);
+    assert_eq!(
+        client.breaker_state("echo"),
+        Some(BreakerState::Open {
+            until: start + Duration::from_secs(80)
+        })
+    );
 }

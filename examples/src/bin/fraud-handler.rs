@@ -27,7 +27,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+
 use std::time::Duration;
 
 use clap::Parser;
@@ -36,6 +36,7 @@ use nexus_examples::callers::caller_auth;
 use nexus_examples::executions::ExecutionLog;
 use nexus_examples::fraud_desk::FraudDesk;
 use nexus_examples::observe::{EventLog, LoggedCompletions, Observed};
+use nexus_examples::store_flag::open_store;
 use nexus_examples::tls_flags::HandlerTlsArgs;
 use nexus_runtime::definition::Definition;
 use nexus_runtime::security::{CallbackGuard, CallbackRule};
@@ -43,7 +44,6 @@ use nexus_runtime::server::{
     CompletionRetry, DEFAULT_MAX_CONNECTIONS, HandlerServer, HttpCompletionSender, ServerLimits,
 };
 use nexus_runtime::service::{Dispatcher, DurabilityOptions, OutboxOptions};
-use nexus_runtime::store::{PostgresStore, SqliteStore, Store};
 
 /// Serves the fraud team's `fraud.v1` service over Nexus RPC over HTTP.
 #[derive(Debug, Parser)]
@@ -59,7 +59,8 @@ struct Args {
     #[arg(long, value_name = "PATH", default_value = "/")]
     prefix: String,
     /// Where the handler keeps its records: an SQLite file (created, with its directory, if
-    /// missing), a `postgres://` URL, or `none` (no deduplication, nothing survives a restart).
+    /// missing; not a directory), a `postgres://` URL, or `none` (no deduplication, nothing
+    /// survives a restart).
     #[arg(
         long,
         value_name = "PATH_OR_URL",
@@ -121,24 +122,6 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Opens the store `--store` names, or none.
-async fn open_store(spec: &str) -> Result<Option<Arc<dyn Store>>, String> {
-    if spec == "none" {
-        return Ok(None);
-    }
-    let store: Arc<dyn Store> =
-        if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
-            Arc::new(
-                PostgresStore::connect(spec)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            )
-        } else {
-            Arc::new(SqliteStore::open(spec).await.map_err(|e| e.to_string())?)
-        };
-    Ok(Some(store))
-}
-
 async fn run(args: Args) -> Result<(), String> {
     let mut desk = FraudDesk::new(Duration::from_millis(args.check_delay_ms));
     if let Some(path) = &args.executions_log {
@@ -170,7 +153,7 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some((_, policy)) = &auth {
         builder = builder.access(policy.clone());
     }
-    let store = open_store(&args.store).await?;
+    let store = open_store(&args.store).await?.store;
     // With a store, the outbox retries (durably): each send is one attempt.
     let mut sender = HttpCompletionSender::new().callback_guard(guard.clone());
     if let Some(tls) = args.tls.completions()? {

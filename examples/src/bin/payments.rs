@@ -27,12 +27,12 @@ use fraud_contract::{
 };
 use nexus_examples::fraud_desk::{CheckRejected, quick_score};
 use nexus_examples::load::{check_input, request_id};
+use nexus_examples::store_flag::open_store;
 use nexus_examples::tls_flags::CallerTlsArgs;
 use nexus_runtime::client::{EndpointConfig, ReplicaConfig};
 use nexus_runtime::error::OperationErrorState;
 use nexus_runtime::machinery::{BreakerConfig, RetryPolicy};
 use nexus_runtime::server::CallbackListener;
-use nexus_runtime::store::{CallerStore, PostgresStore, SqliteStore};
 use nexus_runtime::transport::HttpTransport;
 use nexus_runtime::{CallError, Client};
 use tokio::sync::Semaphore;
@@ -59,8 +59,9 @@ struct Args {
     /// Bound on each call (its schedule-to-close timeout), in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     timeout_secs: u64,
-    /// Where operations are recorded: an SQLite file (created with its directory) or a
-    /// `postgres://` URL (shared by replicas of this process).
+    /// Where operations are recorded: an SQLite file (created with its directory; not a
+    /// directory), a `postgres://` URL (shared by replicas of this process), or `none` (nothing
+    /// survives a restart).
     #[arg(long, value_name = "PATH_OR_URL", default_value = DEFAULT_STORE)]
     store: String,
     /// Load mode: how many `checkTransaction` operations the run has.
@@ -110,19 +111,6 @@ async fn main() -> ExitCode {
     }
 }
 
-/// The store `--store` names, and whether it is shared by replicas (PostgreSQL).
-async fn open_store(spec: &str) -> Result<(Arc<dyn CallerStore>, bool), String> {
-    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
-        let store = PostgresStore::connect(spec)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok((Arc::new(store), true))
-    } else {
-        let store = SqliteStore::open(spec).await.map_err(|e| e.to_string())?;
-        Ok((Arc::new(store), false))
-    }
-}
-
 async fn bind(addr: &str, shared: bool) -> Result<CallbackListener, String> {
     let cannot = |e: std::io::Error| format!("cannot listen on {addr}: {e}");
     #[cfg(unix)]
@@ -151,7 +139,8 @@ async fn run(args: Args) -> Result<(), String> {
         endpoint =
             endpoint.breaker(BreakerConfig::default().open_duration(Duration::from_millis(ms)));
     }
-    let (store, shared) = open_store(&args.store).await?;
+    let opened = open_store(&args.store).await?;
+    let shared = opened.shared;
     let load = args.count.zip(args.run_id.clone());
     let callback = args.callback_listen.clone().unwrap_or_else(|| {
         if load.is_some() {
@@ -167,8 +156,10 @@ async fn run(args: Args) -> Result<(), String> {
     let callback_url = listener.callback_url();
     let mut builder = Client::builder()
         .endpoint("fraud-detection", endpoint)
-        .callback_url(&callback_url)
-        .store(store);
+        .callback_url(&callback_url);
+    if let Some(store) = opened.store {
+        builder = builder.store(store);
+    }
     if shared {
         builder = builder.replicas(ReplicaConfig::default().lease(Duration::from_secs(10)));
     }
@@ -196,6 +187,7 @@ async fn run(args: Args) -> Result<(), String> {
             serde_json::to_string(&summary)
                 .map(|line| println!("{line}"))
                 .map_err(|e| format!("cannot print the summary: {e}"))
+                .and_then(|()| summary.verdict())
         }
         None => {
             println!("completions come back to {callback_url}");
@@ -216,7 +208,12 @@ struct Summary {
     failed: u64,
     canceled: u64,
     timed_out: u64,
+    /// Checks never started: the store could not record them (run again once it works).
+    not_started: u64,
     approved: u64,
+    /// Why the first check that was not started was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_started_cause: Option<String>,
 }
 
 impl Summary {
@@ -231,7 +228,23 @@ impl Summary {
             }
             Err(CallError::Canceled) => self.canceled += 1,
             Err(CallError::Timeout { .. }) => self.timed_out += 1,
+            Err(CallError::NotStarted(cause)) => {
+                self.not_started += 1;
+                self.not_started_cause.get_or_insert(cause);
+            }
             Err(_) => self.failed += 1,
+        }
+    }
+
+    /// A run some of whose checks were never started (the store failed) is an error, naming the
+    /// cause: a run again starts them.
+    fn verdict(&self) -> Result<(), String> {
+        match &self.not_started_cause {
+            Some(cause) => Err(format!(
+                "{} of {} checks were not started, their store failed: {cause}",
+                self.not_started, self.count
+            )),
+            None => Ok(()),
         }
     }
 }

@@ -104,6 +104,11 @@ pub enum CallError {
     /// The call cannot be made as configured (unknown endpoint, missing callback route...).
     #[error("invalid call: {0}")]
     Invalid(String),
+    /// The operation was never started: the client's store could not record it before its first
+    /// attempt (the message gives the store's error). Nothing was sent and nothing was kept, so
+    /// calling again, once the store works, starts it.
+    #[error("operation not started: {0}")]
+    NotStarted(String),
 }
 
 impl CallError {

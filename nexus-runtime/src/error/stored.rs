@@ -10,6 +10,7 @@
 //! | `Transport(e)` | `nexus.TransportError` | `{"kind": "connect" \| "timeout" \| "protocol" \| "unavailable"}` | |
 //! | `Codec(m)` | `nexus.CodecError` | | |
 //! | `Invalid(m)` | `nexus.InvalidCallError` | | |
+//! | `NotStarted(m)` | `nexus.NotStartedError` | | |
 //!
 //! The first two are the wire's own Failures; the others exist only in a caller's store.
 
@@ -31,6 +32,8 @@ impl CallError {
     pub const CODEC_FAILURE_TYPE: &'static str = "nexus.CodecError";
     /// `metadata.type` of a stored [`CallError::Invalid`].
     pub const INVALID_FAILURE_TYPE: &'static str = "nexus.InvalidCallError";
+    /// `metadata.type` of a stored [`CallError::NotStarted`].
+    pub const NOT_STARTED_FAILURE_TYPE: &'static str = "nexus.NotStartedError";
 
     /// This error as a Failure, as the caller's store keeps it (see the table in the
     /// `client::durable` documentation). [`CallError::from_failure`] reads it back unchanged.
@@ -69,6 +72,9 @@ impl CallError {
             Self::Invalid(message) => {
                 Failure::new(message.clone()).with_metadata("type", Self::INVALID_FAILURE_TYPE)
             }
+            Self::NotStarted(message) => {
+                Failure::new(message.clone()).with_metadata("type", Self::NOT_STARTED_FAILURE_TYPE)
+            }
         }
     }
 
@@ -102,6 +108,7 @@ impl CallError {
             )),
             Some(Self::CODEC_FAILURE_TYPE) => Self::Codec(failure.message.clone()),
             Some(Self::INVALID_FAILURE_TYPE) => Self::Invalid(failure.message.clone()),
+            Some(Self::NOT_STARTED_FAILURE_TYPE) => Self::NotStarted(failure.message.clone()),
             _ => {
                 if let Some(e) = HandlerError::from_failure(failure) {
                     Self::Handler(e)
@@ -182,6 +189,7 @@ mod tests {
             )),
             CallError::Codec("bad output".into()),
             CallError::Invalid("no such endpoint".into()),
+            CallError::NotStarted("the store is full".into()),
         ];
         for error in errors {
             let failure = error.to_failure();

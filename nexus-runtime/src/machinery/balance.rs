@@ -105,6 +105,29 @@ impl Targets {
         Admission::Wait { until }
     }
 
+    /// Like [`admit`](Self::admit), for the last attempt an operation can make before its
+    /// deadline: open breakers turn half-open with it as their probe.
+    pub fn admit_last_chance(&self) -> Admission {
+        let count = self.targets.len();
+        let first = *self.next.lock().unwrap_or_else(|e| e.into_inner());
+        let mut until: Option<Instant> = None;
+        for step in 0..count {
+            let index = (first + step) % count;
+            let target = &self.targets[index];
+            match target.breaker.try_acquire_last_chance() {
+                Ok(permit) => {
+                    return Admission::Admitted(Admitted {
+                        index,
+                        transport: target.transport.clone(),
+                        permit,
+                    });
+                }
+                Err(refusal) => until = earliest(until, refusal),
+            }
+        }
+        Admission::Wait { until }
+    }
+
     /// Admits a request to target `index` only (cancel requests go where the operation started).
     pub fn admit_to(&self, index: usize) -> Admission {
         match self.try_target(index) {

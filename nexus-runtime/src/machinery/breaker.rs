@@ -18,6 +18,11 @@ pub const BREAKER_OPEN_REASON: &str = "the circuit breaker is open";
 /// retryable failure (a result, an OperationError, a non-retryable HandlerError) counts as a
 /// success: the target is up.
 ///
+/// An operation never times out for want of an attempt while the breaker is open: one whose
+/// deadline comes first is let through as a probe when the time it has left falls to its attempt
+/// timeout (or to half of what it had left when it was held back, if that is less). So once the
+/// target is back, every operation held back makes one more attempt before its deadline.
+///
 /// ```
 /// use std::time::Duration;
 /// use nexus_runtime::machinery::BreakerConfig;
@@ -206,6 +211,25 @@ impl CircuitBreaker {
             probe,
             settled: false,
         })
+    }
+
+    /// Admits the last attempt of an operation whose deadline comes before this breaker would
+    /// let probes through: an open breaker turns half-open at once, with this request as its
+    /// probe (its answer closes the breaker or opens it for another period). Refused only while
+    /// the probes of a half-open breaker are in flight: their answers decide.
+    pub fn try_acquire_last_chance(self: &Arc<Self>) -> Result<BreakerPermit, Refusal> {
+        {
+            let mut state = self.lock();
+            if matches!(state.phase, Phase::Open { .. }) {
+                state.phase = Phase::HalfOpen {
+                    in_flight: 0,
+                    successes: 0,
+                };
+                state.generation += 1;
+                tracing::debug!("circuit breaker half-open early: an operation's deadline is near");
+            }
+        }
+        self.try_acquire()
     }
 
     fn settle(&self, generation: u64, probe: bool, outcome: Option<bool>) {

@@ -95,6 +95,7 @@ fn check_summary(inputs: &Inputs<'_>, findings: &mut Findings) {
         ("failed", 0),
         ("canceled", 0),
         ("timed_out", 0),
+        ("not_started", 0),
         ("approved", expected_approved),
     ];
     for (name, value) in expected {

@@ -166,12 +166,26 @@ impl Driver {
 
     /// Waits until a target's breaker admits the next attempt, showing the operation as blocked
     /// meanwhile.
+    ///
+    /// An operation with a deadline is not held back past its last chance: when the time it has
+    /// left falls to its attempt timeout (or to half of what it had left on arrival, if less), it
+    /// goes through as the probe of an open breaker (see [`BreakerConfig`]).
+    ///
+    /// [`BreakerConfig`]: crate::machinery::BreakerConfig
     async fn admit(&mut self) -> Result<Admitted, Event> {
         let endpoint = self.endpoint.clone();
+        let last_chance = self.deadlines.next().map(|(deadline, _)| {
+            let left = deadline.saturating_duration_since(Instant::now());
+            deadline - self.deadlines.request.min(left / 2)
+        });
         loop {
             let mut changed = pin!(endpoint.targets.changed().notified());
             changed.as_mut().enable();
-            let until = match endpoint.targets.admit() {
+            let admission = match last_chance {
+                Some(at) if Instant::now() >= at => endpoint.targets.admit_last_chance(),
+                _ => endpoint.targets.admit(),
+            };
+            let until = match admission {
                 Admission::Admitted(admitted) => return Ok(admitted),
                 Admission::Wait { until } => until,
             };
@@ -182,8 +196,12 @@ impl Driver {
                 record.info.next_attempt_at = until;
             })
             .await;
+            let wake_at = match last_chance.filter(|at| *at > Instant::now()) {
+                Some(chance) => Some(until.map_or(chance, |u| u.min(chance))),
+                None => until,
+            };
             let wake = async move {
-                match until {
+                match wake_at {
                     Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
                 }

@@ -14,7 +14,7 @@ use crate::client::info::OperationState;
 use crate::client::pending::{Attached, Local, Wake};
 use crate::client::{AttachError, Client};
 use crate::clock;
-use crate::error::{CallError, HandlerError};
+use crate::error::CallError;
 use crate::machinery::Deadlines;
 use crate::store::{CallerRecord, InsertOutcome, OperationState as StoredState, StoreError};
 
@@ -204,17 +204,12 @@ async fn follow_existing(client: &Client, existing: CallerRecord) -> Option<Outc
     record.borrow().outcome.clone()
 }
 
+/// The error of an operation that could not be recorded: not started (nothing was sent), with the
+/// store's error, which says whether the store may come back.
 fn insert_error(e: &StoreError) -> CallError {
-    let error = if e.is_retryable() {
-        HandlerError::unavailable(format!(
-            "cannot record the operation before its first attempt: {e}"
-        ))
-    } else {
-        HandlerError::internal(format!(
-            "cannot record the operation before its first attempt: {e}"
-        ))
-    };
-    CallError::Handler(error.with_retryable(false))
+    CallError::NotStarted(format!(
+        "cannot record the operation before its first attempt: {e}"
+    ))
 }
 
 /// Records a new operation before its first attempt; a client that keeps nothing records

@@ -121,7 +121,8 @@ impl DurabilityOptions {
 ///
 /// Defaults: retries after 1 s, doubling up to 10 min, with Temporal's 20% jitter and no attempt
 /// limit; completions expire after 24 h; the outbox is polled every second (and woken at once
-/// when a completion is enqueued); up to 32 deliveries are sent at a time.
+/// when a completion is enqueued); deliveries are claimed 32 at a time, and up to 256 attempts are
+/// in flight, each on its own: a slow or dead receiver holds back only its own deliveries.
 #[derive(Clone)]
 pub struct OutboxOptions {
     pub(crate) retry: RetryPolicy,
@@ -129,6 +130,7 @@ pub struct OutboxOptions {
     pub(crate) max_age: Duration,
     pub(crate) poll_interval: Duration,
     pub(crate) batch: usize,
+    pub(crate) concurrency: usize,
     pub(crate) visibility: Duration,
 }
 
@@ -142,6 +144,7 @@ impl Default for OutboxOptions {
             max_age: Duration::from_secs(24 * 3600),
             poll_interval: Duration::from_secs(1),
             batch: 32,
+            concurrency: 256,
             visibility: Duration::from_secs(60),
         }
     }
@@ -154,6 +157,7 @@ impl fmt::Debug for OutboxOptions {
             .field("max_age", &self.max_age)
             .field("poll_interval", &self.poll_interval)
             .field("batch", &self.batch)
+            .field("concurrency", &self.concurrency)
             .field("visibility", &self.visibility)
             .finish_non_exhaustive()
     }
@@ -188,10 +192,18 @@ impl OutboxOptions {
         self
     }
 
-    /// How many deliveries are claimed and sent at a time (default 32).
+    /// How many deliveries are claimed at a time (default 32).
     #[must_use]
     pub fn batch(mut self, batch: usize) -> Self {
         self.batch = batch.max(1);
+        self
+    }
+
+    /// How many delivery attempts may be in flight at once (default 256). Each runs on its own:
+    /// one that waits for a slow receiver holds back nothing else until this many do.
+    #[must_use]
+    pub fn concurrency(mut self, attempts: usize) -> Self {
+        self.concurrency = attempts.max(1);
         self
     }
 

@@ -1,8 +1,11 @@
 //! The outbox sender: delivers the completions enqueued in the store to their callback URLs, one
-//! attempt of the dispatcher's completion sender per claim, and records what happened.
+//! attempt of the dispatcher's completion sender per claim, and records what happened. Every
+//! attempt runs on its own task (up to `OutboxOptions::concurrency` at once), so a receiver that
+//! is slow or never answers delays only its own deliveries.
 
-use futures::StreamExt as _;
 use std::sync::{Arc, Weak};
+
+use tokio::task::JoinSet;
 
 use super::Durable;
 use crate::clock;
@@ -20,56 +23,83 @@ pub(crate) fn spawn_outbox(dispatcher: &Dispatcher, durable: Arc<Durable>) {
 
 async fn run(weak: Weak<Inner>, durable: Arc<Durable>) {
     let mut warned = false;
+    // The attempts in flight, each on its own task: dropped (aborted) when the loop ends; an
+    // attempt cut short leaves its delivery claimed until the claim's visibility ends.
+    let mut attempts = JoinSet::new();
+    // Whether the last drain stopped at the bound on attempts in flight: then the end of an
+    // attempt makes room for more.
+    let mut saturated = false;
+    let mut check = true;
     loop {
-        // Holds no strong reference while waiting, so dropping the dispatcher stops the loop.
-        let (sender, guard) = match weak.upgrade() {
-            Some(inner) => {
-                let dispatcher = Dispatcher { inner };
-                let guard = dispatcher.callback_guard().clone();
-                (dispatcher.completion_sender(), guard)
+        if check {
+            // Holds no strong reference while waiting, so dropping the dispatcher stops the loop.
+            let (sender, guard) = match weak.upgrade() {
+                Some(inner) => {
+                    let dispatcher = Dispatcher { inner };
+                    let guard = dispatcher.callback_guard().clone();
+                    (dispatcher.completion_sender(), guard)
+                }
+                None => return,
+            };
+            match sender {
+                Some(sender) => {
+                    saturated = drain(&durable, &sender, &guard, &mut attempts).await;
+                }
+                None if !warned => {
+                    warned = true;
+                    tracing::debug!(
+                        "no completion sender yet: completions to URLs wait in the outbox"
+                    );
+                }
+                None => {}
             }
-            None => return,
-        };
-        match sender {
-            Some(sender) => drain(&durable, &sender, &guard).await,
-            None if !warned => {
-                warned = true;
-                tracing::debug!("no completion sender yet: completions to URLs wait in the outbox");
-            }
-            None => {}
         }
-        tokio::select! {
+        check = tokio::select! {
             _ = durable.stop.cancelled() => return,
-            _ = durable.wake_outbox.notified() => {}
-            _ = tokio::time::sleep(durable.options.outbox.poll_interval) => {}
-        }
+            _ = durable.wake_outbox.notified() => true,
+            _ = tokio::time::sleep(durable.options.outbox.poll_interval) => true,
+            Some(_) = attempts.join_next(), if !attempts.is_empty() => saturated,
+        };
+        while attempts.try_join_next().is_some() {}
     }
 }
 
-/// Sends every due delivery, a batch at a time.
-async fn drain(durable: &Durable, sender: &Arc<dyn CompletionSender>, guard: &CallbackGuard) {
+/// Starts an attempt of every due delivery, a claim at a time, while fewer than the bound are in
+/// flight. Returns whether it stopped at that bound (more may be due).
+async fn drain(
+    durable: &Arc<Durable>,
+    sender: &Arc<dyn CompletionSender>,
+    guard: &CallbackGuard,
+    attempts: &mut JoinSet<()>,
+) -> bool {
     let options = &durable.options.outbox;
     loop {
         if durable.stop.is_cancelled() {
-            return;
+            return false;
         }
+        let room = options.concurrency.saturating_sub(attempts.len());
+        if room == 0 {
+            return true;
+        }
+        let wanted = room.min(options.batch);
         let claimed = durable
             .outbox
-            .claim_due_deliveries(clock::now(), options.visibility, options.batch)
+            .claim_due_deliveries(clock::now(), options.visibility, wanted)
             .await;
         let batch = match claimed {
             Ok(batch) => batch,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the completion outbox");
-                return;
+                return false;
             }
         };
-        let full = batch.len() >= options.batch;
-        futures::stream::iter(batch)
-            .for_each_concurrent(None, |delivery| attempt(durable, sender, guard, delivery))
-            .await;
+        let full = batch.len() >= wanted;
+        for delivery in batch {
+            let (durable, sender, guard) = (durable.clone(), sender.clone(), guard.clone());
+            attempts.spawn(async move { attempt(&durable, &sender, &guard, delivery).await });
+        }
         if !full {
-            return;
+            return false;
         }
     }
 }

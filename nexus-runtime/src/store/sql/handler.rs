@@ -117,7 +117,13 @@ macro_rules! impl_handler_store {
                         }
                         StartAnswer::Failed(f) => ("failed", None, None, Some(f), None),
                     };
-                    let mut tx = self.write_tx().await?;
+                    // One statement for a sync answer or a failure: atomic on its own, so
+                    // without a savepoint; two with the async operation's record.
+                    let mut tx = if operation.is_some() {
+                        self.write_tx().await?
+                    } else {
+                        self.write_one().await?
+                    };
                     let updated = sqlx::query(
                         "UPDATE handler_starts SET answer = $5, output_data = $6, \
                          output_headers = $7, token = $8, failure = $9, links = $10, \

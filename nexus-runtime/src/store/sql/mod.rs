@@ -67,18 +67,35 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
     }
 }
 
-/// Whether the database gave up because of concurrent work: SQLite busy or locked,
-/// PostgreSQL serialization failure, deadlock, lock not available, or a lost connection.
+/// Whether the database gave up for a cause that passes: SQLite busy or locked, a full disk, an
+/// I/O error, no memory; PostgreSQL serialization failure, deadlock, lock not available, or a
+/// lost connection.
 fn is_contention(db: &dyn sqlx::error::DatabaseError) -> bool {
     #[cfg(feature = "sqlite")]
     if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
         const SQLITE_BUSY: u32 = 5;
         const SQLITE_LOCKED: u32 = 6;
+        const SQLITE_NOMEM: u32 = 7;
+        const SQLITE_IOERR: u32 = 10;
+        const SQLITE_FULL: u32 = 13;
+        const SQLITE_CANTOPEN: u32 = 14;
         let primary = db
             .code()
             .and_then(|c| c.parse::<u32>().ok())
             .map(|c| c & 0xff);
-        return matches!(primary, Some(SQLITE_BUSY | SQLITE_LOCKED));
+        // Busy or locked, and the faults of the machine that go away with their cause (a full
+        // disk, an I/O error, no memory): the write did not happen, and may later.
+        return matches!(
+            primary,
+            Some(
+                SQLITE_BUSY
+                    | SQLITE_LOCKED
+                    | SQLITE_NOMEM
+                    | SQLITE_IOERR
+                    | SQLITE_FULL
+                    | SQLITE_CANTOPEN
+            )
+        );
     }
     #[cfg(feature = "postgres")]
     if db

@@ -3,7 +3,8 @@
 //!
 //! A write takes its turn on the store's one writing connection ([`GroupWriter::write`]): the
 //! first opens a batch transaction (`BEGIN IMMEDIATE`), each runs its statements in it (inside a
-//! savepoint when it has several, so that a failing write undoes only itself), and then queues
+//! savepoint when it has several, so that a failing write undoes only itself; never released, as
+//! the batch's commit commits the savepoints still open), and then queues
 //! again behind the writes that arrived meanwhile ([`Write::commit`]). When its turn comes back,
 //! either a later member of its batch committed the batch already, or it commits it: the writes
 //! queued behind it then run in it first. The turns are a fair (FIFO) lock, so a batch is the
@@ -20,7 +21,10 @@
 //! The errors after which SQLite abandons the whole transaction itself (a full disk, an I/O
 //! error) fail the batch's commit, so every member reports the error; statements that ran after
 //! such an error, outside any transaction, may have been kept all the same. Every write here is
-//! idempotent or conditional (a compare-and-set, a claim), so a retry finds what was kept.
+//! idempotent or conditional (a compare-and-set, a claim), so a retry finds what was kept. The
+//! connection such a batch leaves behind may still count itself inside a transaction (its
+//! rollback failed: SQLite had rolled back already): the pool closes it when it comes back and
+//! opens a new one, so the next write works as soon as the cause is gone.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -133,15 +137,8 @@ impl Write {
         let (Some(mut turn), Some(mut open)) = (self.turn.take(), self.open.take()) else {
             return Err(sqlx::Error::WorkerCrashed);
         };
-        if self.savepoint
-            && let Err(e) = run(&mut open.tx, "RELEASE nexus_write").await
-        {
-            turn.open = Some(open);
-            turn.abandoned_savepoint = true;
-            drop(turn);
-            self.writer.spawn_flush();
-            return Err(e);
-        }
+        // The savepoint is not released: the batch's COMMIT commits every savepoint still open,
+        // and a statement fewer per write is a hand-off to the connection's thread fewer.
         let (done, committed) = oneshot::channel();
         open.members.push(done);
         turn.open = Some(open);

@@ -124,6 +124,17 @@ impl SqliteStore {
         };
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
+            .after_release(|conn, _| {
+                // A transaction left open (a commit that failed on a full disk or an I/O error,
+                // after which SQLite may have rolled it back itself, so that the rollback failed
+                // too) would refuse every later `BEGIN`: close that connection; the pool opens a
+                // new one for the next write.
+                let clean = !sqlx::Connection::is_in_transaction(conn);
+                if !clean {
+                    tracing::warn!("closing an SQLite connection left inside a transaction");
+                }
+                Box::pin(async move { Ok(clean) })
+            })
             .connect_with(options.clone())
             .await
             .map_err(open_error)?;
