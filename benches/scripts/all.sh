@@ -32,6 +32,11 @@ echo
 "$bench" http --rounds 5 --warmup 1 --duration 4 2>/dev/null
 echo
 
+echo "## Sync starts with deduplication (SQLite store vs none, wrk)"
+echo
+bash benches/scripts/sync-dedup.sh 3 10 64
+echo
+
 echo "## Async round trip and memory per pending operation"
 echo
 # With SQLite stores on both sides (the target's setting), then without a store.

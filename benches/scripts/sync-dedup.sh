@@ -16,7 +16,8 @@ if ! command -v wrk >/dev/null; then
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk >/dev/null
   else sudo apt-get update -qq && sudo apt-get install -y -qq wrk >/dev/null; fi
 fi
-cargo build --release -q -p nexus-examples --bin fraud-handler
+# Built with the benchmarks, as benches/scripts/all.sh builds them (the same features).
+cargo build --release -q -p nexus-examples --bin fraud-handler --bin payments -p nexus-benches --bin nexus-bench
 
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -7,7 +7,8 @@ use std::error::Error as StdError;
 #[non_exhaustive]
 pub enum StoreError {
     /// The database could not be reached or did not answer in time (connection refused, pool
-    /// exhausted, database busy): worth retrying later.
+    /// exhausted, database busy), or the machine failed the write (a full disk, an I/O error):
+    /// the write did not happen; worth retrying later.
     #[error("the store is unavailable: {message}")]
     Unavailable {
         /// What happened.
