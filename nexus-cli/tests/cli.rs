@@ -1,6 +1,7 @@
 //! The `nexus` binary end to end: calls (sync, async, no-wait, cancel, failures and their exit
 //! codes) against the fraud team's handler served on a loopback port, definition export and
-//! diff, the endpoint registry file and its audit log, and a caller's store.
+//! diff, the endpoint registry file and its audit log, a caller's store, and a handler's dead
+//! completion deliveries.
 
 mod support;
 
@@ -511,4 +512,131 @@ async fn completions_are_generated_for_each_shell() {
         assert_eq!(run.code, 0, "{shell}: {}", run.stderr);
         assert!(run.stdout.contains("definition"), "{shell}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_lists_and_retries_a_dead_completion() {
+    use nexus_runtime::codec::{Content, JSON};
+    use nexus_runtime::completion::Callback;
+    use nexus_runtime::security::CallbackGuard;
+    use nexus_runtime::server::{CallbackListener, HandlerServer};
+    use nexus_runtime::service::{Dispatcher, DurabilityOptions, OutboxOptions};
+    use nexus_runtime::store::{OutboxStore as _, SqliteStore};
+    use nexus_runtime::transport::{StartRequest, Transport as _};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("handler.sqlite3");
+    let db_arg = db.to_str().unwrap().to_owned();
+    let store = std::sync::Arc::new(SqliteStore::open(&db).await.unwrap());
+    let dispatcher = Dispatcher::builder()
+        .service(fraud_contract::FraudService::handler(
+            nexus_examples::fraud_desk::FraudDesk::new(Duration::from_millis(10)),
+        ))
+        .callback_guard(CallbackGuard::loopback())
+        .store(store.clone())
+        .durability(
+            DurabilityOptions::default()
+                .outbox(OutboxOptions::default().poll_interval(Duration::from_millis(50))),
+        )
+        .build();
+    let running = HandlerServer::new(dispatcher)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    // A receiver whose client knows no operation: it answers every completion NOT_FOUND, which
+    // the handler's outbox gives up at once.
+    let listener = CallbackListener::bind_loopback().await.unwrap();
+    let callback_url = format!(
+        "{}/{}?secret=s",
+        listener.callback_url(),
+        "0c9f2a4e-0000-4000-8000-000000000001"
+    );
+    let _receiver = listener.serve(Client::builder().build()).unwrap();
+    let started = HttpTransport::new(running.url())
+        .unwrap()
+        .start(StartRequest {
+            service: "fraud.v1".into(),
+            operation: "checkTransaction".into(),
+            request_id: "dead-1".into(),
+            headers: Default::default(),
+            links: Vec::new(),
+            callback: Some(Callback::Url {
+                url: callback_url,
+                headers: Default::default(),
+            }),
+            request_deadline: None,
+            operation_timeout: None,
+            input: Content::new(JSON, r#"{"transactionId":"t","amount":1.0,"userId":"u"}"#),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        started,
+        nexus_runtime::transport::StartResponse::Async { .. }
+    ));
+
+    let dead = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let dead = store.list_dead_deliveries(10).await.unwrap();
+            if let Some(d) = dead.into_iter().next() {
+                break d;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the delivery is given up");
+    assert_eq!(dead.attempts, 1);
+
+    let run = nexus(
+        dir.path(),
+        &["deliveries", "list", "--json", "--store", &db_arg],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let listed = run.json();
+    assert_eq!(listed[0]["id"], dead.id.to_string());
+    assert_eq!(listed[0]["completionState"], "succeeded");
+    assert!(
+        !listed[0]["url"].as_str().unwrap().contains("secret=s"),
+        "the secret is redacted"
+    );
+
+    let run = nexus(
+        dir.path(),
+        &[
+            "deliveries",
+            "retry",
+            &dead.id.to_string(),
+            "--store",
+            &db_arg,
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // The outbox sends it again (and gives it up again: the receiver still refuses it).
+    let again = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let d = store.get_delivery(dead.id).await.unwrap().unwrap();
+            if d.attempts == 2 {
+                break d;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the delivery is sent again");
+    assert_eq!(again.state.as_str(), "dead");
+    let run = nexus(
+        dir.path(),
+        &[
+            "deliveries",
+            "retry",
+            "0c9f2a4e-0000-4000-8000-000000000002",
+            "--store",
+            &db_arg,
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
 }
