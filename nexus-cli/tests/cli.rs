@@ -640,3 +640,70 @@ async fn deliveries_lists_and_retries_a_dead_completion() {
     .await;
     assert_eq!(run.code, 2, "{}", run.stderr);
 }
+
+/// `ops` and `deliveries` on a PostgreSQL store (a database of its own), when
+/// `NEXUS_TEST_POSTGRES_URL` names a server (`scripts/test.sh` sets it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ops_on_a_postgresql_store() {
+    use nexus_runtime::store::PostgresStore;
+    use nexus_runtime::store::sqlx::{self, AssertSqlSafe, Connection as _};
+
+    let Ok(base) = std::env::var("NEXUS_TEST_POSTGRES_URL") else {
+        eprintln!("skipping `ops_on_a_postgresql_store`: NEXUS_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let name = format!("nexus_cli_{}", uuid_suffix());
+    let mut admin = sqlx::postgres::PgConnection::connect(&base).await.unwrap();
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    let url = format!("{prefix}/{name}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let (handler, _server) = fraud_handler(Duration::from_millis(10)).await;
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let client = Client::builder()
+        .endpoint("fraud", HttpTransport::new(&handler).unwrap())
+        .store(std::sync::Arc::new(store))
+        .callback_url("http://127.0.0.1:9/nexus/callback")
+        .build();
+    let score = fraud_contract::FraudClient::new(client.clone(), "fraud")
+        .get_quick_score(fraud_contract::GetQuickScoreInput {
+            user_id: "pg".into(),
+        })
+        .request_id("pg-1")
+        .await
+        .unwrap();
+
+    let run = nexus(
+        dir.path(),
+        &["ops", "list", "--all", "--json", "--store", &url],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let listed = run.json();
+    assert_eq!(listed[0]["requestId"], "pg-1");
+    assert_eq!(listed[0]["result"], json!({"score": score.score}));
+    let id = listed[0]["id"].as_str().unwrap().to_owned();
+    let run = nexus(dir.path(), &["ops", "show", &id, "--store", &url]).await;
+    assert!(run.stdout.contains("succeeded"), "{}", run.stdout);
+    let run = nexus(dir.path(), &["deliveries", "retry", &id, "--store", &url]).await;
+    assert_eq!(run.code, 2, "not a dead delivery: {}", run.stderr);
+
+    drop(client);
+    let _ = sqlx::query(AssertSqlSafe(format!(
+        "DROP DATABASE \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await;
+}
+
+fn uuid_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{}_{nanos}", std::process::id())
+}
