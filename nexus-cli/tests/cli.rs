@@ -652,7 +652,7 @@ async fn ops_on_a_postgresql_store() {
         eprintln!("skipping `ops_on_a_postgresql_store`: NEXUS_TEST_POSTGRES_URL is not set");
         return;
     };
-    let name = format!("nexus_cli_{}", uuid_suffix());
+    let name = format!("nexus_cli_{}", uuid::Uuid::new_v4().simple());
     let mut admin = sqlx::postgres::PgConnection::connect(&base).await.unwrap();
     sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
         .execute(&mut admin)
@@ -698,12 +698,4 @@ async fn ops_on_a_postgresql_store() {
     )))
     .execute(&mut admin)
     .await;
-}
-
-fn uuid_suffix() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{}_{nanos}", std::process::id())
 }
