@@ -699,3 +699,59 @@ async fn ops_on_a_postgresql_store() {
     .execute(&mut admin)
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bearer_token_authenticates_calls_and_definition_reads() {
+    use nexus_runtime::definition::Definition;
+    use nexus_runtime::security::{BearerAuthenticator, CallbackGuard, StaticTokens};
+    use nexus_runtime::server::HandlerServer;
+    use nexus_runtime::service::Dispatcher;
+
+    let dir = tempfile::tempdir().unwrap();
+    let dispatcher = Dispatcher::builder()
+        .service(fraud_contract::FraudService::handler(
+            nexus_examples::fraud_desk::FraudDesk::new(Duration::from_millis(10)),
+        ))
+        .callback_guard(CallbackGuard::loopback())
+        .build();
+    let running = HandlerServer::builder(dispatcher)
+        .definitions(Definition::of::<fraud_contract::FraudService>())
+        .authenticator(BearerAuthenticator::new(
+            StaticTokens::new().token("payments", "s3cret"),
+        ))
+        .build()
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let url = running.url();
+    let input = r#"{"transactionId":"t-a","amount":1.0,"userId":"a"}"#;
+    let run = nexus(
+        dir.path(),
+        &["call", &url, "fraud.v1", "checkTransaction", input],
+    )
+    .await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("UNAUTHENTICATED"), "{}", run.stderr);
+    let run = nexus(
+        dir.path(),
+        &[
+            "call",
+            &url,
+            "fraud.v1",
+            "checkTransaction",
+            input,
+            "--token",
+            "s3cret",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["approved"], json!(true));
+    let run = nexus(
+        dir.path(),
+        &["definition", "export", &url, "--token", "s3cret"],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("\"fraud.v1\""));
+}
