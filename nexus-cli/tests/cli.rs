@@ -755,3 +755,89 @@ async fn a_bearer_token_authenticates_calls_and_definition_reads() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("\"fraud.v1\""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_handler_is_called_with_its_ca() {
+    use nexus_runtime::definition::Definition;
+    use nexus_runtime::security::CallbackGuard;
+    use nexus_runtime::server::HandlerServer;
+    use nexus_runtime::service::Dispatcher;
+    use nexus_runtime::tls::TlsServerConfig;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, chain, key) = support::loopback_certificates();
+    for (name, pem) in [
+        ("ca.pem", &ca),
+        ("server.pem", &chain),
+        ("server.key", &key),
+    ] {
+        std::fs::write(dir.path().join(name), pem).unwrap();
+    }
+    let tls = TlsServerConfig::from_pem_files(
+        dir.path().join("server.pem"),
+        dir.path().join("server.key"),
+    )
+    .build()
+    .unwrap();
+    let dispatcher = Dispatcher::builder()
+        .service(fraud_contract::FraudService::handler(
+            nexus_examples::fraud_desk::FraudDesk::new(Duration::from_millis(10)),
+        ))
+        .callback_guard(CallbackGuard::loopback())
+        .build();
+    let running = HandlerServer::builder(dispatcher)
+        .definitions(Definition::of::<fraud_contract::FraudService>())
+        .tls(tls)
+        .build()
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let url = running.url();
+    assert!(url.starts_with("https://"), "{url}");
+    let input = r#"{"transactionId":"t-tls","amount":1.0,"userId":"a"}"#;
+    // Without the CA the certificate is not trusted: no answer.
+    let run = nexus(
+        dir.path(),
+        &[
+            "call",
+            &url,
+            "fraud.v1",
+            "checkTransaction",
+            input,
+            "--attempts",
+            "1",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    // With it: a sync and an async call (its completion comes back over plain HTTP on loopback).
+    let run = nexus(
+        dir.path(),
+        &[
+            "call",
+            &url,
+            "fraud.v1",
+            "getQuickScore",
+            r#"{"userId":"a"}"#,
+            "--ca",
+            "ca.pem",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = nexus(
+        dir.path(),
+        &[
+            "call",
+            &url,
+            "fraud.v1",
+            "checkTransaction",
+            input,
+            "--ca",
+            "ca.pem",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["approved"], json!(true));
+}
