@@ -33,10 +33,8 @@ pub struct CallArgs {
     /// Print the token of an asynchronous operation instead of waiting for its result.
     #[arg(long)]
     pub no_wait: bool,
-    /// Where the tool receives the completion of an asynchronous operation; the handler must
-    /// be allowed to reach it (a handler elsewhere needs an address it can reach).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
-    pub callback_listen: String,
+    #[command(flatten)]
+    pub callback: CallbackArgs,
     /// Start attempts at most (retryable errors are retried within --timeout).
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub attempts: u32,
@@ -60,6 +58,22 @@ pub struct CancelArgs {
     pub connect: ConnectArgs,
 }
 
+/// Where the tool receives completions of asynchronous operations.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CallbackArgs {
+    /// Where the tool receives the completion of an asynchronous operation; the handler must
+    /// be allowed to reach it (a handler elsewhere needs an address it can reach).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub callback_listen: String,
+    /// Receive completions over HTTPS with this PEM certificate chain (with
+    /// --callback-tls-key); the handler must trust its CA.
+    #[arg(long, value_name = "FILE", requires = "callback_tls_key")]
+    pub callback_tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --callback-tls-cert.
+    #[arg(long, value_name = "FILE", requires = "callback_tls_cert")]
+    pub callback_tls_key: Option<std::path::PathBuf>,
+}
+
 /// A client of one handler, with its callback receiver (kept alive with it).
 pub struct ToolClient {
     /// The client; its endpoint is [`ENDPOINT`].
@@ -68,19 +82,26 @@ pub struct ToolClient {
 }
 
 impl ToolClient {
-    /// A client of the handler at `url`, receiving completions on `callback_listen`.
+    /// A client of the handler at `url`, receiving completions as `callback` says.
     pub async fn new(
         url: &str,
         connect: &ConnectArgs,
-        callback_listen: &str,
+        callback: &CallbackArgs,
         attempts: u32,
     ) -> Result<Self, Failure> {
         let transport = connect.transport(url)?;
-        let listener = CallbackListener::bind(callback_listen).await.map_err(|e| {
-            Failure::usage(format!(
-                "cannot listen for completions on {callback_listen}: {e}"
-            ))
-        })?;
+        let address = &callback.callback_listen;
+        let mut listener = CallbackListener::bind(address.as_str())
+            .await
+            .map_err(|e| {
+                Failure::usage(format!("cannot listen for completions on {address}: {e}"))
+            })?;
+        if let (Some(cert), Some(key)) = (&callback.callback_tls_cert, &callback.callback_tls_key) {
+            let tls = nexus_runtime::tls::TlsServerConfig::from_pem_files(cert, key)
+                .build()
+                .map_err(|e| Failure::usage(format!("callback TLS: {e}")))?;
+            listener = listener.tls(tls);
+        }
         let config = EndpointConfig::new(transport)
             .retry(RetryPolicy::default().maximum_attempts(attempts.max(1)))
             .request_timeout(connect.timeout)
@@ -135,7 +156,7 @@ pub async fn call(args: CallArgs, registry: &Path) -> Result<(), Failure> {
     if args.no_wait {
         return start_without_waiting(&args, &url, input).await;
     }
-    let tool = ToolClient::new(&url, &args.connect, &args.callback_listen, args.attempts).await?;
+    let tool = ToolClient::new(&url, &args.connect, &args.callback, args.attempts).await?;
     let handle = tool.schedule(
         &args.service,
         &args.operation,

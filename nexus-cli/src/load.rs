@@ -10,7 +10,7 @@ use futures::StreamExt as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use nexus_runtime::CallOptions;
 
-use crate::call::ToolClient;
+use crate::call::{CallbackArgs, ToolClient};
 use crate::connect::{ConnectArgs, read_input, resolve_endpoint};
 use crate::fail::{Failure, OPERATION_FAILED};
 
@@ -34,9 +34,8 @@ pub struct LoadArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Where the tool receives completions of asynchronous operations.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
-    pub callback_listen: String,
+    #[command(flatten)]
+    pub callback: CallbackArgs,
     #[command(flatten)]
     pub connect: ConnectArgs,
 }
@@ -58,7 +57,7 @@ fn ms(d: Duration) -> f64 {
 pub async fn run(args: LoadArgs, registry: &Path) -> Result<(), Failure> {
     let url = resolve_endpoint(&args.endpoint, registry)?;
     let input = read_input(args.input.as_deref())?;
-    let tool = ToolClient::new(&url, &args.connect, &args.callback_listen, 1).await?;
+    let tool = ToolClient::new(&url, &args.connect, &args.callback, 1).await?;
     let bar = if std::io::stderr().is_terminal() {
         ProgressBar::with_draw_target(Some(args.count), ProgressDrawTarget::stderr())
     } else {

@@ -1,6 +1,7 @@
 //! The `nexus` binary end to end: calls (sync, async, no-wait, cancel, failures and their exit
 //! codes) against the fraud team's handler served on a loopback port, definition export and
-//! diff, the endpoint registry file and its audit log, and a caller's store.
+//! diff, the endpoint registry file and its audit log, a caller's store, and a handler's dead
+//! completion deliveries.
 
 mod support;
 
@@ -511,4 +512,332 @@ async fn completions_are_generated_for_each_shell() {
         assert_eq!(run.code, 0, "{shell}: {}", run.stderr);
         assert!(run.stdout.contains("definition"), "{shell}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_lists_and_retries_a_dead_completion() {
+    use nexus_runtime::codec::{Content, JSON};
+    use nexus_runtime::completion::Callback;
+    use nexus_runtime::security::CallbackGuard;
+    use nexus_runtime::server::{CallbackListener, HandlerServer};
+    use nexus_runtime::service::{Dispatcher, DurabilityOptions, OutboxOptions};
+    use nexus_runtime::store::{OutboxStore as _, SqliteStore};
+    use nexus_runtime::transport::{StartRequest, Transport as _};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("handler.sqlite3");
+    let db_arg = db.to_str().unwrap().to_owned();
+    let store = std::sync::Arc::new(SqliteStore::open(&db).await.unwrap());
+    let dispatcher = Dispatcher::builder()
+        .service(fraud_contract::FraudService::handler(
+            nexus_examples::fraud_desk::FraudDesk::new(Duration::from_millis(10)),
+        ))
+        .callback_guard(CallbackGuard::loopback())
+        .store(store.clone())
+        .durability(
+            DurabilityOptions::default()
+                .outbox(OutboxOptions::default().poll_interval(Duration::from_millis(50))),
+        )
+        .build();
+    let running = HandlerServer::new(dispatcher)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    // A receiver whose client knows no operation: it answers every completion NOT_FOUND, which
+    // the handler's outbox gives up at once.
+    let listener = CallbackListener::bind_loopback().await.unwrap();
+    let callback_url = format!(
+        "{}/{}?secret=s",
+        listener.callback_url(),
+        "0c9f2a4e-0000-4000-8000-000000000001"
+    );
+    let _receiver = listener.serve(Client::builder().build()).unwrap();
+    let started = HttpTransport::new(running.url())
+        .unwrap()
+        .start(StartRequest {
+            service: "fraud.v1".into(),
+            operation: "checkTransaction".into(),
+            request_id: "dead-1".into(),
+            headers: Default::default(),
+            links: Vec::new(),
+            callback: Some(Callback::Url {
+                url: callback_url,
+                headers: Default::default(),
+            }),
+            request_deadline: None,
+            operation_timeout: None,
+            input: Content::new(JSON, r#"{"transactionId":"t","amount":1.0,"userId":"u"}"#),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        started,
+        nexus_runtime::transport::StartResponse::Async { .. }
+    ));
+
+    let dead = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let dead = store.list_dead_deliveries(10).await.unwrap();
+            if let Some(d) = dead.into_iter().next() {
+                break d;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the delivery is given up");
+    assert_eq!(dead.attempts, 1);
+
+    let run = nexus(
+        dir.path(),
+        &["deliveries", "list", "--json", "--store", &db_arg],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let listed = run.json();
+    assert_eq!(listed[0]["id"], dead.id.to_string());
+    assert_eq!(listed[0]["completionState"], "succeeded");
+    assert!(
+        !listed[0]["url"].as_str().unwrap().contains("secret=s"),
+        "the secret is redacted"
+    );
+
+    let run = nexus(
+        dir.path(),
+        &[
+            "deliveries",
+            "retry",
+            &dead.id.to_string(),
+            "--store",
+            &db_arg,
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // The outbox sends it again (and gives it up again: the receiver still refuses it).
+    let again = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let d = store.get_delivery(dead.id).await.unwrap().unwrap();
+            if d.attempts == 2 {
+                break d;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the delivery is sent again");
+    assert_eq!(again.state.as_str(), "dead");
+    let run = nexus(
+        dir.path(),
+        &[
+            "deliveries",
+            "retry",
+            "0c9f2a4e-0000-4000-8000-000000000002",
+            "--store",
+            &db_arg,
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+}
+
+/// `ops` and `deliveries` on a PostgreSQL store (a database of its own), when
+/// `NEXUS_TEST_POSTGRES_URL` names a server (`scripts/test.sh` sets it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ops_on_a_postgresql_store() {
+    use nexus_runtime::store::PostgresStore;
+    use nexus_runtime::store::sqlx::{self, AssertSqlSafe, Connection as _};
+
+    let Ok(base) = std::env::var("NEXUS_TEST_POSTGRES_URL") else {
+        eprintln!("skipping `ops_on_a_postgresql_store`: NEXUS_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let name = format!("nexus_cli_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::postgres::PgConnection::connect(&base).await.unwrap();
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    let url = format!("{prefix}/{name}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let (handler, _server) = fraud_handler(Duration::from_millis(10)).await;
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let client = Client::builder()
+        .endpoint("fraud", HttpTransport::new(&handler).unwrap())
+        .store(std::sync::Arc::new(store))
+        .callback_url("http://127.0.0.1:9/nexus/callback")
+        .build();
+    let score = fraud_contract::FraudClient::new(client.clone(), "fraud")
+        .get_quick_score(fraud_contract::GetQuickScoreInput {
+            user_id: "pg".into(),
+        })
+        .request_id("pg-1")
+        .await
+        .unwrap();
+
+    let run = nexus(
+        dir.path(),
+        &["ops", "list", "--all", "--json", "--store", &url],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let listed = run.json();
+    assert_eq!(listed[0]["requestId"], "pg-1");
+    assert_eq!(listed[0]["result"], json!({"score": score.score}));
+    let id = listed[0]["id"].as_str().unwrap().to_owned();
+    let run = nexus(dir.path(), &["ops", "show", &id, "--store", &url]).await;
+    assert!(run.stdout.contains("succeeded"), "{}", run.stdout);
+    let run = nexus(dir.path(), &["deliveries", "retry", &id, "--store", &url]).await;
+    assert_eq!(run.code, 2, "not a dead delivery: {}", run.stderr);
+
+    drop(client);
+    let _ = sqlx::query(AssertSqlSafe(format!(
+        "DROP DATABASE \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bearer_token_authenticates_calls_and_definition_reads() {
+    use nexus_runtime::definition::Definition;
+    use nexus_runtime::security::{BearerAuthenticator, CallbackGuard, StaticTokens};
+    use nexus_runtime::server::HandlerServer;
+    use nexus_runtime::service::Dispatcher;
+
+    let dir = tempfile::tempdir().unwrap();
+    let dispatcher = Dispatcher::builder()
+        .service(fraud_contract::FraudService::handler(
+            nexus_examples::fraud_desk::FraudDesk::new(Duration::from_millis(10)),
+        ))
+        .callback_guard(CallbackGuard::loopback())
+        .build();
+    let running = HandlerServer::builder(dispatcher)
+        .definitions(Definition::of::<fraud_contract::FraudService>())
+        .authenticator(BearerAuthenticator::new(
+            StaticTokens::new().token("payments", "s3cret"),
+        ))
+        .build()
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let url = running.url();
+    let input = r#"{"transactionId":"t-a","amount":1.0,"userId":"a"}"#;
+    let run = nexus(
+        dir.path(),
+        &["call", &url, "fraud.v1", "checkTransaction", input],
+    )
+    .await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("UNAUTHENTICATED"), "{}", run.stderr);
+    let run = nexus(
+        dir.path(),
+        &[
+            "call",
+            &url,
+            "fraud.v1",
+            "checkTransaction",
+            input,
+            "--token",
+            "s3cret",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["approved"], json!(true));
+    let run = nexus(
+        dir.path(),
+        &["definition", "export", &url, "--token", "s3cret"],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("\"fraud.v1\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_handler_is_called_with_its_ca() {
+    use nexus_runtime::definition::Definition;
+    use nexus_runtime::security::CallbackGuard;
+    use nexus_runtime::server::HandlerServer;
+    use nexus_runtime::service::Dispatcher;
+    use nexus_runtime::tls::TlsServerConfig;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, chain, key) = support::loopback_certificates();
+    for (name, pem) in [
+        ("ca.pem", &ca),
+        ("server.pem", &chain),
+        ("server.key", &key),
+    ] {
+        std::fs::write(dir.path().join(name), pem).unwrap();
+    }
+    let tls = TlsServerConfig::from_pem_files(
+        dir.path().join("server.pem"),
+        dir.path().join("server.key"),
+    )
+    .build()
+    .unwrap();
+    let dispatcher = Dispatcher::builder()
+        .service(fraud_contract::FraudService::handler(
+            nexus_examples::fraud_desk::FraudDesk::new(Duration::from_millis(10)),
+        ))
+        .callback_guard(CallbackGuard::loopback())
+        .build();
+    let running = HandlerServer::builder(dispatcher)
+        .definitions(Definition::of::<fraud_contract::FraudService>())
+        .tls(tls)
+        .build()
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let url = running.url();
+    assert!(url.starts_with("https://"), "{url}");
+    let input = r#"{"transactionId":"t-tls","amount":1.0,"userId":"a"}"#;
+    // Without the CA the certificate is not trusted: no answer.
+    let run = nexus(
+        dir.path(),
+        &[
+            "call",
+            &url,
+            "fraud.v1",
+            "checkTransaction",
+            input,
+            "--attempts",
+            "1",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    // With it: a sync and an async call (its completion comes back over plain HTTP on loopback).
+    let run = nexus(
+        dir.path(),
+        &[
+            "call",
+            &url,
+            "fraud.v1",
+            "getQuickScore",
+            r#"{"userId":"a"}"#,
+            "--ca",
+            "ca.pem",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = nexus(
+        dir.path(),
+        &[
+            "call",
+            &url,
+            "fraud.v1",
+            "checkTransaction",
+            input,
+            "--ca",
+            "ca.pem",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["approved"], json!(true));
 }

@@ -30,7 +30,7 @@ pub enum Target {
     /// A Temporal Nexus endpoint's URL (`http://host:port/nexus/endpoints/{id}/services`).
     Temporal(String),
     /// A dispatcher in this process, registered under this name with
-    /// [`EndpointRegistry::dispatcher`](super::EndpointRegistry::dispatcher).
+    /// [`RegistryBuilder::dispatcher`](super::RegistryBuilder::dispatcher).
     InProcess(String),
 }
 
