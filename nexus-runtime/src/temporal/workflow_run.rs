@@ -494,7 +494,7 @@ mod tests {
         for (code, error_type, retryable) in cases {
             let e = grpc_error(&tonic::Status::new(code, "x"), "doing");
             assert_eq!(
-                (e.error_type, e.is_retryable()),
+                (e.error_type.clone(), e.is_retryable()),
                 (error_type, retryable),
                 "{code:?}"
             );
