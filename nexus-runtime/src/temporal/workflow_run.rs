@@ -263,11 +263,7 @@ impl<I: Serialize, O: Send + 'static> WorkflowRunOperation<I, O> {
         token: &str,
         input: serde_json::Value,
     ) -> StartWorkflowExecutionRequest {
-        let links: Vec<common::Link> = task
-            .links
-            .iter()
-            .filter_map(|l| workflow_event_link_from_nexus(l).ok())
-            .collect();
+        let links: Vec<common::Link> = task.links.iter().filter_map(caller_link).collect();
         let mut header = task.callback_headers.clone();
         for name in TOKEN_HEADERS {
             header.insert(name.to_owned(), token.to_owned());
@@ -362,6 +358,25 @@ pub(crate) fn grpc_error(status: &tonic::Status, doing: &str) -> HandlerError {
         Code::DeadlineExceeded => HandlerError::upstream_timeout(message),
         _ => HandlerError::internal(message),
     }
+}
+
+/// A caller's Nexus link as the API's link to a workflow event (other links are not passed on,
+/// as in Temporal's SDKs), its path segments unescaped.
+fn caller_link(link: &nexus::Link) -> Option<common::Link> {
+    let mut parsed = workflow_event_link_from_nexus(link).ok()?;
+    if let Some(link::Variant::WorkflowEvent(event)) = &mut parsed.variant {
+        for field in [
+            &mut event.namespace,
+            &mut event.workflow_id,
+            &mut event.run_id,
+        ] {
+            *field = percent_encoding::percent_decode_str(field)
+                .decode_utf8()
+                .ok()?
+                .into_owned();
+        }
+    }
+    Some(parsed)
 }
 
 /// The Nexus form of a link to a workflow event (Temporal's `temporal:///namespaces/...` URL).
@@ -468,7 +483,7 @@ mod tests {
             link.url,
             "temporal:///namespaces/default/workflows/check%20tx%2F1/01a2/history?eventID=1&eventType=WorkflowExecutionStarted&referenceType=EventReference"
         );
-        let parsed = workflow_event_link_from_nexus(&nexus::Link {
+        let parsed = caller_link(&nexus::Link {
             url: link.url.clone(),
             r#type: link.link_type.clone(),
         })
