@@ -43,7 +43,7 @@ pub(crate) struct TaskContext {
 #[derive(Debug)]
 pub(crate) enum Answer {
     /// `RespondNexusTaskCompleted` with this response.
-    Completed(nexus::Response),
+    Completed(Box<nexus::Response>),
     /// `RespondNexusTaskFailed` with this handler error.
     Failed(HandlerError),
 }
@@ -65,9 +65,9 @@ pub(crate) async fn handle(ctx: &TaskContext, request: nexus::Request, new_forma
         )),
     };
     match result {
-        Ok(variant) => Answer::Completed(nexus::Response {
+        Ok(variant) => Answer::Completed(Box::new(nexus::Response {
             variant: Some(variant),
-        }),
+        })),
         Err(error) => Answer::Failed(error),
     }
 }

@@ -356,7 +356,7 @@ async fn answer(ctx: &TaskContext, task: PollNexusTaskQueueResponse) {
                 namespace: ctx.namespace.clone(),
                 identity: ctx.identity.clone(),
                 task_token: task.task_token,
-                response: Some(response),
+                response: Some(*response),
                 ..RespondNexusTaskCompletedRequest::default()
             };
             connection
