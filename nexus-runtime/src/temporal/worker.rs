@@ -74,7 +74,8 @@ pub enum TemporalError {
 ///     .connect()
 ///     .await?;
 /// let running = worker.start();
-/// tokio::signal::ctrl_c().await?;
+/// # let until_stopped = std::future::ready(());
+/// until_stopped.await; // Ctrl-C, SIGTERM...
 /// running.shutdown().await; // stops polling, finishes the tasks in hand
 /// # Ok(()) }
 /// ```
@@ -337,7 +338,7 @@ async fn poll(ctx: &TaskContext) -> Result<Option<PollNexusTaskQueueResponse>, t
     Ok((!response.task_token.is_empty()).then_some(response))
 }
 
-/// Handles a task and responds; a response that arrives after the task's deadline is refused by
+/// Handles a task and responds (echoing the poller group the task came from); a response that arrives after the task's deadline is refused by
 /// Temporal (`NotFound`), which only gets logged.
 async fn answer(ctx: &TaskContext, task: PollNexusTaskQueueResponse) {
     let Some(request) = task.request else {
@@ -357,6 +358,7 @@ async fn answer(ctx: &TaskContext, task: PollNexusTaskQueueResponse) {
                 identity: ctx.identity.clone(),
                 task_token: task.task_token,
                 response: Some(*response),
+                poller_group_id: task.poller_group_id,
                 ..RespondNexusTaskCompletedRequest::default()
             };
             connection
@@ -371,6 +373,7 @@ async fn answer(ctx: &TaskContext, task: PollNexusTaskQueueResponse) {
                 namespace: ctx.namespace.clone(),
                 identity: ctx.identity.clone(),
                 task_token: task.task_token,
+                poller_group_id: task.poller_group_id,
                 ..RespondNexusTaskFailedRequest::default()
             };
             if new_format {
