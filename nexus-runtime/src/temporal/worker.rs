@@ -359,7 +359,6 @@ async fn answer(ctx: &TaskContext, task: PollNexusTaskQueueResponse) {
                 task_token: task.task_token,
                 response: Some(*response),
                 poller_group_id: task.poller_group_id,
-                ..RespondNexusTaskCompletedRequest::default()
             };
             connection
                 .respond_nexus_task_completed(tonic::Request::new(request))
