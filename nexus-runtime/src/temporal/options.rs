@@ -142,6 +142,14 @@ impl TemporalWorkerBuilder {
         self
     }
 
+    /// Connects to Temporal and installs the completion sender in the dispatcher (an
+    /// [`HttpCompletionSender`](crate::server::HttpCompletionSender) under the dispatcher's
+    /// callback guard; with a store, one attempt per call, the outbox retrying), as
+    /// [`HandlerServer`](crate::server::HandlerServer) does.
+    pub async fn connect(self) -> Result<super::TemporalWorker, super::TemporalError> {
+        super::worker::connect(self).await
+    }
+
     /// Bounds the initial connection (default 10 s).
     #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {

@@ -161,50 +161,46 @@ impl TemporalWorker {
     }
 }
 
-impl TemporalWorkerBuilder {
-    /// Connects to Temporal and installs the completion sender in the dispatcher (an
-    /// [`HttpCompletionSender`] under the dispatcher's callback guard; with a store, one attempt
-    /// per call, the outbox retrying), as [`HandlerServer`](crate::server::HandlerServer) does.
-    pub async fn connect(self) -> Result<TemporalWorker, TemporalError> {
-        let url = target_url(&self.target, self.tls.is_some() || self.api_key.is_some())?;
-        let identity = self.identity.unwrap_or_else(default_identity);
-        let options = ConnectionOptions::new(url)
-            .identity(identity.clone())
-            .maybe_api_key(self.api_key)
-            .maybe_tls_options(self.tls.map(tls_options))
-            .connect_timeout(self.connect_timeout)
-            .build();
-        let connection =
-            Connection::connect(options)
-                .await
-                .map_err(|e| TemporalError::Connect {
-                    address: self.target.clone(),
-                    reason: e.to_string(),
-                })?;
-        let sender = self.completion_sender.unwrap_or_else(|| {
-            let mut sender = HttpCompletionSender::new()
-                .callback_guard(self.dispatcher.callback_guard().clone());
-            if self.dispatcher.has_store() {
-                sender = sender.retry(CompletionRetry::never());
-            }
-            Arc::new(sender)
-        });
-        self.dispatcher.set_default_completion_sender(sender);
-        Ok(TemporalWorker {
-            ctx: Arc::new(TaskContext {
-                dispatcher: self.dispatcher,
-                principal: self.principal,
-                connection,
-                namespace: self.namespace,
-                task_queue: self.task_queue,
-                identity,
-                system_callback_url: self.system_callback_url,
-            }),
-            pollers: self.pollers,
-            slots: Arc::new(Semaphore::new(self.max_concurrent_tasks)),
-            poll_retry: self.poll_retry,
-        })
-    }
+/// Connects to Temporal as `builder` says and installs the completion sender in the dispatcher
+/// (see [`TemporalWorkerBuilder::connect`]).
+pub(crate) async fn connect(this: TemporalWorkerBuilder) -> Result<TemporalWorker, TemporalError> {
+    let url = target_url(&this.target, this.tls.is_some() || this.api_key.is_some())?;
+    let identity = this.identity.unwrap_or_else(default_identity);
+    let options = ConnectionOptions::new(url)
+        .identity(identity.clone())
+        .maybe_api_key(this.api_key)
+        .maybe_tls_options(this.tls.map(tls_options))
+        .connect_timeout(this.connect_timeout)
+        .build();
+    let connection = Connection::connect(options)
+        .await
+        .map_err(|e| TemporalError::Connect {
+            address: this.target.clone(),
+            reason: e.to_string(),
+        })?;
+    let sender = this.completion_sender.unwrap_or_else(|| {
+        let mut sender =
+            HttpCompletionSender::new().callback_guard(this.dispatcher.callback_guard().clone());
+        if this.dispatcher.has_store() {
+            sender = sender.retry(CompletionRetry::never());
+        }
+        Arc::new(sender)
+    });
+    this.dispatcher.set_default_completion_sender(sender);
+    Ok(TemporalWorker {
+        ctx: Arc::new(TaskContext {
+            dispatcher: this.dispatcher,
+            principal: this.principal,
+            connection,
+            namespace: this.namespace,
+            task_queue: this.task_queue,
+            identity,
+            system_callback_url: this.system_callback_url,
+        }),
+        pollers: this.pollers,
+        slots: Arc::new(Semaphore::new(this.max_concurrent_tasks)),
+        poll_retry: this.poll_retry,
+    })
 }
 
 /// `host:port` as `http://host:port` (`https://` with TLS); URLs as they are.
