@@ -18,6 +18,8 @@ import os
 import sys
 import time
 
+from temporalio.client import Client
+
 from temporal_caller import run_scenarios
 from temporal_to_rust import CheckFailed, completion_for, expect, quick_score, read_events, risk_score
 
@@ -107,11 +109,32 @@ def check_workflow_token(r: dict, tx: str) -> str:
     return f"workflow {token['wid']}"
 
 
-def check_workflow_run(r: dict, log: str) -> str:
+async def started_workflow(address: str, workflow_id: str) -> dict:
+    """What Temporal recorded of a workflow the Rust worker started: the workflows its started
+    event and its completion callbacks link to, and the callbacks' URLs."""
+    client = await Client.connect(address)
+    handle = client.get_workflow_handle(workflow_id)
+    linked = []
+    async for event in handle.fetch_history_events():
+        linked = [link.workflow_event.workflow_id for link in event.links if link.HasField("workflow_event")]
+        break
+    description = await handle.describe()
+    callbacks = [c.callback.nexus.url for c in description.raw_description.callbacks]
+    linked += [link.workflow_event.workflow_id
+               for c in description.raw_description.callbacks
+               for link in c.callback.links if link.HasField("workflow_event")]
+    return {"linked": linked, "callbacks": callbacks}
+
+
+def check_workflow_run(r: dict, log: str, started: dict) -> str:
     expect("ok" in r, f"the workflow failed: {r.get('error')}")
     expected = {"approved": True, "riskScore": risk_score(250.0, "user-ada")}
     expect(r["ok"] == expected, f"got {r['ok']}, expected {expected}")
-    return f"{check_workflow_token(r, 'tx-wf-1')} completed the operation: {r['ok']}"
+    expect(r["workflow"] in started["linked"],
+           f"the workflow's started event does not link to the caller {r['workflow']}: {started}")
+    expect(started["callbacks"] == ["temporal://system"], f"completion callbacks {started['callbacks']}")
+    return (f"{check_workflow_token(r, 'tx-wf-1')} completed the operation: {r['ok']}; "
+            f"linked to the caller, callback {started['callbacks'][0]}")
 
 
 def check_workflow_failed(r: dict, log: str) -> str:
@@ -135,7 +158,7 @@ CHECKS = {
     "failed-checkTransaction": check_failed,
     "bad-request-not-retried": check_bad_request,
     "cancel-checkTransaction": check_cancel,
-    "workflow-run-checkTransaction": check_workflow_run,
+    "workflow-run-checkTransaction": None,  # needs what Temporal recorded: see main
     "workflow-run-failed": check_workflow_failed,
     "workflow-run-cancel": check_workflow_cancel,
 }
@@ -159,11 +182,18 @@ def main() -> int:
         with open(args.results, "w") as f:
             for r in results:
                 f.write(json.dumps(r) + "\n")
+    try:
+        started = asyncio.run(started_workflow(address, "check-tx-wf-1"))
+    except Exception as e:  # noqa: BLE001 - reported by the check that needs it
+        started = {"linked": [], "callbacks": [], "error": repr(e)}
     failed = 0
     for r in results:
         name = f"temporal->rust-worker/{r['name']}"
         try:
-            detail = CHECKS[r["name"]](r, args.worker_log)
+            if r["name"] == "workflow-run-checkTransaction":
+                detail = check_workflow_run(r, args.worker_log, started)
+            else:
+                detail = CHECKS[r["name"]](r, args.worker_log)
             print(f"PASS {name} ({detail})", flush=True)
         except CheckFailed as e:
             failed += 1

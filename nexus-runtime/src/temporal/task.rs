@@ -105,6 +105,27 @@ async fn start_operation(
             headers: callback_headers(start.callback_header.clone()),
         }),
     };
+    // Temporal puts the caller's links in the request, and (as over HTTP) in `Nexus-Link`.
+    let mut links = start.links;
+    if links.is_empty() {
+        if let Some(link) = headers
+            .get("nexus-link")
+            .and_then(|value| crate::protocol::decode_link(value).ok())
+        {
+            links.push(nexus::Link {
+                url: link.url,
+                r#type: link.link_type,
+            });
+        }
+    }
+    tracing::debug!(
+        service = %start.service,
+        operation = %start.operation,
+        request_id = %start.request_id,
+        links = links.len(),
+        callback = %crate::security::redact_callback_url(&start.callback),
+        "Nexus start task"
+    );
     let scope = Arc::new(TaskScope {
         connection: ctx.connection.clone(),
         namespace: ctx.namespace.clone(),
@@ -113,14 +134,14 @@ async fn start_operation(
         request_id: start.request_id.clone(),
         callback_url: start.callback,
         callback_headers: start.callback_header,
-        links: start.links.clone(),
+        links: links.clone(),
     });
     let request = StartRequest {
         service: start.service,
         operation: start.operation,
         request_id: start.request_id,
         headers,
-        links: links_from_nexus(start.links),
+        links: links_from_nexus(links),
         callback,
         request_deadline,
         operation_timeout,
