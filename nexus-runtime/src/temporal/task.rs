@@ -107,16 +107,15 @@ async fn start_operation(
     };
     // Temporal puts the caller's links in the request, and (as over HTTP) in `Nexus-Link`.
     let mut links = start.links;
-    if links.is_empty() {
-        if let Some(link) = headers
+    if links.is_empty()
+        && let Some(link) = headers
             .get("nexus-link")
             .and_then(|value| crate::protocol::decode_link(value).ok())
-        {
-            links.push(nexus::Link {
-                url: link.url,
-                r#type: link.link_type,
-            });
-        }
+    {
+        links.push(nexus::Link {
+            url: link.url,
+            r#type: link.link_type,
+        });
     }
     tracing::debug!(
         service = %start.service,
