@@ -6,6 +6,10 @@ handler, `benches/scripts/temporal.sh`):
   - echo_wf  workflow-run operation: EchoWorkflow sleeps `sleep` seconds (default 1), returns its input
   - fail_wf  workflow-run operation whose workflow fails (ApplicationError type Boom, non-retryable)
   - fail     sync operation raising a failed OperationError ("failed on purpose")
+It also runs CheckTransactionWorkflow, fraud.v1's check as a workflow, for the Rust `fraud-worker
+--check-workflow CheckTransactionWorkflow` (its workflow-run implementation of checkTransaction):
+input and result are fraud.v1's; a negative amount fails it (ApplicationError type
+InvalidAmount), and transactions whose id starts with `slow-` take 10 minutes (to be canceled).
 
 Usage: echo_worker.py      Env: TEMPORAL_ADDRESS (default 127.0.0.1:7233),
                                 HANDLER_TQ (default nexus-handler-tq),
@@ -47,6 +51,35 @@ class FailingWorkflow:
         raise ApplicationError("workflow failed on purpose", {"inp": inp}, type="Boom", non_retryable=True)
 
 
+APPROVAL_LIMIT = 10_000.0
+
+
+def quick_score(user_id: str) -> int:
+    """fraud.v1's quick score: FNV-1a 64 of the user id, mod 100."""
+    h = 0xCBF29CE484222325
+    for b in user_id.encode():
+        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h % 100
+
+
+@workflow.defn
+class CheckTransactionWorkflow:
+    @workflow.run
+    async def run(self, inp: dict) -> dict:
+        from temporalio.exceptions import ApplicationError
+
+        tx, amount = inp["transactionId"], float(inp["amount"])
+        await workflow.sleep(timedelta(seconds=600 if tx.startswith("slow-") else 0.3))
+        if amount < 0:
+            raise ApplicationError(f"transaction {tx} has an invalid amount {amount:g}",
+                                   type="InvalidAmount", non_retryable=True)
+        risk = min(int(min(amount / APPROVAL_LIMIT * 50.0, 50.0)) + quick_score(inp["userId"]) // 2, 100)
+        out = {"approved": amount < APPROVAL_LIMIT, "riskScore": risk}
+        if amount >= APPROVAL_LIMIT:
+            out["reason"] = f"amount is at or above the limit of {APPROVAL_LIMIT}"
+        return out
+
+
 @nexusrpc.handler.service_handler(name="EchoService")
 class EchoServiceHandler:
     @nexusrpc.handler.sync_operation
@@ -71,7 +104,7 @@ async def main() -> None:
     worker = Worker(
         client,
         task_queue=TQ,
-        workflows=[EchoWorkflow, FailingWorkflow],
+        workflows=[EchoWorkflow, FailingWorkflow, CheckTransactionWorkflow],
         nexus_service_handlers=[EchoServiceHandler()],
         max_concurrent_nexus_tasks=int(os.environ.get("MAX_NEXUS", "50")),
     )

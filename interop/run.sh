@@ -3,7 +3,11 @@
 #   Temporal -> Rust: Temporal workflows (Python SDK) call the Rust `fraud-handler` through
 #     endpoints with external target URLs (interop/temporal_to_rust.py);
 #   Rust -> Temporal: the Rust `temporal-echo` calls a Python Temporal worker's EchoService through
-#     the server's Nexus HTTP API, completions coming back to its callback receiver.
+#     the server's Nexus HTTP API, completions coming back to its callback receiver;
+#   Temporal -> Rust worker: Temporal workflows call fraud.v1 through endpoints that target task
+#     queues polled by the Rust `fraud-worker` (interop/temporal_worker.py): sync, async completed
+#     through Temporal, failed, bad request, canceled, and workflow-run operations whose workflow
+#     runs on the Python worker (also called over HTTP by `temporal-echo`).
 # Prints one line per check (`PASS name` / `FAIL name: why`), then `N passed, M failed`; exits
 # non-zero on any failure. Stops everything it started, whatever happens.
 #
@@ -137,12 +141,15 @@ PATH="$VENV/bin:$PATH" "$VPY" interop/gen_types.py contracts/fraud/fraud.v1.nexu
   || { cat "$WORK/gen-types.log"; die "cannot generate Python types from fraud.v1's definition"; }
 say "generated interop/generated/fraud_v1.py from contracts/fraud/fraud.v1.nexusrpc.json"
 
-# 2. The Rust binaries: fraud-handler (Temporal -> Rust) and temporal-echo (Rust -> Temporal).
+# 2. The Rust binaries: fraud-handler (Temporal -> Rust), temporal-echo (Rust -> Temporal) and
+#    fraud-worker (the Temporal worker; feature `temporal`).
 say "building the example binaries"
-cargo build -q -p nexus-examples --bins || die "cargo build -p nexus-examples --bins failed"
+cargo build -q -p nexus-examples --bins --features temporal \
+  || die "cargo build -p nexus-examples --bins --features temporal failed"
 BIN=$(cargo metadata --format-version 1 --no-deps \
   | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug
-[ -x "$BIN/fraud-handler" ] && [ -x "$BIN/temporal-echo" ] || die "binaries not found in $BIN"
+[ -x "$BIN/fraud-handler" ] && [ -x "$BIN/temporal-echo" ] && [ -x "$BIN/fraud-worker" ] \
+  || die "binaries not found in $BIN"
 
 # 3. The Rust handlers, each on a free loopback port under the prefix /fraud: ordinary; slow
 #    (checks take 10 minutes: they are there to be canceled); flaky (refuses the first attempts).
@@ -210,7 +217,29 @@ HANDLER_TQ=nexus-handler-tq spawn echo-worker "$VPY" -u interop/echo_worker.py
 "$PYTHON" interop/util.py wait-line "$WORK/echo-worker.log" "worker polling" 60 "$LAST_PID" > /dev/null \
   || die "the Python echo worker did not start (see $WORK/echo-worker.log)"
 
-# 7. The checks, both directions at once.
+# 7. The Rust Temporal workers, polling their task queues: fraud-worker (checks take 1.5 s, long
+#    enough to be canceled; their completions go to the server's Nexus callback URL) and
+#    fraud-workflows (checks are workflow-run operations: CheckTransactionWorkflow, run by the
+#    Python worker on its task queue).
+start_worker() {
+  local name=$1 queue=$2
+  shift 2
+  RUST_LOG=${RUST_LOG:-info,nexus_runtime=debug} spawn "$name" "$BIN/fraud-worker" \
+    --temporal "$TEMPORAL_ADDRESS" --namespace default --task-queue "$queue" \
+    --temporal-http "127.0.0.1:$HTTP" --event-log "$WORK/$name-events.jsonl" "$@"
+  "$PYTHON" interop/util.py wait-line "$WORK/$name.log" "polling " 30 "$LAST_PID" > /dev/null \
+    || die "$name did not start (see $WORK/$name.log)"
+}
+start_worker fraud-worker fraud-worker-tq --check-delay-ms 1500
+start_worker fraud-workflows fraud-workflows-tq --check-workflow CheckTransactionWorkflow \
+  --workflow-task-queue nexus-handler-tq
+endpoint fraud-worker --target-namespace default --target-task-queue fraud-worker-tq
+endpoint fraud-workflows --target-namespace default --target-task-queue fraud-workflows-tq
+workflows_id=$("$TEMPORAL" operator nexus endpoint get --name fraud-workflows -o json 2>> "$WORK/endpoints.log" \
+  | "$PYTHON" interop/util.py endpoint-id) || die "cannot read the id of the endpoint fraud-workflows"
+say "fraud-worker and fraud-workflows polling; endpoints fraud-worker, fraud-workflows (id $workflows_id)"
+
+# 8. The checks, all directions at once.
 say "running the checks"
 (
   cd interop
@@ -222,15 +251,31 @@ say "running the checks"
   echo "$status" > "$WORK/temporal-to-rust.status"
 ) &
 t2r=$!
+(
+  cd interop
+  timeout 120 "$VPY" -u temporal_worker.py --results "$WORK/temporal-worker-results.jsonl" \
+    --worker-log "$WORK/fraud-worker-events.jsonl" \
+    > "$WORK/temporal-worker.out" 2> "$WORK/temporal-worker-checks.log" \
+    && status=0 || status=$?
+  echo "$status" > "$WORK/temporal-worker.status"
+) &
+t2w=$!
 timeout 60 "$BIN/temporal-echo" --timeout-secs 30 \
   --endpoint "http://127.0.0.1:$HTTP/nexus/endpoints/$echo_id/services" \
+  --fraud-endpoint "http://127.0.0.1:$HTTP/nexus/endpoints/$workflows_id/services" \
   > "$WORK/rust-to-temporal.out" 2> "$WORK/temporal-echo.log" && r2t=0 || r2t=$?
 wait "$t2r" || true
+wait "$t2w" || true
 t2r_status=$(cat "$WORK/temporal-to-rust.status" 2> /dev/null || echo "?")
+t2w_status=$(cat "$WORK/temporal-worker.status" 2> /dev/null || echo "?")
 
 record < "$WORK/temporal-to-rust.out"
 if [ "$t2r_status" != 0 ] && ! grep -q '^FAIL ' "$WORK/temporal-to-rust.out"; then
   echo "FAIL temporal->rust: temporal_to_rust.py exited with status $t2r_status (see $WORK/temporal-to-rust.log)" | record
+fi
+record < "$WORK/temporal-worker.out"
+if [ "$t2w_status" != 0 ] && ! grep -q '^FAIL ' "$WORK/temporal-worker.out"; then
+  echo "FAIL temporal->rust-worker: temporal_worker.py exited with status $t2w_status (see $WORK/temporal-worker-checks.log)" | record
 fi
 record < "$WORK/rust-to-temporal.out"
 if [ "$r2t" != 0 ] && ! grep -q '^FAIL ' "$WORK/rust-to-temporal.out"; then

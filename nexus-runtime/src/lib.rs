@@ -85,6 +85,9 @@ pub mod security;
 pub mod server;
 pub mod service;
 pub mod store;
+#[cfg(feature = "temporal")]
+#[cfg_attr(docsrs, doc(cfg(feature = "temporal")))]
+pub mod temporal;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;

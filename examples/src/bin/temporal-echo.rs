@@ -12,6 +12,11 @@
 //! - `fail-sync`: a sync failure (424) surfaces as a typed failed `OperationError`;
 //! - `fail_wf-async`: a workflow that fails completes the operation as failed, by callback.
 //!
+//! With `--fraud-endpoint URL` (an endpoint served by `fraud-worker --check-workflow ...`), also:
+//! - `fraud-workflow-run`: `fraud.v1/checkTransaction` as a workflow-run operation of the Rust
+//!   worker: a workflow-run token and a link to the workflow at once, the workflow's result later
+//!   through this process's callback receiver.
+//!
 //! Run: `temporal-echo --endpoint http://127.0.0.1:7243/nexus/endpoints/{endpoint-id}/services`
 //! (`interop/run.sh` starts the server and the worker and runs it).
 
@@ -20,6 +25,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use fraud_contract::{CheckTransactionInput, FraudClient};
 use nexus_runtime::error::OperationErrorState;
 use nexus_runtime::server::CallbackListener;
 use nexus_runtime::transport::HttpTransport;
@@ -96,6 +102,10 @@ struct Args {
     /// Where this process receives completions (port 0: any free port).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     callback_listen: String,
+    /// A `fraud.v1` endpoint whose checks are workflow-run operations:
+    /// http://HOST:HTTP_PORT/nexus/endpoints/{endpoint-id}/services.
+    #[arg(long, value_name = "URL")]
+    fraud_endpoint: Option<String>,
     /// Bound on each call, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     timeout_secs: u64,
@@ -129,33 +139,51 @@ async fn run(args: Args) -> Result<bool, String> {
     let listener = CallbackListener::bind(args.callback_listen.as_str())
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.callback_listen))?;
-    let client = Client::builder()
+    let mut builder = Client::builder()
         .endpoint("temporal", transport)
-        .callback_url(listener.callback_url())
-        .build();
+        .callback_url(listener.callback_url());
+    if let Some(url) = &args.fraud_endpoint {
+        builder = builder.endpoint("fraud", HttpTransport::new(url).map_err(|e| e.to_string())?);
+    }
+    let client = builder.build();
     eprintln!("completions come back to {}", listener.callback_url());
     let receiver = listener
         .serve(client.clone())
         .map_err(|e| format!("callback receiver: {e}"))?;
+    let fraud = args
+        .fraud_endpoint
+        .is_some()
+        .then(|| FraudClient::new(client.clone(), "fraud"));
     let echo = EchoClient::new(client, "temporal");
     let timeout = Duration::from_secs(args.timeout_secs);
 
     // Independent checks, run together to keep the test short.
-    let (sync, async_, cancel, fail, fail_wf) = tokio::join!(
+    let (sync, async_, cancel, fail, fail_wf, fraud_wf) = tokio::join!(
         echo_sync(&echo, timeout),
         echo_wf_async(&echo, timeout),
         echo_wf_cancel(&echo, timeout),
         fail_sync(&echo, timeout),
         fail_wf_async(&echo, timeout),
+        async {
+            match &fraud {
+                Some(fraud) => Some(fraud_workflow_run(fraud, timeout).await),
+                None => None,
+            }
+        },
     );
     let mut all_passed = true;
-    for (name, check) in [
-        ("echo-sync", sync),
-        ("echo_wf-async", async_),
-        ("echo_wf-cancel", cancel),
-        ("fail-sync", fail),
-        ("fail_wf-async", fail_wf),
-    ] {
+    let checks = [
+        ("echo-sync", Some(sync)),
+        ("echo_wf-async", Some(async_)),
+        ("echo_wf-cancel", Some(cancel)),
+        ("fail-sync", Some(fail)),
+        ("fail_wf-async", Some(fail_wf)),
+        ("fraud-workflow-run", fraud_wf),
+    ];
+    for (name, check) in checks
+        .into_iter()
+        .filter_map(|(name, check)| Some((name, check?)))
+    {
         match check {
             Ok(detail) => println!("PASS rust->temporal/{name} ({detail})"),
             Err(why) => {
@@ -316,6 +344,48 @@ async fn fail_wf_async(echo: &EchoClient, timeout: Duration) -> Check {
         }
         other => Err(format!("expected a failed OperationError, got {other:?}")),
     }
+}
+
+async fn fraud_workflow_run(fraud: &FraudClient, timeout: Duration) -> Check {
+    let input = CheckTransactionInput {
+        transaction_id: format!("tx-http-{}", std::process::id()),
+        amount: 250.0,
+        user_id: "user-ada".into(),
+    };
+    let workflow_id = format!("check-{}", input.transaction_id);
+    let handle = fraud
+        .check_transaction(input.clone())
+        .schedule_to_close_timeout(timeout)
+        .start()
+        .await
+        .map_err(|e| format!("start failed: {e}"))?;
+    if handle.token().is_none() {
+        return Err("the operation answered synchronously, not with a token".into());
+    }
+    // The worker started workflow `check-{transaction}`, and its answer links to it.
+    let linked = handle.start_links().iter().any(|l| {
+        l.url.starts_with(&format!(
+            "temporal:///namespaces/default/workflows/{workflow_id}/"
+        ))
+    });
+    if !linked {
+        return Err(format!(
+            "no link to workflow {workflow_id} in the start answer: {:?}",
+            handle.start_links()
+        ));
+    }
+    let verdict = handle
+        .result()
+        .await
+        .map_err(|e| format!("result failed: {e}"))?;
+    let expected = nexus_examples::fraud_desk::verdict(&input).map_err(|e| e.message)?;
+    if verdict.approved != expected.approved || verdict.risk_score != expected.risk_score {
+        return Err(format!("unexpected verdict {verdict:?}"));
+    }
+    Ok(format!(
+        "workflow {workflow_id} answered by callback: approved, riskScore {}",
+        verdict.risk_score
+    ))
 }
 
 /// The messages of an OperationError and its causes, joined.

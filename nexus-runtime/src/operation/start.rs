@@ -48,6 +48,8 @@ type Work<O> =
 pub struct AsyncOperation<O> {
     pub(crate) token: Option<String>,
     pub(crate) resumable: bool,
+    /// Completed by someone else (see [`AsyncOperation::completed_elsewhere`]): no work runs here.
+    pub(crate) elsewhere: bool,
     pub(crate) work: Work<O>,
 }
 
@@ -61,8 +63,30 @@ impl<O: Send + 'static> AsyncOperation<O> {
         Self {
             token: None,
             resumable: false,
+            elsewhere: false,
             work: Box::new(move |ctx| Box::pin(work(ctx))),
         }
+    }
+
+    /// An async operation that something else completes: the caller gets `token` at once, and the
+    /// runtime runs no work and sends no completion (the party that completes the operation has
+    /// the caller's callback). A Temporal workflow started with the operation's completion
+    /// callback attached is such an operation (see `temporal::WorkflowRunOperation`, feature
+    /// `temporal`). Its start is not recorded in the dispatcher's store, and cancel requests for
+    /// its token are for whoever completes it. The token must be non-empty and valid in a header.
+    pub fn completed_elsewhere(token: impl Into<String>) -> Self {
+        Self {
+            token: Some(token.into()),
+            resumable: false,
+            elsewhere: true,
+            work: Box::new(|_| Box::pin(std::future::pending())),
+        }
+    }
+
+    /// Whether something else completes this operation (see
+    /// [`completed_elsewhere`](Self::completed_elsewhere)).
+    pub fn is_completed_elsewhere(&self) -> bool {
+        self.elsewhere
     }
 
     /// Declares the work resumable: if the handler process stops while it runs, the dispatcher's
@@ -103,6 +127,7 @@ impl<O: Send + 'static> AsyncOperation<O> {
         AsyncOperation {
             token: self.token,
             resumable: self.resumable,
+            elsewhere: self.elsewhere,
             work: Box::new(move |ctx| {
                 let fut = work(ctx);
                 Box::pin(async move { fut.await.and_then(f) })
@@ -116,6 +141,7 @@ impl<O> fmt::Debug for AsyncOperation<O> {
         f.debug_struct("AsyncOperation")
             .field("token", &self.token)
             .field("resumable", &self.resumable)
+            .field("completed_elsewhere", &self.elsewhere)
             .finish_non_exhaustive()
     }
 }

@@ -12,11 +12,11 @@ use super::invoke::{Invocation, invoke, unknown_operation};
 use super::quota::Quota;
 use super::running::{CancelMiss, RunningOperations};
 use super::work::Launch;
-use crate::codec::PayloadCodec;
 use crate::codec::payload::CodecSlot;
+use crate::codec::{Content, PayloadCodec};
 use crate::completion::{Callback, CompletionSender};
 use crate::error::{HandlerError, StartError};
-use crate::operation::ContextParts;
+use crate::operation::{AsyncOperation, ContextParts};
 use crate::protocol::{self, header};
 use crate::security::CallbackGuard;
 use crate::security::{AccessPolicy, Principal};
@@ -436,6 +436,10 @@ impl Dispatcher {
                 output,
                 links: answered.links,
             }),
+            RawStart::Async(op) if op.elsewhere => Ok(StartResponse::Async {
+                token: elsewhere_token(&op)?,
+                links: answered.links,
+            }),
             RawStart::Async(op) => {
                 let parts = answered.parts;
                 let (token, cancel) = self.reserve(
@@ -560,6 +564,13 @@ pub(crate) fn invocation(
         input: std::mem::take(&mut request.input),
         request_deadline: request.request_deadline,
     }
+}
+
+/// The token of an async operation completed elsewhere, checked.
+pub(crate) fn elsewhere_token(op: &AsyncOperation<Content>) -> Result<String, HandlerError> {
+    let token = op.token.clone().unwrap_or_default();
+    super::work::check_token(&token)?;
+    Ok(token)
 }
 
 /// Puts the parts [`invocation`] moved out of `request` back.

@@ -13,7 +13,9 @@ use crate::completion::Callback;
 use crate::error::{HandlerError, OperationError, StartError};
 use crate::operation::AsyncOperation;
 use crate::security::Principal;
-use crate::service::dispatcher::{Dispatcher, invocation, operation_deadline, restore};
+use crate::service::dispatcher::{
+    Dispatcher, elsewhere_token, invocation, operation_deadline, restore,
+};
 use crate::service::handler::{RawStart, ServiceHandler};
 use crate::service::invoke::{invoke, unknown_operation};
 use crate::service::work::Launch;
@@ -114,6 +116,17 @@ impl Dispatcher {
                         Recorded::Refused(e) => Err(e.into()),
                     },
                 };
+            }
+            // Nothing runs here and nothing is recorded: a retry runs the method again, and
+            // whatever completes the operation deduplicates its own starts.
+            RawStart::Async(op) if op.elsewhere => {
+                if let Some(claim) = claim {
+                    claim.abandon().await;
+                }
+                return Ok(StartResponse::Async {
+                    token: elsewhere_token(&op)?,
+                    links: answered.links,
+                });
             }
             RawStart::Async(op) => op,
         };
