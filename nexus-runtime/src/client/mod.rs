@@ -8,6 +8,7 @@
 mod attach;
 mod builder;
 mod call;
+mod caller_link;
 mod driver;
 pub mod durable;
 mod endpoint;
@@ -20,6 +21,7 @@ mod queue;
 pub use attach::AttachError;
 pub use builder::ClientBuilder;
 pub use call::Call;
+pub use caller_link::CALLER_LINK_TYPE;
 pub use durable::ReplicaConfig;
 pub use endpoint::EndpointConfig;
 pub use handle::OperationHandle;
@@ -34,6 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use self::caller_link::{CallerLinker, CallerLinks};
 use self::driver::{Record, Spec};
 use self::durable::Durability;
 use self::durable::options::StoredOptions;
@@ -70,6 +73,8 @@ pub struct Client {
 struct Inner {
     endpoints: HashMap<String, Arc<EndpointState>>,
     callback_url: Option<String>,
+    /// The link each start carries back to its operation.
+    caller_link: CallerLinker,
     jitter: Jitter,
     durability: Durability,
     /// Transforms inputs before they are recorded and sent, and results when they are read.
@@ -87,6 +92,7 @@ impl Inner {
     fn new(
         endpoints: HashMap<String, Arc<EndpointState>>,
         callback_url: Option<String>,
+        caller_links: CallerLinks,
         jitter: Jitter,
         durability: Durability,
         codec: CodecSlot,
@@ -102,6 +108,7 @@ impl Inner {
         });
         Self {
             endpoints,
+            caller_link: CallerLinker::new(caller_links, callback_url.as_deref()),
             callback_url,
             jitter,
             durability,
@@ -375,6 +382,9 @@ impl Client {
             scope.as_ref().and_then(|s| s.deadline),
         );
         let service = <Op::Service as Service>::NAME;
+        let id = crate::id::new_v4();
+        let mut options = options;
+        self.inner.caller_link.add(id, &mut options.links);
         let retry = options.retry_policy.unwrap_or_else(|| state.retry.clone());
         let durability = &self.inner.durability;
         // The options are kept for whoever resumes the operation from its record. A client that
@@ -399,7 +409,6 @@ impl Client {
             operation: Op::NAME.to_owned(),
             request_id: request_id.clone(),
         };
-        let id = crate::id::new_v4();
         // Every recorded operation gets a secret (a record without one is then one made before
         // secrets existed); a client that keeps nothing needs one only for callbacks over the
         // network.
