@@ -61,6 +61,7 @@
 mod caller;
 mod error;
 mod handler;
+mod listing;
 mod memory;
 mod outbox;
 mod records;
@@ -83,6 +84,10 @@ pub use error::StoreError;
 pub use handler::{
     AsyncOperationRecord, AsyncState, BeginStart, CompleteAsync, HandlerPurge, HandlerStore,
     RetargetAsync, StartAnswer, StartClaim, StartKey, StoredCallback,
+};
+pub use listing::{
+    AsyncQuery, CallerQuery, Cursor, DEFAULT_PAGE, DeliveryQuery, MAX_PAGE, caller_cursor,
+    delivery_cursor,
 };
 pub use memory::MemoryStore;
 pub use outbox::{Delivery, DeliveryId, DeliveryState, OutboxStore};
