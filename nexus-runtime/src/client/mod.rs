@@ -14,6 +14,7 @@ pub mod durable;
 mod endpoint;
 mod handle;
 mod info;
+mod listing;
 mod options;
 mod pending;
 mod queue;
@@ -26,6 +27,7 @@ pub use durable::ReplicaConfig;
 pub use endpoint::EndpointConfig;
 pub use handle::OperationHandle;
 pub use info::{CancelState, CancellationInfo, OperationInfo, OperationState};
+pub use listing::{OperationFilter, OperationPage, OperationSummary};
 pub use options::{CallOptions, CancellationType};
 
 use std::collections::HashMap;

@@ -61,11 +61,11 @@
 mod caller;
 mod error;
 mod handler;
-mod listing;
+pub(crate) mod listing;
 mod memory;
 mod outbox;
 mod records;
-mod time;
+pub(crate) mod time;
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[macro_use]
