@@ -117,6 +117,20 @@ impl Client {
         })
     }
 
+    /// Operation `id` as [`operations`](Self::operations) shows it; `None` if it is unknown (or
+    /// ended and was not kept).
+    pub async fn operation(&self, id: OperationId) -> Result<Option<OperationSummary>, StoreError> {
+        if self.durability().keeps_nothing() {
+            let filter = OperationFilter::default();
+            return Ok(self
+                .running_operations(&filter, None, usize::MAX)
+                .into_iter()
+                .find(|o| o.id == id));
+        }
+        let record = self.durability().store.get(id).await?;
+        Ok(record.map(|r| self.summary_of(&r)))
+    }
+
     /// Asks operation `id` to cancel, whatever its type, as its handle's
     /// [`cancel`](super::OperationHandle::cancel) does (an operation that ended already is left
     /// alone). Errors: [`CallError::Invalid`] for an unknown id, or the cancel request's error.
