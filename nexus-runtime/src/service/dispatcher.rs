@@ -317,7 +317,7 @@ impl Dispatcher {
     }
 
     /// A page of the async operations in the store (see [`HandlerStore::list_async`]), for
-    /// operators. Errors with [`StoreError::Invalid`] without a store.
+    /// operators. Errors with [`StoreError::Invalid`](crate::store::StoreError::Invalid) without a store.
     ///
     /// [`HandlerStore::list_async`]: crate::store::HandlerStore::list_async
     pub async fn async_operations(
@@ -328,7 +328,7 @@ impl Dispatcher {
     }
 
     /// A page of the completion deliveries in the outbox (see
-    /// [`OutboxStore::list_deliveries`]), for operators. Errors with [`StoreError::Invalid`]
+    /// [`OutboxStore::list_deliveries`]), for operators. Errors with [`StoreError::Invalid`](crate::store::StoreError::Invalid)
     /// without a store.
     ///
     /// [`OutboxStore::list_deliveries`]: crate::store::OutboxStore::list_deliveries
@@ -340,7 +340,7 @@ impl Dispatcher {
     }
 
     /// Sends a dead delivery again, now (see [`OutboxStore::redeliver`]); `false` if it is not
-    /// dead. Errors with [`StoreError::Invalid`] without a store.
+    /// dead. Errors with [`StoreError::Invalid`](crate::store::StoreError::Invalid) without a store.
     ///
     /// [`OutboxStore::redeliver`]: crate::store::OutboxStore::redeliver
     pub async fn redeliver(
