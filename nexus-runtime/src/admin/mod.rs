@@ -13,7 +13,9 @@
 //!   failure, next attempt, blocked reason, links) with cancel and redeliver buttons. It is
 //!   self-contained (its script and style are served here; nothing from elsewhere), renders what
 //!   it reads as text (never as HTML), links only `http(s)` URLs, and is sent with a strict
-//!   Content-Security-Policy.
+//!   Content-Security-Policy. It names its script, style and the API by relative URLs, so the
+//!   router also works nested under a prefix (`Router::new().nest("/admin", admin.router())`
+//!   serves the page at `/admin/ops`).
 //!
 //! **Safe by default.** With an [authenticator](AdminBuilder::authenticator) (a bearer token, a
 //! client certificate...) every route but the page's static files needs credentials; the page

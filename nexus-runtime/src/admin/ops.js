@@ -117,7 +117,7 @@
     cell(row, links(all));
     var terminal = ["succeeded", "failed", "canceled", "timed_out"].indexOf(op.state) >= 0;
     cell(row, info.mutations && !terminal
-      ? button("Cancel", function () { return request("POST", "/api/operations/" + encodeURIComponent(op.id) + "/cancel"); })
+      ? button("Cancel", function () { return request("POST", "api/operations/" + encodeURIComponent(op.id) + "/cancel"); })
       : "");
     return row;
   }
@@ -148,7 +148,7 @@
     cell(row, when(d.next_attempt_at));
     cell(row, d.url);
     cell(row, info.mutations && d.state === "dead"
-      ? button("Redeliver", function () { return request("POST", "/api/deliveries/" + encodeURIComponent(d.id) + "/redeliver"); })
+      ? button("Redeliver", function () { return request("POST", "api/deliveries/" + encodeURIComponent(d.id) + "/redeliver"); })
       : "");
     return row;
   }
@@ -179,18 +179,18 @@
     var status = $("status");
     status.textContent = "Loading…";
     status.setAttribute("data-state", "loading");
-    request("GET", "/api/info").then(function (found) {
+    request("GET", "api/info").then(function (found) {
       info = found;
       var finished = $("finished").checked;
       var work = [];
       $("caller").hidden = !info.caller;
       $("handler").hidden = !info.handler;
       if (info.caller) {
-        work.push(table("operations", "/api/operations", finished ? "" : "state=pending", operationRow));
+        work.push(table("operations", "api/operations", finished ? "" : "state=pending", operationRow));
       }
       if (info.handler) {
-        work.push(table("handler-operations", "/api/handler/operations", finished ? "" : "state=running", handlerRow));
-        work.push(table("deliveries", "/api/deliveries", finished ? "" : "failed=true", deliveryRow));
+        work.push(table("handler-operations", "api/handler/operations", finished ? "" : "state=running", handlerRow));
+        work.push(table("deliveries", "api/deliveries", finished ? "" : "failed=true", deliveryRow));
       }
       return Promise.all(work);
     }).then(function () {
