@@ -55,6 +55,7 @@ impl Cursor {
     }
 
     /// The time in microseconds, as the SQL stores keep it.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn micros(&self) -> Result<i64, StoreError> {
         to_micros(self.at)
     }
