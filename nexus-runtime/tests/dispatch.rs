@@ -407,7 +407,7 @@ async fn the_handler_sees_request_metadata_and_returns_links() {
     let seen = handle.result().await.unwrap();
     assert_eq!(
         seen,
-        ["test/shop v1", "inspect", "req-42", "acme", "2", "true"]
+        ["test/shop v1", "inspect", "req-42", "acme", "1", "true"]
     );
 }
 

@@ -174,6 +174,7 @@ async fn a_durable_client_lists_its_store_and_the_handler_its_operations() {
     let client = Client::builder()
         .endpoint("waits", InProcessTransport::new(dispatcher.clone()))
         .store(Arc::new(MemoryStore::new()))
+        .caller_link_base("https://payments.example/api/operations")
         .build();
     let waits = WaitsClient::new(client.clone(), "waits");
     check_listing(client, waits, true).await;

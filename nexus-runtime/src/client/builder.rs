@@ -82,9 +82,10 @@ impl ClientBuilder {
     /// something that shows the operation, such as this process's admin API
     /// (`http://payments.internal:9100/api/operations`), so the handler's records lead back here.
     ///
-    /// By default every start carries the link
-    /// `nexus-rs://{callback host:port, or "local"}/operations/{operation id}`, naming the caller
-    /// by its callback receiver; [`no_caller_link`](Self::no_caller_link) sends none.
+    /// By default every start of a client with a [callback URL](Self::callback_url) carries the
+    /// link `nexus-rs://{callback host:port}/operations/{operation id}`, naming the caller by its
+    /// callback receiver (a client without one, in-process only, sends none);
+    /// [`no_caller_link`](Self::no_caller_link) sends none at all.
     #[must_use]
     pub fn caller_link_base(mut self, base: impl Into<String>) -> Self {
         self.caller_links = CallerLinks::Base(base.into());

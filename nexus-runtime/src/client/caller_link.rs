@@ -12,7 +12,9 @@ pub const CALLER_LINK_TYPE: &str = "nexus_rs.CallerOperation";
 /// How a client links its starts back to itself.
 #[derive(Clone, Debug, Default)]
 pub(crate) enum CallerLinks {
-    /// `nexus-rs://{callback host and port, or "local"}/operations/{id}`.
+    /// `nexus-rs://{callback host and port}/operations/{id}` for a client with a callback URL;
+    /// none for one without (an in-process caller has no address to link to, and its hot path
+    /// stays free of the allocation).
     #[default]
     Auto,
     /// `{base}/{id}`, a URL of the user's choosing (such as the caller's admin API).
@@ -33,19 +35,16 @@ impl CallerLinker {
         let prefix = match links {
             CallerLinks::Off => None,
             CallerLinks::Base(base) => Some(format!("{}/", base.trim_end_matches('/'))),
-            CallerLinks::Auto => {
-                let authority = callback_url
-                    .and_then(|url| url::Url::parse(url).ok())
-                    .and_then(|url| {
-                        let host = url.host_str()?.to_owned();
-                        Some(match url.port_or_known_default() {
-                            Some(port) => format!("{host}:{port}"),
-                            None => host,
-                        })
+            CallerLinks::Auto => callback_url
+                .and_then(|url| url::Url::parse(url).ok())
+                .and_then(|url| {
+                    let host = url.host_str()?.to_owned();
+                    Some(match url.port_or_known_default() {
+                        Some(port) => format!("{host}:{port}"),
+                        None => host,
                     })
-                    .unwrap_or_else(|| "local".to_owned());
-                Some(format!("nexus-rs://{authority}/operations/"))
-            }
+                })
+                .map(|authority| format!("nexus-rs://{authority}/operations/")),
         };
         Self { prefix }
     }
@@ -80,7 +79,6 @@ mod tests {
             urls,
             [
                 "nexus-rs://127.0.0.1:9000/operations/00000000-0000-0000-0000-000000000000",
-                "nexus-rs://local/operations/00000000-0000-0000-0000-000000000000",
                 "https://payments.example/api/operations/00000000-0000-0000-0000-000000000000",
             ]
         );
