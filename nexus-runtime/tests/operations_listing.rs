@@ -192,7 +192,7 @@ async fn a_durable_client_lists_its_store_and_the_handler_its_operations() {
     assert!(
         running[0].links[0]
             .url
-            .starts_with("nexus-rs://local/operations/"),
+            .starts_with("https://payments.example/api/operations/"),
         "{:?}",
         running[0].links
     );
