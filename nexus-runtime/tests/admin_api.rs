@@ -310,3 +310,50 @@ async fn without_an_authenticator_the_router_is_refused_or_loopback_only() {
         .unwrap();
     assert_eq!(api.status(), 401);
 }
+
+#[tokio::test]
+async fn the_router_nests_under_a_prefix() {
+    let world = World::new().await;
+    let admin = Admin::builder()
+        .client(world.client.clone())
+        .authenticator(nexus_runtime::security::BearerAuthenticator::new(
+            nexus_runtime::security::StaticTokens::new().token("operator", TOKEN),
+        ))
+        .build()
+        .unwrap();
+    let app = axum::Router::new().nest("/admin", admin.router());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = nexus_runtime::server::ServeOptions::new()
+        .serve(listener, app)
+        .unwrap();
+    let http = admin_support::http();
+    let base = format!("{}/admin", running.url());
+    for (path, status) in [
+        ("/ops", 200),
+        ("/ops/ops.js", 200),
+        ("/ops/ops.css", 200),
+        ("/api/operations", 401),
+    ] {
+        let response = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(response.status(), status, "{path}");
+    }
+    let listed = http
+        .get(format!("{base}/api/operations?state=started"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+    let body: Value = serde_json::from_str(&listed.text().await.unwrap()).unwrap();
+    assert_eq!(body["items"].as_array().unwrap().len(), 2);
+    // The page names its files and the API relatively, so they resolve under the prefix.
+    let page = http
+        .get(format!("{base}/ops"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("src=\"ops/ops.js\""), "{page}");
+}
