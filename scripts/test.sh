@@ -27,6 +27,14 @@ if [ -z "${NEXUS_TEST_POSTGRES_URL:-}" ]; then
 fi
 echo "NEXUS_TEST_POSTGRES_URL=$NEXUS_TEST_POSTGRES_URL"
 
+step "headless Chromium for the admin page test (installed from Debian packages if missing)"
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium
+fi
+/usr/bin/chromium --version
+
 step "cargo test (workspace, all features)"
 cargo test --workspace --all-features
 

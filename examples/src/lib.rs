@@ -3,6 +3,7 @@
 //! wrappers that let tests watch a handler from outside, a durable log of its executions for
 //! crash tests, and the deterministic inputs of `payments` load mode.
 
+pub mod admin_flags;
 pub mod callers;
 pub mod executions;
 pub mod fraud_desk;

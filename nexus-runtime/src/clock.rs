@@ -40,6 +40,19 @@ pub fn instant_at(at: SystemTime) -> Instant {
     }
 }
 
+/// The wall-clock time of a tokio instant on the anchored clock [`now`] follows: the same instant
+/// always gives the same time (unlike [`system_at`], which measures from the present).
+pub fn wall_at(at: Instant) -> SystemTime {
+    let (wall, mono) = anchor();
+    let at = at.into_std();
+    match at.checked_duration_since(mono) {
+        Some(elapsed) => wall + elapsed,
+        None => wall
+            .checked_sub(mono - at)
+            .unwrap_or(SystemTime::UNIX_EPOCH),
+    }
+}
+
 /// The wall-clock time of a tokio instant.
 pub fn system_at(at: Instant) -> SystemTime {
     let now = Instant::now();

@@ -64,6 +64,9 @@
 #[allow(unused_extern_crates)]
 extern crate self as nexus_runtime;
 
+#[cfg(feature = "admin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
+pub mod admin;
 pub mod client;
 pub mod clock;
 pub mod codec;

@@ -434,3 +434,32 @@ async fn unknown_endpoint_is_a_clear_caller_error() {
         "invalid call: unknown endpoint `nowhere`; configured endpoints: shop"
     );
 }
+
+/// The caller's link back to its operation: named by a configured base, or none at all.
+#[tokio::test]
+async fn the_caller_links_each_start_to_itself_unless_told_not_to() {
+    let shop = Arc::new(ShopImpl::default());
+    let dispatcher = Dispatcher::builder()
+        .service(ShopService::handler_arc(shop.clone()))
+        .build();
+    let based = ShopClient::new(
+        Client::builder()
+            .endpoint("shop", InProcessTransport::new(dispatcher.clone()))
+            .caller_link_base("https://payments.example/api/operations/")
+            .build(),
+        "shop",
+    );
+    let handle = based.inspect().start().await.unwrap();
+    assert_eq!(handle.result().await.unwrap()[4], "1");
+    let silent = ShopClient::new(
+        Client::builder()
+            .endpoint("shop", InProcessTransport::new(dispatcher))
+            .no_caller_link()
+            .build(),
+        "shop",
+    );
+    assert_eq!(silent.inspect().await.unwrap()[4], "0");
+    // The links the handler returned show in the operation's info.
+    let info = handle.info();
+    assert_eq!(info.start_links[0].url, "https://shop.example/x");
+}

@@ -184,10 +184,25 @@ async fn async_operations_complete_by_callback() {
         handle.completion_links(),
         [Link::new("https://probe.example/runs/1?x=y", "probe.Run")]
     );
+    // The caller's own link follows the call's: it names the callback receiver and the
+    // operation.
+    let seen = s.probe.last().links;
     assert_eq!(
-        s.probe.last().links,
-        [Link::new("https://caller.example/wf/1", "caller.Workflow")]
+        seen[0],
+        Link::new("https://caller.example/wf/1", "caller.Workflow")
     );
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].link_type, nexus_runtime::client::CALLER_LINK_TYPE);
+    assert!(
+        seen[1].url.starts_with("nexus-rs://127.0.0.1:")
+            && seen[1]
+                .url
+                .ends_with(&format!("/operations/{}", handle.operation_id())),
+        "{seen:?}"
+    );
+    let info = handle.info();
+    assert_eq!(info.completion_links, handle.completion_links());
+    assert_eq!(info.start_links, handle.start_links());
     assert!(s.probe.last().accepts_async);
     assert_eq!(s.client.pending_operations(), 0);
 }

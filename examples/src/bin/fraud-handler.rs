@@ -24,6 +24,10 @@
 //!
 //! Callers: `--allow-caller payments --token payments=SECRET` lets only `payments` call, with
 //! `Authorization: Bearer SECRET` or a verified client certificate naming it.
+//!
+//! Operators: `--admin-listen 127.0.0.1:9101 --admin-token TOKEN` serves Prometheus metrics at
+//! `/metrics`, the page of running checks and failed completion deliveries at `/ops` (open
+//! `/ops#token=TOKEN`), and the JSON API under `/api` (redeliver a dead completion).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +36,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use fraud_contract::FraudService;
+use nexus_examples::admin_flags::AdminArgs;
 use nexus_examples::callers::caller_auth;
 use nexus_examples::executions::ExecutionLog;
 use nexus_examples::fraud_desk::FraudDesk;
@@ -98,6 +103,8 @@ struct Args {
     token: Vec<String>,
     #[command(flatten)]
     tls: HandlerTlsArgs,
+    #[command(flatten)]
+    admin: AdminArgs,
     /// Connections open at once; more are refused (closed at once, logged).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
@@ -189,6 +196,7 @@ async fn run(args: Args) -> Result<(), String> {
         .bind(args.listen.as_str())
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let admin = args.admin.serve(None, Some(dispatcher.clone())).await?;
     // The one line on stdout: the base URL callers give as their endpoint.
     println!("listening on {}{}", running.url(), server.prefix());
     tracing::info!(
@@ -208,6 +216,9 @@ async fn run(args: Args) -> Result<(), String> {
         .shutdown()
         .await
         .map_err(|e| format!("shutdown: {e}"))?;
+    if let Some(admin) = admin {
+        let _ = admin.shutdown().await;
+    }
     // Checks still running stay in the store, for the next process to run again.
     dispatcher.shutdown().await;
     tracing::info!("stopped");

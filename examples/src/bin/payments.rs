@@ -14,6 +14,11 @@
 //! `--callback-tls-cert FILE --callback-tls-key FILE` are given (then the handler needs
 //! `--callback-ca`).
 //!
+//! Operators: `--admin-listen 127.0.0.1:9100 --admin-token TOKEN` serves Prometheus metrics at
+//! `/metrics`, the page of pending operations at `/ops` (open `/ops#token=TOKEN`; cancel
+//! buttons), and the JSON API under `/api`, while the process runs (a load run, or `--linger-secs`
+//! after the demo). Each start then links back to `http://ADDR/api/operations/{id}`.
+//!
 //! Run (with `fraud-handler` listening): `cargo run -p nexus-examples --bin payments -- --endpoint
 //! http://127.0.0.1:7243 [--count 1000 --run-id run-1]`
 
@@ -25,6 +30,7 @@ use clap::Parser;
 use fraud_contract::{
     CheckTransactionInput, CheckTransactionOutput, FraudClient, GetQuickScoreInput,
 };
+use nexus_examples::admin_flags::AdminArgs;
 use nexus_examples::fraud_desk::{CheckRejected, quick_score};
 use nexus_examples::load::{check_input, request_id};
 use nexus_examples::store_flag::open_store;
@@ -90,6 +96,11 @@ struct Args {
     token: Option<String>,
     #[command(flatten)]
     tls: CallerTlsArgs,
+    #[command(flatten)]
+    admin: AdminArgs,
+    /// Keep serving (the admin page, completions) this long after the demo or the load run.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    linger_secs: u64,
 }
 
 #[tokio::main]
@@ -166,7 +177,11 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(owner) = &args.owner_id {
         builder = builder.owner_id(owner);
     }
+    if let Some(base) = args.admin.operations_url() {
+        builder = builder.caller_link_base(base);
+    }
     let client = builder.build();
+    let admin = args.admin.serve(Some(client.clone()), None).await?;
     let receiver = listener
         .serve(client.clone())
         .map_err(|e| format!("callback receiver: {e}"))?;
@@ -194,6 +209,12 @@ async fn run(args: Args) -> Result<(), String> {
             four_outcomes(&fraud, timeout).await
         }
     };
+    if args.linger_secs > 0 {
+        tokio::time::sleep(Duration::from_secs(args.linger_secs)).await;
+    }
+    if let Some(admin) = admin {
+        let _ = admin.shutdown().await;
+    }
     client.shutdown().await;
     let _ = receiver.shutdown().await;
     outcome

@@ -72,26 +72,7 @@ impl Client {
         id: OperationId,
         endpoint: Option<&str>,
     ) -> Result<OperationHandle<Op>, AttachError> {
-        if self.is_shut_down() {
-            return Err(AttachError::ShutDown);
-        }
-        self.ensure_caretaker();
-        let attached = match self.registry().attach(id) {
-            Some(attached) => attached,
-            None => {
-                let record = self
-                    .durability()
-                    .store
-                    .get(id)
-                    .await?
-                    .ok_or(AttachError::NotFound(id))?;
-                if record.state.is_terminal() {
-                    Attached::finished(mirror::record_of(&record), record.request_key())
-                } else {
-                    self.adopt(record)?.0
-                }
-            }
-        };
+        let attached = self.attach_any(id).await?;
         let key = &attached.key;
         let service = <Op::Service as Service>::NAME;
         let mismatch = |expected: String| AttachError::Mismatch {
@@ -113,6 +94,33 @@ impl Client {
             attached,
             self.payload_codec(),
         ))
+    }
+}
+
+impl Client {
+    /// What a handle needs of operation `id`, whatever its type: the task that runs it here, or
+    /// its record (an unfinished one is resumed or followed).
+    pub(crate) async fn attach_any(&self, id: OperationId) -> Result<Attached, AttachError> {
+        if self.is_shut_down() {
+            return Err(AttachError::ShutDown);
+        }
+        self.ensure_caretaker();
+        Ok(match self.registry().attach(id) {
+            Some(attached) => attached,
+            None => {
+                let record = self
+                    .durability()
+                    .store
+                    .get(id)
+                    .await?
+                    .ok_or(AttachError::NotFound(id))?;
+                if record.state.is_terminal() {
+                    Attached::finished(mirror::record_of(&record), record.request_key())
+                } else {
+                    self.adopt(record)?.0
+                }
+            }
+        })
     }
 }
 

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::caller_link::CallerLinks;
 use super::durable::{DEFAULT_RETENTION, Durability, ReplicaConfig};
 use super::endpoint::EndpointState;
 use super::{Client, EndpointConfig, Inner};
@@ -19,6 +20,7 @@ use crate::transport::Transport;
 pub struct ClientBuilder {
     endpoints: HashMap<String, EndpointConfig>,
     callback_url: Option<String>,
+    caller_links: CallerLinks,
     jitter: Option<Jitter>,
     store: Option<Arc<dyn CallerStore>>,
     owner_id: Option<String>,
@@ -76,6 +78,29 @@ impl ClientBuilder {
     #[must_use]
     pub fn callback_url(mut self, base: impl Into<String>) -> Self {
         self.callback_url = Some(base.into().trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// The URL each start's link back to its operation begins with: the link is
+    /// `{base}/{operation id}`, of type [`CALLER_LINK_TYPE`](super::CALLER_LINK_TYPE). Point it at
+    /// something that shows the operation, such as this process's admin API
+    /// (`http://payments.internal:9100/api/operations`), so the handler's records lead back here.
+    ///
+    /// By default every start of a client with a [callback URL](Self::callback_url) carries the
+    /// link `nexus-rs://{callback host:port}/operations/{operation id}`, naming the caller by its
+    /// callback receiver (a client without one, in-process only, sends none);
+    /// [`no_caller_link`](Self::no_caller_link) sends none at all.
+    #[must_use]
+    pub fn caller_link_base(mut self, base: impl Into<String>) -> Self {
+        self.caller_links = CallerLinks::Base(base.into());
+        self
+    }
+
+    /// Sends no link back to the caller's operation with each start (see
+    /// [`caller_link_base`](Self::caller_link_base)).
+    #[must_use]
+    pub fn no_caller_link(mut self) -> Self {
+        self.caller_links = CallerLinks::Off;
         self
     }
 
@@ -229,6 +254,7 @@ impl ClientBuilder {
         let mut inner = Inner::new(
             endpoints,
             self.callback_url,
+            self.caller_links,
             self.jitter.unwrap_or_default(),
             durability,
             self.codec,

@@ -145,7 +145,7 @@ impl<Op: Operation> OperationHandle<Op> {
 
     /// A snapshot of the operation: state, attempts, last failure, next attempt time, token...
     pub fn info(&self) -> OperationInfo {
-        self.shared.record.borrow().info.clone()
+        self.shared.record.borrow().full_info()
     }
 
     /// The state of the operation.

@@ -4,6 +4,7 @@
 use tokio::time::Instant;
 
 use crate::error::CallError;
+use crate::link::Link;
 
 /// Where an operation is in its life.
 ///
@@ -141,6 +142,11 @@ pub struct OperationInfo {
     pub closed_at: Option<Instant>,
     /// Its cancellation, if the caller asked for one.
     pub cancellation: Option<CancellationInfo>,
+    /// Links the handler returned with the start response (for example to the workflow it
+    /// started).
+    pub start_links: Vec<Link>,
+    /// Links the handler sent with the completion.
+    pub completion_links: Vec<Link>,
 }
 
 impl OperationInfo {
@@ -156,6 +162,8 @@ impl OperationInfo {
             started_at: None,
             closed_at: None,
             cancellation: None,
+            start_links: Vec::new(),
+            completion_links: Vec::new(),
         }
     }
 }

@@ -8,11 +8,13 @@
 mod attach;
 mod builder;
 mod call;
+mod caller_link;
 mod driver;
 pub mod durable;
 mod endpoint;
 mod handle;
 mod info;
+mod listing;
 mod options;
 mod pending;
 mod queue;
@@ -23,10 +25,12 @@ mod untyped;
 pub use attach::AttachError;
 pub use builder::ClientBuilder;
 pub use call::Call;
+pub use caller_link::CALLER_LINK_TYPE;
 pub use durable::ReplicaConfig;
 pub use endpoint::EndpointConfig;
 pub use handle::OperationHandle;
 pub use info::{CancelState, CancellationInfo, OperationInfo, OperationState};
+pub use listing::{OperationFilter, OperationPage, OperationSummary};
 pub use options::{CallOptions, CancellationType};
 pub use untyped::{Untyped, UntypedService};
 
@@ -38,6 +42,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use self::caller_link::{CallerLinker, CallerLinks};
 use self::driver::{Record, Spec};
 use self::durable::Durability;
 use self::durable::options::StoredOptions;
@@ -74,6 +79,8 @@ pub struct Client {
 struct Inner {
     endpoints: HashMap<String, Arc<EndpointState>>,
     callback_url: Option<String>,
+    /// The link each start carries back to its operation.
+    caller_link: CallerLinker,
     jitter: Jitter,
     durability: Durability,
     /// Transforms inputs before they are recorded and sent, and results when they are read.
@@ -94,6 +101,7 @@ impl Inner {
     fn new(
         endpoints: HashMap<String, Arc<EndpointState>>,
         callback_url: Option<String>,
+        caller_links: CallerLinks,
         jitter: Jitter,
         durability: Durability,
         codec: CodecSlot,
@@ -109,6 +117,7 @@ impl Inner {
         });
         Self {
             endpoints,
+            caller_link: CallerLinker::new(caller_links, callback_url.as_deref()),
             callback_url,
             jitter,
             durability,
@@ -419,6 +428,9 @@ impl Client {
             scheduled,
             scope.as_ref().and_then(|s| s.deadline),
         );
+        let id = crate::id::new_v4();
+        let mut options = options;
+        self.inner.caller_link.add(id, &mut options.links);
         let retry = options.retry_policy.unwrap_or_else(|| state.retry.clone());
         let durability = &self.inner.durability;
         // The options are kept for whoever resumes the operation from its record. A client that
@@ -443,7 +455,6 @@ impl Client {
             operation: operation.to_owned(),
             request_id: request_id.clone(),
         };
-        let id = crate::id::new_v4();
         // Every recorded operation gets a secret (a record without one is then one made before
         // secrets existed); a client that keeps nothing needs one only for callbacks over the
         // network.

@@ -340,6 +340,23 @@ impl Registry {
         }
     }
 
+    /// What every local operation shows now: its key and its published record (for listings).
+    pub fn snapshot(&self) -> Vec<(Arc<RequestKey>, Record)> {
+        self.lock()
+            .by_id
+            .values()
+            .map(|entry| (entry.key.clone(), entry.record.borrow().clone()))
+            .collect()
+    }
+
+    /// What local operation `id` shows now, if it runs here.
+    pub fn shown(&self, id: OperationId) -> Option<Record> {
+        self.lock()
+            .by_id
+            .get(&id)
+            .map(|entry| entry.record.borrow().clone())
+    }
+
     pub fn len(&self) -> usize {
         self.lock().by_id.len()
     }

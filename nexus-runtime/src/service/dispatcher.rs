@@ -316,6 +316,52 @@ impl Dispatcher {
         self.inner.durable.is_some()
     }
 
+    /// A page of the async operations in the store (see [`HandlerStore::list_async`]), for
+    /// operators. Errors with [`StoreError::Invalid`](crate::store::StoreError::Invalid) without a store.
+    ///
+    /// [`HandlerStore::list_async`]: crate::store::HandlerStore::list_async
+    pub async fn async_operations(
+        &self,
+        query: &crate::store::AsyncQuery,
+    ) -> Result<Vec<crate::store::AsyncOperationRecord>, crate::store::StoreError> {
+        self.durable_or_err()?.handler.list_async(query).await
+    }
+
+    /// A page of the completion deliveries in the outbox (see
+    /// [`OutboxStore::list_deliveries`]), for operators. Errors with [`StoreError::Invalid`](crate::store::StoreError::Invalid)
+    /// without a store.
+    ///
+    /// [`OutboxStore::list_deliveries`]: crate::store::OutboxStore::list_deliveries
+    pub async fn deliveries(
+        &self,
+        query: &crate::store::DeliveryQuery,
+    ) -> Result<Vec<crate::store::Delivery>, crate::store::StoreError> {
+        self.durable_or_err()?.outbox.list_deliveries(query).await
+    }
+
+    /// Sends a dead delivery again, now (see [`OutboxStore::redeliver`]); `false` if it is not
+    /// dead. Errors with [`StoreError::Invalid`](crate::store::StoreError::Invalid) without a store.
+    ///
+    /// [`OutboxStore::redeliver`]: crate::store::OutboxStore::redeliver
+    pub async fn redeliver(
+        &self,
+        id: crate::store::DeliveryId,
+    ) -> Result<bool, crate::store::StoreError> {
+        let durable = self.durable_or_err()?;
+        let redelivered = durable.outbox.redeliver(id, crate::clock::now()).await?;
+        if redelivered {
+            durable.wake_outbox.notify_one();
+        }
+        Ok(redelivered)
+    }
+
+    fn durable_or_err(&self) -> Result<&Arc<Durable>, crate::store::StoreError> {
+        self.inner
+            .durable
+            .as_ref()
+            .ok_or_else(|| crate::store::StoreError::Invalid("the dispatcher has no store".into()))
+    }
+
     /// Where completions may be delivered (see [`DispatcherBuilder::callback_guard`]).
     pub fn callback_guard(&self) -> &CallbackGuard {
         &self.inner.callback_guard

@@ -415,4 +415,16 @@ pub trait CallerStore: Send + Sync + 'static {
 
     /// Deletes finished operations closed before `closed_before`; returns how many.
     fn purge_finished(&self, closed_before: SystemTime) -> StoreFuture<'_, u64>;
+
+    /// A page of operations (finished ones included, until purged) that `query` selects, oldest
+    /// scheduled first, then by id. Every store here implements it; the default refuses.
+    fn list_operations<'a>(
+        &'a self,
+        query: &'a super::CallerQuery,
+    ) -> StoreFuture<'a, Vec<CallerRecord>> {
+        let _ = query;
+        Box::pin(std::future::ready(Err(super::listing::unsupported(
+            "list operations",
+        ))))
+    }
 }

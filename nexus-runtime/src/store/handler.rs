@@ -352,4 +352,16 @@ pub trait HandlerStore: Send + Sync + 'static {
     /// Deletes what is no longer needed from before `before`: answered starts (and claims that
     /// expired) and finished operations. (Deliveries: [`OutboxStore::purge_deliveries`](super::OutboxStore::purge_deliveries).)
     fn purge_handled(&self, before: SystemTime) -> StoreFuture<'_, HandlerPurge>;
+
+    /// A page of async operations (finished ones included, until purged) that `query` selects,
+    /// oldest started first, then by token. Every store here implements it; the default refuses.
+    fn list_async<'a>(
+        &'a self,
+        query: &'a super::AsyncQuery,
+    ) -> StoreFuture<'a, Vec<AsyncOperationRecord>> {
+        let _ = query;
+        Box::pin(std::future::ready(Err(super::listing::unsupported(
+            "list async operations",
+        ))))
+    }
 }

@@ -61,10 +61,11 @@
 mod caller;
 mod error;
 mod handler;
+pub(crate) mod listing;
 mod memory;
 mod outbox;
 mod records;
-mod time;
+pub(crate) mod time;
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[macro_use]
@@ -83,6 +84,10 @@ pub use error::StoreError;
 pub use handler::{
     AsyncOperationRecord, AsyncState, BeginStart, CompleteAsync, HandlerPurge, HandlerStore,
     RetargetAsync, StartAnswer, StartClaim, StartKey, StoredCallback,
+};
+pub use listing::{
+    AsyncQuery, CallerQuery, Cursor, DEFAULT_PAGE, DeliveryQuery, MAX_PAGE, caller_cursor,
+    delivery_cursor,
 };
 pub use memory::MemoryStore;
 pub use outbox::{Delivery, DeliveryId, DeliveryState, OutboxStore};

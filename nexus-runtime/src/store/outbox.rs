@@ -132,4 +132,26 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// Deletes delivered and dead deliveries finished before `before`; returns how many. Pending
     /// deliveries are never deleted.
     fn purge_deliveries(&self, before: SystemTime) -> StoreFuture<'_, u64>;
+
+    /// A page of deliveries that `query` selects, oldest enqueued first, then by id. Every store
+    /// here implements it; the default refuses.
+    fn list_deliveries<'a>(
+        &'a self,
+        query: &'a super::DeliveryQuery,
+    ) -> StoreFuture<'a, Vec<Delivery>> {
+        let _ = query;
+        Box::pin(std::future::ready(Err(super::listing::unsupported(
+            "list deliveries",
+        ))))
+    }
+
+    /// Gives a dead delivery another chance (an operator's decision, once the caller can take
+    /// it): pending again, due at `now`, its attempts and last error kept. `false` if it is not
+    /// dead (unknown, pending or delivered). Every store here implements it; the default refuses.
+    fn redeliver(&self, id: DeliveryId, now: SystemTime) -> StoreFuture<'_, bool> {
+        let _ = (id, now);
+        Box::pin(std::future::ready(Err(super::listing::unsupported(
+            "redeliver",
+        ))))
+    }
 }

@@ -9,6 +9,7 @@ pub mod caller;
 pub mod fixtures;
 pub mod handler;
 pub mod leases;
+pub mod listing;
 pub mod outbox;
 pub mod retarget;
 
@@ -72,6 +73,9 @@ macro_rules! store_suite {
             retarget::retarget_waiting_delivery,
             retarget::retarget_leaves_settled_operations_alone,
             retarget::retarget_racing_completion_never_loses_the_new_callback,
+            listing::list_caller_operations_with_filters_and_paging,
+            listing::list_async_operations_with_filters_and_paging,
+            listing::list_deliveries_and_redeliver_a_dead_one,
         );
     };
     (@cases $harness:ty; $($module:ident :: $case:ident),* $(,)?) => {

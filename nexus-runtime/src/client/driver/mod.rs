@@ -75,6 +75,14 @@ impl Record {
             completion_links: Vec::new(),
         }
     }
+
+    /// Its info with the links it received.
+    pub fn full_info(&self) -> OperationInfo {
+        let mut info = self.info.clone();
+        info.start_links.clone_from(&self.start_links);
+        info.completion_links.clone_from(&self.completion_links);
+        info
+    }
 }
 
 /// What a handle asks of the driver.

@@ -162,6 +162,8 @@ pub(crate) fn record_of(stored: &CallerRecord) -> Record {
             last_failure: None,
             next_attempt_at: None,
         }),
+        start_links: Vec::new(),
+        completion_links: Vec::new(),
     };
     Record {
         id: stored.id,

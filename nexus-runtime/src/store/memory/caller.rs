@@ -37,6 +37,13 @@ fn is_free(record: &CallerRecord, now: SystemTime) -> bool {
 }
 
 impl CallerStore for MemoryStore {
+    fn list_operations<'a>(
+        &'a self,
+        query: &'a crate::store::CallerQuery,
+    ) -> StoreFuture<'a, Vec<CallerRecord>> {
+        self.with(|state| Ok(super::listing::caller(state, query)))
+    }
+
     fn insert<'a>(&'a self, record: &'a CallerRecord) -> StoreFuture<'a, InsertOutcome> {
         self.with(|state| {
             let record = normalize_caller(record)?;

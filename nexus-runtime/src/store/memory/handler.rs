@@ -20,6 +20,13 @@ fn normalize_completion(completion: &Completion) -> Result<Completion, StoreErro
 }
 
 impl HandlerStore for MemoryStore {
+    fn list_async<'a>(
+        &'a self,
+        query: &'a crate::store::AsyncQuery,
+    ) -> StoreFuture<'a, Vec<AsyncOperationRecord>> {
+        self.with(|state| Ok(super::listing::async_ops(state, query)))
+    }
+
     fn begin_start<'a>(
         &'a self,
         key: &'a StartKey,

@@ -3,6 +3,7 @@
 
 mod caller;
 mod handler;
+mod listing;
 mod outbox;
 
 use std::collections::HashMap;

@@ -7,6 +7,17 @@ use crate::store::time::{expiry_micros, from_micros, truncate};
 use crate::store::{Delivery, DeliveryId, DeliveryState, OutboxStore, StoreFuture};
 
 impl OutboxStore for MemoryStore {
+    fn list_deliveries<'a>(
+        &'a self,
+        query: &'a crate::store::DeliveryQuery,
+    ) -> StoreFuture<'a, Vec<Delivery>> {
+        self.with(|state| Ok(super::listing::deliveries(state, query)))
+    }
+
+    fn redeliver(&self, id: DeliveryId, now: SystemTime) -> StoreFuture<'_, bool> {
+        self.with(move |state| super::listing::redeliver(state, id, now))
+    }
+
     fn claim_due_deliveries(
         &self,
         now: SystemTime,

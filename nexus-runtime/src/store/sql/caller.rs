@@ -39,6 +39,8 @@ macro_rules! caller_by_key {
 macro_rules! impl_caller_store {
     ($store:ty, $db:ty, lock = $lock:literal) => {
         impl $crate::store::CallerStore for $store {
+            sql_list_caller_operations!($db);
+
             fn insert<'a>(
                 &'a self,
                 record: &'a $crate::store::CallerRecord,

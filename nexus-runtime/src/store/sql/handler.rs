@@ -19,6 +19,8 @@ macro_rules! async_by_token {
 macro_rules! impl_handler_store {
     ($store:ty, $db:ty, lock = $lock:literal) => {
         impl $crate::store::HandlerStore for $store {
+            sql_list_async!($db);
+
             fn begin_start<'a>(
                 &'a self,
                 key: &'a $crate::store::StartKey,

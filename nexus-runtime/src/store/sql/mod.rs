@@ -17,6 +17,8 @@
 //! - ids: UUIDs as hyphenated lower-case `TEXT`.
 
 #[macro_use]
+mod listing;
+#[macro_use]
 mod caller;
 #[macro_use]
 mod handler;

@@ -5,6 +5,8 @@
 macro_rules! impl_outbox_store {
     ($store:ty, $db:ty, lock = $lock:literal) => {
         impl $crate::store::OutboxStore for $store {
+            sql_list_deliveries!($db);
+
             fn claim_due_deliveries(
                 &self,
                 now: std::time::SystemTime,
