@@ -73,6 +73,7 @@ pub mod error;
 mod id;
 pub mod link;
 pub mod machinery;
+pub mod observe;
 pub mod operation;
 pub mod protocol;
 pub mod security;

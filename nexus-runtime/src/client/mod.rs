@@ -433,6 +433,7 @@ impl Client {
                 scheduled_at + replicas.lease_duration(),
             ));
         }
+        let span = crate::observe::spans::call(endpoint, service, Op::NAME, &request_id);
         let spec = Spec {
             service: service.into(),
             operation: Op::NAME.into(),
@@ -443,6 +444,8 @@ impl Client {
             cancellation_type: options.cancellation_type,
             retry,
             callback_secret: callback_secret.clone(),
+            span,
+            trace: crate::observe::TraceContext::current(),
         };
         let (local, attached) =
             match self

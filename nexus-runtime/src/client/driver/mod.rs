@@ -39,6 +39,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::info::{CancelState, CancellationInfo, OperationInfo, OperationState};
 use super::pending::{Local, Wake};
@@ -48,6 +49,7 @@ use crate::codec::Content;
 use crate::error::{CallError, OperationErrorState, TimeoutKind};
 use crate::link::Link;
 use crate::machinery::{Deadlines, RetryPolicy};
+use crate::observe::TraceContext;
 use crate::operation::Headers;
 use crate::security::CallbackSecret;
 use crate::store::{self, CallerRecord, OperationId};
@@ -97,6 +99,11 @@ pub(crate) struct Spec {
     /// recorded before completion secrets, or one of a client that keeps nothing whose endpoint
     /// completes in process.
     pub callback_secret: Option<CallbackSecret>,
+    /// The operation's `nexus.call` span: the driver runs inside it.
+    pub span: tracing::Span,
+    /// The trace context the call inherited from the handler it was made in (see
+    /// [`TraceContext::current`]).
+    pub trace: Option<TraceContext>,
 }
 
 /// What interrupts a driver while it waits.
@@ -218,7 +225,12 @@ impl Driver {
     /// Runs the operation from its stored state to its end, as a task of its own; gives back
     /// the task's channels. (The driver is boxed: a future that took it by value would hold it
     /// twice, as its argument and as its local.)
-    pub async fn run(mut self: Box<Self>) -> (Local, DriverEnd) {
+    pub async fn run(self: Box<Self>) -> (Local, DriverEnd) {
+        let span = self.spec.span.clone();
+        self.run_boxed().instrument(span).await
+    }
+
+    async fn run_boxed(mut self: Box<Self>) -> (Local, DriverEnd) {
         let flow = match self.resume_point() {
             Resume::At(flow) => flow,
             // A spawned driver lives as long as its operation, mostly waiting for a completion:
@@ -233,7 +245,12 @@ impl Driver {
 
     /// Runs the operation from its stored state to its end on the calling task (an awaited
     /// call); gives back the channels.
-    pub async fn run_inline(mut self) -> (Local, DriverEnd) {
+    pub async fn run_inline(self) -> (Local, DriverEnd) {
+        let span = self.spec.span.clone();
+        self.run_here().instrument(span).await
+    }
+
+    async fn run_here(mut self) -> (Local, DriverEnd) {
         let flow = match self.resume_point() {
             Resume::At(flow) => flow,
             Resume::Start(at) => self.start_phase(at).await,
@@ -273,11 +290,13 @@ impl Driver {
         for waiter in self.cancel_waiters.drain(..) {
             let _ = waiter.send(Ok(()));
         }
+        let state = crate::observe::spans::state_name(&self.record.borrow().info.state);
+        crate::observe::spans::record(&self.spec.span, "nexus.state", state);
         tracing::debug!(
             endpoint = %self.endpoint.name,
             operation = %self.spec.operation,
             request_id = %self.spec.request_id,
-            state = ?self.record.borrow().info.state,
+            state,
             halt = ?self.halt,
             "operation driver finished"
         );

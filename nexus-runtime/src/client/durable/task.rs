@@ -273,6 +273,13 @@ pub(crate) fn resume_parts(
         cancellation_type: options.cancellation_type(),
         retry: options.retry_policy(),
         callback_secret: record.callback_secret.clone(),
+        span: crate::observe::spans::call(
+            &record.endpoint,
+            &record.service,
+            &record.operation,
+            &record.request_id,
+        ),
+        trace: crate::observe::TraceContext::from_headers(&options.headers),
     };
     let deadlines = Deadlines {
         schedule_to_close: record.deadlines.schedule_to_close.map(clock::instant_at),
