@@ -37,6 +37,7 @@
 //! feature. A Temporal server forwards the headers to its workers and back, so the trace
 //! survives a hop through Temporal.
 
+pub mod metrics;
 #[cfg(feature = "otel")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
 pub mod otel;

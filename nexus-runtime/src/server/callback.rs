@@ -195,6 +195,7 @@ async fn receive(
         }
         Err(e) => Err(e),
     };
+    observe::metrics::completion_received(delivered.as_ref().err());
     match delivered {
         Ok(()) => wire::empty(StatusCode::OK),
         Err(e) => {

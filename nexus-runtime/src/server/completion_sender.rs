@@ -274,10 +274,12 @@ impl HttpCompletionSender {
             headers
         });
         let headers = traced.as_ref().unwrap_or(callback_headers);
+        let started = tokio::time::Instant::now();
         let report = self
             .deliver_traced(url, headers, completion)
             .instrument(span.clone())
             .await;
+        observe::metrics::callback_delivered(report.result.as_ref().err(), started.elapsed());
         spans::record(&span, "nexus.attempts", report.attempts);
         match &report.result {
             Ok(()) => spans::record(&span, "nexus.outcome", "delivered"),

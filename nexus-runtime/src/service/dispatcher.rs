@@ -17,6 +17,7 @@ use crate::codec::PayloadCodec;
 use crate::codec::payload::CodecSlot;
 use crate::completion::{Callback, CompletionSender};
 use crate::error::{HandlerError, StartError};
+use crate::observe::metrics::{HANDLE_CANCEL, HANDLE_START, Incoming};
 use crate::observe::{self, outcome, spans};
 use crate::operation::ContextParts;
 use crate::protocol::{self, header};
@@ -407,10 +408,12 @@ impl Dispatcher {
             Some(&request.request_id),
             principal,
         );
+        let metered = Incoming::start(&request.service, &request.operation, HANDLE_START);
         let incoming = observe::extract(&span, &request.headers);
         let answer = observe::scope(incoming, self.start_traced(principal, request))
             .instrument(span.clone())
             .await;
+        metered.started(&answer);
         match &answer {
             Ok(StartResponse::Sync { .. }) => spans::record(&span, "nexus.answer", "sync"),
             Ok(StartResponse::Async { token, .. }) => {
@@ -527,10 +530,12 @@ impl Dispatcher {
             principal,
         );
         spans::record(&span, "nexus.token", &request.token);
+        let metered = Incoming::start(&request.service, &request.operation, HANDLE_CANCEL);
         let incoming = observe::extract(&span, &request.headers);
         let answer = observe::scope(incoming, self.cancel_traced(principal, request))
             .instrument(span.clone())
             .await;
+        metered.canceled(&answer);
         match &answer {
             Ok(()) => spans::record(&span, "nexus.answer", "cancel_requested"),
             Err(e) => spans::record(&span, "nexus.answer", outcome::HandlerErrorLabel(e)),

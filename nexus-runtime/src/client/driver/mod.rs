@@ -50,6 +50,7 @@ use crate::error::{CallError, OperationErrorState, TimeoutKind};
 use crate::link::Link;
 use crate::machinery::{Deadlines, RetryPolicy};
 use crate::observe::TraceContext;
+use crate::observe::metrics::Pending;
 use crate::operation::Headers;
 use crate::security::CallbackSecret;
 use crate::store::{self, CallerRecord, OperationId};
@@ -77,6 +78,12 @@ impl Record {
             completion_links: Vec::new(),
         }
     }
+}
+
+/// The state shown to handles, and when the operation was scheduled (for its metrics).
+fn shown_state(record: &watch::Sender<Record>) -> (OperationState, Instant) {
+    let record = record.borrow();
+    (record.info.state.clone(), record.info.scheduled_at)
 }
 
 /// What a handle asks of the driver.
@@ -185,6 +192,8 @@ pub(crate) struct Driver {
     queued: VecDeque<Event>,
     /// How often to re-read the record while waiting (replicas only).
     poll: Option<Duration>,
+    /// The operation in the pending-operations metric (feature `metrics`).
+    pending: Pending,
 }
 
 impl Driver {
@@ -200,6 +209,8 @@ impl Driver {
         let poll = client.durability().poll_interval();
         let stored =
             (!client.durability().keeps_nothing()).then(|| persist::kept(Box::new(stored)));
+        let mut pending = Pending::new(&endpoint.name, &spec.service, &spec.operation);
+        pending.update(|| shown_state(&local.record));
         Self {
             client,
             endpoint,
@@ -219,6 +230,7 @@ impl Driver {
             halt: None,
             queued: VecDeque::new(),
             poll,
+            pending,
         }
     }
 

@@ -152,6 +152,11 @@ impl Driver {
                 .delay(attempt, self.client.jitter().next_fraction());
             let next = Instant::now() + delay;
             spans::record(&span, "nexus.next_delay_ms", delay.as_millis());
+            observe::metrics::outbound_retry(
+                &self.endpoint.name,
+                &self.spec.service,
+                &self.spec.operation,
+            );
             tracing::debug!(
                 operation = %self.spec.operation,
                 %error,

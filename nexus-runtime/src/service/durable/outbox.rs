@@ -65,6 +65,7 @@ async fn drain(durable: &Durable, sender: &Arc<dyn CompletionSender>, guard: &Ca
             }
         };
         let full = batch.len() >= options.batch;
+        crate::observe::metrics::outbox_due(batch.len());
         futures::stream::iter(batch)
             .for_each_concurrent(None, |delivery| attempt(durable, sender, guard, delivery))
             .await;
@@ -150,6 +151,7 @@ async fn attempt(
         return;
     }
     tracing::warn!(%token, url = %redact_callback_url(&delivery.url), attempts, ?delay, %error, "completion not delivered; will retry");
+    crate::observe::metrics::outbox_failed();
     match durable.outbox.mark_retry(&delivery, next, &error).await {
         Ok(true) => {}
         Ok(false) => tracing::debug!(%token, "the delivery was redirected or done meanwhile"),
@@ -165,6 +167,7 @@ async fn mark_dead(durable: &Durable, delivery: &Delivery, reason: &str) {
         .await
     {
         Ok(true) => {
+            crate::observe::metrics::outbox_dead();
             tracing::error!(%token, url = %redact_callback_url(&delivery.url), %reason, "completion given up")
         }
         Ok(false) => tracing::info!(
