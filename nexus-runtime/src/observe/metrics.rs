@@ -2,9 +2,10 @@
 //! the recorder (for example `metrics-exporter-prometheus`), the runtime installs none.
 //!
 //! Without the feature every function here is an empty inline function: a client or handler
-//! that does not export metrics pays nothing (the facade builds a key, with an allocation for
-//! its labels, on every emission even when no recorder is installed). Names, types and labels
-//! are listed in the README ("Traces and metrics") and in [`describe`].
+//! that does not export metrics pays nothing. With it, nothing is built either until a recorder
+//! is installed (the facade would build a key, with an allocation for its labels, on every
+//! emission, even for its no-op recorder; a zero-sized recorder is taken for that one). Names,
+//! types and labels are listed in the README ("Traces and metrics") and in [`describe`].
 //!
 //! Latencies are histograms in seconds. Label names follow Temporal's Nexus metrics:
 //! `destination` / `nexus_endpoint` (the caller's endpoint name), `nexus_service`,
@@ -14,6 +15,19 @@ use std::time::Duration;
 
 #[cfg(feature = "metrics")]
 use ::metrics::{counter, gauge, histogram};
+
+/// Whether a recorder is installed (for this thread, or globally): the no-op recorder the facade
+/// falls back to is the only zero-sized one, so nothing is built for it (a key costs an
+/// allocation even when nobody records it).
+#[cfg(feature = "metrics")]
+#[inline]
+fn active() -> bool {
+    ::metrics::with_recorder(|recorder| std::mem::size_of_val(recorder) != 0)
+}
+
+/// Label names and values.
+#[cfg(feature = "metrics")]
+type Labels<const N: usize> = [(&'static str, String); N];
 
 /// `method` of a start request (Temporal's value).
 #[cfg(feature = "metrics")]
@@ -133,7 +147,7 @@ impl std::fmt::Display for Outbound<'_> {
 /// then in `nexus_outbound_requests` and `nexus_outbound_latency` by [`finish`](Self::finish).
 pub(crate) struct Outgoing {
     #[cfg(feature = "metrics")]
-    inner: Option<(InFlight, [(&'static str, String); 4], tokio::time::Instant)>,
+    inner: Option<(InFlight, Labels<4>, tokio::time::Instant)>,
 }
 
 impl Outgoing {
@@ -142,6 +156,9 @@ impl Outgoing {
         #[cfg(feature = "metrics")]
         {
             use crate::machinery::AttemptCall;
+            if !active() {
+                return Self { inner: None };
+            }
             let (service, operation, method) = match call {
                 AttemptCall::Start(r) => (&r.service, &r.operation, START),
                 AttemptCall::Cancel(r) => (&r.service, &r.operation, CANCEL),
@@ -206,13 +223,15 @@ impl Outgoing {
 #[inline]
 pub(crate) fn outbound_retry(endpoint: &str, service: &str, operation: &str) {
     #[cfg(feature = "metrics")]
-    counter!(
+    if active() {
+        counter!(
         "nexus_outbound_retries",
         "destination" => endpoint.to_owned(),
         "nexus_service" => service.to_owned(),
         "nexus_operation" => operation.to_owned(),
-    )
-    .increment(1);
+        )
+        .increment(1);
+    }
     #[cfg(not(feature = "metrics"))]
     let _ = (endpoint, service, operation);
 }
@@ -277,6 +296,9 @@ impl Pending {
     ) {
         #[cfg(feature = "metrics")]
         {
+            if !active() {
+                return;
+            }
             let (state, scheduled_at) = read();
             let name = (!state.is_terminal()).then(|| super::spans::state_name(&state));
             if name == self.state {
@@ -374,7 +396,7 @@ impl BreakerGauge {
 #[inline]
 pub(crate) fn completion_received(refused: Option<&crate::error::HandlerError>) {
     #[cfg(feature = "metrics")]
-    {
+    if active() {
         let outcome = match refused {
             None => "success".to_owned(),
             Some(e) => format!("error_{}", e.error_type.as_str()),
@@ -390,9 +412,7 @@ pub(crate) fn completion_received(refused: Option<&crate::error::HandlerError>) 
 /// `operation_error`, `handler_error:<TYPE>`; `success` for a cancel).
 pub(crate) struct Incoming {
     #[cfg(feature = "metrics")]
-    labels: [(&'static str, String); 3],
-    #[cfg(feature = "metrics")]
-    started: tokio::time::Instant,
+    inner: Option<([(&'static str, String); 3], tokio::time::Instant)>,
 }
 
 impl Incoming {
@@ -400,12 +420,14 @@ impl Incoming {
     pub(crate) fn start(service: &str, operation: &str, method: &'static str) -> Self {
         #[cfg(feature = "metrics")]
         return Self {
-            labels: [
-                ("nexus_service", service.to_owned()),
-                ("nexus_operation", operation.to_owned()),
-                ("method", method.to_owned()),
-            ],
-            started: tokio::time::Instant::now(),
+            inner: active().then(|| {
+                let labels = [
+                    ("nexus_service", service.to_owned()),
+                    ("nexus_operation", operation.to_owned()),
+                    ("method", method.to_owned()),
+                ];
+                (labels, tokio::time::Instant::now())
+            }),
         };
         #[cfg(not(feature = "metrics"))]
         {
@@ -424,6 +446,9 @@ impl Incoming {
         {
             use crate::error::StartError;
             use crate::transport::StartResponse;
+            if self.inner.is_none() {
+                return;
+            }
             let outcome = match answer {
                 Ok(StartResponse::Sync { .. }) => "sync_success".to_owned(),
                 Ok(StartResponse::Async { .. }) => "async_success".to_owned(),
@@ -440,18 +465,23 @@ impl Incoming {
     #[inline]
     pub(crate) fn canceled(self, answer: &Result<(), crate::error::HandlerError>) {
         #[cfg(feature = "metrics")]
-        self.finish(match answer {
-            Ok(()) => "success".to_owned(),
-            Err(e) => format!("handler_error:{}", e.error_type.as_str()),
-        });
+        if self.inner.is_some() {
+            self.finish(match answer {
+                Ok(()) => "success".to_owned(),
+                Err(e) => format!("handler_error:{}", e.error_type.as_str()),
+            });
+        }
         #[cfg(not(feature = "metrics"))]
         let _ = answer;
     }
 
     #[cfg(feature = "metrics")]
     fn finish(self, outcome: String) {
-        histogram!("nexus_latency", &self.labels).record(self.started.elapsed().as_secs_f64());
-        let [service, operation, method] = self.labels;
+        let Some((labels, started)) = self.inner else {
+            return;
+        };
+        histogram!("nexus_latency", &labels).record(started.elapsed().as_secs_f64());
+        let [service, operation, method] = labels;
         counter!(
             "nexus_requests",
             &[service, operation, method, ("outcome", outcome)]
@@ -464,12 +494,14 @@ impl Incoming {
 #[inline]
 pub(crate) fn running(service: &str, operation: &str, delta: f64) {
     #[cfg(feature = "metrics")]
-    gauge!(
-        "nexus_running_operations",
-        "nexus_service" => service.to_owned(),
-        "nexus_operation" => operation.to_owned(),
-    )
-    .increment(delta);
+    if active() {
+        gauge!(
+            "nexus_running_operations",
+            "nexus_service" => service.to_owned(),
+            "nexus_operation" => operation.to_owned(),
+        )
+        .increment(delta);
+    }
     #[cfg(not(feature = "metrics"))]
     let _ = (service, operation, delta);
 }
