@@ -147,7 +147,7 @@ impl std::fmt::Display for Outbound<'_> {
 /// then in `nexus_outbound_requests` and `nexus_outbound_latency` by [`finish`](Self::finish).
 pub(crate) struct Outgoing {
     #[cfg(feature = "metrics")]
-    inner: Option<(InFlight, Labels<4>, tokio::time::Instant)>,
+    inner: Option<Box<(InFlight, Labels<4>, tokio::time::Instant)>>,
 }
 
 impl Outgoing {
@@ -170,7 +170,11 @@ impl Outgoing {
                 ("method", method.to_owned()),
             ];
             Self {
-                inner: Some((InFlight::new(endpoint), labels, tokio::time::Instant::now())),
+                inner: Some(Box::new((
+                    InFlight::new(endpoint),
+                    labels,
+                    tokio::time::Instant::now(),
+                ))),
             }
         }
         #[cfg(not(feature = "metrics"))]
@@ -190,9 +194,10 @@ impl Outgoing {
         {
             use crate::machinery::{AttemptError, AttemptResponse};
             use crate::transport::StartResponse;
-            let Some((in_flight, labels, started)) = self.inner else {
+            let Some(inner) = self.inner else {
                 return;
             };
+            let (in_flight, labels, started) = *inner;
             drop(in_flight);
             let outcome = match result {
                 Ok(AttemptResponse::Started(StartResponse::Async { .. })) => Outbound(Ok(true)),
@@ -262,8 +267,9 @@ impl Drop for InFlight {
 /// (and uncounts it when dropped); counts its end in `nexus_operation_<outcome>` and
 /// `nexus_operation_schedule_to_close_latency` when it reaches a terminal state.
 pub(crate) struct Pending {
+    /// Its labels, when a recorder was installed as it was scheduled (else it is not counted).
     #[cfg(feature = "metrics")]
-    labels: [(&'static str, String); 3],
+    labels: Option<Box<Labels<3>>>,
     #[cfg(feature = "metrics")]
     state: Option<&'static str>,
 }
@@ -273,11 +279,13 @@ impl Pending {
     pub(crate) fn new(endpoint: &str, service: &str, operation: &str) -> Self {
         #[cfg(feature = "metrics")]
         return Self {
-            labels: [
-                ("nexus_endpoint", endpoint.to_owned()),
-                ("nexus_service", service.to_owned()),
-                ("nexus_operation", operation.to_owned()),
-            ],
+            labels: active().then(|| {
+                Box::new([
+                    ("nexus_endpoint", endpoint.to_owned()),
+                    ("nexus_service", service.to_owned()),
+                    ("nexus_operation", operation.to_owned()),
+                ])
+            }),
             state: None,
         };
         #[cfg(not(feature = "metrics"))]
@@ -296,7 +304,7 @@ impl Pending {
     ) {
         #[cfg(feature = "metrics")]
         {
-            if !active() {
+            if self.labels.is_none() {
                 return;
             }
             let (state, scheduled_at) = read();
@@ -321,9 +329,13 @@ impl Pending {
 
     #[cfg(feature = "metrics")]
     fn gauge(&self, state: &'static str) -> ::metrics::Gauge {
+        let endpoint = self
+            .labels
+            .as_ref()
+            .map_or_else(String::new, |l| l[0].1.clone());
         gauge!(
             "nexus_pending_operations",
-            "nexus_endpoint" => self.labels[0].1.clone(),
+            "nexus_endpoint" => endpoint,
             "state" => state,
         )
     }
@@ -338,8 +350,11 @@ impl Pending {
             S::TimedOut => "nexus_operation_timeout",
             _ => return,
         };
-        counter!(name, &self.labels).increment(1);
-        histogram!("nexus_operation_schedule_to_close_latency", &self.labels)
+        let Some(labels) = self.labels.as_deref() else {
+            return;
+        };
+        counter!(name, labels).increment(1);
+        histogram!("nexus_operation_schedule_to_close_latency", labels)
             .record(elapsed.as_secs_f64());
     }
 }
@@ -412,7 +427,7 @@ pub(crate) fn completion_received(refused: Option<&crate::error::HandlerError>) 
 /// `operation_error`, `handler_error:<TYPE>`; `success` for a cancel).
 pub(crate) struct Incoming {
     #[cfg(feature = "metrics")]
-    inner: Option<([(&'static str, String); 3], tokio::time::Instant)>,
+    inner: Option<Box<(Labels<3>, tokio::time::Instant)>>,
 }
 
 impl Incoming {
@@ -426,7 +441,7 @@ impl Incoming {
                     ("nexus_operation", operation.to_owned()),
                     ("method", method.to_owned()),
                 ];
-                (labels, tokio::time::Instant::now())
+                Box::new((labels, tokio::time::Instant::now()))
             }),
         };
         #[cfg(not(feature = "metrics"))]
@@ -477,9 +492,10 @@ impl Incoming {
 
     #[cfg(feature = "metrics")]
     fn finish(self, outcome: String) {
-        let Some((labels, started)) = self.inner else {
+        let Some(inner) = self.inner else {
             return;
         };
+        let (labels, started) = *inner;
         histogram!("nexus_latency", &labels).record(started.elapsed().as_secs_f64());
         let [service, operation, method] = labels;
         counter!(
