@@ -257,18 +257,20 @@ impl Driver {
 
     /// Runs the operation from its stored state to its end on the calling task (an awaited
     /// call); gives back the channels.
-    pub async fn run_inline(self) -> (Local, DriverEnd) {
-        let span = self.spec.span.clone();
-        self.run_here().instrument(span).await
-    }
-
-    async fn run_here(mut self) -> (Local, DriverEnd) {
+    /// (Its caller instruments it with [`span`](Self::span): wrapped here, the future would hold
+    /// the driver twice.)
+    pub async fn run_inline(mut self) -> (Local, DriverEnd) {
         let flow = match self.resume_point() {
             Resume::At(flow) => flow,
             Resume::Start(at) => self.start_phase(at).await,
         };
         self.finish(flow).await;
         self.end()
+    }
+
+    /// The operation's `nexus.call` span.
+    pub fn span(&self) -> tracing::Span {
+        self.spec.span.clone()
     }
 
     /// Where the stored record says to go on from.
