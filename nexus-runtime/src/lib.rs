@@ -77,6 +77,7 @@ mod id;
 pub mod link;
 pub mod machinery;
 pub mod message;
+pub mod observe;
 pub mod operation;
 pub mod protocol;
 #[cfg(feature = "registry")]

@@ -167,7 +167,7 @@ impl EndpointState {
         let stack = crate::machinery::stack(&config.limits, &name);
         Self {
             target_count: config.targets.len(),
-            targets: Targets::new(config.targets, &config.breaker),
+            targets: Targets::new(config.targets, &config.breaker, &name),
             stack,
             retry: config.retry,
             timeouts: config.timeouts,
@@ -186,6 +186,7 @@ impl EndpointState {
         operation_deadline: Option<Instant>,
     ) -> impl Future<Output = Result<AttemptResponse, AttemptError>> + Send + 'static {
         let stack = self.stack.clone();
+        let metered = crate::observe::metrics::Outgoing::start(&self.name, &call);
         async move {
             let Admitted {
                 transport, permit, ..
@@ -204,6 +205,7 @@ impl EndpointState {
                 Err(AttemptError::Call(_)) => permit.success(),
                 Err(AttemptError::Overloaded(_)) => drop(permit),
             }
+            metered.finish(&result);
             result
         }
     }

@@ -488,6 +488,7 @@ impl Client {
                 scheduled_at + replicas.lease_duration(),
             ));
         }
+        let span = crate::observe::spans::call(endpoint, service, operation, &request_id);
         let spec = Spec {
             service: service.into(),
             operation: operation.into(),
@@ -498,6 +499,8 @@ impl Client {
             cancellation_type: options.cancellation_type,
             retry,
             callback_secret: callback_secret.clone(),
+            span,
+            trace: crate::observe::TraceContext::current(),
         };
         let (local, attached) =
             match self

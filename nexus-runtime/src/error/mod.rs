@@ -10,9 +10,9 @@
 
 mod call_error;
 mod failure;
-mod stored;
 mod handler_error;
 mod operation_error;
+mod stored;
 
 pub use call_error::{CallError, TimeoutKind, TransportError, TransportErrorKind};
 pub use failure::{Failure, HANDLER_ERROR_TYPE, OPERATION_ERROR_TYPE};

@@ -6,6 +6,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::breaker::{BreakerConfig, BreakerPermit, BreakerState, CircuitBreaker, Refusal};
+use crate::observe::metrics::BreakerGauge;
 use crate::transport::Transport;
 
 /// One target of an endpoint: a transport and its breaker.
@@ -47,13 +48,22 @@ pub(crate) enum Admission {
 }
 
 impl Targets {
-    pub fn new(transports: Vec<Arc<dyn Transport>>, config: &BreakerConfig) -> Self {
+    /// The targets of endpoint `endpoint` (named in the breakers' metrics).
+    pub fn new(
+        transports: Vec<Arc<dyn Transport>>,
+        config: &BreakerConfig,
+        endpoint: &str,
+    ) -> Self {
         let changed = Arc::new(Notify::new());
         let targets = transports
             .into_iter()
-            .map(|transport| Target {
+            .enumerate()
+            .map(|(index, transport)| Target {
                 transport,
-                breaker: Arc::new(CircuitBreaker::new(config.clone(), changed.clone())),
+                breaker: Arc::new(
+                    CircuitBreaker::new(config.clone(), changed.clone())
+                        .metered(BreakerGauge::new(endpoint, index)),
+                ),
             })
             .collect();
         Self {

@@ -4,6 +4,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
+
+use crate::observe::metrics::BreakerGauge;
 use tokio::time::Instant;
 
 /// The reason a blocked operation shows while a breaker holds it back.
@@ -136,6 +138,7 @@ pub(crate) struct CircuitBreaker {
     config: BreakerConfig,
     state: Mutex<State>,
     changed: Arc<Notify>,
+    gauge: BreakerGauge,
 }
 
 /// Why a breaker did not admit a request.
@@ -156,7 +159,14 @@ impl CircuitBreaker {
                 generation: 0,
             }),
             changed,
+            gauge: BreakerGauge::default(),
         }
+    }
+
+    /// Shows the breaker's state in `gauge`.
+    pub fn metered(mut self, gauge: BreakerGauge) -> Self {
+        self.gauge = gauge;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -194,6 +204,7 @@ impl CircuitBreaker {
                     successes: 0,
                 };
                 state.generation += 1;
+                self.gauge.set(1);
                 tracing::debug!("circuit breaker half-open: admitting a probe");
                 true
             }
@@ -273,9 +284,15 @@ impl CircuitBreaker {
         };
         if let Some(phase) = next {
             match &phase {
-                Phase::Open { .. } => tracing::warn!("circuit breaker opened"),
-                Phase::Closed { .. } => tracing::info!("circuit breaker closed"),
-                Phase::HalfOpen { .. } => {}
+                Phase::Open { .. } => {
+                    self.gauge.set(2);
+                    tracing::warn!("circuit breaker opened");
+                }
+                Phase::Closed { .. } => {
+                    self.gauge.set(0);
+                    tracing::info!("circuit breaker closed");
+                }
+                Phase::HalfOpen { .. } => self.gauge.set(1),
             }
             state.phase = phase;
             state.generation += 1;

@@ -12,11 +12,13 @@ use axum::response::Response;
 use axum::routing::any;
 use http::{Method, StatusCode};
 use tokio::net::{TcpListener, ToSocketAddrs};
+use tracing::Instrument as _;
 
 use super::handle::{ServeOptions, ServerHandle};
 use super::limits::ServerLimits;
 use super::wire::{self, DEFAULT_BODY_LIMIT};
 use crate::client::Client;
+use crate::observe::{self, outcome, spans};
 use crate::protocol::{self, FailureFormat};
 use crate::security::CALLBACK_SECRET_PARAM;
 
@@ -171,19 +173,29 @@ async fn receive(
     };
     let delivered = match protocol::parse_completion(&parts.headers, body) {
         Ok(completion) => {
+            let span = spans::completion(&callback_id, &completion.token, completion.state());
+            observe::extract_http(&span, &parts.headers);
             tracing::debug!(
+                parent: &span,
                 %callback_id,
                 token = %completion.token,
                 state = completion.state(),
                 "completion received"
             );
-            inner
+            let delivered = inner
                 .client
                 .deliver_completion(&callback_id, secret.as_deref(), completion)
-                .await
+                .instrument(span.clone())
+                .await;
+            match &delivered {
+                Ok(()) => spans::record(&span, "nexus.outcome", "accepted"),
+                Err(e) => spans::record(&span, "nexus.outcome", outcome::HandlerErrorLabel(e)),
+            }
+            delivered
         }
         Err(e) => Err(e),
     };
+    observe::metrics::completion_received(delivered.as_ref().err());
     match delivered {
         Ok(()) => wire::empty(StatusCode::OK),
         Err(e) => {

@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
+use tracing::Instrument as _;
 
 use super::callback_http::{self, AddressError, MAX_ANSWER_BYTES};
 use crate::completion::{Completion, CompletionSender};
 use crate::error::{CallError, HandlerError};
+use crate::observe::{self, outcome, spans};
 use crate::protocol::{self, FailureFormat};
 use crate::security::{CallbackGuard, CallbackRefusal, CheckedCallback, redact_callback_url};
 use crate::transport::http_client::HttpClientOptions;
@@ -254,7 +256,39 @@ impl HttpCompletionSender {
     }
 
     /// Delivers `completion` to `url`, retrying as configured, and reports what happened.
+    ///
+    /// Each delivery runs in a `nexus.deliver` span whose parent is the trace context stored
+    /// with the callback (see [`observe`](crate::observe)).
     pub async fn deliver(
+        &self,
+        url: &str,
+        callback_headers: &BTreeMap<String, String>,
+        completion: &Completion,
+    ) -> DeliveryReport {
+        let span = spans::deliver(&completion.token, completion.state());
+        observe::extract(&span, callback_headers);
+        // With OpenTelemetry, the request names the delivery span as its parent.
+        let traced = observe::span_context(&span).map(|ctx| {
+            let mut headers = callback_headers.clone();
+            ctx.write_to(&mut headers);
+            headers
+        });
+        let headers = traced.as_ref().unwrap_or(callback_headers);
+        let started = tokio::time::Instant::now();
+        let report = self
+            .deliver_traced(url, headers, completion)
+            .instrument(span.clone())
+            .await;
+        observe::metrics::callback_delivered(report.result.as_ref().err(), started.elapsed());
+        spans::record(&span, "nexus.attempts", report.attempts);
+        match &report.result {
+            Ok(()) => spans::record(&span, "nexus.outcome", "delivered"),
+            Err(e) => spans::record(&span, "nexus.outcome", outcome::HandlerErrorLabel(e)),
+        }
+        report
+    }
+
+    async fn deliver_traced(
         &self,
         url: &str,
         callback_headers: &BTreeMap<String, String>,

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use super::durable::{self, DurabilityOptions, Durable};
 use super::handler::{RawStart, ServiceHandler};
@@ -16,6 +17,8 @@ use crate::codec::payload::CodecSlot;
 use crate::codec::{Content, PayloadCodec};
 use crate::completion::{Callback, CompletionSender};
 use crate::error::{HandlerError, StartError};
+use crate::observe::metrics::{HANDLE_CANCEL, HANDLE_START, Incoming};
+use crate::observe::{self, outcome, spans};
 use crate::operation::{AsyncOperation, ContextParts};
 use crate::protocol::{self, header};
 use crate::security::CallbackGuard;
@@ -435,14 +438,50 @@ impl Dispatcher {
     /// method (which sees the principal on its context), and for an async answer reserves the
     /// operation under the principal's quota. With a store, the request id is deduplicated
     /// within the principal's own requests.
+    ///
+    /// The request runs inside a `nexus.handle` span whose parent is the caller's trace context
+    /// (see [`observe`](crate::observe)); that context is stored with the callback, for the
+    /// completion.
     pub async fn start_as(
         &self,
         principal: &Principal,
         request: StartRequest,
     ) -> Result<StartResponse, StartError> {
+        let span = spans::handle(
+            "start",
+            &request.service,
+            &request.operation,
+            Some(&request.request_id),
+            principal,
+        );
+        let metered = Incoming::start(&request.service, &request.operation, HANDLE_START);
+        let incoming = observe::extract(&span, &request.headers);
+        let answer = observe::scope(incoming, self.start_traced(principal, request))
+            .instrument(span.clone())
+            .await;
+        metered.started(&answer);
+        match &answer {
+            Ok(StartResponse::Sync { .. }) => spans::record(&span, "nexus.answer", "sync"),
+            Ok(StartResponse::Async { token, .. }) => {
+                spans::record(&span, "nexus.answer", "async");
+                spans::record(&span, "nexus.token", token);
+            }
+            Err(e) => spans::record(&span, "nexus.answer", outcome::StartErrorLabel(e)),
+        }
+        answer
+    }
+
+    async fn start_traced(
+        &self,
+        principal: &Principal,
+        mut request: StartRequest,
+    ) -> Result<StartResponse, StartError> {
         self.check_access(principal, &request.service, &request.operation)?;
         let handler = self.handler(&request.service)?.clone();
         self.check_callback(&request)?;
+        if let Some(Callback::Url { headers, .. }) = &mut request.callback {
+            observe::inject_callback(headers);
+        }
         match &self.inner.durable {
             None => self.start_direct(&handler, principal, request).await,
             Some(durable) => {
@@ -529,6 +568,32 @@ impl Dispatcher {
     /// started the operation may cancel it: to any other, the token is answered NOT_FOUND, as an
     /// unknown one is, so that a token confirms nothing to someone who guessed or overheard it.
     pub async fn cancel_as(
+        &self,
+        principal: &Principal,
+        request: CancelRequest,
+    ) -> Result<(), HandlerError> {
+        let span = spans::handle(
+            "cancel",
+            &request.service,
+            &request.operation,
+            None,
+            principal,
+        );
+        spans::record(&span, "nexus.token", &request.token);
+        let metered = Incoming::start(&request.service, &request.operation, HANDLE_CANCEL);
+        let incoming = observe::extract(&span, &request.headers);
+        let answer = observe::scope(incoming, self.cancel_traced(principal, request))
+            .instrument(span.clone())
+            .await;
+        metered.canceled(&answer);
+        match &answer {
+            Ok(()) => spans::record(&span, "nexus.answer", "cancel_requested"),
+            Err(e) => spans::record(&span, "nexus.answer", outcome::HandlerErrorLabel(e)),
+        }
+        answer
+    }
+
+    async fn cancel_traced(
         &self,
         principal: &Principal,
         request: CancelRequest,

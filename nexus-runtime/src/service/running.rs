@@ -63,6 +63,7 @@ impl Table {
                 self.usage.insert(name.to_owned(), usage);
             }
         }
+        crate::observe::metrics::running(&op.service, &op.operation, 1.0);
         self.ops.insert(token.to_owned(), op);
     }
 }
@@ -112,6 +113,7 @@ impl RunningOperations {
         let Some(op) = table.ops.remove(token) else {
             return;
         };
+        crate::observe::metrics::running(&op.service, &op.operation, -1.0);
         let name = op.principal.name();
         if let Some(usage) = table.usage.get_mut(name) {
             usage.running = usage.running.saturating_sub(1);

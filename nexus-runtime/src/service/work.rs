@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use futures::FutureExt as _;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::dispatcher::Dispatcher;
 use super::invoke::{panic_message, take_links};
@@ -16,6 +17,7 @@ use crate::codec::details::encode_details;
 use crate::codec::{Content, PayloadCodec};
 use crate::completion::{Callback, Completion};
 use crate::error::{HandlerError, OperationError};
+use crate::observe::{self, TraceContext, spans};
 use crate::operation::{AsyncContext, AsyncOperation, CallScope, Headers};
 use crate::security::Principal;
 use crate::store::CompleteAsync;
@@ -102,6 +104,18 @@ impl Dispatcher {
     /// Runs the work of a reserved operation in the background and routes its completion.
     pub(crate) fn spawn_work(&self, op: AsyncOperation<Content>, launch: Launch) {
         let links = Arc::new(Mutex::new(Vec::new()));
+        let span = spans::work(
+            &launch.service,
+            &launch.operation,
+            &launch.token,
+            launch.resumed,
+        );
+        // A resumed operation has no handler span around it: its parent is the caller's context.
+        let trace = if tracing::Span::current().is_none() {
+            observe::extract(&span, &launch.headers)
+        } else {
+            TraceContext::from_headers(&launch.headers)
+        };
         let ctx = AsyncContext {
             token: launch.token.clone(),
             service: launch.service,
@@ -123,8 +137,8 @@ impl Dispatcher {
         let stop = self.inner.durable.as_ref().map(|d| d.stop.clone());
         let (token, operation) = (launch.token, launch.operation);
         let (callback, start_time) = (launch.callback, launch.start_time);
-        tokio::spawn(async move {
-            let run = AssertUnwindSafe(scope.run(work)).catch_unwind();
+        let task = async move {
+            let run = AssertUnwindSafe(observe::scope(trace, scope.run(work))).catch_unwind();
             let outcome = match stop {
                 // A stopped dispatcher drops its work without completing it: the store keeps the
                 // operation running, for the next dispatcher to resume or fail.
@@ -146,6 +160,14 @@ impl Dispatcher {
             if let Some(payload_codec) = dispatcher.payload_codec() {
                 outcome = encode_outcome(payload_codec.as_ref(), outcome, &operation);
             }
+            spans::record(
+                &tracing::Span::current(),
+                "nexus.state",
+                match &outcome {
+                    Ok(_) => "succeeded",
+                    Err(e) => e.state.as_str(),
+                },
+            );
             let completion = Completion {
                 token,
                 outcome,
@@ -157,7 +179,8 @@ impl Dispatcher {
             // at the end, and would otherwise enlarge the task of every running operation for
             // its whole life.
             Box::pin(dispatcher.finish_work(callback, completion)).await;
-        });
+        };
+        tokio::spawn(task.instrument(span));
     }
 
     /// Completes an async operation: with a store, records the completion (which enqueues its

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use super::Record;
 use crate::client::info::CancelState;
@@ -15,6 +16,7 @@ use crate::error::CallError;
 use crate::machinery::{
     Admission, AttemptCall, AttemptError, AttemptResponse, BREAKER_OPEN_REASON, RetryPolicy,
 };
+use crate::observe::{self, TraceContext, outcome, spans};
 use crate::operation::Headers;
 use crate::transport::CancelRequest;
 
@@ -31,6 +33,9 @@ pub(super) struct CancelLoop {
     pub headers: Headers,
     pub request_timeout: Duration,
     pub cap: Option<Instant>,
+    /// The operation's `nexus.call` span, and the trace context it inherited.
+    pub span: tracing::Span,
+    pub trace: Option<TraceContext>,
 }
 
 impl CancelLoop {
@@ -71,11 +76,14 @@ impl CancelLoop {
                     c.attempt = attempt;
                 }
             });
+            let span = spans::cancel_attempt(&self.span, attempt);
+            let mut headers = self.headers.clone();
+            observe::inject(&span, self.trace.as_ref(), &mut headers);
             let request = CancelRequest {
                 service: self.service.to_string(),
                 operation: self.operation.to_string(),
                 token: self.token.clone(),
-                headers: self.headers.clone(),
+                headers,
                 request_deadline: None,
             };
             let result = self
@@ -87,7 +95,17 @@ impl CancelLoop {
                     self.cap,
                     None,
                 )
+                .instrument(span.clone())
                 .await;
+            match &result {
+                Ok(_) => spans::record(&span, "nexus.outcome", "requested"),
+                Err(AttemptError::Overloaded(e)) => {
+                    spans::record(&span, "nexus.outcome", outcome::HandlerErrorLabel(e));
+                }
+                Err(AttemptError::Call(e)) => {
+                    spans::record(&span, "nexus.outcome", outcome::CallErrorLabel(e));
+                }
+            }
             let error = match result {
                 Ok(AttemptResponse::CancelRequested) => return Ok(()),
                 Ok(AttemptResponse::Started(_)) => {

@@ -39,6 +39,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::info::{CancelState, CancellationInfo, OperationInfo, OperationState};
 use super::pending::{Local, Wake};
@@ -48,6 +49,8 @@ use crate::codec::Content;
 use crate::error::{CallError, OperationErrorState, TimeoutKind};
 use crate::link::Link;
 use crate::machinery::{Deadlines, RetryPolicy};
+use crate::observe::TraceContext;
+use crate::observe::metrics::Pending;
 use crate::operation::Headers;
 use crate::security::CallbackSecret;
 use crate::store::{self, CallerRecord, OperationId};
@@ -85,6 +88,12 @@ impl Record {
     }
 }
 
+/// The state shown to handles, and when the operation was scheduled (for its metrics).
+fn shown_state(record: &watch::Sender<Record>) -> (OperationState, Instant) {
+    let record = record.borrow();
+    (record.info.state.clone(), record.info.scheduled_at)
+}
+
 /// What a handle asks of the driver.
 pub(crate) enum Command {
     /// Cancel the operation; the reply says when the cancellation was carried out.
@@ -105,6 +114,11 @@ pub(crate) struct Spec {
     /// recorded before completion secrets, or one of a client that keeps nothing whose endpoint
     /// completes in process.
     pub callback_secret: Option<CallbackSecret>,
+    /// The operation's `nexus.call` span: the driver runs inside it.
+    pub span: tracing::Span,
+    /// The trace context the call inherited from the handler it was made in (see
+    /// [`TraceContext::current`]).
+    pub trace: Option<TraceContext>,
 }
 
 /// What interrupts a driver while it waits.
@@ -186,6 +200,8 @@ pub(crate) struct Driver {
     queued: VecDeque<Event>,
     /// How often to re-read the record while waiting (replicas only).
     poll: Option<Duration>,
+    /// The operation in the pending-operations metric (feature `metrics`).
+    pending: Pending,
 }
 
 impl Driver {
@@ -201,6 +217,8 @@ impl Driver {
         let poll = client.durability().poll_interval();
         let stored =
             (!client.durability().keeps_nothing()).then(|| persist::kept(Box::new(stored)));
+        let mut pending = Pending::new(&endpoint.name, &spec.service, &spec.operation);
+        pending.update(|| shown_state(&local.record));
         Self {
             client,
             endpoint,
@@ -220,13 +238,19 @@ impl Driver {
             halt: None,
             queued: VecDeque::new(),
             poll,
+            pending,
         }
     }
 
     /// Runs the operation from its stored state to its end, as a task of its own; gives back
     /// the task's channels. (The driver is boxed: a future that took it by value would hold it
     /// twice, as its argument and as its local.)
-    pub async fn run(mut self: Box<Self>) -> (Local, DriverEnd) {
+    pub async fn run(self: Box<Self>) -> (Local, DriverEnd) {
+        let span = self.spec.span.clone();
+        self.run_boxed().instrument(span).await
+    }
+
+    async fn run_boxed(mut self: Box<Self>) -> (Local, DriverEnd) {
         let flow = match self.resume_point() {
             Resume::At(flow) => flow,
             // A spawned driver lives as long as its operation, mostly waiting for a completion:
@@ -241,6 +265,8 @@ impl Driver {
 
     /// Runs the operation from its stored state to its end on the calling task (an awaited
     /// call); gives back the channels.
+    /// (Its caller instruments it with [`span`](Self::span): wrapped here, the future would hold
+    /// the driver twice.)
     pub async fn run_inline(mut self) -> (Local, DriverEnd) {
         let flow = match self.resume_point() {
             Resume::At(flow) => flow,
@@ -248,6 +274,11 @@ impl Driver {
         };
         self.finish(flow).await;
         self.end()
+    }
+
+    /// The operation's `nexus.call` span.
+    pub fn span(&self) -> tracing::Span {
+        self.spec.span.clone()
     }
 
     /// Where the stored record says to go on from.
@@ -281,11 +312,13 @@ impl Driver {
         for waiter in self.cancel_waiters.drain(..) {
             let _ = waiter.send(Ok(()));
         }
+        let state = crate::observe::spans::state_name(&self.record.borrow().info.state);
+        crate::observe::spans::record(&self.spec.span, "nexus.state", state);
         tracing::debug!(
             endpoint = %self.endpoint.name,
             operation = %self.spec.operation,
             request_id = %self.spec.request_id,
-            state = ?self.record.borrow().info.state,
+            state,
             halt = ?self.halt,
             "operation driver finished"
         );

@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use super::{Driver, Event, Halt, Record};
+use super::{Driver, Event, Halt, Record, shown_state};
 use crate::client::durable::mirror;
 use crate::codec::Content;
 use crate::store::CallerRecord;
@@ -48,6 +48,7 @@ impl Driver {
                 change(shown);
                 record.receiver_count() > 0
             });
+            self.pending.update(|| shown_state(&self.record));
             return;
         }
         let mut next = self.record.borrow().clone();
@@ -59,6 +60,7 @@ impl Driver {
                 *shown = next;
                 record.receiver_count() > 0
             });
+            self.pending.update(|| shown_state(&self.record));
         }
     }
 
@@ -199,6 +201,7 @@ impl Driver {
     pub(super) fn adopt_final(&mut self, stored: CallerRecord) {
         self.record
             .send_modify(|record| mirror::adopt_final(&stored, record));
+        self.pending.update(|| shown_state(&self.record));
         self.stored = Some(kept(Box::new(stored)));
         self.halt = Some(Halt::Ended);
     }

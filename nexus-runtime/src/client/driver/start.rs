@@ -4,6 +4,7 @@ use std::pin::pin;
 use std::sync::Arc;
 
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use super::{Driver, Event, Flow, Step};
 use crate::client::CancellationType;
@@ -16,6 +17,7 @@ use crate::link::Link;
 use crate::machinery::{
     Admission, Admitted, AttemptCall, AttemptError, AttemptResponse, BREAKER_OPEN_REASON,
 };
+use crate::observe::{self, outcome, spans};
 use crate::transport::{StartRequest, StartResponse};
 
 impl Driver {
@@ -48,7 +50,8 @@ impl Driver {
             }
             let attempt = self.record.borrow().info.attempt;
             let now = Instant::now();
-            let request = self.start_request(target);
+            let span = spans::attempt(&self.spec.span, attempt);
+            let request = self.start_request(target, &span);
             let future = self.endpoint.attempt(
                 admitted,
                 AttemptCall::Start(request),
@@ -56,7 +59,7 @@ impl Driver {
                 self.deadlines.next().map(|(at, _)| at),
                 self.deadlines.operation_deadline(now),
             );
-            let mut future = pin!(future);
+            let mut future = pin!(future.instrument(span.clone()));
             let result = loop {
                 match self.race(future.as_mut()).await {
                     Step::Done(result) => break result,
@@ -89,6 +92,7 @@ impl Driver {
                     }
                 }
             };
+            record_attempt(&span, &result);
             let error = match result {
                 Ok(AttemptResponse::Started(StartResponse::Sync { output, links })) => {
                     // One transition: started and succeeded at once.
@@ -147,6 +151,12 @@ impl Driver {
                 .retry
                 .delay(attempt, self.client.jitter().next_fraction());
             let next = Instant::now() + delay;
+            spans::record(&span, "nexus.next_delay_ms", delay.as_millis());
+            observe::metrics::outbound_retry(
+                &self.endpoint.name,
+                &self.spec.service,
+                &self.spec.operation,
+            );
             tracing::debug!(
                 operation = %self.spec.operation,
                 %error,
@@ -218,7 +228,8 @@ impl Driver {
         }
     }
 
-    fn start_request(&self, target: usize) -> StartRequest {
+    /// The start request of an attempt made inside `span` (its trace context in the headers).
+    fn start_request(&self, target: usize, span: &tracing::Span) -> StartRequest {
         let callback = if self.endpoint.targets.needs_callback_url(target) {
             let url = format!(
                 "{}/{}",
@@ -239,11 +250,13 @@ impl Driver {
                 waker: self.waker.downgrade(),
             }))
         };
+        let mut headers = self.spec.headers.clone();
+        observe::inject(span, self.spec.trace.as_ref(), &mut headers);
         StartRequest {
             service: self.spec.service.to_string(),
             operation: self.spec.operation.to_string(),
             request_id: self.spec.request_id.clone(),
-            headers: self.spec.headers.clone(),
+            headers,
             links: self.spec.links.clone(),
             callback: Some(callback),
             request_deadline: None,
@@ -259,6 +272,7 @@ impl Driver {
         // store keeps the operation's).
         self.spec.input = Content::empty();
         tracing::debug!(operation = %self.spec.operation, %token, "operation started");
+        spans::record(&self.spec.span, "nexus.token", &token);
         self.publish(|record| {
             record.start_links = links;
             record.info.token = Some(token);
@@ -270,5 +284,24 @@ impl Driver {
             }
         })
         .await;
+    }
+}
+
+/// Records how an attempt ended on its span.
+fn record_attempt(span: &tracing::Span, result: &Result<AttemptResponse, AttemptError>) {
+    match result {
+        Ok(AttemptResponse::Started(StartResponse::Sync { .. })) => {
+            spans::record(span, "nexus.outcome", "sync");
+        }
+        Ok(AttemptResponse::Started(StartResponse::Async { .. })) => {
+            spans::record(span, "nexus.outcome", "async");
+        }
+        Ok(AttemptResponse::CancelRequested) => spans::record(span, "nexus.outcome", "invalid"),
+        Err(AttemptError::Overloaded(e)) => {
+            spans::record(span, "nexus.outcome", outcome::HandlerErrorLabel(e));
+        }
+        Err(AttemptError::Call(e)) => {
+            spans::record(span, "nexus.outcome", outcome::CallErrorLabel(e));
+        }
     }
 }

@@ -111,6 +111,8 @@ impl Driver {
             headers: self.spec.headers.clone(),
             request_timeout: self.deadlines.request,
             cap: self.deadlines.next().map(|(at, _)| at),
+            span: self.spec.span.clone(),
+            trace: self.spec.trace.clone(),
         };
         Some(Box::pin(cancel.run()))
     }

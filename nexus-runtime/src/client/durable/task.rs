@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::mirror;
 use super::options::StoredOptions;
@@ -149,7 +150,11 @@ pub(crate) async fn run_inline(
     } = attached;
     drop(record);
     let local = match insert(client, &new.record).await {
-        Ok(InsertOutcome::Inserted) => new.into_driver(client, local).run_inline().await.0,
+        Ok(InsertOutcome::Inserted) => {
+            let driver = new.into_driver(client, local);
+            let span = driver.span();
+            driver.run_inline().instrument(span).await.0
+        }
         Ok(InsertOutcome::Exists(existing)) => {
             client.registry().remove(local.id);
             return follow_existing(client, *existing).await;
@@ -268,6 +273,13 @@ pub(crate) fn resume_parts(
         cancellation_type: options.cancellation_type(),
         retry: options.retry_policy(),
         callback_secret: record.callback_secret.clone(),
+        span: crate::observe::spans::call(
+            &record.endpoint,
+            &record.service,
+            &record.operation,
+            &record.request_id,
+        ),
+        trace: crate::observe::TraceContext::from_headers(&options.headers),
     };
     let deadlines = Deadlines {
         schedule_to_close: record.deadlines.schedule_to_close.map(clock::instant_at),

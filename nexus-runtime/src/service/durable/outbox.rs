@@ -94,6 +94,7 @@ async fn drain(
             }
         };
         let full = batch.len() >= wanted;
+        crate::observe::metrics::outbox_due(batch.len());
         for delivery in batch {
             let (durable, sender, guard) = (durable.clone(), sender.clone(), guard.clone());
             attempts.spawn(async move { attempt(&durable, &sender, &guard, delivery).await });
@@ -180,6 +181,7 @@ async fn attempt(
         return;
     }
     tracing::warn!(%token, url = %redact_callback_url(&delivery.url), attempts, ?delay, %error, "completion not delivered; will retry");
+    crate::observe::metrics::outbox_failed();
     match durable.outbox.mark_retry(&delivery, next, &error).await {
         Ok(true) => {}
         Ok(false) => tracing::debug!(%token, "the delivery was redirected or done meanwhile"),
@@ -195,6 +197,7 @@ async fn mark_dead(durable: &Durable, delivery: &Delivery, reason: &str) {
         .await
     {
         Ok(true) => {
+            crate::observe::metrics::outbox_dead();
             tracing::error!(%token, url = %redact_callback_url(&delivery.url), %reason, "completion given up")
         }
         Ok(false) => tracing::info!(
