@@ -3,15 +3,15 @@
 #![cfg(all(feature = "admin", feature = "auth"))]
 #![allow(clippy::unwrap_used)]
 
-mod admin_support;
+use crate::support;
 
 use std::time::Duration;
 
-use admin_support::{HOSTILE, TOKEN, World};
 use nexus_runtime::admin::{Admin, AdminError};
 use nexus_runtime::client::OperationState;
 use nexus_runtime::store::{DeliveryState, OutboxStore};
 use serde_json::Value;
+use support::admin::{HOSTILE, TOKEN, World};
 
 async fn get(world: &World, path: &str, token: Option<&str>) -> (u16, Value) {
     send(reqwest::Method::GET, world, path, token).await
@@ -23,7 +23,7 @@ async fn send(
     path: &str,
     token: Option<&str>,
 ) -> (u16, Value) {
-    let mut request = admin_support::http().request(method, world.url(path));
+    let mut request = support::raw_client().request(method, world.url(path));
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -56,7 +56,7 @@ async fn the_api_lists_both_sides_and_cancels_and_redelivers_behind_the_token() 
         assert_eq!(status, 401);
     }
     // The page itself holds no data and needs none.
-    let page = admin_support::http()
+    let page = support::raw_client()
         .get(world.url("/ops"))
         .send()
         .await
@@ -226,7 +226,7 @@ async fn the_api_lists_both_sides_and_cancels_and_redelivers_behind_the_token() 
     assert_eq!(status, 404);
 
     // Metrics: the handle's text.
-    let response = admin_support::http()
+    let response = support::raw_client()
         .get(world.url("/metrics"))
         .bearer_auth(TOKEN)
         .send()
@@ -261,7 +261,7 @@ async fn without_an_authenticator_the_router_is_refused_or_loopback_only() {
         Err(AdminError::NotLoopback(_))
     ));
     let running = local.bind("127.0.0.1:0").await.unwrap();
-    let body = admin_support::http()
+    let body = support::raw_client()
         .get(format!("{}/api/operations", running.url()))
         .send()
         .await
@@ -277,7 +277,7 @@ async fn without_an_authenticator_the_router_is_refused_or_loopback_only() {
         .await
         .unwrap();
     let id = world.started[1].operation_id();
-    let response = admin_support::http()
+    let response = support::raw_client()
         .post(format!("{}/api/operations/{id}/cancel", read_only.url()))
         .send()
         .await
@@ -297,13 +297,13 @@ async fn without_an_authenticator_the_router_is_refused_or_loopback_only() {
         .bind("127.0.0.1:0")
         .await
         .unwrap();
-    let metrics = admin_support::http()
+    let metrics = support::raw_client()
         .get(format!("{}/metrics", public.url()))
         .send()
         .await
         .unwrap();
     assert_eq!(metrics.status(), 200);
-    let api = admin_support::http()
+    let api = support::raw_client()
         .get(format!("{}/api/operations", public.url()))
         .send()
         .await
@@ -326,7 +326,7 @@ async fn the_router_nests_under_a_prefix() {
     let running = nexus_runtime::server::ServeOptions::new()
         .serve(listener, app)
         .unwrap();
-    let http = admin_support::http();
+    let http = support::raw_client();
     let base = format!("{}/admin", running.url());
     for (path, status) in [
         ("/ops", 200),

@@ -5,12 +5,12 @@
 #![cfg(all(feature = "admin", feature = "auth"))]
 #![allow(clippy::unwrap_used)]
 
-mod admin_support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use admin_support::{TOKEN, World};
+use support::admin::{TOKEN, World};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 

@@ -5,12 +5,11 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod durable_support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use durable_support::{Desk, LedgerClient, free_addr, serve, until};
 use nexus_runtime::client::{EndpointConfig, OperationState};
 use nexus_runtime::error::TransportErrorKind;
 use nexus_runtime::machinery::{BreakerConfig, RetryPolicy};
@@ -18,6 +17,8 @@ use nexus_runtime::server::CallbackListener;
 use nexus_runtime::store::{self, CallerStore, MemoryStore};
 use nexus_runtime::transport::HttpTransport;
 use nexus_runtime::{CallError, Client};
+use support::ledger::{Desk, LedgerClient, serve};
+use support::{eventually, free_addr};
 
 #[tokio::test]
 async fn operations_wait_for_a_handler_that_is_down_and_proceed_when_it_is_back() {
@@ -68,9 +69,9 @@ async fn operations_wait_for_a_handler_that_is_down_and_proceed_when_it_is_back(
             Some(CallError::Transport(ref e)) if e.kind == TransportErrorKind::Connect
         ));
         let id = handle.operation_id();
-        until(
-            "the backoff is recorded",
+        eventually(
             Duration::from_secs(5),
+            "the backoff is recorded",
             async || {
                 let r = store.get(id).await.unwrap().unwrap();
                 r.attempt >= 2

@@ -8,19 +8,19 @@
 //!   completion must still wake the task waiting for it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod machinery_support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use machinery_support::{Answer, EchoClient, Scripted, callback_secret, deliver};
 use nexus_runtime::completion::Completion;
 use nexus_runtime::store::{
     CallerRecord, CallerStore, CancelRequestOutcome, CompletionOutcome, InsertOutcome, MemoryStore,
     OperationId, RequestKey, StoreFuture,
 };
 use nexus_runtime::{Client, codec};
+use support::scripted::{Answer, EchoClient, Scripted, callback_secret, deliver};
 use tokio::sync::Notify;
 
 /// A memory store that, once armed, holds the next insert that finds its request id recorded
@@ -165,7 +165,7 @@ async fn a_call_adopting_an_operation_that_just_finished_gets_its_outcome() {
     store.paused.notified().await;
     // Meanwhile its completion arrives and the resumed task ends.
     deliver(&b, id, done("tok-1")).await.unwrap();
-    let resumed = b.attach::<machinery_support::EchoOp>(id).await.unwrap();
+    let resumed = b.attach::<support::scripted::EchoOp>(id).await.unwrap();
     assert_eq!(resumed.result().await.unwrap(), "done");
     while b.pending_operations() > 1 {
         tokio::time::sleep(Duration::from_millis(5)).await;

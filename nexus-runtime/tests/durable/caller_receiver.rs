@@ -6,13 +6,12 @@
 #![cfg(all(feature = "http", feature = "sqlite"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod durable_support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use durable_support::{Desk, LedgerClient, Settle, serve};
 use nexus_runtime::codec;
 use nexus_runtime::completion::Completion;
 use nexus_runtime::error::HandlerErrorType;
@@ -20,6 +19,7 @@ use nexus_runtime::server::{CallbackListener, CompletionRetry, HttpCompletionSen
 use nexus_runtime::store::{CallerStore, OperationState, SqliteStore};
 use nexus_runtime::transport::HttpTransport;
 use nexus_runtime::{Client, HandlerError};
+use support::ledger::{Desk, LedgerClient, Settle, serve};
 
 fn completion(token: &str, value: &str) -> Completion {
     Completion {

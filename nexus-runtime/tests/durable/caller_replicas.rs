@@ -12,26 +12,25 @@
 #![cfg(all(unix, feature = "http"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod durable_support;
+use crate::support;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
-use durable_support::{Desk, LedgerClient, Settle, free_addr, serve};
 use nexus_runtime::client::{EndpointConfig, OperationState, ReplicaConfig};
 use nexus_runtime::machinery::{BreakerConfig, RetryPolicy};
 use nexus_runtime::server::{CallbackListener, ServerHandle};
-use nexus_runtime::store::{self, CallerStore, OperationId};
+use nexus_runtime::store::{self, OperationId};
 use nexus_runtime::transport::HttpTransport;
 use nexus_runtime::{Client, OperationHandle};
+use support::backend::{Backend, Opener};
+use support::free_addr;
+use support::ledger::{Desk, LedgerClient, Settle, serve};
 use tokio::runtime::Runtime;
 
 /// Opens a new handle on the shared store.
-type Open =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Arc<dyn CallerStore>> + Send>> + Send + Sync>;
+type Open = Opener;
 
 const LEASE: Duration = Duration::from_millis(800);
 
@@ -120,7 +119,8 @@ impl Replica {
     }
 }
 
-async fn takeover(open: Open) {
+async fn takeover(backend: &Backend) {
+    let open = backend.opener();
     let desk = Desk::new(false);
     let handler = serve(&desk, "127.0.0.1:0").await;
     let callback = free_addr();
@@ -248,7 +248,8 @@ async fn takeover(open: Open) {
 
 /// A replica restarted with the same owner id resumes its own operations at once, without
 /// waiting for their leases to expire.
-async fn same_owner_resumes_at_once(open: Open) {
+async fn same_owner_resumes_at_once(backend: &Backend) {
+    let open = backend.opener();
     let desk = Desk::new(false);
     let handler = serve(&desk, "127.0.0.1:0").await;
     let callback = free_addr();
@@ -281,7 +282,8 @@ async fn same_owner_resumes_at_once(open: Open) {
 
 /// A cancel requested through a handle of one replica is carried out by the replica driving the
 /// operation; the handle follows the other replica's operation through the store.
-async fn cancel_from_another_replica(open: Open) {
+async fn cancel_from_another_replica(backend: &Backend) {
+    let open = backend.opener();
     let desk = Desk::new(false);
     let handler = serve(&desk, "127.0.0.1:0").await;
     let callback = free_addr();
@@ -316,136 +318,7 @@ async fn cancel_from_another_replica(open: Open) {
     b.kill();
 }
 
-macro_rules! scenarios {
-    ($($name:ident),* $(,)?) => {
-        /// On an SQLite file (two pools on one file).
-        #[cfg(feature = "sqlite")]
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let dir = tempfile::tempdir().unwrap();
-                    super::$name(super::sqlite(&dir)).await;
-                }
-            )*
-        }
-
-        /// On PostgreSQL, in a schema of its own.
-        #[cfg(feature = "postgres")]
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(schema) = super::pg::Schema::create(stringify!($name)).await else {
-                        return;
-                    };
-                    super::$name(schema.open()).await;
-                    schema.drop().await;
-                }
-            )*
-        }
-    };
-}
-
-scenarios!(
-    takeover,
-    same_owner_resumes_at_once,
-    cancel_from_another_replica
-);
-
-#[cfg(feature = "sqlite")]
-fn sqlite(dir: &tempfile::TempDir) -> Open {
-    let path = dir.path().join("replicas.sqlite3");
-    Arc::new(move || {
-        let path = path.clone();
-        Box::pin(async move {
-            let store: Arc<dyn CallerStore> =
-                Arc::new(store::SqliteStore::open(&path).await.unwrap());
-            store
-        })
-    })
-}
-
-#[cfg(feature = "postgres")]
-mod pg {
-    use std::str::FromStr as _;
-    use std::sync::Arc;
-
-    use nexus_runtime::store::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-    use nexus_runtime::store::sqlx::{self, AssertSqlSafe};
-    use nexus_runtime::store::{CallerStore, PostgresStore};
-
-    use super::Open;
-
-    const URL_VARIABLE: &str = "NEXUS_TEST_POSTGRES_URL";
-
-    /// A schema of its own for one test.
-    pub struct Schema {
-        url: String,
-        name: String,
-    }
-
-    impl Schema {
-        /// `None` (after saying so) when `NEXUS_TEST_POSTGRES_URL` is unset.
-        pub async fn create(test: &str) -> Option<Self> {
-            let url = match std::env::var(URL_VARIABLE) {
-                Ok(url) if !url.is_empty() => url,
-                _ => {
-                    use std::io::Write as _;
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "skipping the PostgreSQL replica test `{test}`: {URL_VARIABLE} is not \
-                         set (export {URL_VARIABLE}=\"$(scripts/ensure-postgres.sh)\" to run it)"
-                    );
-                    return None;
-                }
-            };
-            let name = format!(
-                "nexus_replicas_{test}_{}",
-                &uuid::Uuid::new_v4().simple().to_string()[..8]
-            );
-            let admin = PgPoolOptions::new()
-                .max_connections(1)
-                .connect(&url)
-                .await
-                .unwrap();
-            sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA \"{name}\"")))
-                .execute(&admin)
-                .await
-                .unwrap();
-            admin.close().await;
-            Some(Self { url, name })
-        }
-
-        /// Opens a new handle (its own pool) in the schema.
-        pub fn open(&self) -> Open {
-            let (url, name) = (self.url.clone(), self.name.clone());
-            Arc::new(move || {
-                let (url, name) = (url.clone(), name.clone());
-                Box::pin(async move {
-                    let options = PgConnectOptions::from_str(&url)
-                        .unwrap()
-                        .options([("search_path", name.as_str())]);
-                    let store: Arc<dyn CallerStore> =
-                        Arc::new(PostgresStore::connect_with(options, 4).await.unwrap());
-                    store
-                })
-            })
-        }
-
-        pub async fn drop(self) {
-            let admin = PgPoolOptions::new()
-                .max_connections(1)
-                .connect(&self.url)
-                .await
-                .unwrap();
-            let _ = sqlx::query(AssertSqlSafe(format!(
-                "DROP SCHEMA \"{}\" CASCADE",
-                self.name
-            )))
-            .execute(&admin)
-            .await;
-            admin.close().await;
-        }
-    }
+support::backend::backend_matrix! {
+    backends: sqlite, postgres;
+    cases: [takeover, same_owner_resumes_at_once, cancel_from_another_replica];
 }

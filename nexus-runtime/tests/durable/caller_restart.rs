@@ -8,14 +8,13 @@
 //! intervals (what a process restart sees).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod machinery_support;
+use crate::support;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use machinery_support::{Answer, EchoClient, EchoOp, Scripted, deliver};
 use nexus_runtime::client::{EndpointConfig, OperationState};
 use nexus_runtime::codec;
 use nexus_runtime::completion::Completion;
@@ -23,6 +22,8 @@ use nexus_runtime::error::{HandlerErrorType, OperationErrorState, TimeoutKind};
 use nexus_runtime::machinery::{Jitter, RetryPolicy};
 use nexus_runtime::store::{self, CallerStore, OperationId};
 use nexus_runtime::{CallError, CancellationType, Client, HandlerError, OperationError};
+use support::backend::Backend;
+use support::scripted::{Answer, EchoClient, EchoOp, Scripted, deliver};
 use tokio::time::Instant;
 
 /// Opens the store a client uses: the same records every time.
@@ -79,7 +80,8 @@ async fn stored(store: &Arc<dyn CallerStore>, id: OperationId) -> store::CallerR
 
 /// An attempt is in flight when the first process stops: the second sends it again with the same
 /// request id, and the operation is recorded before the first attempt.
-async fn attempt_in_flight(open: Open) {
+async fn attempt_in_flight(backend: &Backend) {
+    let open = callers(backend);
     let first = Scripted::new("first");
     first.starts([Answer::Hang]);
     let store = open().await;
@@ -120,7 +122,8 @@ async fn attempt_in_flight(open: Open) {
 
 /// Backing off when the first process stops: the attempt count, the next attempt's time and the
 /// last failure are recorded, and the second process waits until that time.
-async fn backing_off(open: Open) {
+async fn backing_off(backend: &Backend) {
+    let open = callers(backend);
     let first = Scripted::new("first");
     first.starts([Answer::unavailable()]);
     let store = open().await;
@@ -164,7 +167,8 @@ async fn backing_off(open: Open) {
 /// Started when the first process stops: the second sends no start, waits for the completion
 /// (delivered to it as its receiver would); the same completion again is acknowledged, another
 /// outcome refused.
-async fn started(open: Open) {
+async fn started(backend: &Backend) {
+    let open = callers(backend);
     let first = Scripted::new("first");
     first.starts([Answer::Async("tok-3".into())]);
     let store = open().await;
@@ -221,7 +225,8 @@ async fn started(open: Open) {
 }
 
 /// The timeouts of a resumed operation count from the recorded deadlines, not from the restart.
-async fn timeouts_keep_running(open: Open) {
+async fn timeouts_keep_running(backend: &Backend) {
+    let open = callers(backend);
     let first = Scripted::new("first");
     first.starts([Answer::Async("tok-4".into())]);
     let store = open().await;
@@ -263,7 +268,8 @@ async fn timeouts_keep_running(open: Open) {
 }
 
 /// Errors read back after a restart are the errors the first process saw, typed.
-async fn typed_errors_survive(open: Open) {
+async fn typed_errors_survive(backend: &Backend) {
+    let open = callers(backend);
     #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
     struct Declined {
         code: u32,
@@ -355,7 +361,8 @@ async fn typed_errors_survive(open: Open) {
 }
 
 /// A cancellation requested before the restart is carried out by the next process.
-async fn cancel_requested(open: Open) {
+async fn cancel_requested(backend: &Backend) {
+    let open = callers(backend);
     let first = Scripted::new("first");
     first
         .starts([Answer::Async("tok-6".into())])
@@ -411,7 +418,8 @@ async fn cancel_requested(open: Open) {
 
 /// With a store, an operation outlives its handles; a finished one is found again by its request
 /// id and by its id, by a later process too, without being started again.
-async fn outlives_handles_and_dedups(open: Open) {
+async fn outlives_handles_and_dedups(backend: &Backend) {
+    let open = callers(backend);
     let first = Scripted::new("first");
     first.starts([Answer::Async("tok-7".into())]);
     let store = open().await;
@@ -448,58 +456,26 @@ async fn outlives_handles_and_dedups(open: Open) {
     assert!(attached.is_done());
 }
 
-macro_rules! scenarios {
-    ($($name:ident),* $(,)?) => {
-        /// On a memory store shared by both clients, under paused time.
-        mod memory {
-            $(
-                #[tokio::test(start_paused = true)]
-                async fn $name() {
-                    super::$name(super::memory()).await;
-                }
-            )*
-        }
-
-        /// On an SQLite file, reopened by the second client, in real time.
-        #[cfg(feature = "sqlite")]
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let dir = tempfile::tempdir().unwrap();
-                    super::$name(super::sqlite(&dir)).await;
-                }
-            )*
-        }
-    };
+support::backend::backend_matrix! {
+    backends: memory #[tokio::test(start_paused = true)], sqlite #[tokio::test];
+    cases: [
+        attempt_in_flight,
+        backing_off,
+        started,
+        timeouts_keep_running,
+        typed_errors_survive,
+        cancel_requested,
+        outlives_handles_and_dedups,
+    ];
 }
 
-scenarios!(
-    attempt_in_flight,
-    backing_off,
-    started,
-    timeouts_keep_running,
-    typed_errors_survive,
-    cancel_requested,
-    outlives_handles_and_dedups,
-);
-
-fn memory() -> Open {
-    let store: Arc<dyn CallerStore> = Arc::new(store::MemoryStore::new());
+/// Opens the backend's store as a caller's store.
+fn callers(backend: &Backend) -> Open {
+    let open = backend.opener();
     Arc::new(move || {
-        let store = store.clone();
-        Box::pin(async move { store })
-    })
-}
-
-#[cfg(feature = "sqlite")]
-fn sqlite(dir: &tempfile::TempDir) -> Open {
-    let path = dir.path().join("caller.sqlite3");
-    Arc::new(move || {
-        let path = path.clone();
+        let store = open();
         Box::pin(async move {
-            let store: Arc<dyn CallerStore> =
-                Arc::new(store::SqliteStore::open(&path).await.unwrap());
+            let store: Arc<dyn CallerStore> = store.await;
             store
         })
     })

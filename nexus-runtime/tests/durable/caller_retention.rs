@@ -2,15 +2,15 @@
 //! deduplication, and are purged in the background after it; unfinished ones are never purged.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod machinery_support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use machinery_support::{Answer, EchoClient, EchoOp, Scripted};
 use nexus_runtime::Client;
 use nexus_runtime::client::AttachError;
 use nexus_runtime::store::{CallerStore, MemoryStore};
+use support::scripted::{Answer, EchoClient, EchoOp, Scripted};
 
 const HOUR: Duration = Duration::from_secs(3600);
 

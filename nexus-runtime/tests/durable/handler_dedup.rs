@@ -3,18 +3,18 @@
 //! `NEXUS_TEST_POSTGRES_URL` is set).
 #![allow(clippy::unwrap_used)]
 
-mod durable_handler_support;
+use crate::support;
 
 use std::time::Duration;
 
-use durable_handler_support::stores::Backend;
-use durable_handler_support::{Flaky, Job, JobsImpl, Sink, dispatcher, quick_options, start};
 use nexus_runtime::codec;
 use nexus_runtime::error::HandlerErrorType;
 use nexus_runtime::service::Dispatcher;
 use nexus_runtime::store::{AsyncState, Store};
 use nexus_runtime::transport::{CancelRequest, StartResponse};
 use nexus_runtime::{OperationError, StartError};
+use support::backend::Backend;
+use support::jobs::{Flaky, Job, JobsImpl, Sink, dispatcher, quick_options, start};
 
 fn sync_value(response: StartResponse) -> u64 {
     match response {
@@ -96,7 +96,7 @@ async fn async_tokens_are_replayed(backend: &Backend) {
     assert_eq!(token_of(d.start(request.clone()).await.unwrap()), token);
     let completion = completions.recv().await.unwrap();
     assert_eq!(completion.token, token);
-    assert_eq!(durable_handler_support::result_of(&completion), "j1 done");
+    assert_eq!(support::jobs::result_of(&completion), "j1 done");
     // After completion, a late retry still gets the token, and nothing runs again.
     assert_eq!(token_of(d.start(request).await.unwrap()), token);
     assert_eq!(jobs.starts("process", "a1"), 1);
@@ -178,7 +178,7 @@ async fn in_flight_duplicates_are_unavailable(backend: &Backend) {
         let d = d.clone();
         async move { d.start(start("hold", "h1", &7)).await }
     });
-    durable_handler_support::eventually(
+    support::eventually(
         Duration::from_secs(10),
         "the first start runs",
         async || jobs.starts("hold", "h1") == 1,
@@ -206,7 +206,7 @@ async fn dropped_requests_give_their_claim_up(backend: &Backend) {
         let d = d.clone();
         async move { d.start(start("hold", "d1", &3)).await }
     });
-    durable_handler_support::eventually(
+    support::eventually(
         Duration::from_secs(10),
         "the first start runs",
         async || jobs.starts("hold", "d1") == 1,
@@ -216,7 +216,7 @@ async fn dropped_requests_give_their_claim_up(backend: &Backend) {
     let _ = first.await;
     jobs.release();
     let mut answer = None;
-    durable_handler_support::eventually(
+    support::eventually(
         Duration::from_secs(10),
         "the claim is abandoned",
         async || match d.start(start("hold", "d1", &3)).await {
@@ -329,18 +329,20 @@ async fn cancel_requests_reach_the_replica_running_the_operation(backend: &Backe
     b.shutdown().await;
 }
 
-durable_handler_support::backend_cases!(
-    memory: #[tokio::test(start_paused = true)];
-    sync_results_are_replayed,
-    async_tokens_are_replayed,
-    final_errors_are_replayed,
-    retryable_failures_run_again,
-    in_flight_duplicates_are_unavailable,
-    dropped_requests_give_their_claim_up,
-    empty_request_ids_are_not_deduplicated,
-    cancel_requests_are_recorded,
-    cancel_requests_reach_the_replica_running_the_operation,
-);
+support::backend::backend_matrix! {
+    backends: memory #[tokio::test(start_paused = true)], sqlite, postgres;
+    cases: [
+        sync_results_are_replayed,
+        async_tokens_are_replayed,
+        final_errors_are_replayed,
+        retryable_failures_run_again,
+        in_flight_duplicates_are_unavailable,
+        dropped_requests_give_their_claim_up,
+        empty_request_ids_are_not_deduplicated,
+        cancel_requests_are_recorded,
+        cancel_requests_reach_the_replica_running_the_operation,
+    ];
+}
 
 /// Answers are kept for the retention period, then purged (at start-up and every hour): a retry
 /// after that runs the handler again. A running operation is kept however old it is.

@@ -6,21 +6,20 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used)]
 
-mod durable_handler_support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use durable_handler_support::receiver::{Mode, Receiver};
-use durable_handler_support::stores::Backend;
-use durable_handler_support::{
-    Job, JobsImpl, dispatcher, eventually, quick_options, result_of, start, url_callback,
-};
 use nexus_runtime::HandlerError;
 use nexus_runtime::server::HandlerServer;
 use nexus_runtime::service::{Dispatcher, DurabilityOptions};
 use nexus_runtime::store::{AsyncState, Delivery, DeliveryState, Store};
 use nexus_runtime::transport::StartResponse;
+use support::backend::Backend;
+use support::eventually;
+use support::jobs::{Job, JobsImpl, dispatcher, quick_options, result_of, start, url_callback};
+use support::receiver::{Mode, Receiver};
 
 const WITHIN: Duration = Duration::from_secs(20);
 
@@ -136,7 +135,7 @@ async fn expired_deliveries_are_dead(backend: &Backend) {
     let receiver = Receiver::bind("127.0.0.1:0").await;
     receiver.set_mode(Mode::Answer(HandlerError::unavailable("still busy")));
     let options = quick_options("h")
-        .outbox(durable_handler_support::quick_outbox().max_age(Duration::from_millis(400)));
+        .outbox(support::jobs::quick_outbox().max_age(Duration::from_millis(400)));
     let d = handler(backend, &JobsImpl::new(), options).await;
     let token = quick_job(&d, &receiver.url(), "o4").await;
     let store = backend.open().await;
@@ -154,7 +153,7 @@ async fn expired_deliveries_are_dead(backend: &Backend) {
 async fn attempts_are_bounded(backend: &Backend) {
     let receiver = Receiver::bind("127.0.0.1:0").await;
     receiver.set_mode(Mode::Answer(HandlerError::internal("broken")));
-    let outbox = durable_handler_support::quick_outbox();
+    let outbox = support::jobs::quick_outbox();
     let retry = nexus_runtime::machinery::RetryPolicy::default()
         .initial_interval(Duration::from_millis(30))
         .jitter(0.0)
@@ -173,14 +172,16 @@ async fn attempts_are_bounded(backend: &Backend) {
     d.shutdown().await;
 }
 
-durable_handler_support::backend_cases!(
-    memory: #[tokio::test(flavor = "multi_thread", worker_threads = 2)];
-    waits_for_the_receiver_across_a_restart,
-    retries_until_accepted,
-    non_retryable_answers_are_dead,
-    expired_deliveries_are_dead,
-    attempts_are_bounded,
-);
+support::backend::backend_matrix! {
+    backends: memory, sqlite, postgres;
+    cases: [
+        waits_for_the_receiver_across_a_restart,
+        retries_until_accepted,
+        non_retryable_answers_are_dead,
+        expired_deliveries_are_dead,
+        attempts_are_bounded,
+    ];
+}
 
 /// Receivers that accept connections and never answer hold back only their own deliveries: a
 /// completion for a healthy receiver, enqueued while 96 attempts wait on dead ones (more than a
@@ -210,13 +211,8 @@ async fn a_dead_receiver_delays_only_its_own_deliveries() {
     let healthy = Receiver::bind("127.0.0.1:0").await;
     // Attempts bounded by half the visibility (20 s), and by the sender's 10 s timeout.
     let options = quick_options("h")
-        .outbox(durable_handler_support::quick_outbox().visibility(Duration::from_secs(40)));
-    let d = handler(
-        &Backend::Memory(Default::default()),
-        &JobsImpl::new(),
-        options,
-    )
-    .await;
+        .outbox(support::jobs::quick_outbox().visibility(Duration::from_secs(40)));
+    let d = handler(&Backend::memory(), &JobsImpl::new(), options).await;
     for i in 0..96 {
         quick_job(&d, &dead_urls[i % dead_urls.len()], &format!("dead-{i}")).await;
     }

@@ -6,19 +6,17 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used)]
 
-mod durable_handler_support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
-use durable_handler_support::receiver::Receiver;
-use durable_handler_support::stores::Backend;
-use durable_handler_support::{
-    Job, JobsImpl, dispatcher, quick_options, result_of, start, url_callback,
-};
 use nexus_runtime::server::HandlerServer;
 use nexus_runtime::service::{Dispatcher, DurabilityOptions};
 use nexus_runtime::store::AsyncState;
 use nexus_runtime::transport::{CancelRequest, StartResponse};
+use support::backend::Backend;
+use support::jobs::{Job, JobsImpl, dispatcher, quick_options, result_of, start, url_callback};
+use support::receiver::Receiver;
 
 const WITHIN: Duration = Duration::from_secs(20);
 
@@ -152,10 +150,7 @@ fn in_process<T>(f: impl AsyncFnOnce() -> T) -> T {
 
 /// A crash (no shutdown, leases left as they were), then a restart with the same owner id: what
 /// the crashed process held is recovered at once, long before its leases (60 s) expire.
-fn crash_and_restart(make: impl AsyncFnOnce() -> Option<Backend>) {
-    let Some(backend) = in_process(make) else {
-        return;
-    };
+fn crash_and_restart(backend: &Backend) {
     let options = || quick_options("handler-1").lease(Duration::from_secs(60));
     let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/callback", socket.local_addr().unwrap());
@@ -169,7 +164,6 @@ fn crash_and_restart(make: impl AsyncFnOnce() -> Option<Backend>) {
         let d = handler_process(&backend, &after, options()).await;
         check_resumed_and_failed(&receiver, &after, (&tokens.0, &tokens.1), "c").await;
         d.shutdown().await;
-        backend.cleanup().await;
     });
 }
 
@@ -177,10 +171,7 @@ fn crash_and_restart(make: impl AsyncFnOnce() -> Option<Backend>) {
 /// run, records a cancel request for one meanwhile, then takes them over: the resumable ones are
 /// resumed (the canceled one with cancellation signalled), the others completed as failed or,
 /// when a cancel request was recorded, as canceled.
-fn another_replica_takes_over(make: impl AsyncFnOnce() -> Option<Backend>) {
-    let Some(backend) = in_process(make) else {
-        return;
-    };
+fn another_replica_takes_over(backend: &Backend) {
     let lease = Duration::from_secs(3);
     let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/callback", socket.local_addr().unwrap());
@@ -240,69 +231,11 @@ fn another_replica_takes_over(make: impl AsyncFnOnce() -> Option<Backend>) {
         // The fourth operation (`t-y`, not resumable, not canceled) failed.
         assert_eq!(receiver.accepted().len(), 4);
         d.shutdown().await;
-        backend.cleanup().await;
     });
 }
 
-mod memory {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn restart_resumes_or_fails() {
-        super::restart_resumes_or_fails(&Backend::memory()).await;
-    }
-
-    #[test]
-    fn crash_and_restart() {
-        super::crash_and_restart(async || Some(Backend::memory()));
-    }
-
-    #[test]
-    fn another_replica_takes_over() {
-        super::another_replica_takes_over(async || Some(Backend::memory()));
-    }
-}
-
-#[cfg(feature = "sqlite")]
-mod sqlite {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn restart_resumes_or_fails() {
-        super::restart_resumes_or_fails(&Backend::sqlite()).await;
-    }
-
-    #[test]
-    fn crash_and_restart() {
-        super::crash_and_restart(async || Some(Backend::sqlite()));
-    }
-
-    #[test]
-    fn another_replica_takes_over() {
-        super::another_replica_takes_over(async || Some(Backend::sqlite()));
-    }
-}
-
-#[cfg(feature = "postgres")]
-mod postgres {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn restart_resumes_or_fails() {
-        let Some(backend) = Backend::postgres("restart_resumes_or_fails").await else {
-            return;
-        };
-        super::restart_resumes_or_fails(&backend).await;
-        backend.cleanup().await;
-    }
-
-    #[test]
-    fn crash_and_restart() {
-        super::crash_and_restart(async || Backend::postgres("crash_and_restart").await);
-    }
-
-    #[test]
-    fn another_replica_takes_over() {
-        super::another_replica_takes_over(async || Backend::postgres("takeover").await);
-    }
+support::backend::backend_matrix! {
+    backends: memory, sqlite, postgres;
+    cases: [restart_resumes_or_fails];
+    blocking cases: [crash_and_restart, another_replica_takes_over];
 }

@@ -6,16 +6,11 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used)]
 
-mod durable_handler_support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use durable_handler_support::receiver::{Mode, Receiver};
-use durable_handler_support::stores::Backend;
-use durable_handler_support::{
-    Job, JobsImpl, dispatcher, eventually, quick_options, quick_outbox, result_of, start,
-};
 use nexus_runtime::HandlerError;
 use nexus_runtime::completion::Callback;
 use nexus_runtime::machinery::RetryPolicy;
@@ -23,6 +18,10 @@ use nexus_runtime::server::HandlerServer;
 use nexus_runtime::service::{Dispatcher, DurabilityOptions};
 use nexus_runtime::store::AsyncState;
 use nexus_runtime::transport::StartResponse;
+use support::backend::Backend;
+use support::eventually;
+use support::jobs::{Job, JobsImpl, dispatcher, quick_options, quick_outbox, result_of, start};
+use support::receiver::{Mode, Receiver};
 
 const WITHIN: Duration = Duration::from_secs(20);
 
@@ -163,9 +162,11 @@ async fn delivered_completion_stays_delivered(backend: &Backend) {
     d.shutdown().await;
 }
 
-durable_handler_support::backend_cases!(
-    memory: #[tokio::test(flavor = "multi_thread", worker_threads = 2)];
-    running_operation_completes_to_the_new_callback,
-    waiting_completion_is_redirected_and_due_now,
-    delivered_completion_stays_delivered,
-);
+support::backend::backend_matrix! {
+    backends: memory, sqlite, postgres;
+    cases: [
+        running_operation_completes_to_the_new_callback,
+        waiting_completion_is_redirected_and_due_now,
+        delivered_completion_stays_delivered,
+    ];
+}

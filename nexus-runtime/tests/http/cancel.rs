@@ -3,17 +3,18 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used)]
 
-mod http_support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use http_support::{Probe, failure, raw_client, recorder, serve_probe};
 use nexus_runtime::CallError;
 use nexus_runtime::error::{HandlerErrorType, OperationErrorState};
 use nexus_runtime::server::CallbackListener;
 use nexus_runtime::service::Dispatcher;
 use nexus_runtime::transport::{CancelRequest, HttpTransport, Transport};
+use support::probe::{Probe, failure, recorder, serve_probe};
+use support::raw_client;
 
 async fn wait_idle(dispatcher: &Dispatcher) {
     for _ in 0..500 {

@@ -5,13 +5,12 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used)]
 
-mod http_support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http_support::{Probe, recorder, serve_probe};
 use nexus_runtime::codec::{Content, RawBytes};
 use nexus_runtime::completion::{Callback, Completion};
 use nexus_runtime::error::{HandlerErrorType, OperationErrorState, TransportErrorKind};
@@ -20,6 +19,7 @@ use nexus_runtime::server::{CallbackListener, ServerHandle};
 use nexus_runtime::transport::{HttpTransport, StartRequest, StartResponse, Transport};
 use nexus_runtime::{CallError, Client, Failure, Link, OperationContext, OperationResult};
 use serde_json::{Value, json};
+use support::probe::{Probe, recorder, serve_probe};
 
 /// The probe's operations as a typed contract (only its caller stubs are used).
 #[nexus_runtime::nexus_service(name = "Ser/vic e")]
@@ -312,7 +312,7 @@ async fn the_receiver_rejects_unknown_repeated_and_malformed_completions() {
             .expect("the start carried a callback URL");
     assert!(callback_url.starts_with(&receiver_base), "{callback_url}");
 
-    let http = http_support::raw_client();
+    let http = support::raw_client();
     let completion = Completion {
         token: "tok-1".into(),
         outcome: Ok(Content::new("application/json", "\"done\"")),
@@ -337,7 +337,7 @@ async fn the_receiver_rejects_unknown_repeated_and_malformed_completions() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
-    let f = http_support::failure(&response.bytes().await.unwrap());
+    let f = support::probe::failure(&response.bytes().await.unwrap());
     assert!(f.message.contains("Nexus-Operation-State"), "{}", f.message);
     // Not POST.
     let response = http.get(&callback_url).send().await.unwrap();
@@ -352,7 +352,7 @@ async fn the_receiver_rejects_unknown_repeated_and_malformed_completions() {
     assert_eq!(handle.result().await.unwrap(), json!("done"));
     let response = send(callback_url).await.unwrap();
     assert_eq!(response.status(), 404);
-    let f = http_support::failure(&response.bytes().await.unwrap());
+    let f = support::probe::failure(&response.bytes().await.unwrap());
     assert_eq!(f.details.unwrap()["type"], "NOT_FOUND");
 }
 

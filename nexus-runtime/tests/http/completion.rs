@@ -3,18 +3,19 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used)]
 
-mod http_support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
-use http_support::{failure, raw_client, recorder};
 use nexus_runtime::codec::Content;
 use nexus_runtime::completion::{Completion, CompletionSender};
 use nexus_runtime::error::{HandlerErrorType, OPERATION_ERROR_TYPE};
 use nexus_runtime::protocol::{FailureFormat, parse_completion};
 use nexus_runtime::server::{CompletionRetry, HttpCompletionSender};
 use nexus_runtime::{Link, OperationError};
+use support::probe::{failure, recorder};
+use support::raw_client;
 
 fn quick_retry(max_attempts: u32) -> CompletionRetry {
     CompletionRetry {

@@ -4,7 +4,7 @@
 #![cfg(all(feature = "http", feature = "auth"))]
 #![allow(clippy::unwrap_used)]
 
-mod http_support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -70,7 +70,7 @@ async fn the_definition_is_served_only_when_given_and_behind_the_authenticator()
         .await
         .unwrap();
     assert_eq!(fetched, Definition::of::<EchoService>());
-    let post = http_support::raw_client()
+    let post = support::raw_client()
         .post(format!("{base}/definitions"))
         .send()
         .await

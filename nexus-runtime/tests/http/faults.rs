@@ -10,15 +10,11 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used)]
 
-mod faults_support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use faults_support::{
-    Exchange, Fault, FaultyClient, FaultyListener, Handler, Running, Silent, WireLog, head_header,
-    ms, spawn,
-};
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use nexus_runtime::client::{CancelState, EndpointConfig, OperationState};
@@ -34,6 +30,10 @@ use nexus_runtime::server::{
 use nexus_runtime::service::Dispatcher;
 use nexus_runtime::transport::{HttpTransport, Transport};
 use nexus_runtime::{CallError, CancellationType, Client, HandlerError, OperationHandle};
+use support::faults::{
+    Exchange, Fault, FaultyClient, FaultyListener, Handler, Running, Silent, WireLog, head_header,
+    ms, spawn,
+};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
@@ -506,7 +506,7 @@ async fn the_handler_server_drops_a_hanging_handler_at_its_deadline() {
     assert!((150..500).contains(&lived), "dropped after {lived} ms");
 }
 
-type Handle = OperationHandle<faults_support::faulty::Wait>;
+type Handle = OperationHandle<support::faults::faulty::Wait>;
 
 async fn start_wait(caller: &Caller, input: &str, cancellation: CancellationType) -> Handle {
     within(

@@ -5,14 +5,15 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used)]
 
-mod http_support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
-use http_support::{Probe, raw_client};
 use nexus_runtime::Client;
 use nexus_runtime::server::{CallbackListener, HandlerServer, ServerHandle, ServerLimits};
 use nexus_runtime::service::Dispatcher;
+use support::probe::Probe;
+use support::raw_client;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 

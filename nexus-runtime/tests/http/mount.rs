@@ -3,13 +3,14 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used)]
 
-mod http_support;
+use crate::support;
 
 use axum::Router;
 use axum::routing::get;
-use http_support::{Probe, failure, raw_client};
 use nexus_runtime::server::HandlerServer;
 use nexus_runtime::service::Dispatcher;
+use support::probe::{Probe, failure};
+use support::raw_client;
 use tokio::net::TcpListener;
 
 /// Serves `app` on loopback port 0 in the background; returns its base URL.

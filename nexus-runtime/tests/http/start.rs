@@ -3,14 +3,15 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used)]
 
-mod http_support;
+use crate::support;
 
 use std::time::Duration;
 
 use futures::stream;
-use http_support::{Probe, failure, raw_client, recorder, serve_probe};
 use nexus_runtime::error::{HANDLER_ERROR_TYPE, OPERATION_ERROR_TYPE};
 use nexus_runtime::{Failure, Link};
+use support::probe::{Probe, failure, recorder, serve_probe};
+use support::raw_client;
 
 const JSON: &str = "application/json";
 

@@ -1,14 +1,14 @@
 //! The circuit breaker: when it opens, what a blocked operation shows, the half-open probe.
 
-mod machinery_support;
+use crate::support;
 
 use std::time::Duration;
 
-use machinery_support::{Answer, EchoClient, Scripted, secs};
 use nexus_runtime::Client;
 use nexus_runtime::client::{EndpointConfig, OperationState};
 use nexus_runtime::error::{CallError, HandlerError};
 use nexus_runtime::machinery::{BREAKER_OPEN_REASON, BreakerState, Jitter, RetryPolicy};
+use support::scripted::{Answer, EchoClient, Scripted, secs};
 use tokio::time::Instant;
 
 fn setup(retry: RetryPolicy) -> (Scripted, Client, EchoClient) {

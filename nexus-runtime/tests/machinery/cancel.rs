@@ -1,16 +1,16 @@
 //! Cancellation: the four cancellation types, cancel requests retried like starts, cancellation
 //! before the start, dropping handles, and cancellation by the enclosing handler's scope.
 
-mod machinery_support;
+use crate::support;
 
 use std::time::Duration;
 
-use machinery_support::{Answer, EchoClient, Scripted, secs, settle};
 use nexus_runtime::client::{CancelState, EndpointConfig, OperationState};
 use nexus_runtime::error::{CallError, HandlerError, HandlerErrorType, OperationError};
 use nexus_runtime::machinery::{BreakerConfig, Jitter, RetryPolicy};
 use nexus_runtime::operation::CallScope;
 use nexus_runtime::{CancellationType, Client};
+use support::scripted::{Answer, EchoClient, Scripted, secs, settle};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -29,7 +29,7 @@ fn setup() -> (Scripted, Client, EchoClient) {
     (transport, client, echo)
 }
 
-fn cancel_state(handle: &nexus_runtime::OperationHandle<machinery_support::EchoOp>) -> CancelState {
+fn cancel_state(handle: &nexus_runtime::OperationHandle<support::scripted::EchoOp>) -> CancelState {
     handle
         .info()
         .cancellation

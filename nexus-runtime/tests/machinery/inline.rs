@@ -4,13 +4,12 @@
 //! drop, cancellation by the enclosing handler's scope, and a record of every transition; and that
 //! with a configured store an awaited call stays durable (its operation outlives the future).
 
-mod machinery_support;
+use crate::support;
 
 use std::future::{Future as _, IntoFuture as _};
 use std::sync::Arc;
 use std::time::Duration;
 
-use machinery_support::{Answer, EchoClient, Scripted, settle};
 use nexus_runtime::client::EndpointConfig;
 use nexus_runtime::completion::Completion;
 use nexus_runtime::error::{CallError, HandlerErrorType, OperationError, TimeoutKind};
@@ -18,6 +17,7 @@ use nexus_runtime::machinery::{BreakerConfig, Jitter, RetryPolicy};
 use nexus_runtime::operation::CallScope;
 use nexus_runtime::store::{CallerRecord, CallerStore, MemoryStore, OperationState};
 use nexus_runtime::{Client, codec};
+use support::scripted::{Answer, EchoClient, Scripted, settle};
 use tokio_util::sync::CancellationToken;
 
 fn setup() -> (Scripted, Client, EchoClient) {

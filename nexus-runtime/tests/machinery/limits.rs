@@ -1,16 +1,16 @@
 //! Limits (concurrency, rate, queue bound) and load balancing across an endpoint's targets.
 
-mod machinery_support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use machinery_support::{Answer, EchoClient, Scripted, secs};
 use nexus_runtime::Client;
 use nexus_runtime::client::{EndpointConfig, OperationState};
 use nexus_runtime::error::HandlerErrorType;
 use nexus_runtime::machinery::{BreakerConfig, BreakerState, Jitter, Limits, RetryPolicy};
 use nexus_runtime::transport::Transport;
+use support::scripted::{Answer, EchoClient, Scripted, secs};
 use tokio::time::Instant;
 
 fn client(config: EndpointConfig) -> (Client, EchoClient) {

@@ -1,16 +1,16 @@
 //! Retries: the backoff schedule, what is retried and what is not, the request id.
 
-mod machinery_support;
+use crate::support;
 
 use std::time::Duration;
 
-use machinery_support::{Answer, EchoClient, Scripted, secs, settle};
 use nexus_runtime::Client;
 use nexus_runtime::client::{EndpointConfig, OperationState};
 use nexus_runtime::error::{
     CallError, HandlerError, HandlerErrorType, OperationError, TransportError, TransportErrorKind,
 };
 use nexus_runtime::machinery::{BreakerConfig, Jitter, RetryPolicy};
+use support::scripted::{Answer, EchoClient, Scripted, secs, settle};
 use tokio::time::Instant;
 
 const SEED: u64 = 42;

@@ -1,13 +1,13 @@
 //! What `start()` and `wait_started()` return: the handle of an operation that started, even when
 //! its completion came before the handle looked; the error of one that ended without starting.
 
-mod machinery_support;
+use crate::support;
 
-use machinery_support::{Answer, EchoClient, Scripted, settle};
 use nexus_runtime::Client;
 use nexus_runtime::client::{EndpointConfig, OperationState};
 use nexus_runtime::error::{CallError, HandlerError, OperationError};
 use nexus_runtime::machinery::{BreakerConfig, RetryPolicy};
+use support::scripted::{Answer, EchoClient, Scripted, settle};
 
 fn setup() -> (Scripted, EchoClient) {
     let transport = Scripted::new("t");

@@ -1,16 +1,16 @@
 //! Timeouts: every kind expires at its time and names itself; calls made inside a handler inherit
 //! the handler's deadline.
 
-mod machinery_support;
+use crate::support;
 
 use std::time::Duration;
 
-use machinery_support::{Answer, EchoClient, Scripted, secs};
 use nexus_runtime::Client;
 use nexus_runtime::client::{EndpointConfig, OperationState};
 use nexus_runtime::error::{CallError, HandlerError, TimeoutKind};
 use nexus_runtime::machinery::{BreakerConfig, Jitter, RetryPolicy};
 use nexus_runtime::operation::CallScope;
+use support::scripted::{Answer, EchoClient, Scripted, secs};
 use tokio::time::Instant;
 
 fn setup(config: impl FnOnce(EndpointConfig) -> EndpointConfig) -> (Scripted, EchoClient) {

@@ -5,14 +5,15 @@
 #![cfg(all(feature = "http", feature = "otel"))]
 #![allow(clippy::unwrap_used)]
 
-mod observe_support;
+#[path = "../support/mod.rs"]
+mod support;
 
 use std::time::Duration;
 
 use nexus_runtime::Client;
 use nexus_runtime::server::CallbackListener;
 use nexus_runtime::transport::HttpTransport;
-use observe_support::{MiddleClient, chain, parse};
+use support::trace_chain::{MiddleClient, chain, parse};
 
 /// With OpenTelemetry: the exported spans form one tree across three levels and the completion.
 #[tokio::test(flavor = "current_thread")]

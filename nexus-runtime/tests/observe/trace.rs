@@ -7,19 +7,18 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used)]
 
-mod http_support;
-mod observe_support;
+use crate::support;
 
 use nexus_runtime::Client;
 use nexus_runtime::transport::HttpTransport;
-use observe_support::{MiddleClient, Seen, TRACE, chain, parse};
+use support::trace_chain::{MiddleClient, Seen, TRACE, chain, parse};
 
 /// Without OpenTelemetry, the caller's `traceparent` reaches the handler as sent, the nested call
 /// continues the same trace from a new parent, and the completion request carries it too.
 #[tokio::test]
 async fn the_trace_id_travels_without_opentelemetry() {
     let (_leaf, middle) = chain().await;
-    let mut callbacks = http_support::recorder(vec![]).await;
+    let mut callbacks = support::probe::recorder(vec![]).await;
     let client = Client::builder()
         .endpoint("middle", HttpTransport::new(middle.url()).unwrap())
         .callback_url(format!("{}/callback", callbacks.url))
@@ -63,7 +62,7 @@ async fn the_trace_id_travels_without_opentelemetry() {
 #[tokio::test]
 async fn a_traceparent_forwarded_by_temporal_is_continued() {
     let (_leaf, middle) = chain().await;
-    let response = http_support::raw_client()
+    let response = support::raw_client()
         .post(format!("{}/middle.v1/relay", middle.url()))
         .header("content-type", "application/json")
         .header("user-agent", "temporalio/server")

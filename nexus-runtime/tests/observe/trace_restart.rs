@@ -4,18 +4,16 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used)]
 
-mod durable_handler_support;
+use crate::support;
 
 use std::time::Duration;
 
-use durable_handler_support::receiver::Receiver;
-use durable_handler_support::stores::Backend;
-use durable_handler_support::{
-    Job, JobsImpl, dispatcher, quick_options, result_of, start, url_callback,
-};
 use nexus_runtime::observe::TraceContext;
 use nexus_runtime::server::HandlerServer;
 use nexus_runtime::transport::StartResponse;
+use support::backend::Backend;
+use support::jobs::{Job, JobsImpl, dispatcher, quick_options, result_of, start, url_callback};
+use support::receiver::Receiver;
 
 const TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 

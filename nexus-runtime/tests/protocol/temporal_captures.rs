@@ -6,17 +6,18 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used)]
 
-mod http_support;
+use crate::support;
 
 use std::time::Duration;
 
-use http_support::{Probe, failure, raw_client, recorder, serve_probe};
 use nexus_runtime::error::OPERATION_ERROR_TYPE;
 use nexus_runtime::protocol::{decode_link, parse_completion, parse_duration};
 use nexus_runtime::server::CallbackListener;
 use nexus_runtime::transport::HttpTransport;
 use nexus_runtime::{Client, OperationContext, OperationResult};
 use serde_json::Value;
+use support::probe::{Probe, failure, recorder, serve_probe};
+use support::raw_client;
 
 const CAPTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

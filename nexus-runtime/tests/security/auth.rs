@@ -3,13 +3,11 @@
 #![cfg(all(feature = "http", feature = "auth"))]
 #![allow(clippy::unwrap_used)]
 
-mod auth_support;
-mod http_support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_support::{Probe, failure, raw_client};
 use nexus_runtime::CallError;
 use nexus_runtime::codec::Content;
 use nexus_runtime::error::HandlerErrorType;
@@ -21,6 +19,8 @@ use nexus_runtime::server::{HandlerServer, ServerHandle};
 use nexus_runtime::service::{Dispatcher, Quota};
 use nexus_runtime::store::{HandlerStore, MemoryStore};
 use nexus_runtime::transport::{HttpTransport, StartRequest, StartResponse, Transport};
+use support::probe::{Probe, failure};
+use support::raw_client;
 
 const PAYMENTS: &str = "token-of-payments";
 const LEDGER: &str = "token-of-ledger";
@@ -453,7 +453,7 @@ async fn a_client_certificate_or_a_token() {
     let server = HandlerServer::builder(dispatcher)
         .authenticator(authenticator)
         .build();
-    let der = auth_support::certificate(Some("payments"), &[], &[]);
+    let der = support::credentials::certificate(Some("payments"), &[], &[]);
     let chain: Arc<[Vec<u8>]> = Arc::from(vec![der]);
     let app = server.router().layer(tower::util::MapRequestLayer::new(
         move |mut request: axum::extract::Request| {

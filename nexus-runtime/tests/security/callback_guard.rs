@@ -6,8 +6,7 @@
 #![cfg(feature = "http")]
 #![allow(clippy::unwrap_used)]
 
-mod durable_handler_support;
-mod http_support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,9 +15,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::response::IntoResponse;
-use durable_handler_support::stores::Backend;
-use durable_handler_support::{Job, JobsImpl, dispatcher_with_guard, quick_options, start};
-use http_support::{Probe, failure, raw_client, recorder};
 use nexus_runtime::codec::Content;
 use nexus_runtime::completion::{Callback, Completion};
 use nexus_runtime::security::CallbackGuard;
@@ -28,6 +24,10 @@ use nexus_runtime::server::{
 use nexus_runtime::service::Dispatcher;
 use nexus_runtime::store::{Delivery, MemoryStore, Store};
 use nexus_runtime::transport::StartResponse;
+use support::backend::Backend;
+use support::jobs::{Job, JobsImpl, dispatcher_with_guard, quick_options, start};
+use support::probe::{Probe, failure, recorder};
+use support::raw_client;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 

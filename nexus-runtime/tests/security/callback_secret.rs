@@ -8,14 +8,13 @@
 #![cfg(all(feature = "http", feature = "sqlite"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod http_support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_support::{Recorder, recorder};
 use nexus_runtime::completion::Completion;
 use nexus_runtime::error::HandlerErrorType;
 use nexus_runtime::protocol::query_param;
@@ -26,6 +25,7 @@ use nexus_runtime::store::{
 };
 use nexus_runtime::transport::HttpTransport;
 use nexus_runtime::{Client, HandlerError, OperationContext, OperationResult, codec};
+use support::probe::{Recorder, recorder};
 
 /// The contract the tests call.
 #[nexus_runtime::nexus_service(name = "greeter.v1")]

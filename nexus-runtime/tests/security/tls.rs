@@ -4,8 +4,7 @@
 #![cfg(feature = "tls")]
 #![allow(clippy::unwrap_used)]
 
-mod http_support;
-mod tls_support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -13,7 +12,6 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::{ConnectInfo, Request};
 use axum::routing::get;
-use http_support::Probe;
 use nexus_runtime::codec::Content;
 use nexus_runtime::security::PeerCertificates;
 use nexus_runtime::server::{
@@ -24,7 +22,8 @@ use nexus_runtime::tls::{ClientAuth, TlsClientConfig, TlsServerConfig};
 use nexus_runtime::transport::{HttpTransport, StartRequest, Transport};
 use nexus_runtime::{Client, OperationContext, OperationResult};
 use serde_json::{Value, json};
-use tls_support::{Ca, Pair};
+use support::credentials::{Ca, Pair};
+use support::probe::Probe;
 use tokio::io::AsyncReadExt as _;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -114,7 +113,7 @@ async fn a_start_and_its_async_completion_go_over_https_both_ways() {
     assert_eq!(probe.count(), 2);
 
     // Plain HTTP to the TLS port is not served.
-    let plain = http_support::raw_client()
+    let plain = support::raw_client()
         .post(format!("http://{}/probe/echo", server.local_addr()))
         .body("{}")
         .send()

@@ -3,16 +3,16 @@
 #![cfg(feature = "jwt")]
 #![allow(clippy::unwrap_used)]
 
-mod auth_support;
+use crate::support;
 
 use std::sync::Arc;
 
-use auth_support::{certificate, epoch, es256, es256_keys, hs256};
 use nexus_runtime::security::{
     Authenticator, BearerAuthenticator, CertificateAuthenticator, CertificateName, JwtVerifier,
     PeerCertificates, Principal, PrincipalKind, TokenVerifier,
 };
 use serde_json::json;
+use support::credentials::{certificate, epoch, es256, es256_keys, hs256};
 
 fn with_certificate(der: Option<Vec<u8>>) -> http::request::Parts {
     let mut parts = http::Request::new(()).into_parts().0;

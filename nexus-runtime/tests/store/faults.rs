@@ -5,8 +5,8 @@
 #![cfg(feature = "sqlite")]
 #![allow(clippy::unwrap_used)]
 
-mod machinery_support;
-mod store_support;
+use crate::suite;
+use crate::support;
 
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use nexus_runtime::store::{
     BeginStart, CallerRecord, CallerStore as _, HandlerStore as _, InsertOutcome, SqliteStore,
     StartAnswer, sqlx,
 };
-use store_support::fixtures::{at, json, record, start_key};
+use suite::fixtures::{at, json, record, start_key};
 
 /// A record whose input needs pages of its own (64 KiB).
 fn big_record(n: u128) -> CallerRecord {
@@ -83,7 +83,7 @@ async fn a_full_database_fails_writes_as_retryable_and_recovers_without_a_restar
     for n in 10..42 {
         assert!(
             store
-                .get(store_support::fixtures::op_id(n))
+                .get(suite::fixtures::op_id(n))
                 .await
                 .unwrap()
                 .is_none()
@@ -116,14 +116,14 @@ async fn a_full_database_fails_writes_as_retryable_and_recovers_without_a_restar
     );
     assert!(
         store
-            .get(store_support::fixtures::op_id(10))
+            .get(suite::fixtures::op_id(10))
             .await
             .unwrap()
             .is_some()
     );
     assert!(
         store
-            .get(store_support::fixtures::op_id(2))
+            .get(suite::fixtures::op_id(2))
             .await
             .unwrap()
             .is_some()
@@ -162,9 +162,9 @@ async fn a_failed_commit_leaves_no_transaction_open() {
 /// (not failed), with the store's error.
 #[tokio::test]
 async fn an_operation_the_store_cannot_record_is_not_started() {
-    use machinery_support::{Answer, EchoClient, Scripted};
     use nexus_runtime::client::EndpointConfig;
     use nexus_runtime::{CallError, Client};
+    use support::scripted::{Answer, EchoClient, Scripted};
 
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();

@@ -1,56 +1,11 @@
-//! The store suite against SQLite files in temporary directories, and what is particular to
-//! SQLite: creating the data directory, WAL mode, repeated migrations.
+//! What is particular to SQLite (the suite runs on it in `suite::sqlite`): creating the data
+//! directory, WAL mode, repeated migrations.
 #![cfg(feature = "sqlite")]
 #![allow(clippy::unwrap_used)]
 
-mod store_support;
+use crate::suite;
 
-use std::sync::{Arc, Mutex};
-
-use nexus_runtime::store::{CallerStore as _, SqliteDurability, SqliteStore, Store};
-use tempfile::TempDir;
-
-struct Sqlite {
-    dir: TempDir,
-    handles: Mutex<Vec<SqliteStore>>,
-}
-
-impl Sqlite {
-    async fn handle(&self) -> SqliteStore {
-        let store = SqliteStore::open_in_dir(self.dir.path()).await.unwrap();
-        self.handles.lock().unwrap().push(store.clone());
-        store
-    }
-}
-
-impl store_support::Harness for Sqlite {
-    async fn open(_name: &str) -> Option<Self> {
-        let harness = Self {
-            dir: tempfile::tempdir().unwrap(),
-            handles: Mutex::default(),
-        };
-        harness.handle().await;
-        Some(harness)
-    }
-
-    fn store(&self) -> Arc<dyn Store> {
-        Arc::new(self.handles.lock().unwrap()[0].clone())
-    }
-
-    async fn another_handle(&self) -> Arc<dyn Store> {
-        Arc::new(self.handle().await)
-    }
-
-    async fn reopen(&self) -> Option<Arc<dyn Store>> {
-        let open: Vec<SqliteStore> = std::mem::take(&mut *self.handles.lock().unwrap());
-        for store in open {
-            store.close().await;
-        }
-        Some(Arc::new(self.handle().await))
-    }
-}
-
-store_suite!(Sqlite);
+use nexus_runtime::store::{CallerStore as _, SqliteDurability, SqliteStore};
 
 #[tokio::test]
 async fn open_creates_the_data_directory_and_uses_wal() {
@@ -59,10 +14,7 @@ async fn open_creates_the_data_directory_and_uses_wal() {
     let store = SqliteStore::open_in_dir(&nested).await.unwrap();
     assert_eq!(store.path(), nested.join(SqliteStore::FILE_NAME));
     store
-        .insert(&store_support::fixtures::record(
-            1,
-            store_support::fixtures::at(0),
-        ))
+        .insert(&suite::fixtures::record(1, suite::fixtures::at(0)))
         .await
         .unwrap();
     assert!(store.path().exists());
@@ -111,7 +63,7 @@ async fn durability_sets_what_a_commit_waits_for() {
         .unwrap();
     assert_eq!(fast.durability(), SqliteDurability::ProcessCrash);
     assert_eq!(synchronous(&fast).await, 1, "NORMAL: fsync at checkpoints");
-    let record = store_support::fixtures::record(1, store_support::fixtures::at(0));
+    let record = suite::fixtures::record(1, suite::fixtures::at(0));
     fast.insert(&record).await.unwrap();
     fast.close().await;
     // What was committed is there for the next process, whatever the setting it opens with.
@@ -127,7 +79,7 @@ async fn durability_sets_what_a_commit_waits_for() {
 async fn migrations_are_idempotent() {
     let dir = tempfile::tempdir().unwrap();
     let first = SqliteStore::open_in_dir(dir.path()).await.unwrap();
-    let record = store_support::fixtures::record(1, store_support::fixtures::at(0));
+    let record = suite::fixtures::record(1, suite::fixtures::at(0));
     first.insert(&record).await.unwrap();
     let second = SqliteStore::open_in_dir(dir.path()).await.unwrap();
     first.close().await;
@@ -165,7 +117,7 @@ async fn open_reports_an_unusable_path() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writes_are_batched_and_each_lands_or_fails_alone() {
     use nexus_runtime::store::{InsertOutcome, RequestKey, StoreError};
-    use store_support::fixtures::{at, record};
+    use suite::fixtures::{at, record};
 
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
@@ -222,7 +174,7 @@ async fn concurrent_writes_are_batched_and_each_lands_or_fails_alone() {
     assert_eq!(fresh.list_unfinished().await.unwrap().len(), inserted);
     let key = RequestKey {
         request_id: "req-28".into(),
-        ..store_support::fixtures::request_key(0)
+        ..suite::fixtures::request_key(0)
     };
     assert!(fresh.find_by_request_id(&key).await.unwrap().is_some());
 }
@@ -232,7 +184,7 @@ async fn concurrent_writes_are_batched_and_each_lands_or_fails_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_dropped_in_its_batch_loses_nothing_else() {
     use nexus_runtime::store::InsertOutcome;
-    use store_support::fixtures::{at, record};
+    use suite::fixtures::{at, record};
 
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
@@ -294,7 +246,7 @@ async fn records_from_before_principals_belong_to_the_anonymous_principal() {
     use nexus_runtime::store::sqlx::migrate::Migrator;
     use nexus_runtime::store::sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
     use nexus_runtime::store::{BeginStart, HandlerStore as _, StartAnswer, StartKey};
-    use store_support::fixtures::at;
+    use suite::fixtures::at;
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(SqliteStore::FILE_NAME);

@@ -26,13 +26,6 @@ use nexus_runtime::{
     nexus_service,
 };
 
-/// A plain HTTP client (no proxy).
-pub fn http() -> reqwest::Client {
-    #[cfg(feature = "tls")]
-    nexus_runtime::tls::install_default_provider();
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
 pub const TOKEN: &str = "admin-token-for-tests";
 
 /// What a hostile caller may put in the records the page shows.

@@ -1,10 +1,6 @@
-//! Shared pieces of the durable handler tests: a `jobs.v1` service that counts what it executes,
-//! the stores to run against (memory, SQLite, PostgreSQL), an in-process completion sink and a
-//! callback receiver over loopback HTTP whose answers can be switched.
+//! The durable handler tests' service: `jobs.v1`, which counts what it executes, dispatchers
+//! serving it with short intervals, start requests for it, and an in-process completion sink.
 #![allow(dead_code, clippy::unwrap_used)]
-
-pub mod receiver;
-pub mod stores;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -299,67 +295,4 @@ pub fn result_of(completion: &Completion) -> String {
         .as_ref()
         .unwrap_or_else(|e| panic!("the operation did not succeed: {e:?}"));
     codec::decode(content).unwrap()
-}
-
-/// One test per case (an `async fn(&Backend)` of the calling file) on each store: the memory
-/// store under the given test attribute (paused time, say), SQLite and PostgreSQL (skipped without
-/// `NEXUS_TEST_POSTGRES_URL`) in real time on two worker threads. The calling file imports
-/// `Backend`.
-#[allow(unused_macros)] // not every test file that includes this module uses it
-macro_rules! backend_cases {
-    (memory: #[$memory:meta]; $($case:ident),* $(,)?) => {
-        mod memory {
-            use super::*;
-            $(
-                #[$memory]
-                async fn $case() {
-                    super::$case(&Backend::memory()).await;
-                }
-            )*
-        }
-
-        #[cfg(feature = "sqlite")]
-        mod sqlite {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(&Backend::sqlite()).await;
-                }
-            )*
-        }
-
-        #[cfg(feature = "postgres")]
-        mod postgres {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let Some(backend) = Backend::postgres(stringify!($case)).await else {
-                        return;
-                    };
-                    super::$case(&backend).await;
-                    backend.cleanup().await;
-                }
-            )*
-        }
-    };
-}
-
-#[allow(unused_imports)]
-pub(crate) use backend_cases;
-
-/// Waits (real time) until `check` holds, or panics after `within` saying `what`.
-pub async fn eventually(within: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }

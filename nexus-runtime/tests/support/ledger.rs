@@ -3,7 +3,6 @@
 //! handler server on loopback.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,7 +11,6 @@ use nexus_runtime::server::{CompletionRetry, HandlerServer, HttpCompletionSender
 use nexus_runtime::service::Dispatcher;
 use nexus_runtime::{HandlerError, OperationContext, OperationResult, nexus_service};
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 /// Settles payments, asynchronously.
 #[nexus_service(name = "ledger.v1")]
@@ -95,19 +93,4 @@ pub async fn serve(desk: &Desk, addr: &str) -> ServerHandle {
         .bind(addr)
         .await
         .expect("bind the handler")
-}
-
-/// A loopback address nobody listens on (yet).
-pub fn free_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr")
-}
-
-/// Waits (polling every 10 ms) until `condition` holds, for at most `limit`.
-pub async fn until(what: &str, limit: Duration, mut condition: impl AsyncFnMut() -> bool) {
-    let give_up = Instant::now() + limit;
-    while !condition().await {
-        assert!(Instant::now() < give_up, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }

@@ -265,13 +265,6 @@ impl Recorder {
     }
 }
 
-/// A plain HTTP client for raw requests (not the transport under test).
-pub fn raw_client() -> reqwest::Client {
-    #[cfg(feature = "tls")]
-    nexus_runtime::tls::install_default_provider();
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
 /// Parses a Failure body.
 pub fn failure(body: &[u8]) -> nexus_runtime::Failure {
     serde_json::from_slice(body)

@@ -1,6 +1,7 @@
-//! The store test suite, run against every store: `store_suite!(Harness)` expands to one test
-//! per case. A harness gives each test its own storage (a memory store, an SQLite file in a temp
-//! dir, a PostgreSQL schema), so tests run in parallel.
+//! The store test suite, run against every store: `store_suite!` below expands to one test per
+//! case and backend (`memory::…`, `sqlite::…`, `postgres::…`, through `backend_matrix!`). Each
+//! test has storage of its own (a memory store, an SQLite file in a temporary directory, a
+//! PostgreSQL schema), so tests run in parallel.
 #![allow(dead_code)]
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -17,11 +18,11 @@ use std::sync::Arc;
 
 use nexus_runtime::store::Store;
 
-/// Storage for one test.
+use crate::support::backend::Backend;
+
+/// What the cases need of their storage.
 #[allow(async_fn_in_trait)]
 pub trait Harness: Sized {
-    /// Fresh, empty storage for test `name`; `None` (after printing why) to skip the test.
-    async fn open(name: &str) -> Option<Self>;
     /// The store handle.
     fn store(&self) -> Arc<dyn Store>;
     /// Another handle on the same storage: its own connection pool for SQL stores.
@@ -29,15 +30,26 @@ pub trait Harness: Sized {
     /// Closes the handles and opens the storage again, as a restarted process does; `None` if the
     /// storage does not survive that (memory).
     async fn reopen(&self) -> Option<Arc<dyn Store>>;
-    /// Removes the storage.
-    async fn cleanup(self) {}
 }
 
-/// One `#[tokio::test]` per suite case for harness `$harness`.
-#[macro_export]
+impl Harness for Backend {
+    fn store(&self) -> Arc<dyn Store> {
+        self.kept_handle()
+    }
+
+    async fn another_handle(&self) -> Arc<dyn Store> {
+        self.keep_handle().await
+    }
+
+    async fn reopen(&self) -> Option<Arc<dyn Store>> {
+        Backend::reopen(self).await
+    }
+}
+
+/// One test per suite case and backend.
 macro_rules! store_suite {
-    ($harness:ty) => {
-        $crate::store_suite!(@cases $harness;
+    () => {
+        store_suite!(@cases
             caller::round_trip_of_every_field,
             caller::minimal_record_and_lookups,
             caller::insert_is_idempotent_by_request_id,
@@ -78,17 +90,19 @@ macro_rules! store_suite {
             listing::list_deliveries_and_redeliver_a_dead_one,
         );
     };
-    (@cases $harness:ty; $($module:ident :: $case:ident),* $(,)?) => {
+    (@cases $($module:ident :: $case:ident),* $(,)?) => {
         $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                use store_support::Harness as _;
-                let Some(harness) = <$harness>::open(stringify!($case)).await else {
-                    return;
-                };
-                store_support::$module::$case(&harness).await;
-                harness.cleanup().await;
+            /// The case on a backend, with a first handle opened.
+            async fn $case(backend: &Backend) {
+                backend.keep_handle().await;
+                $module::$case(backend).await;
             }
         )*
+        crate::support::backend::backend_matrix! {
+            backends: memory, sqlite, postgres;
+            cases: [$($case),*];
+        }
     };
 }
+
+store_suite!();

@@ -6,7 +6,9 @@
 mod peers;
 mod wire;
 
+#[allow(unused_imports)] // not every binary that includes the support module uses them
 pub use peers::{Fault, FaultyListener, Silent, head_header};
+#[allow(unused_imports)]
 pub use wire::{Exchange, Running, WireLog, spawn};
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,0 +1,55 @@
+//! What the runtime's tests share, one module for every area's binary (each includes it with
+//! `#[path = "../support/mod.rs"] mod support;`): the backends and the backend matrix
+//! (`backend`), the PostgreSQL harness (`postgres`), services and peers the tests call or that
+//! call them, credentials made at test time, and small helpers. A binary uses part of it.
+#![allow(dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod backend;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+
+#[cfg(all(feature = "admin", feature = "auth"))]
+pub mod admin;
+pub mod credentials;
+#[cfg(feature = "http")]
+pub mod faults;
+pub mod jobs;
+#[cfg(feature = "http")]
+pub mod ledger;
+#[cfg(feature = "http")]
+pub mod probe;
+#[cfg(feature = "http")]
+pub mod receiver;
+pub mod scripted;
+#[cfg(feature = "http")]
+pub mod trace_chain;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A plain HTTP client for raw requests (not the transport under test): no proxy.
+#[cfg(feature = "http")]
+pub fn raw_client() -> reqwest::Client {
+    #[cfg(feature = "tls")]
+    nexus_runtime::tls::install_default_provider();
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// A loopback address nobody listens on (yet).
+pub fn free_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+/// Waits (polling every 10 ms) until `check` holds, or panics after `within` saying `what`.
+pub async fn eventually(within: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
