@@ -155,13 +155,13 @@ fn crash_and_restart(backend: &Backend) {
     let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/callback", socket.local_addr().unwrap());
     let tokens = in_process(async || {
-        let d = handler_process(&backend, &JobsImpl::new(), options()).await;
+        let d = handler_process(backend, &JobsImpl::new(), options()).await;
         start_both(&d, &url, "c").await
     });
     in_process(async move || {
         let receiver = Receiver::from_std(socket);
         let after = JobsImpl::new();
-        let d = handler_process(&backend, &after, options()).await;
+        let d = handler_process(backend, &after, options()).await;
         check_resumed_and_failed(&receiver, &after, (&tokens.0, &tokens.1), "c").await;
         d.shutdown().await;
     });
