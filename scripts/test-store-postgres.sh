@@ -12,4 +12,4 @@ if [ -z "${NEXUS_TEST_POSTGRES_URL:-}" ]; then
     export NEXUS_TEST_POSTGRES_URL
 fi
 echo "store tests against $NEXUS_TEST_POSTGRES_URL" >&2
-cargo test -p nexus-rpc-runtime --features postgres --test store_postgres
+cargo test -p nexus-rpc-runtime --features postgres --test store -- postgres

@@ -71,7 +71,7 @@ pub async fn nexus(dir: &std::path::Path, args: &[&str]) -> Run {
 }
 
 /// A CA (PEM) and a server certificate for 127.0.0.1 and localhost it signed (chain PEM, key
-/// PEM), made at test time (as `nexus-runtime/tests/tls_support` makes them).
+/// PEM), made at test time (as `nexus-runtime/tests/support/credentials.rs` makes them).
 pub fn loopback_certificates() -> (String, String, String) {
     use rcgen::{
         BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,

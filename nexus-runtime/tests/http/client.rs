@@ -347,7 +347,7 @@ async fn the_receiver_rejects_unknown_repeated_and_malformed_completions() {
     let response = send(format!("{receiver_base}/no-such-id")).await.unwrap();
     assert_eq!(response.status(), 404);
     // Delivered once, then NOT_FOUND (without a store, the client forgets a finished operation;
-    // with one, the same completion again is acknowledged: see durable_caller_receiver.rs).
+    // with one, the same completion again is acknowledged: see durable/caller_receiver.rs).
     assert_eq!(send(callback_url.clone()).await.unwrap().status(), 200);
     assert_eq!(handle.result().await.unwrap(), json!("done"));
     let response = send(callback_url).await.unwrap();

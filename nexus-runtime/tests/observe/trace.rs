@@ -56,9 +56,9 @@ async fn the_trace_id_travels_without_opentelemetry() {
     assert_eq!((seen.middle, seen.leaf), (None, None));
 }
 
-/// A Temporal server forwards the caller's headers as they are (`X-Custom-Hdr` in the captures of
-/// `http_temporal_captures.rs`): a `traceparent` arriving that way is continued by the handler's
-/// nested calls.
+/// A Temporal server forwards the caller's headers as they are (`X-Custom-Hdr` in the captures
+/// of `protocol/temporal_captures.rs`): a `traceparent` arriving that way is continued by the
+/// handler's nested calls.
 #[tokio::test]
 async fn a_traceparent_forwarded_by_temporal_is_continued() {
     let (_leaf, middle) = chain().await;
