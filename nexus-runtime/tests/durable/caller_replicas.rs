@@ -9,7 +9,7 @@
 //! having its runtime shut down, as a crashed process would (nothing released, nothing flushed).
 //! On PostgreSQL when `NEXUS_TEST_POSTGRES_URL` is set (see `scripts/ensure-postgres.sh`; each
 //! test gets its own schema), and on an SQLite file.
-#![cfg(all(unix, feature = "http"))]
+#![cfg(all(unix, feature = "http", any(feature = "sqlite", feature = "postgres")))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::support;
