@@ -18,6 +18,8 @@ mod retarget;
 
 pub use options::{DurabilityOptions, OutboxOptions};
 
+pub(crate) use cancel::{cancel_recorded, cancel_running};
+pub(crate) use dedup::start as start_durable;
 pub(crate) use recovery::spawn_keeper;
 
 pub(crate) use outbox::spawn_outbox;
