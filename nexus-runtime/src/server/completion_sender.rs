@@ -12,6 +12,7 @@ use tracing::Instrument as _;
 use super::callback_http::{self, AddressError, MAX_ANSWER_BYTES};
 use crate::completion::{Completion, CompletionSender};
 use crate::error::{CallError, HandlerError};
+use crate::machinery::Backoff;
 use crate::observe::{self, outcome, spans};
 use crate::protocol::{self, FailureFormat};
 use crate::security::{CallbackGuard, CallbackRefusal, CheckedCallback, redact_callback_url};
@@ -20,7 +21,9 @@ use crate::transport::http_client::HttpClientOptions;
 /// When to try delivering a completion again: exponential backoff, bounded in attempts.
 ///
 /// The delay before retry `n` (1-based) is `initial_interval * multiplier^(n-1)`, capped at
-/// `max_interval`. There is no jitter, so schedules are reproducible.
+/// `max_interval` (a multiplier below 1 is taken as 1), rounded up to whole milliseconds:
+/// the schedule of its [`backoff`](Self::backoff), the crate's one backoff engine. There is no
+/// jitter, so schedules are reproducible.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CompletionRetry {
     /// Delay before the first retry (default 500 ms).
@@ -64,13 +67,12 @@ impl CompletionRetry {
     /// assert_eq!(r.delay(20), Duration::from_secs(30));
     /// ```
     pub fn delay(&self, retry: u32) -> Duration {
-        let exponent = retry.saturating_sub(1).min(1024) as i32;
-        let secs = self.initial_interval.as_secs_f64() * self.multiplier.powi(exponent);
-        if !secs.is_finite() || secs >= self.max_interval.as_secs_f64() {
-            self.max_interval
-        } else {
-            Duration::from_secs_f64(secs.max(0.0))
-        }
+        self.backoff().delay(retry, 0.0)
+    }
+
+    /// The schedule of these retries, without jitter.
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(self.initial_interval, self.multiplier, self.max_interval)
     }
 }
 

@@ -15,6 +15,7 @@ use super::task::{self, Begin};
 use crate::client::pending::{Attached, Wake};
 use crate::client::{AttachError, Client, Inner};
 use crate::clock;
+use crate::machinery::store_retry;
 use crate::store::{CallerRecord, OperationId, StoreError};
 
 /// The longest pause between two tries of a failed recovery.
@@ -201,19 +202,17 @@ async fn tick(interval: &mut Option<Interval>) {
 /// operation task, which holds it) is gone, or at shutdown.
 async fn caretaker(inner: Weak<Inner>, stop: CancellationToken) {
     let upgrade = || inner.upgrade().map(|inner| Client { inner });
-    let mut delay = Duration::from_millis(100);
+    let mut retrying = store_retry(MAX_RECOVERY_DELAY).retrying();
     loop {
         let Some(client) = upgrade() else { return };
         match client.recover().await {
             Ok(_) => break,
             Err(e) => {
-                tracing::warn!(error = %e, ?delay, "recovery failed; trying again");
+                tracing::warn!(error = %e, delay = ?retrying.peek(), "recovery failed; trying again");
                 drop(client);
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(delay) => {}
+                if !retrying.sleep(&stop).await {
+                    return;
                 }
-                delay = (delay * 2).min(MAX_RECOVERY_DELAY);
             }
         }
     }

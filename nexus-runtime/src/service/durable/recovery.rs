@@ -13,6 +13,7 @@ use super::Durable;
 use crate::clock;
 use crate::completion::{Callback, Completion};
 use crate::error::{OperationError, StartError};
+use crate::machinery::store_retry;
 use crate::operation::ContextParts;
 use crate::service::dispatcher::{Dispatcher, Inner};
 use crate::service::handler::RawStart;
@@ -38,14 +39,12 @@ fn upgrade(weak: &Weak<Inner>) -> Option<Dispatcher> {
 }
 
 async fn keep(weak: Weak<Inner>, durable: Arc<Durable>) {
-    let mut delay = Duration::from_millis(100);
+    let mut retrying = store_retry(Duration::from_secs(10)).retrying();
     while let Err(e) = start_up(&weak, &durable).await {
-        tracing::warn!(error = %e, ?delay, "cannot recover unfinished operations yet; retrying");
-        tokio::select! {
-            _ = durable.stop.cancelled() => return,
-            _ = tokio::time::sleep(delay) => {}
+        tracing::warn!(error = %e, delay = ?retrying.peek(), "cannot recover unfinished operations yet; retrying");
+        if !retrying.sleep(&durable.stop).await {
+            return;
         }
-        delay = (delay * 2).min(Duration::from_secs(10));
     }
     let every = |period: Duration| {
         let mut interval = tokio::time::interval_at(Instant::now() + period, period);
