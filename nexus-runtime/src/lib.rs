@@ -74,6 +74,7 @@ pub use message::completion;
 pub use operation::definition;
 pub mod error;
 mod id;
+mod lease;
 pub mod link;
 pub mod machinery;
 pub mod message;

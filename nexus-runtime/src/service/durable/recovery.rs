@@ -3,16 +3,17 @@
 //! takes over the operations of owners whose leases expired, and deletes records past their
 //! retention.
 
+use std::ops::ControlFlow;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::Durable;
 use crate::clock;
 use crate::completion::{Callback, Completion};
 use crate::error::{OperationError, StartError};
+use crate::lease::{LeaseLoop, Passes};
 use crate::machinery::store_retry;
 use crate::operation::ContextParts;
 use crate::service::dispatcher::{Dispatcher, Inner};
@@ -38,34 +39,55 @@ fn upgrade(weak: &Weak<Inner>) -> Option<Dispatcher> {
     weak.upgrade().map(|inner| Dispatcher { inner })
 }
 
+/// The passes of the keeper's lease loop.
+#[derive(Clone, Copy)]
+enum Pass {
+    Renew,
+    Purge,
+    TakeOver,
+}
+
+/// The keeper, a [`LeaseLoop`]: start-up recovery, then lease renewal (every third of a lease),
+/// retention (at once, then hourly) and takeover.
 async fn keep(weak: Weak<Inner>, durable: Arc<Durable>) {
-    let mut retrying = store_retry(Duration::from_secs(10)).retrying();
-    while let Err(e) = start_up(&weak, &durable).await {
-        tracing::warn!(error = %e, delay = ?retrying.peek(), "cannot recover unfinished operations yet; retrying");
-        if !retrying.sleep(&durable.stop).await {
-            return;
-        }
+    LeaseLoop::new(durable.stop.clone(), store_retry(Duration::from_secs(10)))
+        .every(Pass::Renew, durable.options.lease / 3)
+        .now_and_every(Pass::Purge, RETENTION_INTERVAL)
+        .every(Pass::TakeOver, durable.options.takeover_interval)
+        .run(
+            "cannot recover unfinished operations yet; retrying",
+            Keeper { weak, durable },
+        )
+        .await;
+}
+
+/// The keeper's passes, on the dispatcher held weakly.
+struct Keeper {
+    weak: Weak<Inner>,
+    durable: Arc<Durable>,
+}
+
+impl Passes<Pass> for Keeper {
+    type Error = StoreError;
+
+    async fn start_up(&mut self) -> Result<ControlFlow<()>, StoreError> {
+        start_up(&self.weak, &self.durable)
+            .await
+            .map(|()| ControlFlow::Continue(()))
     }
-    let every = |period: Duration| {
-        let mut interval = tokio::time::interval_at(Instant::now() + period, period);
-        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        interval
-    };
-    let mut renewal = every(durable.options.lease / 3);
-    let mut takeover = every(durable.options.takeover_interval);
-    let mut retention = tokio::time::interval(RETENTION_INTERVAL);
-    retention.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = durable.stop.cancelled() => return,
-            _ = renewal.tick() => renew(&weak, &durable).await,
-            _ = retention.tick() => purge(&durable).await,
-            _ = takeover.tick() => {
-                if let Err(e) = take_over(&weak, &durable).await {
+
+    async fn pass(&mut self, pass: Pass) -> ControlFlow<()> {
+        let (weak, durable) = (&self.weak, &self.durable);
+        match pass {
+            Pass::Renew => renew(weak, durable).await,
+            Pass::Purge => purge(durable).await,
+            Pass::TakeOver => {
+                if let Err(e) = take_over(weak, durable).await {
                     tracing::warn!(error = %e, "cannot look for operations to take over");
                 }
             }
         }
+        ControlFlow::Continue(())
     }
 }
 
