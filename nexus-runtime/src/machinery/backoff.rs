@@ -2,7 +2,7 @@
 //!
 //! Every retry in the crate waits what a [`Backoff`] computes: the client's start and cancel
 //! attempts ([`RetryPolicy`](super::RetryPolicy)), the completion sender's in-memory retries
-//! ([`CompletionRetry`](crate::server::CompletionRetry)), the outbox's durable ones
+//! ([`CompletionRetry`](crate::http::CompletionRetry)), the outbox's durable ones
 //! ([`OutboxOptions::retry`](crate::service::OutboxOptions::retry)), the Temporal worker's
 //! polls, and the background loops that retry a store or a lease ([`Retrying`]). Those types
 //! are configurations: each builds a `Backoff` and asks it for delays.

@@ -57,7 +57,7 @@ impl DispatcherBuilder {
     /// Where completions may be delivered: every start request with a callback URL is checked
     /// against `guard` before anything runs or is recorded (a refused URL or callback header is
     /// answered BAD_REQUEST naming it), and the completion sender the
-    /// [`HandlerServer`](crate::server::HandlerServer) installs checks the addresses it connects
+    /// [`HandlerServer`](crate::http::HandlerServer) installs checks the addresses it connects
     /// to against the same guard.
     ///
     /// Without this, the guard is [`CallbackGuard::default`]: https to public hosts only. A

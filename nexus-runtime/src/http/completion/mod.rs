@@ -9,14 +9,18 @@ use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use tracing::Instrument as _;
 
-use super::callback_http::{self, AddressError, MAX_ANSWER_BYTES};
+mod guarded;
+
+pub use guarded::MAX_ANSWER_BYTES;
+
+use self::guarded::AddressError;
 use crate::completion::{Completion, CompletionSender};
 use crate::error::{CallError, HandlerError};
+use crate::http::client::HttpClientOptions;
 use crate::machinery::Backoff;
 use crate::observe::{self, outcome, spans};
 use crate::protocol::{self, FailureFormat};
 use crate::security::{CallbackGuard, CallbackRefusal, CheckedCallback, redact_callback_url};
-use crate::transport::http_client::HttpClientOptions;
 
 /// When to try delivering a completion again: exponential backoff, bounded in attempts.
 ///
@@ -230,7 +234,7 @@ impl HttpCompletionSender {
     /// TLS with Mozilla's roots). Give the client to [`http_client`](Self::http_client), or
     /// prefer [`tls`](Self::tls), which builds it so.
     pub fn client_builder(guard: &CallbackGuard) -> reqwest::ClientBuilder {
-        callback_http::guarded(HttpClientOptions::default().builder(), guard)
+        guarded::guarded(HttpClientOptions::default().builder(), guard)
     }
 
     /// Speaks TLS with this configuration (extra root CAs, a client certificate for receivers
@@ -239,7 +243,7 @@ impl HttpCompletionSender {
     #[cfg(feature = "tls")]
     pub fn tls(mut self, tls: crate::tls::TlsClientConfig) -> Result<Self, crate::tls::TlsError> {
         self.options.tls = Some(tls);
-        self.client = Ok(callback_http::guarded(self.options.builder(), &self.guard)
+        self.client = Ok(guarded::guarded(self.options.builder(), &self.guard)
             .build()
             .map_err(|e| {
                 crate::tls::TlsError::new(format!("cannot build the HTTP client: {e}"))
@@ -383,7 +387,7 @@ impl HttpCompletionSender {
                 );
             }
         };
-        let checked = match callback_http::check_addresses(&self.guard, callback).await {
+        let checked = match guarded::check_addresses(&self.guard, callback).await {
             Ok(checked) => checked,
             Err(AddressError::Refused(e)) => return Attempt::Rejected(refusal(e)),
             Err(AddressError::Unresolved(e)) => {
@@ -397,7 +401,7 @@ impl HttpCompletionSender {
             .headers(headers)
             .body(body)
             .timeout(self.attempt_timeout);
-        let sent = callback_http::with_checked(checked, request.send()).await;
+        let sent = guarded::with_checked(checked, request.send()).await;
         let response = match sent {
             Ok(response) => response,
             Err(e) => {
@@ -426,7 +430,7 @@ impl HttpCompletionSender {
                  follow redirects"
             )));
         }
-        let body = callback_http::read_bounded(response, MAX_ANSWER_BYTES).await;
+        let body = guarded::read_bounded(response, MAX_ANSWER_BYTES).await;
         match protocol::error_from_response(status, &headers, &body) {
             CallError::Handler(e) if e.is_retryable() => Attempt::Retryable(e),
             CallError::Handler(e) => Attempt::Rejected(e),
@@ -452,7 +456,7 @@ fn build_client(
     guard: &CallbackGuard,
     options: &HttpClientOptions,
 ) -> Result<reqwest::Client, Arc<str>> {
-    callback_http::guarded(options.builder(), guard)
+    guarded::guarded(options.builder(), guard)
         .build()
         .map_err(|e| Arc::from(e.to_string()))
 }
