@@ -40,6 +40,7 @@ macro_rules! impl_caller_store {
     ($store:ty, $db:ty, lock = $lock:literal) => {
         impl $crate::store::CallerStore for $store {
             sql_list_caller_operations!($db);
+            sql_list_recent_operations!();
 
             fn insert<'a>(
                 &'a self,

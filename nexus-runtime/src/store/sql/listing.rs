@@ -66,6 +66,34 @@ macro_rules! sql_list_caller_operations {
     };
 }
 
+/// `CallerStore::list_recent_operations`.
+macro_rules! sql_list_recent_operations {
+    () => {
+        fn list_recent_operations(
+            &self,
+            max: usize,
+        ) -> $crate::store::StoreFuture<'_, Vec<$crate::store::CallerRecord>> {
+            Box::pin(async move {
+                use $crate::store::sql::*;
+                let rows = sqlx::query(
+                    "SELECT * FROM caller_operations \
+                     ORDER BY scheduled_at_us DESC, id DESC LIMIT $1",
+                )
+                .bind(limit($crate::store::listing::page_size(max)))
+                .fetch_all(self.readers())
+                .await
+                .map_err(db_error)?;
+                let mut records = rows
+                    .iter()
+                    .map(caller_from_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                records.sort_by_key(|r| std::cmp::Reverse((r.scheduled_at, r.id)));
+                Ok(records)
+            })
+        }
+    };
+}
+
 /// `HandlerStore::list_async`.
 macro_rules! sql_list_async {
     ($db:ty) => {

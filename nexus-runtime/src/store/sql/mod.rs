@@ -16,18 +16,25 @@
 //! - states: their names in `TEXT`, checked by the schema;
 //! - ids: UUIDs as hyphenated lower-case `TEXT`.
 
+#[cfg(feature = "postgres")]
 #[macro_use]
 mod listing;
+#[cfg(feature = "postgres")]
 #[macro_use]
 mod caller;
+#[cfg(feature = "postgres")]
 #[macro_use]
 mod handler;
+#[cfg(feature = "postgres")]
 #[macro_use]
 mod outbox;
+#[cfg(feature = "postgres")]
 #[macro_use]
 mod retarget;
 mod rows;
 
+#[cfg(feature = "sqlite")]
+pub(crate) use rows::column_error;
 pub(crate) use rows::{
     RowExt, async_from_row, caller_from_row, delivery_from_row, start_answer_from_row,
 };
@@ -41,6 +48,7 @@ use crate::error::Failure;
 use crate::link::Link;
 
 /// The states in which a caller's operation is finished, as an SQL list.
+#[cfg(feature = "postgres")]
 macro_rules! terminal_states {
     () => {
         "('succeeded', 'failed', 'canceled', 'timed_out')"
@@ -48,6 +56,7 @@ macro_rules! terminal_states {
 }
 
 /// Maps a database error to a [`StoreError`].
+#[cfg(feature = "postgres")]
 pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
     let message = e.to_string();
     match e {
@@ -69,37 +78,10 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
     }
 }
 
-/// Whether the database gave up for a cause that passes: SQLite busy or locked, a full disk, an
-/// I/O error, no memory; PostgreSQL serialization failure, deadlock, lock not available, or a
-/// lost connection.
+/// Whether the database gave up for a cause that passes: serialization failure, deadlock, lock
+/// not available, or a lost connection.
+#[cfg(feature = "postgres")]
 fn is_contention(db: &dyn sqlx::error::DatabaseError) -> bool {
-    #[cfg(feature = "sqlite")]
-    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-        const SQLITE_BUSY: u32 = 5;
-        const SQLITE_LOCKED: u32 = 6;
-        const SQLITE_NOMEM: u32 = 7;
-        const SQLITE_IOERR: u32 = 10;
-        const SQLITE_FULL: u32 = 13;
-        const SQLITE_CANTOPEN: u32 = 14;
-        let primary = db
-            .code()
-            .and_then(|c| c.parse::<u32>().ok())
-            .map(|c| c & 0xff);
-        // Busy or locked, and the faults of the machine that go away with their cause (a full
-        // disk, an I/O error, no memory): the write did not happen, and may later.
-        return matches!(
-            primary,
-            Some(
-                SQLITE_BUSY
-                    | SQLITE_LOCKED
-                    | SQLITE_NOMEM
-                    | SQLITE_IOERR
-                    | SQLITE_FULL
-                    | SQLITE_CANTOPEN
-            )
-        );
-    }
-    #[cfg(feature = "postgres")]
     if db
         .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
         .is_some()
@@ -113,6 +95,7 @@ fn is_contention(db: &dyn sqlx::error::DatabaseError) -> bool {
 }
 
 /// The versions in sqlx's migration table, in order.
+#[cfg(feature = "postgres")]
 pub(crate) async fn applied_migrations<DB>(pool: &sqlx::Pool<DB>) -> Result<Vec<i64>, StoreError>
 where
     DB: sqlx::Database,
