@@ -68,7 +68,6 @@ mod records;
 pub(crate) mod time;
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-#[macro_use]
 mod sql;
 
 #[cfg(feature = "postgres")]

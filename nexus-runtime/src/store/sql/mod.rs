@@ -1,13 +1,6 @@
-//! What the SQLite and PostgreSQL stores share: one schema shape (see `migrations/`), the same
-//! statements (`$N` placeholders work in both), the same row encoding.
-//!
-//! The two differ only in their claim statements: PostgreSQL adds `FOR UPDATE SKIP LOCKED` so
-//! concurrent claimers pass over each other's rows; SQLite runs each statement under its single
-//! writer lock, which gives the same guarantee. A claim picks its rows in a `MATERIALIZED` CTE:
-//! as `WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)` PostgreSQL may evaluate the
-//! subquery more than once and claim more than `n` rows. The store implementations are written once, as
-//! macros instantiated for each database (`impl_caller_store!`, `impl_handler_store!`, `impl_outbox_store!`), because
-//! generic code over `sqlx::Database` needs bounds that obscure more than they share.
+//! What the SQLite and PostgreSQL stores share: one schema shape (see `migrations/`) and the
+//! same encoding of records into it, with the decoding of rows (`rows.rs`, over either
+//! database's rows). Each store has its own statements (`store/sqlite/`, `store/postgres/`).
 //!
 //! Encoding:
 //! - times: `BIGINT` microseconds since the Unix epoch (columns named `*_us`);
@@ -16,21 +9,6 @@
 //! - states: their names in `TEXT`, checked by the schema;
 //! - ids: UUIDs as hyphenated lower-case `TEXT`.
 
-#[cfg(feature = "postgres")]
-#[macro_use]
-mod listing;
-#[cfg(feature = "postgres")]
-#[macro_use]
-mod caller;
-#[cfg(feature = "postgres")]
-#[macro_use]
-mod handler;
-#[cfg(feature = "postgres")]
-#[macro_use]
-mod outbox;
-#[cfg(feature = "postgres")]
-#[macro_use]
-mod retarget;
 mod rows;
 
 #[cfg(feature = "sqlite")]
@@ -46,14 +24,6 @@ use serde::{Deserialize, Serialize};
 use super::{AsyncOperationRecord, CallerRecord, StoreError};
 use crate::error::Failure;
 use crate::link::Link;
-
-/// The states in which a caller's operation is finished, as an SQL list.
-#[cfg(feature = "postgres")]
-macro_rules! terminal_states {
-    () => {
-        "('succeeded', 'failed', 'canceled', 'timed_out')"
-    };
-}
 
 /// Maps a database error to a [`StoreError`].
 #[cfg(feature = "postgres")]
