@@ -38,6 +38,12 @@ fi
 step "cargo test (workspace, all features)"
 cargo test --workspace --all-features
 
+# loom runs each model under every interleaving of its threads up to three preemptions; a
+# target directory of its own keeps `--cfg loom` from invalidating the main build.
+step "loom model checks of the runtime's hand-written queue (nexus-loom-tests)"
+RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target/loom \
+  cargo test --release -p nexus-loom-tests
+
 step "contract evolution: released definitions against the current ones (nexus definition diff)"
 cargo build --quiet -p nexus-cli --bin nexus
 bash scripts/check-contracts.sh target/debug/nexus

@@ -4,8 +4,8 @@
 
 use nexus_runtime::Client;
 use nexus_runtime::admin::Admin;
+use nexus_runtime::http::ServerHandle;
 use nexus_runtime::security::{BearerAuthenticator, StaticTokens};
-use nexus_runtime::server::ServerHandle;
 use nexus_runtime::service::Dispatcher;
 
 /// `--admin-listen` and `--admin-token`.

@@ -14,8 +14,9 @@ fn only_the_allowed_caller_gets_through() {
     let (mut handler, url) = spawn_handler(&[
         "--store",
         "none",
+        // Long enough that the demo's cancel lands before the check ends on a loaded machine.
         "--check-delay-ms",
-        "50",
+        "1000",
         "--allow-caller",
         "payments",
         "--token",

@@ -16,8 +16,9 @@ fn payments_calls_fraud_handler_over_http() {
     let handler_store = data.path().join("handler.sqlite3");
     let payments_store = data.path().join("payments.sqlite3");
     let (mut handler, url) = spawn_handler(&[
+        // Long enough that the demo's cancel lands before the check ends on a loaded machine.
         "--check-delay-ms",
-        "50",
+        "1000",
         "--store",
         handler_store.to_str().unwrap(),
     ]);

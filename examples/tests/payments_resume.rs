@@ -11,7 +11,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use nexus_runtime::store::SqliteStore;
-use nexus_runtime::store::sqlx;
 use serde_json::{Value, json};
 use support::spawn_handler;
 
@@ -57,16 +56,18 @@ fn resumed(output: &Output) -> u64 {
 }
 
 async fn recorded(path: &Path) -> (i64, i64) {
+    // Opened (and migrated) by the store, then read behind its back.
     let store = SqliteStore::open(path).await.unwrap();
-    let (all, distinct): (i64, i64) = sqlx::query_as(
-        "SELECT COUNT(*), COUNT(DISTINCT request_id) FROM caller_operations \
-         WHERE request_id LIKE 'run-1-%'",
-    )
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
     store.close().await;
-    (all, distinct)
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*), COUNT(DISTINCT request_id) FROM caller_operations \
+             WHERE request_id LIKE 'run-1-%'",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap()
 }
 
 #[test]

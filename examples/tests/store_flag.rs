@@ -41,8 +41,9 @@ fn payments_runs_without_a_store() {
     let data = tempfile::tempdir().unwrap();
     let handler_store = data.path().join("handler.sqlite3");
     let (mut handler, url) = spawn_handler(&[
+        // Long enough that the demo's cancel lands before the check ends on a loaded machine.
         "--check-delay-ms",
-        "50",
+        "1000",
         "--store",
         handler_store.to_str().unwrap(),
     ]);

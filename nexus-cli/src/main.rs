@@ -8,7 +8,6 @@ mod endpoint;
 mod fail;
 mod load;
 mod ops;
-mod store_sql;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -12,7 +12,6 @@ use nexus_runtime::store::{
 use serde_json::{Value, json};
 
 use crate::fail::Failure;
-use crate::store_sql::SqlPool;
 
 /// Which store.
 #[derive(Debug, Clone, clap::Args)]
@@ -83,23 +82,14 @@ pub enum DeliveriesCommand {
     },
 }
 
-struct Opened {
-    store: Arc<dyn Store>,
-    sql: SqlPool,
-}
-
-async fn open(args: &StoreArgs) -> Result<Opened, Failure> {
+async fn open(args: &StoreArgs) -> Result<Arc<dyn Store>, Failure> {
     let spec = args.store.as_str();
     let cannot = |e: String| Failure::no_answer(format!("cannot open the store {spec}: {e}"));
     if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
         let store = PostgresStore::connect(spec)
             .await
             .map_err(|e| cannot(e.to_string()))?;
-        let sql = SqlPool::postgres(&store);
-        return Ok(Opened {
-            store: Arc::new(store),
-            sql,
-        });
+        return Ok(Arc::new(store));
     }
     if !Path::new(spec).exists() {
         return Err(Failure::usage(format!("no store at {spec}")));
@@ -107,11 +97,7 @@ async fn open(args: &StoreArgs) -> Result<Opened, Failure> {
     let store = SqliteStore::open(spec)
         .await
         .map_err(|e| cannot(e.to_string()))?;
-    let sql = SqlPool::sqlite(&store);
-    Ok(Opened {
-        store: Arc::new(store),
-        sql,
-    })
+    Ok(Arc::new(store))
 }
 
 fn parse_id(id: &str) -> Result<OperationId, Failure> {
@@ -207,29 +193,12 @@ pub async fn ops(command: OpsCommand) -> Result<(), Failure> {
             let opened = open(&store).await?;
             let store_error = |e: String| Failure::no_answer(format!("store: {e}"));
             let mut records = if all {
-                let ids = opened
-                    .sql
-                    .recent_operation_ids(limit)
+                opened
+                    .list_recent_operations(limit as usize)
                     .await
-                    .map_err(|e| store_error(e.to_string()))?;
-                let mut records = Vec::with_capacity(ids.len());
-                for id in ids {
-                    let Ok(id) = OperationId::parse_str(&id) else {
-                        continue;
-                    };
-                    if let Some(record) = opened
-                        .store
-                        .get(id)
-                        .await
-                        .map_err(|e| store_error(e.to_string()))?
-                    {
-                        records.push(record);
-                    }
-                }
-                records
+                    .map_err(|e| store_error(e.to_string()))?
             } else {
                 let mut records = opened
-                    .store
                     .list_unfinished()
                     .await
                     .map_err(|e| store_error(e.to_string()))?;
@@ -270,7 +239,6 @@ pub async fn ops(command: OpsCommand) -> Result<(), Failure> {
             let id = parse_id(&id)?;
             let opened = open(&store).await?;
             let record = opened
-                .store
                 .get(id)
                 .await
                 .map_err(|e| Failure::no_answer(format!("store: {e}")))?
@@ -294,7 +262,6 @@ pub async fn ops(command: OpsCommand) -> Result<(), Failure> {
             let id = parse_id(&id)?;
             let opened = open(&store).await?;
             let outcome = opened
-                .store
                 .request_cancel(id, SystemTime::now())
                 .await
                 .map_err(|e| Failure::no_answer(format!("store: {e}")))?;
@@ -340,7 +307,6 @@ pub async fn deliveries(command: DeliveriesCommand) -> Result<(), Failure> {
         DeliveriesCommand::List { limit, json, store } => {
             let opened = open(&store).await?;
             let dead = opened
-                .store
                 .list_dead_deliveries(limit)
                 .await
                 .map_err(|e| Failure::no_answer(format!("store: {e}")))?;
@@ -365,8 +331,7 @@ pub async fn deliveries(command: DeliveriesCommand) -> Result<(), Failure> {
             let parsed = parse_id(&id)?;
             let opened = open(&store).await?;
             let redelivered = opened
-                .sql
-                .redeliver(&parsed.to_string())
+                .redeliver(parsed, SystemTime::now())
                 .await
                 .map_err(|e| Failure::no_answer(format!("store: {e}")))?;
             if !redelivered {

@@ -73,7 +73,11 @@ pub mod codec;
 pub use message::completion;
 pub use operation::definition;
 pub mod error;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 mod id;
+mod lease;
 pub mod link;
 pub mod machinery;
 pub mod message;

@@ -44,10 +44,10 @@ use nexus_examples::observe::{EventLog, LoggedCompletions, Observed};
 use nexus_examples::store_flag::open_store;
 use nexus_examples::tls_flags::HandlerTlsArgs;
 use nexus_runtime::definition::Definition;
-use nexus_runtime::security::{CallbackGuard, CallbackRule};
-use nexus_runtime::server::{
+use nexus_runtime::http::{
     CompletionRetry, DEFAULT_MAX_CONNECTIONS, HandlerServer, HttpCompletionSender, ServerLimits,
 };
+use nexus_runtime::security::{CallbackGuard, CallbackRule};
 use nexus_runtime::service::{Dispatcher, DurabilityOptions, OutboxOptions};
 
 /// Serves the fraud team's `fraud.v1` service over Nexus RPC over HTTP.

@@ -27,8 +27,8 @@ use fraud_contract::{
 };
 use nexus_examples::fraud_desk::FraudDesk;
 use nexus_examples::observe::{EventLog, LoggedCompletions, Observed};
+use nexus_runtime::http::HttpCompletionSender;
 use nexus_runtime::security::{CallbackGuard, CallbackRule};
-use nexus_runtime::server::HttpCompletionSender;
 use nexus_runtime::service::{Dispatcher, ServiceHandler};
 use nexus_runtime::temporal::{TemporalTls, TemporalWorker, WorkflowRunOperation};
 use nexus_runtime::{OperationContext, OperationResult};

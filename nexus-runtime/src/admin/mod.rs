@@ -62,8 +62,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::{TcpListener, ToSocketAddrs};
 
 use crate::Client;
+use crate::http::{ServeOptions, ServerHandle};
 use crate::security::Authenticator;
-use crate::server::{ServeOptions, ServerHandle};
 use crate::service::Dispatcher;
 
 /// The most records one page of the admin API holds.

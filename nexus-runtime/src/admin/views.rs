@@ -67,19 +67,6 @@ pub(crate) struct OperationView {
     completion_links: Vec<LinkView>,
 }
 
-fn state_name(state: &OperationState) -> &'static str {
-    match state {
-        OperationState::Scheduled => "scheduled",
-        OperationState::BackingOff => "backing_off",
-        OperationState::Blocked { .. } => "blocked",
-        OperationState::Started => "started",
-        OperationState::Succeeded => "succeeded",
-        OperationState::Failed => "failed",
-        OperationState::Canceled => "canceled",
-        OperationState::TimedOut => "timed_out",
-    }
-}
-
 impl From<&OperationSummary> for OperationView {
     fn from(o: &OperationSummary) -> Self {
         let info = &o.info;
@@ -89,7 +76,7 @@ impl From<&OperationSummary> for OperationView {
             service: o.service.clone(),
             operation: o.operation.clone(),
             request_id: o.request_id.clone(),
-            state: state_name(&info.state),
+            state: info.state.as_str(),
             blocked_reason: match &info.state {
                 OperationState::Blocked { reason } => Some(reason.clone()),
                 _ => None,

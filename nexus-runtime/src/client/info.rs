@@ -5,8 +5,11 @@ use tokio::time::Instant;
 
 use crate::error::CallError;
 use crate::link::Link;
+use crate::store;
 
-/// Where an operation is in its life.
+/// Where an operation is in its life, as its handle shows it: the states of
+/// [`store::OperationState`] (the one list of them, with their stored names), `Blocked` with
+/// its reason.
 ///
 /// ```text
 /// Scheduled ─(breaker open)─> Blocked ─> Scheduled ─> attempt ─┬─> Succeeded (sync result)
@@ -40,12 +43,47 @@ pub enum OperationState {
 }
 
 impl OperationState {
+    /// The state as a store keeps it ([`store::OperationState`], the one list of the life
+    /// cycle's states and their names): the same state, without the reason of `Blocked`.
+    pub fn stored(&self) -> store::OperationState {
+        match self {
+            Self::Scheduled => store::OperationState::Scheduled,
+            Self::BackingOff => store::OperationState::BackingOff,
+            Self::Blocked { .. } => store::OperationState::Blocked,
+            Self::Started => store::OperationState::Started,
+            Self::Succeeded => store::OperationState::Succeeded,
+            Self::Failed => store::OperationState::Failed,
+            Self::Canceled => store::OperationState::Canceled,
+            Self::TimedOut => store::OperationState::TimedOut,
+        }
+    }
+
+    /// The state a handle shows for a stored one; a stored `blocked` was blocked by the circuit
+    /// breaker ([`BREAKER_OPEN_REASON`](crate::machinery::BREAKER_OPEN_REASON)).
+    pub fn from_stored(state: store::OperationState) -> Self {
+        match state {
+            store::OperationState::Scheduled => Self::Scheduled,
+            store::OperationState::BackingOff => Self::BackingOff,
+            store::OperationState::Blocked => Self::Blocked {
+                reason: crate::machinery::BREAKER_OPEN_REASON.to_owned(),
+            },
+            store::OperationState::Started => Self::Started,
+            store::OperationState::Succeeded => Self::Succeeded,
+            store::OperationState::Failed => Self::Failed,
+            store::OperationState::Canceled => Self::Canceled,
+            store::OperationState::TimedOut => Self::TimedOut,
+        }
+    }
+
+    /// The state's name, as stored and shown in spans, metrics and the admin API
+    /// (`scheduled`, `backing_off`, `blocked`, ...).
+    pub fn as_str(&self) -> &'static str {
+        self.stored().as_str()
+    }
+
     /// Whether the operation has ended.
     pub fn is_terminal(&self) -> bool {
-        matches!(
-            self,
-            Self::Succeeded | Self::Failed | Self::Canceled | Self::TimedOut
-        )
+        self.stored().is_terminal()
     }
 
     /// Whether it has started (async, with a token) or ended.

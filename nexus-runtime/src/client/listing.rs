@@ -182,7 +182,7 @@ impl Client {
             .snapshot()
             .into_iter()
             .filter(|(key, record)| {
-                admits(&filter.states, &mirror::stored_state(&record.info.state))
+                admits(&filter.states, &record.info.state.stored())
                     && filter.endpoint.as_ref().is_none_or(|e| *e == key.endpoint)
                     && filter.service.as_ref().is_none_or(|s| *s == key.service)
             })

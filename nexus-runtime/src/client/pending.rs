@@ -37,7 +37,6 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
 use super::driver::{Command, Record};
-use super::durable::mirror;
 use super::queue::{self, Receiver, Sender, WeakSender};
 use crate::clock;
 use crate::codec::Content;
@@ -276,10 +275,7 @@ impl Registry {
         }
         let (token, ended) = {
             let shown = entry.record.borrow();
-            let ended = shown
-                .outcome
-                .is_some()
-                .then(|| mirror::stored_state(&shown.info.state));
+            let ended = shown.outcome.is_some().then(|| shown.info.state.stored());
             (shown.info.token.clone(), ended)
         };
         if let Some(state) = ended {

@@ -6,11 +6,20 @@
 //! that rarely holds anything. Senders are counted, so the receiver learns when the last one is
 //! gone; a [`WeakSender`] (the registry's, for operations that end with their handles) does not
 //! count, and makes a sender only while one exists.
+//!
+//! Its concurrent paths are model-checked with loom by the `nexus-loom-tests` crate (`loom/`),
+//! which compiles this file with `--cfg loom` against loom's primitives.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
+#[cfg(loom)]
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, MutexGuard, Notify, Ordering};
+#[cfg(not(loom))]
+use std::sync::{
+    Arc, Mutex, MutexGuard,
+    atomic::{AtomicBool, AtomicUsize, Ordering},
+};
+#[cfg(not(loom))]
 use tokio::sync::Notify;
 
 struct Queue<T> {
@@ -21,7 +30,7 @@ struct Queue<T> {
 }
 
 impl<T> Queue<T> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<T>> {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<T>> {
         self.items.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -158,15 +167,19 @@ impl<T> Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        // Under the lock, so that a send either lands before (and is dropped with the queue: a
-        // cancel request's reply channel then tells its handle the task ended) or sees the flag.
-        let items = std::mem::take(&mut *self.queue.lock());
-        self.queue.receiver_gone.store(true, Ordering::Release);
+        // The flag is set under the lock, so that a send either lands before (and is dropped
+        // here: a cancel request's reply channel then tells its handle the task ended) or sees
+        // the flag. The items are dropped after the lock is released (their drops may run code).
+        let items = {
+            let mut guard = self.queue.lock();
+            self.queue.receiver_gone.store(true, Ordering::Release);
+            std::mem::take(&mut *guard)
+        };
         drop(items);
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

@@ -11,12 +11,16 @@
 //! ```
 //! and a retryable failure waits a jittered exponential backoff before the next attempt.
 //!
+//! Every delay before a retry, here and elsewhere in the crate, is computed by one engine,
+//! [`Backoff`].
+//!
 //! The configuration types are public: [`RetryPolicy`], [`BreakerConfig`], [`Limits`],
 //! [`Timeouts`] and [`Jitter`]; an [`EndpointConfig`](crate::client::EndpointConfig) carries them
 //! per endpoint and [`CallOptions`](crate::CallOptions) overrides the retry policy and timeouts per
 //! call.
 
 mod attempt;
+mod backoff;
 mod balance;
 mod breaker;
 mod deadline;
@@ -25,6 +29,7 @@ mod limits;
 mod rate;
 mod retry;
 
+pub use backoff::Backoff;
 pub use breaker::{BREAKER_OPEN_REASON, BreakerConfig, BreakerState};
 pub use deadline::{DEFAULT_REQUEST_TIMEOUT, Timeouts};
 pub use jitter::Jitter;
@@ -32,6 +37,7 @@ pub use limits::Limits;
 pub use retry::RetryPolicy;
 
 pub(crate) use attempt::{AttemptCall, AttemptError, AttemptRequest, AttemptResponse};
+pub(crate) use backoff::store_retry;
 pub(crate) use balance::{Admission, Admitted, Targets};
 pub(crate) use deadline::Deadlines;
 pub(crate) use limits::{AttemptStack, stack};

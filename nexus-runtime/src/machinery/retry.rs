@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::backoff::Backoff;
+
 /// How failed attempts (of a start or a cancel request) are retried: exponential backoff with
 /// jitter, until an attempt succeeds, fails with a non-retryable error, the operation's timeout
 /// expires, or `maximum_attempts` is reached.
@@ -11,6 +13,7 @@ use std::time::Duration;
 /// callers change them; here an endpoint ([`EndpointConfig::retry`](crate::client::EndpointConfig::retry))
 /// and a call ([`Call::retry_policy`](crate::Call::retry_policy)) can.
 ///
+/// Its delays are computed by its [`backoff`](Self::backoff), the crate's one backoff engine.
 /// The delay before retry `n` (after the `n`-th failed attempt) is
 /// `interval(n) = min(initial_interval * backoff_coefficient^(n-1), maximum_interval)`, jittered:
 /// `delay = interval(n) * (1 - jitter * r)` with `r` uniform in `[0, 1)`, rounded up to whole
@@ -112,31 +115,27 @@ impl RetryPolicy {
         self
     }
 
-    /// The interval before retry `retry` (1 for the first retry), without jitter.
+    /// The schedule of this policy's delays: the [`Backoff`] every retry of the crate waits.
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(
+            self.initial_interval,
+            self.backoff_coefficient,
+            self.maximum_interval,
+        )
+        .jitter(self.jitter)
+    }
+
+    /// The interval before retry `retry` (1 for the first retry), without jitter (see
+    /// [`Backoff::interval`]).
     pub fn interval(&self, retry: u32) -> Duration {
-        let exponent = retry.saturating_sub(1).min(1023) as i32;
-        let factor = self.backoff_coefficient.max(1.0).powi(exponent);
-        let secs = self.initial_interval.as_secs_f64() * factor;
-        let max = self.maximum_interval.as_secs_f64();
-        if !secs.is_finite() || secs >= max {
-            self.maximum_interval
-        } else {
-            Duration::from_secs_f64(secs)
-        }
+        self.backoff().interval(retry)
     }
 
     /// The delay before retry `retry`, given a random number `random` in `[0, 1)`, rounded up to
     /// whole milliseconds (the resolution of Tokio's timers, so the delay is exactly what is
-    /// waited).
+    /// waited; see [`Backoff::delay`]).
     pub fn delay(&self, retry: u32, random: f64) -> Duration {
-        let random = if random.is_finite() {
-            random.clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
-        let share = 1.0 - self.jitter.clamp(0.0, 1.0) * random;
-        let millis = (self.interval(retry).as_secs_f64() * share * 1000.0).ceil();
-        Duration::from_millis(millis as u64)
+        self.backoff().delay(retry, random)
     }
 
     /// Whether attempt number `attempt` (1 for the first) may be made.
@@ -175,6 +174,18 @@ mod tests {
         assert_eq!(temporal_like.delay(1, 0.5), Duration::from_millis(900));
         let none = RetryPolicy::default().jitter(0.0);
         assert_eq!(none.delay(2, 0.9), Duration::from_secs(2));
+    }
+
+    /// A seed's schedule is pinned: the backoff engine must wait the same delays in every
+    /// version.
+    #[test]
+    fn a_seeded_schedule_is_pinned() {
+        let jitter = crate::machinery::Jitter::seeded(7);
+        let p = RetryPolicy::default();
+        let delays: Vec<u128> = (1..=4)
+            .map(|n| p.delay(n, jitter.next_fraction()).as_millis())
+            .collect();
+        assert_eq!(delays, [236, 1069, 3978, 5590]);
     }
 
     #[test]

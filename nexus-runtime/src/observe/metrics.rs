@@ -309,7 +309,7 @@ impl Pending {
                 return;
             }
             let (state, scheduled_at) = read();
-            let name = (!state.is_terminal()).then(|| super::spans::state_name(&state));
+            let name = (!state.is_terminal()).then(|| state.as_str());
             if name == self.state {
                 return;
             }

@@ -146,18 +146,3 @@ pub(crate) fn record(span: &Span, field: &'static str, value: impl Display) {
         span.record(field, tracing::field::display(value));
     }
 }
-
-/// The name of a caller-side state in spans and metric labels.
-pub(crate) fn state_name(state: &crate::client::OperationState) -> &'static str {
-    use crate::client::OperationState as S;
-    match state {
-        S::Scheduled => "scheduled",
-        S::BackingOff => "backing_off",
-        S::Blocked { .. } => "blocked",
-        S::Started => "started",
-        S::Succeeded => "succeeded",
-        S::Failed => "failed",
-        S::Canceled => "canceled",
-        S::TimedOut => "timed_out",
-    }
-}

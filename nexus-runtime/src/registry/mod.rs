@@ -475,7 +475,7 @@ impl EndpointRegistry {
                     ))
                 }),
             #[cfg(feature = "http")]
-            Target::Url(url) | Target::Temporal(url) => crate::transport::HttpTransport::new(url)
+            Target::Url(url) | Target::Temporal(url) => crate::http::HttpTransport::new(url)
                 .map(|t| Arc::new(t) as Arc<dyn Transport>)
                 .map_err(|e| RegistryError::Invalid(format!("endpoint `{name}`: {e}"))),
             #[cfg(not(feature = "http"))]

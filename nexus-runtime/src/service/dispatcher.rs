@@ -4,26 +4,28 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use tokio::time::Instant;
 use tracing::Instrument as _;
 
-use super::durable::{self, DurabilityOptions, Durable};
+use tokio_util::sync::CancellationToken;
+
+use super::builder::DispatcherBuilder;
+use super::durable::{self, Durable};
 use super::handler::{RawStart, ServiceHandler};
-use super::invoke::{Invocation, invoke, unknown_operation};
+use super::invoke::{elsewhere_token, invocation, invoke, operation_deadline, unknown_operation};
 use super::quota::Quota;
-use super::running::{CancelMiss, RunningOperations};
-use super::work::Launch;
+use super::running::{
+    CancelMiss, RunningOperations, foreign_operation, no_such_operation, wrong_operation,
+};
+use super::work::{self, Launch};
 use crate::codec::payload::CodecSlot;
 use crate::codec::{Content, PayloadCodec};
-use crate::completion::{Callback, CompletionSender};
+use crate::completion::{Callback, Completion, CompletionSender};
 use crate::error::{HandlerError, StartError};
 use crate::observe::metrics::{HANDLE_CANCEL, HANDLE_START, Incoming};
 use crate::observe::{self, outcome, spans};
-use crate::operation::{AsyncOperation, ContextParts};
-use crate::protocol::{self, header};
+use crate::operation::AsyncOperation;
 use crate::security::CallbackGuard;
 use crate::security::{AccessPolicy, Principal};
-use crate::store::Store;
 use crate::transport::{CancelRequest, StartRequest, StartResponse};
 
 /// Hosts service handlers and runs their operations. Every transport goes through it: the
@@ -75,11 +77,11 @@ pub(crate) struct Inner {
     pub running: RunningOperations,
     pub access: AccessPolicy,
     pub quota: Quota,
-    completion_sender: Mutex<Option<Arc<dyn CompletionSender>>>,
+    pub completion_sender: Mutex<Option<Arc<dyn CompletionSender>>>,
     pub callback_guard: CallbackGuard,
     pub durable: Option<Arc<Durable>>,
     /// Decodes inputs, encodes results.
-    codec: CodecSlot,
+    pub codec: CodecSlot,
 }
 
 impl Drop for Inner {
@@ -100,176 +102,6 @@ impl fmt::Debug for Dispatcher {
             .field("callback_guard", &self.inner.callback_guard)
             .field("payload_codec", &self.inner.codec)
             .finish()
-    }
-}
-
-/// Builds a [`Dispatcher`].
-#[derive(Default)]
-pub struct DispatcherBuilder {
-    services: BTreeMap<String, Arc<dyn ServiceHandler>>,
-    completion_sender: Option<Arc<dyn CompletionSender>>,
-    callback_guard: Option<CallbackGuard>,
-    store: Option<Arc<dyn Store>>,
-    durability: Option<DurabilityOptions>,
-    access: AccessPolicy,
-    quota: Quota,
-    codec: CodecSlot,
-}
-
-impl DispatcherBuilder {
-    /// Adds a service handler.
-    ///
-    /// # Panics
-    /// If a service with the same name was already added: two handlers for one service is a
-    /// configuration mistake, caught at start-up.
-    #[must_use]
-    pub fn service(mut self, handler: impl ServiceHandler) -> Self {
-        let name = handler.name().to_owned();
-        assert!(
-            !self.services.contains_key(&name),
-            "service `{name}` is registered twice in one dispatcher"
-        );
-        self.services.insert(name, Arc::new(handler));
-        self
-    }
-
-    /// Sets what delivers completions to callback URLs (the HTTP server sets its own). With a
-    /// store, each call of the sender is one attempt of the outbox, which does the retrying:
-    /// give it no retries of its own.
-    #[must_use]
-    pub fn completion_sender(mut self, sender: impl CompletionSender) -> Self {
-        self.completion_sender = Some(Arc::new(sender));
-        self
-    }
-
-    /// Where completions may be delivered: every start request with a callback URL is checked
-    /// against `guard` before anything runs or is recorded (a refused URL or callback header is
-    /// answered BAD_REQUEST naming it), and the completion sender the
-    /// [`HandlerServer`](crate::server::HandlerServer) installs checks the addresses it connects
-    /// to against the same guard.
-    ///
-    /// Without this, the guard is [`CallbackGuard::default`]: https to public hosts only. A
-    /// handler whose callers' callback receivers are on its own network (a Temporal server on the
-    /// same machine or in the same cluster) must name them in rules:
-    ///
-    /// ```
-    /// use nexus_runtime::security::CallbackGuard;
-    /// use nexus_runtime::service::Dispatcher;
-    /// let guard = CallbackGuard::new(["http://127.0.0.1:7243", "https://temporal.internal:7243"])
-    ///     .expect("valid rules");
-    /// let dispatcher = Dispatcher::builder().callback_guard(guard).build();
-    /// assert_eq!(dispatcher.callback_guard().rules().len(), 2);
-    /// ```
-    #[must_use]
-    pub fn callback_guard(mut self, guard: CallbackGuard) -> Self {
-        self.callback_guard = Some(guard);
-        self
-    }
-
-    /// Who may call which services and operations (default: everyone may call everything). Checked
-    /// on every start and cancel, before the service is looked up, so a refused caller gets
-    /// UNAUTHORIZED (403) whether or not what it asked for exists. See [`AccessPolicy`].
-    #[must_use]
-    pub fn access(mut self, policy: AccessPolicy) -> Self {
-        self.access = policy;
-        self
-    }
-
-    /// Caps on the running async operations of each principal (default: [`Quota::default`],
-    /// 10,000 operations and 1 GiB of inputs per principal; [`Quota::unlimited`] for none).
-    #[must_use]
-    pub fn quota(mut self, quota: Quota) -> Self {
-        self.quota = quota;
-        self
-    }
-
-    /// Makes the dispatcher durable with `store` (a `MemoryStore`, `SqliteStore` or
-    /// `PostgresStore`), as its [`DurabilityOptions`] say:
-    ///
-    /// - **Starts are deduplicated by request id, per principal**: the first request with a given
-    ///   (principal, service, operation, request id) runs the handler; every later one gets the
-    ///   recorded answer (the same sync result, the same operation token, the same OperationError
-    ///   or non-retryable HandlerError) without running it again. While the first still runs, a retry is answered
-    ///   UNAVAILABLE (retryable). A retryable error, a panic or a missed deadline is not recorded:
-    ///   the retry runs the handler again. Requests without a request id are not deduplicated.
-    ///   The same request id from another principal is another operation: it never sees, moves
-    ///   or cancels the first one.
-    /// - **Async operations are recorded** with the answer, under a lease of this dispatcher's
-    ///   owner id, and cancel requests are recorded before the work is signalled.
-    /// - **Completions go through an outbox**: finishing an operation and enqueueing its
-    ///   completion is one transaction; a sender loop delivers it to the callback URL, retrying
-    ///   with backoff (across restarts) until it is accepted, rejected for good, or too old (see
-    ///   [`OutboxOptions`](super::OutboxOptions)). In-process callers get theirs directly.
-    /// - **Nothing running is silently lost**: at start-up the dispatcher takes over the
-    ///   operations its owner id left running (and, periodically, those whose owner's lease
-    ///   expired), and resumes those declared [resumable](crate::OperationContext::start_resumable)
-    ///   by calling their operation method again, or completes the others as failed with a
-    ///   message saying the handler restarted.
-    ///
-    /// With a store, [`build`](Self::build) must run inside a Tokio runtime: it starts the
-    /// dispatcher's background tasks (recovery and lease renewal, and the outbox sender).
-    #[must_use]
-    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
-        self.store = Some(store);
-        self
-    }
-
-    /// How the store is used: owner id, leases, outbox (see [`DurabilityOptions`]); only
-    /// meaningful with a [store](Self::store).
-    #[must_use]
-    pub fn durability(mut self, options: DurabilityOptions) -> Self {
-        self.durability = Some(options);
-        self
-    }
-
-    /// Transforms payloads end to end with `codec` (for example decrypts and encrypts them with
-    /// [`AesGcmCodec`](crate::codec::aes_gcm::AesGcmCodec)): every input is decoded before the
-    /// operation method sees it, every result (a sync answer, or an async operation's completion)
-    /// is encoded before it is recorded in the store or sent. Callers must encode and decode with
-    /// a matching codec (see [`ClientBuilder::payload_codec`](crate::client::ClientBuilder::payload_codec)).
-    ///
-    /// An input the codec cannot decode is answered BAD_REQUEST with the codec's message (such as
-    /// an unknown key id); a result it cannot encode is INTERNAL for a sync answer and fails an
-    /// async operation. Given several times, the codecs form a chain in that order (see
-    /// [`CodecChain`](crate::codec::CodecChain)). The details of operation errors are encoded too
-    /// (see [`codec::details`](crate::codec::details)); messages travel as they are.
-    #[must_use]
-    pub fn payload_codec(mut self, codec: impl PayloadCodec) -> Self {
-        self.codec.push(Arc::new(codec));
-        self
-    }
-
-    /// Builds the dispatcher.
-    ///
-    /// # Panics
-    /// With a store, outside a Tokio runtime.
-    pub fn build(self) -> Dispatcher {
-        let durability = self.durability;
-        let durable = self
-            .store
-            .map(|store| Arc::new(Durable::new(store, durability.unwrap_or_default())));
-        let dispatcher = Dispatcher {
-            inner: Arc::new(Inner {
-                services: self.services,
-                running: RunningOperations::default(),
-                access: self.access,
-                quota: self.quota,
-                completion_sender: Mutex::new(self.completion_sender),
-                callback_guard: self.callback_guard.unwrap_or_default(),
-                durable: durable.clone(),
-                codec: self.codec,
-            }),
-        };
-        if let Some(durable) = durable {
-            assert!(
-                tokio::runtime::Handle::try_current().is_ok(),
-                "a Dispatcher with a store must be built inside a Tokio runtime: it starts \
-                 background tasks (recovery, lease renewal, the completion outbox)"
-            );
-            durable::spawn_keeper(&dispatcher, durable.clone());
-            durable::spawn_outbox(&dispatcher, durable);
-        }
-        dispatcher
     }
 }
 
@@ -485,8 +317,7 @@ impl Dispatcher {
         match &self.inner.durable {
             None => self.start_direct(&handler, principal, request).await,
             Some(durable) => {
-                self.start_durable(durable, &handler, principal, request)
-                    .await
+                durable::start_durable(self, durable, &handler, principal, request).await
             }
         }
     }
@@ -617,9 +448,9 @@ impl Dispatcher {
                 signal.cancel();
                 Ok(())
             }
-            (Some(durable), Ok(signal)) => self.cancel_running(durable, &request, signal).await,
+            (Some(durable), Ok(signal)) => durable::cancel_running(durable, &request, signal).await,
             (Some(durable), Err(CancelMiss::Unknown)) => {
-                self.cancel_recorded(durable, principal, &request).await
+                durable::cancel_recorded(self, durable, principal, &request).await
             }
             (None, Err(CancelMiss::Unknown)) => Err(no_such_operation(&request)),
             (_, Err(CancelMiss::Foreign)) => Err(foreign_operation(principal, &request)),
@@ -628,96 +459,27 @@ impl Dispatcher {
             }
         }
     }
-}
 
-/// When the operation must end, from its `Operation-Timeout`; a timeout longer than
-/// [`protocol::MAX_TIMEOUT`] (or beyond this host's clock) is BAD_REQUEST naming the header.
-pub(crate) fn operation_deadline(request: &StartRequest) -> Result<Option<Instant>, HandlerError> {
-    let Some(timeout) = request.operation_timeout else {
-        return Ok(None);
-    };
-    let deadline = (timeout <= protocol::MAX_TIMEOUT)
-        .then(|| Instant::now().checked_add(timeout))
-        .flatten();
-    deadline.map(Some).ok_or_else(|| {
-        HandlerError::bad_request(format!(
-            "invalid `{}` header: {} is longer than the longest timeout accepted ({})",
-            header::OPERATION_TIMEOUT,
-            protocol::format_duration(timeout),
-            humantime::format_duration(protocol::MAX_TIMEOUT)
-        ))
-    })
-}
-
-/// What the operation method of a start request sees: the request's names, id, headers, links
-/// and input are moved out of `request` (not copied); [`restore`] puts them back from the parts
-/// [`invoke`] gives back, for a caller that needs the request afterwards.
-pub(crate) fn invocation(
-    request: &mut StartRequest,
-    principal: &Principal,
-    operation_deadline: Option<Instant>,
-) -> Invocation {
-    Invocation {
-        parts: ContextParts {
-            service: std::mem::take(&mut request.service),
-            operation: std::mem::take(&mut request.operation),
-            request_id: std::mem::take(&mut request.request_id),
-            principal: principal.clone(),
-            headers: std::mem::take(&mut request.headers),
-            links: std::mem::take(&mut request.links),
-            deadline: request.request_deadline,
-            operation_deadline,
-            cancel: Default::default(),
-            has_callback: request.callback.is_some(),
-            resumed: false,
-            response_links: Mutex::default(),
-        },
-        input: std::mem::take(&mut request.input),
-        request_deadline: request.request_deadline,
+    /// Picks the token of `op` and reserves it in the running table for `principal` (see
+    /// [`work::reserve`]).
+    pub(crate) fn reserve(
+        &self,
+        op: &AsyncOperation<Content>,
+        service: &str,
+        operation: &str,
+        principal: &Principal,
+        input_bytes: usize,
+    ) -> Result<(String, CancellationToken), HandlerError> {
+        work::reserve(self, op, service, operation, principal, input_bytes)
     }
-}
 
-/// The token of an async operation completed elsewhere, checked.
-pub(crate) fn elsewhere_token(op: &AsyncOperation<Content>) -> Result<String, HandlerError> {
-    let token = op.token.clone().unwrap_or_default();
-    super::work::check_token(&token)?;
-    Ok(token)
-}
+    /// Runs the work of a reserved operation in the background (see [`work::spawn`]).
+    pub(crate) fn spawn_work(&self, op: AsyncOperation<Content>, launch: Launch) {
+        work::spawn(self, op, launch);
+    }
 
-/// Puts the parts [`invocation`] moved out of `request` back.
-pub(crate) fn restore(request: &mut StartRequest, parts: ContextParts) {
-    request.service = parts.service;
-    request.operation = parts.operation;
-    request.request_id = parts.request_id;
-    request.headers = parts.headers;
-    request.links = parts.links;
-}
-
-pub(crate) fn no_such_operation(request: &CancelRequest) -> HandlerError {
-    HandlerError::not_found(format!(
-        "no running `{}` operation has token `{}`",
-        request.operation, request.token
-    ))
-}
-
-/// NOT_FOUND for a cancel request from a principal that did not start the operation: the same
-/// answer as for an unknown token (logged, since it may be a probe).
-pub(crate) fn foreign_operation(principal: &Principal, request: &CancelRequest) -> HandlerError {
-    tracing::warn!(
-        %principal,
-        token = %request.token,
-        "refused a cancel request for an operation another caller started"
-    );
-    no_such_operation(request)
-}
-
-pub(crate) fn wrong_operation(
-    request: &CancelRequest,
-    service: &str,
-    operation: &str,
-) -> HandlerError {
-    HandlerError::not_found(format!(
-        "token `{}` belongs to operation `{service}/{operation}`, not `{}/{}`",
-        request.token, request.service, request.operation
-    ))
+    /// Completes an async operation: records, then delivers (see [`work::finish`]).
+    pub(crate) async fn finish_work(&self, callback: Option<Callback>, completion: Completion) {
+        work::finish(self, callback, completion).await;
+    }
 }

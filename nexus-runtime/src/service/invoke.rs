@@ -13,7 +13,10 @@ use crate::codec::details::encode_details;
 use crate::codec::{Content, PayloadCodec};
 use crate::error::{HandlerError, StartError};
 use crate::link::Link;
-use crate::operation::{CallScope, ContextParts, OperationContext};
+use crate::operation::{AsyncOperation, CallScope, ContextParts, OperationContext};
+use crate::protocol::{self, header};
+use crate::security::Principal;
+use crate::transport::StartRequest;
 
 /// What a start request gives the operation method, besides its input.
 pub(crate) struct Invocation {
@@ -173,4 +176,67 @@ pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
     } else {
         "a non-string panic payload".to_owned()
     }
+}
+
+/// When the operation must end, from its `Operation-Timeout`; a timeout longer than
+/// [`protocol::MAX_TIMEOUT`] (or beyond this host's clock) is BAD_REQUEST naming the header.
+pub(crate) fn operation_deadline(request: &StartRequest) -> Result<Option<Instant>, HandlerError> {
+    let Some(timeout) = request.operation_timeout else {
+        return Ok(None);
+    };
+    let deadline = (timeout <= protocol::MAX_TIMEOUT)
+        .then(|| Instant::now().checked_add(timeout))
+        .flatten();
+    deadline.map(Some).ok_or_else(|| {
+        HandlerError::bad_request(format!(
+            "invalid `{}` header: {} is longer than the longest timeout accepted ({})",
+            header::OPERATION_TIMEOUT,
+            protocol::format_duration(timeout),
+            humantime::format_duration(protocol::MAX_TIMEOUT)
+        ))
+    })
+}
+
+/// What the operation method of a start request sees: the request's names, id, headers, links
+/// and input are moved out of `request` (not copied); [`restore`] puts them back from the parts
+/// [`invoke`] gives back, for a caller that needs the request afterwards.
+pub(crate) fn invocation(
+    request: &mut StartRequest,
+    principal: &Principal,
+    operation_deadline: Option<Instant>,
+) -> Invocation {
+    Invocation {
+        parts: ContextParts {
+            service: std::mem::take(&mut request.service),
+            operation: std::mem::take(&mut request.operation),
+            request_id: std::mem::take(&mut request.request_id),
+            principal: principal.clone(),
+            headers: std::mem::take(&mut request.headers),
+            links: std::mem::take(&mut request.links),
+            deadline: request.request_deadline,
+            operation_deadline,
+            cancel: Default::default(),
+            has_callback: request.callback.is_some(),
+            resumed: false,
+            response_links: Mutex::default(),
+        },
+        input: std::mem::take(&mut request.input),
+        request_deadline: request.request_deadline,
+    }
+}
+
+/// The token of an async operation completed elsewhere, checked.
+pub(crate) fn elsewhere_token(op: &AsyncOperation<Content>) -> Result<String, HandlerError> {
+    let token = op.token.clone().unwrap_or_default();
+    super::work::check_token(&token)?;
+    Ok(token)
+}
+
+/// Puts the parts [`invocation`] moved out of `request` back.
+pub(crate) fn restore(request: &mut StartRequest, parts: ContextParts) {
+    request.service = parts.service;
+    request.operation = parts.operation;
+    request.request_id = parts.request_id;
+    request.headers = parts.headers;
+    request.links = parts.links;
 }

@@ -5,12 +5,16 @@
 //! [`Dispatcher`] hosts any number of service handlers, and every transport (in-process, HTTP)
 //! goes through it.
 //!
-//! - `dispatcher`: routing of start and cancel requests (with the caller's principal, checked
-//!   against the access policy); `quota`: per-principal caps on running async operations; `invoke`: one run of an operation
-//!   method; `work` and `running`: async work and the table of running operations;
+//! - `dispatcher`: the `Dispatcher`, its whole inherent impl (routing of start and cancel
+//!   requests, with the caller's principal checked against the access policy); its methods
+//!   delegate to the concern modules, which hold their logic as free functions;
+//! - `builder`: the `DispatcherBuilder`; `quota`: per-principal caps on running async
+//!   operations; `invoke`: one run of an operation method (and the invocation a start request
+//!   gives it); `work` and `running`: async work and the table of running operations;
 //! - `durable`: what a dispatcher with a store adds (deduplication by request id, operation
 //!   records and leases, the completion outbox, resume-or-fail at start-up).
 
+mod builder;
 mod dispatcher;
 mod durable;
 mod handler;
@@ -19,7 +23,8 @@ mod quota;
 mod running;
 mod work;
 
-pub use dispatcher::{Dispatcher, DispatcherBuilder};
+pub use builder::DispatcherBuilder;
+pub use dispatcher::Dispatcher;
 pub use durable::{DurabilityOptions, OutboxOptions};
 pub use handler::{RawStart, ServiceHandler, StartFuture, typed_start};
 #[doc(hidden)]

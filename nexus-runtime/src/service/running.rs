@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::quota::{Quota, Usage};
 use crate::error::HandlerError;
 use crate::security::Principal;
+use crate::transport::CancelRequest;
 
 /// One async operation in flight.
 #[derive(Debug)]
@@ -176,4 +177,33 @@ impl RunningOperations {
     pub fn tokens(&self) -> Vec<String> {
         self.lock().ops.keys().cloned().collect()
     }
+}
+
+pub(crate) fn no_such_operation(request: &CancelRequest) -> HandlerError {
+    HandlerError::not_found(format!(
+        "no running `{}` operation has token `{}`",
+        request.operation, request.token
+    ))
+}
+
+/// NOT_FOUND for a cancel request from a principal that did not start the operation: the same
+/// answer as for an unknown token (logged, since it may be a probe).
+pub(crate) fn foreign_operation(principal: &Principal, request: &CancelRequest) -> HandlerError {
+    tracing::warn!(
+        %principal,
+        token = %request.token,
+        "refused a cancel request for an operation another caller started"
+    );
+    no_such_operation(request)
+}
+
+pub(crate) fn wrong_operation(
+    request: &CancelRequest,
+    service: &str,
+    operation: &str,
+) -> HandlerError {
+    HandlerError::not_found(format!(
+        "token `{}` belongs to operation `{service}/{operation}`, not `{}/{}`",
+        request.token, request.service, request.operation
+    ))
 }

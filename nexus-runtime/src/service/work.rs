@@ -70,173 +70,176 @@ fn encode_outcome(
     }
 }
 
-impl Dispatcher {
-    /// Picks the token of `op` (the handler's or a fresh one) and reserves it in the running
-    /// table for `principal`, so that cancel requests find it and recovery leaves it alone:
-    /// RESOURCE_EXHAUSTED if the principal's quota is used up (the work then never runs).
-    pub(crate) fn reserve(
-        &self,
-        op: &AsyncOperation<Content>,
-        service: &str,
-        operation: &str,
-        principal: &Principal,
-        input_bytes: usize,
-    ) -> Result<(String, CancellationToken), HandlerError> {
-        let token = op
-            .token
-            .clone()
-            .unwrap_or_else(|| crate::id::new_v4().simple().to_string());
-        check_token(&token)?;
-        let cancel = CancellationToken::new();
-        let running = RunningOperation {
-            service: service.to_owned(),
-            operation: operation.to_owned(),
-            principal: principal.clone(),
-            input_bytes: u64::try_from(input_bytes).unwrap_or(u64::MAX),
-            cancel: cancel.clone(),
-        };
-        self.inner
-            .running
-            .insert_within(&token, running, &self.inner.quota)?;
-        Ok((token, cancel))
-    }
+/// Picks the token of `op` (the handler's or a fresh one) and reserves it in the running
+/// table for `principal`, so that cancel requests find it and recovery leaves it alone:
+/// RESOURCE_EXHAUSTED if the principal's quota is used up (the work then never runs).
+pub(crate) fn reserve(
+    dispatcher: &Dispatcher,
+    op: &AsyncOperation<Content>,
+    service: &str,
+    operation: &str,
+    principal: &Principal,
+    input_bytes: usize,
+) -> Result<(String, CancellationToken), HandlerError> {
+    let token = op
+        .token
+        .clone()
+        .unwrap_or_else(|| crate::id::new_v4().simple().to_string());
+    check_token(&token)?;
+    let cancel = CancellationToken::new();
+    let running = RunningOperation {
+        service: service.to_owned(),
+        operation: operation.to_owned(),
+        principal: principal.clone(),
+        input_bytes: u64::try_from(input_bytes).unwrap_or(u64::MAX),
+        cancel: cancel.clone(),
+    };
+    dispatcher
+        .inner
+        .running
+        .insert_within(&token, running, &dispatcher.inner.quota)?;
+    Ok((token, cancel))
+}
 
-    /// Runs the work of a reserved operation in the background and routes its completion.
-    pub(crate) fn spawn_work(&self, op: AsyncOperation<Content>, launch: Launch) {
-        let links = Arc::new(Mutex::new(Vec::new()));
-        let span = spans::work(
-            &launch.service,
-            &launch.operation,
-            &launch.token,
-            launch.resumed,
+/// Runs the work of a reserved operation in the background and routes its completion.
+pub(crate) fn spawn(dispatcher: &Dispatcher, op: AsyncOperation<Content>, launch: Launch) {
+    let links = Arc::new(Mutex::new(Vec::new()));
+    let span = spans::work(
+        &launch.service,
+        &launch.operation,
+        &launch.token,
+        launch.resumed,
+    );
+    // A resumed operation has no handler span around it: its parent is the caller's context.
+    let trace = if tracing::Span::current().is_none() {
+        observe::extract(&span, &launch.headers)
+    } else {
+        TraceContext::from_headers(&launch.headers)
+    };
+    let ctx = AsyncContext {
+        token: launch.token.clone(),
+        service: launch.service,
+        operation: launch.operation.clone(),
+        request_id: launch.request_id,
+        principal: launch.principal,
+        headers: launch.headers,
+        deadline: launch.deadline,
+        cancel: launch.cancel.clone(),
+        links: links.clone(),
+        resumed: launch.resumed,
+    };
+    let scope = CallScope {
+        deadline: launch.deadline,
+        cancel: launch.cancel,
+    };
+    let work = (op.work)(ctx);
+    let dispatcher = dispatcher.clone();
+    let stop = dispatcher.inner.durable.as_ref().map(|d| d.stop.clone());
+    let (token, operation) = (launch.token, launch.operation);
+    let (callback, start_time) = (launch.callback, launch.start_time);
+    let task = async move {
+        let run = AssertUnwindSafe(observe::scope(trace, scope.run(work))).catch_unwind();
+        let outcome = match stop {
+            // A stopped dispatcher drops its work without completing it: the store keeps the
+            // operation running, for the next dispatcher to resume or fail.
+            Some(stop) => tokio::select! {
+                biased;
+                _ = stop.cancelled() => return,
+                outcome = run => outcome,
+            },
+            None => run.await,
+        };
+        let mut outcome = outcome.unwrap_or_else(|panic| {
+            Err(OperationError::failed(format!(
+                "handler of `{operation}` panicked: {}",
+                panic_message(&*panic)
+            )))
+        });
+        // The one place async results (and the details of async operation errors) go
+        // through the payload codec, before they are recorded or delivered.
+        if let Some(payload_codec) = dispatcher.payload_codec() {
+            outcome = encode_outcome(payload_codec.as_ref(), outcome, &operation);
+        }
+        spans::record(
+            &tracing::Span::current(),
+            "nexus.state",
+            match &outcome {
+                Ok(_) => "succeeded",
+                Err(e) => e.state.as_str(),
+            },
         );
-        // A resumed operation has no handler span around it: its parent is the caller's context.
-        let trace = if tracing::Span::current().is_none() {
-            observe::extract(&span, &launch.headers)
-        } else {
-            TraceContext::from_headers(&launch.headers)
+        let completion = Completion {
+            token,
+            outcome,
+            links: take_links(&links),
+            start_time: Some(start_time),
+            close_time: Some(crate::clock::now()),
         };
-        let ctx = AsyncContext {
-            token: launch.token.clone(),
-            service: launch.service,
-            operation: launch.operation.clone(),
-            request_id: launch.request_id,
-            principal: launch.principal,
-            headers: launch.headers,
-            deadline: launch.deadline,
-            cancel: launch.cancel.clone(),
-            links: links.clone(),
-            resumed: launch.resumed,
-        };
-        let scope = CallScope {
-            deadline: launch.deadline,
-            cancel: launch.cancel,
-        };
-        let work = (op.work)(ctx);
-        let dispatcher = self.clone();
-        let stop = self.inner.durable.as_ref().map(|d| d.stop.clone());
-        let (token, operation) = (launch.token, launch.operation);
-        let (callback, start_time) = (launch.callback, launch.start_time);
-        let task = async move {
-            let run = AssertUnwindSafe(observe::scope(trace, scope.run(work))).catch_unwind();
-            let outcome = match stop {
-                // A stopped dispatcher drops its work without completing it: the store keeps the
-                // operation running, for the next dispatcher to resume or fail.
-                Some(stop) => tokio::select! {
-                    biased;
-                    _ = stop.cancelled() => return,
-                    outcome = run => outcome,
-                },
-                None => run.await,
-            };
-            let mut outcome = outcome.unwrap_or_else(|panic| {
-                Err(OperationError::failed(format!(
-                    "handler of `{operation}` panicked: {}",
-                    panic_message(&*panic)
-                )))
-            });
-            // The one place async results (and the details of async operation errors) go
-            // through the payload codec, before they are recorded or delivered.
-            if let Some(payload_codec) = dispatcher.payload_codec() {
-                outcome = encode_outcome(payload_codec.as_ref(), outcome, &operation);
-            }
-            spans::record(
-                &tracing::Span::current(),
-                "nexus.state",
-                match &outcome {
-                    Ok(_) => "succeeded",
-                    Err(e) => e.state.as_str(),
-                },
-            );
-            let completion = Completion {
-                token,
-                outcome,
-                links: take_links(&links),
-                start_time: Some(start_time),
-                close_time: Some(crate::clock::now()),
-            };
-            // Boxed: the completion's recording and delivery (an HTTP request) are only needed
-            // at the end, and would otherwise enlarge the task of every running operation for
-            // its whole life.
-            Box::pin(dispatcher.finish_work(callback, completion)).await;
-        };
-        tokio::spawn(task.instrument(span));
-    }
+        // Boxed: the completion's recording and delivery (an HTTP request) are only needed
+        // at the end, and would otherwise enlarge the task of every running operation for
+        // its whole life.
+        Box::pin(finish(&dispatcher, callback, completion)).await;
+    };
+    tokio::spawn(task.instrument(span));
+}
 
-    /// Completes an async operation: with a store, records the completion (which enqueues its
-    /// delivery to a callback URL) before anything else; then hands it to an in-process caller,
-    /// or (without a store) sends it to the callback.
-    pub(crate) async fn finish_work(&self, callback: Option<Callback>, completion: Completion) {
-        let token = completion.token.clone();
-        match &self.inner.durable {
-            None => {
-                self.inner.running.remove(&token);
-                return self.deliver(callback, completion).await;
-            }
-            Some(durable) => match durable.record_completion(&completion).await {
-                Some(CompleteAsync::Applied { delivery: Some(_) }) => {
-                    durable.wake_outbox.notify_one();
-                }
-                Some(CompleteAsync::Applied { delivery: None }) => {
-                    if let Some(Callback::Local(_)) = &callback {
-                        self.deliver(callback, completion).await;
-                    }
-                }
-                Some(CompleteAsync::AlreadyFinished(state)) => {
-                    tracing::info!(%token, %state, "the operation was finished elsewhere");
-                }
-                Some(CompleteAsync::UnknownOperation) => {
-                    tracing::warn!(%token, "the store has no record of this operation");
-                    self.deliver(callback, completion).await;
-                }
-                // Stopped, or the store refused: not completed (and not delivered) here.
-                None => return,
-            },
+/// Completes an async operation: with a store, records the completion (which enqueues its
+/// delivery to a callback URL) before anything else; then hands it to an in-process caller,
+/// or (without a store) sends it to the callback.
+pub(crate) async fn finish(
+    dispatcher: &Dispatcher,
+    callback: Option<Callback>,
+    completion: Completion,
+) {
+    let token = completion.token.clone();
+    match &dispatcher.inner.durable {
+        None => {
+            dispatcher.inner.running.remove(&token);
+            return deliver(dispatcher, callback, completion).await;
         }
-        // Removed only now, so that recovery never mistakes a finishing operation for an
-        // abandoned one.
-        self.inner.running.remove(&token);
+        Some(durable) => match durable.record_completion(&completion).await {
+            Some(CompleteAsync::Applied { delivery: Some(_) }) => {
+                durable.wake_outbox.notify_one();
+            }
+            Some(CompleteAsync::Applied { delivery: None }) => {
+                if let Some(Callback::Local(_)) = &callback {
+                    deliver(dispatcher, callback, completion).await;
+                }
+            }
+            Some(CompleteAsync::AlreadyFinished(state)) => {
+                tracing::info!(%token, %state, "the operation was finished elsewhere");
+            }
+            Some(CompleteAsync::UnknownOperation) => {
+                tracing::warn!(%token, "the store has no record of this operation");
+                deliver(dispatcher, callback, completion).await;
+            }
+            // Stopped, or the store refused: not completed (and not delivered) here.
+            None => return,
+        },
     }
+    // Removed only now, so that recovery never mistakes a finishing operation for an
+    // abandoned one.
+    dispatcher.inner.running.remove(&token);
+}
 
-    /// Delivers a completion directly: to an in-process sink, or with the completion sender.
-    async fn deliver(&self, callback: Option<Callback>, completion: Completion) {
-        let token = completion.token.clone();
-        let result = match callback {
-            None => {
-                tracing::warn!(%token, "async operation finished but the caller gave no callback");
-                return;
-            }
-            Some(Callback::Local(sink)) => sink.complete(completion).await,
-            Some(Callback::Url { url, headers }) => match self.completion_sender() {
-                Some(sender) => sender.send(url, headers, completion).await,
-                None => Err(HandlerError::internal(
-                    "no completion sender is configured for URL callbacks",
-                )),
-            },
-        };
-        match result {
-            Ok(()) => tracing::debug!(%token, "completion delivered"),
-            Err(e) => tracing::warn!(%token, error = %e, "completion not delivered"),
+/// Delivers a completion directly: to an in-process sink, or with the completion sender.
+async fn deliver(dispatcher: &Dispatcher, callback: Option<Callback>, completion: Completion) {
+    let token = completion.token.clone();
+    let result = match callback {
+        None => {
+            tracing::warn!(%token, "async operation finished but the caller gave no callback");
+            return;
         }
+        Some(Callback::Local(sink)) => sink.complete(completion).await,
+        Some(Callback::Url { url, headers }) => match dispatcher.completion_sender() {
+            Some(sender) => sender.send(url, headers, completion).await,
+            None => Err(HandlerError::internal(
+                "no completion sender is configured for URL callbacks",
+            )),
+        },
+    };
+    match result {
+        Ok(()) => tracing::debug!(%token, "completion delivered"),
+        Err(e) => tracing::warn!(%token, error = %e, "completion not delivered"),
     }
 }

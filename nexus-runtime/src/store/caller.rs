@@ -427,4 +427,15 @@ pub trait CallerStore: Send + Sync + 'static {
             "list operations",
         ))))
     }
+
+    /// The `limit` most recently scheduled operations (finished ones included, until purged;
+    /// at most [`MAX_PAGE`](super::MAX_PAGE), [`DEFAULT_PAGE`](super::DEFAULT_PAGE) when 0),
+    /// newest first, then by id, descending. Every store here implements it; the default
+    /// refuses.
+    fn list_recent_operations(&self, limit: usize) -> StoreFuture<'_, Vec<CallerRecord>> {
+        let _ = limit;
+        Box::pin(std::future::ready(Err(super::listing::unsupported(
+            "list recent operations",
+        ))))
+    }
 }

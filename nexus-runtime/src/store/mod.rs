@@ -68,7 +68,6 @@ mod records;
 pub(crate) mod time;
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-#[macro_use]
 mod sql;
 
 #[cfg(feature = "postgres")]
@@ -99,10 +98,10 @@ pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::{SqliteDurability, SqliteStore};
-/// The sqlx the SQL stores are built on: for the option types of their constructors, and for
-/// queries of your own on their pools.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+/// The sqlx the PostgreSQL store is built on: for the option types of its constructors, and for
+/// queries of your own on its pool.
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 #[doc(no_inline)]
 pub use sqlx;
 

@@ -3,7 +3,7 @@
 //! Temporal workflows.
 //!
 //! Temporal routes a Nexus endpoint either to a URL (served by
-//! [`HandlerServer`](crate::server::HandlerServer)) or to a namespace and task queue, where
+//! [`HandlerServer`](crate::http::HandlerServer)) or to a namespace and task queue, where
 //! handler workers long-poll for Nexus tasks: the usual deployment, and Temporal Cloud's.
 //! [`TemporalWorker`] is such a worker for any dispatcher; [`WorkflowRunOperation`] starts a
 //! workflow that completes an operation, as Temporal's SDKs do.

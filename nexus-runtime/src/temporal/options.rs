@@ -126,7 +126,7 @@ impl TemporalWorkerBuilder {
     }
 
     /// Delivers completions with this sender instead of a default
-    /// [`HttpCompletionSender`](crate::server::HttpCompletionSender) under the dispatcher's
+    /// [`HttpCompletionSender`](crate::http::HttpCompletionSender) under the dispatcher's
     /// callback guard (ignored if the dispatcher has a completion sender already).
     #[must_use]
     pub fn completion_sender(mut self, sender: impl CompletionSender) -> Self {
@@ -143,9 +143,9 @@ impl TemporalWorkerBuilder {
     }
 
     /// Connects to Temporal and installs the completion sender in the dispatcher (an
-    /// [`HttpCompletionSender`](crate::server::HttpCompletionSender) under the dispatcher's
+    /// [`HttpCompletionSender`](crate::http::HttpCompletionSender) under the dispatcher's
     /// callback guard; with a store, one attempt per call, the outbox retrying), as
-    /// [`HandlerServer`](crate::server::HandlerServer) does.
+    /// [`HandlerServer`](crate::http::HandlerServer) does.
     pub async fn connect(self) -> Result<super::TemporalWorker, super::TemporalError> {
         super::worker::connect(self).await
     }

@@ -24,9 +24,9 @@ use tokio_util::task::TaskTracker;
 use super::convert::{handler_error_to_temporal, legacy_handler_error};
 use super::options::{TemporalTls, TemporalWorkerBuilder, default_identity, default_poll_retry};
 use super::task::{Answer, TaskContext, handle};
+use crate::http::{CompletionRetry, HttpCompletionSender};
 use crate::machinery::Jitter;
 use crate::security::Principal;
-use crate::server::{CompletionRetry, HttpCompletionSender};
 use crate::service::Dispatcher;
 
 /// Why a worker could not start.

@@ -4,16 +4,16 @@
 //! - [`TlsServerConfig`]: a server certificate chain and key (PEM files, or PEM/DER in memory),
 //!   and optionally a CA bundle to verify client certificates against (mTLS), required or
 //!   optional ([`ClientAuth`]). Give it to
-//!   [`HandlerServerBuilder::tls`](crate::server::HandlerServerBuilder::tls) or
-//!   [`CallbackListener::tls`](crate::server::CallbackListener::tls); the servers then put the
+//!   [`HandlerServerBuilder::tls`](crate::http::HandlerServerBuilder::tls) or
+//!   [`CallbackListener::tls`](crate::http::CallbackListener::tls); the servers then put the
 //!   verified client chain into every request's extensions as
 //!   [`PeerCertificates`](crate::security::PeerCertificates). Certificates read from files can be
 //!   re-read without a restart ([`TlsServerConfig::reload`]).
 //! - [`TlsClientConfig`]: the roots a client trusts (Mozilla's, compiled in, plus your own CAs)
 //!   and optionally a client certificate to present. Give it to
-//!   [`HttpTransportBuilder::tls`](crate::transport::HttpTransportBuilder::tls),
-//!   [`HttpCompletionSender::tls`](crate::server::HttpCompletionSender::tls) or
-//!   [`HandlerServerBuilder::completion_tls`](crate::server::HandlerServerBuilder::completion_tls).
+//!   [`HttpTransportBuilder::tls`](crate::http::HttpTransportBuilder::tls),
+//!   [`HttpCompletionSender::tls`](crate::http::HttpCompletionSender::tls) or
+//!   [`HandlerServerBuilder::completion_tls`](crate::http::HandlerServerBuilder::completion_tls).
 //!   With the feature on, `https://` URLs work with no configuration (Mozilla's roots).
 //!
 //! TLS 1.2 and 1.3 are offered, with rustls's safe default cipher suites.

@@ -2,19 +2,16 @@
 //!
 //! - [`InProcessTransport`]: straight into a [`Dispatcher`](crate::service::Dispatcher) in the same
 //!   process, through the same dispatch path, codec and error mapping as HTTP.
-//! - `HttpTransport` (feature `http`) speaks Nexus RPC over HTTP.
+//! - `HttpTransport` (feature `http`) speaks Nexus RPC over HTTP; it lives in
+//!   [`http`](crate::http) with the rest of the HTTP code, and is re-exported here.
 //!
 //! A transport makes one attempt; retries, timeouts and limits are the machinery's job.
 
-#[cfg(feature = "http")]
-mod http;
 mod in_process;
 
 #[cfg(feature = "http")]
-pub(crate) use self::http::client as http_client;
-#[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-pub use self::http::{HttpTransport, HttpTransportBuilder, InvalidEndpointUrl};
+pub use crate::http::{HttpTransport, HttpTransportBuilder, InvalidEndpointUrl};
 pub use in_process::InProcessTransport;
 
 use futures::future::BoxFuture;

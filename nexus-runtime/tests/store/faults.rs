@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use nexus_runtime::store::{
     BeginStart, CallerRecord, CallerStore as _, HandlerStore as _, InsertOutcome, SqliteStore,
-    StartAnswer, sqlx,
+    StartAnswer,
 };
 use suite::fixtures::{at, json, record, start_key};
 
@@ -24,27 +24,16 @@ fn big_record(n: u128) -> CallerRecord {
 }
 
 /// Limits the database to the pages it has now: every write that needs another page fails with
-/// SQLITE_FULL. `max_page_count` belongs to the connection; the store writes through one.
+/// SQLITE_FULL, as on a full disk.
 async fn fill_up(store: &SqliteStore) {
-    let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    let limit: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "PRAGMA max_page_count = {pages}"
-    )))
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
-    assert_eq!(limit, pages);
+    let pages = store.page_count().await.unwrap();
+    assert_eq!(store.set_max_page_count(Some(pages)).await.unwrap(), pages);
 }
 
 /// Gives the database room again.
 async fn free_space(store: &SqliteStore) {
-    sqlx::query("PRAGMA max_page_count = 1073741823")
-        .execute(store.pool())
-        .await
-        .unwrap();
+    let cap = store.set_max_page_count(None).await.unwrap();
+    assert!(cap > 1_000_000, "{cap}");
 }
 
 #[tokio::test]
@@ -64,9 +53,6 @@ async fn a_full_database_fails_writes_as_retryable_and_recovers_without_a_restar
         .expect_err("no space for the start");
     assert!(error.is_retryable(), "{error}");
 
-    // A write that fails may leave SQLite's transaction rolled back under the store, which then
-    // replaces its connection (and with it the connection's page limit: set it again).
-    fill_up(&store).await;
     // Concurrent writes share batches: every one that needed space fails, retryable, and none
     // of them is kept.
     let writes = (10..42).map(|n| {
@@ -131,31 +117,40 @@ async fn a_full_database_fails_writes_as_retryable_and_recovers_without_a_restar
 }
 
 #[tokio::test]
-async fn a_failed_commit_leaves_no_transaction_open() {
+async fn a_failed_batch_leaves_no_transaction_open() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
     store.insert(&record(1, at(1))).await.unwrap();
-    // A transaction of the caller's own on the writer's connection that fails to commit for
-    // want of space, as a commit on a full disk does; the store's next writes must not find it
-    // open.
     fill_up(&store).await;
-    {
-        let mut tx = store.pool().begin().await.unwrap();
-        let _ = sqlx::query("CREATE TABLE filler (x BLOB)")
-            .execute(&mut *tx)
-            .await;
-        let _ = sqlx::query("INSERT INTO filler VALUES (zeroblob(1000000))")
-            .execute(&mut *tx)
-            .await;
-        let _ = tx.commit().await;
-    }
+    let error = store
+        .insert(&big_record(10))
+        .await
+        .expect_err("no space for the record");
+    assert!(error.is_retryable(), "{error}");
     free_space(&store).await;
     for n in 2..6 {
         store.insert(&record(n, at(n as u64))).await.unwrap();
     }
-    let mut tx = store.pool().begin().await.unwrap();
-    sqlx::query("SELECT 1").execute(&mut *tx).await.unwrap();
-    tx.commit().await.unwrap();
+    // Committed, not held in a transaction left open: another connection sees every write, and
+    // none of the one that failed.
+    let other = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+    for n in 1..6 {
+        assert!(
+            other
+                .get(suite::fixtures::op_id(n))
+                .await
+                .unwrap()
+                .is_some(),
+            "{n}"
+        );
+    }
+    assert!(
+        other
+            .get(suite::fixtures::op_id(10))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 /// An operation its client's store cannot record is never attempted, and says so: not started

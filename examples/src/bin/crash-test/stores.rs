@@ -7,8 +7,8 @@ use std::path::Path;
 
 use nexus_runtime::store::sqlx::{self, AssertSqlSafe, Connection as _, FromRow};
 use nexus_runtime::store::{CallerRecord, PostgresStore, RequestKey, SqliteStore, Store};
+use rusqlite::types::FromSql;
 use sqlx::postgres::{PgConnection, PgRow};
-use sqlx::sqlite::SqliteRow;
 
 /// Which kind of store a run uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -130,6 +130,23 @@ fn with_database(url: &str, database: &str) -> Result<String, String> {
     Ok(format!("{scheme}://{authority}/{database}{query}"))
 }
 
+/// A row of an SQLite query read as a tuple.
+trait SqliteColumns: Sized {
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
+}
+
+impl<A: FromSql> SqliteColumns for (A,) {
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok((row.get(0)?,))
+    }
+}
+
+impl<A: FromSql, B: FromSql, C: FromSql> SqliteColumns for (A, B, C) {
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+    }
+}
+
 /// A store opened by the harness.
 pub enum Db {
     Sqlite(SqliteStore),
@@ -175,13 +192,28 @@ impl Db {
 
     async fn rows<T>(&self, sql: &'static str) -> Result<Vec<T>, String>
     where
-        T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
+        T: SqliteColumns + for<'r> FromRow<'r, PgRow> + Send + Unpin,
     {
-        let rows = match self {
-            Self::Sqlite(s) => sqlx::query_as(sql).fetch_all(s.pool()).await,
-            Self::Postgres(s) => sqlx::query_as(sql).fetch_all(s.pool()).await,
-        };
-        rows.map_err(|e| format!("query failed: {sql}: {e}"))
+        let failed = |e: &dyn std::fmt::Display| format!("query failed: {sql}: {e}");
+        match self {
+            Self::Sqlite(s) => {
+                let conn = rusqlite::Connection::open_with_flags(
+                    s.path(),
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
+                .map_err(|e| failed(&e))?;
+                let mut statement = conn.prepare(sql).map_err(|e| failed(&e))?;
+                statement
+                    .query_map([], T::read)
+                    .map_err(|e| failed(&e))?
+                    .collect::<Result<Vec<T>, _>>()
+                    .map_err(|e| failed(&e))
+            }
+            Self::Postgres(s) => sqlx::query_as(sql)
+                .fetch_all(s.pool())
+                .await
+                .map_err(|e| failed(&e)),
+        }
     }
 
     pub async fn close(self) {

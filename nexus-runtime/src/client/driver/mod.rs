@@ -312,7 +312,7 @@ impl Driver {
         for waiter in self.cancel_waiters.drain(..) {
             let _ = waiter.send(Ok(()));
         }
-        let state = crate::observe::spans::state_name(&self.record.borrow().info.state);
+        let state = self.record.borrow().info.state.as_str();
         crate::observe::spans::record(&self.spec.span, "nexus.state", state);
         tracing::debug!(
             endpoint = %self.endpoint.name,

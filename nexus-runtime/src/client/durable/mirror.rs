@@ -10,38 +10,7 @@ use crate::client::info::{CancelState, CancellationInfo, OperationInfo, Operatio
 use crate::clock;
 use crate::codec::Content;
 use crate::error::{CallError, TimeoutKind};
-use crate::machinery::BREAKER_OPEN_REASON;
 use crate::store::{self, CallerRecord};
-
-/// The stored name of a state.
-pub(crate) fn stored_state(state: &OperationState) -> store::OperationState {
-    match state {
-        OperationState::Scheduled => store::OperationState::Scheduled,
-        OperationState::BackingOff => store::OperationState::BackingOff,
-        OperationState::Blocked { .. } => store::OperationState::Blocked,
-        OperationState::Started => store::OperationState::Started,
-        OperationState::Succeeded => store::OperationState::Succeeded,
-        OperationState::Failed => store::OperationState::Failed,
-        OperationState::Canceled => store::OperationState::Canceled,
-        OperationState::TimedOut => store::OperationState::TimedOut,
-    }
-}
-
-/// The state a handle shows for a stored one.
-pub(crate) fn shown_state(state: store::OperationState) -> OperationState {
-    match state {
-        store::OperationState::Scheduled => OperationState::Scheduled,
-        store::OperationState::BackingOff => OperationState::BackingOff,
-        store::OperationState::Blocked => OperationState::Blocked {
-            reason: BREAKER_OPEN_REASON.to_owned(),
-        },
-        store::OperationState::Started => OperationState::Started,
-        store::OperationState::Succeeded => OperationState::Succeeded,
-        store::OperationState::Failed => OperationState::Failed,
-        store::OperationState::Canceled => OperationState::Canceled,
-        store::OperationState::TimedOut => OperationState::TimedOut,
-    }
-}
 
 /// The tokio instant of a wall-clock time, in the past as well as in the future.
 pub(crate) fn instant_of(at: SystemTime) -> Instant {
@@ -59,7 +28,7 @@ pub(crate) fn instant_of(at: SystemTime) -> Instant {
 /// closed, cancel requested, the start-to-close deadline) are written once.
 pub(crate) fn apply(record: &Record, stored: &mut CallerRecord, start_to_close: Option<Duration>) {
     let info = &record.info;
-    stored.state = stored_state(&info.state);
+    stored.state = info.state.stored();
     stored.attempt = info.attempt;
     stored.next_attempt_at = info.next_attempt_at.map(clock::system_at);
     stored.last_failure = info.last_failure.as_ref().map(CallError::to_failure);
@@ -142,7 +111,7 @@ pub(crate) fn outcome_of(stored: &CallerRecord) -> Outcome {
 /// requested cancellation shows as `Scheduled`, or `OperationEnded` once the operation ended).
 pub(crate) fn record_of(stored: &CallerRecord) -> Record {
     let info = OperationInfo {
-        state: shown_state(stored.state),
+        state: OperationState::from_stored(stored.state),
         attempt: stored.attempt,
         last_failure: stored.last_failure.as_ref().map(CallError::from_failure),
         next_attempt_at: stored.next_attempt_at.map(instant_of),

@@ -3,11 +3,11 @@
 //! finished records past the retention.
 
 use std::collections::HashSet;
+use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::mirror;
@@ -15,6 +15,8 @@ use super::task::{self, Begin};
 use crate::client::pending::{Attached, Wake};
 use crate::client::{AttachError, Client, Inner};
 use crate::clock;
+use crate::lease::{LeaseLoop, Passes};
+use crate::machinery::store_retry;
 use crate::store::{CallerRecord, OperationId, StoreError};
 
 /// The longest pause between two tries of a failed recovery.
@@ -182,72 +184,70 @@ async fn adopt_or_release(client: &Client, record: CallerRecord) -> bool {
     }
 }
 
-fn every(period: Duration) -> Interval {
-    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    interval
+/// The passes of the caretaker's lease loop.
+#[derive(Clone, Copy)]
+enum Pass {
+    Purge,
+    Renew,
+    Claim,
 }
 
-async fn tick(interval: &mut Option<Interval>) {
-    match interval {
-        Some(interval) => {
-            interval.tick().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
-/// The client's background work. It holds the client weakly: it stops when the client (and every
+/// The client's background work, a [`LeaseLoop`]: recovery, then purges and (with replicas)
+/// lease renewals and claims. It holds the client weakly: it stops when the client (and every
 /// operation task, which holds it) is gone, or at shutdown.
 async fn caretaker(inner: Weak<Inner>, stop: CancellationToken) {
-    let upgrade = || inner.upgrade().map(|inner| Client { inner });
-    let mut delay = Duration::from_millis(100);
-    loop {
-        let Some(client) = upgrade() else { return };
-        match client.recover().await {
-            Ok(_) => break,
-            Err(e) => {
-                tracing::warn!(error = %e, ?delay, "recovery failed; trying again");
-                drop(client);
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(delay) => {}
-                }
-                delay = (delay * 2).min(MAX_RECOVERY_DELAY);
-            }
-        }
-    }
-    let (mut purge, mut renew, mut claim) = {
-        let Some(client) = upgrade() else { return };
-        let durability = client.durability();
-        let replicas = durability.replicas.as_ref();
-        (
-            every(durability.purge_interval),
-            replicas.map(|r| every(r.renew_every())),
-            replicas.map(|r| every(r.claim_every())),
-        )
-    };
-    loop {
-        enum Due {
-            Purge,
-            Renew,
-            Claim,
-        }
-        let due = tokio::select! {
-            () = stop.cancelled() => return,
-            _ = purge.tick() => Due::Purge,
-            () = tick(&mut renew) => Due::Renew,
-            () = tick(&mut claim) => Due::Claim,
+    let caretaker = Caretaker { inner };
+    let lease = {
+        let Some(client) = caretaker.client() else {
+            return;
         };
-        let Some(client) = upgrade() else { return };
-        let result = match due {
-            Due::Purge => purge_pass(&client).await,
-            Due::Renew => renew_pass(&client).await,
-            Due::Claim => claim_pass(&client).await,
+        let durability = client.durability();
+        let lease = LeaseLoop::new(stop, store_retry(MAX_RECOVERY_DELAY))
+            .every(Pass::Purge, durability.purge_interval);
+        match durability.replicas.as_ref() {
+            Some(replicas) => lease
+                .every(Pass::Renew, replicas.renew_every())
+                .every(Pass::Claim, replicas.claim_every()),
+            None => lease,
+        }
+    };
+    lease.run("recovery failed; trying again", caretaker).await;
+}
+
+/// The caretaker's passes, on the client held weakly.
+struct Caretaker {
+    inner: Weak<Inner>,
+}
+
+impl Caretaker {
+    fn client(&self) -> Option<Client> {
+        self.inner.upgrade().map(|inner| Client { inner })
+    }
+}
+
+impl Passes<Pass> for Caretaker {
+    type Error = StoreError;
+
+    async fn start_up(&mut self) -> Result<ControlFlow<()>, StoreError> {
+        let Some(client) = self.client() else {
+            return Ok(ControlFlow::Break(()));
+        };
+        client.recover().await.map(|_| ControlFlow::Continue(()))
+    }
+
+    async fn pass(&mut self, pass: Pass) -> ControlFlow<()> {
+        let Some(client) = self.client() else {
+            return ControlFlow::Break(());
+        };
+        let result = match pass {
+            Pass::Purge => purge_pass(&client).await,
+            Pass::Renew => renew_pass(&client).await,
+            Pass::Claim => claim_pass(&client).await,
         };
         if let Err(e) = result {
             tracing::warn!(error = %e, "caretaker: store call failed");
         }
+        ControlFlow::Continue(())
     }
 }
 

@@ -13,11 +13,11 @@ use crate::completion::Callback;
 use crate::error::{HandlerError, OperationError, StartError};
 use crate::operation::AsyncOperation;
 use crate::security::Principal;
-use crate::service::dispatcher::{
-    Dispatcher, elsewhere_token, invocation, operation_deadline, restore,
-};
+use crate::service::dispatcher::Dispatcher;
 use crate::service::handler::{RawStart, ServiceHandler};
-use crate::service::invoke::{invoke, unknown_operation};
+use crate::service::invoke::{
+    elsewhere_token, invocation, invoke, operation_deadline, restore, unknown_operation,
+};
 use crate::service::work::Launch;
 use crate::store::{
     AsyncOperationRecord, AsyncState, BeginStart, HandlerStore, StartAnswer, StartClaim, StartKey,
@@ -32,224 +32,222 @@ const NO_REQUEST_ID: &str = "nexus:no-request-id:";
 /// How long a claim outlives the request deadline.
 const CLAIM_MARGIN: Duration = Duration::from_secs(1);
 
-impl Dispatcher {
-    /// A start with a store (see [`DispatcherBuilder::store`](crate::service::DispatcherBuilder::store)),
-    /// deduplicated within `principal`'s own request ids.
-    pub(crate) async fn start_durable(
-        &self,
-        durable: &Arc<Durable>,
-        handler: &Arc<dyn ServiceHandler>,
-        principal: &Principal,
-        mut request: StartRequest,
-    ) -> Result<StartResponse, StartError> {
-        if durable.stop.is_cancelled() {
-            return Err(HandlerError::unavailable("the handler is shutting down").into());
-        }
-        if !handler
-            .operation_names()
-            .contains(&request.operation.as_str())
-        {
-            let error = unknown_operation(&request.service, &request.operation);
-            return Err(error.into());
-        }
-        let operation_deadline = operation_deadline(&request)?;
-        let claim_until = match request.request_deadline {
-            Some(deadline) => clock::system_at(deadline) + CLAIM_MARGIN,
-            None => clock::now() + durable.options.start_claim,
-        };
-        let mut claim = None;
-        if !request.request_id.is_empty() {
-            let key = StartKey {
-                principal: principal.name().to_owned(),
-                service: request.service.clone(),
-                operation: request.operation.clone(),
-                request_id: request.request_id.clone(),
-            };
-            match durable
-                .handler
-                .begin_start(&key, clock::now(), claim_until)
-                .await
-                .map_err(|e| store_failure("cannot record the start request", &e))?
-            {
-                BeginStart::Answered(answer) => {
-                    // The caller may listen elsewhere now (restarted, or another replica).
-                    if let StartAnswer::Async { token, .. } = &answer {
-                        durable.retarget(token, request.callback.as_ref()).await?;
-                    }
-                    return replay(answer);
-                }
-                BeginStart::InFlight { .. } => return Err(in_progress(&request).into()),
-                BeginStart::Claimed(c) => claim = Some(Claim::new(durable, key, c, claim_until)),
-            }
-        }
-        // Kept for the operation record, should the answer be resumable async work.
-        let input = request.input.clone();
-        let invocation = invocation(&mut request, principal, operation_deadline);
-        let answered = match invoke(handler, invocation, self.payload_codec()).await {
-            Ok(mut answered) => {
-                restore(&mut request, std::mem::take(&mut answered.parts));
-                answered
-            }
-            Err(error) => {
-                if let Some(claim) = claim {
-                    if is_final(&error) {
-                        let answer = StartAnswer::Failed(error.to_failure());
-                        claim.record(&answer, None).await;
-                    } else {
-                        claim.abandon().await;
-                    }
-                }
-                return Err(error);
-            }
-        };
-        let op = match answered.raw {
-            RawStart::Sync(output) => {
-                let answer = StartAnswer::Sync {
-                    output,
-                    links: answered.links,
-                };
-                return match claim {
-                    None => replay(answer),
-                    Some(claim) => match claim.record(&answer, None).await {
-                        Recorded::Yes => replay(answer),
-                        Recorded::Replay(stored) => replay(stored),
-                        Recorded::Refused(e) => Err(e.into()),
-                    },
-                };
-            }
-            // Nothing runs here and nothing is recorded: a retry runs the method again, and
-            // whatever completes the operation deduplicates its own starts.
-            RawStart::Async(op) if op.elsewhere => {
-                if let Some(claim) = claim {
-                    claim.abandon().await;
-                }
-                return Ok(StartResponse::Async {
-                    token: elsewhere_token(&op)?,
-                    links: answered.links,
-                });
-            }
-            RawStart::Async(op) => op,
-        };
-        // Recording the operation and launching its work must not stop halfway when the request
-        // goes away (its future dropped): that would leave a recorded operation with no work.
-        let this = self.clone();
-        let durable = durable.clone();
-        let pending = PendingAsync {
-            op,
-            principal: principal.clone(),
-            claim,
-            request,
-            input,
-            links: answered.links,
-            operation_deadline,
-            claim_until,
-        };
-        tokio::spawn(async move { this.launch_recorded(&durable, pending).await })
-            .await
-            .unwrap_or_else(|e| {
-                Err(HandlerError::internal(format!("recording the operation failed: {e}")).into())
-            })
+/// A start with a store (see [`DispatcherBuilder::store`](crate::service::DispatcherBuilder::store)),
+/// deduplicated within `principal`'s own request ids.
+pub(crate) async fn start(
+    dispatcher: &Dispatcher,
+    durable: &Arc<Durable>,
+    handler: &Arc<dyn ServiceHandler>,
+    principal: &Principal,
+    mut request: StartRequest,
+) -> Result<StartResponse, StartError> {
+    if durable.stop.is_cancelled() {
+        return Err(HandlerError::unavailable("the handler is shutting down").into());
     }
-
-    /// Reserves the token of an async answer, records the operation with the answer, and
-    /// launches its work.
-    async fn launch_recorded(
-        &self,
-        durable: &Arc<Durable>,
-        pending: PendingAsync,
-    ) -> Result<StartResponse, StartError> {
-        let PendingAsync {
-            op,
-            principal,
-            claim,
-            request,
-            input,
-            links,
-            operation_deadline,
-            claim_until,
-        } = pending;
-        let reserved = self.reserve(
-            &op,
-            &request.service,
-            &request.operation,
-            &principal,
-            input.data.len(),
-        );
-        let (token, cancel) = match reserved {
-            Ok(reserved) => reserved,
-            Err(e) => {
-                if let Some(claim) = claim {
-                    claim.abandon().await;
-                }
-                return Err(e.into());
-            }
-        };
-        let now = clock::now();
-        let record = AsyncOperationRecord {
-            token: token.clone(),
+    if !handler
+        .operation_names()
+        .contains(&request.operation.as_str())
+    {
+        let error = unknown_operation(&request.service, &request.operation);
+        return Err(error.into());
+    }
+    let operation_deadline = operation_deadline(&request)?;
+    let claim_until = match request.request_deadline {
+        Some(deadline) => clock::system_at(deadline) + CLAIM_MARGIN,
+        None => clock::now() + durable.options.start_claim,
+    };
+    let mut claim = None;
+    if !request.request_id.is_empty() {
+        let key = StartKey {
+            principal: principal.name().to_owned(),
             service: request.service.clone(),
             operation: request.operation.clone(),
             request_id: request.request_id.clone(),
-            principal: principal.clone(),
-            input: if op.resumable {
-                input
-            } else {
-                Content::empty()
-            },
-            headers: request.headers.clone(),
-            links: request.links.clone(),
-            callback: match &request.callback {
-                Some(Callback::Url { url, headers }) => Some(StoredCallback {
-                    url: url.clone(),
-                    headers: headers.clone(),
-                }),
-                Some(Callback::Local(_)) | None => None,
-            },
-            state: AsyncState::Running,
-            resumable: op.resumable,
-            cancel_requested_at: None,
-            deadline: operation_deadline.map(clock::system_at),
-            started_at: now,
-            closed_at: None,
-            lease: Some(durable.lease(now)),
         };
-        let answer = StartAnswer::Async {
-            token: token.clone(),
-            links,
-        };
-        let recorded = match claim {
-            Some(claim) => claim.record(&answer, Some(&record)).await,
-            None => record_without_request_id(durable, &record, &answer, claim_until).await,
-        };
-        match recorded {
-            Recorded::Yes => {}
-            Recorded::Replay(stored) => {
-                self.inner.running.remove(&token);
-                return replay(stored);
+        match durable
+            .handler
+            .begin_start(&key, clock::now(), claim_until)
+            .await
+            .map_err(|e| store_failure("cannot record the start request", &e))?
+        {
+            BeginStart::Answered(answer) => {
+                // The caller may listen elsewhere now (restarted, or another replica).
+                if let StartAnswer::Async { token, .. } = &answer {
+                    durable.retarget(token, request.callback.as_ref()).await?;
+                }
+                return replay(answer);
             }
-            Recorded::Refused(e) => {
-                self.inner.running.remove(&token);
-                return Err(e.into());
-            }
+            BeginStart::InFlight { .. } => return Err(in_progress(&request).into()),
+            BeginStart::Claimed(c) => claim = Some(Claim::new(durable, key, c, claim_until)),
         }
-        self.spawn_work(
-            op,
-            Launch {
-                token,
-                service: request.service,
-                operation: request.operation,
-                request_id: request.request_id,
-                principal,
-                headers: request.headers,
-                deadline: operation_deadline,
-                callback: request.callback,
-                resumed: false,
-                start_time: now,
-                cancel,
-            },
-        );
-        replay(answer)
     }
+    // Kept for the operation record, should the answer be resumable async work.
+    let input = request.input.clone();
+    let invocation = invocation(&mut request, principal, operation_deadline);
+    let answered = match invoke(handler, invocation, dispatcher.payload_codec()).await {
+        Ok(mut answered) => {
+            restore(&mut request, std::mem::take(&mut answered.parts));
+            answered
+        }
+        Err(error) => {
+            if let Some(claim) = claim {
+                if is_final(&error) {
+                    let answer = StartAnswer::Failed(error.to_failure());
+                    claim.record(&answer, None).await;
+                } else {
+                    claim.abandon().await;
+                }
+            }
+            return Err(error);
+        }
+    };
+    let op = match answered.raw {
+        RawStart::Sync(output) => {
+            let answer = StartAnswer::Sync {
+                output,
+                links: answered.links,
+            };
+            return match claim {
+                None => replay(answer),
+                Some(claim) => match claim.record(&answer, None).await {
+                    Recorded::Yes => replay(answer),
+                    Recorded::Replay(stored) => replay(stored),
+                    Recorded::Refused(e) => Err(e.into()),
+                },
+            };
+        }
+        // Nothing runs here and nothing is recorded: a retry runs the method again, and
+        // whatever completes the operation deduplicates its own starts.
+        RawStart::Async(op) if op.elsewhere => {
+            if let Some(claim) = claim {
+                claim.abandon().await;
+            }
+            return Ok(StartResponse::Async {
+                token: elsewhere_token(&op)?,
+                links: answered.links,
+            });
+        }
+        RawStart::Async(op) => op,
+    };
+    // Recording the operation and launching its work must not stop halfway when the request
+    // goes away (its future dropped): that would leave a recorded operation with no work.
+    let this = dispatcher.clone();
+    let durable = durable.clone();
+    let pending = PendingAsync {
+        op,
+        principal: principal.clone(),
+        claim,
+        request,
+        input,
+        links: answered.links,
+        operation_deadline,
+        claim_until,
+    };
+    tokio::spawn(async move { launch_recorded(&this, &durable, pending).await })
+        .await
+        .unwrap_or_else(|e| {
+            Err(HandlerError::internal(format!("recording the operation failed: {e}")).into())
+        })
+}
+
+/// Reserves the token of an async answer, records the operation with the answer, and
+/// launches its work.
+async fn launch_recorded(
+    dispatcher: &Dispatcher,
+    durable: &Arc<Durable>,
+    pending: PendingAsync,
+) -> Result<StartResponse, StartError> {
+    let PendingAsync {
+        op,
+        principal,
+        claim,
+        request,
+        input,
+        links,
+        operation_deadline,
+        claim_until,
+    } = pending;
+    let reserved = dispatcher.reserve(
+        &op,
+        &request.service,
+        &request.operation,
+        &principal,
+        input.data.len(),
+    );
+    let (token, cancel) = match reserved {
+        Ok(reserved) => reserved,
+        Err(e) => {
+            if let Some(claim) = claim {
+                claim.abandon().await;
+            }
+            return Err(e.into());
+        }
+    };
+    let now = clock::now();
+    let record = AsyncOperationRecord {
+        token: token.clone(),
+        service: request.service.clone(),
+        operation: request.operation.clone(),
+        request_id: request.request_id.clone(),
+        principal: principal.clone(),
+        input: if op.resumable {
+            input
+        } else {
+            Content::empty()
+        },
+        headers: request.headers.clone(),
+        links: request.links.clone(),
+        callback: match &request.callback {
+            Some(Callback::Url { url, headers }) => Some(StoredCallback {
+                url: url.clone(),
+                headers: headers.clone(),
+            }),
+            Some(Callback::Local(_)) | None => None,
+        },
+        state: AsyncState::Running,
+        resumable: op.resumable,
+        cancel_requested_at: None,
+        deadline: operation_deadline.map(clock::system_at),
+        started_at: now,
+        closed_at: None,
+        lease: Some(durable.lease(now)),
+    };
+    let answer = StartAnswer::Async {
+        token: token.clone(),
+        links,
+    };
+    let recorded = match claim {
+        Some(claim) => claim.record(&answer, Some(&record)).await,
+        None => record_without_request_id(durable, &record, &answer, claim_until).await,
+    };
+    match recorded {
+        Recorded::Yes => {}
+        Recorded::Replay(stored) => {
+            dispatcher.inner.running.remove(&token);
+            return replay(stored);
+        }
+        Recorded::Refused(e) => {
+            dispatcher.inner.running.remove(&token);
+            return Err(e.into());
+        }
+    }
+    dispatcher.spawn_work(
+        op,
+        Launch {
+            token,
+            service: request.service,
+            operation: request.operation,
+            request_id: request.request_id,
+            principal,
+            headers: request.headers,
+            deadline: operation_deadline,
+            callback: request.callback,
+            resumed: false,
+            start_time: now,
+            cancel,
+        },
+    );
+    replay(answer)
 }
 
 /// An async answer waiting to be recorded and launched.

@@ -18,6 +18,8 @@ mod retarget;
 
 pub use options::{DurabilityOptions, OutboxOptions};
 
+pub(crate) use cancel::{cancel_recorded, cancel_running};
+pub(crate) use dedup::start as start_durable;
 pub(crate) use recovery::spawn_keeper;
 
 pub(crate) use outbox::spawn_outbox;
@@ -30,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::completion::Completion;
 use crate::error::HandlerError;
+use crate::machinery::store_retry;
 use crate::store::{CompleteAsync, HandlerStore, Lease, OutboxStore, Store, StoreError};
 
 /// What a dispatcher with a store shares with its background tasks.
@@ -66,7 +69,7 @@ impl Durable {
     /// if the dispatcher stopped or the store kept refusing (the operation then stays running in
     /// the store, and is resumed or failed by the next dispatcher).
     pub async fn record_completion(&self, completion: &Completion) -> Option<CompleteAsync> {
-        let mut delay = Duration::from_millis(100);
+        let mut retrying = store_retry(Duration::from_secs(10)).retrying();
         let mut refusals = 0;
         loop {
             match self
@@ -91,16 +94,14 @@ impl Durable {
                     tracing::warn!(
                         token = %completion.token,
                         error = %e,
-                        ?delay,
+                        delay = ?retrying.peek(),
                         "cannot record the completion yet; retrying"
                     );
                 }
             }
-            tokio::select! {
-                _ = self.stop.cancelled() => return None,
-                _ = tokio::time::sleep(delay) => {}
+            if !retrying.sleep(&self.stop).await {
+                return None;
             }
-            delay = (delay * 2).min(Duration::from_secs(10));
         }
     }
 }

@@ -3,16 +3,18 @@
 //! takes over the operations of owners whose leases expired, and deletes records past their
 //! retention.
 
+use std::ops::ControlFlow;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::Durable;
 use crate::clock;
 use crate::completion::{Callback, Completion};
 use crate::error::{OperationError, StartError};
+use crate::lease::{LeaseLoop, Passes};
+use crate::machinery::store_retry;
 use crate::operation::ContextParts;
 use crate::service::dispatcher::{Dispatcher, Inner};
 use crate::service::handler::RawStart;
@@ -37,36 +39,55 @@ fn upgrade(weak: &Weak<Inner>) -> Option<Dispatcher> {
     weak.upgrade().map(|inner| Dispatcher { inner })
 }
 
+/// The passes of the keeper's lease loop.
+#[derive(Clone, Copy)]
+enum Pass {
+    Renew,
+    Purge,
+    TakeOver,
+}
+
+/// The keeper, a [`LeaseLoop`]: start-up recovery, then lease renewal (every third of a lease),
+/// retention (at once, then hourly) and takeover.
 async fn keep(weak: Weak<Inner>, durable: Arc<Durable>) {
-    let mut delay = Duration::from_millis(100);
-    while let Err(e) = start_up(&weak, &durable).await {
-        tracing::warn!(error = %e, ?delay, "cannot recover unfinished operations yet; retrying");
-        tokio::select! {
-            _ = durable.stop.cancelled() => return,
-            _ = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(Duration::from_secs(10));
+    LeaseLoop::new(durable.stop.clone(), store_retry(Duration::from_secs(10)))
+        .every(Pass::Renew, durable.options.lease / 3)
+        .now_and_every(Pass::Purge, RETENTION_INTERVAL)
+        .every(Pass::TakeOver, durable.options.takeover_interval)
+        .run(
+            "cannot recover unfinished operations yet; retrying",
+            Keeper { weak, durable },
+        )
+        .await;
+}
+
+/// The keeper's passes, on the dispatcher held weakly.
+struct Keeper {
+    weak: Weak<Inner>,
+    durable: Arc<Durable>,
+}
+
+impl Passes<Pass> for Keeper {
+    type Error = StoreError;
+
+    async fn start_up(&mut self) -> Result<ControlFlow<()>, StoreError> {
+        start_up(&self.weak, &self.durable)
+            .await
+            .map(|()| ControlFlow::Continue(()))
     }
-    let every = |period: Duration| {
-        let mut interval = tokio::time::interval_at(Instant::now() + period, period);
-        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        interval
-    };
-    let mut renewal = every(durable.options.lease / 3);
-    let mut takeover = every(durable.options.takeover_interval);
-    let mut retention = tokio::time::interval(RETENTION_INTERVAL);
-    retention.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = durable.stop.cancelled() => return,
-            _ = renewal.tick() => renew(&weak, &durable).await,
-            _ = retention.tick() => purge(&durable).await,
-            _ = takeover.tick() => {
-                if let Err(e) = take_over(&weak, &durable).await {
+
+    async fn pass(&mut self, pass: Pass) -> ControlFlow<()> {
+        let (weak, durable) = (&self.weak, &self.durable);
+        match pass {
+            Pass::Renew => renew(weak, durable).await,
+            Pass::Purge => purge(durable).await,
+            Pass::TakeOver => {
+                if let Err(e) = take_over(weak, durable).await {
                     tracing::warn!(error = %e, "cannot look for operations to take over");
                 }
             }
         }
+        ControlFlow::Continue(())
     }
 }
 
@@ -85,7 +106,7 @@ async fn start_up(weak: &Weak<Inner>, durable: &Durable) -> Result<(), StoreErro
             continue;
         }
         if let Some(record) = durable.handler.get_async(&token).await? {
-            dispatcher.recover(record);
+            recover(&dispatcher, record);
         }
     }
     take_over(weak, durable).await
@@ -111,7 +132,7 @@ async fn take_over(weak: &Weak<Inner>, durable: &Durable) -> Result<(), StoreErr
             if !dispatcher.inner.running.contains(&record.token) {
                 tracing::info!(token = %record.token, previous = ?record.lease, "taking over an operation");
             }
-            dispatcher.recover(record);
+            recover(&dispatcher, record);
         }
         if !full {
             return Ok(());
@@ -181,154 +202,156 @@ async fn renew(weak: &Weak<Inner>, durable: &Durable) {
     }
 }
 
-impl Dispatcher {
-    /// Resumes (if declared resumable) or fails an unfinished operation that no process runs,
-    /// unless it is running here already.
-    pub(crate) fn recover(&self, record: AsyncOperationRecord) {
-        if record.state.is_terminal() {
-            return;
-        }
-        let cancel = CancellationToken::new();
-        let reserved = self.inner.running.insert(
-            &record.token,
-            RunningOperation {
-                service: record.service.clone(),
-                operation: record.operation.clone(),
-                principal: record.principal.clone(),
-                input_bytes: u64::try_from(record.input.data.len()).unwrap_or(u64::MAX),
-                cancel: cancel.clone(),
-            },
-        );
-        if !reserved {
-            return;
-        }
+/// Resumes (if declared resumable) or fails an unfinished operation that no process runs,
+/// unless it is running here already.
+fn recover(dispatcher: &Dispatcher, record: AsyncOperationRecord) {
+    if record.state.is_terminal() {
+        return;
+    }
+    let cancel = CancellationToken::new();
+    let reserved = dispatcher.inner.running.insert(
+        &record.token,
+        RunningOperation {
+            service: record.service.clone(),
+            operation: record.operation.clone(),
+            principal: record.principal.clone(),
+            input_bytes: u64::try_from(record.input.data.len()).unwrap_or(u64::MAX),
+            cancel: cancel.clone(),
+        },
+    );
+    if !reserved {
+        return;
+    }
+    if record.cancel_requested_at.is_some() {
+        cancel.cancel();
+    }
+    let dispatcher = dispatcher.clone();
+    tokio::spawn(resume_or_fail(dispatcher, record, cancel));
+}
+
+async fn resume_or_fail(
+    dispatcher: Dispatcher,
+    record: AsyncOperationRecord,
+    cancel: CancellationToken,
+) {
+    let callback = record.callback.clone().map(|c| Callback::Url {
+        url: c.url,
+        headers: c.headers,
+    });
+    let name = format!("{}/{}", record.service, record.operation);
+    let error = if !record.resumable {
         if record.cancel_requested_at.is_some() {
-            cancel.cancel();
-        }
-        let dispatcher = self.clone();
-        tokio::spawn(async move { dispatcher.resume_or_fail(record, cancel).await });
-    }
-
-    async fn resume_or_fail(self, record: AsyncOperationRecord, cancel: CancellationToken) {
-        let callback = record.callback.clone().map(|c| Callback::Url {
-            url: c.url,
-            headers: c.headers,
-        });
-        let name = format!("{}/{}", record.service, record.operation);
-        let error = if !record.resumable {
-            if record.cancel_requested_at.is_some() {
-                OperationError::canceled(format!(
-                    "operation `{name}` was canceled: the handler restarted after the cancel \
-                     request, before its work ended"
-                ))
-            } else {
-                OperationError::failed(format!(
-                    "the handler restarted while operation `{name}` was running, and the \
-                     operation is not resumable: its work was lost"
-                ))
-            }
+            OperationError::canceled(format!(
+                "operation `{name}` was canceled: the handler restarted after the cancel \
+                 request, before its work ended"
+            ))
         } else {
-            match self.resume(&record, callback.clone(), cancel).await {
-                Ok(()) => return,
-                Err(e) => OperationError::failed(format!(
-                    "the handler restarted while operation `{name}` was running, and resuming \
-                     it failed: {e}"
-                )),
-            }
-        };
-        tracing::warn!(token = %record.token, operation = %name, "{}", error.message);
-        let completion = Completion {
-            token: record.token.clone(),
-            outcome: Err(error),
-            links: Vec::new(),
-            start_time: Some(record.started_at),
-            close_time: Some(clock::now()),
-        };
-        self.finish_work(callback, completion).await;
-    }
+            OperationError::failed(format!(
+                "the handler restarted while operation `{name}` was running, and the \
+                 operation is not resumable: its work was lost"
+            ))
+        }
+    } else {
+        match resume(&dispatcher, &record, callback.clone(), cancel).await {
+            Ok(()) => return,
+            Err(e) => OperationError::failed(format!(
+                "the handler restarted while operation `{name}` was running, and resuming \
+                 it failed: {e}"
+            )),
+        }
+    };
+    tracing::warn!(token = %record.token, operation = %name, "{}", error.message);
+    let completion = Completion {
+        token: record.token.clone(),
+        outcome: Err(error),
+        links: Vec::new(),
+        start_time: Some(record.started_at),
+        close_time: Some(clock::now()),
+    };
+    dispatcher.finish_work(callback, completion).await;
+}
 
-    /// Calls the operation method again (`ctx.resumed()` true) and runs what it answers under
-    /// the recorded token.
-    async fn resume(
-        &self,
-        record: &AsyncOperationRecord,
-        callback: Option<Callback>,
-        cancel: CancellationToken,
-    ) -> Result<(), String> {
-        let handler = self
-            .inner
-            .services
-            .get(&record.service)
-            .cloned()
-            .ok_or_else(|| format!("this handler does not serve `{}`", record.service))?;
-        let operation_deadline = record.deadline.map(clock::instant_at);
-        let invocation = Invocation {
-            parts: ContextParts {
-                service: record.service.clone(),
-                operation: record.operation.clone(),
-                request_id: record.request_id.clone(),
-                principal: record.principal.clone(),
-                headers: record.headers.clone(),
-                links: record.links.clone(),
-                deadline: None,
-                operation_deadline,
-                cancel: CancellationToken::new(),
-                has_callback: true,
-                resumed: true,
-                response_links: Default::default(),
-            },
-            input: record.input.clone(),
-            request_deadline: None,
-        };
-        tracing::info!(token = %record.token, operation = %record.operation, "resuming an operation");
-        let finished = |outcome| Completion {
-            token: record.token.clone(),
-            outcome,
-            links: Vec::new(),
-            start_time: Some(record.started_at),
-            close_time: Some(clock::now()),
-        };
-        match invoke(&handler, invocation, self.payload_codec()).await {
-            Ok(Answered {
-                raw: RawStart::Async(op),
-                ..
-            }) => {
-                if let Some(chosen) = op.token.as_deref().filter(|t| *t != record.token) {
-                    tracing::warn!(
-                        token = %record.token,
-                        %chosen,
-                        "the resumed operation chose another token; it keeps its own"
-                    );
-                }
-                self.spawn_work(
-                    op,
-                    Launch {
-                        token: record.token.clone(),
-                        service: record.service.clone(),
-                        operation: record.operation.clone(),
-                        request_id: record.request_id.clone(),
-                        principal: record.principal.clone(),
-                        headers: record.headers.clone(),
-                        deadline: operation_deadline,
-                        callback,
-                        resumed: true,
-                        start_time: record.started_at,
-                        cancel,
-                    },
+/// Calls the operation method again (`ctx.resumed()` true) and runs what it answers under
+/// the recorded token.
+async fn resume(
+    dispatcher: &Dispatcher,
+    record: &AsyncOperationRecord,
+    callback: Option<Callback>,
+    cancel: CancellationToken,
+) -> Result<(), String> {
+    let handler = dispatcher
+        .inner
+        .services
+        .get(&record.service)
+        .cloned()
+        .ok_or_else(|| format!("this handler does not serve `{}`", record.service))?;
+    let operation_deadline = record.deadline.map(clock::instant_at);
+    let invocation = Invocation {
+        parts: ContextParts {
+            service: record.service.clone(),
+            operation: record.operation.clone(),
+            request_id: record.request_id.clone(),
+            principal: record.principal.clone(),
+            headers: record.headers.clone(),
+            links: record.links.clone(),
+            deadline: None,
+            operation_deadline,
+            cancel: CancellationToken::new(),
+            has_callback: true,
+            resumed: true,
+            response_links: Default::default(),
+        },
+        input: record.input.clone(),
+        request_deadline: None,
+    };
+    tracing::info!(token = %record.token, operation = %record.operation, "resuming an operation");
+    let finished = |outcome| Completion {
+        token: record.token.clone(),
+        outcome,
+        links: Vec::new(),
+        start_time: Some(record.started_at),
+        close_time: Some(clock::now()),
+    };
+    match invoke(&handler, invocation, dispatcher.payload_codec()).await {
+        Ok(Answered {
+            raw: RawStart::Async(op),
+            ..
+        }) => {
+            if let Some(chosen) = op.token.as_deref().filter(|t| *t != record.token) {
+                tracing::warn!(
+                    token = %record.token,
+                    %chosen,
+                    "the resumed operation chose another token; it keeps its own"
                 );
             }
-            Ok(Answered {
-                raw: RawStart::Sync(output),
-                links,
-                ..
-            }) => {
-                let mut completion = finished(Ok(output));
-                completion.links = links;
-                self.finish_work(callback, completion).await;
-            }
-            Err(StartError::Operation(e)) => self.finish_work(callback, finished(Err(e))).await,
-            Err(StartError::Handler(e)) => return Err(e.to_string()),
+            dispatcher.spawn_work(
+                op,
+                Launch {
+                    token: record.token.clone(),
+                    service: record.service.clone(),
+                    operation: record.operation.clone(),
+                    request_id: record.request_id.clone(),
+                    principal: record.principal.clone(),
+                    headers: record.headers.clone(),
+                    deadline: operation_deadline,
+                    callback,
+                    resumed: true,
+                    start_time: record.started_at,
+                    cancel,
+                },
+            );
         }
-        Ok(())
+        Ok(Answered {
+            raw: RawStart::Sync(output),
+            links,
+            ..
+        }) => {
+            let mut completion = finished(Ok(output));
+            completion.links = links;
+            dispatcher.finish_work(callback, completion).await;
+        }
+        Err(StartError::Operation(e)) => dispatcher.finish_work(callback, finished(Err(e))).await,
+        Err(StartError::Handler(e)) => return Err(e.to_string()),
     }
+    Ok(())
 }

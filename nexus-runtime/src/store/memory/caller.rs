@@ -44,6 +44,10 @@ impl CallerStore for MemoryStore {
         self.with(|state| Ok(super::listing::caller(state, query)))
     }
 
+    fn list_recent_operations(&self, limit: usize) -> StoreFuture<'_, Vec<CallerRecord>> {
+        self.with(move |state| Ok(super::listing::recent(state, limit)))
+    }
+
     fn insert<'a>(&'a self, record: &'a CallerRecord) -> StoreFuture<'a, InsertOutcome> {
         self.with(|state| {
             let record = normalize_caller(record)?;

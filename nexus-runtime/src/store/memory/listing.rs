@@ -28,6 +28,12 @@ pub(super) fn caller(state: &State, q: &CallerQuery) -> Vec<CallerRecord> {
     page(selected, |r| (r.scheduled_at, r.id), q.limit)
 }
 
+pub(super) fn recent(state: &State, limit: usize) -> Vec<CallerRecord> {
+    let mut all: Vec<&CallerRecord> = state.caller.values().collect();
+    all.sort_by_key(|r| std::cmp::Reverse((r.scheduled_at, r.id)));
+    all.into_iter().take(page_size(limit)).cloned().collect()
+}
+
 pub(super) fn async_ops(state: &State, q: &AsyncQuery) -> Vec<AsyncOperationRecord> {
     let selected = state
         .operations

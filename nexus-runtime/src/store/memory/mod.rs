@@ -93,7 +93,7 @@ fn normalize_lease(lease: &Option<Lease>) -> Result<Option<Lease>, StoreError> {
 }
 
 /// The times of a caller record, truncated as the SQL stores keep them.
-struct CallerTimes {
+pub(crate) struct CallerTimes {
     next_attempt_at: Option<SystemTime>,
     cancel_requested_at: Option<SystemTime>,
     scheduled_at: SystemTime,
@@ -103,7 +103,7 @@ struct CallerTimes {
 }
 
 impl CallerTimes {
-    fn of(r: &CallerRecord) -> Result<Self, StoreError> {
+    pub(crate) fn of(r: &CallerRecord) -> Result<Self, StoreError> {
         Ok(Self {
             next_attempt_at: truncate_opt(r.next_attempt_at)?,
             cancel_requested_at: truncate_opt(r.cancel_requested_at)?,
@@ -118,7 +118,7 @@ impl CallerTimes {
         })
     }
 
-    fn write(self, r: &mut CallerRecord) {
+    pub(crate) fn write(self, r: &mut CallerRecord) {
         r.next_attempt_at = self.next_attempt_at;
         r.cancel_requested_at = self.cancel_requested_at;
         r.scheduled_at = self.scheduled_at;

@@ -1,13 +1,6 @@
-//! What the SQLite and PostgreSQL stores share: one schema shape (see `migrations/`), the same
-//! statements (`$N` placeholders work in both), the same row encoding.
-//!
-//! The two differ only in their claim statements: PostgreSQL adds `FOR UPDATE SKIP LOCKED` so
-//! concurrent claimers pass over each other's rows; SQLite runs each statement under its single
-//! writer lock, which gives the same guarantee. A claim picks its rows in a `MATERIALIZED` CTE:
-//! as `WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)` PostgreSQL may evaluate the
-//! subquery more than once and claim more than `n` rows. The store implementations are written once, as
-//! macros instantiated for each database (`impl_caller_store!`, `impl_handler_store!`, `impl_outbox_store!`), because
-//! generic code over `sqlx::Database` needs bounds that obscure more than they share.
+//! What the SQLite and PostgreSQL stores share: one schema shape (see `migrations/`) and the
+//! same encoding of records into it, with the decoding of rows (`rows.rs`, over either
+//! database's rows). Each store has its own statements (`store/sqlite/`, `store/postgres/`).
 //!
 //! Encoding:
 //! - times: `BIGINT` microseconds since the Unix epoch (columns named `*_us`);
@@ -16,18 +9,10 @@
 //! - states: their names in `TEXT`, checked by the schema;
 //! - ids: UUIDs as hyphenated lower-case `TEXT`.
 
-#[macro_use]
-mod listing;
-#[macro_use]
-mod caller;
-#[macro_use]
-mod handler;
-#[macro_use]
-mod outbox;
-#[macro_use]
-mod retarget;
 mod rows;
 
+#[cfg(feature = "sqlite")]
+pub(crate) use rows::column_error;
 pub(crate) use rows::{
     RowExt, async_from_row, caller_from_row, delivery_from_row, start_answer_from_row,
 };
@@ -40,14 +25,8 @@ use super::{AsyncOperationRecord, CallerRecord, StoreError};
 use crate::error::Failure;
 use crate::link::Link;
 
-/// The states in which a caller's operation is finished, as an SQL list.
-macro_rules! terminal_states {
-    () => {
-        "('succeeded', 'failed', 'canceled', 'timed_out')"
-    };
-}
-
 /// Maps a database error to a [`StoreError`].
+#[cfg(feature = "postgres")]
 pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
     let message = e.to_string();
     match e {
@@ -69,37 +48,10 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
     }
 }
 
-/// Whether the database gave up for a cause that passes: SQLite busy or locked, a full disk, an
-/// I/O error, no memory; PostgreSQL serialization failure, deadlock, lock not available, or a
-/// lost connection.
+/// Whether the database gave up for a cause that passes: serialization failure, deadlock, lock
+/// not available, or a lost connection.
+#[cfg(feature = "postgres")]
 fn is_contention(db: &dyn sqlx::error::DatabaseError) -> bool {
-    #[cfg(feature = "sqlite")]
-    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-        const SQLITE_BUSY: u32 = 5;
-        const SQLITE_LOCKED: u32 = 6;
-        const SQLITE_NOMEM: u32 = 7;
-        const SQLITE_IOERR: u32 = 10;
-        const SQLITE_FULL: u32 = 13;
-        const SQLITE_CANTOPEN: u32 = 14;
-        let primary = db
-            .code()
-            .and_then(|c| c.parse::<u32>().ok())
-            .map(|c| c & 0xff);
-        // Busy or locked, and the faults of the machine that go away with their cause (a full
-        // disk, an I/O error, no memory): the write did not happen, and may later.
-        return matches!(
-            primary,
-            Some(
-                SQLITE_BUSY
-                    | SQLITE_LOCKED
-                    | SQLITE_NOMEM
-                    | SQLITE_IOERR
-                    | SQLITE_FULL
-                    | SQLITE_CANTOPEN
-            )
-        );
-    }
-    #[cfg(feature = "postgres")]
     if db
         .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
         .is_some()
@@ -113,6 +65,7 @@ fn is_contention(db: &dyn sqlx::error::DatabaseError) -> bool {
 }
 
 /// The versions in sqlx's migration table, in order.
+#[cfg(feature = "postgres")]
 pub(crate) async fn applied_migrations<DB>(pool: &sqlx::Pool<DB>) -> Result<Vec<i64>, StoreError>
 where
     DB: sqlx::Database,

@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::{ColumnIndex, Decode, Row, Type};
+#[cfg(feature = "postgres")]
+use sqlx::Row as _;
 
 use super::{counter, from_json, parse_links};
 use crate::codec::Content;
@@ -15,7 +16,8 @@ use crate::store::{
     OperationDeadlines, OperationState, StartAnswer, StoreError, StoredCallback,
 };
 
-/// Typed column reads, with errors that name the column.
+/// Typed column reads, with errors that name the column: implemented for PostgreSQL's rows here
+/// and for SQLite's in `store/sqlite`.
 pub(crate) trait RowExt {
     fn text(&self, column: &str) -> Result<String, StoreError>;
     fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError>;
@@ -26,19 +28,13 @@ pub(crate) trait RowExt {
     fn boolean(&self, column: &str) -> Result<bool, StoreError>;
 }
 
-fn column_error(column: &str, e: sqlx::Error) -> StoreError {
+/// A column that cannot be read as asked.
+pub(crate) fn column_error(column: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::corrupt(format!("column `{column}`: {e}"))
 }
 
-impl<R> RowExt for R
-where
-    R: Row,
-    for<'c> &'c str: ColumnIndex<R>,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
-{
+#[cfg(feature = "postgres")]
+impl RowExt for sqlx::postgres::PgRow {
     fn text(&self, column: &str) -> Result<String, StoreError> {
         self.try_get(column).map_err(|e| column_error(column, e))
     }

@@ -1,42 +1,51 @@
 //! The SQLite store: the embedded default, one file per process.
+//!
+//! A handle owns one writer thread (`writer.rs`: the write connection, group commit) and a pool
+//! of read-only connections (`readers.rs`); the store traits are implemented in `caller.rs`,
+//! `handler.rs` and `outbox.rs`, listings in `listing.rs`, the schema's versions in `migrate.rs`.
 
-mod group;
+mod caller;
+mod handler;
+mod listing;
+mod migrate;
+mod outbox;
+mod readers;
+mod rows;
+mod writer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::migrate::Migrator;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use rusqlite::{Connection, OpenFlags};
 
-use self::group::{GroupWriter, Write};
+use self::readers::Readers;
+use self::writer::{Writer, db_error};
 use super::StoreError;
-use super::sql::db_error;
 
-/// The schema migrations, embedded at compile time from `migrations/sqlite`.
-static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+/// How many prepared statements each connection keeps.
+const STATEMENT_CACHE: usize = 64;
 
 /// A store in an SQLite database file (feature `sqlite`).
 ///
 /// The file is opened in WAL mode with `synchronous = FULL` by default (a committed transaction
 /// survives a power loss: a completion acknowledged is a completion kept; see
 /// [`SqliteDurability`] for the faster setting that survives process crashes only), a busy
-/// timeout so concurrent
-/// handles wait for each other instead of failing, and the schema migrated to the latest version
-/// on open. Several handles (and processes) may open the same file; SQLite serializes their
-/// writes, which makes every claim atomic.
+/// timeout so concurrent handles wait for each other instead of failing, and the schema migrated
+/// to the latest version on open. Several handles (and processes) may open the same file; SQLite
+/// serializes their writes, which makes every claim atomic.
 ///
-/// A handle writes through **one connection** and reads through a pool of
-/// [`READ_CONNECTIONS`](Self::READ_CONNECTIONS) more. SQLite runs one write transaction at a time
-/// per file anyway: with several writing connections, the ones that lose the lock wait in SQLite's
-/// busy handler, which sleeps (1, 2, 5, 10 ms and more) rather than waking when the lock is free,
-/// and each write invalidates the others' page caches. Queued for the one writer instead, writes
-/// go out back to back, and the writes of concurrent operations share a transaction and its
-/// commit (**group commit**: one `fsync` for many; a write returns once its batch is committed).
-/// Reads (looking an operation up, listing) do not wait behind writes; in WAL mode they see every
-/// committed write. BENCHMARKS.md has the measurements.
+/// A handle writes through **one connection**, owned by a thread of its own, and reads through
+/// a pool of [`READ_CONNECTIONS`](Self::READ_CONNECTIONS) read-only ones, used on Tokio's
+/// blocking threads. SQLite runs one write transaction at a time per file anyway. Writes are
+/// queued for the writer thread, which runs the writes queued meanwhile in one transaction,
+/// statement after statement without leaving the thread, and commits them together (**group
+/// commit**: one `fsync` for many; a write returns once its batch is committed). A batch that
+/// fails for a fault of the machine (a full disk, an I/O error) is rolled back, its writes fail
+/// with [`StoreError::Unavailable`] (retryable), and the writer goes on with the next batch.
+/// Reads (looking an operation up, listing) do not wait behind writes; in WAL mode they see
+/// every committed write. BENCHMARKS.md has the measurements.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), nexus_runtime::store::StoreError> {
@@ -48,12 +57,12 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 /// ```
 #[derive(Clone)]
 pub struct SqliteStore {
-    /// The writer's pool: one connection (see above).
-    pub(crate) pool: SqlitePool,
-    /// Batches writes on that connection.
-    writer: GroupWriter,
-    /// The readers.
-    readers: SqlitePool,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: Writer,
+    readers: Arc<Readers>,
     path: PathBuf,
     durability: SqliteDurability,
 }
@@ -61,7 +70,7 @@ pub struct SqliteStore {
 impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteStore")
-            .field("path", &self.path)
+            .field("path", &self.inner.path)
             .finish_non_exhaustive()
     }
 }
@@ -111,94 +120,125 @@ impl SqliteStore {
     }
 
     async fn open_file(path: PathBuf, durability: SqliteDurability) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(durability.synchronous())
-            .busy_timeout(Self::BUSY_TIMEOUT)
-            .foreign_keys(true);
-        let open_error = |e: sqlx::Error| StoreError::Open {
-            message: format!("cannot open SQLite database `{}`: {e}", path.display()),
-            source: Some(Box::new(e)),
-        };
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .after_release(|conn, _| {
-                // A transaction left open (a commit that failed on a full disk or an I/O error,
-                // after which SQLite may have rolled it back itself, so that the rollback failed
-                // too) would refuse every later `BEGIN`: close that connection; the pool opens a
-                // new one for the next write.
-                let clean = !sqlx::Connection::is_in_transaction(conn);
-                if !clean {
-                    tracing::warn!("closing an SQLite connection left inside a transaction");
-                }
-                Box::pin(async move { Ok(clean) })
-            })
-            .connect_with(options.clone())
+        let opened = path.clone();
+        let conn = tokio::task::spawn_blocking(move || open_writer(&opened, durability))
             .await
-            .map_err(open_error)?;
-        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Open {
-            message: format!("cannot migrate SQLite database `{}`: {e}", path.display()),
-            source: Some(Box::new(e)),
-        })?;
-        // Opened lazily: a handle that only writes (most of the time) opens none.
-        let readers = SqlitePoolOptions::new()
-            .max_connections(Self::READ_CONNECTIONS)
-            .min_connections(0)
-            .connect_lazy_with(options);
+            .map_err(|e| StoreError::Open {
+                message: format!("cannot open SQLite database `{}`: {e}", path.display()),
+                source: None,
+            })??;
+        let writer = Writer::start(conn, &path)?;
+        let readers = Readers::new(&path, Self::READ_CONNECTIONS as usize);
         Ok(Self {
-            writer: GroupWriter::new(pool.clone()),
-            pool,
-            readers,
-            path,
-            durability,
+            inner: Arc::new(Inner {
+                writer,
+                readers,
+                path,
+                durability,
+            }),
         })
     }
 
     /// What a committed transaction survives.
     pub fn durability(&self) -> SqliteDurability {
-        self.durability
+        self.inner.durability
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The connection pool writes go through: one connection, which the store's write batches
-    /// hold while they run, so a query of your own on it waits for the batch in progress. For
-    /// reads of your own, open another pool on [`path`](Self::path).
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-
-    /// The connection pool reads go through.
-    pub(crate) fn readers(&self) -> &SqlitePool {
-        &self.readers
-    }
-
-    /// A write of one statement, batched with concurrent writes (see the type's docs).
-    pub(crate) async fn write_one(&self) -> Result<Write, StoreError> {
-        self.writer.write(false).await.map_err(db_error)
-    }
-
-    /// A write of several statements, undone together unless it commits, batched with
-    /// concurrent writes.
-    pub(crate) async fn write_tx(&self) -> Result<Write, StoreError> {
-        self.writer.write(true).await.map_err(db_error)
+        &self.inner.path
     }
 
     /// The versions of the schema migrations applied to this database, in order.
     pub async fn applied_migrations(&self) -> Result<Vec<i64>, StoreError> {
-        super::sql::applied_migrations(&self.pool).await
+        self.read(migrate::applied).await
     }
 
-    /// Closes every connection; later calls fail. Dropping every clone also closes the pool.
-    pub async fn close(&self) {
-        self.pool.close().await;
-        self.readers.close().await;
+    /// Caps the database file at `pages` pages (SQLite's `max_page_count`; `None` for SQLite's
+    /// largest) for this handle's writes, and returns the cap in force: a write that needs more
+    /// room fails as on a full disk, with [`StoreError::Unavailable`], and is rolled back with
+    /// the writes batched with it. The cap cannot go below the pages in use.
+    pub async fn set_max_page_count(&self, pages: Option<u64>) -> Result<u64, StoreError> {
+        self.inner
+            .writer
+            .direct(move |conn| {
+                let pages = pages.map_or(i64::from(u32::MAX >> 1), |p| {
+                    i64::try_from(p).unwrap_or(i64::MAX)
+                });
+                conn.pragma_update_and_check(None, "max_page_count", pages, |row| {
+                    row.get::<_, i64>(0)
+                })
+                .map(|n| u64::try_from(n).unwrap_or_default())
+                .map_err(db_error)
+            })
+            .await
     }
+
+    /// How many pages the database file has.
+    pub async fn page_count(&self) -> Result<u64, StoreError> {
+        self.read(|conn| {
+            conn.pragma_query_value(None, "page_count", |row| row.get::<_, i64>(0))
+                .map(|n| u64::try_from(n).unwrap_or_default())
+                .map_err(db_error)
+        })
+        .await
+    }
+
+    /// Finishes the writes queued so far and closes every connection; later calls fail with
+    /// [`StoreError::Unavailable`]. Dropping every clone also closes the store.
+    pub async fn close(&self) {
+        self.inner.writer.close().await;
+        self.inner.readers.close();
+    }
+
+    /// Runs `write` on the writer thread, in the next batch transaction.
+    pub(super) async fn write<T, F>(&self, write: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.inner.writer.write(write).await
+    }
+
+    /// Runs `read` on a read-only connection.
+    pub(super) async fn read<T, F>(&self, read: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.inner.readers.read(read).await
+    }
+}
+
+/// Opens the write connection: WAL, the durability's `synchronous`, a busy timeout, foreign keys,
+/// and the schema migrated.
+fn open_writer(path: &Path, durability: SqliteDurability) -> Result<Connection, StoreError> {
+    let open_error = |e: rusqlite::Error| StoreError::Open {
+        message: format!("cannot open SQLite database `{}`: {e}", path.display()),
+        source: Some(Box::new(e)),
+    };
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .map_err(open_error)?;
+    conn.busy_timeout(SqliteStore::BUSY_TIMEOUT)
+        .map_err(open_error)?;
+    conn.pragma_update_and_check(None, "journal_mode", "wal", |_| Ok(()))
+        .map_err(open_error)?;
+    conn.pragma_update(None, "synchronous", durability.synchronous())
+        .map_err(open_error)?;
+    conn.pragma_update(None, "foreign_keys", true)
+        .map_err(open_error)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    migrate::migrate(&mut conn).map_err(|e| StoreError::Open {
+        message: format!("cannot migrate SQLite database `{}`: {e}", path.display()),
+        source: Some(Box::new(e)),
+    })?;
+    Ok(conn)
 }
 
 /// What a committed transaction of a [`SqliteStore`] survives: SQLite's `synchronous` setting in
@@ -228,10 +268,11 @@ pub enum SqliteDurability {
 }
 
 impl SqliteDurability {
-    fn synchronous(self) -> SqliteSynchronous {
+    /// SQLite's `synchronous` setting for it.
+    fn synchronous(self) -> &'static str {
         match self {
-            Self::PowerLoss => SqliteSynchronous::Full,
-            Self::ProcessCrash => SqliteSynchronous::Normal,
+            Self::PowerLoss => "FULL",
+            Self::ProcessCrash => "NORMAL",
         }
     }
 }
@@ -243,6 +284,31 @@ fn create_dir(dir: &Path) -> Result<(), StoreError> {
     })
 }
 
-impl_caller_store!(SqliteStore, sqlx::Sqlite, lock = "");
-impl_handler_store!(SqliteStore, sqlx::Sqlite, lock = "");
-impl_outbox_store!(SqliteStore, sqlx::Sqlite, lock = "");
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn durability_sets_synchronous_on_the_write_connection() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        for (durability, expected) in [
+            (SqliteDurability::PowerLoss, 2),
+            (SqliteDurability::ProcessCrash, 1),
+        ] {
+            let store =
+                SqliteStore::open_with(dir.path().join(format!("{expected}.db")), durability)
+                    .await
+                    .expect("open");
+            let synchronous = store
+                .inner
+                .writer
+                .direct(|conn| {
+                    conn.pragma_query_value(None, "synchronous", |row| row.get::<_, i64>(0))
+                        .map_err(db_error)
+                })
+                .await
+                .expect("pragma");
+            assert_eq!(synchronous, expected, "{durability:?}");
+        }
+    }
+}

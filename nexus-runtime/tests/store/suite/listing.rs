@@ -11,6 +11,21 @@ use nexus_runtime::store::{
 use super::Harness;
 use super::fixtures::*;
 
+/// The most recently scheduled operations, finished ones included, newest first.
+pub async fn list_recent_operations_newest_first<H: Harness>(h: &H) {
+    let store = h.store();
+    insert_all(&*store, 1..=4).await;
+    let mut done = store.get(op_id(3)).await.unwrap().unwrap();
+    done.state = OperationState::Succeeded;
+    done.closed_at = Some(at(50));
+    assert!(store.update(&mut done).await.unwrap());
+    let recent = store.list_recent_operations(3).await.unwrap();
+    let ids: Vec<_> = recent.iter().map(|r| r.id).collect();
+    assert_eq!(ids, [op_id(4), op_id(3), op_id(2)]);
+    assert_eq!(recent[1], store.get(op_id(3)).await.unwrap().unwrap());
+    assert_eq!(store.list_recent_operations(0).await.unwrap().len(), 4);
+}
+
 /// Pages through caller operations by state, endpoint and service, in order, with cursors.
 pub async fn list_caller_operations_with_filters_and_paging<H: Harness>(h: &H) {
     let store = h.store();

@@ -86,6 +86,7 @@ macro_rules! store_suite {
             retarget::retarget_leaves_settled_operations_alone,
             retarget::retarget_racing_completion_never_loses_the_new_callback,
             listing::list_caller_operations_with_filters_and_paging,
+            listing::list_recent_operations_newest_first,
             listing::list_async_operations_with_filters_and_paging,
             listing::list_deliveries_and_redeliver_a_dead_one,
         );

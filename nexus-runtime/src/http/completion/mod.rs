@@ -9,18 +9,25 @@ use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use tracing::Instrument as _;
 
-use super::callback_http::{self, AddressError, MAX_ANSWER_BYTES};
+mod guarded;
+
+pub use guarded::MAX_ANSWER_BYTES;
+
+use self::guarded::AddressError;
 use crate::completion::{Completion, CompletionSender};
 use crate::error::{CallError, HandlerError};
+use crate::http::client::HttpClientOptions;
+use crate::machinery::Backoff;
 use crate::observe::{self, outcome, spans};
 use crate::protocol::{self, FailureFormat};
 use crate::security::{CallbackGuard, CallbackRefusal, CheckedCallback, redact_callback_url};
-use crate::transport::http_client::HttpClientOptions;
 
 /// When to try delivering a completion again: exponential backoff, bounded in attempts.
 ///
 /// The delay before retry `n` (1-based) is `initial_interval * multiplier^(n-1)`, capped at
-/// `max_interval`. There is no jitter, so schedules are reproducible.
+/// `max_interval` (a multiplier below 1 is taken as 1), rounded up to whole milliseconds:
+/// the schedule of its [`backoff`](Self::backoff), the crate's one backoff engine. There is no
+/// jitter, so schedules are reproducible.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CompletionRetry {
     /// Delay before the first retry (default 500 ms).
@@ -64,13 +71,12 @@ impl CompletionRetry {
     /// assert_eq!(r.delay(20), Duration::from_secs(30));
     /// ```
     pub fn delay(&self, retry: u32) -> Duration {
-        let exponent = retry.saturating_sub(1).min(1024) as i32;
-        let secs = self.initial_interval.as_secs_f64() * self.multiplier.powi(exponent);
-        if !secs.is_finite() || secs >= self.max_interval.as_secs_f64() {
-            self.max_interval
-        } else {
-            Duration::from_secs_f64(secs.max(0.0))
-        }
+        self.backoff().delay(retry, 0.0)
+    }
+
+    /// The schedule of these retries, without jitter.
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(self.initial_interval, self.multiplier, self.max_interval)
     }
 }
 
@@ -228,7 +234,7 @@ impl HttpCompletionSender {
     /// TLS with Mozilla's roots). Give the client to [`http_client`](Self::http_client), or
     /// prefer [`tls`](Self::tls), which builds it so.
     pub fn client_builder(guard: &CallbackGuard) -> reqwest::ClientBuilder {
-        callback_http::guarded(HttpClientOptions::default().builder(), guard)
+        guarded::guarded(HttpClientOptions::default().builder(), guard)
     }
 
     /// Speaks TLS with this configuration (extra root CAs, a client certificate for receivers
@@ -237,7 +243,7 @@ impl HttpCompletionSender {
     #[cfg(feature = "tls")]
     pub fn tls(mut self, tls: crate::tls::TlsClientConfig) -> Result<Self, crate::tls::TlsError> {
         self.options.tls = Some(tls);
-        self.client = Ok(callback_http::guarded(self.options.builder(), &self.guard)
+        self.client = Ok(guarded::guarded(self.options.builder(), &self.guard)
             .build()
             .map_err(|e| {
                 crate::tls::TlsError::new(format!("cannot build the HTTP client: {e}"))
@@ -381,7 +387,7 @@ impl HttpCompletionSender {
                 );
             }
         };
-        let checked = match callback_http::check_addresses(&self.guard, callback).await {
+        let checked = match guarded::check_addresses(&self.guard, callback).await {
             Ok(checked) => checked,
             Err(AddressError::Refused(e)) => return Attempt::Rejected(refusal(e)),
             Err(AddressError::Unresolved(e)) => {
@@ -395,7 +401,7 @@ impl HttpCompletionSender {
             .headers(headers)
             .body(body)
             .timeout(self.attempt_timeout);
-        let sent = callback_http::with_checked(checked, request.send()).await;
+        let sent = guarded::with_checked(checked, request.send()).await;
         let response = match sent {
             Ok(response) => response,
             Err(e) => {
@@ -424,7 +430,7 @@ impl HttpCompletionSender {
                  follow redirects"
             )));
         }
-        let body = callback_http::read_bounded(response, MAX_ANSWER_BYTES).await;
+        let body = guarded::read_bounded(response, MAX_ANSWER_BYTES).await;
         match protocol::error_from_response(status, &headers, &body) {
             CallError::Handler(e) if e.is_retryable() => Attempt::Retryable(e),
             CallError::Handler(e) => Attempt::Rejected(e),
@@ -450,7 +456,7 @@ fn build_client(
     guard: &CallbackGuard,
     options: &HttpClientOptions,
 ) -> Result<reqwest::Client, Arc<str>> {
-    callback_http::guarded(options.builder(), guard)
+    guarded::guarded(options.builder(), guard)
         .build()
         .map_err(|e| Arc::from(e.to_string()))
 }

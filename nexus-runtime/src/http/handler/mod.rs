@@ -1,5 +1,10 @@
 //! The handler server: serves a [`Dispatcher`] as Nexus RPC over HTTP.
 
+mod definitions;
+mod request;
+
+pub use definitions::DEFINITIONS_PATH;
+
 use std::fmt;
 use std::io;
 use std::sync::Arc;
@@ -11,10 +16,9 @@ use axum::routing::any;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use tokio::net::{TcpListener, ToSocketAddrs};
 
-use super::completion_sender::{CompletionRetry, HttpCompletionSender};
+use super::completion::{CompletionRetry, HttpCompletionSender};
 use super::handle::{ServeOptions, ServerHandle};
 use super::limits::ServerLimits;
-use super::request;
 use super::wire::{self, DEFAULT_BODY_LIMIT};
 use crate::codec::JSON;
 use crate::completion::CompletionSender;
@@ -310,7 +314,7 @@ impl HandlerServer {
         };
         let router = router.with_state(self.inner.clone());
         match &self.inner.definitions {
-            Some(definition) => router.merge(super::definitions::router(
+            Some(definition) => router.merge(self::definitions::router(
                 prefix,
                 definition,
                 self.inner.authenticator.clone(),

@@ -1,6 +1,5 @@
 //! Nexus RPC over HTTP, caller side: the [`HttpTransport`] (feature `http`).
 
-pub(crate) mod client;
 mod definitions;
 mod request;
 
@@ -13,10 +12,10 @@ use futures::future::BoxFuture;
 use http::HeaderMap;
 use reqwest::Url;
 
-use self::client::HttpClientOptions;
-use super::{CancelRequest, StartRequest, StartResponse, Transport};
 use crate::error::{CallError, TransportError, TransportErrorKind};
+use crate::http::client::HttpClientOptions;
 use crate::protocol;
+use crate::transport::{CancelRequest, StartRequest, StartResponse, Transport};
 
 /// A base URL that an [`HttpTransport`] cannot use.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -31,7 +30,7 @@ pub struct InvalidEndpointUrl {
 /// Calls a Nexus handler over HTTP, as Temporal and the Go SDK do.
 ///
 /// The base URL is where the handler is mounted: `http://host:port/prefix` for a nexus-rs
-/// [`HandlerServer`](crate::server::HandlerServer), or
+/// [`HandlerServer`](crate::http::HandlerServer), or
 /// `http://host:port/nexus/endpoints/{endpoint-id}/services` for a Temporal endpoint. A start is
 /// `POST {base}/{service}/{operation}` with each name escaped as one path segment; a cancel is
 /// `POST {base}/{service}/{operation}/cancel` with the token in `Nexus-Operation-Token`.

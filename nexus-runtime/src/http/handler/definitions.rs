@@ -15,10 +15,10 @@ use axum::routing::any;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
-use super::wire;
 use crate::codec::JSON;
 use crate::definition::Definition;
 use crate::error::HandlerError;
+use crate::http::wire;
 use crate::protocol::FailureFormat;
 use crate::security::Authenticator;
 
@@ -59,7 +59,7 @@ async fn serve(State(route): State<Arc<Route>>, request: Request) -> Response {
     if let Some(authenticator) = &route.authenticator {
         let (parts, _body) = request.into_parts();
         if let Err(e) = authenticator.authenticate(&parts).await {
-            return super::handler::unauthenticated(&e, format);
+            return super::unauthenticated(&e, format);
         }
     }
     let mut headers = HeaderMap::new();

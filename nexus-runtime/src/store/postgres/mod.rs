@@ -1,4 +1,5 @@
-//! The PostgreSQL store: one database shared by the replicas of a service.
+//! The PostgreSQL store: one database shared by the replicas of a service. The store traits are
+//! implemented in `caller.rs`, `handler.rs` and `outbox.rs`, on the row encoding of `store/sql/`.
 
 use std::fmt;
 use std::str::FromStr as _;
@@ -8,6 +9,11 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::StoreError;
+
+mod caller;
+mod handler;
+mod listing;
+mod outbox;
 
 /// The schema migrations, embedded at compile time from `migrations/postgres`.
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
@@ -135,22 +141,6 @@ impl PostgresStore {
         self.pool.close().await;
     }
 }
-
-impl_caller_store!(
-    PostgresStore,
-    sqlx::Postgres,
-    lock = "FOR UPDATE SKIP LOCKED"
-);
-impl_handler_store!(
-    PostgresStore,
-    sqlx::Postgres,
-    lock = "FOR UPDATE SKIP LOCKED"
-);
-impl_outbox_store!(
-    PostgresStore,
-    sqlx::Postgres,
-    lock = "FOR UPDATE SKIP LOCKED"
-);
 
 /// A write's connection (see [`PostgresStore::write_one`] and [`PostgresStore::write_tx`]): the
 /// SQL stores' code runs its statements on it and commits it, whichever it is.

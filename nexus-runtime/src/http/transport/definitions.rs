@@ -1,6 +1,6 @@
 //! Reading a running handler's definition: `GET {base}/definitions`, served by a
-//! [`HandlerServer`](crate::server::HandlerServer) built with
-//! [`definitions`](crate::server::HandlerServerBuilder::definitions).
+//! [`HandlerServer`](crate::http::HandlerServer) built with
+//! [`definitions`](crate::http::HandlerServerBuilder::definitions).
 
 use std::time::Duration;
 

@@ -1,0 +1,261 @@
+//! [`OutboxStore`] on SQLite, and the retargeting of a completion (the operation's record or its
+//! delivery waiting in the outbox).
+
+use std::time::{Duration, SystemTime};
+
+use rusqlite::Connection;
+use rusqlite::types::Value;
+
+use super::SqliteStore;
+use super::rows::{execute, query_all, query_opt, text};
+use crate::store::sql::{RowExt as _, delivery_from_row, headers_json, limit, parse_uuid};
+use crate::store::time::{expiry_micros, to_micros};
+use crate::store::{
+    AsyncState, Delivery, DeliveryId, DeliveryQuery, OutboxStore, RetargetAsync, StoreError,
+    StoreFuture,
+};
+
+/// Moves the completion of operation `?1` to callback URL `?2` with headers `?3` (`?4`: now), in
+/// the writer's transaction. The operation's record is read first: unknown, or already naming
+/// this callback, nothing changes; running, its record changes; finished, its delivery waiting
+/// in the outbox is redirected (due at once) and its record with it, or, with none waiting,
+/// nothing changes (the record keeps where the completion went).
+pub(super) fn retarget(conn: &Connection, params: &[Value]) -> Result<RetargetAsync, StoreError> {
+    let token = &params[..1];
+    let found = query_opt(
+        conn,
+        "SELECT state, callback_url, callback_headers FROM handler_operations WHERE token = ?1",
+        token,
+        |row| {
+            Ok((
+                row.text("state")?,
+                row.opt_text("callback_url")?,
+                row.opt_text("callback_headers")?,
+            ))
+        },
+    )?;
+    let Some((state, url, headers)) = found else {
+        return Ok(RetargetAsync::UnknownOperation);
+    };
+    let state = AsyncState::parse(&state)
+        .ok_or_else(|| StoreError::corrupt(format!("unknown async state `{state}`")))?;
+    let same = matches!((&params[1], url), (Value::Text(new), Some(old)) if *new == old)
+        && matches!((&params[2], headers), (Value::Text(new), Some(old)) if *new == old);
+    const MOVE_RECORD: &str =
+        "UPDATE handler_operations SET callback_url = ?2, callback_headers = ?3 WHERE token = ?1";
+    if same {
+        let waiting = query_opt(
+            conn,
+            "SELECT id FROM completion_deliveries WHERE token = ?1 AND state = 'pending'",
+            token,
+            |_| Ok(()),
+        )?;
+        return Ok(match waiting {
+            None if state.is_terminal() => RetargetAsync::Settled(state),
+            _ => RetargetAsync::Unchanged,
+        });
+    }
+    if !state.is_terminal() {
+        execute(conn, MOVE_RECORD, &params[..3])?;
+        return Ok(RetargetAsync::Updated);
+    }
+    let redirected = query_opt(
+        conn,
+        "UPDATE completion_deliveries SET url = ?2, headers = ?3, next_attempt_at_us = ?4 \
+         WHERE token = ?1 AND state = 'pending' RETURNING id",
+        params,
+        |row| parse_uuid(&row.text("id")?),
+    )?;
+    let Some(delivery) = redirected else {
+        return Ok(RetargetAsync::Settled(state));
+    };
+    execute(conn, MOVE_RECORD, &params[..3])?;
+    Ok(RetargetAsync::Redirected { delivery })
+}
+
+/// Deliveries oldest first, then by id.
+fn sorted(deliveries: Result<Vec<Delivery>, StoreError>) -> Result<Vec<Delivery>, StoreError> {
+    let mut deliveries = deliveries?;
+    deliveries.sort_by_key(|d| (d.created_at, d.id));
+    Ok(deliveries)
+}
+
+impl OutboxStore for SqliteStore {
+    fn claim_due_deliveries(
+        &self,
+        now: SystemTime,
+        visibility: Duration,
+        max: usize,
+    ) -> StoreFuture<'_, Vec<Delivery>> {
+        Box::pin(async move {
+            let params = vec![
+                Value::Integer(to_micros(now)?),
+                Value::Integer(expiry_micros(now, visibility)?),
+                Value::Integer(limit(max)),
+            ];
+            sorted(
+                self.write(move |conn| {
+                    query_all(
+                        conn,
+                        "UPDATE completion_deliveries SET next_attempt_at_us = ?2 \
+                         WHERE id IN (SELECT id FROM completion_deliveries \
+                         WHERE state = 'pending' AND next_attempt_at_us <= ?1 \
+                         ORDER BY next_attempt_at_us, created_at_us, id LIMIT ?3) RETURNING *",
+                        &params,
+                        |row| delivery_from_row(row),
+                    )
+                })
+                .await,
+            )
+        })
+    }
+
+    fn mark_delivered(&self, id: DeliveryId, now: SystemTime) -> StoreFuture<'_, bool> {
+        Box::pin(async move {
+            let params = vec![text(id.to_string()), Value::Integer(to_micros(now)?)];
+            self.write(move |conn| {
+                execute(
+                    conn,
+                    "UPDATE completion_deliveries SET state = 'delivered', \
+                     attempts = attempts + 1, finished_at_us = ?2 \
+                     WHERE id = ?1 AND state = 'pending'",
+                    &params,
+                )
+                .map(|n| n == 1)
+            })
+            .await
+        })
+    }
+
+    fn mark_retry<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        next_attempt_at: SystemTime,
+        error: &'a str,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let params = vec![
+                text(delivery.id.to_string()),
+                Value::Integer(to_micros(next_attempt_at)?),
+                text(error),
+                text(delivery.url.as_str()),
+                text(headers_json(&delivery.headers)?),
+            ];
+            self.write(move |conn| {
+                execute(
+                    conn,
+                    "UPDATE completion_deliveries SET attempts = attempts + 1, \
+                     next_attempt_at_us = ?2, last_error = ?3 \
+                     WHERE id = ?1 AND state = 'pending' AND url = ?4 AND headers = ?5",
+                    &params,
+                )
+                .map(|n| n == 1)
+            })
+            .await
+        })
+    }
+
+    fn mark_dead<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        now: SystemTime,
+        error: &'a str,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let params = vec![
+                text(delivery.id.to_string()),
+                Value::Integer(to_micros(now)?),
+                text(error),
+                text(delivery.url.as_str()),
+                text(headers_json(&delivery.headers)?),
+            ];
+            self.write(move |conn| {
+                execute(
+                    conn,
+                    "UPDATE completion_deliveries SET state = 'dead', \
+                     attempts = attempts + 1, finished_at_us = ?2, last_error = ?3 \
+                     WHERE id = ?1 AND state = 'pending' AND url = ?4 AND headers = ?5",
+                    &params,
+                )
+                .map(|n| n == 1)
+            })
+            .await
+        })
+    }
+
+    fn get_delivery(&self, id: DeliveryId) -> StoreFuture<'_, Option<Delivery>> {
+        Box::pin(async move {
+            let params = vec![text(id.to_string())];
+            self.read(move |conn| {
+                query_opt(
+                    conn,
+                    "SELECT * FROM completion_deliveries WHERE id = ?1",
+                    &params,
+                    |row| delivery_from_row(row),
+                )
+            })
+            .await
+        })
+    }
+
+    fn list_dead_deliveries(&self, max: usize) -> StoreFuture<'_, Vec<Delivery>> {
+        Box::pin(async move {
+            let params = vec![Value::Integer(limit(max))];
+            let mut dead = self
+                .read(move |conn| {
+                    query_all(
+                        conn,
+                        "SELECT * FROM completion_deliveries WHERE state = 'dead' \
+                         ORDER BY finished_at_us DESC, id DESC LIMIT ?1",
+                        &params,
+                        |row| delivery_from_row(row),
+                    )
+                })
+                .await?;
+            dead.sort_by_key(|d| std::cmp::Reverse((d.finished_at, d.id)));
+            Ok(dead)
+        })
+    }
+
+    fn purge_deliveries(&self, before: SystemTime) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let params = vec![Value::Integer(to_micros(before)?)];
+            self.write(move |conn| {
+                execute(
+                    conn,
+                    "DELETE FROM completion_deliveries WHERE state <> 'pending' \
+                     AND finished_at_us < ?1",
+                    &params,
+                )
+            })
+            .await
+        })
+    }
+
+    fn list_deliveries<'a>(&'a self, query: &'a DeliveryQuery) -> StoreFuture<'a, Vec<Delivery>> {
+        Box::pin(async move {
+            let (sql, params) = super::listing::deliveries(query)?;
+            sorted(
+                self.read(move |conn| query_all(conn, &sql, &params, |row| delivery_from_row(row)))
+                    .await,
+            )
+        })
+    }
+
+    fn redeliver(&self, id: DeliveryId, now: SystemTime) -> StoreFuture<'_, bool> {
+        Box::pin(async move {
+            let params = vec![text(id.to_string()), Value::Integer(to_micros(now)?)];
+            self.write(move |conn| {
+                execute(
+                    conn,
+                    "UPDATE completion_deliveries SET state = 'pending', \
+                     next_attempt_at_us = ?2, finished_at_us = NULL \
+                     WHERE id = ?1 AND state = 'dead'",
+                    &params,
+                )
+                .map(|n| n == 1)
+            })
+            .await
+        })
+    }
+}

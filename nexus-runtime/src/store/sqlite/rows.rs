@@ -1,0 +1,107 @@
+//! Statements on a connection: prepared once per connection (`prepare_cached`), parameters
+//! encoded before they reach the writer thread (as [`Value`]s), rows read back through the
+//! shared decoders (`store/sql/rows.rs`).
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, Row, params_from_iter};
+
+use super::writer::db_error;
+use crate::store::StoreError;
+use crate::store::sql::{RowExt, column_error};
+
+/// The states in which a caller's operation is finished, as an SQL list.
+pub(super) const TERMINAL: &str = "('succeeded', 'failed', 'canceled', 'timed_out')";
+
+/// Encoded parameters, `?1` first.
+pub(super) type Params = Vec<Value>;
+
+impl RowExt for Row<'_> {
+    fn text(&self, column: &str) -> Result<String, StoreError> {
+        self.get(column).map_err(|e| column_error(column, e))
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        self.get(column).map_err(|e| column_error(column, e))
+    }
+    fn int(&self, column: &str) -> Result<i64, StoreError> {
+        self.get(column).map_err(|e| column_error(column, e))
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        self.get(column).map_err(|e| column_error(column, e))
+    }
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError> {
+        self.get(column).map_err(|e| column_error(column, e))
+    }
+    fn opt_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(column).map_err(|e| column_error(column, e))
+    }
+    fn boolean(&self, column: &str) -> Result<bool, StoreError> {
+        self.get(column).map_err(|e| column_error(column, e))
+    }
+}
+
+/// Runs `sql`; how many rows it changed.
+pub(super) fn execute(conn: &Connection, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
+    let mut statement = conn.prepare_cached(sql).map_err(db_error)?;
+    let changed = statement
+        .execute(params_from_iter(params.iter()))
+        .map_err(db_error)?;
+    Ok(u64::try_from(changed).unwrap_or(u64::MAX))
+}
+
+/// The first row of `sql`, read with `read`.
+pub(super) fn query_opt<T>(
+    conn: &Connection,
+    sql: &str,
+    params: &[Value],
+    read: impl FnOnce(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    let mut statement = conn.prepare_cached(sql).map_err(db_error)?;
+    let mut rows = statement
+        .query(params_from_iter(params.iter()))
+        .map_err(db_error)?;
+    let first = match rows.next().map_err(db_error)? {
+        Some(row) => Some(read(row)?),
+        None => None,
+    };
+    // A statement that writes (`RETURNING`) finishes only when stepped to its end.
+    while rows.next().map_err(db_error)?.is_some() {}
+    Ok(first)
+}
+
+/// Every row of `sql`, each read with `read`.
+pub(super) fn query_all<T>(
+    conn: &Connection,
+    sql: &str,
+    params: &[Value],
+    mut read: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut statement = conn.prepare_cached(sql).map_err(db_error)?;
+    let mut rows = statement
+        .query(params_from_iter(params.iter()))
+        .map_err(db_error)?;
+    let mut all = Vec::new();
+    while let Some(row) = rows.next().map_err(db_error)? {
+        all.push(read(row)?);
+    }
+    Ok(all)
+}
+
+/// Text.
+pub(super) fn text(s: impl Into<String>) -> Value {
+    Value::Text(s.into())
+}
+
+/// Text or NULL.
+pub(super) fn opt_text(s: Option<impl Into<String>>) -> Value {
+    s.map_or(Value::Null, |s| Value::Text(s.into()))
+}
+
+/// A blob.
+pub(super) fn blob(b: impl Into<Vec<u8>>) -> Value {
+    Value::Blob(b.into())
+}
+
+/// An integer or NULL.
+pub(super) fn opt_int(n: Option<i64>) -> Value {
+    n.map_or(Value::Null, Value::Integer)
+}

@@ -1,0 +1,281 @@
+//! The writer: one thread that owns the store's write connection and commits the writes queued
+//! for it in batches (group commit).
+//!
+//! A write is a closure run on the connection inside the batch's transaction. The thread takes
+//! the first write from the queue, opens a transaction (`BEGIN IMMEDIATE`), runs every write
+//! queued meanwhile (up to [`MAX_BATCH`]) one after the other, synchronously, and commits them
+//! together: one commit, one `fsync` with `synchronous = FULL`, for all of them. Each write's
+//! result goes back through its oneshot once its batch is committed, never before.
+//!
+//! A write that fails on its own (a duplicate key, a record it cannot encode) changed nothing:
+//! its statements are ordered so that the one that can fail runs first, and SQLite undoes a
+//! failing statement by itself; the others of its batch go on. A fault of the machine (a full
+//! disk, an I/O error, no memory: SQLite may have abandoned the transaction already) or a commit
+//! that fails fails the whole batch: it is rolled back and each of its writes reports
+//! [`StoreError::Unavailable`], retryable. The thread then goes on with the next batch on the
+//! same connection, which works again as soon as the cause is gone.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread;
+
+use rusqlite::{Connection, ErrorCode};
+use tokio::sync::oneshot;
+
+use crate::store::StoreError;
+
+/// The most writes one transaction takes; the rest wait for the next one.
+pub(crate) const MAX_BATCH: usize = 512;
+
+/// A queued write: run on the connection (or not at all, `None`, when its batch failed before its
+/// turn), it returns how to report its result.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> Ran + Send>;
+
+/// Sends a write's result, or the failure of its batch (`Some`) if that did not commit.
+type Report = Box<dyn FnOnce(Option<&str>) + Send>;
+
+/// What a write did: whether the batch must be abandoned, and how to report the outcome.
+struct Ran {
+    /// The write failed in a way that leaves the transaction unusable.
+    fatal: bool,
+    /// Sends the result, or the batch's failure if it did not commit.
+    report: Report,
+}
+
+enum Message {
+    /// A write to batch.
+    Write(Job),
+    /// Something to run on the connection outside any batch (a setting), answered at once.
+    Direct(Job),
+    /// Stop after the writes queued before this; acknowledged once the connection is closed.
+    Close(oneshot::Sender<()>),
+}
+
+/// The writer's queue. Cloned with the store; the thread stops when every clone is gone or the
+/// store is closed.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    queue: mpsc::Sender<Message>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`.
+    pub fn start(conn: Connection, path: &Path) -> Result<Self, StoreError> {
+        let (queue, receiver) = mpsc::channel();
+        thread::Builder::new()
+            .name("nexus-sqlite-writer".into())
+            .spawn(move || run(conn, receiver))
+            .map_err(|e| StoreError::Open {
+                message: format!(
+                    "cannot start the writer thread of SQLite database `{}`: {e}",
+                    path.display()
+                ),
+                source: Some(Box::new(e)),
+            })?;
+        Ok(Self { queue })
+    }
+
+    /// Runs `write` in the next batch transaction; its result once that batch committed.
+    pub async fn write<T, F>(&self, write: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(write, Message::Write).await
+    }
+
+    /// Runs `f` on the write connection outside any batch (settings, pragmas).
+    pub async fn direct<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(f, Message::Direct).await
+    }
+
+    async fn submit<T, F>(&self, f: F, wrap: fn(Job) -> Message) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move |conn: Option<&Connection>| {
+            let Some(conn) = conn else {
+                return Ran {
+                    fatal: false,
+                    report: Box::new(move |failed: Option<&str>| {
+                        let _ = done.send(Err(unavailable(failed.unwrap_or("not run"))));
+                    }),
+                };
+            };
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
+                .unwrap_or_else(|_| {
+                    Err(StoreError::Unavailable {
+                        message: "an SQLite write panicked".into(),
+                        source: None,
+                    })
+                });
+            let fatal = match &outcome {
+                Err(StoreError::Unavailable { .. }) => true,
+                Err(_) => conn.is_autocommit(),
+                Ok(_) => false,
+            };
+            Ran {
+                fatal,
+                report: Box::new(move |failed: Option<&str>| {
+                    let outcome = match (failed, outcome) {
+                        (None, outcome) => outcome,
+                        // Its own error says more than the batch's.
+                        (Some(_), Err(e)) if !e.is_retryable() => Err(e),
+                        (Some(why), _) => Err(unavailable(why)),
+                    };
+                    let _ = done.send(outcome);
+                }),
+            }
+        });
+        self.queue.send(wrap(job)).map_err(|_| closed())?;
+        result.await.map_err(|_| closed())?
+    }
+
+    /// Stops the thread after the writes queued so far, and waits for it.
+    pub async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.queue.send(Message::Close(done)).is_ok() {
+            let _ = closed.await;
+        }
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::Unavailable {
+        message: "the SQLite store is closed".into(),
+        source: None,
+    }
+}
+
+fn unavailable(why: &str) -> StoreError {
+    StoreError::Unavailable {
+        message: format!("the transaction this write was batched in did not commit: {why}"),
+        source: None,
+    }
+}
+
+/// The thread's loop.
+fn run(conn: Connection, queue: mpsc::Receiver<Message>) {
+    let mut next = queue.recv().ok();
+    while let Some(message) = next.take() {
+        match message {
+            Message::Close(done) => {
+                drop(conn);
+                let _ = done.send(());
+                return;
+            }
+            Message::Direct(job) => (job(Some(&conn)).report)(None),
+            Message::Write(job) => {
+                let mut batch = vec![job];
+                while batch.len() < MAX_BATCH {
+                    match queue.try_recv() {
+                        Ok(Message::Write(job)) => batch.push(job),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                run_batch(&conn, batch);
+            }
+        }
+        if next.is_none() {
+            next = queue.recv().ok();
+        }
+    }
+}
+
+/// Runs `batch` in one transaction and reports each write's outcome.
+fn run_batch(conn: &Connection, batch: Vec<Job>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let why = format!("cannot begin a transaction: {e}");
+        tracing::warn!(error = %why, "an SQLite batch transaction could not begin");
+        for job in batch {
+            (job(None).report)(Some(&why));
+        }
+        return;
+    }
+    let mut ran = Vec::with_capacity(batch.len());
+    let mut failed: Option<String> = None;
+    for job in batch {
+        if failed.is_some() {
+            // The transaction is abandoned: the rest of the batch does not run.
+            ran.push(job(None).report);
+            continue;
+        }
+        let outcome = job(Some(conn));
+        if outcome.fatal {
+            failed =
+                Some("a write of the batch failed and the transaction was rolled back".to_owned());
+        }
+        ran.push(outcome.report);
+    }
+    let failed = match failed {
+        Some(why) => {
+            roll_back(conn);
+            Some(why)
+        }
+        None => match conn.execute_batch("COMMIT") {
+            Ok(()) => None,
+            Err(e) => {
+                roll_back(conn);
+                Some(e.to_string())
+            }
+        },
+    };
+    if let Some(why) = &failed {
+        tracing::warn!(error = %why, "an SQLite batch transaction did not commit; its writes are rolled back");
+    }
+    for report in ran {
+        report(failed.as_deref());
+    }
+}
+
+/// Rolls back whatever transaction is open (SQLite may have rolled it back already).
+fn roll_back(conn: &Connection) {
+    if !conn.is_autocommit()
+        && let Err(e) = conn.execute_batch("ROLLBACK")
+    {
+        tracing::warn!(error = %e, "an SQLite batch transaction could not be rolled back");
+    }
+}
+
+/// Maps a rusqlite error to a [`StoreError`]: a unique key taken is a duplicate; busy, locked and
+/// the faults of the machine that pass with their cause (a full disk, an I/O error, no memory)
+/// are retryable.
+pub(crate) fn db_error(e: rusqlite::Error) -> StoreError {
+    let message = e.to_string();
+    let code = e.sqlite_error_code();
+    if let rusqlite::Error::SqliteFailure(ffi, _) = &e
+        && matches!(
+            ffi.extended_code,
+            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+        )
+    {
+        return StoreError::Duplicate(message);
+    }
+    match code {
+        Some(
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::OutOfMemory
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::DiskFull
+            | ErrorCode::CannotOpen,
+        ) => StoreError::Unavailable {
+            message,
+            source: Some(Box::new(e)),
+        },
+        _ => StoreError::Database {
+            message,
+            source: Some(Box::new(e)),
+        },
+    }
+}
