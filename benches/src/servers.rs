@@ -75,10 +75,12 @@ pub fn bare_router() -> Router {
 
 /// A dispatcher serving `fraud.v1`, whose async `checkTransaction` takes `check_delay`; durable
 /// with `store` (deduplicated starts, recorded operations, completions through the outbox). With
-/// a store, call it inside a Tokio runtime.
+/// a store, call it inside a Tokio runtime. No quota: the memory measurement keeps 100,000
+/// operations running for one caller.
 pub fn fraud_dispatcher(check_delay: Duration, store: Option<Arc<dyn Store>>) -> Dispatcher {
     let mut builder = Dispatcher::builder()
         .service(FraudService::handler(FraudDesk::new(check_delay)))
+        .quota(nexus_runtime::service::Quota::unlimited())
         .callback_guard(nexus_runtime::security::CallbackGuard::loopback());
     if let Some(store) = store {
         builder = builder.store(store);
