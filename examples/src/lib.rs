@@ -8,6 +8,7 @@ pub mod callers;
 pub mod executions;
 pub mod fraud_desk;
 pub mod load;
+pub mod logging;
 pub mod observe;
 pub mod store_flag;
 pub mod tls_flags;

@@ -128,13 +128,7 @@ impl Fraud for WorkflowChecks {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    nexus_examples::logging::init("info");
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
