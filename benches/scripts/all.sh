@@ -32,6 +32,11 @@ echo
 "$bench" http --rounds 5 --warmup 1 --duration 4 2>/dev/null
 echo
 
+echo "## HTTP sync operation under wrk (bare endpoint, HandlerServer, fraud-handler)"
+echo
+bash benches/scripts/http-wrk.sh 3 5 64
+echo
+
 echo "## Sync starts with deduplication (SQLite store vs none, wrk)"
 echo
 bash benches/scripts/sync-dedup.sh 3 10 64
