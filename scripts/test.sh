@@ -63,7 +63,7 @@ bash interop/run.sh
 
 # A regression guard on performance, built on ratios against baselines measured in the same run:
 # fails if the in-process call's overhead over a direct call exceeds 5 µs, or if the HTTP server
-# keeps less than 0.6 of a bare axum endpoint's throughput. About 15 s once built (see
+# keeps less than 0.5 of a bare axum endpoint's throughput. About 15 s once built (see
 # BENCHMARKS.md); set SKIP_BENCH=1 to leave it out.
 if [ "${SKIP_BENCH:-0}" != 1 ]; then
     step "benchmarks, quick mode (ratios against floors)"

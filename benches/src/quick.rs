@@ -30,7 +30,7 @@ impl Default for Floors {
     fn default() -> Self {
         Self {
             inprocess_overhead_ns: 5_000.0,
-            http_throughput_ratio: 0.6,
+            http_throughput_ratio: 0.5,
         }
     }
 }

@@ -25,7 +25,7 @@ enum Command {
         #[arg(long, default_value_t = 5_000.0)]
         max_inprocess_overhead_ns: f64,
         /// The least share of the bare endpoint's HTTP throughput the nexus server must keep.
-        #[arg(long, default_value_t = 0.6)]
+        #[arg(long, default_value_t = 0.5)]
         min_http_ratio: f64,
     },
     /// In-process sync call vs a direct trait call doing the same JSON work.
