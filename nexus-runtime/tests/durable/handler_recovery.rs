@@ -175,7 +175,9 @@ fn another_replica_takes_over(backend: &Backend) {
     let lease = Duration::from_secs(3);
     let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/callback", socket.local_addr().unwrap());
-    let (tokens, canceled, crashed) = in_process(async || {
+    let (tokens, (canceled, failed), first_start) = in_process(async || {
+        // Before the first lease is written: no lease can expire earlier than a lease after this.
+        let first_start = Instant::now();
         let jobs = JobsImpl::new();
         let d = dispatcher(
             &jobs,
@@ -184,8 +186,8 @@ fn another_replica_takes_over(backend: &Backend) {
         );
         let _wiring = HandlerServer::new(d.clone());
         let tokens = start_both(&d, &url, "x").await;
-        let (canceled, _) = start_both(&d, &url, "y").await;
-        (tokens, canceled, Instant::now())
+        let canceled_and_failed = start_both(&d, &url, "y").await;
+        (tokens, canceled_and_failed, first_start)
     });
     in_process(async move || {
         let receiver = Receiver::from_std(socket);
@@ -210,8 +212,9 @@ fn another_replica_takes_over(backend: &Backend) {
         assert_eq!(after.resumptions("process", "p-x"), 0);
 
         let done = receiver.completion(&tokens.0, WITHIN).await;
+        // Leases are stored in microseconds: a millisecond of slack for the rounding.
         assert!(
-            crashed.elapsed() >= lease,
+            first_start.elapsed() + Duration::from_millis(1) >= lease,
             "taken over only once the lease expired"
         );
         assert_eq!(result_of(&done), "p-x done (resumed)");
@@ -229,6 +232,9 @@ fn another_replica_takes_over(backend: &Backend) {
         assert_eq!(error.message, "p-y canceled");
         assert_eq!(after.resumptions("process", "p-y"), 1);
         // The fourth operation (`t-y`, not resumable, not canceled) failed.
+        let failed = receiver.completion(&failed, WITHIN).await;
+        let error = failed.outcome.unwrap_err();
+        assert!(!error.is_canceled(), "{error:?}");
         assert_eq!(receiver.accepted().len(), 4);
         d.shutdown().await;
     });
