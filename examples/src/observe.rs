@@ -57,8 +57,10 @@ impl EventLog {
 /// How many request ids [`Observed`] counts attempts of before it starts afresh.
 pub const MAX_TRACKED: usize = 10_000;
 
-/// Wraps a [`ServiceHandler`]: logs every start request (with its request id) and answers
-/// UNAVAILABLE (503, retryable) to the first `unavailable_first` attempts of each request id.
+/// Wraps a [`ServiceHandler`]: logs every start request at debug level (with its request id),
+/// records it in the event log if there is one, and answers UNAVAILABLE (503, retryable) to the
+/// first `unavailable_first` attempts of each request id. When none of these is asked for,
+/// starts go straight to the wrapped service.
 ///
 /// Starts without a request id are never refused: a caller that sends none cannot retry one.
 pub struct Observed<H> {
@@ -91,6 +93,12 @@ impl<H: ServiceHandler> Observed<H> {
     pub fn event_log(mut self, log: EventLog) -> Self {
         self.log = Some(log);
         self
+    }
+
+    /// Whether starts are watched at all: refused on purpose, recorded in an event log, or
+    /// logged at debug level.
+    fn watching(&self) -> bool {
+        self.unavailable_first > 0 || self.log.is_some() || tracing::enabled!(tracing::Level::DEBUG)
     }
 
     /// Counts this attempt of `request_id`: 1 for the first. The counts are forgotten after
@@ -126,8 +134,9 @@ impl<H: ServiceHandler> ServiceHandler for Observed<H> {
     }
 
     fn start(&self, operation: &str, ctx: OperationContext, input: Content) -> Option<StartFuture> {
-        if !self.inner.operation_names().contains(&operation) {
-            // Unknown: the dispatcher answers NOT_FOUND, whatever the attempt.
+        if !self.watching() || !self.inner.operation_names().contains(&operation) {
+            // Nothing to log or refuse (or an unknown operation, which the dispatcher answers
+            // NOT_FOUND whatever the attempt): the request goes straight through, at no cost.
             return self.inner.start(operation, ctx, input);
         }
         let request_id = ctx.request_id().to_owned();
