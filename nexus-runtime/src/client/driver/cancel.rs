@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use super::Record;
-use crate::client::info::CancelState;
+use crate::client::info::{CancelState, CancellationInfo};
 use crate::client::{Client, EndpointState};
 use crate::error::CallError;
 use crate::machinery::{
@@ -50,12 +50,7 @@ impl CancelLoop {
                 match self.endpoint.targets.admit_to(self.target) {
                     Admission::Admitted(admitted) => break admitted,
                     Admission::Wait { until } => {
-                        self.update(|state, next| {
-                            *state = CancelState::Blocked {
-                                reason: BREAKER_OPEN_REASON.to_owned(),
-                            };
-                            *next = until;
-                        });
+                        self.update(|c| c.block(BREAKER_OPEN_REASON, until));
                         match until {
                             Some(at) => tokio::select! {
                                 () = changed => {}
@@ -67,9 +62,9 @@ impl CancelLoop {
                 }
             };
             attempt += 1;
-            self.update(|state, next| {
-                *state = CancelState::Scheduled;
-                *next = None;
+            self.update(|c| {
+                c.set_state(CancelState::Scheduled);
+                c.next_attempt_at = None;
             });
             self.record.send_modify(|record| {
                 if let Some(c) = record.info.cancellation.as_mut() {
@@ -128,7 +123,7 @@ impl CancelLoop {
             tracing::debug!(operation = %self.operation, %error, attempt, "cancel attempt failed; backing off");
             self.record.send_modify(|record| {
                 if let Some(c) = record.info.cancellation.as_mut() {
-                    c.state = CancelState::BackingOff;
+                    c.set_state(CancelState::BackingOff);
                     c.next_attempt_at = Some(next);
                     c.last_failure = Some(error);
                 }
@@ -137,10 +132,10 @@ impl CancelLoop {
         }
     }
 
-    fn update(&self, change: impl FnOnce(&mut CancelState, &mut Option<Instant>)) {
+    fn update(&self, change: impl FnOnce(&mut CancellationInfo)) {
         self.record.send_modify(|record| {
             if let Some(c) = record.info.cancellation.as_mut() {
-                change(&mut c.state, &mut c.next_attempt_at);
+                change(c);
             }
         });
     }

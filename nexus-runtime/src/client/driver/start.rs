@@ -41,7 +41,7 @@ impl Driver {
             let target = admitted.index;
             self.publish(|record| {
                 record.info.attempt += 1;
-                record.info.state = OperationState::Scheduled;
+                record.info.set_state(OperationState::Scheduled);
                 record.info.next_attempt_at = None;
             })
             .await;
@@ -104,12 +104,12 @@ impl Driver {
                         record.info.target = Some(target);
                         record.info.last_failure = None;
                         if cancel_requested && let Some(c) = record.info.cancellation.as_mut() {
-                            c.state = CancelState::NotSent;
+                            c.set_state(CancelState::NotSent);
                             c.next_attempt_at = None;
                         }
                         if record.outcome.is_none() {
                             record.outcome = Some(Ok(output));
-                            record.info.state = OperationState::Succeeded;
+                            record.info.set_state(OperationState::Succeeded);
                             record.info.next_attempt_at = None;
                             record.info.closed_at = Some(now);
                         }
@@ -165,7 +165,7 @@ impl Driver {
                 "start attempt failed; backing off"
             );
             self.publish(|record| {
-                record.info.state = OperationState::BackingOff;
+                record.info.set_state(OperationState::BackingOff);
                 record.info.next_attempt_at = Some(next);
                 record.info.last_failure = Some(error);
             })
@@ -200,10 +200,7 @@ impl Driver {
                 Admission::Wait { until } => until,
             };
             self.publish(|record| {
-                record.info.state = OperationState::Blocked {
-                    reason: BREAKER_OPEN_REASON.to_owned(),
-                };
-                record.info.next_attempt_at = until;
+                record.info.block(BREAKER_OPEN_REASON, until);
             })
             .await;
             let wake_at = match last_chance.filter(|at| *at > Instant::now()) {
@@ -280,7 +277,7 @@ impl Driver {
             record.info.started_at = Some(now);
             record.info.next_attempt_at = None;
             if record.outcome.is_none() {
-                record.info.state = OperationState::Started;
+                record.info.set_state(OperationState::Started);
             }
         })
         .await;
