@@ -16,6 +16,7 @@ use crate::error::CallError;
 use crate::link::Link;
 use crate::machinery::{
     Admission, Admitted, AttemptCall, AttemptError, AttemptResponse, BREAKER_OPEN_REASON,
+    RetrySchedule,
 };
 use crate::observe::{self, outcome, spans};
 use crate::transport::{StartRequest, StartResponse};
@@ -141,15 +142,16 @@ impl Driver {
                 self.resolve_canceled(Some(CancelState::NotSent)).await;
                 return Flow::End;
             }
-            if !error.is_retryable() || !self.spec.retry.allows_attempt(attempt + 1) {
+            let schedule = RetrySchedule::of_policy(&self.spec.retry, self.client.jitter());
+            let Some(delay) = error
+                .is_retryable()
+                .then(|| schedule.next_delay(attempt))
+                .flatten()
+            else {
                 tracing::debug!(operation = %self.spec.operation, %error, attempt, "start failed");
                 self.fail(error).await;
                 return Flow::End;
-            }
-            let delay = self
-                .spec
-                .retry
-                .delay(attempt, self.client.jitter().next_fraction());
+            };
             let next = Instant::now() + delay;
             spans::record(&span, "nexus.next_delay_ms", delay.as_millis());
             observe::metrics::outbound_retry(
