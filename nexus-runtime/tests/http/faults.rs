@@ -556,11 +556,7 @@ async fn each_cancellation_type_over_http() {
         .await;
     within(
         "the try-cancel acknowledgement",
-        tried.wait_for(|i| {
-            i.cancellation
-                .as_ref()
-                .is_some_and(|c| c.state == CancelState::Succeeded)
-        }),
+        tried.wait_for(support::cancel_is(CancelState::Succeeded)),
     )
     .await;
     assert_eq!(cancels_for(tried.token().unwrap()), [202]);
@@ -672,11 +668,7 @@ async fn a_cancel_request_that_meets_503s_is_retried_until_accepted() {
     });
     let info = within(
         "the cancel request to back off",
-        handle.wait_for(|i| {
-            i.cancellation
-                .as_ref()
-                .is_some_and(|c| c.state == CancelState::BackingOff)
-        }),
+        handle.wait_for(support::cancel_is(CancelState::BackingOff)),
     )
     .await;
     assert_eq!(

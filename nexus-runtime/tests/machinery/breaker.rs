@@ -5,7 +5,7 @@ use crate::support;
 use std::time::Duration;
 
 use nexus_runtime::Client;
-use nexus_runtime::client::{EndpointConfig, OperationState};
+use nexus_runtime::client::{CancelState, EndpointConfig, OperationState};
 use nexus_runtime::error::{CallError, HandlerError};
 use nexus_runtime::machinery::{BREAKER_OPEN_REASON, BreakerState, Jitter, RetryPolicy};
 use support::scripted::{Answer, EchoClient, Scripted, secs};
@@ -215,4 +215,42 @@ async fn a_failed_last_chance_attempt_reopens_the_breaker() {
             until: start + Duration::from_secs(80)
         })
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancel_request_waits_blocked_while_the_breaker_is_open() {
+    let (transport, client, echo) = setup(RetryPolicy::no_retries());
+    transport.starts([Answer::Async("t1".into())]);
+    let handle = echo.echo("x".into()).start().await.expect("started");
+    for _ in 0..5 {
+        fail_once(&transport, &echo).await;
+    }
+    let until = Instant::now() + Duration::from_secs(60);
+    assert_eq!(
+        client.breaker_state("echo"),
+        Some(BreakerState::Open { until })
+    );
+
+    let canceling = tokio::spawn({
+        let handle = handle.clone();
+        async move { handle.cancel().await }
+    });
+    let info = handle
+        .wait_for(support::cancel_is(CancelState::Blocked))
+        .await;
+    let cancellation = info.cancellation.expect("requested");
+    assert_eq!(
+        cancellation.blocked_reason.as_deref(),
+        Some(BREAKER_OPEN_REASON)
+    );
+    assert_eq!(cancellation.next_attempt_at, Some(until));
+    assert_eq!(cancellation.attempt, 0);
+    assert!(transport.seen_cancels().is_empty());
+
+    canceling.await.expect("joined").expect("acknowledged");
+    assert_eq!(secs(until, transport.seen_cancels()[0].0), 0.0);
+    let cancellation = handle.info().cancellation.expect("requested");
+    assert_eq!(cancellation.state, CancelState::Succeeded);
+    assert_eq!(cancellation.blocked_reason, None);
+    assert_eq!(cancellation.attempt, 1);
 }

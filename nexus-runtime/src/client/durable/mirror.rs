@@ -208,6 +208,24 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_blocked_record_shows_the_breaker_as_its_reason() {
+        let mut s = stored();
+        let mut record = record_of(&s);
+        assert_eq!(record.info.blocked_reason, None);
+        record.info.block(BREAKER_OPEN_REASON, None);
+        apply(&record, &mut s, None);
+        assert_eq!(s.state, OperationState::Blocked);
+        let back = record_of(&s);
+        assert_eq!(back.info.state, OperationState::Blocked);
+        assert_eq!(
+            back.info.blocked_reason.as_deref(),
+            Some(BREAKER_OPEN_REASON)
+        );
+        record.info.set_state(OperationState::Scheduled);
+        assert_eq!(record.info.blocked_reason, None);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn started_sets_the_start_to_close_deadline_once() {
         let mut s = stored();
         let mut record = record_of(&s);
