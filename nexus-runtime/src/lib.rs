@@ -92,6 +92,7 @@ pub mod security;
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod server;
 pub mod service;
+mod state;
 pub mod store;
 #[cfg(feature = "temporal")]
 #[cfg_attr(docsrs, doc(cfg(feature = "temporal")))]

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::client::{OperationState, OperationSummary};
+use crate::client::OperationSummary;
 use crate::clock;
 use crate::link::Link;
 use crate::protocol::format_rfc3339;
@@ -77,10 +77,7 @@ impl From<&OperationSummary> for OperationView {
             operation: o.operation.clone(),
             request_id: o.request_id.clone(),
             state: info.state.as_str(),
-            blocked_reason: match &info.state {
-                OperationState::Blocked { reason } => Some(reason.clone()),
-                _ => None,
-            },
+            blocked_reason: info.blocked_reason.clone(),
             attempt: info.attempt,
             last_failure: info.last_failure.as_ref().map(ToString::to_string),
             next_attempt_at: info.next_attempt_at.map(|t| time(clock::system_at(t))),

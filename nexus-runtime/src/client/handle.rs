@@ -150,7 +150,7 @@ impl<Op: Operation> OperationHandle<Op> {
 
     /// The state of the operation.
     pub fn state(&self) -> OperationState {
-        self.shared.record.borrow().info.state.clone()
+        self.shared.record.borrow().info.state
     }
 
     /// Waits until `condition` holds for the operation's info (checked at every transition) and

@@ -5,106 +5,19 @@ use tokio::time::Instant;
 
 use crate::error::CallError;
 use crate::link::Link;
-use crate::store;
+pub use crate::state::OperationState;
 
-/// Where an operation is in its life, as its handle shows it: the states of
-/// [`store::OperationState`] (the one list of them, with their stored names), `Blocked` with
-/// its reason.
-///
-/// ```text
-/// Scheduled ─(breaker open)─> Blocked ─> Scheduled ─> attempt ─┬─> Succeeded (sync result)
-///     ^                                                        ├─> Started (async, token) ─> Succeeded | Failed | Canceled
-///     └──────────── BackingOff <─(retryable failure)───────────┤
-///                                                              └─> Failed (non-retryable)
-/// any pending state ─> TimedOut | Canceled
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum OperationState {
-    /// Waiting for its next attempt to go out (or in flight), not started yet.
-    Scheduled,
-    /// The last attempt failed with a retryable error; the next one goes at `next_attempt_at`.
-    BackingOff,
-    /// Held back without an attempt, for `reason` (the circuit breaker is open).
-    Blocked {
-        /// Why, such as [`BREAKER_OPEN_REASON`](crate::machinery::BREAKER_OPEN_REASON).
-        reason: String,
-    },
-    /// The handler started it asynchronously; its token is known and its result will come.
-    Started,
-    /// It produced its result.
-    Succeeded,
-    /// It failed: an OperationError, a non-retryable HandlerError, or retries ran out.
-    Failed,
-    /// It was canceled (by the handler, or by the caller according to its cancellation type).
-    Canceled,
-    /// A timeout expired.
-    TimedOut,
-}
-
-impl OperationState {
-    /// The state as a store keeps it ([`store::OperationState`], the one list of the life
-    /// cycle's states and their names): the same state, without the reason of `Blocked`.
-    pub fn stored(&self) -> store::OperationState {
-        match self {
-            Self::Scheduled => store::OperationState::Scheduled,
-            Self::BackingOff => store::OperationState::BackingOff,
-            Self::Blocked { .. } => store::OperationState::Blocked,
-            Self::Started => store::OperationState::Started,
-            Self::Succeeded => store::OperationState::Succeeded,
-            Self::Failed => store::OperationState::Failed,
-            Self::Canceled => store::OperationState::Canceled,
-            Self::TimedOut => store::OperationState::TimedOut,
-        }
-    }
-
-    /// The state a handle shows for a stored one; a stored `blocked` was blocked by the circuit
-    /// breaker ([`BREAKER_OPEN_REASON`](crate::machinery::BREAKER_OPEN_REASON)).
-    pub fn from_stored(state: store::OperationState) -> Self {
-        match state {
-            store::OperationState::Scheduled => Self::Scheduled,
-            store::OperationState::BackingOff => Self::BackingOff,
-            store::OperationState::Blocked => Self::Blocked {
-                reason: crate::machinery::BREAKER_OPEN_REASON.to_owned(),
-            },
-            store::OperationState::Started => Self::Started,
-            store::OperationState::Succeeded => Self::Succeeded,
-            store::OperationState::Failed => Self::Failed,
-            store::OperationState::Canceled => Self::Canceled,
-            store::OperationState::TimedOut => Self::TimedOut,
-        }
-    }
-
-    /// The state's name, as stored and shown in spans, metrics and the admin API
-    /// (`scheduled`, `backing_off`, `blocked`, ...).
-    pub fn as_str(&self) -> &'static str {
-        self.stored().as_str()
-    }
-
-    /// Whether the operation has ended.
-    pub fn is_terminal(&self) -> bool {
-        self.stored().is_terminal()
-    }
-
-    /// Whether it has started (async, with a token) or ended.
-    pub fn is_started_or_done(&self) -> bool {
-        matches!(self, Self::Started) || self.is_terminal()
-    }
-}
-
-/// Where a cancel request is.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where a cancel request is. Why one is `Blocked` is not part of the state:
+/// [`CancellationInfo::blocked_reason`] says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CancelState {
     /// Waiting to be sent, or in flight.
     Scheduled,
     /// The last attempt failed with a retryable error; the next one goes at `next_attempt_at`.
     BackingOff,
-    /// Held back by the circuit breaker.
-    Blocked {
-        /// Why.
-        reason: String,
-    },
+    /// Held back without an attempt (the circuit breaker is open).
+    Blocked,
     /// The handler acknowledged it.
     Succeeded,
     /// It failed with a non-retryable error (often NOT_FOUND: the operation already ended).
@@ -121,11 +34,8 @@ pub enum CancelState {
 
 impl CancelState {
     /// Whether the cancel request may still be sent or answered.
-    pub fn is_pending(&self) -> bool {
-        matches!(
-            self,
-            Self::Scheduled | Self::BackingOff | Self::Blocked { .. }
-        )
+    pub fn is_pending(self) -> bool {
+        matches!(self, Self::Scheduled | Self::BackingOff | Self::Blocked)
     }
 }
 
@@ -137,6 +47,9 @@ pub struct CancellationInfo {
     pub requested_at: Instant,
     /// Where the cancel request is.
     pub state: CancelState,
+    /// Why it is held back, while its state is [`CancelState::Blocked`] (`None` otherwise), such
+    /// as [`BREAKER_OPEN_REASON`](crate::machinery::BREAKER_OPEN_REASON).
+    pub blocked_reason: Option<String>,
     /// Cancel attempts made so far.
     pub attempt: u32,
     /// The last failed cancel attempt's error.
@@ -146,11 +59,39 @@ pub struct CancellationInfo {
 }
 
 impl CancellationInfo {
+    /// A cancellation the caller asked for at `requested_at`, in `state`, before any attempt.
+    pub(crate) fn new(requested_at: Instant, state: CancelState) -> Self {
+        Self {
+            requested_at,
+            state,
+            blocked_reason: None,
+            attempt: 0,
+            last_failure: None,
+            next_attempt_at: None,
+        }
+    }
+
+    /// Moves the cancel request to `state` (which is not `Blocked`: see [`Self::block`]).
+    pub(crate) fn set_state(&mut self, state: CancelState) {
+        change(&mut self.state, &mut self.blocked_reason, state, None);
+    }
+
+    /// Holds the cancel request back for `reason` until `until` (or a change of the breaker).
+    pub(crate) fn block(&mut self, reason: &str, until: Option<Instant>) {
+        change(
+            &mut self.state,
+            &mut self.blocked_reason,
+            CancelState::Blocked,
+            Some(reason),
+        );
+        self.next_attempt_at = until;
+    }
+
     /// The operation ended: a cancel request still scheduled, in flight or backing off is not
     /// sent again.
     pub(crate) fn end_with_operation(&mut self) {
         if self.state.is_pending() {
-            self.state = CancelState::OperationEnded;
+            self.set_state(CancelState::OperationEnded);
             self.next_attempt_at = None;
         }
     }
@@ -162,6 +103,9 @@ impl CancellationInfo {
 pub struct OperationInfo {
     /// Where it is.
     pub state: OperationState,
+    /// Why it is held back, while its state is [`OperationState::Blocked`] (`None` otherwise),
+    /// such as [`BREAKER_OPEN_REASON`](crate::machinery::BREAKER_OPEN_REASON).
+    pub blocked_reason: Option<String>,
     /// Start attempts made so far (the one in flight included).
     pub attempt: u32,
     /// The last failed start attempt's error (retryable failures only show here).
@@ -191,6 +135,7 @@ impl OperationInfo {
     pub(crate) fn new(scheduled_at: Instant) -> Self {
         Self {
             state: OperationState::Scheduled,
+            blocked_reason: None,
             attempt: 0,
             last_failure: None,
             next_attempt_at: None,
@@ -203,5 +148,30 @@ impl OperationInfo {
             start_links: Vec::new(),
             completion_links: Vec::new(),
         }
+    }
+
+    /// Moves the operation to `state` (which is not `Blocked`: see [`Self::block`]).
+    pub(crate) fn set_state(&mut self, state: OperationState) {
+        change(&mut self.state, &mut self.blocked_reason, state, None);
+    }
+
+    /// Holds the operation back for `reason` until `until` (or a change of the breaker).
+    pub(crate) fn block(&mut self, reason: &str, until: Option<Instant>) {
+        change(
+            &mut self.state,
+            &mut self.blocked_reason,
+            OperationState::Blocked,
+            Some(reason),
+        );
+        self.next_attempt_at = until;
+    }
+}
+
+/// Moves `state` to `to`, with `reason` why it is blocked (`None` for any other state): a state
+/// and its reason change together.
+fn change<S>(state: &mut S, blocked_reason: &mut Option<String>, to: S, reason: Option<&str>) {
+    *state = to;
+    if blocked_reason.as_deref() != reason {
+        *blocked_reason = reason.map(str::to_owned);
     }
 }

@@ -10,20 +10,20 @@ use super::attach::AttachError;
 use super::driver::{Command, Record};
 use super::durable::mirror;
 use super::durable::options::StoredOptions;
-use super::info::OperationInfo;
+use super::info::{OperationInfo, OperationState};
 use crate::clock;
 use crate::error::CallError;
 use crate::link::Link;
 use crate::store::listing::{admits, is_after, page_size};
 use crate::store::{
-    self, CallerQuery, CallerRecord, Cursor, OperationId, RequestKey, StoreError, caller_cursor,
+    CallerQuery, CallerRecord, Cursor, OperationId, RequestKey, StoreError, caller_cursor,
 };
 
 /// Which operations [`Client::operations`] lists: filters and a page.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OperationFilter {
     /// Only these states (all when empty); `Blocked` covers every blocked reason.
-    pub states: Vec<store::OperationState>,
+    pub states: Vec<OperationState>,
     /// Only this endpoint.
     pub endpoint: Option<String>,
     /// Only this service (wire name).
@@ -39,7 +39,7 @@ impl OperationFilter {
     /// The unfinished operations: scheduled, backing off, blocked or started.
     pub fn pending() -> Self {
         Self {
-            states: store::OperationState::ALL
+            states: OperationState::ALL
                 .into_iter()
                 .filter(|s| !s.is_terminal())
                 .collect(),
@@ -182,7 +182,7 @@ impl Client {
             .snapshot()
             .into_iter()
             .filter(|(key, record)| {
-                admits(&filter.states, &record.info.state.stored())
+                admits(&filter.states, &record.info.state)
                     && filter.endpoint.as_ref().is_none_or(|e| *e == key.endpoint)
                     && filter.service.as_ref().is_none_or(|s| *s == key.service)
             })

@@ -275,7 +275,7 @@ impl Registry {
         }
         let (token, ended) = {
             let shown = entry.record.borrow();
-            let ended = shown.outcome.is_some().then(|| shown.info.state.stored());
+            let ended = shown.outcome.is_some().then(|| shown.info.state);
             (shown.info.token.clone(), ended)
         };
         if let Some(state) = ended {

@@ -12,7 +12,9 @@
 //! and a retryable failure waits a jittered exponential backoff before the next attempt.
 //!
 //! Every delay before a retry, here and elsewhere in the crate, is computed by one engine,
-//! [`Backoff`].
+//! [`Backoff`]; the attempts of a cancel request and of an in-memory completion delivery are
+//! retried by one loop, and every retry (starts and the outbox's too) is decided by one step of
+//! a retry schedule (`retry_loop.rs`).
 //!
 //! The configuration types are public: [`RetryPolicy`], [`BreakerConfig`], [`Limits`],
 //! [`Timeouts`] and [`Jitter`]; an [`EndpointConfig`](crate::client::EndpointConfig) carries them
@@ -28,6 +30,7 @@ mod jitter;
 mod limits;
 mod rate;
 mod retry;
+mod retry_loop;
 
 pub use backoff::Backoff;
 pub use breaker::{BREAKER_OPEN_REASON, BreakerConfig, BreakerState};
@@ -41,3 +44,4 @@ pub(crate) use backoff::store_retry;
 pub(crate) use balance::{Admission, Admitted, Targets};
 pub(crate) use deadline::Deadlines;
 pub(crate) use limits::{AttemptStack, stack};
+pub(crate) use retry_loop::{Backing, RetrySchedule, Try, retry};

@@ -8,6 +8,7 @@ use futures::future::BoxFuture;
 use crate::codec::Content;
 use crate::error::{HandlerError, OperationError};
 use crate::link::Link;
+use crate::state::OperationState;
 
 /// The outcome of an async operation, sent by the handler to the caller's callback.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,6 +31,16 @@ impl Completion {
         match &self.outcome {
             Ok(_) => "succeeded",
             Err(e) => e.state.as_str(),
+        }
+    }
+
+    /// The state a caller's operation ends in with this completion: `Succeeded`, `Failed` or
+    /// `Canceled`.
+    pub fn final_state(&self) -> OperationState {
+        match &self.outcome {
+            Ok(_) => OperationState::Succeeded,
+            Err(e) if e.is_canceled() => OperationState::Canceled,
+            Err(_) => OperationState::Failed,
         }
     }
 }

@@ -301,7 +301,7 @@ impl Pending {
     #[inline]
     pub(crate) fn update(
         &mut self,
-        read: impl FnOnce() -> (crate::client::OperationState, tokio::time::Instant),
+        read: impl FnOnce() -> (crate::state::OperationState, tokio::time::Instant),
     ) {
         #[cfg(feature = "metrics")]
         {
@@ -316,7 +316,7 @@ impl Pending {
             if let Some(old) = self.state {
                 self.gauge(old).decrement(1.0);
                 if name.is_none() {
-                    self.ended(&state, scheduled_at.elapsed());
+                    self.ended(state, scheduled_at.elapsed());
                 }
             }
             if let Some(new) = name {
@@ -342,8 +342,8 @@ impl Pending {
     }
 
     #[cfg(feature = "metrics")]
-    fn ended(&self, state: &crate::client::OperationState, elapsed: Duration) {
-        use crate::client::OperationState as S;
+    fn ended(&self, state: crate::state::OperationState, elapsed: Duration) {
+        use crate::state::OperationState as S;
         let name = match state {
             S::Succeeded => "nexus_operation_success",
             S::Failed => "nexus_operation_fail",

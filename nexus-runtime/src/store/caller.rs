@@ -1,6 +1,5 @@
 //! The caller side: operations this process started.
 
-use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use super::{Lease, StoreFuture};
@@ -9,93 +8,11 @@ use crate::completion::Completion;
 use crate::error::Failure;
 use crate::link::Link;
 use crate::security::CallbackSecret;
+pub use crate::state::OperationState;
 
 /// The id of a caller's operation. It is also its callback id: the last segment of the callback
 /// URL a handler posts the completion to.
 pub type OperationId = uuid::Uuid;
-
-/// Where a caller's operation is in its life (stored as its [`as_str`](Self::as_str) name).
-///
-/// ```text
-/// scheduled <-> backing_off, blocked  -> started -> succeeded | failed | canceled | timed_out
-///           \-----------------------------------> succeeded | failed | canceled | timed_out
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum OperationState {
-    /// Waiting for its next attempt, or an attempt is in flight.
-    Scheduled,
-    /// The last attempt failed with a retryable error; the next goes at `next_attempt_at`.
-    BackingOff,
-    /// Held back without an attempt (the circuit breaker is open).
-    Blocked,
-    /// The handler started it asynchronously: its token is known, its completion will come.
-    Started,
-    /// It produced its result.
-    Succeeded,
-    /// It failed.
-    Failed,
-    /// It was canceled.
-    Canceled,
-    /// A timeout expired.
-    TimedOut,
-}
-
-impl OperationState {
-    /// Every state, in the order of the enum.
-    pub const ALL: [Self; 8] = [
-        Self::Scheduled,
-        Self::BackingOff,
-        Self::Blocked,
-        Self::Started,
-        Self::Succeeded,
-        Self::Failed,
-        Self::Canceled,
-        Self::TimedOut,
-    ];
-
-    /// The stored name: `scheduled`, `backing_off`, `blocked`, `started`, `succeeded`, `failed`,
-    /// `canceled`, `timed_out`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Scheduled => "scheduled",
-            Self::BackingOff => "backing_off",
-            Self::Blocked => "blocked",
-            Self::Started => "started",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Canceled => "canceled",
-            Self::TimedOut => "timed_out",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == name)
-    }
-
-    /// Whether the operation has ended; a finished record never changes again.
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            Self::Succeeded | Self::Failed | Self::Canceled | Self::TimedOut
-        )
-    }
-
-    /// The final state a completion gives.
-    pub fn of_completion(completion: &Completion) -> Self {
-        match &completion.outcome {
-            Ok(_) => Self::Succeeded,
-            Err(e) if e.is_canceled() => Self::Canceled,
-            Err(_) => Self::Failed,
-        }
-    }
-}
-
-impl fmt::Display for OperationState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// The deadlines of an operation, as absolute times (computed from its timeouts).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -205,7 +122,7 @@ impl CallerRecord {
         if self.token.is_none() && !completion.token.is_empty() {
             self.token = Some(completion.token.clone());
         }
-        self.state = OperationState::of_completion(completion);
+        self.state = completion.final_state();
         self.result = completion.outcome.as_ref().ok().cloned();
         self.error = completion.outcome.as_ref().err().map(|e| e.to_failure());
         self.completion_links = completion.links.clone();
@@ -227,7 +144,7 @@ impl CallerRecord {
     pub(crate) fn ended_with(&self, completion: &Completion) -> bool {
         if completion.token.is_empty()
             || self.token.as_deref() != Some(completion.token.as_str())
-            || self.state != OperationState::of_completion(completion)
+            || self.state != completion.final_state()
         {
             return false;
         }

@@ -60,7 +60,7 @@ async fn operations_wait_for_a_handler_that_is_down_and_proceed_when_it_is_back(
                 i.attempt >= 2
                     && matches!(
                         i.state,
-                        OperationState::BackingOff | OperationState::Blocked { .. }
+                        OperationState::BackingOff | OperationState::Blocked
                     )
             })
             .await;

@@ -235,15 +235,11 @@ async fn five_503s_open_the_breaker_and_one_half_open_probe_closes_it() {
 
     let info = within(
         "the breaker to block the operation",
-        first.wait_for(|i| matches!(i.state, OperationState::Blocked { .. })),
+        first.wait_for(|i| i.state == OperationState::Blocked),
     )
     .await;
-    assert_eq!(
-        info.state,
-        OperationState::Blocked {
-            reason: BREAKER_OPEN_REASON.into()
-        }
-    );
+    assert_eq!(info.state, OperationState::Blocked);
+    assert_eq!(info.blocked_reason.as_deref(), Some(BREAKER_OPEN_REASON));
     assert_eq!(info.attempt, 5);
     assert_unavailable(info.last_failure.as_ref());
     let Some(BreakerState::Open { until }) = caller.client.breaker_state("faults") else {
@@ -259,7 +255,7 @@ async fn five_503s_open_the_breaker_and_one_half_open_probe_closes_it() {
     let second = caller.stub.flaky("second".into()).schedule().unwrap();
     let info = within(
         "the second operation to be blocked",
-        second.wait_for(|i| matches!(i.state, OperationState::Blocked { .. })),
+        second.wait_for(|i| i.state == OperationState::Blocked),
     )
     .await;
     assert_eq!(
@@ -560,11 +556,7 @@ async fn each_cancellation_type_over_http() {
         .await;
     within(
         "the try-cancel acknowledgement",
-        tried.wait_for(|i| {
-            i.cancellation
-                .as_ref()
-                .is_some_and(|c| c.state == CancelState::Succeeded)
-        }),
+        tried.wait_for(support::cancel_is(CancelState::Succeeded)),
     )
     .await;
     assert_eq!(cancels_for(tried.token().unwrap()), [202]);
@@ -676,11 +668,7 @@ async fn a_cancel_request_that_meets_503s_is_retried_until_accepted() {
     });
     let info = within(
         "the cancel request to back off",
-        handle.wait_for(|i| {
-            i.cancellation
-                .as_ref()
-                .is_some_and(|c| c.state == CancelState::BackingOff)
-        }),
+        handle.wait_for(support::cancel_is(CancelState::BackingOff)),
     )
     .await;
     assert_eq!(

@@ -5,7 +5,7 @@ use crate::support;
 use std::time::Duration;
 
 use nexus_runtime::Client;
-use nexus_runtime::client::{EndpointConfig, OperationState};
+use nexus_runtime::client::{CancelState, EndpointConfig, OperationState};
 use nexus_runtime::error::{CallError, HandlerError};
 use nexus_runtime::machinery::{BREAKER_OPEN_REASON, BreakerState, Jitter, RetryPolicy};
 use support::scripted::{Answer, EchoClient, Scripted, secs};
@@ -90,14 +90,10 @@ async fn blocked_operations_wait_and_exactly_one_probe_goes_through_half_open() 
         .collect();
     for handle in &handles {
         let info = handle
-            .wait_for(|i| matches!(i.state, OperationState::Blocked { .. }))
+            .wait_for(|i| i.state == OperationState::Blocked)
             .await;
-        assert_eq!(
-            info.state,
-            OperationState::Blocked {
-                reason: BREAKER_OPEN_REASON.into()
-            }
-        );
+        assert_eq!(info.state, OperationState::Blocked);
+        assert_eq!(info.blocked_reason.as_deref(), Some(BREAKER_OPEN_REASON));
         assert_eq!(info.attempt, 0);
         assert_eq!(info.next_attempt_at, Some(until));
     }
@@ -123,6 +119,9 @@ async fn blocked_operations_wait_and_exactly_one_probe_goes_through_half_open() 
     let mut outputs = Vec::new();
     for handle in &handles {
         outputs.push(handle.result().await.expect("succeeds"));
+        let info = handle.info();
+        assert_eq!(info.state, OperationState::Succeeded);
+        assert_eq!(info.blocked_reason, None, "the reason goes with the state");
     }
     outputs.sort();
     assert_eq!(outputs.iter().filter(|o| *o == "probe").count(), 1);
@@ -146,7 +145,7 @@ async fn a_failed_probe_reopens_the_breaker_for_another_period() {
     transport.starts(std::iter::repeat_n(Answer::unavailable(), 6));
     let handle = echo.echo("x".into()).schedule().expect("scheduled");
     let info = handle
-        .wait_for(|i| matches!(i.state, OperationState::Blocked { .. }))
+        .wait_for(|i| i.state == OperationState::Blocked)
         .await;
     assert_eq!(secs(start, Instant::now()), 31.0);
     assert_eq!(info.attempt, 5);
@@ -216,4 +215,42 @@ async fn a_failed_last_chance_attempt_reopens_the_breaker() {
             until: start + Duration::from_secs(80)
         })
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancel_request_waits_blocked_while_the_breaker_is_open() {
+    let (transport, client, echo) = setup(RetryPolicy::no_retries());
+    transport.starts([Answer::Async("t1".into())]);
+    let handle = echo.echo("x".into()).start().await.expect("started");
+    for _ in 0..5 {
+        fail_once(&transport, &echo).await;
+    }
+    let until = Instant::now() + Duration::from_secs(60);
+    assert_eq!(
+        client.breaker_state("echo"),
+        Some(BreakerState::Open { until })
+    );
+
+    let canceling = tokio::spawn({
+        let handle = handle.clone();
+        async move { handle.cancel().await }
+    });
+    let info = handle
+        .wait_for(support::cancel_is(CancelState::Blocked))
+        .await;
+    let cancellation = info.cancellation.expect("requested");
+    assert_eq!(
+        cancellation.blocked_reason.as_deref(),
+        Some(BREAKER_OPEN_REASON)
+    );
+    assert_eq!(cancellation.next_attempt_at, Some(until));
+    assert_eq!(cancellation.attempt, 0);
+    assert!(transport.seen_cancels().is_empty());
+
+    canceling.await.expect("joined").expect("acknowledged");
+    assert_eq!(secs(until, transport.seen_cancels()[0].0), 0.0);
+    let cancellation = handle.info().cancellation.expect("requested");
+    assert_eq!(cancellation.state, CancelState::Succeeded);
+    assert_eq!(cancellation.blocked_reason, None);
+    assert_eq!(cancellation.attempt, 1);
 }

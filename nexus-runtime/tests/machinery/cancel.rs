@@ -82,11 +82,7 @@ async fn try_cancel_stops_waiting_at_once_and_sends_the_request_in_the_backgroun
     assert_eq!(handle.result().await, Err(CallError::Canceled));
     assert_eq!(Instant::now(), start, "no waiting for the handler");
     let info = handle
-        .wait_for(|i| {
-            i.cancellation
-                .as_ref()
-                .is_some_and(|c| c.state == CancelState::Succeeded)
-        })
+        .wait_for(support::cancel_is(CancelState::Succeeded))
         .await;
     assert_eq!(secs(start, Instant::now()), 5.0);
     assert_eq!(info.state, OperationState::Canceled);
@@ -281,11 +277,7 @@ async fn the_enclosing_operations_cancellation_cancels_a_call_made_inside_it() {
     assert!(transport.seen_cancels().is_empty());
     enclosing.cancel();
     let info = handle
-        .wait_for(|i| {
-            i.cancellation
-                .as_ref()
-                .is_some_and(|c| c.state == CancelState::Succeeded)
-        })
+        .wait_for(support::cancel_is(CancelState::Succeeded))
         .await;
     assert_eq!(info.state, OperationState::Started, "WaitCompleted waits");
     assert_eq!(transport.seen_cancels().len(), 1);

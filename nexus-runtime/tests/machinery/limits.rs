@@ -209,7 +209,7 @@ async fn an_operation_waits_only_when_every_target_is_open() {
     let start = Instant::now();
     let handle = echo.echo("x".into()).schedule().expect("scheduled");
     let info = handle
-        .wait_for(|i| matches!(i.state, OperationState::Blocked { .. }))
+        .wait_for(|i| i.state == OperationState::Blocked)
         .await;
     // Attempt 1 on `a` at 0 s, attempt 2 on `b` at 1 s; both breakers are open.
     assert_eq!(info.attempt, 2);

@@ -43,6 +43,14 @@ pub fn free_addr() -> SocketAddr {
 }
 
 /// Waits (polling every 10 ms) until `check` holds, or panics after `within` saying `what`.
+/// Whether an operation's cancel request is in `state`: a condition for
+/// [`OperationHandle::wait_for`](nexus_runtime::OperationHandle::wait_for).
+pub fn cancel_is(
+    state: nexus_runtime::client::CancelState,
+) -> impl FnMut(&nexus_runtime::client::OperationInfo) -> bool {
+    move |info| info.cancellation.as_ref().is_some_and(|c| c.state == state)
+}
+
 pub async fn eventually(within: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + within;
     while !check().await {

@@ -10,11 +10,12 @@ use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use super::Record;
-use crate::client::info::CancelState;
+use crate::client::info::{CancelState, CancellationInfo};
 use crate::client::{Client, EndpointState};
 use crate::error::CallError;
 use crate::machinery::{
-    Admission, AttemptCall, AttemptError, AttemptResponse, BREAKER_OPEN_REASON, RetryPolicy,
+    Admission, AttemptCall, AttemptError, AttemptResponse, BREAKER_OPEN_REASON, Backing,
+    RetryPolicy, RetrySchedule, Try, retry,
 };
 use crate::observe::{self, TraceContext, outcome, spans};
 use crate::operation::Headers;
@@ -42,105 +43,103 @@ impl CancelLoop {
     /// Sends the cancel request until the handler acknowledges it (`Ok`), or it fails with a
     /// non-retryable error or runs out of attempts (`Err`).
     pub async fn run(self) -> Result<(), CallError> {
-        let mut attempt: u32 = 0;
-        loop {
-            let admitted = loop {
-                let mut changed = pin!(self.endpoint.targets.changed().notified());
-                changed.as_mut().enable();
-                match self.endpoint.targets.admit_to(self.target) {
-                    Admission::Admitted(admitted) => break admitted,
-                    Admission::Wait { until } => {
-                        self.update(|state, next| {
-                            *state = CancelState::Blocked {
-                                reason: BREAKER_OPEN_REASON.to_owned(),
-                            };
-                            *next = until;
-                        });
-                        match until {
-                            Some(at) => tokio::select! {
-                                () = changed => {}
-                                () = tokio::time::sleep_until(at) => {}
-                            },
-                            None => changed.await,
-                        }
+        let schedule = RetrySchedule::of_policy(&self.retry, self.client.jitter());
+        let this = &self;
+        retry(
+            schedule,
+            move |attempt| this.attempt(attempt),
+            |backing| this.backing_off(backing),
+        )
+        .await
+        .result
+    }
+
+    /// Attempt number `attempt`: waits until the target's breaker admits it, then sends it.
+    async fn attempt(&self, attempt: u32) -> Try<(), CallError> {
+        let admitted = loop {
+            let mut changed = pin!(self.endpoint.targets.changed().notified());
+            changed.as_mut().enable();
+            match self.endpoint.targets.admit_to(self.target) {
+                Admission::Admitted(admitted) => break admitted,
+                Admission::Wait { until } => {
+                    self.update(|c| c.block(BREAKER_OPEN_REASON, until));
+                    match until {
+                        Some(at) => tokio::select! {
+                            () = changed => {}
+                            () = tokio::time::sleep_until(at) => {}
+                        },
+                        None => changed.await,
                     }
                 }
-            };
-            attempt += 1;
-            self.update(|state, next| {
-                *state = CancelState::Scheduled;
-                *next = None;
-            });
-            self.record.send_modify(|record| {
-                if let Some(c) = record.info.cancellation.as_mut() {
-                    c.attempt = attempt;
-                }
-            });
-            let span = spans::cancel_attempt(&self.span, attempt);
-            let mut headers = self.headers.clone();
-            observe::inject(&span, self.trace.as_ref(), &mut headers);
-            let request = CancelRequest {
-                service: self.service.to_string(),
-                operation: self.operation.to_string(),
-                token: self.token.clone(),
-                headers,
-                request_deadline: None,
-            };
-            let result = self
-                .endpoint
-                .attempt(
-                    admitted,
-                    AttemptCall::Cancel(request),
-                    self.request_timeout,
-                    self.cap,
-                    None,
-                )
-                .instrument(span.clone())
-                .await;
-            match &result {
-                Ok(_) => spans::record(&span, "nexus.outcome", "requested"),
-                Err(AttemptError::Overloaded(e)) => {
-                    spans::record(&span, "nexus.outcome", outcome::HandlerErrorLabel(e));
-                }
-                Err(AttemptError::Call(e)) => {
-                    spans::record(&span, "nexus.outcome", outcome::CallErrorLabel(e));
-                }
             }
-            let error = match result {
-                Ok(AttemptResponse::CancelRequested) => return Ok(()),
-                Ok(AttemptResponse::Started(_)) => {
-                    return Err(CallError::Invalid(
-                        "the transport answered a cancel request as a start request".into(),
-                    ));
-                }
-                // The local queue was full: the request was not sent; try again later.
-                Err(AttemptError::Overloaded(e)) => CallError::Handler(e),
-                Err(AttemptError::Call(e)) if e.is_retryable() => e,
-                Err(AttemptError::Call(e)) => return Err(e),
-            };
-            if !self.retry.allows_attempt(attempt + 1) {
-                return Err(error);
+        };
+        self.update(|c| {
+            c.set_state(CancelState::Scheduled);
+            c.next_attempt_at = None;
+            c.attempt = attempt;
+        });
+        let span = spans::cancel_attempt(&self.span, attempt);
+        let mut headers = self.headers.clone();
+        observe::inject(&span, self.trace.as_ref(), &mut headers);
+        let request = CancelRequest {
+            service: self.service.to_string(),
+            operation: self.operation.to_string(),
+            token: self.token.clone(),
+            headers,
+            request_deadline: None,
+        };
+        let result = self
+            .endpoint
+            .attempt(
+                admitted,
+                AttemptCall::Cancel(request),
+                self.request_timeout,
+                self.cap,
+                None,
+            )
+            .instrument(span.clone())
+            .await;
+        match &result {
+            Ok(_) => spans::record(&span, "nexus.outcome", "requested"),
+            Err(AttemptError::Overloaded(e)) => {
+                spans::record(&span, "nexus.outcome", outcome::HandlerErrorLabel(e));
             }
-            let next = Instant::now()
-                + self
-                    .retry
-                    .delay(attempt, self.client.jitter().next_fraction());
-            tracing::debug!(operation = %self.operation, %error, attempt, "cancel attempt failed; backing off");
-            self.record.send_modify(|record| {
-                if let Some(c) = record.info.cancellation.as_mut() {
-                    c.state = CancelState::BackingOff;
-                    c.next_attempt_at = Some(next);
-                    c.last_failure = Some(error);
-                }
-            });
-            tokio::time::sleep_until(next).await;
+            Err(AttemptError::Call(e)) => {
+                spans::record(&span, "nexus.outcome", outcome::CallErrorLabel(e));
+            }
+        }
+        match result {
+            Ok(AttemptResponse::CancelRequested) => Try::Done(()),
+            Ok(AttemptResponse::Started(_)) => Try::Fail(CallError::Invalid(
+                "the transport answered a cancel request as a start request".into(),
+            )),
+            // The local queue was full: the request was not sent; try again later.
+            Err(AttemptError::Overloaded(e)) => Try::Retry(CallError::Handler(e)),
+            Err(AttemptError::Call(e)) if e.is_retryable() => Try::Retry(e),
+            Err(AttemptError::Call(e)) => Try::Fail(e),
         }
     }
 
-    fn update(&self, change: impl FnOnce(&mut CancelState, &mut Option<Instant>)) {
+    /// Shows a failed attempt and when the next one goes.
+    fn backing_off(&self, backing: Backing<CallError>) {
+        let Backing {
+            attempt,
+            next,
+            error,
+            ..
+        } = backing;
+        tracing::debug!(operation = %self.operation, %error, attempt, "cancel attempt failed; backing off");
+        self.update(|c| {
+            c.set_state(CancelState::BackingOff);
+            c.next_attempt_at = Some(next);
+            c.last_failure = Some(error);
+        });
+    }
+
+    fn update(&self, change: impl FnOnce(&mut CancellationInfo)) {
         self.record.send_modify(|record| {
             if let Some(c) = record.info.cancellation.as_mut() {
-                change(&mut c.state, &mut c.next_attempt_at);
+                change(c);
             }
         });
     }

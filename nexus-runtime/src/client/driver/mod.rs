@@ -91,7 +91,7 @@ impl Record {
 /// The state shown to handles, and when the operation was scheduled (for its metrics).
 fn shown_state(record: &watch::Sender<Record>) -> (OperationState, Instant) {
     let record = record.borrow();
-    (record.info.state.clone(), record.info.scheduled_at)
+    (record.info.state, record.info.scheduled_at)
 }
 
 /// What a handle asks of the driver.
@@ -349,7 +349,7 @@ impl Driver {
         self.publish(|record| {
             if record.outcome.is_none() {
                 record.outcome = Some(outcome);
-                record.info.state = state;
+                record.info.set_state(state);
                 record.info.next_attempt_at = None;
                 record.info.closed_at = Some(Instant::now());
             }
@@ -411,13 +411,8 @@ impl Driver {
                     .cancellation
                     .as_ref()
                     .map_or_else(Instant::now, |c| c.requested_at);
-                record.info.cancellation = Some(CancellationInfo {
-                    requested_at,
-                    state: CancelState::Scheduled,
-                    attempt: 0,
-                    last_failure: None,
-                    next_attempt_at: None,
-                });
+                record.info.cancellation =
+                    Some(CancellationInfo::new(requested_at, CancelState::Scheduled));
             })
             .await;
         }
@@ -426,7 +421,7 @@ impl Driver {
     async fn set_cancel_state(&mut self, state: CancelState) {
         self.publish(|record| {
             if let Some(cancellation) = record.info.cancellation.as_mut() {
-                cancellation.state = state;
+                cancellation.set_state(state);
                 cancellation.next_attempt_at = None;
             }
         })

@@ -16,6 +16,7 @@ use crate::error::CallError;
 use crate::link::Link;
 use crate::machinery::{
     Admission, Admitted, AttemptCall, AttemptError, AttemptResponse, BREAKER_OPEN_REASON,
+    RetrySchedule,
 };
 use crate::observe::{self, outcome, spans};
 use crate::transport::{StartRequest, StartResponse};
@@ -41,7 +42,7 @@ impl Driver {
             let target = admitted.index;
             self.publish(|record| {
                 record.info.attempt += 1;
-                record.info.state = OperationState::Scheduled;
+                record.info.set_state(OperationState::Scheduled);
                 record.info.next_attempt_at = None;
             })
             .await;
@@ -104,12 +105,12 @@ impl Driver {
                         record.info.target = Some(target);
                         record.info.last_failure = None;
                         if cancel_requested && let Some(c) = record.info.cancellation.as_mut() {
-                            c.state = CancelState::NotSent;
+                            c.set_state(CancelState::NotSent);
                             c.next_attempt_at = None;
                         }
                         if record.outcome.is_none() {
                             record.outcome = Some(Ok(output));
-                            record.info.state = OperationState::Succeeded;
+                            record.info.set_state(OperationState::Succeeded);
                             record.info.next_attempt_at = None;
                             record.info.closed_at = Some(now);
                         }
@@ -141,15 +142,16 @@ impl Driver {
                 self.resolve_canceled(Some(CancelState::NotSent)).await;
                 return Flow::End;
             }
-            if !error.is_retryable() || !self.spec.retry.allows_attempt(attempt + 1) {
+            let schedule = RetrySchedule::of_policy(&self.spec.retry, self.client.jitter());
+            let Some(delay) = error
+                .is_retryable()
+                .then(|| schedule.next_delay(attempt))
+                .flatten()
+            else {
                 tracing::debug!(operation = %self.spec.operation, %error, attempt, "start failed");
                 self.fail(error).await;
                 return Flow::End;
-            }
-            let delay = self
-                .spec
-                .retry
-                .delay(attempt, self.client.jitter().next_fraction());
+            };
             let next = Instant::now() + delay;
             spans::record(&span, "nexus.next_delay_ms", delay.as_millis());
             observe::metrics::outbound_retry(
@@ -165,7 +167,7 @@ impl Driver {
                 "start attempt failed; backing off"
             );
             self.publish(|record| {
-                record.info.state = OperationState::BackingOff;
+                record.info.set_state(OperationState::BackingOff);
                 record.info.next_attempt_at = Some(next);
                 record.info.last_failure = Some(error);
             })
@@ -200,10 +202,7 @@ impl Driver {
                 Admission::Wait { until } => until,
             };
             self.publish(|record| {
-                record.info.state = OperationState::Blocked {
-                    reason: BREAKER_OPEN_REASON.to_owned(),
-                };
-                record.info.next_attempt_at = until;
+                record.info.block(BREAKER_OPEN_REASON, until);
             })
             .await;
             let wake_at = match last_chance.filter(|at| *at > Instant::now()) {
@@ -280,7 +279,7 @@ impl Driver {
             record.info.started_at = Some(now);
             record.info.next_attempt_at = None;
             if record.outcome.is_none() {
-                record.info.state = OperationState::Started;
+                record.info.set_state(OperationState::Started);
             }
         })
         .await;

@@ -10,6 +10,7 @@ use crate::client::info::{CancelState, CancellationInfo, OperationInfo, Operatio
 use crate::clock;
 use crate::codec::Content;
 use crate::error::{CallError, TimeoutKind};
+use crate::machinery::BREAKER_OPEN_REASON;
 use crate::store::{self, CallerRecord};
 
 /// The tokio instant of a wall-clock time, in the past as well as in the future.
@@ -28,7 +29,7 @@ pub(crate) fn instant_of(at: SystemTime) -> Instant {
 /// closed, cancel requested, the start-to-close deadline) are written once.
 pub(crate) fn apply(record: &Record, stored: &mut CallerRecord, start_to_close: Option<Duration>) {
     let info = &record.info;
-    stored.state = info.state.stored();
+    stored.state = info.state;
     stored.attempt = info.attempt;
     stored.next_attempt_at = info.next_attempt_at.map(clock::system_at);
     stored.last_failure = info.last_failure.as_ref().map(CallError::to_failure);
@@ -111,7 +112,9 @@ pub(crate) fn outcome_of(stored: &CallerRecord) -> Outcome {
 /// requested cancellation shows as `Scheduled`, or `OperationEnded` once the operation ended).
 pub(crate) fn record_of(stored: &CallerRecord) -> Record {
     let info = OperationInfo {
-        state: OperationState::from_stored(stored.state),
+        state: stored.state,
+        blocked_reason: (stored.state == OperationState::Blocked)
+            .then(|| BREAKER_OPEN_REASON.to_owned()),
         attempt: stored.attempt,
         last_failure: stored.last_failure.as_ref().map(CallError::from_failure),
         next_attempt_at: stored.next_attempt_at.map(instant_of),
@@ -120,16 +123,13 @@ pub(crate) fn record_of(stored: &CallerRecord) -> Record {
         scheduled_at: instant_of(stored.scheduled_at),
         started_at: stored.started_at.map(instant_of),
         closed_at: stored.closed_at.map(instant_of),
-        cancellation: stored.cancel_requested_at.map(|at| CancellationInfo {
-            requested_at: instant_of(at),
-            state: if stored.state.is_terminal() {
+        cancellation: stored.cancel_requested_at.map(|at| {
+            let state = if stored.state.is_terminal() {
                 CancelState::OperationEnded
             } else {
                 CancelState::Scheduled
-            },
-            attempt: 0,
-            last_failure: None,
-            next_attempt_at: None,
+            };
+            CancellationInfo::new(instant_of(at), state)
         }),
         start_links: Vec::new(),
         completion_links: Vec::new(),
@@ -149,7 +149,7 @@ pub(crate) fn adopt_final(stored: &CallerRecord, record: &mut Record) {
     let shown = record_of(stored);
     if record.outcome.is_none() {
         record.outcome = shown.outcome;
-        record.info.state = shown.info.state;
+        record.info.set_state(shown.info.state);
         record.info.closed_at = shown.info.closed_at.or(Some(Instant::now()));
     }
     // The completion may have overtaken a cancel request: nothing more will be sent.
@@ -205,6 +205,24 @@ mod tests {
         assert!(next - Instant::now() <= Duration::from_secs(4));
         assert!(next - Instant::now() > Duration::from_millis(3999));
         assert!(back.outcome.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_blocked_record_shows_the_breaker_as_its_reason() {
+        let mut s = stored();
+        let mut record = record_of(&s);
+        assert_eq!(record.info.blocked_reason, None);
+        record.info.block(BREAKER_OPEN_REASON, None);
+        apply(&record, &mut s, None);
+        assert_eq!(s.state, OperationState::Blocked);
+        let back = record_of(&s);
+        assert_eq!(back.info.state, OperationState::Blocked);
+        assert_eq!(
+            back.info.blocked_reason.as_deref(),
+            Some(BREAKER_OPEN_REASON)
+        );
+        record.info.set_state(OperationState::Scheduled);
+        assert_eq!(record.info.blocked_reason, None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -17,7 +17,7 @@ use crate::client::{AttachError, Client};
 use crate::clock;
 use crate::error::CallError;
 use crate::machinery::Deadlines;
-use crate::store::{CallerRecord, InsertOutcome, OperationState as StoredState, StoreError};
+use crate::store::{CallerRecord, InsertOutcome, StoreError};
 
 /// How an operation's task begins.
 pub(crate) enum Begin {
@@ -287,7 +287,7 @@ pub(crate) fn resume_parts(
         start_to_close: options.start_to_close_timeout,
         started: record
             .started_at
-            .filter(|_| record.state == StoredState::Started)
+            .filter(|_| record.state == OperationState::Started)
             .map(mirror::instant_of),
         request: options.request_timeout,
     };
@@ -301,7 +301,7 @@ fn show_error(local: &Local, error: impl Into<CallError>) {
     local.record.send_modify(|record| {
         if record.outcome.is_none() {
             record.outcome = Some(Err(error));
-            record.info.state = OperationState::Failed;
+            record.info.set_state(OperationState::Failed);
             record.info.closed_at = Some(tokio::time::Instant::now());
         }
     });

@@ -17,7 +17,7 @@ use self::guarded::AddressError;
 use crate::completion::{Completion, CompletionSender};
 use crate::error::{CallError, HandlerError};
 use crate::http::client::HttpClientOptions;
-use crate::machinery::Backoff;
+use crate::machinery::{self, Backing, Backoff, RetrySchedule, Try};
 use crate::observe::{self, outcome, spans};
 use crate::protocol::{self, FailureFormat};
 use crate::security::{CallbackGuard, CallbackRefusal, CheckedCallback, redact_callback_url};
@@ -109,34 +109,32 @@ where
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Attempt>,
 {
-    let max_attempts = retry.max_attempts.max(1);
-    let mut number = 1;
-    loop {
-        let error = match attempt(number).await {
-            Attempt::Delivered => {
-                return DeliveryReport {
-                    attempts: number,
-                    result: Ok(()),
-                };
+    let schedule = RetrySchedule::unjittered(retry.backoff(), retry.max_attempts);
+    let retried = machinery::retry(
+        schedule,
+        |number| {
+            let attempt = attempt(number);
+            async move {
+                match attempt.await {
+                    Attempt::Delivered => Try::Done(()),
+                    Attempt::Retryable(error) => Try::Retry(error),
+                    Attempt::Rejected(error) => Try::Fail(error),
+                }
             }
-            Attempt::Rejected(error) => {
-                return DeliveryReport {
-                    attempts: number,
-                    result: Err(error),
-                };
-            }
-            Attempt::Retryable(error) => error,
-        };
-        if number >= max_attempts {
-            return DeliveryReport {
-                attempts: number,
-                result: Err(error),
-            };
-        }
-        let delay = retry.delay(number);
-        tracing::warn!(attempt = number, ?delay, %error, "completion not delivered; will retry");
-        tokio::time::sleep(delay).await;
-        number += 1;
+        },
+        |Backing {
+             attempt,
+             delay,
+             error,
+             ..
+         }| {
+            tracing::warn!(attempt, ?delay, %error, "completion not delivered; will retry");
+        },
+    )
+    .await;
+    DeliveryReport {
+        attempts: retried.attempts,
+        result: retried.result,
     }
 }
 

@@ -10,6 +10,7 @@ use tokio::task::JoinSet;
 use super::Durable;
 use crate::clock;
 use crate::completion::CompletionSender;
+use crate::machinery::RetrySchedule;
 use crate::security::CallbackGuard;
 use crate::security::redact_callback_url;
 use crate::service::dispatcher::{Dispatcher, Inner};
@@ -167,14 +168,12 @@ async fn attempt(
         Err(_) => format!("no answer from the callback URL within {bound:?}"),
     };
     let attempts = delivery.attempts + 1;
-    if !options.retry.allows_attempt(attempts + 1) {
+    let schedule = RetrySchedule::of_policy(&options.retry, &options.jitter);
+    let Some(delay) = schedule.next_delay(attempts) else {
         let message = format!("gave up after {attempts} attempts: {error}");
         mark_dead(durable, &delivery, &message).await;
         return;
-    }
-    let delay = options
-        .retry
-        .delay(attempts, options.jitter.next_fraction());
+    };
     let next = now + delay;
     if next >= expires_at {
         mark_dead(durable, &delivery, &expired(&error)).await;

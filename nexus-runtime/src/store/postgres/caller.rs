@@ -6,7 +6,7 @@ use super::listing::{push_after, push_states};
 use crate::store::sql::*;
 use crate::store::{
     CallerQuery, CallerRecord, CallerStore, CancelRequestOutcome, CompletionOutcome, InsertOutcome,
-    OperationId, OperationState, RequestKey, StoreError, StoreFuture,
+    OperationId, RequestKey, StoreError, StoreFuture,
 };
 
 /// Operation `id`, read through `exec` (the pool, or a write's connection when what it looks for
@@ -312,7 +312,7 @@ impl CallerStore for PostgresStore {
                 " RETURNING *"
             ))
             .bind(id.to_string())
-            .bind(OperationState::of_completion(completion).as_str())
+            .bind(completion.final_state().as_str())
             .bind(token)
             .bind(result.map(|c| c.data.to_vec()))
             .bind(result.map(|c| headers_json(&c.headers)).transpose()?)

@@ -16,7 +16,7 @@ use crate::store::sql::{
 use crate::store::time::{expiry_micros, from_micros, opt_to_micros, to_micros};
 use crate::store::{
     CallerQuery, CallerRecord, CallerStore, CancelRequestOutcome, CompletionOutcome, InsertOutcome,
-    Lease, OperationId, OperationState, RequestKey, StoreError, StoreFuture,
+    Lease, OperationId, RequestKey, StoreError, StoreFuture,
 };
 
 const INSERT: &str = "INSERT INTO caller_operations (id, endpoint, service, operation, \
@@ -266,7 +266,7 @@ impl CallerStore for SqliteStore {
             let error = completion.outcome.as_ref().err().map(|e| e.to_failure());
             let params = vec![
                 text(id.to_string()),
-                text(OperationState::of_completion(completion).as_str()),
+                text(completion.final_state().as_str()),
                 opt_text(token),
                 result.map_or(Value::Null, |c| blob(c.data.to_vec())),
                 opt_text(result.map(|c| headers_json(&c.headers)).transpose()?),
