@@ -354,7 +354,7 @@ impl Client {
         current_runtime()?;
         match self.prepare::<Op>(endpoint, input, options)? {
             Prepared::New(local, attached, new) => {
-                let outcome = task::run_inline(self, local, *new, attached).await;
+                let outcome = task::run_inline(self, local, new, attached).await;
                 handle::decode_outcome::<Op>(outcome, self.payload_codec())
             }
             Prepared::Running(attached) => {

@@ -146,6 +146,12 @@ impl<T> WeakSender<T> {
 }
 
 impl<T> Receiver<T> {
+    /// Whether [`recv`](Self::recv) would wait now: nothing is queued and a sender is left.
+    pub fn would_wait(&self) -> bool {
+        let items = self.queue.lock();
+        items.is_empty() && self.queue.senders.load(Ordering::Acquire) != 0
+    }
+
     /// The next item; `None` once every sender is gone and nothing is left.
     pub async fn recv(&mut self) -> Option<T> {
         loop {

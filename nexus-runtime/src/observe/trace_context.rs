@@ -16,6 +16,9 @@
 use std::fmt::{self, Write as _};
 use std::future::Future;
 
+use futures::future::Either;
+use tokio::task::futures::TaskLocalFuture;
+
 use crate::operation::Headers;
 
 /// The header that carries the trace id, the parent span id and the sampling flag.
@@ -217,12 +220,16 @@ impl TraceContext {
     }
 }
 
+/// `future` run with a trace context as the current one of its task, or as it is (see [`scope`]).
+pub(crate) type Scoped<F> = Either<TaskLocalFuture<TraceContext, F>, F>;
+
 /// Runs `future` with `ctx` as the [current](TraceContext::current) context of its task (as is,
-/// without one).
-pub(crate) async fn scope<F: Future>(ctx: Option<TraceContext>, future: F) -> F::Output {
+/// without one). Not an `async fn`: one of those would hold `future` twice (as its argument and
+/// inside the branch it awaits), and this one wraps requests' futures, which are large.
+pub(crate) fn scope<F: Future>(ctx: Option<TraceContext>, future: F) -> Scoped<F> {
     match ctx {
-        Some(ctx) => CURRENT.scope(ctx, future).await,
-        None => future.await,
+        Some(ctx) => Either::Left(CURRENT.scope(ctx, future)),
+        None => Either::Right(future),
     }
 }
 

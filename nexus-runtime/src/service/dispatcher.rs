@@ -316,8 +316,13 @@ impl Dispatcher {
         }
         match &self.inner.durable {
             None => self.start_direct(&handler, principal, request).await,
+            // Boxed: the deduplicated start's larger state would otherwise size every start's
+            // future, which the in-process transport moves into a box of its own.
             Some(durable) => {
-                durable::start_durable(self, durable, &handler, principal, request).await
+                Box::pin(durable::start_durable(
+                    self, durable, &handler, principal, request,
+                ))
+                .await
             }
         }
     }

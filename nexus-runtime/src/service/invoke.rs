@@ -20,6 +20,8 @@ use crate::transport::StartRequest;
 
 /// What a start request gives the operation method, besides its input.
 pub(crate) struct Invocation {
+    /// The context's parts; their `cancel` is the request's own token (a new one, shared with
+    /// nothing else), which [`invoke`] fires when its future finishes or is dropped.
     pub parts: ContextParts,
     pub input: Content,
     /// When the caller stops waiting: the method's future is dropped then, answered
@@ -52,7 +54,7 @@ pub(crate) async fn invoke(
     payload_codec: Option<&Arc<dyn PayloadCodec>>,
 ) -> Result<Answered, StartError> {
     let Invocation {
-        mut parts,
+        parts,
         mut input,
         request_deadline,
     } = invocation;
@@ -68,9 +70,8 @@ pub(crate) async fn invoke(
         })?;
     }
     // Fires when this future is dropped (the caller went away) or finishes.
-    let request_cancel = CancellationToken::new();
+    let request_cancel = parts.cancel.clone();
     let _cancel_on_drop = request_cancel.clone().drop_guard();
-    parts.cancel = request_cancel.clone();
     let scope = CallScope {
         deadline: earliest(parts.deadline, parts.operation_deadline),
         cancel: request_cancel,
@@ -215,7 +216,7 @@ pub(crate) fn invocation(
             links: std::mem::take(&mut request.links),
             deadline: request.request_deadline,
             operation_deadline,
-            cancel: Default::default(),
+            cancel: CancellationToken::new(),
             has_callback: request.callback.is_some(),
             resumed: false,
             response_links: Mutex::default(),

@@ -34,6 +34,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
@@ -449,6 +450,21 @@ impl Driver {
         self.queued.pop_front()
     }
 
+    /// Whether nothing would interrupt a wait now, as [`race`](Self::race) orders them: no
+    /// deadline due, the enclosing scope not canceled, no command or wake queued, their senders
+    /// not all gone.
+    fn nothing_interrupts(&self) -> bool {
+        self.deadlines
+            .next()
+            .is_none_or(|(at, _)| Instant::now() < at)
+            && !self
+                .scope_cancel
+                .as_ref()
+                .is_some_and(tokio_util::sync::CancellationToken::is_cancelled)
+            && (!self.commands_open || self.commands.would_wait())
+            && (!self.wakes_open || self.wakes.would_wait())
+    }
+
     /// Waits for `future`, or for whatever interrupts the operation first: a timeout, a
     /// cancellation (by a handle, the enclosing handler's scope, or recorded in the store), every
     /// handle dropped, the completion, or a halt. On a tie the timeout wins, then cancellation.
@@ -464,6 +480,14 @@ impl Driver {
         loop {
             if let Some(event) = self.take_queued() {
                 return Step::Event(event);
+            }
+            // An answer ready at once (in process) with nothing to interrupt it is what the
+            // `select!` below would return, without setting up its timers and queue waiters.
+            if self.nothing_interrupts()
+                && let Poll::Ready(out) =
+                    std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await
+            {
+                return Step::Done(out);
             }
             // The timers and the scope's signal are boxed, and only when there is one: inline
             // they would add a few hundred bytes to the task of every pending operation.

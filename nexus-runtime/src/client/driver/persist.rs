@@ -51,6 +51,14 @@ impl Driver {
             self.pending.update(|| shown_state(&self.record));
             return;
         }
+        // Boxed: the store's writes (retries, reconciling) would otherwise size every
+        // transition's future, and with it the driver's, also for a client that records nothing.
+        Box::pin(self.persist_shown(change)).await;
+    }
+
+    /// Records the changed record in the store, then shows it to the handles (unless the driver
+    /// halted).
+    async fn persist_shown(&mut self, change: impl FnOnce(&mut Record)) {
         let mut next = self.record.borrow().clone();
         change(&mut next);
         self.persist(&next).await;

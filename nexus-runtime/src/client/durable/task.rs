@@ -136,7 +136,7 @@ pub(crate) async fn run(client: Client, mut local: Local, mut begin: Begin) {
 pub(crate) async fn run_inline(
     client: &Client,
     local: Local,
-    new: NewOperation,
+    new: Box<NewOperation>,
     attached: Attached,
 ) -> Option<Outcome> {
     let _forget = Forget {
@@ -151,13 +151,13 @@ pub(crate) async fn run_inline(
     drop(record);
     let local = match insert(client, &new.record).await {
         Ok(InsertOutcome::Inserted) => {
-            let driver = new.into_driver(client, local);
+            let driver = (*new).into_driver(client, local);
             let span = driver.span();
             driver.run_inline().instrument(span).await.0
         }
         Ok(InsertOutcome::Exists(existing)) => {
             client.registry().remove(local.id);
-            return follow_existing(client, *existing).await;
+            return Box::pin(follow_existing(client, *existing)).await;
         }
         Err(e) => {
             show_error(&local, insert_error(&e));
