@@ -46,7 +46,9 @@ impl<'a> RetrySchedule<'a> {
         }
     }
 
-    /// `backoff`'s delays without a random number drawn, for at most `maximum_attempts`.
+    /// `backoff`'s delays without a random number drawn, for at most `maximum_attempts` (the
+    /// HTTP completion sender's in-memory retries).
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub fn unjittered(backoff: Backoff, maximum_attempts: u32) -> Self {
         Self {
             backoff,
@@ -71,7 +73,8 @@ impl<'a> RetrySchedule<'a> {
 /// What [`retry`] ended with.
 #[derive(Debug)]
 pub(crate) struct Retried<T, E> {
-    /// Attempts made.
+    /// Attempts made (reported by the HTTP completion sender).
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub attempts: u32,
     /// The result of the one that was done, or the last error (for good, or the last allowed).
     pub result: Result<T, E>,
@@ -82,7 +85,8 @@ pub(crate) struct Retried<T, E> {
 pub(crate) struct Backing<E> {
     /// The attempt that failed (1 for the first).
     pub attempt: u32,
-    /// How long until the next one.
+    /// How long until the next one (logged by the HTTP completion sender).
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub delay: Duration,
     /// When the next one goes.
     pub next: Instant,
