@@ -51,12 +51,15 @@ bash scripts/check-contracts.sh target/debug/nexus
 # Crash tests with real processes: fraud-handler and payments SIGKILLed at seeded random
 # points of a 1,000-check run, restarted, and checked for exactly-once. Fixed seeds keep CI
 # reproducible; CRASH_SEEDS="a b" runs others (each seed on both stores).
-step "crash tests: SQLite and PostgreSQL"
+step "crash tests: SQLite and PostgreSQL, and full disks on SQLite"
 cargo build -p nexus-examples --bins --all-features
 for seed in ${CRASH_SEEDS:-1 2 3}; do  # three seeds on each store; seed 2 kills both processes at once, once
   ./target/debug/crash-test --store sqlite --seed "$seed"
   ./target/debug/crash-test --store postgres --seed "$seed"
 done
+# Full disks: each side's SQLite store full once for a few seconds (a seeded point), then with
+# room again while the processes run on; exactly-once still holds (about 15 s).
+./target/debug/crash-test --store sqlite --scenario disk-full --seed 1
 
 step "interop with a real Temporal server (interop/run.sh)"
 bash interop/run.sh

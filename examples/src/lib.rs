@@ -5,6 +5,7 @@
 
 pub mod admin_flags;
 pub mod callers;
+pub mod disk_full;
 pub mod executions;
 pub mod fraud_desk;
 pub mod load;

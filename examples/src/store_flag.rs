@@ -11,6 +11,8 @@ pub struct OpenedStore {
     pub store: Option<Arc<dyn Store>>,
     /// Whether it is a PostgreSQL store, shared by replicas.
     pub shared: bool,
+    /// The same store when it is an SQLite file (for `--disk-full-file`).
+    pub sqlite: Option<SqliteStore>,
 }
 
 /// Opens the store `spec` names: `none` (no store), a `postgres://` or `postgresql://` URL, or
@@ -21,6 +23,7 @@ pub async fn open_store(spec: &str) -> Result<OpenedStore, String> {
         return Ok(OpenedStore {
             store: None,
             shared: false,
+            sqlite: None,
         });
     }
     if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
@@ -30,6 +33,7 @@ pub async fn open_store(spec: &str) -> Result<OpenedStore, String> {
         return Ok(OpenedStore {
             store: Some(Arc::new(store)),
             shared: true,
+            sqlite: None,
         });
     }
     if Path::new(spec).is_dir() {
@@ -40,7 +44,8 @@ pub async fn open_store(spec: &str) -> Result<OpenedStore, String> {
     }
     let store = SqliteStore::open(spec).await.map_err(|e| e.to_string())?;
     Ok(OpenedStore {
-        store: Some(Arc::new(store)),
+        store: Some(Arc::new(store.clone())),
         shared: false,
+        sqlite: Some(store),
     })
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use nexus_runtime::store::SqliteStore;
 use serde_json::{Value, json};
-use support::spawn_handler;
+use support::{free_port, load_run_args, spawn_handler};
 
 fn fraud_handler(check_delay_ms: u64, store: &Path) -> (Child, String) {
     // Its own store: a shared default file would replay answers recorded by earlier runs of this
@@ -23,14 +23,6 @@ fn fraud_handler(check_delay_ms: u64, store: &Path) -> (Child, String) {
         "--store",
         store.to_str().unwrap(),
     ])
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn summary(output: &Output) -> Value {
@@ -76,27 +68,12 @@ fn a_killed_load_run_resumes_and_prints_the_same_summary() {
     let store = dir.path().join("data").join("payments.sqlite3");
     let (mut handler, url) = fraud_handler(1500, &dir.path().join("handler.sqlite3"));
     let callback = format!("127.0.0.1:{}", free_port());
-    let args = [
-        "--endpoint",
-        &url,
-        "--count",
-        "30",
-        "--run-id",
-        "run-1",
-        "--concurrency",
-        "10",
-        "--timeout-secs",
-        "120",
-        "--callback-listen",
-        &callback,
-        "--store",
-        store.to_str().unwrap(),
-    ];
+    let args = load_run_args(&url, &callback, &store, 10);
     let payments = || Command::new(env!("CARGO_BIN_EXE_payments"));
 
     // The first run is killed while its first checks are started but not done.
     let mut first = payments()
-        .args(args)
+        .args(&args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -114,7 +91,7 @@ fn a_killed_load_run_resumes_and_prints_the_same_summary() {
     assert!(before > 0 && before < 30, "{before} operations recorded");
 
     // The second run resumes what the first recorded, schedules the rest, and finishes.
-    let second = payments().args(args).output().unwrap();
+    let second = payments().args(&args).output().unwrap();
     let expected = json!({
         "run_id": "run-1",
         "count": 30,
@@ -137,7 +114,7 @@ fn a_killed_load_run_resumes_and_prints_the_same_summary() {
     );
 
     // A third run finds the whole run recorded.
-    let third = payments().args(args).output().unwrap();
+    let third = payments().args(&args).output().unwrap();
     assert_eq!(summary(&third), expected);
     assert_eq!(resumed(&third), 0);
     assert_eq!(runtime.block_on(recorded(&store)), (30, 30));

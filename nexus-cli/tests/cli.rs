@@ -11,7 +11,7 @@ use nexus_runtime::Client;
 use nexus_runtime::registry::AuditLog;
 use nexus_runtime::transport::HttpTransport;
 use serde_json::json;
-use support::{fraud_handler, nexus};
+use support::{fraud_caller, fraud_dispatcher, fraud_handler, fraud_server, nexus, serve};
 
 const COMMITTED: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -357,9 +357,7 @@ async fn ops_lists_shows_and_cancels_a_callers_operations() {
     let listener = nexus_runtime::server::CallbackListener::bind_loopback()
         .await
         .unwrap();
-    let client = Client::builder()
-        .endpoint("fraud", HttpTransport::new(&url).unwrap())
-        .store(std::sync::Arc::new(store))
+    let client = fraud_caller(&url, std::sync::Arc::new(store))
         .callback_url(listener.callback_url())
         // Re-reads its records, so it notices a cancel requested through the store.
         .replicas(
@@ -518,9 +516,8 @@ async fn completions_are_generated_for_each_shell() {
 async fn deliveries_lists_and_retries_a_dead_completion() {
     use nexus_runtime::codec::{Content, JSON};
     use nexus_runtime::completion::Callback;
-    use nexus_runtime::security::CallbackGuard;
-    use nexus_runtime::server::{CallbackListener, HandlerServer};
-    use nexus_runtime::service::{Dispatcher, DurabilityOptions, OutboxOptions};
+    use nexus_runtime::server::CallbackListener;
+    use nexus_runtime::service::{DurabilityOptions, OutboxOptions};
     use nexus_runtime::store::{OutboxStore as _, SqliteStore};
     use nexus_runtime::transport::{StartRequest, Transport as _};
 
@@ -528,21 +525,14 @@ async fn deliveries_lists_and_retries_a_dead_completion() {
     let db = dir.path().join("handler.sqlite3");
     let db_arg = db.to_str().unwrap().to_owned();
     let store = std::sync::Arc::new(SqliteStore::open(&db).await.unwrap());
-    let dispatcher = Dispatcher::builder()
-        .service(fraud_contract::FraudService::handler(
-            nexus_examples::fraud_desk::FraudDesk::new(Duration::from_millis(10)),
-        ))
-        .callback_guard(CallbackGuard::loopback())
+    let dispatcher = fraud_dispatcher(Duration::from_millis(10))
         .store(store.clone())
         .durability(
             DurabilityOptions::default()
                 .outbox(OutboxOptions::default().poll_interval(Duration::from_millis(50))),
         )
         .build();
-    let running = HandlerServer::new(dispatcher)
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
+    let (url, _running) = serve(fraud_server(dispatcher)).await;
     // A receiver whose client knows no operation: it answers every completion NOT_FOUND, which
     // the handler's outbox gives up at once.
     let listener = CallbackListener::bind_loopback().await.unwrap();
@@ -552,7 +542,7 @@ async fn deliveries_lists_and_retries_a_dead_completion() {
         "0c9f2a4e-0000-4000-8000-000000000001"
     );
     let _receiver = listener.serve(Client::builder().build()).unwrap();
-    let started = HttpTransport::new(running.url())
+    let started = HttpTransport::new(&url)
         .unwrap()
         .start(StartRequest {
             service: "fraud.v1".into(),
@@ -664,9 +654,7 @@ async fn ops_on_a_postgresql_store() {
     let dir = tempfile::tempdir().unwrap();
     let (handler, _server) = fraud_handler(Duration::from_millis(10)).await;
     let store = PostgresStore::connect(&url).await.unwrap();
-    let client = Client::builder()
-        .endpoint("fraud", HttpTransport::new(&handler).unwrap())
-        .store(std::sync::Arc::new(store))
+    let client = fraud_caller(&handler, std::sync::Arc::new(store))
         .callback_url("http://127.0.0.1:9/nexus/callback")
         .build();
     let score = fraud_contract::FraudClient::new(client.clone(), "fraud")
@@ -702,28 +690,13 @@ async fn ops_on_a_postgresql_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bearer_token_authenticates_calls_and_definition_reads() {
-    use nexus_runtime::definition::Definition;
-    use nexus_runtime::security::{BearerAuthenticator, CallbackGuard, StaticTokens};
-    use nexus_runtime::server::HandlerServer;
-    use nexus_runtime::service::Dispatcher;
+    use nexus_runtime::security::{BearerAuthenticator, StaticTokens};
 
     let dir = tempfile::tempdir().unwrap();
-    let dispatcher = Dispatcher::builder()
-        .service(fraud_contract::FraudService::handler(
-            nexus_examples::fraud_desk::FraudDesk::new(Duration::from_millis(10)),
-        ))
-        .callback_guard(CallbackGuard::loopback())
-        .build();
-    let running = HandlerServer::builder(dispatcher)
-        .definitions(Definition::of::<fraud_contract::FraudService>())
-        .authenticator(BearerAuthenticator::new(
-            StaticTokens::new().token("payments", "s3cret"),
-        ))
-        .build()
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let url = running.url();
+    let server = fraud_server(fraud_dispatcher(Duration::from_millis(10)).build()).authenticator(
+        BearerAuthenticator::new(StaticTokens::new().token("payments", "s3cret")),
+    );
+    let (url, _running) = serve(server).await;
     let input = r#"{"transactionId":"t-a","amount":1.0,"userId":"a"}"#;
     let run = nexus(
         dir.path(),
@@ -758,10 +731,6 @@ async fn a_bearer_token_authenticates_calls_and_definition_reads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_https_handler_is_called_with_its_ca() {
-    use nexus_runtime::definition::Definition;
-    use nexus_runtime::security::CallbackGuard;
-    use nexus_runtime::server::HandlerServer;
-    use nexus_runtime::service::Dispatcher;
     use nexus_runtime::tls::TlsServerConfig;
 
     let dir = tempfile::tempdir().unwrap();
@@ -779,20 +748,8 @@ async fn an_https_handler_is_called_with_its_ca() {
     )
     .build()
     .unwrap();
-    let dispatcher = Dispatcher::builder()
-        .service(fraud_contract::FraudService::handler(
-            nexus_examples::fraud_desk::FraudDesk::new(Duration::from_millis(10)),
-        ))
-        .callback_guard(CallbackGuard::loopback())
-        .build();
-    let running = HandlerServer::builder(dispatcher)
-        .definitions(Definition::of::<fraud_contract::FraudService>())
-        .tls(tls)
-        .build()
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let url = running.url();
+    let server = fraud_server(fraud_dispatcher(Duration::from_millis(10)).build()).tls(tls);
+    let (url, _running) = serve(server).await;
     assert!(url.starts_with("https://"), "{url}");
     let input = r#"{"transactionId":"t-tls","amount":1.0,"userId":"a"}"#;
     // Without the CA the certificate is not trusted: no answer.

@@ -20,6 +20,9 @@
 //! request id. See `nexus_examples::observe`. With a store, the store answers retried starts
 //! before they reach the observed service, and each completion attempt of the outbox is logged.
 //!
+//! Fault tests: `--disk-full-file FILE` makes the SQLite store full while FILE exists, and gives
+//! it room again, without a restart, once FILE is removed (see `nexus_examples::disk_full`).
+//!
 //! The definition of fraud.v1 is served at `GET {prefix}/definitions` (`nexus definition export`).
 //!
 //! Callers: `--allow-caller payments --token payments=SECRET` lets only `payments` call, with
@@ -38,6 +41,7 @@ use clap::Parser;
 use fraud_contract::FraudService;
 use nexus_examples::admin_flags::AdminArgs;
 use nexus_examples::callers::caller_auth;
+use nexus_examples::disk_full::DiskFullArgs;
 use nexus_examples::executions::ExecutionLog;
 use nexus_examples::fraud_desk::FraudDesk;
 use nexus_examples::observe::{EventLog, LoggedCompletions, Observed};
@@ -105,6 +109,8 @@ struct Args {
     tls: HandlerTlsArgs,
     #[command(flatten)]
     admin: AdminArgs,
+    #[command(flatten)]
+    disk_full: DiskFullArgs,
     /// Connections open at once; more are refused (closed at once, logged).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
@@ -154,7 +160,10 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some((_, policy)) = &auth {
         builder = builder.access(policy.clone());
     }
-    let store = open_store(&args.store).await?.store;
+    let opened = open_store(&args.store).await?;
+    // Kept until the process stops: the store is full while the file exists.
+    let _disk_full = args.disk_full.watch(opened.sqlite.as_ref()).await?;
+    let store = opened.store;
     // With a store, the outbox retries (durably): each send is one attempt.
     let mut sender = HttpCompletionSender::new().callback_guard(guard.clone());
     if let Some(tls) = args.tls.completions()? {

@@ -14,6 +14,12 @@
 //! `--callback-tls-cert FILE --callback-tls-key FILE` are given (then the handler needs
 //! `--callback-ca`).
 //!
+//! A store that fails: a check the store cannot record is never started, and counted in the
+//! summary as `not_started` (with the first cause), not as failed; a load run with such checks
+//! exits non-zero, naming the cause, once every check it did start has ended (run it again to
+//! start them). `--disk-full-file FILE` makes the SQLite store full while FILE exists, and gives
+//! it room again, without a restart, once FILE is removed (see `nexus_examples::disk_full`).
+//!
 //! Operators: `--admin-listen 127.0.0.1:9100 --admin-token TOKEN` serves Prometheus metrics at
 //! `/metrics`, the page of pending operations at `/ops` (open `/ops#token=TOKEN`; cancel
 //! buttons), and the JSON API under `/api`, while the process runs (a load run, or `--linger-secs`
@@ -31,6 +37,7 @@ use fraud_contract::{
     CheckTransactionInput, CheckTransactionOutput, FraudClient, GetQuickScoreInput,
 };
 use nexus_examples::admin_flags::AdminArgs;
+use nexus_examples::disk_full::DiskFullArgs;
 use nexus_examples::fraud_desk::{CheckRejected, quick_score};
 use nexus_examples::load::{check_input, request_id};
 use nexus_examples::store_flag::open_store;
@@ -98,6 +105,8 @@ struct Args {
     tls: CallerTlsArgs,
     #[command(flatten)]
     admin: AdminArgs,
+    #[command(flatten)]
+    disk_full: DiskFullArgs,
     /// Keep serving (the admin page, completions) this long after the demo or the load run.
     #[arg(long, value_name = "SECS", default_value_t = 0)]
     linger_secs: u64,
@@ -145,6 +154,8 @@ async fn run(args: Args) -> Result<(), String> {
             endpoint.breaker(BreakerConfig::default().open_duration(Duration::from_millis(ms)));
     }
     let opened = open_store(&args.store).await?;
+    // Kept until the run ends: the store is full while the file exists.
+    let _disk_full = args.disk_full.watch(opened.sqlite.as_ref()).await?;
     let shared = opened.shared;
     let load = args.count.zip(args.run_id.clone());
     let callback = args.callback_listen.clone().unwrap_or_else(|| {

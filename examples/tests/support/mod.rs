@@ -25,3 +25,42 @@ pub fn spawn_handler(args: &[&str]) -> (Child, String) {
         .to_owned();
     (child, url)
 }
+
+/// A loopback port free now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The arguments of a `payments` load run `run-1` of 30 checks against `url`, receiving
+/// completions at `callback`, recording in `store`, `concurrency` in flight.
+pub fn load_run_args(
+    url: &str,
+    callback: &str,
+    store: &std::path::Path,
+    concurrency: u32,
+) -> Vec<String> {
+    let concurrency = concurrency.to_string();
+    let store = store.to_str().unwrap();
+    [
+        "--endpoint",
+        url,
+        "--count",
+        "30",
+        "--run-id",
+        "run-1",
+        "--concurrency",
+        &concurrency,
+        "--timeout-secs",
+        "120",
+        "--callback-listen",
+        callback,
+        "--store",
+        store,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}

@@ -1,29 +1,55 @@
 //! What the end-to-end tests of `nexus` share: the fraud team's handler served in-process on a
-//! loopback port, and the `nexus` binary run on a blocking thread.
+//! loopback port (its dispatcher and server as builders, for tests that add a store, a token or
+//! TLS), a caller of it with a store, and the `nexus` binary run on a blocking thread.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use assert_cmd::Command;
 use fraud_contract::FraudService;
 use nexus_examples::fraud_desk::FraudDesk;
+use nexus_runtime::Client;
+use nexus_runtime::client::ClientBuilder;
 use nexus_runtime::definition::Definition;
+use nexus_runtime::http::HandlerServerBuilder;
 use nexus_runtime::security::CallbackGuard;
 use nexus_runtime::server::{HandlerServer, ServerHandle};
-use nexus_runtime::service::Dispatcher;
+use nexus_runtime::service::{Dispatcher, DispatcherBuilder};
+use nexus_runtime::store::Store;
+use nexus_runtime::transport::HttpTransport;
+
+/// The fraud team's dispatcher, its checks taking `check_delay`, completions sent to loopback
+/// only; add a store, durability options, ... before building it.
+pub fn fraud_dispatcher(check_delay: Duration) -> DispatcherBuilder {
+    Dispatcher::builder()
+        .service(FraudService::handler(FraudDesk::new(check_delay)))
+        .callback_guard(CallbackGuard::loopback())
+}
+
+/// A server of `dispatcher` that serves the definition of fraud.v1; add authentication, TLS, ...
+/// before building it.
+pub fn fraud_server(dispatcher: Dispatcher) -> HandlerServerBuilder {
+    HandlerServer::builder(dispatcher).definitions(Definition::of::<FraudService>())
+}
+
+/// `server` bound to `127.0.0.1:0`: its URL and handle.
+pub async fn serve(server: HandlerServerBuilder) -> (String, ServerHandle) {
+    let running = server.build().bind("127.0.0.1:0").await.unwrap();
+    (running.url(), running)
+}
 
 /// The fraud handler on `127.0.0.1:0`, its checks taking `check_delay`, its definition served.
 pub async fn fraud_handler(check_delay: Duration) -> (String, ServerHandle) {
-    let dispatcher = Dispatcher::builder()
-        .service(FraudService::handler(FraudDesk::new(check_delay)))
-        .callback_guard(CallbackGuard::loopback())
-        .build();
-    let server = HandlerServer::builder(dispatcher)
-        .definitions(Definition::of::<FraudService>())
-        .build();
-    let running = server.bind("127.0.0.1:0").await.unwrap();
-    (running.url(), running)
+    serve(fraud_server(fraud_dispatcher(check_delay).build())).await
+}
+
+/// A caller of the fraud handler at `url` as the endpoint `fraud`, recording in `store`.
+pub fn fraud_caller(url: &str, store: Arc<dyn Store>) -> ClientBuilder {
+    Client::builder()
+        .endpoint("fraud", HttpTransport::new(url).unwrap())
+        .store(store)
 }
 
 /// The output of a run of `nexus`.

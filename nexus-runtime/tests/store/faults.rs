@@ -65,6 +65,10 @@ async fn a_full_database_fails_writes_as_retryable_and_recovers_without_a_restar
             error.is_retryable(),
             "a write that did not commit is retryable: {error}"
         );
+        assert!(
+            error.to_string().contains("database or disk is full"),
+            "every write of a failed batch names the cause: {error}"
+        );
     }
     for n in 10..42 {
         assert!(

@@ -10,6 +10,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 
+use crate::plan::Side;
+
 /// Everything the children are started with.
 pub struct Setup {
     pub handler_bin: PathBuf,
@@ -24,6 +26,8 @@ pub struct Setup {
     pub count: u64,
     pub concurrency: u32,
     pub run_id: String,
+    /// The disk-full scenario: each process gets `--disk-full-file` (see [`Setup::full_file`]).
+    pub disk_full: bool,
 }
 
 /// A running child (killed with SIGKILL when dropped).
@@ -48,6 +52,18 @@ impl Setup {
         self.dir.join(format!("payments-{n}.log"))
     }
 
+    /// The file whose existence makes `side`'s store full (`--disk-full-file`).
+    pub fn full_file(&self, side: Side) -> PathBuf {
+        self.dir.join(format!("{}.full", side.name()))
+    }
+
+    /// `--disk-full-file` for `side`, in the disk-full scenario.
+    fn disk_full_arg(&self, command: &mut Command, side: Side) {
+        if self.disk_full {
+            command.arg("--disk-full-file").arg(self.full_file(side));
+        }
+    }
+
     /// Starts incarnation `n` of the handler and waits until it listens.
     pub async fn start_handler(&self, n: u32) -> Result<Running, String> {
         let stderr_path = self.handler_log(n);
@@ -64,6 +80,7 @@ impl Setup {
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped());
+        self.disk_full_arg(&mut command, Side::Handler);
         let name = format!("fraud-handler #{n}");
         let mut running = spawn(name, command, &stderr_path)?;
         let Some(stdout) = running.child.stdout.take() else {
@@ -110,6 +127,7 @@ impl Setup {
             .args(["--breaker-open-ms", "500"])
             .env("NO_COLOR", "1")
             .stdout(out);
+        self.disk_full_arg(&mut command, Side::Payments);
         spawn(format!("payments #{n}"), command, &self.payments_log(n))
     }
 }

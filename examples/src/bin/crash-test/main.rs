@@ -19,7 +19,11 @@
 //! - every operation running when a handler died was resumed by the next one (or was still
 //!   running when that one died too), and every resumption is of such an operation, once.
 //!
-//! Usage: `crash-test --store sqlite|postgres [--seed S] [--count N] ...` (build the binaries
+//! `--scenario disk-full` (SQLite only) kills nothing: each side's store is full once instead
+//! (capped through the processes' `--disk-full-file`, seeded points and lengths), then has room
+//! again while the same processes run on; `run/disk_full.rs` lists what it checks besides.
+//!
+//! Usage: `crash-test --store sqlite|postgres [--scenario kills|disk-full] [--seed S] [--count N] ...` (build the binaries
 //! first: `cargo build -p nexus-examples --bins`; `scripts/test.sh` runs it on both stores).
 //! PostgreSQL: `--postgres-url` or `NEXUS_TEST_POSTGRES_URL`; each run creates two databases
 //! and drops them when it passes. Exits non-zero on any violation, printing the seed and keeping
@@ -55,6 +59,10 @@ struct Args {
     /// The PostgreSQL server for `--store postgres` [default: $NEXUS_TEST_POSTGRES_URL].
     #[arg(long, value_name = "URL")]
     postgres_url: Option<String>,
+    /// What happens to the processes: SIGKILLs and restarts, or full disks (each side's SQLite
+    /// store full once, for seconds, then with room again; SQLite only; no kills).
+    #[arg(long, value_enum, default_value_t = Scenario::Kills)]
+    scenario: Scenario,
     /// The seed of the kill schedule [default: a random one, printed].
     #[arg(long, value_name = "S")]
     seed: Option<u64>,
@@ -85,6 +93,15 @@ struct Args {
     work_dir: Option<PathBuf>,
 }
 
+/// What a run does to the processes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Scenario {
+    /// Kills with SIGKILL, and restarts.
+    Kills,
+    /// Full disks, and room again, without restarts.
+    DiskFull,
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
@@ -99,7 +116,11 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             println!("crash-test {store}: FAILED (seed {seed}): {e}");
-            println!("  rerun: crash-test --store {store} --seed {seed}");
+            let scenario = match args.scenario {
+                Scenario::Kills => "",
+                Scenario::DiskFull => " --scenario disk-full",
+            };
+            println!("  rerun: crash-test --store {store}{scenario} --seed {seed}");
             ExitCode::FAILURE
         }
     }
@@ -107,13 +128,21 @@ async fn main() -> ExitCode {
 
 async fn crash_test(args: &Args, seed: u64) -> Result<(), String> {
     let store = args.store.name();
-    let plan = Plan::new(
-        seed,
-        args.count,
-        args.handler_kills,
-        args.payments_kills,
-        args.check_delay_ms,
-    );
+    let disk_full = args.scenario == Scenario::DiskFull;
+    if disk_full && args.store != StoreKind::Sqlite {
+        return Err("--scenario disk-full fills SQLite stores: give --store sqlite".into());
+    }
+    let plan = if disk_full {
+        Plan::disk_full(seed, args.count, args.check_delay_ms)
+    } else {
+        Plan::new(
+            seed,
+            args.count,
+            args.handler_kills,
+            args.payments_kills,
+            args.check_delay_ms,
+        )
+    };
     let tag = format!(
         "crash_{seed}_{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
@@ -151,6 +180,7 @@ async fn crash_test(args: &Args, seed: u64) -> Result<(), String> {
         count: args.count,
         concurrency: args.concurrency,
         run_id: format!("crash-{seed}"),
+        disk_full,
     };
     if setup.handler_port == setup.callback_port {
         return Err("the OS gave the same free port twice; run again".into());
@@ -179,6 +209,14 @@ async fn crash_test(args: &Args, seed: u64) -> Result<(), String> {
         println!(
             "  plan: {what} at {} starts (+{} ms), down {} ms",
             event.at_starts, event.delay_ms, event.down_ms
+        );
+    }
+    for full in &plan.disk_full {
+        println!(
+            "  plan: the store of {} full at {} starts, for {} ms",
+            full.side.name(),
+            full.at_starts,
+            full.full_ms
         );
     }
 
@@ -258,6 +296,9 @@ async fn check(
         caller: &caller,
         caller_total,
     });
+    findings
+        .violations
+        .extend(trace.disk_full.violations.iter().cloned());
     let handler_kills = trace.lives.iter().filter(|l| l.crashed).count();
     let payments_kills = trace.payments_kills.len();
     let (planned_handler, planned_payments) = plan.kills();
@@ -320,6 +361,13 @@ async fn check(
         trace.payments_resumed,
         findings.redeliveries_pending
     );
+    if let Some((n, not_started)) = trace.disk_full.not_started {
+        println!(
+            "  disk full: payments #{n} did not start {not_started} checks its full store could \
+             not record, and exited non-zero; payments #{} started them",
+            n + 1
+        );
+    }
     Ok(findings)
 }
 

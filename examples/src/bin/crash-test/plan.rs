@@ -36,6 +36,31 @@ pub struct Event {
     pub kill: Kill,
 }
 
+/// Whose store fills up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Handler,
+    Payments,
+}
+
+impl Side {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Handler => "fraud-handler",
+            Self::Payments => "payments",
+        }
+    }
+}
+
+/// A full disk: one side's store has no room from `at_starts` start executions on, for
+/// `full_ms`; then it has room again (the process is not restarted).
+#[derive(Clone, Debug)]
+pub struct DiskFull {
+    pub side: Side,
+    pub at_starts: u64,
+    pub full_ms: u64,
+}
+
 /// A run's schedule.
 #[derive(Clone, Debug)]
 pub struct Plan {
@@ -43,6 +68,8 @@ pub struct Plan {
     pub check_delay_ms: u64,
     /// The events, in the order they fire.
     pub events: Vec<Event>,
+    /// The full disks, in the order they come (the disk-full scenario; no kills then).
+    pub disk_full: Vec<DiskFull>,
 }
 
 impl Plan {
@@ -91,6 +118,33 @@ impl Plan {
         Self {
             check_delay_ms,
             events,
+            disk_full: Vec::new(),
+        }
+    }
+
+    /// The disk-full scenario: no kills; each side's store is full once, in an order the seed
+    /// draws, the first time between 15% and 30% of the run's starts, the second between 50% and
+    /// 65%, each for 2.5 to 4 s: longer than a new operation's insert is retried (1.5 s), so that
+    /// payments cannot record some checks.
+    pub fn disk_full(seed: u64, count: u64, check_delay_ms: Option<u64>) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let check_delay_ms = check_delay_ms.unwrap_or_else(|| rng.random_range(200..=500));
+        let mut sides = [Side::Handler, Side::Payments];
+        sides.shuffle(&mut rng);
+        let windows = [(15, 30), (50, 65)];
+        let disk_full = sides
+            .into_iter()
+            .zip(windows)
+            .map(|(side, (low, high))| DiskFull {
+                side,
+                at_starts: rng.random_range(count * low / 100..=count * high / 100),
+                full_ms: rng.random_range(2500..=4000),
+            })
+            .collect();
+        Self {
+            check_delay_ms,
+            events: Vec::new(),
+            disk_full,
         }
     }
 
@@ -144,5 +198,32 @@ mod tests {
             "{both} of 50 seeds kill both at once"
         );
         assert_eq!(Plan::new(7, 1000, 3, 3, Some(250)).check_delay_ms, 250);
+    }
+
+    #[test]
+    fn the_disk_full_plan_fills_each_side_once_in_a_seeded_order() {
+        let mut handler_first = 0;
+        for seed in 0..50 {
+            let plan = Plan::disk_full(seed, 1000, None);
+            assert_eq!(
+                format!("{plan:?}"),
+                format!("{:?}", Plan::disk_full(seed, 1000, None))
+            );
+            assert!(plan.events.is_empty());
+            assert_eq!(plan.kills(), (0, 0));
+            let [first, second] = &plan.disk_full[..] else {
+                panic!("two full disks: {plan:?}");
+            };
+            assert_ne!(first.side, second.side);
+            assert!((150..=300).contains(&first.at_starts));
+            assert!((500..=650).contains(&second.at_starts));
+            assert!(
+                plan.disk_full
+                    .iter()
+                    .all(|d| (2500..=4000).contains(&d.full_ms))
+            );
+            handler_first += usize::from(first.side == Side::Handler);
+        }
+        assert!(handler_first > 10 && handler_first < 40, "{handler_first}");
     }
 }

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+mod disk_full;
+
 use crate::children::{Running, Setup};
 use crate::plan::{Event, Kill, Plan};
 use crate::stores::{HandlerSnapshot, Stores};
@@ -48,6 +50,8 @@ pub struct Trace {
     /// Operations the payments processes resumed at their start, in all.
     pub payments_resumed: u64,
     pub elapsed: Duration,
+    /// What the disk-full scenario saw, and what it found wrong.
+    pub disk_full: disk_full::Report,
 }
 
 /// The state of a run in progress.
@@ -63,6 +67,8 @@ struct Run<'a> {
     progress: Progress,
     lives: Vec<HandlerLife>,
     payments_kills: Vec<PaymentsKill>,
+    /// The disk-full scenario: payments may exit non-zero once, with checks it could not record.
+    disk_full: disk_full::Report,
 }
 
 /// Runs the plan; every child is killed when this returns (or is dropped), whatever happened.
@@ -85,6 +91,7 @@ pub async fn run(
         progress: Progress::new(&setup.executions_log),
         lives: Vec::new(),
         payments_kills: Vec::new(),
+        disk_full: disk_full::Report::default(),
     };
     run.start_handler().await?;
     run.start_payments()?;
@@ -104,8 +111,15 @@ pub async fn run(
         run.fire(event).await?;
         last = run.progress.poll()?;
     }
+    for full in &plan.disk_full {
+        if finished || !run.wait_for_starts(full.at_starts).await? {
+            finished = true;
+            break;
+        }
+        run.fill(full).await?;
+    }
     if finished {
-        run.say("payments finished before the remaining kills");
+        run.say("payments finished before the remaining events");
     }
     let summary = run.wait_for_payments().await?;
     run.settle_deliveries().await?;
@@ -117,12 +131,15 @@ pub async fn run(
     for life in &mut lives {
         life.warned = warned_request_ids(&setup.handler_log(life.n));
     }
+    let mut disk_full = std::mem::take(&mut run.disk_full);
+    disk_full.check_logs(setup, plan);
     Ok(Trace {
         lives,
         payments_kills: std::mem::take(&mut run.payments_kills),
         summary,
         payments_resumed,
         elapsed: begun.elapsed(),
+        disk_full,
     })
 }
 
@@ -245,7 +262,8 @@ impl Run<'_> {
         }
     }
 
-    /// Whether payments exited successfully; an error if it failed.
+    /// Whether payments exited successfully; an error if it failed (unless, in the disk-full
+    /// scenario, it failed with checks its store could not record: then it starts again).
     fn payments_finished(&mut self) -> Result<bool, String> {
         let Some(payments) = &mut self.payments else {
             return Ok(false);
@@ -253,6 +271,10 @@ impl Run<'_> {
         match payments.exited()? {
             None => Ok(false),
             Some(status) if status.success() => Ok(true),
+            Some(_) if self.disk_full.expects_not_started() => {
+                self.payments_not_started()?;
+                Ok(false)
+            }
             Some(status) => Err(format!(
                 "{} failed ({status}){}",
                 payments.name,

@@ -223,7 +223,31 @@ impl Db {
         }
     }
 
+    /// With PostgreSQL, waits (at most 5 s) until no other session of the database is busy: a
+    /// process killed with SIGKILL may have sent a commit that its server session still
+    /// carries out, and a snapshot taken before it ends would miss it.
+    async fn settle(&self) -> Result<(), String> {
+        let Self::Postgres(_) = self else {
+            return Ok(());
+        };
+        let begun = tokio::time::Instant::now();
+        while begun.elapsed() < std::time::Duration::from_secs(5) {
+            let busy = self
+                .rows::<(i64,)>(
+                    "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+                     AND pid <> pg_backend_pid() AND state <> 'idle'",
+                )
+                .await?;
+            if busy.first().is_none_or(|(n,)| *n == 0) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
     pub async fn handler_snapshot(&self) -> Result<HandlerSnapshot, String> {
+        self.settle().await?;
         let open_claims = self
             .rows::<(String,)>("SELECT request_id FROM handler_starts WHERE answer IS NULL")
             .await?

@@ -44,6 +44,30 @@ async fn caller_by_key<'e>(
     .transpose()
 }
 
+/// Leases the oldest unfinished operations nobody holds (or whose lease expired): see
+/// [`PostgresStore::claim_rows`].
+const CLAIM: &str = concat!(
+    "WITH picked AS MATERIALIZED (SELECT id FROM caller_operations \
+     WHERE (lease_owner IS NULL OR lease_expires_at_us <= $3) AND state NOT IN ",
+    "('succeeded', 'failed', 'canceled', 'timed_out')",
+    " ORDER BY scheduled_at_us, id LIMIT $4 ",
+    "FOR UPDATE SKIP LOCKED",
+    ") UPDATE caller_operations SET lease_owner = $1, \
+     lease_expires_at_us = $2, version = version + 1 \
+     WHERE id IN (SELECT id FROM picked) \
+     AND (lease_owner IS NULL OR lease_expires_at_us <= $3) AND state NOT IN ",
+    "('succeeded', 'failed', 'canceled', 'timed_out')",
+    " RETURNING *"
+);
+
+/// Extends the leases an owner holds: see [`PostgresStore::renew_rows`].
+const RENEW: &str = concat!(
+    "UPDATE caller_operations SET lease_expires_at_us = $2 \
+     WHERE lease_owner = $1 AND state NOT IN ",
+    "('succeeded', 'failed', 'canceled', 'timed_out')",
+    " RETURNING id"
+);
+
 impl CallerStore for PostgresStore {
     fn list_operations<'a>(&'a self, query: &'a CallerQuery) -> StoreFuture<'a, Vec<CallerRecord>> {
         Box::pin(async move {
@@ -345,29 +369,7 @@ impl CallerStore for PostgresStore {
         max: usize,
     ) -> StoreFuture<'a, Vec<CallerRecord>> {
         Box::pin(async move {
-            use crate::store::time::{expiry_micros, to_micros};
-            let rows = sqlx::query(concat!(
-                "WITH picked AS MATERIALIZED (SELECT id FROM caller_operations \
-                 WHERE (lease_owner IS NULL OR lease_expires_at_us <= $3) \
-                 AND state NOT IN ",
-                "('succeeded', 'failed', 'canceled', 'timed_out')",
-                " ORDER BY scheduled_at_us, id LIMIT $4 ",
-                "FOR UPDATE SKIP LOCKED",
-                ") UPDATE caller_operations SET lease_owner = $1, \
-                 lease_expires_at_us = $2, version = version + 1 \
-                 WHERE id IN (SELECT id FROM picked) \
-                 AND (lease_owner IS NULL OR lease_expires_at_us <= $3) \
-                 AND state NOT IN ",
-                "('succeeded', 'failed', 'canceled', 'timed_out')",
-                " RETURNING *"
-            ))
-            .bind(owner)
-            .bind(expiry_micros(now, lease)?)
-            .bind(to_micros(now)?)
-            .bind(limit(max))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
+            let rows = self.claim_rows(CLAIM, owner, now, lease, max).await?;
             sorted_records(rows.iter().map(caller_from_row).collect())
         })
     }
@@ -379,18 +381,7 @@ impl CallerStore for PostgresStore {
         lease: std::time::Duration,
     ) -> StoreFuture<'a, Vec<OperationId>> {
         Box::pin(async move {
-            use crate::store::time::expiry_micros;
-            let rows = sqlx::query(concat!(
-                "UPDATE caller_operations SET lease_expires_at_us = $2 \
-                 WHERE lease_owner = $1 AND state NOT IN ",
-                "('succeeded', 'failed', 'canceled', 'timed_out')",
-                " RETURNING id"
-            ))
-            .bind(owner)
-            .bind(expiry_micros(now, lease)?)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
+            let rows = self.renew_rows(RENEW, owner, now, lease).await?;
             let mut ids = rows
                 .iter()
                 .map(|row| parse_uuid(&row.text("id")?))
@@ -401,24 +392,12 @@ impl CallerStore for PostgresStore {
     }
 
     fn release<'a>(&'a self, owner: &'a str, ids: &'a [OperationId]) -> StoreFuture<'a, u64> {
-        Box::pin(async move {
-            let mut tx = self.pool.begin().await.map_err(db_error)?;
-            let mut released = 0;
-            for id in ids {
-                released += sqlx::query(
-                    "UPDATE caller_operations SET lease_owner = NULL, \
-                     lease_expires_at_us = NULL WHERE id = $1 AND lease_owner = $2",
-                )
-                .bind(id.to_string())
-                .bind(owner)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?
-                .rows_affected();
-            }
-            tx.commit().await.map_err(db_error)?;
-            Ok(released)
-        })
+        Box::pin(self.release_each(
+            "UPDATE caller_operations SET lease_owner = NULL, \
+             lease_expires_at_us = NULL WHERE id = $1 AND lease_owner = $2",
+            owner,
+            ids.iter().map(ToString::to_string),
+        ))
     }
 
     fn release_all<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, u64> {

@@ -28,6 +28,22 @@ async fn async_by_token<'e>(
         .transpose()
 }
 
+/// Leases the oldest running operations nobody holds (or whose lease expired): see
+/// [`PostgresStore::claim_rows`].
+const CLAIM: &str = concat!(
+    "WITH picked AS MATERIALIZED (SELECT token FROM handler_operations \
+     WHERE state = 'running' AND (lease_owner IS NULL OR lease_expires_at_us <= $3) \
+     ORDER BY started_at_us, token LIMIT $4 ",
+    "FOR UPDATE SKIP LOCKED",
+    ") UPDATE handler_operations SET lease_owner = $1, lease_expires_at_us = $2 \
+     WHERE token IN (SELECT token FROM picked) AND state = 'running' \
+     AND (lease_owner IS NULL OR lease_expires_at_us <= $3) RETURNING *"
+);
+
+/// Extends the leases an owner holds: see [`PostgresStore::renew_rows`].
+const RENEW: &str = "UPDATE handler_operations SET lease_expires_at_us = $2 \
+     WHERE lease_owner = $1 AND state = 'running' RETURNING token";
+
 impl HandlerStore for PostgresStore {
     fn list_async<'a>(
         &'a self,
@@ -111,7 +127,7 @@ impl HandlerStore for PostgresStore {
             let row = row.ok_or_else(|| StoreError::Unavailable {
                 message: format!(
                     "the start record of request `{}` vanished while claiming it; \
-                         try again",
+                     try again",
                     key.request_id
                 ),
                 source: None,
@@ -231,20 +247,19 @@ impl HandlerStore for PostgresStore {
         claim: &'a StartClaim,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let deleted = sqlx::query(
-                "DELETE FROM handler_starts WHERE service = $1 AND operation = $2 \
-                 AND request_id = $3 AND claim_id = $4 AND answer IS NULL \
-                 AND principal = $5",
+            self.execute_one(
+                sqlx::query(
+                    "DELETE FROM handler_starts WHERE service = $1 AND operation = $2 \
+                     AND request_id = $3 AND claim_id = $4 AND answer IS NULL \
+                     AND principal = $5",
+                )
+                .bind(&key.service)
+                .bind(&key.operation)
+                .bind(&key.request_id)
+                .bind(claim.id.to_string())
+                .bind(&key.principal),
             )
-            .bind(&key.service)
-            .bind(&key.operation)
-            .bind(&key.request_id)
-            .bind(claim.id.to_string())
-            .bind(&key.principal)
-            .execute(&self.pool)
             .await
-            .map_err(db_error)?;
-            Ok(deleted.rows_affected() == 1)
         })
     }
 
@@ -439,25 +454,7 @@ impl HandlerStore for PostgresStore {
         max: usize,
     ) -> StoreFuture<'a, Vec<AsyncOperationRecord>> {
         Box::pin(async move {
-            use crate::store::time::{expiry_micros, to_micros};
-            let rows = sqlx::query(concat!(
-                "WITH picked AS MATERIALIZED (SELECT token FROM handler_operations \
-                 WHERE state = 'running' \
-                 AND (lease_owner IS NULL OR lease_expires_at_us <= $3) \
-                 ORDER BY started_at_us, token LIMIT $4 ",
-                "FOR UPDATE SKIP LOCKED",
-                ") UPDATE handler_operations SET lease_owner = $1, \
-                 lease_expires_at_us = $2 \
-                 WHERE token IN (SELECT token FROM picked) AND state = 'running' \
-                 AND (lease_owner IS NULL OR lease_expires_at_us <= $3) RETURNING *"
-            ))
-            .bind(owner)
-            .bind(expiry_micros(now, lease)?)
-            .bind(to_micros(now)?)
-            .bind(limit(max))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
+            let rows = self.claim_rows(CLAIM, owner, now, lease, max).await?;
             sorted_async(rows.iter().map(async_from_row).collect())
         })
     }
@@ -469,16 +466,7 @@ impl HandlerStore for PostgresStore {
         lease: std::time::Duration,
     ) -> StoreFuture<'a, Vec<String>> {
         Box::pin(async move {
-            use crate::store::time::expiry_micros;
-            let rows = sqlx::query(
-                "UPDATE handler_operations SET lease_expires_at_us = $2 \
-                 WHERE lease_owner = $1 AND state = 'running' RETURNING token",
-            )
-            .bind(owner)
-            .bind(expiry_micros(now, lease)?)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
+            let rows = self.renew_rows(RENEW, owner, now, lease).await?;
             let mut tokens = rows
                 .iter()
                 .map(|row| row.text("token"))
@@ -489,24 +477,12 @@ impl HandlerStore for PostgresStore {
     }
 
     fn release_async<'a>(&'a self, owner: &'a str, tokens: &'a [String]) -> StoreFuture<'a, u64> {
-        Box::pin(async move {
-            let mut tx = self.pool.begin().await.map_err(db_error)?;
-            let mut released = 0;
-            for token in tokens {
-                released += sqlx::query(
-                    "UPDATE handler_operations SET lease_owner = NULL, \
-                     lease_expires_at_us = NULL WHERE token = $1 AND lease_owner = $2",
-                )
-                .bind(token)
-                .bind(owner)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?
-                .rows_affected();
-            }
-            tx.commit().await.map_err(db_error)?;
-            Ok(released)
-        })
+        Box::pin(self.release_each(
+            "UPDATE handler_operations SET lease_owner = NULL, \
+             lease_expires_at_us = NULL WHERE token = $1 AND lease_owner = $2",
+            owner,
+            tokens.iter().cloned(),
+        ))
     }
 
     fn purge_handled(&self, before: std::time::SystemTime) -> StoreFuture<'_, HandlerPurge> {

@@ -3,12 +3,13 @@
 
 use std::fmt;
 use std::str::FromStr as _;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 
 use super::StoreError;
+use super::time::{expiry_micros, to_micros};
 
 mod caller;
 mod handler;
@@ -17,6 +18,9 @@ mod outbox;
 
 /// The schema migrations, embedded at compile time from `migrations/postgres`.
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// A statement with its parameters bound.
+pub(crate) type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, PgArguments>;
 
 /// A store in a PostgreSQL database (feature `postgres`), for several replicas of one service.
 ///
@@ -129,6 +133,87 @@ impl PostgresStore {
     pub(crate) async fn write_tx(&self) -> Result<PgWrite, StoreError> {
         let tx = self.pool.begin().await.map_err(super::sql::db_error)?;
         Ok(PgWrite::Tx(tx))
+    }
+
+    /// Runs `query` as a write of its own (committed) and answers whether it changed exactly
+    /// one row: the compare-and-set writes (a delivery marked, a claim given up).
+    pub(crate) async fn execute_one(&self, query: PgQuery<'_>) -> Result<bool, StoreError> {
+        let mut w = self.write_one().await?;
+        let done = query.execute(&mut *w).await.map_err(super::sql::db_error)?;
+        w.commit().await.map_err(super::sql::db_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Runs `query` as a write of its own (committed) and returns the rows it returned: the
+    /// claims and renewals of leases, `UPDATE ... RETURNING`.
+    pub(crate) async fn write_rows(&self, query: PgQuery<'_>) -> Result<Vec<PgRow>, StoreError> {
+        let mut w = self.write_one().await?;
+        let rows = query
+            .fetch_all(&mut *w)
+            .await
+            .map_err(super::sql::db_error)?;
+        w.commit().await.map_err(super::sql::db_error)?;
+        Ok(rows)
+    }
+
+    /// Claims leases with `sql` (`$1` the owner, `$2` the new expiry, `$3` now, `$4` the most
+    /// rows): the rows claimed.
+    pub(crate) async fn claim_rows(
+        &self,
+        sql: &'static str,
+        owner: &str,
+        now: SystemTime,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Vec<PgRow>, StoreError> {
+        self.write_rows(
+            sqlx::query(sql)
+                .bind(owner)
+                .bind(expiry_micros(now, lease)?)
+                .bind(to_micros(now)?)
+                .bind(super::sql::limit(max)),
+        )
+        .await
+    }
+
+    /// Renews an owner's leases with `sql` (`$1` the owner, `$2` the new expiry): the rows
+    /// renewed.
+    pub(crate) async fn renew_rows(
+        &self,
+        sql: &'static str,
+        owner: &str,
+        now: SystemTime,
+        lease: Duration,
+    ) -> Result<Vec<PgRow>, StoreError> {
+        self.write_rows(
+            sqlx::query(sql)
+                .bind(owner)
+                .bind(expiry_micros(now, lease)?),
+        )
+        .await
+    }
+
+    /// Runs `sql` (`$1` a key, `$2` the owner) once per key, in one transaction, and returns the
+    /// rows changed in all: the releases of leases.
+    pub(crate) async fn release_each(
+        &self,
+        sql: &'static str,
+        owner: &str,
+        keys: impl IntoIterator<Item = String>,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let mut released = 0;
+        for key in keys {
+            released += sqlx::query(sql)
+                .bind(key)
+                .bind(owner)
+                .execute(&mut *tx)
+                .await
+                .map_err(super::sql::db_error)?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(super::sql::db_error)?;
+        Ok(released)
     }
 
     /// The versions of the schema migrations applied to this database, in order.

@@ -5,6 +5,39 @@ use super::listing::{push_after, push_states};
 use crate::store::sql::*;
 use crate::store::{Delivery, DeliveryId, DeliveryQuery, OutboxStore, StoreFuture};
 
+/// Hides the due deliveries from other senders for the visibility, and returns them.
+const CLAIM_DUE: &str = concat!(
+    "WITH picked AS MATERIALIZED (SELECT id FROM completion_deliveries \
+     WHERE state = 'pending' AND next_attempt_at_us <= $1 \
+     ORDER BY next_attempt_at_us, created_at_us, id LIMIT $3 ",
+    "FOR UPDATE SKIP LOCKED",
+    ") UPDATE completion_deliveries SET next_attempt_at_us = $2 \
+     WHERE id IN (SELECT id FROM picked) AND state = 'pending' \
+     AND next_attempt_at_us <= $1 RETURNING *"
+);
+
+impl PostgresStore {
+    /// Ends an attempt of a pending delivery with `sql` (`$1` its id, `$2` a time, `$3` the
+    /// error, `$4` and `$5` its URL and headers, which must not have changed meanwhile).
+    async fn mark_attempt(
+        &self,
+        sql: &'static str,
+        delivery: &Delivery,
+        at: std::time::SystemTime,
+        error: &str,
+    ) -> Result<bool, crate::store::StoreError> {
+        self.execute_one(
+            sqlx::query(sql)
+                .bind(delivery.id.to_string())
+                .bind(crate::store::time::to_micros(at)?)
+                .bind(error)
+                .bind(&delivery.url)
+                .bind(headers_json(&delivery.headers)?),
+        )
+        .await
+    }
+}
+
 impl OutboxStore for PostgresStore {
     fn list_deliveries<'a>(&'a self, query: &'a DeliveryQuery) -> StoreFuture<'a, Vec<Delivery>> {
         Box::pin(async move {
@@ -35,19 +68,16 @@ impl OutboxStore for PostgresStore {
     fn redeliver(&self, id: DeliveryId, now: std::time::SystemTime) -> StoreFuture<'_, bool> {
         Box::pin(async move {
             use crate::store::time::to_micros;
-            let mut w = self.write_one().await?;
-            let updated = sqlx::query(
-                "UPDATE completion_deliveries SET state = 'pending', \
-                 next_attempt_at_us = $2, finished_at_us = NULL \
-                 WHERE id = $1 AND state = 'dead'",
+            self.execute_one(
+                sqlx::query(
+                    "UPDATE completion_deliveries SET state = 'pending', \
+                     next_attempt_at_us = $2, finished_at_us = NULL \
+                     WHERE id = $1 AND state = 'dead'",
+                )
+                .bind(id.to_string())
+                .bind(to_micros(now)?),
             )
-            .bind(id.to_string())
-            .bind(to_micros(now)?)
-            .execute(&mut *w)
             .await
-            .map_err(db_error)?;
-            w.commit().await.map_err(db_error)?;
-            Ok(updated.rows_affected() == 1)
         })
     }
 
@@ -59,23 +89,14 @@ impl OutboxStore for PostgresStore {
     ) -> StoreFuture<'_, Vec<Delivery>> {
         Box::pin(async move {
             use crate::store::time::{expiry_micros, to_micros};
-            let mut w = self.write_one().await?;
-            let rows = sqlx::query(concat!(
-                "WITH picked AS MATERIALIZED (SELECT id FROM completion_deliveries \
-                 WHERE state = 'pending' AND next_attempt_at_us <= $1 \
-                 ORDER BY next_attempt_at_us, created_at_us, id LIMIT $3 ",
-                "FOR UPDATE SKIP LOCKED",
-                ") UPDATE completion_deliveries SET next_attempt_at_us = $2 \
-                 WHERE id IN (SELECT id FROM picked) AND state = 'pending' \
-                 AND next_attempt_at_us <= $1 RETURNING *"
-            ))
-            .bind(to_micros(now)?)
-            .bind(expiry_micros(now, visibility)?)
-            .bind(limit(max))
-            .fetch_all(&mut *w)
-            .await
-            .map_err(db_error)?;
-            w.commit().await.map_err(db_error)?;
+            let rows = self
+                .write_rows(
+                    sqlx::query(CLAIM_DUE)
+                        .bind(to_micros(now)?)
+                        .bind(expiry_micros(now, visibility)?)
+                        .bind(limit(max)),
+                )
+                .await?;
             let mut due = rows
                 .iter()
                 .map(delivery_from_row)
@@ -88,19 +109,16 @@ impl OutboxStore for PostgresStore {
     fn mark_delivered(&self, id: DeliveryId, now: std::time::SystemTime) -> StoreFuture<'_, bool> {
         Box::pin(async move {
             use crate::store::time::to_micros;
-            let mut w = self.write_one().await?;
-            let updated = sqlx::query(
-                "UPDATE completion_deliveries SET state = 'delivered', \
-                 attempts = attempts + 1, finished_at_us = $2 \
-                 WHERE id = $1 AND state = 'pending'",
+            self.execute_one(
+                sqlx::query(
+                    "UPDATE completion_deliveries SET state = 'delivered', \
+                     attempts = attempts + 1, finished_at_us = $2 \
+                     WHERE id = $1 AND state = 'pending'",
+                )
+                .bind(id.to_string())
+                .bind(to_micros(now)?),
             )
-            .bind(id.to_string())
-            .bind(to_micros(now)?)
-            .execute(&mut *w)
             .await
-            .map_err(db_error)?;
-            w.commit().await.map_err(db_error)?;
-            Ok(updated.rows_affected() == 1)
         })
     }
 
@@ -110,25 +128,14 @@ impl OutboxStore for PostgresStore {
         next_attempt_at: std::time::SystemTime,
         error: &'a str,
     ) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            use crate::store::time::to_micros;
-            let mut w = self.write_one().await?;
-            let updated = sqlx::query(
-                "UPDATE completion_deliveries SET attempts = attempts + 1, \
-                 next_attempt_at_us = $2, last_error = $3 \
-                 WHERE id = $1 AND state = 'pending' AND url = $4 AND headers = $5",
-            )
-            .bind(delivery.id.to_string())
-            .bind(to_micros(next_attempt_at)?)
-            .bind(error)
-            .bind(&delivery.url)
-            .bind(headers_json(&delivery.headers)?)
-            .execute(&mut *w)
-            .await
-            .map_err(db_error)?;
-            w.commit().await.map_err(db_error)?;
-            Ok(updated.rows_affected() == 1)
-        })
+        Box::pin(self.mark_attempt(
+            "UPDATE completion_deliveries SET attempts = attempts + 1, \
+             next_attempt_at_us = $2, last_error = $3 \
+             WHERE id = $1 AND state = 'pending' AND url = $4 AND headers = $5",
+            delivery,
+            next_attempt_at,
+            error,
+        ))
     }
 
     fn mark_dead<'a>(
@@ -137,25 +144,14 @@ impl OutboxStore for PostgresStore {
         now: std::time::SystemTime,
         error: &'a str,
     ) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            use crate::store::time::to_micros;
-            let mut w = self.write_one().await?;
-            let updated = sqlx::query(
-                "UPDATE completion_deliveries SET state = 'dead', \
-                 attempts = attempts + 1, finished_at_us = $2, last_error = $3 \
-                 WHERE id = $1 AND state = 'pending' AND url = $4 AND headers = $5",
-            )
-            .bind(delivery.id.to_string())
-            .bind(to_micros(now)?)
-            .bind(error)
-            .bind(&delivery.url)
-            .bind(headers_json(&delivery.headers)?)
-            .execute(&mut *w)
-            .await
-            .map_err(db_error)?;
-            w.commit().await.map_err(db_error)?;
-            Ok(updated.rows_affected() == 1)
-        })
+        Box::pin(self.mark_attempt(
+            "UPDATE completion_deliveries SET state = 'dead', \
+             attempts = attempts + 1, finished_at_us = $2, last_error = $3 \
+             WHERE id = $1 AND state = 'pending' AND url = $4 AND headers = $5",
+            delivery,
+            now,
+            error,
+        ))
     }
 
     fn get_delivery(&self, id: DeliveryId) -> StoreFuture<'_, Option<Delivery>> {

@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use rusqlite::types::Value;
 
 use super::SqliteStore;
-use super::rows::{Params, TERMINAL, blob, execute, opt_int, opt_text, query_all, query_opt, text};
+use super::rows::{Params, blob, execute, opt_int, opt_text, query_all, query_opt, terminal, text};
 use crate::completion::Completion;
 use crate::store::sql::{
     RowExt as _, caller_from_row, failure_json, headers_json, limit, links_json, parse_uuid,
@@ -31,7 +31,8 @@ const INSERT: &str = "INSERT INTO caller_operations (id, endpoint, service, oper
 
 /// The compare-and-set of [`CallerStore::update`]: what it returns is what the record cannot
 /// know by itself (its new version, its lease).
-const UPDATE: &str = "UPDATE caller_operations SET state = ?3, version = version + 1, \
+const UPDATE: &str = concat!(
+    "UPDATE caller_operations SET state = ?3, version = version + 1, \
      attempt = ?4, next_attempt_at_us = ?5, last_failure = ?6, target = ?7, \
      token = ?8, start_links = ?9, result_data = ?10, result_headers = ?11, \
      error = ?12, completion_links = ?13, cancel_requested_at_us = ?14, \
@@ -39,14 +40,59 @@ const UPDATE: &str = "UPDATE caller_operations SET state = ?3, version = version
      schedule_to_start_deadline_us = ?18, start_to_close_deadline_us = ?19, \
      lease_owner = CASE WHEN ?20 THEN NULL ELSE lease_owner END, \
      lease_expires_at_us = CASE WHEN ?20 THEN NULL ELSE lease_expires_at_us END \
-     WHERE id = ?1 AND version = ?2 \
-     AND state NOT IN ('succeeded', 'failed', 'canceled', 'timed_out') \
-     RETURNING version, lease_owner, lease_expires_at_us";
+     WHERE id = ?1 AND version = ?2 AND state NOT IN ",
+    terminal!(),
+    " RETURNING version, lease_owner, lease_expires_at_us"
+);
 
 const BY_ID: &str = "SELECT * FROM caller_operations WHERE id = ?1";
 
 const BY_KEY: &str = "SELECT * FROM caller_operations WHERE endpoint = ?1 AND service = ?2 \
      AND operation = ?3 AND request_id = ?4";
+
+const UNFINISHED: &str = concat!(
+    "SELECT * FROM caller_operations WHERE state NOT IN ",
+    terminal!(),
+    " ORDER BY scheduled_at_us, id"
+);
+
+const REQUEST_CANCEL: &str = concat!(
+    "UPDATE caller_operations SET cancel_requested_at_us = ?2, version = version + 1 \
+     WHERE id = ?1 AND cancel_requested_at_us IS NULL AND state NOT IN ",
+    terminal!()
+);
+
+/// A completion: the token it names fills a record that has none yet.
+const COMPLETE: &str = concat!(
+    "UPDATE caller_operations SET state = ?2, version = version + 1, \
+     token = COALESCE(token, ?3), result_data = ?4, result_headers = ?5, \
+     error = ?6, completion_links = ?7, closed_at_us = ?8, \
+     next_attempt_at_us = NULL, lease_owner = NULL, lease_expires_at_us = NULL \
+     WHERE id = ?1 AND (token IS NULL OR ?3 IS NULL OR token = ?3) AND state NOT IN ",
+    terminal!(),
+    " RETURNING *"
+);
+
+/// Leases the oldest unfinished operations nobody holds (or whose lease expired).
+const CLAIM: &str = concat!(
+    "UPDATE caller_operations SET lease_owner = ?1, lease_expires_at_us = ?2, \
+     version = version + 1 WHERE id IN (SELECT id FROM caller_operations \
+     WHERE (lease_owner IS NULL OR lease_expires_at_us <= ?3) AND state NOT IN ",
+    terminal!(),
+    " ORDER BY scheduled_at_us, id LIMIT ?4) RETURNING *"
+);
+
+const RENEW: &str = concat!(
+    "UPDATE caller_operations SET lease_expires_at_us = ?2 \
+     WHERE lease_owner = ?1 AND state NOT IN ",
+    terminal!(),
+    " RETURNING id"
+);
+
+const PURGE_FINISHED: &str = concat!(
+    "DELETE FROM caller_operations WHERE closed_at_us < ?1 AND state IN ",
+    terminal!()
+);
 
 fn by_id(conn: &Connection, id: &str) -> Result<Option<CallerRecord>, StoreError> {
     query_opt(conn, BY_ID, &[text(id)], |row| caller_from_row(row))
@@ -186,12 +232,8 @@ impl CallerStore for SqliteStore {
 
     fn list_unfinished(&self) -> StoreFuture<'_, Vec<CallerRecord>> {
         Box::pin(async move {
-            let sql = format!(
-                "SELECT * FROM caller_operations WHERE state NOT IN {TERMINAL} \
-                 ORDER BY scheduled_at_us, id"
-            );
             sorted_records(
-                self.read(move |conn| query_all(conn, &sql, &[], |row| caller_from_row(row)))
+                self.read(|conn| query_all(conn, UNFINISHED, &[], |row| caller_from_row(row)))
                     .await,
             )
         })
@@ -236,12 +278,7 @@ impl CallerStore for SqliteStore {
         Box::pin(async move {
             let params = vec![text(id.to_string()), Value::Integer(to_micros(at)?)];
             self.write(move |conn| {
-                let sql = format!(
-                    "UPDATE caller_operations SET cancel_requested_at_us = ?2, \
-                     version = version + 1 \
-                     WHERE id = ?1 AND cancel_requested_at_us IS NULL AND state NOT IN {TERMINAL}"
-                );
-                if execute(conn, &sql, &params)? == 1 {
+                if execute(conn, REQUEST_CANCEL, &params)? == 1 {
                     return Ok(CancelRequestOutcome::Requested);
                 }
                 Ok(match by_id(conn, &id.to_string())? {
@@ -275,15 +312,9 @@ impl CallerStore for SqliteStore {
                 Value::Integer(to_micros(now)?),
             ];
             self.write(move |conn| {
-                let sql = format!(
-                    "UPDATE caller_operations SET state = ?2, version = version + 1, \
-                     token = COALESCE(token, ?3), result_data = ?4, result_headers = ?5, \
-                     error = ?6, completion_links = ?7, closed_at_us = ?8, \
-                     next_attempt_at_us = NULL, lease_owner = NULL, lease_expires_at_us = NULL \
-                     WHERE id = ?1 AND (token IS NULL OR ?3 IS NULL OR token = ?3) \
-                     AND state NOT IN {TERMINAL} RETURNING *"
-                );
-                if let Some(applied) = query_opt(conn, &sql, &params, |row| caller_from_row(row))? {
+                if let Some(applied) =
+                    query_opt(conn, COMPLETE, &params, |row| caller_from_row(row))?
+                {
                     return Ok(CompletionOutcome::Applied(Box::new(applied)));
                 }
                 Ok(match by_id(conn, &id.to_string())? {
@@ -313,17 +344,7 @@ impl CallerStore for SqliteStore {
                 Value::Integer(limit(max)),
             ];
             let claimed = self
-                .write(move |conn| {
-                    let sql = format!(
-                        "UPDATE caller_operations SET lease_owner = ?1, \
-                         lease_expires_at_us = ?2, version = version + 1 \
-                         WHERE id IN (SELECT id FROM caller_operations \
-                         WHERE (lease_owner IS NULL OR lease_expires_at_us <= ?3) \
-                         AND state NOT IN {TERMINAL} ORDER BY scheduled_at_us, id LIMIT ?4) \
-                         RETURNING *"
-                    );
-                    query_all(conn, &sql, &params, |row| caller_from_row(row))
-                })
+                .write(move |conn| query_all(conn, CLAIM, &params, |row| caller_from_row(row)))
                 .await;
             sorted_records(claimed)
         })
@@ -339,11 +360,7 @@ impl CallerStore for SqliteStore {
             let params = vec![text(owner), Value::Integer(expiry_micros(now, lease)?)];
             let mut ids = self
                 .write(move |conn| {
-                    let sql = format!(
-                        "UPDATE caller_operations SET lease_expires_at_us = ?2 \
-                         WHERE lease_owner = ?1 AND state NOT IN {TERMINAL} RETURNING id"
-                    );
-                    query_all(conn, &sql, &params, |row| parse_uuid(&row.text("id")?))
+                    query_all(conn, RENEW, &params, |row| parse_uuid(&row.text("id")?))
                 })
                 .await?;
             ids.sort();
@@ -389,13 +406,8 @@ impl CallerStore for SqliteStore {
     fn purge_finished(&self, closed_before: SystemTime) -> StoreFuture<'_, u64> {
         Box::pin(async move {
             let params = vec![Value::Integer(to_micros(closed_before)?)];
-            self.write(move |conn| {
-                let sql = format!(
-                    "DELETE FROM caller_operations WHERE closed_at_us < ?1 AND state IN {TERMINAL}"
-                );
-                execute(conn, &sql, &params)
-            })
-            .await
+            self.write(move |conn| execute(conn, PURGE_FINISHED, &params))
+                .await
         })
     }
 

@@ -9,8 +9,15 @@ use super::writer::db_error;
 use crate::store::StoreError;
 use crate::store::sql::{RowExt, column_error};
 
-/// The states in which a caller's operation is finished, as an SQL list.
-pub(super) const TERMINAL: &str = "('succeeded', 'failed', 'canceled', 'timed_out')";
+/// The states in which a caller's operation is finished, as an SQL list: a literal, so that
+/// statements are built with `concat!` at compile time (constant strings, which
+/// `prepare_cached` finds without building the SQL on each call).
+macro_rules! terminal {
+    () => {
+        "('succeeded', 'failed', 'canceled', 'timed_out')"
+    };
+}
+pub(super) use terminal;
 
 /// Encoded parameters, `?1` first.
 pub(super) type Params = Vec<Value>;

@@ -36,8 +36,9 @@ type Report = Box<dyn FnOnce(Option<&str>) + Send>;
 
 /// What a write did: whether the batch must be abandoned, and how to report the outcome.
 struct Ran {
-    /// The write failed in a way that leaves the transaction unusable.
-    fatal: bool,
+    /// The write failed in a way that leaves the transaction unusable: its error, which the
+    /// failure of the batch names (a full disk, an I/O error).
+    fatal: Option<String>,
     /// Sends the result, or the batch's failure if it did not commit.
     report: Report,
 }
@@ -102,7 +103,7 @@ impl Writer {
         let job: Job = Box::new(move |conn: Option<&Connection>| {
             let Some(conn) = conn else {
                 return Ran {
-                    fatal: false,
+                    fatal: None,
                     report: Box::new(move |failed: Option<&str>| {
                         let _ = done.send(Err(unavailable(failed.unwrap_or("not run"))));
                     }),
@@ -116,9 +117,9 @@ impl Writer {
                     })
                 });
             let fatal = match &outcome {
-                Err(StoreError::Unavailable { .. }) => true,
-                Err(_) => conn.is_autocommit(),
-                Ok(_) => false,
+                Err(e @ StoreError::Unavailable { .. }) => Some(e.to_string()),
+                Err(e) if conn.is_autocommit() => Some(e.to_string()),
+                Err(_) | Ok(_) => None,
             };
             Ran {
                 fatal,
@@ -211,9 +212,10 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
             continue;
         }
         let outcome = job(Some(conn));
-        if outcome.fatal {
-            failed =
-                Some("a write of the batch failed and the transaction was rolled back".to_owned());
+        if let Some(cause) = &outcome.fatal {
+            failed = Some(format!(
+                "a write of the batch failed and the transaction was rolled back: {cause}"
+            ));
         }
         ran.push(outcome.report);
     }
