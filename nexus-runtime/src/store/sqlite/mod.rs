@@ -200,6 +200,20 @@ impl SqliteStore {
         self.inner.writer.write(write).await
     }
 
+    /// Runs `write` like [`write`](Self::write), answered before its batch commits when `early`
+    /// holds for its result (see `Writer::write_early`).
+    pub(super) async fn write_early<T, F>(
+        &self,
+        write: F,
+        early: fn(&T) -> bool,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.inner.writer.write_early(write, early).await
+    }
+
     /// Runs `read` on a read-only connection.
     pub(super) async fn read<T, F>(&self, read: F) -> Result<T, StoreError>
     where

@@ -81,7 +81,19 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.submit(write, Message::Write).await
+        self.submit(write, Message::Write, None).await
+    }
+
+    /// Like [`write`](Self::write), but a result for which `early` holds is answered as soon as
+    /// the write ran, before its batch commits. Only for results whose loss the caller handles,
+    /// should the batch be rolled back after all: a claim, which the claimant finds lost when it
+    /// records its answer, and claims again.
+    pub async fn write_early<T, F>(&self, write: F, early: fn(&T) -> bool) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(write, Message::Write, Some(early)).await
     }
 
     /// Runs `f` on the write connection outside any batch (settings, pragmas).
@@ -90,10 +102,29 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.submit(f, Message::Direct).await
+        self.submit(f, Message::Direct, None).await
     }
 
-    async fn submit<T, F>(&self, f: F, wrap: fn(Job) -> Message) -> Result<T, StoreError>
+    async fn submit<T, F>(
+        &self,
+        f: F,
+        wrap: fn(Job) -> Message,
+        early: Option<fn(&T) -> bool>,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.enqueue(f, wrap, early)?.await.map_err(|_| closed())?
+    }
+
+    /// Queues `f`; its result comes through the receiver.
+    fn enqueue<T, F>(
+        &self,
+        f: F,
+        wrap: fn(Job) -> Message,
+        early: Option<fn(&T) -> bool>,
+    ) -> Result<oneshot::Receiver<Result<T, StoreError>>, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -118,7 +149,16 @@ impl Writer {
             let fatal = match &outcome {
                 Err(StoreError::Unavailable { .. }) => true,
                 Err(_) => conn.is_autocommit(),
-                Ok(_) => false,
+                Ok(value) => {
+                    if early.is_some_and(|early| early(value)) {
+                        let _ = done.send(outcome);
+                        return Ran {
+                            fatal: false,
+                            report: Box::new(|_: Option<&str>| {}),
+                        };
+                    }
+                    false
+                }
             };
             Ran {
                 fatal,
@@ -134,7 +174,7 @@ impl Writer {
             }
         });
         self.queue.send(wrap(job)).map_err(|_| closed())?;
-        result.await.map_err(|_| closed())?
+        Ok(result)
     }
 
     /// Stops the thread after the writes queued so far, and waits for it.
@@ -277,5 +317,58 @@ pub(crate) fn db_error(e: rusqlite::Error) -> StoreError {
             message,
             source: Some(Box::new(e)),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Holds the writer with a direct job while a write answered early and a write that fails
+    /// its batch are queued, so that both run in one batch.
+    #[tokio::test]
+    async fn an_early_answer_comes_before_its_batch_rolls_back() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let conn = Connection::open(dir.path().join("w.db")).expect("open");
+        conn.execute_batch("CREATE TABLE t (n INTEGER)")
+            .expect("schema");
+        let writer = Writer::start(conn, dir.path()).expect("writer");
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let hold = writer
+            .enqueue(
+                move |_| held.recv().map_err(|_| closed()),
+                Message::Direct,
+                None,
+            )
+            .expect("hold");
+        let early = writer
+            .enqueue(
+                |conn| {
+                    conn.execute("INSERT INTO t VALUES (1)", [])
+                        .map_err(db_error)
+                },
+                Message::Write,
+                Some(|n: &usize| *n == 1),
+            )
+            .expect("early");
+        let failing = writer
+            .enqueue(
+                |_| -> Result<(), StoreError> { Err(unavailable("a fault")) },
+                Message::Write,
+                None,
+            )
+            .expect("failing");
+        release.send(()).expect("release");
+        hold.await.expect("hold").expect("held");
+        assert_eq!(early.await.expect("early").expect("answered early"), 1);
+        assert!(failing.await.expect("failing").is_err());
+        let rows = writer
+            .direct(|conn| {
+                conn.query_row("SELECT count(*) FROM t", [], |row| row.get::<_, i64>(0))
+                    .map_err(db_error)
+            })
+            .await
+            .expect("count");
+        assert_eq!(rows, 0, "the early write's batch was rolled back");
     }
 }
