@@ -1,11 +1,13 @@
 //! The writer: one thread that owns the store's write connection and commits the writes queued
 //! for it in batches (group commit).
 //!
-//! A write is a closure run on the connection inside the batch's transaction. The thread takes
-//! the first write from the queue, opens a transaction (`BEGIN IMMEDIATE`), runs every write
-//! queued meanwhile (up to [`MAX_BATCH`]) one after the other, synchronously, and commits them
-//! together: one commit, one `fsync` with `synchronous = FULL`, for all of them. Each write's
-//! result goes back through its oneshot once its batch is committed, never before.
+//! A write is a closure run on the connection inside the batch's transaction. The thread opens
+//! a transaction (`BEGIN IMMEDIATE`) for the first write, runs the writes as they arrive (up to
+//! [`MAX_BATCH`]) one after the other, synchronously, and commits them together once the queue
+//! is empty and the previous commit is on disk (`batch.rs`, `sync.rs`): one `fsync` for all of
+//! them. Each write's result goes back through its oneshot once its batch is committed and
+//! flushed, never before; except a result marked early ([`Writer::write_early`]), answered as
+//! soon as it ran.
 //!
 //! A write that fails on its own (a duplicate key, a record it cannot encode) changed nothing:
 //! its statements are ordered so that the one that can fail runs first, and SQLite undoes a
@@ -15,6 +17,7 @@
 //! [`StoreError::Unavailable`], retryable. The thread then goes on with the next batch on the
 //! same connection, which works again as soon as the cause is gone.
 
+use std::fs::File;
 use std::path::Path;
 use std::sync::mpsc;
 use std::thread;
@@ -22,6 +25,8 @@ use std::thread;
 use rusqlite::{Connection, ErrorCode};
 use tokio::sync::oneshot;
 
+use super::batch;
+use super::sync::Flusher;
 use crate::store::StoreError;
 
 /// The most writes one transaction takes; the rest wait for the next one.
@@ -29,26 +34,28 @@ pub(crate) const MAX_BATCH: usize = 512;
 
 /// A queued write: run on the connection (or not at all, `None`, when its batch failed before its
 /// turn), it returns how to report its result.
-type Job = Box<dyn FnOnce(Option<&Connection>) -> Ran + Send>;
+pub(super) type Job = Box<dyn FnOnce(Option<&Connection>) -> Ran + Send>;
 
 /// Sends a write's result, or the failure of its batch (`Some`) if that did not commit.
-type Report = Box<dyn FnOnce(Option<&str>) + Send>;
+pub(super) type Report = Box<dyn FnOnce(Option<&str>) + Send>;
 
 /// What a write did: whether the batch must be abandoned, and how to report the outcome.
-struct Ran {
+pub(super) struct Ran {
     /// The write failed in a way that leaves the transaction unusable.
-    fatal: bool,
+    pub fatal: bool,
     /// Sends the result, or the batch's failure if it did not commit.
-    report: Report,
+    pub report: Report,
 }
 
-enum Message {
+pub(super) enum Message {
     /// A write to batch.
     Write(Job),
     /// Something to run on the connection outside any batch (a setting), answered at once.
     Direct(Job),
     /// Stop after the writes queued before this; acknowledged once the connection is closed.
     Close(oneshot::Sender<()>),
+    /// The flusher has answered the last commit it took and can take the next.
+    Flushed,
 }
 
 /// The writer's queue. Cloned with the store; the thread stops when every clone is gone or the
@@ -56,23 +63,43 @@ enum Message {
 #[derive(Clone)]
 pub(crate) struct Writer {
     queue: mpsc::Sender<Message>,
+    /// Whether a flusher thread flushes each commit before its writes are answered.
+    #[cfg(test)]
+    flushes: bool,
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`.
-    pub fn start(conn: Connection, path: &Path) -> Result<Self, StoreError> {
+    /// Starts the writer thread on `conn`. With `wal`, the connection's write-ahead log, a
+    /// batch's writes are answered once a flusher thread has flushed the log after its commit
+    /// (`sync.rs`); without, as soon as it committed.
+    pub fn start(conn: Connection, path: &Path, wal: Option<File>) -> Result<Self, StoreError> {
         let (queue, receiver) = mpsc::channel();
-        thread::Builder::new()
-            .name("nexus-sqlite-writer".into())
-            .spawn(move || run(conn, receiver))
-            .map_err(|e| StoreError::Open {
-                message: format!(
-                    "cannot start the writer thread of SQLite database `{}`: {e}",
-                    path.display()
-                ),
-                source: Some(Box::new(e)),
-            })?;
-        Ok(Self { queue })
+        let flusher = match wal {
+            Some(wal) => {
+                let wake = queue.clone();
+                let flushed = Box::new(move || {
+                    let _ = wake.send(Message::Flushed);
+                });
+                Some(Flusher::start(wal, path, flushed)?)
+            }
+            None => None,
+        };
+        #[cfg(test)]
+        let flushes = flusher.is_some();
+        spawn("nexus-sqlite-writer", "writer", path, move || {
+            batch::run(conn, &receiver, flusher.as_ref());
+        })?;
+        Ok(Self {
+            queue,
+            #[cfg(test)]
+            flushes,
+        })
+    }
+
+    /// Whether a flusher thread flushes each commit before its writes are answered.
+    #[cfg(test)]
+    pub fn flushes(&self) -> bool {
+        self.flushes
     }
 
     /// Runs `write` in the next batch transaction; its result once that batch committed.
@@ -177,6 +204,12 @@ impl Writer {
         Ok(result)
     }
 
+    /// Stops the thread after the writes queued so far, without waiting for it.
+    pub fn shut_down(&self) {
+        let (done, _) = oneshot::channel();
+        let _ = self.queue.send(Message::Close(done));
+    }
+
     /// Stops the thread after the writes queued so far, and waits for it.
     pub async fn close(&self) {
         let (done, closed) = oneshot::channel();
@@ -184,6 +217,26 @@ impl Writer {
             let _ = closed.await;
         }
     }
+}
+
+/// Starts a thread of the store at `path`: its `name`, and `what` it is in an error.
+pub(super) fn spawn(
+    name: &str,
+    what: &str,
+    path: &Path,
+    run: impl FnOnce() + Send + 'static,
+) -> Result<(), StoreError> {
+    thread::Builder::new()
+        .name(name.into())
+        .spawn(run)
+        .map(drop)
+        .map_err(|e| StoreError::Open {
+            message: format!(
+                "cannot start the {what} thread of SQLite database `{}`: {e}",
+                path.display()
+            ),
+            source: Some(Box::new(e)),
+        })
 }
 
 fn closed() -> StoreError {
@@ -197,93 +250,6 @@ fn unavailable(why: &str) -> StoreError {
     StoreError::Unavailable {
         message: format!("the transaction this write was batched in did not commit: {why}"),
         source: None,
-    }
-}
-
-/// The thread's loop.
-fn run(conn: Connection, queue: mpsc::Receiver<Message>) {
-    let mut next = queue.recv().ok();
-    while let Some(message) = next.take() {
-        match message {
-            Message::Close(done) => {
-                drop(conn);
-                let _ = done.send(());
-                return;
-            }
-            Message::Direct(job) => (job(Some(&conn)).report)(None),
-            Message::Write(job) => {
-                let mut batch = vec![job];
-                while batch.len() < MAX_BATCH {
-                    match queue.try_recv() {
-                        Ok(Message::Write(job)) => batch.push(job),
-                        Ok(other) => {
-                            next = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
-                run_batch(&conn, batch);
-            }
-        }
-        if next.is_none() {
-            next = queue.recv().ok();
-        }
-    }
-}
-
-/// Runs `batch` in one transaction and reports each write's outcome.
-fn run_batch(conn: &Connection, batch: Vec<Job>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        let why = format!("cannot begin a transaction: {e}");
-        tracing::warn!(error = %why, "an SQLite batch transaction could not begin");
-        for job in batch {
-            (job(None).report)(Some(&why));
-        }
-        return;
-    }
-    let mut ran = Vec::with_capacity(batch.len());
-    let mut failed: Option<String> = None;
-    for job in batch {
-        if failed.is_some() {
-            // The transaction is abandoned: the rest of the batch does not run.
-            ran.push(job(None).report);
-            continue;
-        }
-        let outcome = job(Some(conn));
-        if outcome.fatal {
-            failed =
-                Some("a write of the batch failed and the transaction was rolled back".to_owned());
-        }
-        ran.push(outcome.report);
-    }
-    let failed = match failed {
-        Some(why) => {
-            roll_back(conn);
-            Some(why)
-        }
-        None => match conn.execute_batch("COMMIT") {
-            Ok(()) => None,
-            Err(e) => {
-                roll_back(conn);
-                Some(e.to_string())
-            }
-        },
-    };
-    if let Some(why) = &failed {
-        tracing::warn!(error = %why, "an SQLite batch transaction did not commit; its writes are rolled back");
-    }
-    for report in ran {
-        report(failed.as_deref());
-    }
-}
-
-/// Rolls back whatever transaction is open (SQLite may have rolled it back already).
-fn roll_back(conn: &Connection) {
-    if !conn.is_autocommit()
-        && let Err(e) = conn.execute_batch("ROLLBACK")
-    {
-        tracing::warn!(error = %e, "an SQLite batch transaction could not be rolled back");
     }
 }
 
@@ -332,7 +298,7 @@ mod tests {
         let conn = Connection::open(dir.path().join("w.db")).expect("open");
         conn.execute_batch("CREATE TABLE t (n INTEGER)")
             .expect("schema");
-        let writer = Writer::start(conn, dir.path()).expect("writer");
+        let writer = Writer::start(conn, dir.path(), None).expect("writer");
         let (release, held) = std::sync::mpsc::channel::<()>();
         let hold = writer
             .enqueue(
