@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sync starts with deduplication, measured with an external load generator (wrk, installed from
 # Debian if missing): `getQuickScore` with a unique Nexus-Request-Id per request, 64 connections,
-# against the release `fraud-handler` on its default SQLite store, and against the same handler
+# against the release `fraud-handler` on its default SQLite store (answers flushed to disk), and against the same handler
 # with `--store none`, alternating, in the same run. Prints a Markdown table and the ratio.
 # Usage: bash benches/scripts/sync-dedup.sh [ROUNDS=3] [SECONDS=10] [CONNECTIONS=64]
 set -euo pipefail
@@ -67,6 +67,6 @@ echo
 echo "| fraud-handler store | requests/s | p50 µs | errors |"
 echo "|---|---:|---:|---:|"
 for _ in $(seq "$rounds"); do
-  run "$work/h.sqlite3" "SQLite (synchronous = FULL)"
+  run "$work/h.sqlite3" "SQLite (default durability)"
   run none "none"
 done

@@ -8,7 +8,7 @@
 //! State: `--store memory` (the default) gives the caller no store (its private memory store,
 //! which keeps nothing once an operation ends) and the handler none. `--store sqlite:DIR` gives
 //! each side an SQLite store in data directory `DIR` (`caller.sqlite3`, `handler.sqlite3`; WAL,
-//! `synchronous = FULL`): every operation is recorded before its first attempt and at every
+//! each commit flushed to disk before its writes are answered): every operation is recorded before its first attempt and at every
 //! transition by the caller, and deduplicated, recorded and completed through the outbox by the
 //! handler. Both files are made afresh for each measurement.
 
@@ -74,11 +74,11 @@ impl Store {
         match self {
             Self::Memory => "no store: in-memory state".into(),
             Self::Sqlite(dir, durability) => format!(
-                "SQLite stores, caller and handler one file each in {} (WAL, synchronous = {})",
+                "SQLite stores, caller and handler one file each in {} (WAL, {})",
                 dir.display(),
                 match durability {
-                    SqliteDurability::ProcessCrash => "NORMAL",
-                    _ => "FULL",
+                    SqliteDurability::ProcessCrash => "synchronous = NORMAL, no flush",
+                    _ => "each commit flushed to disk before it is answered",
                 }
             ),
         }

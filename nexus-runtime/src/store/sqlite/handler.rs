@@ -83,10 +83,18 @@ impl HandlerStore for SqliteStore {
                 Value::Integer(to_micros(now)?),
             ]);
             let request_id = key.request_id.clone();
-            self.write(move |conn| {
-                let won = query_opt(
-                    conn,
-                    "INSERT INTO handler_starts (service, operation, request_id, principal, \
+            // A claim is answered as soon as it is taken, without waiting for its batch to
+            // commit: the handler runs meanwhile, and its answer, recorded under the claim,
+            // waits for its own commit. Should the claim's batch roll back after all, recording
+            // the answer finds the claim lost and claims again (`finish_start` answers `false`).
+            // An answer found waits for the commit: it is returned only once durable.
+            let early: fn(&BeginStart) -> bool =
+                |begun| matches!(begun, BeginStart::Claimed(_) | BeginStart::InFlight { .. });
+            self.write_early(
+                move |conn| {
+                    let won = query_opt(
+                        conn,
+                        "INSERT INTO handler_starts (service, operation, request_id, principal, \
                      claim_id, claim_expires_at_us, created_at_us) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
                      ON CONFLICT (principal, service, operation, request_id) DO UPDATE \
@@ -96,38 +104,40 @@ impl HandlerStore for SqliteStore {
                      AND (handler_starts.claim_expires_at_us IS NULL \
                      OR handler_starts.claim_expires_at_us <= ?7) \
                      RETURNING claim_id",
-                    &params,
-                    |row| row.text("claim_id"),
-                )?;
-                if won.as_deref() == Some(claim_id.as_str()) {
-                    return Ok(BeginStart::Claimed(claim));
-                }
-                let found = query_opt(
-                    conn,
-                    "SELECT * FROM handler_starts WHERE service = ?1 AND operation = ?2 \
+                        &params,
+                        |row| row.text("claim_id"),
+                    )?;
+                    if won.as_deref() == Some(claim_id.as_str()) {
+                        return Ok(BeginStart::Claimed(claim));
+                    }
+                    let found = query_opt(
+                        conn,
+                        "SELECT * FROM handler_starts WHERE service = ?1 AND operation = ?2 \
                      AND request_id = ?3 AND principal = ?4",
-                    &params[..4],
-                    |row| {
-                        Ok((
-                            start_answer_from_row(row)?,
-                            row.opt_int("claim_expires_at_us")?,
-                        ))
-                    },
-                )?;
-                let (answer, expires) = found.ok_or_else(|| StoreError::Unavailable {
-                    message: format!(
-                        "the start record of request `{request_id}` vanished while claiming \
+                        &params[..4],
+                        |row| {
+                            Ok((
+                                start_answer_from_row(row)?,
+                                row.opt_int("claim_expires_at_us")?,
+                            ))
+                        },
+                    )?;
+                    let (answer, expires) = found.ok_or_else(|| StoreError::Unavailable {
+                        message: format!(
+                            "the start record of request `{request_id}` vanished while claiming \
                          it; try again"
-                    ),
-                    source: None,
-                })?;
-                if let Some(answer) = answer {
-                    return Ok(BeginStart::Answered(answer));
-                }
-                Ok(BeginStart::InFlight {
-                    claim_expires_at: from_micros(expires.unwrap_or_default())?,
-                })
-            })
+                        ),
+                        source: None,
+                    })?;
+                    if let Some(answer) = answer {
+                        return Ok(BeginStart::Answered(answer));
+                    }
+                    Ok(BeginStart::InFlight {
+                        claim_expires_at: from_micros(expires.unwrap_or_default())?,
+                    })
+                },
+                early,
+            )
             .await
         })
     }

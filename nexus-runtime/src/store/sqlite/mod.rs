@@ -4,6 +4,7 @@
 //! of read-only connections (`readers.rs`); the store traits are implemented in `caller.rs`,
 //! `handler.rs` and `outbox.rs`, listings in `listing.rs`, the schema's versions in `migrate.rs`.
 
+mod batch;
 mod caller;
 mod handler;
 mod listing;
@@ -11,9 +12,11 @@ mod migrate;
 mod outbox;
 mod readers;
 mod rows;
+mod sync;
 mod writer;
 
 use std::fmt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,8 +32,9 @@ const STATEMENT_CACHE: usize = 64;
 
 /// A store in an SQLite database file (feature `sqlite`).
 ///
-/// The file is opened in WAL mode with `synchronous = FULL` by default (a committed transaction
-/// survives a power loss: a completion acknowledged is a completion kept; see
+/// The file is opened in WAL mode, by default with every commit flushed to disk before its writes
+/// are answered (an answered write survives a power loss: a completion acknowledged is a
+/// completion kept; see
 /// [`SqliteDurability`] for the faster setting that survives process crashes only), a busy
 /// timeout so concurrent handles wait for each other instead of failing, and the schema migrated
 /// to the latest version on open. Several handles (and processes) may open the same file; SQLite
@@ -41,7 +45,8 @@ const STATEMENT_CACHE: usize = 64;
 /// blocking threads. SQLite runs one write transaction at a time per file anyway. Writes are
 /// queued for the writer thread, which runs the writes queued meanwhile in one transaction,
 /// statement after statement without leaving the thread, and commits them together (**group
-/// commit**: one `fsync` for many; a write returns once its batch is committed). A batch that
+/// commit**: one `fsync` for many; a write returns once its batch is committed and flushed, the
+/// flush done by a thread of its own while the writer runs the next batch). A batch that
 /// fails for a fault of the machine (a full disk, an I/O error) is rolled back, its writes fail
 /// with [`StoreError::Unavailable`] (retryable), and the writer goes on with the next batch.
 /// Reads (looking an operation up, listing) do not wait behind writes; in WAL mode they see
@@ -65,6 +70,13 @@ struct Inner {
     readers: Arc<Readers>,
     path: PathBuf,
     durability: SqliteDurability,
+}
+
+impl Drop for Inner {
+    /// The last handle gone: the writer stops after the writes queued.
+    fn drop(&mut self) {
+        self.writer.shut_down();
+    }
 }
 
 impl fmt::Debug for SqliteStore {
@@ -121,13 +133,13 @@ impl SqliteStore {
 
     async fn open_file(path: PathBuf, durability: SqliteDurability) -> Result<Self, StoreError> {
         let opened = path.clone();
-        let conn = tokio::task::spawn_blocking(move || open_writer(&opened, durability))
+        let (conn, wal) = tokio::task::spawn_blocking(move || open_writer(&opened, durability))
             .await
             .map_err(|e| StoreError::Open {
                 message: format!("cannot open SQLite database `{}`: {e}", path.display()),
                 source: None,
             })??;
-        let writer = Writer::start(conn, &path)?;
+        let writer = Writer::start(conn, &path, wal)?;
         let readers = Readers::new(&path, Self::READ_CONNECTIONS as usize);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -200,6 +212,20 @@ impl SqliteStore {
         self.inner.writer.write(write).await
     }
 
+    /// Runs `write` like [`write`](Self::write), answered before its batch commits when `early`
+    /// holds for its result (see `Writer::write_early`).
+    pub(super) async fn write_early<T, F>(
+        &self,
+        write: F,
+        early: fn(&T) -> bool,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.inner.writer.write_early(write, early).await
+    }
+
     /// Runs `read` on a read-only connection.
     pub(super) async fn read<T, F>(&self, read: F) -> Result<T, StoreError>
     where
@@ -210,9 +236,13 @@ impl SqliteStore {
     }
 }
 
-/// Opens the write connection: WAL, the durability's `synchronous`, a busy timeout, foreign keys,
-/// and the schema migrated.
-fn open_writer(path: &Path, durability: SqliteDurability) -> Result<Connection, StoreError> {
+/// Opens the write connection: WAL, a busy timeout, foreign keys, and the schema migrated. With
+/// [`SqliteDurability::PowerLoss`], also the write-ahead log file, which the writer's flusher
+/// flushes after each commit (`synchronous = NORMAL` then; `FULL` if the log cannot be opened).
+fn open_writer(
+    path: &Path,
+    durability: SqliteDurability,
+) -> Result<(Connection, Option<File>), StoreError> {
     let open_error = |e: rusqlite::Error| StoreError::Open {
         message: format!("cannot open SQLite database `{}`: {e}", path.display()),
         source: Some(Box::new(e)),
@@ -227,9 +257,8 @@ fn open_writer(path: &Path, durability: SqliteDurability) -> Result<Connection, 
     .map_err(open_error)?;
     conn.busy_timeout(SqliteStore::BUSY_TIMEOUT)
         .map_err(open_error)?;
-    conn.pragma_update_and_check(None, "journal_mode", "wal", |_| Ok(()))
-        .map_err(open_error)?;
-    conn.pragma_update(None, "synchronous", durability.synchronous())
+    let journal: String = conn
+        .pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))
         .map_err(open_error)?;
     conn.pragma_update(None, "foreign_keys", true)
         .map_err(open_error)?;
@@ -238,7 +267,21 @@ fn open_writer(path: &Path, durability: SqliteDurability) -> Result<Connection, 
         message: format!("cannot migrate SQLite database `{}`: {e}", path.display()),
         source: Some(Box::new(e)),
     })?;
-    Ok(conn)
+    // The log exists once a transaction ran in WAL mode (the migration's).
+    let wal = match durability {
+        SqliteDurability::PowerLoss if journal.eq_ignore_ascii_case("wal") => conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .and_then(|p| File::open(format!("{p}-wal")).ok()),
+        SqliteDurability::PowerLoss | SqliteDurability::ProcessCrash => None,
+    };
+    let synchronous = match (durability, &wal) {
+        (SqliteDurability::PowerLoss, None) => "FULL",
+        _ => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)
+        .map_err(open_error)?;
+    Ok((conn, wal))
 }
 
 /// What a committed transaction of a [`SqliteStore`] survives: SQLite's `synchronous` setting in
@@ -256,8 +299,11 @@ fn open_writer(path: &Path, durability: SqliteDurability) -> Result<Connection, 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SqliteDurability {
-    /// `synchronous = FULL`: every commit is flushed to disk (`fsync`) before it returns, so a
-    /// committed transaction survives a power loss or an operating-system crash. The default.
+    /// Every commit is flushed to disk (`fsync`) before the writes it holds are answered, so an
+    /// answered write survives a power loss or an operating-system crash. The default. The write
+    /// connection runs with `synchronous = NORMAL` and a thread of the store flushes the
+    /// write-ahead log after each commit, while the next batch runs (`synchronous = FULL`, which
+    /// flushes inside the commit, if the log file cannot be opened).
     #[default]
     PowerLoss,
     /// `synchronous = NORMAL`: commits are written to the WAL without an `fsync`; the WAL is
@@ -265,16 +311,6 @@ pub enum SqliteDurability {
     /// killed (the operating system still holds the write), but the last ones may be rolled back
     /// by a power loss or an OS crash. Faster: no `fsync` per commit.
     ProcessCrash,
-}
-
-impl SqliteDurability {
-    /// SQLite's `synchronous` setting for it.
-    fn synchronous(self) -> &'static str {
-        match self {
-            Self::PowerLoss => "FULL",
-            Self::ProcessCrash => "NORMAL",
-        }
-    }
 }
 
 fn create_dir(dir: &Path) -> Result<(), StoreError> {
@@ -291,12 +327,12 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn durability_sets_synchronous_on_the_write_connection() {
         let dir = tempfile::tempdir().expect("temporary directory");
-        for (durability, expected) in [
-            (SqliteDurability::PowerLoss, 2),
-            (SqliteDurability::ProcessCrash, 1),
+        for (durability, expected, flushes) in [
+            (SqliteDurability::PowerLoss, 1, true),
+            (SqliteDurability::ProcessCrash, 1, false),
         ] {
             let store =
-                SqliteStore::open_with(dir.path().join(format!("{expected}.db")), durability)
+                SqliteStore::open_with(dir.path().join(format!("{durability:?}.db")), durability)
                     .await
                     .expect("open");
             let synchronous = store
@@ -309,6 +345,7 @@ mod tests {
                 .await
                 .expect("pragma");
             assert_eq!(synchronous, expected, "{durability:?}");
+            assert_eq!(store.inner.writer.flushes(), flushes, "{durability:?}");
         }
     }
 }

@@ -1,11 +1,13 @@
 //! The writer: one thread that owns the store's write connection and commits the writes queued
 //! for it in batches (group commit).
 //!
-//! A write is a closure run on the connection inside the batch's transaction. The thread takes
-//! the first write from the queue, opens a transaction (`BEGIN IMMEDIATE`), runs every write
-//! queued meanwhile (up to [`MAX_BATCH`]) one after the other, synchronously, and commits them
-//! together: one commit, one `fsync` with `synchronous = FULL`, for all of them. Each write's
-//! result goes back through its oneshot once its batch is committed, never before.
+//! A write is a closure run on the connection inside the batch's transaction. The thread opens
+//! a transaction (`BEGIN IMMEDIATE`) for the first write, runs the writes as they arrive (up to
+//! [`MAX_BATCH`]) one after the other, synchronously, and commits them together once the queue
+//! is empty and the previous commit is on disk (`batch.rs`, `sync.rs`): one `fsync` for all of
+//! them. Each write's result goes back through its oneshot once its batch is committed and
+//! flushed, never before; except a result marked early ([`Writer::write_early`]), answered as
+//! soon as it ran.
 //!
 //! A write that fails on its own (a duplicate key, a record it cannot encode) changed nothing:
 //! its statements are ordered so that the one that can fail runs first, and SQLite undoes a
@@ -15,6 +17,7 @@
 //! [`StoreError::Unavailable`], retryable. The thread then goes on with the next batch on the
 //! same connection, which works again as soon as the cause is gone.
 
+use std::fs::File;
 use std::path::Path;
 use std::sync::mpsc;
 use std::thread;
@@ -22,6 +25,8 @@ use std::thread;
 use rusqlite::{Connection, ErrorCode};
 use tokio::sync::oneshot;
 
+use super::batch;
+use super::sync::Flusher;
 use crate::store::StoreError;
 
 /// The most writes one transaction takes; the rest wait for the next one.
@@ -29,27 +34,29 @@ pub(crate) const MAX_BATCH: usize = 512;
 
 /// A queued write: run on the connection (or not at all, `None`, when its batch failed before its
 /// turn), it returns how to report its result.
-type Job = Box<dyn FnOnce(Option<&Connection>) -> Ran + Send>;
+pub(super) type Job = Box<dyn FnOnce(Option<&Connection>) -> Ran + Send>;
 
 /// Sends a write's result, or the failure of its batch (`Some`) if that did not commit.
-type Report = Box<dyn FnOnce(Option<&str>) + Send>;
+pub(super) type Report = Box<dyn FnOnce(Option<&str>) + Send>;
 
 /// What a write did: whether the batch must be abandoned, and how to report the outcome.
-struct Ran {
+pub(super) struct Ran {
     /// The write failed in a way that leaves the transaction unusable: its error, which the
     /// failure of the batch names (a full disk, an I/O error).
-    fatal: Option<String>,
+    pub fatal: Option<String>,
     /// Sends the result, or the batch's failure if it did not commit.
-    report: Report,
+    pub report: Report,
 }
 
-enum Message {
+pub(super) enum Message {
     /// A write to batch.
     Write(Job),
     /// Something to run on the connection outside any batch (a setting), answered at once.
     Direct(Job),
     /// Stop after the writes queued before this; acknowledged once the connection is closed.
     Close(oneshot::Sender<()>),
+    /// The flusher has answered the last commit it took and can take the next.
+    Flushed,
 }
 
 /// The writer's queue. Cloned with the store; the thread stops when every clone is gone or the
@@ -57,23 +64,43 @@ enum Message {
 #[derive(Clone)]
 pub(crate) struct Writer {
     queue: mpsc::Sender<Message>,
+    /// Whether a flusher thread flushes each commit before its writes are answered.
+    #[cfg(test)]
+    flushes: bool,
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`.
-    pub fn start(conn: Connection, path: &Path) -> Result<Self, StoreError> {
+    /// Starts the writer thread on `conn`. With `wal`, the connection's write-ahead log, a
+    /// batch's writes are answered once a flusher thread has flushed the log after its commit
+    /// (`sync.rs`); without, as soon as it committed.
+    pub fn start(conn: Connection, path: &Path, wal: Option<File>) -> Result<Self, StoreError> {
         let (queue, receiver) = mpsc::channel();
-        thread::Builder::new()
-            .name("nexus-sqlite-writer".into())
-            .spawn(move || run(conn, receiver))
-            .map_err(|e| StoreError::Open {
-                message: format!(
-                    "cannot start the writer thread of SQLite database `{}`: {e}",
-                    path.display()
-                ),
-                source: Some(Box::new(e)),
-            })?;
-        Ok(Self { queue })
+        let flusher = match wal {
+            Some(wal) => {
+                let wake = queue.clone();
+                let flushed = Box::new(move || {
+                    let _ = wake.send(Message::Flushed);
+                });
+                Some(Flusher::start(wal, path, flushed)?)
+            }
+            None => None,
+        };
+        #[cfg(test)]
+        let flushes = flusher.is_some();
+        spawn("nexus-sqlite-writer", "writer", path, move || {
+            batch::run(conn, &receiver, flusher.as_ref());
+        })?;
+        Ok(Self {
+            queue,
+            #[cfg(test)]
+            flushes,
+        })
+    }
+
+    /// Whether a flusher thread flushes each commit before its writes are answered.
+    #[cfg(test)]
+    pub fn flushes(&self) -> bool {
+        self.flushes
     }
 
     /// Runs `write` in the next batch transaction; its result once that batch committed.
@@ -82,7 +109,19 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.submit(write, Message::Write).await
+        self.submit(write, Message::Write, None).await
+    }
+
+    /// Like [`write`](Self::write), but a result for which `early` holds is answered as soon as
+    /// the write ran, before its batch commits. Only for results whose loss the caller handles,
+    /// should the batch be rolled back after all: a claim, which the claimant finds lost when it
+    /// records its answer, and claims again.
+    pub async fn write_early<T, F>(&self, write: F, early: fn(&T) -> bool) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(write, Message::Write, Some(early)).await
     }
 
     /// Runs `f` on the write connection outside any batch (settings, pragmas).
@@ -91,10 +130,29 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.submit(f, Message::Direct).await
+        self.submit(f, Message::Direct, None).await
     }
 
-    async fn submit<T, F>(&self, f: F, wrap: fn(Job) -> Message) -> Result<T, StoreError>
+    async fn submit<T, F>(
+        &self,
+        f: F,
+        wrap: fn(Job) -> Message,
+        early: Option<fn(&T) -> bool>,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.enqueue(f, wrap, early)?.await.map_err(|_| closed())?
+    }
+
+    /// Queues `f`; its result comes through the receiver.
+    fn enqueue<T, F>(
+        &self,
+        f: F,
+        wrap: fn(Job) -> Message,
+        early: Option<fn(&T) -> bool>,
+    ) -> Result<oneshot::Receiver<Result<T, StoreError>>, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -119,7 +177,17 @@ impl Writer {
             let fatal = match &outcome {
                 Err(e @ StoreError::Unavailable { .. }) => Some(e.to_string()),
                 Err(e) if conn.is_autocommit() => Some(e.to_string()),
-                Err(_) | Ok(_) => None,
+                Err(_) => None,
+                Ok(value) => {
+                    if early.is_some_and(|early| early(value)) {
+                        let _ = done.send(outcome);
+                        return Ran {
+                            fatal: None,
+                            report: Box::new(|_: Option<&str>| {}),
+                        };
+                    }
+                    None
+                }
             };
             Ran {
                 fatal,
@@ -135,7 +203,13 @@ impl Writer {
             }
         });
         self.queue.send(wrap(job)).map_err(|_| closed())?;
-        result.await.map_err(|_| closed())?
+        Ok(result)
+    }
+
+    /// Stops the thread after the writes queued so far, without waiting for it.
+    pub fn shut_down(&self) {
+        let (done, _) = oneshot::channel();
+        let _ = self.queue.send(Message::Close(done));
     }
 
     /// Stops the thread after the writes queued so far, and waits for it.
@@ -145,6 +219,26 @@ impl Writer {
             let _ = closed.await;
         }
     }
+}
+
+/// Starts a thread of the store at `path`: its `name`, and `what` it is in an error.
+pub(super) fn spawn(
+    name: &str,
+    what: &str,
+    path: &Path,
+    run: impl FnOnce() + Send + 'static,
+) -> Result<(), StoreError> {
+    thread::Builder::new()
+        .name(name.into())
+        .spawn(run)
+        .map(drop)
+        .map_err(|e| StoreError::Open {
+            message: format!(
+                "cannot start the {what} thread of SQLite database `{}`: {e}",
+                path.display()
+            ),
+            source: Some(Box::new(e)),
+        })
 }
 
 fn closed() -> StoreError {
@@ -158,94 +252,6 @@ fn unavailable(why: &str) -> StoreError {
     StoreError::Unavailable {
         message: format!("the transaction this write was batched in did not commit: {why}"),
         source: None,
-    }
-}
-
-/// The thread's loop.
-fn run(conn: Connection, queue: mpsc::Receiver<Message>) {
-    let mut next = queue.recv().ok();
-    while let Some(message) = next.take() {
-        match message {
-            Message::Close(done) => {
-                drop(conn);
-                let _ = done.send(());
-                return;
-            }
-            Message::Direct(job) => (job(Some(&conn)).report)(None),
-            Message::Write(job) => {
-                let mut batch = vec![job];
-                while batch.len() < MAX_BATCH {
-                    match queue.try_recv() {
-                        Ok(Message::Write(job)) => batch.push(job),
-                        Ok(other) => {
-                            next = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
-                run_batch(&conn, batch);
-            }
-        }
-        if next.is_none() {
-            next = queue.recv().ok();
-        }
-    }
-}
-
-/// Runs `batch` in one transaction and reports each write's outcome.
-fn run_batch(conn: &Connection, batch: Vec<Job>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        let why = format!("cannot begin a transaction: {e}");
-        tracing::warn!(error = %why, "an SQLite batch transaction could not begin");
-        for job in batch {
-            (job(None).report)(Some(&why));
-        }
-        return;
-    }
-    let mut ran = Vec::with_capacity(batch.len());
-    let mut failed: Option<String> = None;
-    for job in batch {
-        if failed.is_some() {
-            // The transaction is abandoned: the rest of the batch does not run.
-            ran.push(job(None).report);
-            continue;
-        }
-        let outcome = job(Some(conn));
-        if let Some(cause) = &outcome.fatal {
-            failed = Some(format!(
-                "a write of the batch failed and the transaction was rolled back: {cause}"
-            ));
-        }
-        ran.push(outcome.report);
-    }
-    let failed = match failed {
-        Some(why) => {
-            roll_back(conn);
-            Some(why)
-        }
-        None => match conn.execute_batch("COMMIT") {
-            Ok(()) => None,
-            Err(e) => {
-                roll_back(conn);
-                Some(e.to_string())
-            }
-        },
-    };
-    if let Some(why) = &failed {
-        tracing::warn!(error = %why, "an SQLite batch transaction did not commit; its writes are rolled back");
-    }
-    for report in ran {
-        report(failed.as_deref());
-    }
-}
-
-/// Rolls back whatever transaction is open (SQLite may have rolled it back already).
-fn roll_back(conn: &Connection) {
-    if !conn.is_autocommit()
-        && let Err(e) = conn.execute_batch("ROLLBACK")
-    {
-        tracing::warn!(error = %e, "an SQLite batch transaction could not be rolled back");
     }
 }
 
@@ -279,5 +285,58 @@ pub(crate) fn db_error(e: rusqlite::Error) -> StoreError {
             message,
             source: Some(Box::new(e)),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Holds the writer with a direct job while a write answered early and a write that fails
+    /// its batch are queued, so that both run in one batch.
+    #[tokio::test]
+    async fn an_early_answer_comes_before_its_batch_rolls_back() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let conn = Connection::open(dir.path().join("w.db")).expect("open");
+        conn.execute_batch("CREATE TABLE t (n INTEGER)")
+            .expect("schema");
+        let writer = Writer::start(conn, dir.path(), None).expect("writer");
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let hold = writer
+            .enqueue(
+                move |_| held.recv().map_err(|_| closed()),
+                Message::Direct,
+                None,
+            )
+            .expect("hold");
+        let early = writer
+            .enqueue(
+                |conn| {
+                    conn.execute("INSERT INTO t VALUES (1)", [])
+                        .map_err(db_error)
+                },
+                Message::Write,
+                Some(|n: &usize| *n == 1),
+            )
+            .expect("early");
+        let failing = writer
+            .enqueue(
+                |_| -> Result<(), StoreError> { Err(unavailable("a fault")) },
+                Message::Write,
+                None,
+            )
+            .expect("failing");
+        release.send(()).expect("release");
+        hold.await.expect("hold").expect("held");
+        assert_eq!(early.await.expect("early").expect("answered early"), 1);
+        assert!(failing.await.expect("failing").is_err());
+        let rows = writer
+            .direct(|conn| {
+                conn.query_row("SELECT count(*) FROM t", [], |row| row.get::<_, i64>(0))
+                    .map_err(db_error)
+            })
+            .await
+            .expect("count");
+        assert_eq!(rows, 0, "the early write's batch was rolled back");
     }
 }
