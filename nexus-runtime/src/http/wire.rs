@@ -1,5 +1,7 @@
 //! What every server route shares: reading bodies within a limit, and writing Failure answers.
 
+use std::future::Future as _;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -80,7 +82,14 @@ pub(crate) async fn read_body(
     limit: usize,
     timeout: Duration,
 ) -> Result<Bytes, HandlerError> {
-    tokio::time::timeout(timeout, read_body_within(body, headers, limit))
+    let reading = read_body_within(body, headers, limit);
+    tokio::pin!(reading);
+    // A small body has usually arrived with the request head: read it without setting a timer.
+    let first = std::future::poll_fn(|cx| Poll::Ready(reading.as_mut().poll(cx))).await;
+    if let Poll::Ready(read) = first {
+        return read;
+    }
+    tokio::time::timeout(timeout, reading)
         .await
         .unwrap_or_else(|_| {
             Err(HandlerError::request_timeout(format!(
@@ -88,6 +97,48 @@ pub(crate) async fn read_body(
                 humantime::format_duration(timeout)
             )))
         })
+}
+
+/// The chunks of a body read so far: a body of one chunk is kept as it came, not copied.
+enum Received {
+    Nothing,
+    One(Bytes),
+    Several(BytesMut),
+}
+
+impl Received {
+    fn len(&self) -> usize {
+        match self {
+            Self::Nothing => 0,
+            Self::One(bytes) => bytes.len(),
+            Self::Several(buffer) => buffer.len(),
+        }
+    }
+
+    /// Adds `chunk`; `capacity` is what to reserve when a second chunk comes.
+    fn push(&mut self, chunk: Bytes, capacity: usize) {
+        *self = match std::mem::replace(self, Self::Nothing) {
+            Self::Nothing => Self::One(chunk),
+            Self::One(first) => {
+                let mut buffer = BytesMut::with_capacity(capacity.max(first.len() + chunk.len()));
+                buffer.extend_from_slice(&first);
+                buffer.extend_from_slice(&chunk);
+                Self::Several(buffer)
+            }
+            Self::Several(mut buffer) => {
+                buffer.extend_from_slice(&chunk);
+                Self::Several(buffer)
+            }
+        };
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Self::Nothing => Bytes::new(),
+            Self::One(bytes) => bytes,
+            Self::Several(buffer) => buffer.freeze(),
+        }
+    }
 }
 
 async fn read_body_within(
@@ -105,25 +156,28 @@ async fn read_body_within(
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
+    let capacity = declared.unwrap_or(0).min(limit);
     let mut stream = body.into_data_stream();
-    let mut buffer = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    let mut received = Received::Nothing;
     let mut over = 0usize;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk
             .map_err(|e| HandlerError::bad_request(format!("cannot read the request body: {e}")))?;
-        if over > 0 || buffer.len() + chunk.len() > limit {
+        if over > 0 || received.len() + chunk.len() > limit {
             over += chunk.len();
             if over > DRAIN_CAP {
                 break;
             }
             continue;
         }
-        buffer.extend_from_slice(&chunk);
+        if !chunk.is_empty() {
+            received.push(chunk, capacity);
+        }
     }
     if over > 0 {
         return Err(too_large());
     }
-    Ok(buffer.freeze())
+    Ok(received.into_bytes())
 }
 
 /// An empty answer with `status`.
@@ -158,6 +212,24 @@ mod tests {
             err.message,
             "the request body exceeds the limit of 5 bytes (5 bytes)"
         );
+    }
+
+    #[tokio::test]
+    async fn bodies_in_several_chunks_are_read_whole_within_the_limit() {
+        let body = || {
+            let chunks = ["12", "", "345", "6"].map(|c| Ok::<_, std::io::Error>(Bytes::from(c)));
+            Body::from_stream(futures::stream::iter(chunks))
+        };
+        let headers = HeaderMap::new();
+        let whole = read_body(body(), &headers, 6, SECOND).await.unwrap();
+        assert_eq!(&whole[..], b"123456");
+        let err = read_body(body(), &headers, 5, SECOND).await.unwrap_err();
+        assert_eq!(
+            err.message,
+            "the request body exceeds the limit of 5 bytes (5 bytes)"
+        );
+        let empty = read_body(Body::empty(), &headers, 5, SECOND).await.unwrap();
+        assert!(empty.is_empty());
     }
 
     #[tokio::test(start_paused = true)]

@@ -2,6 +2,7 @@
 
 mod definitions;
 mod request;
+mod standalone;
 
 pub use definitions::DEFINITIONS_PATH;
 
@@ -326,14 +327,7 @@ impl HandlerServer {
     /// Serves on `listener` in the background, with the builder's limits and TLS. Requests
     /// outside the prefix get a NOT_FOUND Failure.
     pub fn serve(&self, listener: TcpListener) -> io::Result<ServerHandle> {
-        let router = self.router().fallback(|request: Request| async move {
-            let format = FailureFormat::negotiate(request.headers());
-            wire::handler_error(
-                &HandlerError::not_found(format!("no Nexus route at `{}`", request.uri().path())),
-                format,
-            )
-        });
-        self.inner.serve.serve(listener, router)
+        self.inner.serve.serve(listener, standalone::router(self))
     }
 
     /// Binds `addr` (port 0 lets the OS choose) and serves in the background.
