@@ -2,11 +2,21 @@
 # Instructions per in-process call, counted by callgrind: deterministic, whatever the machine load,
 # so it compares two builds exactly. Counts N and 2N calls and divides the difference by N, which
 # cancels set-up and tear-down.
+# Installs valgrind from Debian when missing, and builds nexus-bench when BINARY is absent.
 # Usage: benches/scripts/instructions.sh [BINARY] [VARIANT: awaited|handle|direct] [N]
 set -euo pipefail
 bin=${1:-target/release/nexus-bench}
 variant=${2:-awaited}
 n=${3:-2000}
+
+if ! command -v valgrind >/dev/null; then
+  echo "installing valgrind (Debian package)" >&2
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
+  else sudo apt-get update -qq && sudo apt-get install -y -qq valgrind >/dev/null; fi
+fi
+if [ ! -x "$bin" ]; then
+  cargo build --release -q -p nexus-benches --bin nexus-bench
+fi
 count() {
     local out
     out=$(mktemp)
