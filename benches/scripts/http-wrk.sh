@@ -13,11 +13,8 @@ rounds=${1:-3}
 secs=${2:-10}
 conns=${3:-64}
 
-if ! command -v wrk >/dev/null; then
-  echo "installing wrk (Debian package)" >&2
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk >/dev/null
-  else sudo apt-get update -qq && sudo apt-get install -y -qq wrk >/dev/null; fi
-fi
+source benches/scripts/debian.sh
+need wrk
 # Built with the benchmarks, as benches/scripts/all.sh builds them (the same features).
 cargo build --release -q -p nexus-examples --bin fraud-handler -p nexus-benches --bin nexus-bench
 

@@ -9,11 +9,8 @@ bin=${1:-target/release/nexus-bench}
 variant=${2:-awaited}
 n=${3:-2000}
 
-if ! command -v valgrind >/dev/null; then
-  echo "installing valgrind (Debian package)" >&2
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
-  else sudo apt-get update -qq && sudo apt-get install -y -qq valgrind >/dev/null; fi
-fi
+source "$(dirname "$0")/debian.sh"
+need valgrind
 if [ ! -x "$bin" ]; then
   cargo build --release -q -p nexus-benches --bin nexus-bench
 fi

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sync starts with deduplication, measured with an external load generator (wrk, installed from
 # Debian if missing): `getQuickScore` with a unique Nexus-Request-Id per request, 64 connections,
-# against the release `fraud-handler` on its default SQLite store (answers flushed to disk), and against the same handler
-# with `--store none`, alternating, in the same run. Prints a Markdown table and the ratio.
+# against the release `fraud-handler` on its default SQLite store (answers flushed to disk), and
+# against the same handler with `--store none`, alternating, in the same run. Prints a Markdown table and the ratio.
 # Usage: bash benches/scripts/sync-dedup.sh [ROUNDS=3] [SECONDS=10] [CONNECTIONS=64]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -11,11 +11,8 @@ rounds=${1:-3}
 secs=${2:-10}
 conns=${3:-64}
 
-if ! command -v wrk >/dev/null; then
-  echo "installing wrk (Debian package)" >&2
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk >/dev/null
-  else sudo apt-get update -qq && sudo apt-get install -y -qq wrk >/dev/null; fi
-fi
+source benches/scripts/debian.sh
+need wrk
 # Built with the benchmarks, as benches/scripts/all.sh builds them (the same features).
 cargo build --release -q -p nexus-examples --bin fraud-handler --bin payments -p nexus-benches --bin nexus-bench
 
