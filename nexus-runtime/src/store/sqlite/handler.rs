@@ -83,13 +83,12 @@ impl HandlerStore for SqliteStore {
                 Value::Integer(to_micros(now)?),
             ]);
             let request_id = key.request_id.clone();
-            // A claim is answered as soon as it is taken, without waiting for its batch to
-            // commit: the handler runs meanwhile, and its answer, recorded under the claim,
-            // waits for its own commit. Should the claim's batch roll back after all, recording
-            // the answer finds the claim lost and claims again (`finish_start` answers `false`).
-            // An answer found waits for the commit: it is returned only once durable.
+            // A claim is answered only once its batch is on disk: the operation's method runs
+            // after it, so a process killed meanwhile leaves the claim for the next one to find
+            // (and resume or refuse), never a run with no trace. A claim found in flight is
+            // answered at once: that refusal is retryable, whatever becomes of the other claim.
             let early: fn(&BeginStart) -> bool =
-                |begun| matches!(begun, BeginStart::Claimed(_) | BeginStart::InFlight { .. });
+                |begun| matches!(begun, BeginStart::InFlight { .. });
             self.write_early(
                 move |conn| {
                     let won = query_opt(
