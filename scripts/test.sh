@@ -40,7 +40,7 @@ cargo test --workspace --all-features
 
 # loom runs each model under every interleaving of its threads up to three preemptions; a
 # target directory of its own keeps `--cfg loom` from invalidating the main build.
-step "loom model checks of the runtime's hand-written queue (nexus-loom-tests)"
+step "loom model checks of the runtime's hand-written queue and record cell (nexus-loom-tests)"
 RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target/loom \
   cargo test --release -p nexus-loom-tests
 

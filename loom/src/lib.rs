@@ -17,5 +17,13 @@ pub mod sync;
 #[allow(dead_code, unreachable_pub)]
 pub mod queue;
 
+/// The cell that shows an operation's record (`nexus-runtime/src/client/record_cell.rs`).
+#[path = "../../nexus-runtime/src/client/record_cell.rs"]
+#[allow(dead_code, unreachable_pub)]
+pub mod record_cell;
+
 #[cfg(test)]
 mod queue_models;
+
+#[cfg(test)]
+mod record_cell_models;

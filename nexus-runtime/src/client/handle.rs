@@ -4,7 +4,9 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
+
+use super::record_cell;
 
 use super::driver::{Command, Outcome, Record};
 use super::info::{OperationInfo, OperationState};
@@ -47,7 +49,7 @@ impl<Op: Operation> Clone for OperationHandle<Op> {
 
 pub(crate) struct Shared {
     pub key: Arc<RequestKey>,
-    pub record: watch::Receiver<Record>,
+    pub record: record_cell::Receiver<Record>,
     pub commands: Sender<Command>,
     pub token: OnceLock<Option<String>>,
     pub start_links: OnceLock<Vec<Link>>,
@@ -145,7 +147,7 @@ impl<Op: Operation> OperationHandle<Op> {
 
     /// A snapshot of the operation: state, attempts, last failure, next attempt time, token...
     pub fn info(&self) -> OperationInfo {
-        self.shared.record.borrow().full_info()
+        self.shared.record.borrow().info.clone()
     }
 
     /// The state of the operation.
@@ -230,7 +232,7 @@ impl<Op: Operation> OperationHandle<Op> {
         }
         let record = self.shared.record.borrow();
         if record.info.state.is_started_or_done() {
-            let links = record.start_links.clone();
+            let links = record.info.start_links.clone();
             drop(record);
             self.shared.start_links.get_or_init(|| links)
         } else {
@@ -240,7 +242,7 @@ impl<Op: Operation> OperationHandle<Op> {
 
     /// Links the handler sent with the completion, once it arrived.
     pub fn completion_links(&self) -> Vec<Link> {
-        self.shared.record.borrow().completion_links.clone()
+        self.shared.record.borrow().info.completion_links.clone()
     }
 
     /// Waits for the result: at once for a sync operation, at the completion of an async one, or

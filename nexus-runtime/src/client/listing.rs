@@ -165,7 +165,7 @@ impl Client {
             operation: record.operation.clone(),
             request_id: record.request_id.clone(),
             scheduled_at: record.scheduled_at,
-            info: shown.full_info(),
+            info: shown.info.clone(),
             sent_links,
         }
     }
@@ -203,7 +203,7 @@ impl Client {
                 operation: key.operation,
                 request_id: key.request_id,
                 scheduled_at: at,
-                info: record.full_info(),
+                info: record.info.clone(),
                 sent_links: Vec::new(),
             })
             .collect()

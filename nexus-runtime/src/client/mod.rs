@@ -18,6 +18,7 @@ mod listing;
 mod options;
 mod pending;
 mod queue;
+mod record_cell;
 #[cfg(feature = "registry")]
 mod registered;
 mod untyped;

@@ -33,11 +33,11 @@ use std::sync::{Arc, Mutex};
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
-use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
 use super::driver::{Command, Record};
 use super::queue::{self, Receiver, Sender, WeakSender};
+use super::record_cell;
 use crate::clock;
 use crate::codec::Content;
 use crate::completion::{Completion, CompletionSink};
@@ -71,7 +71,7 @@ struct Entry {
     key: Arc<RequestKey>,
     /// The task's own sender: handles subscribe to it when they attach. The registry holds no
     /// receiver, so a driver with no handle publishes without waking anyone.
-    record: Arc<watch::Sender<Record>>,
+    record: record_cell::Sender<Record>,
     commands: Commands,
     wake: Sender<Wake>,
     abort: Option<AbortHandle>,
@@ -85,7 +85,7 @@ struct Entry {
 /// What a handle needs of an operation.
 pub(crate) struct Attached {
     pub key: Arc<RequestKey>,
-    pub record: watch::Receiver<Record>,
+    pub record: record_cell::Receiver<Record>,
     pub commands: Sender<Command>,
 }
 
@@ -94,7 +94,7 @@ impl Attached {
     pub fn finished(record: Record, key: RequestKey) -> Self {
         Self {
             key: Arc::new(key),
-            record: watch::channel(record).1,
+            record: record_cell::channel(record).1,
             commands: Sender::closed(),
         }
     }
@@ -103,7 +103,7 @@ impl Attached {
 /// What an operation's task owns.
 pub(crate) struct Local {
     pub id: OperationId,
-    pub record: Arc<watch::Sender<Record>>,
+    pub record: record_cell::Sender<Record>,
     pub commands: Receiver<Command>,
     pub wakes: Receiver<Wake>,
     /// The way to this task, for its in-process callback.
@@ -169,8 +169,7 @@ impl Registry {
         {
             return Err(attached(entry));
         }
-        let (record_tx, record_rx) = watch::channel(initial);
-        let record_tx = Arc::new(record_tx);
+        let (record_tx, record_rx) = record_cell::channel(initial);
         let (commands_tx, commands_rx) = queue::channel();
         let (wake_tx, wake_rx) = queue::channel();
         let commands = if self.persistent {

@@ -5,7 +5,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use crate::client::record_cell;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
@@ -25,7 +25,7 @@ use crate::transport::CancelRequest;
 pub(super) struct CancelLoop {
     pub client: Client,
     pub endpoint: Arc<EndpointState>,
-    pub record: Arc<watch::Sender<Record>>,
+    pub record: record_cell::Sender<Record>,
     pub retry: RetryPolicy,
     pub target: usize,
     pub service: Arc<str>,

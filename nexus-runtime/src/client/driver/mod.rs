@@ -1,5 +1,5 @@
 //! The operation driver: one task per operation runs its state machine, from scheduling to its
-//! end, and publishes every transition on a watch channel that handles observe.
+//! end, and publishes every transition in the record cell that handles observe.
 //!
 //! ```text
 //! Scheduled -> (breaker: Blocked while open) -> (limits: queued) -> attempt
@@ -37,7 +37,9 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
+
+use super::record_cell;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -65,8 +67,6 @@ pub(crate) struct Record {
     pub id: OperationId,
     pub info: OperationInfo,
     pub outcome: Option<Outcome>,
-    pub start_links: Vec<Link>,
-    pub completion_links: Vec<Link>,
 }
 
 impl Record {
@@ -75,22 +75,12 @@ impl Record {
             id,
             info: OperationInfo::new(scheduled_at),
             outcome: None,
-            start_links: Vec::new(),
-            completion_links: Vec::new(),
         }
-    }
-
-    /// Its info with the links it received.
-    pub fn full_info(&self) -> OperationInfo {
-        let mut info = self.info.clone();
-        info.start_links.clone_from(&self.start_links);
-        info.completion_links.clone_from(&self.completion_links);
-        info
     }
 }
 
 /// The state shown to handles, and when the operation was scheduled (for its metrics).
-fn shown_state(record: &watch::Sender<Record>) -> (OperationState, Instant) {
+fn shown_state(record: &record_cell::Sender<Record>) -> (OperationState, Instant) {
     let record = record.borrow();
     (record.info.state, record.info.scheduled_at)
 }
@@ -181,7 +171,7 @@ pub(crate) struct Driver {
     spec: Spec,
     deadlines: Deadlines,
     id: OperationId,
-    record: Arc<watch::Sender<Record>>,
+    record: record_cell::Sender<Record>,
     commands: Receiver<Command>,
     commands_open: bool,
     wakes: Receiver<Wake>,

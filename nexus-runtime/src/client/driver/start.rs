@@ -100,7 +100,7 @@ impl Driver {
                     let now = Instant::now();
                     let cancel_requested = self.cancel_requested;
                     self.publish(|record| {
-                        record.start_links = links;
+                        record.info.start_links = links;
                         record.info.started_at = Some(now);
                         record.info.target = Some(target);
                         record.info.last_failure = None;
@@ -273,7 +273,7 @@ impl Driver {
         tracing::debug!(operation = %self.spec.operation, %token, "operation started");
         spans::record(&self.spec.span, "nexus.token", &token);
         self.publish(|record| {
-            record.start_links = links;
+            record.info.start_links = links;
             record.info.token = Some(token);
             record.info.target = Some(target);
             record.info.started_at = Some(now);

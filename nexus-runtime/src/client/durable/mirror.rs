@@ -35,8 +35,8 @@ pub(crate) fn apply(record: &Record, stored: &mut CallerRecord, start_to_close: 
     stored.last_failure = info.last_failure.as_ref().map(CallError::to_failure);
     stored.target = info.target.map(|t| t.to_string());
     stored.token.clone_from(&info.token);
-    stored.start_links.clone_from(&record.start_links);
-    stored.completion_links.clone_from(&record.completion_links);
+    stored.start_links.clone_from(&info.start_links);
+    stored.completion_links.clone_from(&info.completion_links);
     if stored.started_at.is_none() {
         stored.started_at = info.started_at.map(clock::system_at);
     }
@@ -131,15 +131,13 @@ pub(crate) fn record_of(stored: &CallerRecord) -> Record {
             };
             CancellationInfo::new(instant_of(at), state)
         }),
-        start_links: Vec::new(),
-        completion_links: Vec::new(),
+        start_links: stored.start_links.clone(),
+        completion_links: stored.completion_links.clone(),
     };
     Record {
         id: stored.id,
         info,
         outcome: stored.state.is_terminal().then(|| outcome_of(stored)),
-        start_links: stored.start_links.clone(),
-        completion_links: stored.completion_links.clone(),
     }
 }
 
@@ -160,8 +158,8 @@ pub(crate) fn adopt_final(stored: &CallerRecord, record: &mut Record) {
     if record.info.token.is_none() {
         record.info.token = shown.info.token;
     }
-    if record.completion_links.is_empty() {
-        record.completion_links = shown.completion_links;
+    if record.info.completion_links.is_empty() {
+        record.info.completion_links = shown.info.completion_links;
     }
 }
 
