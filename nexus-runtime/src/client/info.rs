@@ -108,8 +108,10 @@ pub struct OperationInfo {
     pub blocked_reason: Option<String>,
     /// Start attempts made so far (the one in flight included).
     pub attempt: u32,
-    /// The last failed start attempt's error (retryable failures only show here).
-    pub last_failure: Option<CallError>,
+    /// The last failed start attempt's error (retryable failures only show here). Boxed, as is
+    /// [`cancellation`](Self::cancellation): most operations never have one, and every pending
+    /// operation keeps its info.
+    pub last_failure: Option<Box<CallError>>,
     /// When the next attempt goes out (backing off) or the breaker may let it through (blocked).
     pub next_attempt_at: Option<Instant>,
     /// The operation token, once started asynchronously.
@@ -123,7 +125,7 @@ pub struct OperationInfo {
     /// When it ended.
     pub closed_at: Option<Instant>,
     /// Its cancellation, if the caller asked for one.
-    pub cancellation: Option<CancellationInfo>,
+    pub cancellation: Option<Box<CancellationInfo>>,
     /// Links the handler returned with the start response (for example to the workflow it
     /// started).
     pub start_links: Vec<Link>,

@@ -65,8 +65,8 @@ async fn operations_wait_for_a_handler_that_is_down_and_proceed_when_it_is_back(
             })
             .await;
         assert!(matches!(
-            info.last_failure,
-            Some(CallError::Transport(ref e)) if e.kind == TransportErrorKind::Connect
+            info.last_failure.as_deref(),
+            Some(CallError::Transport(e)) if e.kind == TransportErrorKind::Connect
         ));
         let id = handle.operation_id();
         eventually(

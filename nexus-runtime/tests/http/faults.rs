@@ -132,7 +132,7 @@ async fn run_to_end<Op: nexus_runtime::Operation>(
                     .last()
                     .is_none_or(|(attempt, _)| *attempt != i.attempt)
             {
-                failures.push((i.attempt, failure.clone()));
+                failures.push((i.attempt, (**failure).clone()));
             }
             i.state.is_terminal()
         }),
@@ -172,7 +172,7 @@ async fn a_503_burst_is_retried_with_the_same_request_id() {
         handle.wait_for(|i| i.state == OperationState::BackingOff && i.attempt >= 2),
     )
     .await;
-    assert_unavailable(info.last_failure.as_ref());
+    assert_unavailable(info.last_failure.as_deref());
     let failed = &wire.exchanges()[info.attempt as usize - 1];
     assert_eq!(failed.status, Some(503));
     let answered = failed.answered.unwrap();
@@ -241,7 +241,7 @@ async fn five_503s_open_the_breaker_and_one_half_open_probe_closes_it() {
     assert_eq!(info.state, OperationState::Blocked);
     assert_eq!(info.blocked_reason.as_deref(), Some(BREAKER_OPEN_REASON));
     assert_eq!(info.attempt, 5);
-    assert_unavailable(info.last_failure.as_ref());
+    assert_unavailable(info.last_failure.as_deref());
     let Some(BreakerState::Open { until }) = caller.client.breaker_state("faults") else {
         panic!(
             "the breaker is open: {:?}",
@@ -343,7 +343,7 @@ async fn a_refused_connection_is_retried_until_a_server_listens() {
         handle.wait_for(|i| i.state == OperationState::BackingOff && i.attempt >= 2),
     )
     .await;
-    assert_connect_failure(info.last_failure.as_ref(), &addr.to_string());
+    assert_connect_failure(info.last_failure.as_deref(), &addr.to_string());
     let message = info.last_failure.unwrap().to_string().to_lowercase();
     assert!(message.contains("refused"), "{message}");
 

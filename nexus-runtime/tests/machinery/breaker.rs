@@ -152,7 +152,7 @@ async fn a_failed_probe_reopens_the_breaker_for_another_period() {
     assert_eq!(info.next_attempt_at, Some(start + Duration::from_secs(75)));
     assert!(
         info.last_failure
-            .as_ref()
+            .as_deref()
             .is_some_and(CallError::is_retryable)
     );
     assert_eq!(handle.result().await.expect("succeeds at last"), "x");

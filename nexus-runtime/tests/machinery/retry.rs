@@ -246,7 +246,7 @@ async fn a_pending_operation_shows_its_backoff() {
     let info = handle.info();
     assert_eq!(info.state, OperationState::BackingOff);
     assert_eq!(info.attempt, 1);
-    assert_eq!(info.last_failure, Some(unavailable.clone()));
+    assert_eq!(info.last_failure.as_deref(), Some(&unavailable));
     assert_eq!(info.next_attempt_at, Some(start + Duration::from_secs(1)));
     assert_eq!(info.token, None);
 

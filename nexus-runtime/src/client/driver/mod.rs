@@ -61,12 +61,13 @@ use crate::store::{self, CallerRecord, OperationId};
 /// The result a handle waits for.
 pub(crate) type Outcome = Result<Content, CallError>;
 
-/// What the driver publishes: the operation's info, and its outcome once known.
+/// What the driver publishes: the operation's info, and its outcome once known (boxed: most of
+/// an operation's life is spent without one, and a pending operation's record is what it keeps).
 #[derive(Clone, Debug)]
 pub(crate) struct Record {
     pub id: OperationId,
     pub info: OperationInfo,
-    pub outcome: Option<Outcome>,
+    pub outcome: Option<Box<Outcome>>,
 }
 
 impl Record {
@@ -339,7 +340,7 @@ impl Driver {
     async fn resolve(&mut self, outcome: Outcome, state: OperationState) {
         self.publish(|record| {
             if record.outcome.is_none() {
-                record.outcome = Some(outcome);
+                record.outcome = Some(Box::new(outcome));
                 record.info.set_state(state);
                 record.info.next_attempt_at = None;
                 record.info.closed_at = Some(Instant::now());
@@ -360,7 +361,7 @@ impl Driver {
     }
 
     async fn time_out(&mut self, kind: TimeoutKind) {
-        let last_failure = self.record.borrow().info.last_failure.clone().map(Box::new);
+        let last_failure = self.record.borrow().info.last_failure.clone();
         tracing::debug!(operation = %self.spec.operation, %kind, "operation timed out");
         self.resolve(
             Err(CallError::Timeout { kind, last_failure }),
@@ -402,8 +403,10 @@ impl Driver {
                     .cancellation
                     .as_ref()
                     .map_or_else(Instant::now, |c| c.requested_at);
-                record.info.cancellation =
-                    Some(CancellationInfo::new(requested_at, CancelState::Scheduled));
+                record.info.cancellation = Some(Box::new(CancellationInfo::new(
+                    requested_at,
+                    CancelState::Scheduled,
+                )));
             })
             .await;
         }

@@ -109,7 +109,7 @@ impl Driver {
                             c.next_attempt_at = None;
                         }
                         if record.outcome.is_none() {
-                            record.outcome = Some(Ok(output));
+                            record.outcome = Some(Box::new(Ok(output)));
                             record.info.set_state(OperationState::Succeeded);
                             record.info.next_attempt_at = None;
                             record.info.closed_at = Some(now);
@@ -169,7 +169,7 @@ impl Driver {
             self.publish(|record| {
                 record.info.set_state(OperationState::BackingOff);
                 record.info.next_attempt_at = Some(next);
-                record.info.last_failure = Some(error);
+                record.info.last_failure = Some(Box::new(error));
             })
             .await;
             wait = Some(next);
@@ -267,9 +267,10 @@ impl Driver {
     async fn mark_started(&mut self, target: usize, token: String, links: Vec<Link>) {
         let now = Instant::now();
         self.deadlines.started = Some(now);
-        // No start request follows: the driver's copy of the input is not needed any more (the
-        // store keeps the operation's).
+        // No start request follows: the driver's copies of the input and of the links sent with
+        // it are not needed any more (the store keeps the operation's).
         self.spec.input = Content::empty();
+        self.spec.links = Vec::new();
         tracing::debug!(operation = %self.spec.operation, %token, "operation started");
         spans::record(&self.spec.span, "nexus.token", &token);
         self.publish(|record| {

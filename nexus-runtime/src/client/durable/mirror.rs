@@ -32,7 +32,7 @@ pub(crate) fn apply(record: &Record, stored: &mut CallerRecord, start_to_close: 
     stored.state = info.state;
     stored.attempt = info.attempt;
     stored.next_attempt_at = info.next_attempt_at.map(clock::system_at);
-    stored.last_failure = info.last_failure.as_ref().map(CallError::to_failure);
+    stored.last_failure = info.last_failure.as_deref().map(CallError::to_failure);
     stored.target = info.target.map(|t| t.to_string());
     stored.token.clone_from(&info.token);
     stored.start_links.clone_from(&info.start_links);
@@ -55,7 +55,7 @@ pub(crate) fn apply(record: &Record, stored: &mut CallerRecord, start_to_close: 
     {
         stored.deadlines.start_to_close = started.checked_add(timeout);
     }
-    match &record.outcome {
+    match record.outcome.as_deref() {
         Some(Ok(content)) => {
             stored.result = Some(content.clone());
             stored.error = None;
@@ -116,7 +116,10 @@ pub(crate) fn record_of(stored: &CallerRecord) -> Record {
         blocked_reason: (stored.state == OperationState::Blocked)
             .then(|| BREAKER_OPEN_REASON.to_owned()),
         attempt: stored.attempt,
-        last_failure: stored.last_failure.as_ref().map(CallError::from_failure),
+        last_failure: stored
+            .last_failure
+            .as_ref()
+            .map(|f| Box::new(CallError::from_failure(f))),
         next_attempt_at: stored.next_attempt_at.map(instant_of),
         token: stored.token.clone(),
         target: stored.target.as_deref().and_then(|t| t.parse().ok()),
@@ -129,7 +132,7 @@ pub(crate) fn record_of(stored: &CallerRecord) -> Record {
             } else {
                 CancelState::Scheduled
             };
-            CancellationInfo::new(instant_of(at), state)
+            Box::new(CancellationInfo::new(instant_of(at), state))
         }),
         start_links: stored.start_links.clone(),
         completion_links: stored.completion_links.clone(),
@@ -137,7 +140,10 @@ pub(crate) fn record_of(stored: &CallerRecord) -> Record {
     Record {
         id: stored.id,
         info,
-        outcome: stored.state.is_terminal().then(|| outcome_of(stored)),
+        outcome: stored
+            .state
+            .is_terminal()
+            .then(|| Box::new(outcome_of(stored))),
     }
 }
 
@@ -191,8 +197,9 @@ mod tests {
         record.info.state = OperationState::BackingOff;
         record.info.attempt = 3;
         record.info.next_attempt_at = Some(Instant::now() + Duration::from_secs(4));
-        record.info.last_failure =
-            Some(CallError::Handler(crate::HandlerError::unavailable("down")));
+        record.info.last_failure = Some(Box::new(CallError::Handler(
+            crate::HandlerError::unavailable("down"),
+        )));
         apply(&record, &mut s, None);
         assert_eq!(s.state, store::OperationState::BackingOff);
         assert_eq!(s.attempt, 3);
@@ -248,7 +255,7 @@ mod tests {
         let mut s = stored();
         let mut record = record_of(&s);
         let error = CallError::Operation(OperationError::failed("no"));
-        record.outcome = Some(Err(error.clone()));
+        record.outcome = Some(Box::new(Err(error.clone())));
         record.info.state = OperationState::Failed;
         record.info.closed_at = Some(Instant::now());
         apply(&record, &mut s, None);

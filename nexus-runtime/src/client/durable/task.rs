@@ -172,9 +172,9 @@ pub(crate) async fn run_inline(
     let shared = local.record.receiver_count() > 0;
     local.record.send_if_modified(|record| {
         outcome = if shared {
-            record.outcome.clone()
+            record.outcome.as_deref().cloned()
         } else {
-            record.outcome.take()
+            record.outcome.take().map(|o| *o)
         };
         false
     });
@@ -197,16 +197,16 @@ impl Drop for Forget<'_> {
 /// nobody does).
 async fn follow_existing(client: &Client, existing: CallerRecord) -> Option<Outcome> {
     if existing.state.is_terminal() {
-        return mirror::record_of(&existing).outcome;
+        return mirror::record_of(&existing).outcome.map(|o| *o);
     }
     let mut record = match client.adopt(existing) {
         Ok((attached, _)) => attached.record,
         Err(e) => return Some(Err(e.into())),
     };
     if let Ok(shown) = record.wait_for(|r| r.outcome.is_some()).await {
-        return shown.outcome.clone();
+        return shown.outcome.as_deref().cloned();
     }
-    record.borrow().outcome.clone()
+    record.borrow().outcome.as_deref().cloned()
 }
 
 /// The error of an operation that could not be recorded: not started (nothing was sent), with the
@@ -300,7 +300,7 @@ fn show_error(local: &Local, error: impl Into<CallError>) {
     let error = error.into();
     local.record.send_modify(|record| {
         if record.outcome.is_none() {
-            record.outcome = Some(Err(error));
+            record.outcome = Some(Box::new(Err(error)));
             record.info.set_state(OperationState::Failed);
             record.info.closed_at = Some(tokio::time::Instant::now());
         }
