@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
+use super::packed_headers::PackedHeaders;
 use super::start::{AsyncOperation, OperationResult, OperationStart};
 use crate::error::OperationError;
 use crate::link::Link;
@@ -259,7 +260,7 @@ pub struct AsyncContext {
     pub(crate) operation: String,
     pub(crate) request_id: String,
     pub(crate) principal: Principal,
-    pub(crate) headers: Headers,
+    pub(crate) headers: PackedHeaders,
     pub(crate) deadline: Option<Instant>,
     pub(crate) cancel: CancellationToken,
     pub(crate) links: Arc<Mutex<Vec<Link>>>,
@@ -294,7 +295,7 @@ impl AsyncContext {
 
     /// The headers of the start request.
     pub fn headers(&self) -> &Headers {
-        &self.headers
+        self.headers.get()
     }
 
     /// When the whole operation must be done, if the caller said (`Operation-Timeout`).

@@ -3,6 +3,7 @@
 
 mod context;
 pub mod definition;
+mod packed_headers;
 mod scope;
 mod start;
 
@@ -11,6 +12,7 @@ pub use scope::CallScope;
 pub use start::{AsyncOperation, OperationResult, OperationStart};
 
 pub(crate) use context::ContextParts;
+pub(crate) use packed_headers::PackedHeaders;
 
 use schemars::JsonSchema;
 use serde::Serialize;

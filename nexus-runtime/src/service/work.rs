@@ -18,7 +18,7 @@ use crate::codec::{Content, PayloadCodec};
 use crate::completion::{Callback, Completion};
 use crate::error::{HandlerError, OperationError};
 use crate::observe::{self, TraceContext, spans};
-use crate::operation::{AsyncContext, AsyncOperation, CallScope, Headers};
+use crate::operation::{AsyncContext, AsyncOperation, CallScope, Headers, PackedHeaders};
 use crate::security::Principal;
 use crate::store::CompleteAsync;
 
@@ -122,7 +122,7 @@ pub(crate) fn spawn(dispatcher: &Dispatcher, op: AsyncOperation<Content>, launch
         operation: launch.operation.clone(),
         request_id: launch.request_id,
         principal: launch.principal,
-        headers: launch.headers,
+        headers: PackedHeaders::new(&launch.headers),
         deadline: launch.deadline,
         cancel: launch.cancel.clone(),
         links: links.clone(),
