@@ -1,6 +1,7 @@
 //! The queue's concurrent paths under every interleaving: senders racing each other and the
-//! receiver, the last sender leaving while the receiver waits, a weak sender upgrading while the
-//! last sender leaves, and the receiver leaving while a send is under way.
+//! receiver, a send waking a waiting receiver, the last sender leaving while the receiver waits,
+//! a weak sender upgrading while the last sender leaves, and the receiver leaving while a send is
+//! under way.
 
 use loom::future::block_on;
 use loom::thread;
@@ -35,6 +36,20 @@ fn concurrent_senders_deliver_everything_then_the_end() {
         b.join().expect("sender b");
         got.sort_unstable();
         assert_eq!(got, vec![1, 2]);
+    });
+}
+
+#[test]
+fn a_send_wakes_a_waiting_receiver() {
+    loom::model(|| {
+        let (tx, mut rx) = channel();
+        let sender = thread::spawn(move || {
+            assert!(tx.send(1).is_ok());
+            // Kept until the receiver has the item: the send alone must wake it.
+            tx
+        });
+        assert_eq!(block_on(rx.recv()), Some(1));
+        drop(sender.join().expect("sender"));
     });
 }
 

@@ -1,37 +1,51 @@
 //! The light queues into an operation's task: commands from its handles (cancel requests, and the
 //! news that every handle is gone), and wakes from the inbox and the caretaker.
 //!
-//! A queue behind a lock with one `Notify`, rather than a tokio mpsc channel: the channel's
-//! cache-padded state and first block of 32 slots took about 800 bytes per operation, for a queue
-//! that rarely holds anything. Senders are counted, so the receiver learns when the last one is
-//! gone; a [`WeakSender`] (the registry's, for operations that end with their handles) does not
-//! count, and makes a sender only while one exists.
+//! A queue behind a lock that also holds the receiver's waker, rather than a tokio mpsc channel:
+//! the channel's cache-padded state and first block of 32 slots took about 800 bytes per
+//! operation, for a queue that rarely holds anything. Receiving is a poll ([`Receiver::poll_recv`])
+//! that keeps nothing in the waiting future, so a task that waits on several queues at once holds
+//! no per-queue waiter state (a tokio `Notify` waiter is 64 bytes). Senders are counted, so the
+//! receiver learns when the last one is gone; a [`WeakSender`] (the registry's, for operations
+//! that end with their handles) does not count, and makes a sender only while one exists.
 //!
 //! Its concurrent paths are model-checked with loom by the `nexus-loom-tests` crate (`loom/`),
 //! which compiles this file with `--cfg loom` against loom's primitives.
 
 use std::collections::VecDeque;
+use std::task::{Context, Poll, Waker};
 
 #[cfg(loom)]
-use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, MutexGuard, Notify, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, MutexGuard, Ordering};
 #[cfg(not(loom))]
 use std::sync::{
     Arc, Mutex, MutexGuard,
     atomic::{AtomicBool, AtomicUsize, Ordering},
 };
-#[cfg(not(loom))]
-use tokio::sync::Notify;
 
 struct Queue<T> {
-    items: Mutex<VecDeque<T>>,
-    notify: Notify,
+    state: Mutex<State<T>>,
     senders: AtomicUsize,
     receiver_gone: AtomicBool,
 }
 
+struct State<T> {
+    items: VecDeque<T>,
+    /// The receiver's task while it waits.
+    waiting: Option<Waker>,
+}
+
 impl<T> Queue<T> {
-    fn lock(&self) -> MutexGuard<'_, VecDeque<T>> {
-        self.items.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes the receiver if it waits. Taken under the lock, woken after it.
+    fn wake_receiver(&self) {
+        let waiting = self.lock().waiting.take();
+        if let Some(waker) = waiting {
+            waker.wake();
+        }
     }
 }
 
@@ -54,8 +68,10 @@ pub(crate) struct Receiver<T> {
 /// A new queue.
 pub(crate) fn channel<T>() -> (Sender<T>, Receiver<T>) {
     let queue = Arc::new(Queue {
-        items: Mutex::new(VecDeque::new()),
-        notify: Notify::new(),
+        state: Mutex::new(State {
+            items: VecDeque::new(),
+            waiting: None,
+        }),
         senders: AtomicUsize::new(1),
         receiver_gone: AtomicBool::new(false),
     });
@@ -77,13 +93,16 @@ impl<T> Sender<T> {
 
     /// Queues `item`; gives it back if the receiver is gone.
     pub fn send(&self, item: T) -> Result<(), T> {
-        let mut items = self.queue.lock();
+        let mut state = self.queue.lock();
         if self.queue.receiver_gone.load(Ordering::Acquire) {
             return Err(item);
         }
-        items.push_back(item);
-        drop(items);
-        self.queue.notify.notify_one();
+        state.items.push_back(item);
+        let waiting = state.waiting.take();
+        drop(state);
+        if let Some(waker) = waiting {
+            waker.wake();
+        }
         Ok(())
     }
 
@@ -106,8 +125,10 @@ impl<T> Clone for Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
+        // The count drops before the lock is taken: a receiver that registers its waker under
+        // the lock before that is woken here; one that looks after it sees no sender left.
         if self.queue.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.queue.notify.notify_one();
+            self.queue.wake_receiver();
         }
     }
 }
@@ -148,26 +169,31 @@ impl<T> WeakSender<T> {
 impl<T> Receiver<T> {
     /// Whether [`recv`](Self::recv) would wait now: nothing is queued and a sender is left.
     pub fn would_wait(&self) -> bool {
-        let items = self.queue.lock();
-        items.is_empty() && self.queue.senders.load(Ordering::Acquire) != 0
+        let state = self.queue.lock();
+        state.items.is_empty() && self.queue.senders.load(Ordering::Acquire) != 0
+    }
+
+    /// The next item, `Ready(None)` once every sender is gone and nothing is left; `Pending`
+    /// (with the task's waker kept, to be woken by the next send or the last sender's exit)
+    /// otherwise.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let mut state = self.queue.lock();
+        if let Some(item) = state.items.pop_front() {
+            return Poll::Ready(Some(item));
+        }
+        if self.queue.senders.load(Ordering::Acquire) == 0 {
+            return Poll::Ready(None);
+        }
+        match &mut state.waiting {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            waiting => *waiting = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 
     /// The next item; `None` once every sender is gone and nothing is left.
     pub async fn recv(&mut self) -> Option<T> {
-        loop {
-            {
-                let mut items = self.queue.lock();
-                if let Some(item) = items.pop_front() {
-                    return Some(item);
-                }
-                if self.queue.senders.load(Ordering::Acquire) == 0 {
-                    return None;
-                }
-            }
-            // `notify_one` leaves a permit when nobody waits, so an item queued between the check
-            // above and this wait is not missed.
-            self.queue.notify.notified().await;
-        }
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 }
 
@@ -177,9 +203,10 @@ impl<T> Drop for Receiver<T> {
         // here: a cancel request's reply channel then tells its handle the task ended) or sees
         // the flag. The items are dropped after the lock is released (their drops may run code).
         let items = {
-            let mut guard = self.queue.lock();
+            let mut state = self.queue.lock();
             self.queue.receiver_gone.store(true, Ordering::Release);
-            std::mem::take(&mut *guard)
+            state.waiting = None;
+            std::mem::take(&mut state.items)
         };
         drop(items);
     }

@@ -518,8 +518,10 @@ impl Driver {
                 biased;
                 kind = timeout => Raw::Timeout(kind),
                 () = scope => Raw::Scope,
-                command = self.commands.recv(), if self.commands_open => Raw::Command(command),
-                wake = self.wakes.recv(), if self.wakes_open => Raw::Wake(wake),
+                command = std::future::poll_fn(|cx| self.commands.poll_recv(cx)),
+                    if self.commands_open => Raw::Command(command),
+                wake = std::future::poll_fn(|cx| self.wakes.poll_recv(cx)),
+                    if self.wakes_open => Raw::Wake(wake),
                 out = future.as_mut() => Raw::Done(out),
                 () = poll => Raw::Poll,
             };

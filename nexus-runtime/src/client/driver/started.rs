@@ -2,6 +2,7 @@
 //! cancellation according to its cancellation type.
 
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 
 use super::cancel::CancelLoop;
@@ -33,58 +34,75 @@ impl Driver {
                     self.race(idle.as_mut()).await
                 }
             };
-            match step {
-                Step::Done(result) => {
-                    cancel = None;
-                    Box::pin(self.cancel_finished(result)).await;
-                    if self.is_resolved() {
-                        return;
+            // Handled by a future of its own: a step (and the error it may carry) kept across
+            // the awaits that handle it would take room in this wait's future, which is most of
+            // a pending operation's task.
+            let handle = Box::pin(self.on_step(step, &mut cancel, target));
+            if handle.await.is_break() {
+                return;
+            }
+        }
+    }
+
+    /// Carries out what the wait returned; `Break` once the started phase is over.
+    async fn on_step(
+        &mut self,
+        step: Step<Result<(), CallError>>,
+        cancel: &mut Option<CancelFuture>,
+        target: usize,
+    ) -> ControlFlow<()> {
+        match step {
+            Step::Done(result) => {
+                *cancel = None;
+                self.cancel_finished(result).await;
+                if self.is_resolved() {
+                    return ControlFlow::Break(());
+                }
+                if !self.commands_open {
+                    // Nobody waits for the completion any more.
+                    self.abandon().await;
+                    return ControlFlow::Break(());
+                }
+            }
+            Step::Event(Event::Timeout(kind)) => {
+                self.time_out(kind).await;
+                return ControlFlow::Break(());
+            }
+            Step::Event(Event::Completion(stored)) => {
+                self.complete(*stored);
+                return ControlFlow::Break(());
+            }
+            Step::Event(Event::Halted) => return ControlFlow::Break(()),
+            Step::Event(Event::Abandoned) => {
+                if cancel.is_none() {
+                    self.abandon().await;
+                    return ControlFlow::Break(());
+                }
+            }
+            Step::Event(Event::Cancel(waiter)) => {
+                let first = !self.cancel_requested;
+                self.note_cancel_request(waiter).await;
+                let acknowledged = self
+                    .record
+                    .borrow()
+                    .info
+                    .cancellation
+                    .as_ref()
+                    .is_some_and(|c| c.state == CancelState::Succeeded);
+                if acknowledged {
+                    // Already requested and acknowledged (WaitCompleted): nothing more to do.
+                    for waiter in self.cancel_waiters.drain(..) {
+                        let _ = waiter.send(Ok(()));
                     }
-                    if !self.commands_open {
-                        // Nobody waits for the completion any more.
-                        Box::pin(self.abandon()).await;
-                        return;
-                    }
-                }
-                Step::Event(Event::Timeout(kind)) => {
-                    Box::pin(self.time_out(kind)).await;
-                    return;
-                }
-                Step::Event(Event::Completion(stored)) => {
-                    self.complete(*stored);
-                    return;
-                }
-                Step::Event(Event::Halted) => return,
-                Step::Event(Event::Abandoned) => {
+                } else if first || cancel.is_none() {
+                    *cancel = Box::pin(self.begin_cancel(target)).await;
                     if cancel.is_none() {
-                        Box::pin(self.abandon()).await;
-                        return;
-                    }
-                }
-                Step::Event(Event::Cancel(waiter)) => {
-                    let first = !self.cancel_requested;
-                    Box::pin(self.note_cancel_request(waiter)).await;
-                    let acknowledged = self
-                        .record
-                        .borrow()
-                        .info
-                        .cancellation
-                        .as_ref()
-                        .is_some_and(|c| c.state == CancelState::Succeeded);
-                    if acknowledged {
-                        // Already requested and acknowledged (WaitCompleted): nothing more to do.
-                        for waiter in self.cancel_waiters.drain(..) {
-                            let _ = waiter.send(Ok(()));
-                        }
-                    } else if first || cancel.is_none() {
-                        cancel = Box::pin(self.begin_cancel(target)).await;
-                        if cancel.is_none() {
-                            return;
-                        }
+                        return ControlFlow::Break(());
                     }
                 }
             }
         }
+        ControlFlow::Continue(())
     }
 
     /// Starts carrying out a cancellation of the started operation; `None` when it ended the

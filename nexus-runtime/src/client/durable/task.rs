@@ -61,69 +61,78 @@ const INSERT_TRIES: u32 = 5;
 /// The task lives as long as the operation, mostly inside `Driver::run`: that is the one place
 /// the driver runs (a second call site would double its share of the task), and the rare paths
 /// (an operation recorded already, another replica driving it) are boxed.
-pub(crate) async fn run(client: Client, mut local: Local, mut begin: Begin) {
-    let id = local.id;
-    loop {
-        let driver = match begin {
-            Begin::New(new) => match insert(&client, &new.record).await {
-                Ok(InsertOutcome::Inserted) => new.into_driver(&client, local),
-                Ok(InsertOutcome::Exists(existing)) => {
-                    tracing::debug!(
-                        request_id = %existing.request_id,
-                        operation_id = %existing.id,
-                        "request id already recorded: following that operation"
-                    );
-                    Box::pin(forward(&client, local, *existing)).await;
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(operation_id = %id, error = %e, "cannot record the operation");
-                    show_error(&local, insert_error(&e));
-                    break;
-                }
-            },
-            Begin::Resume(record) => match current(&client, record).await {
-                record if record.state.is_terminal() => {
-                    show(&local, &record);
-                    break;
-                }
-                record => match resume_parts(&client, &record) {
-                    Ok((endpoint, spec, deadlines)) => {
-                        show(&local, &record);
-                        Driver::new(
-                            client.clone(),
-                            endpoint,
-                            spec,
-                            deadlines,
-                            *record,
-                            local,
-                            None,
-                        )
+#[allow(clippy::manual_async_fn)] // See the comment in the body.
+pub(crate) fn run(
+    client: Client,
+    mut local: Local,
+    mut begin: Begin,
+) -> impl std::future::Future<Output = ()> + Send {
+    // An async block rather than an async fn: an async fn's future keeps its arguments twice
+    // (as they came, and as the locals they are moved into), for the whole life of the task.
+    async move {
+        let id = local.id;
+        loop {
+            let driver = match begin {
+                Begin::New(new) => match insert(&client, &new.record).await {
+                    Ok(InsertOutcome::Inserted) => new.into_driver(&client, local),
+                    Ok(InsertOutcome::Exists(existing)) => {
+                        tracing::debug!(
+                            request_id = %existing.request_id,
+                            operation_id = %existing.id,
+                            "request id already recorded: following that operation"
+                        );
+                        Box::pin(forward(&client, local, *existing)).await;
+                        break;
                     }
                     Err(e) => {
-                        tracing::error!(operation_id = %id, error = %e, "cannot resume the operation");
-                        show_error(&local, CallError::Invalid(e.to_string()));
+                        tracing::warn!(operation_id = %id, error = %e, "cannot record the operation");
+                        show_error(&local, insert_error(&e));
                         break;
                     }
                 },
-            },
-            Begin::Follow => match Box::pin(follow(&client, &mut local)).await {
-                Some(record) => {
-                    begin = Begin::Resume(record);
-                    continue;
-                }
-                None => break,
-            },
-        };
-        let (back, end) = Box::new(driver).run().await;
-        local = back;
-        if end == DriverEnd::TakenOver {
-            begin = Begin::Follow;
-        } else {
-            break;
+                Begin::Resume(record) => match current(&client, record).await {
+                    record if record.state.is_terminal() => {
+                        show(&local, &record);
+                        break;
+                    }
+                    record => match resume_parts(&client, &record) {
+                        Ok((endpoint, spec, deadlines)) => {
+                            show(&local, &record);
+                            Driver::new(
+                                client.clone(),
+                                endpoint,
+                                spec,
+                                deadlines,
+                                *record,
+                                local,
+                                None,
+                            )
+                        }
+                        Err(e) => {
+                            tracing::error!(operation_id = %id, error = %e, "cannot resume the operation");
+                            show_error(&local, CallError::Invalid(e.to_string()));
+                            break;
+                        }
+                    },
+                },
+                Begin::Follow => match Box::pin(follow(&client, &mut local)).await {
+                    Some(record) => {
+                        begin = Begin::Resume(record);
+                        continue;
+                    }
+                    None => break,
+                },
+            };
+            let (back, end) = Box::new(driver).run().await;
+            local = back;
+            if end == DriverEnd::TakenOver {
+                begin = Begin::Follow;
+            } else {
+                break;
+            }
         }
+        client.registry().remove(id);
     }
-    client.registry().remove(id);
 }
 
 /// Runs a new operation on the calling task (an awaited call of a client that keeps nothing,
