@@ -28,7 +28,9 @@ impl CallScope {
     }
 
     /// Runs `future` inside this scope.
-    pub async fn run<F: Future>(self, future: F) -> F::Output {
-        CURRENT.scope(self, future).await
+    // Not an async fn: its future would hold the scope and `future` twice (as arguments, and
+    // inside the task-local scope), for as long as an async operation's work runs.
+    pub fn run<F: Future>(self, future: F) -> impl Future<Output = F::Output> {
+        CURRENT.scope(self, future)
     }
 }

@@ -137,8 +137,10 @@ pub(crate) fn spawn(dispatcher: &Dispatcher, op: AsyncOperation<Content>, launch
     let stop = dispatcher.inner.durable.as_ref().map(|d| d.stop.clone());
     let (token, operation) = (launch.token, launch.operation);
     let (callback, start_time) = (launch.callback, launch.start_time);
+    // Made here and moved into the task, rather than made from the trace, scope and work the
+    // task would capture: the task would then keep those twice for the operation's whole life.
+    let run = AssertUnwindSafe(observe::scope(trace, scope.run(work))).catch_unwind();
     let task = async move {
-        let run = AssertUnwindSafe(observe::scope(trace, scope.run(work))).catch_unwind();
         let outcome = match stop {
             // A stopped dispatcher drops its work without completing it: the store keeps the
             // operation running, for the next dispatcher to resume or fail.
