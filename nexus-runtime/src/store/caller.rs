@@ -81,8 +81,9 @@ pub struct CallerRecord {
     pub attempt: u32,
     /// When the next attempt goes out (backing off or blocked).
     pub next_attempt_at: Option<SystemTime>,
-    /// The last failed attempt's error.
-    pub last_failure: Option<Failure>,
+    /// The last failed attempt's error. Boxed, as [`error`](Self::error) is: most records have
+    /// neither, and a client keeps a copy of the record of every operation it runs.
+    pub last_failure: Option<Box<Failure>>,
     /// The endpoint target that started it (a URL or a name; opaque to the store), so cancel
     /// requests go to the same place after a restart.
     pub target: Option<String>,
@@ -93,7 +94,7 @@ pub struct CallerRecord {
     /// The result, once succeeded.
     pub result: Option<Content>,
     /// Why it ended unsuccessfully (failed, canceled, timed out), as a Failure.
-    pub error: Option<Failure>,
+    pub error: Option<Box<Failure>>,
     /// Links the handler sent with the completion.
     pub completion_links: Vec<Link>,
     /// When the caller asked to cancel it, if it did.
@@ -124,7 +125,11 @@ impl CallerRecord {
         }
         self.state = completion.final_state();
         self.result = completion.outcome.as_ref().ok().cloned();
-        self.error = completion.outcome.as_ref().err().map(|e| e.to_failure());
+        self.error = completion
+            .outcome
+            .as_ref()
+            .err()
+            .map(|e| Box::new(e.to_failure()));
         self.completion_links = completion.links.clone();
         self.closed_at = Some(now);
         self.next_attempt_at = None;
@@ -150,7 +155,7 @@ impl CallerRecord {
         }
         match &completion.outcome {
             Ok(result) => self.result.as_ref().map(|r| &r.data) == Some(&result.data),
-            Err(error) => self.error.as_ref() == Some(&error.to_failure()),
+            Err(error) => self.error.as_deref() == Some(&error.to_failure()),
         }
     }
 

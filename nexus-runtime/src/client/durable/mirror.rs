@@ -32,7 +32,10 @@ pub(crate) fn apply(record: &Record, stored: &mut CallerRecord, start_to_close: 
     stored.state = info.state;
     stored.attempt = info.attempt;
     stored.next_attempt_at = info.next_attempt_at.map(clock::system_at);
-    stored.last_failure = info.last_failure.as_deref().map(CallError::to_failure);
+    stored.last_failure = info
+        .last_failure
+        .as_deref()
+        .map(|e| Box::new(e.to_failure()));
     stored.target = info.target.map(|t| t.to_string());
     stored.token.clone_from(&info.token);
     stored.start_links.clone_from(&info.start_links);
@@ -62,7 +65,7 @@ pub(crate) fn apply(record: &Record, stored: &mut CallerRecord, start_to_close: 
         }
         Some(Err(error)) => {
             stored.result = None;
-            stored.error = Some(error.to_failure());
+            stored.error = Some(Box::new(error.to_failure()));
         }
         None => {}
     }

@@ -86,9 +86,9 @@ fn opt_content(
     }
 }
 
-fn opt_failure(row: &impl RowExt, column: &str) -> Result<Option<Failure>, StoreError> {
+fn opt_failure(row: &impl RowExt, column: &str) -> Result<Option<Box<Failure>>, StoreError> {
     row.opt_text(column)?
-        .map(|text| from_json(&text, column))
+        .map(|text| from_json(&text, column).map(Box::new))
         .transpose()
 }
 
@@ -181,7 +181,7 @@ pub(crate) fn start_answer_from_row(row: &impl RowExt) -> Result<Option<StartAns
             links: links()?,
         },
         "failed" => StartAnswer::Failed(
-            opt_failure(row, "failure")?
+            *opt_failure(row, "failure")?
                 .ok_or_else(|| StoreError::corrupt("a failed answer without its failure"))?,
         ),
         other => {

@@ -36,12 +36,12 @@ pub async fn round_trip_of_every_field<H: Harness>(h: &H) {
     r.version = 7;
     r.attempt = 3;
     r.next_attempt_at = Some(at(5) + Duration::from_nanos(999));
-    r.last_failure = Some(failure());
+    r.last_failure = Some(Box::new(failure()));
     r.target = Some("https://fraud-2.internal:8443".into());
     r.token = Some("tok-é-1".into());
     r.start_links = links();
     r.result = Some(Content::empty());
-    r.error = Some(handler_failure());
+    r.error = Some(Box::new(handler_failure()));
     r.completion_links = links().into_iter().rev().collect();
     r.cancel_requested_at = Some(at(6));
     r.started_at = Some(at(2));
@@ -117,7 +117,7 @@ pub async fn update_is_compare_and_set<H: Harness>(h: &H) {
     r.state = OperationState::BackingOff;
     r.attempt = 1;
     r.next_attempt_at = Some(at(1));
-    r.last_failure = Some(failure());
+    r.last_failure = Some(Box::new(failure()));
     assert!(store.update(&mut r).await.unwrap());
     assert_eq!(r.version, 1);
     assert_eq!(r.lease, Some(Lease::new("owner-a", at(30))), "kept");
@@ -315,7 +315,7 @@ pub async fn completion_after_start_and_token_mismatch<H: Harness>(h: &H) {
         );
         assert_eq!(done.result, None);
         let sent = completion.outcome.as_ref().unwrap_err();
-        assert_eq!(done.error, Some(sent.to_failure()));
+        assert_eq!(done.error.as_deref(), Some(&sent.to_failure()));
         let back = nexus_runtime::OperationError::from_failure(done.error.as_ref().unwrap());
         assert_eq!(back.as_ref(), Some(sent));
     }
@@ -366,7 +366,9 @@ pub async fn completion_and_timeout_never_overwrite_each_other<H: Harness>(h: &H
     store.insert(&timed_out).await.unwrap();
     timed_out.state = OperationState::TimedOut;
     timed_out.closed_at = Some(at(30));
-    timed_out.error = Some(nexus_runtime::Failure::new("schedule-to-close timeout"));
+    timed_out.error = Some(Box::new(nexus_runtime::Failure::new(
+        "schedule-to-close timeout",
+    )));
     assert!(store.update(&mut timed_out).await.unwrap());
     assert_eq!(
         store

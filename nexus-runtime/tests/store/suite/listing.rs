@@ -38,7 +38,7 @@ pub async fn list_caller_operations_with_filters_and_paging<H: Harness>(h: &H) {
     let mut backing_off = store.get(op_id(2)).await.unwrap().unwrap();
     backing_off.state = OperationState::BackingOff;
     backing_off.attempt = 2;
-    backing_off.last_failure = Some(handler_failure());
+    backing_off.last_failure = Some(Box::new(handler_failure()));
     backing_off.next_attempt_at = Some(at(100));
     assert!(store.update(&mut backing_off).await.unwrap());
     let mut done = store.get(op_id(3)).await.unwrap().unwrap();
@@ -65,7 +65,7 @@ pub async fn list_caller_operations_with_filters_and_paging<H: Harness>(h: &H) {
     let page = store.list_operations(&pending).await.unwrap();
     assert_eq!(ids(&page), [op_id(1), op_id(2), op_id(4), op_id(5)]);
     assert_eq!(page[1].attempt, 2);
-    assert_eq!(page[1].last_failure, Some(handler_failure()));
+    assert_eq!(page[1].last_failure.as_deref(), Some(&handler_failure()));
 
     // Pages of two, each after the last one's cursor (through its text form).
     let mut seen = Vec::new();
