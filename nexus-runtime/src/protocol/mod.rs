@@ -26,6 +26,8 @@ pub use content::{
 pub use duration::{DurationError, MAX_TIMEOUT, format_duration, parse_duration};
 pub use failure::{ErrorResponse, FailureFormat, handler_error_response, start_error_response};
 pub use link::{LinkError, add_links_to_headers, decode_link, encode_link, links_from_headers};
+#[cfg(feature = "http")]
+pub(crate) use path::RouteShape;
 pub use path::{Route, cancel_path, escape_segment, parse_route, query_param, start_path};
 pub use response::{
     OperationInfo, error_from_response, parse_cancel_response, parse_start_response,

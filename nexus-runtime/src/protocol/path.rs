@@ -70,52 +70,68 @@ pub enum Route {
 /// );
 /// ```
 pub fn parse_route(path: &str) -> Result<Route, HandlerError> {
-    let not_found = || {
-        HandlerError::not_found(format!(
+    let Some(shape) = RouteShape::of(path) else {
+        return Err(HandlerError::not_found(format!(
             "no Nexus route at `{path}`: expected `/{{service}}/{{operation}}` to start an \
              operation or `/{{service}}/{{operation}}/cancel` to cancel one"
-        ))
+        )));
     };
-    // At most five segments matter (a fifth means no route); no Vec needed.
-    let mut segments = path.strip_prefix('/').unwrap_or(path).split('/');
-    let mut parts: [Option<&str>; 5] = [None; 5];
-    for part in &mut parts {
-        *part = segments.next();
-    }
-    let (service, operation, token, is_start) = match parts {
-        [Some(service), Some(operation), None, ..] => (service, operation, None, true),
-        [Some(service), Some(operation), Some("cancel"), None, _] => {
-            (service, operation, None, false)
-        }
-        [
-            Some(service),
-            Some(operation),
-            Some(token),
-            Some("cancel"),
-            None,
-        ] => (service, operation, Some(token), false),
-        _ => return Err(not_found()),
-    };
-    let service = unescape(service)?;
-    let operation = unescape(operation)?;
-    if service.is_empty() || operation.is_empty() {
-        return Err(not_found());
-    }
-    Ok(if is_start {
-        Route::Start { service, operation }
-    } else {
-        let token = token.map(unescape).transpose()?;
-        if token.as_deref() == Some("") {
-            return Err(HandlerError::bad_request(
-                "the operation token in the cancel path is empty",
-            ));
-        }
-        Route::Cancel {
+    let service = unescape(shape.service)?;
+    let operation = unescape(shape.operation)?;
+    Ok(match shape.cancel {
+        None => Route::Start { service, operation },
+        Some(token) => Route::Cancel {
             service,
             operation,
-            token,
-        }
+            token: token.map(unescape).transpose()?,
+        },
     })
+}
+
+/// The segments of a path with the shape of a Nexus route, still escaped: the shape the routes of
+/// a handler's router match (each segment one path segment, none empty).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct RouteShape<'a> {
+    pub service: &'a str,
+    pub operation: &'a str,
+    /// `None` for a start; for a cancel, the token segment of the deprecated form, if any.
+    pub cancel: Option<Option<&'a str>>,
+}
+
+impl<'a> RouteShape<'a> {
+    /// The route `path` has the shape of: `/{service}/{operation}`, `/{service}/{operation}/cancel`
+    /// or `/{service}/{operation}/{token}/cancel`; `None` for any other path.
+    pub fn of(path: &'a str) -> Option<Self> {
+        let rest = path.strip_prefix('/')?;
+        // At most five segments matter (a fifth means no route); no Vec needed.
+        let mut segments = rest.split('/');
+        let mut parts: [Option<&str>; 5] = [None; 5];
+        for part in &mut parts {
+            *part = segments.next();
+            if *part == Some("") {
+                return None;
+            }
+        }
+        let (service, operation, cancel) = match parts {
+            [Some(service), Some(operation), None, ..] => (service, operation, None),
+            [Some(service), Some(operation), Some("cancel"), None, _] => {
+                (service, operation, Some(None))
+            }
+            [
+                Some(service),
+                Some(operation),
+                Some(token),
+                Some("cancel"),
+                None,
+            ] => (service, operation, Some(Some(token))),
+            _ => return None,
+        };
+        Some(Self {
+            service,
+            operation,
+            cancel,
+        })
+    }
 }
 
 fn unescape(segment: &str) -> Result<String, HandlerError> {
@@ -212,9 +228,10 @@ mod tests {
             let err = parse_route(path).unwrap_err();
             assert_eq!(err.error_type, HandlerErrorType::BadRequest, "{path}");
         }
+        // An empty token segment matches no route, as in the handler's router.
         assert_eq!(
             parse_route("/s/o//cancel").unwrap_err().error_type,
-            HandlerErrorType::BadRequest
+            HandlerErrorType::NotFound
         );
     }
 

@@ -15,7 +15,7 @@ use axum::response::Response;
 use super::{HandlerServer, Inner};
 use crate::error::HandlerError;
 use crate::http::wire;
-use crate::protocol::FailureFormat;
+use crate::protocol::{FailureFormat, RouteShape};
 
 /// The standalone server's router: the Nexus paths and, when configured, the definitions route.
 pub(super) fn router(server: &HandlerServer) -> Router {
@@ -48,33 +48,15 @@ fn not_found(request: &Request) -> Response {
     )
 }
 
-/// Whether one of [`HandlerServer::router`]'s routes matches `path`. Without a prefix:
-/// `/{service}/{operation}`, `/{service}/{operation}/cancel` and
-/// `/{service}/{operation}/{token}/cancel` (each parameter one segment, not empty); with one,
-/// the prefix and every path under it.
+/// Whether one of [`HandlerServer::router`]'s routes matches `path`. Without a prefix: a path
+/// with the shape of a Nexus route ([`RouteShape`], which the request's route is then parsed
+/// from); with one, the prefix and every path under it.
 fn routed(prefix: &str, path: &str) -> bool {
-    if !prefix.is_empty() {
-        return path
-            .strip_prefix(prefix)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    if prefix.is_empty() {
+        return RouteShape::of(path).is_some();
     }
-    let Some(rest) = path.strip_prefix('/') else {
-        return false;
-    };
-    let mut segments = [""; 5];
-    let mut count = 0;
-    for segment in rest.split('/') {
-        if count == segments.len() || segment.is_empty() {
-            return false;
-        }
-        segments[count] = segment;
-        count += 1;
-    }
-    match count {
-        2 => true,
-        3 | 4 => segments[count - 1] == "cancel",
-        _ => false,
-    }
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 #[cfg(test)]

@@ -4,8 +4,9 @@
 //! Without a flusher (`sync.rs`) the open transaction commits as soon as the queue is empty, and
 //! the commit itself flushes (`synchronous = FULL`) or not (`NORMAL`). With one, the commit also
 //! waits until the flusher has finished flushing the previous one: meanwhile the writes that
-//! arrive run in the open transaction (a claim is answered as soon as it ran), and the next
-//! commit takes them all. The disk's pace sets the size of the batches, as it does with `FULL`,
+//! arrive run in the open transaction (only a result marked early, such as a start refused
+//! because its request id is in flight, is answered as soon as it ran), and the next commit takes
+//! them all. The disk's pace sets the size of the batches, as it does with `FULL`,
 //! but the writer never waits for the disk with writes queued.
 
 use std::collections::VecDeque;
