@@ -153,10 +153,15 @@ impl<T> Sender<T> {
         old
     }
 
-    /// A receiver that has seen the current value.
+    /// A receiver that has seen the current value. It is counted under the lock, so that a
+    /// sender that decides under the lock whether to show a change (see
+    /// [`send_if_modified`](Self::send_if_modified) and [`receiver_count`](Self::receiver_count))
+    /// either counts it or changed the value before it subscribed.
     pub fn subscribe(&self) -> Receiver<T> {
-        let seen = self.shared.lock().version;
+        let state = self.shared.lock();
         self.shared.receivers.fetch_add(1, Ordering::Relaxed);
+        let seen = state.version;
+        drop(state);
         Receiver {
             shared: self.shared.clone(),
             seen,

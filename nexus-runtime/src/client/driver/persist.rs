@@ -33,9 +33,9 @@ impl Driver {
     /// nothing changes any more.
     ///
     /// With no handle subscribed (an awaited call has none) the new record is stored without
-    /// waking anyone, which spares the watch channel's notifier locks. The count is read under
-    /// the channel's write lock: a handle subscribing at the same moment either counts already,
-    /// or reads the record after this write.
+    /// showing a change or waking anyone. The count is read under the record cell's lock: a
+    /// handle subscribing at the same moment either counts already, or reads the record after
+    /// this write.
     pub(super) async fn publish(&mut self, change: impl FnOnce(&mut Record)) {
         if self.halt.is_some() {
             return;
