@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use futures::FutureExt as _;
+use futures::future::Either;
 use tokio::time::Instant;
+use tokio_util::future::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
@@ -137,19 +139,21 @@ pub(crate) fn spawn(dispatcher: &Dispatcher, op: AsyncOperation<Content>, launch
     let stop = dispatcher.inner.durable.as_ref().map(|d| d.stop.clone());
     let (token, operation) = (launch.token, launch.operation);
     let (callback, start_time) = (launch.callback, launch.start_time);
-    // Made here and moved into the task, rather than made from the trace, scope and work the
-    // task would capture: the task would then keep those twice for the operation's whole life.
+    // The task is the work's future, then the future that completes it: as a chain of
+    // combinators the first is never moved (an async block would keep it twice, as its capture
+    // and as the future it awaits), and the second takes its room once the first is done. Most of
+    // an operation's life is the first.
     let run = AssertUnwindSafe(observe::scope(trace, scope.run(work))).catch_unwind();
-    let task = async move {
-        let outcome = match stop {
-            // A stopped dispatcher drops its work without completing it: the store keeps the
-            // operation running, for the next dispatcher to resume or fail.
-            Some(stop) => tokio::select! {
-                biased;
-                _ = stop.cancelled() => return,
-                outcome = run => outcome,
-            },
-            None => run.await,
+    // A stopped dispatcher drops its work without completing it: the store keeps the operation
+    // running, for the next dispatcher to resume or fail. (Work that ends as the stop comes is
+    // completed.)
+    let run = match stop {
+        Some(stop) => Either::Left(run.with_cancellation_token_owned(stop)),
+        None => Either::Right(run.map(Some)),
+    };
+    let task = run.then(move |outcome| async move {
+        let Some(outcome) = outcome else {
+            return;
         };
         let mut outcome = outcome.unwrap_or_else(|panic| {
             Err(OperationError::failed(format!(
@@ -181,7 +185,7 @@ pub(crate) fn spawn(dispatcher: &Dispatcher, op: AsyncOperation<Content>, launch
         // at the end, and would otherwise enlarge the task of every running operation for
         // its whole life.
         Box::pin(finish(&dispatcher, callback, completion)).await;
-    };
+    });
     tokio::spawn(task.instrument(span));
 }
 
