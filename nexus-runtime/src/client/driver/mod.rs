@@ -237,9 +237,10 @@ impl Driver {
     /// Runs the operation from its stored state to its end, as a task of its own; gives back
     /// the task's channels. (The driver is boxed: a future that took it by value would hold it
     /// twice, as its argument and as its local.)
-    pub async fn run(self: Box<Self>) -> (Local, DriverEnd) {
+    // Not an async fn: its future would hold `self` once more, for the operation's whole life.
+    pub fn run(self: Box<Self>) -> impl Future<Output = (Local, DriverEnd)> + Send {
         let span = self.spec.span.clone();
-        self.run_boxed().instrument(span).await
+        self.run_boxed().instrument(span)
     }
 
     async fn run_boxed(mut self: Box<Self>) -> (Local, DriverEnd) {

@@ -81,6 +81,9 @@ pub(crate) fn run(
                             operation_id = %existing.id,
                             "request id already recorded: following that operation"
                         );
+                        // Dropped before the wait, so that the task does not keep room for it
+                        // beside the driver's.
+                        drop(new);
                         Box::pin(forward(&client, local, *existing)).await;
                         break;
                     }
