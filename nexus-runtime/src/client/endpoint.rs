@@ -148,7 +148,8 @@ pub(crate) struct EndpointState {
     pub name: String,
     pub targets: Targets,
     pub stack: AttemptStack,
-    pub retry: RetryPolicy,
+    /// Shared with the operations that take the endpoint's policy.
+    pub retry: Arc<RetryPolicy>,
     pub timeouts: Timeouts,
     pub target_count: usize,
 }
@@ -169,7 +170,7 @@ impl EndpointState {
             target_count: config.targets.len(),
             targets: Targets::new(config.targets, &config.breaker, &name),
             stack,
-            retry: config.retry,
+            retry: Arc::new(config.retry),
             timeouts: config.timeouts,
             name,
         }

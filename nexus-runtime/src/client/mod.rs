@@ -432,7 +432,9 @@ impl Client {
         let id = crate::id::new_v4();
         let mut options = options;
         self.inner.caller_link.add(id, &mut options.links);
-        let retry = options.retry_policy.unwrap_or_else(|| state.retry.clone());
+        let retry = options
+            .retry_policy
+            .map_or_else(|| state.retry.clone(), Arc::new);
         let durability = &self.inner.durability;
         // The options are kept for whoever resumes the operation from its record. A client that
         // keeps nothing once an operation ends never does (its records live only while their
@@ -501,7 +503,7 @@ impl Client {
             retry,
             callback_secret: callback_secret.clone(),
             span,
-            trace: crate::observe::TraceContext::current(),
+            trace: crate::observe::TraceContext::current().map(Box::new),
         };
         let (local, attached) =
             match self

@@ -101,7 +101,8 @@ pub(crate) struct Spec {
     pub links: Vec<Link>,
     pub input: Content,
     pub cancellation_type: CancellationType,
-    pub retry: RetryPolicy,
+    /// Shared with the endpoint when the call did not set one.
+    pub retry: Arc<RetryPolicy>,
     /// The secret its callback URL carries (see [`CallbackSecret`]); `None` for an operation
     /// recorded before completion secrets, or one of a client that keeps nothing whose endpoint
     /// completes in process.
@@ -110,7 +111,8 @@ pub(crate) struct Spec {
     pub span: tracing::Span,
     /// The trace context the call inherited from the handler it was made in (see
     /// [`TraceContext::current`]).
-    pub trace: Option<TraceContext>,
+    /// Boxed: most calls are not made inside a traced handler.
+    pub trace: Option<Box<TraceContext>>,
 }
 
 /// What interrupts a driver while it waits.

@@ -250,7 +250,7 @@ impl Driver {
             }))
         };
         let mut headers = self.spec.headers.clone();
-        observe::inject(span, self.spec.trace.as_ref(), &mut headers);
+        observe::inject(span, self.spec.trace.as_deref(), &mut headers);
         StartRequest {
             service: self.spec.service.to_string(),
             operation: self.spec.operation.to_string(),

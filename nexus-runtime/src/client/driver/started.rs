@@ -121,7 +121,7 @@ impl Driver {
             client: self.client.clone(),
             endpoint: self.endpoint.clone(),
             record: self.record.clone(),
-            retry: self.spec.retry.clone(),
+            retry: (*self.spec.retry).clone(),
             target,
             service: self.spec.service.clone(),
             operation: self.spec.operation.clone(),
@@ -130,7 +130,7 @@ impl Driver {
             request_timeout: self.deadlines.request,
             cap: self.deadlines.next().map(|(at, _)| at),
             span: self.spec.span.clone(),
-            trace: self.spec.trace.clone(),
+            trace: self.spec.trace.as_deref().cloned(),
         };
         Some(Box::pin(cancel.run()))
     }

@@ -283,7 +283,7 @@ pub(crate) fn resume_parts(
         links: options.links(),
         input: record.input.clone(),
         cancellation_type: options.cancellation_type(),
-        retry: options.retry_policy(),
+        retry: Arc::new(options.retry_policy()),
         callback_secret: record.callback_secret.clone(),
         span: crate::observe::spans::call(
             &record.endpoint,
@@ -291,7 +291,7 @@ pub(crate) fn resume_parts(
             &record.operation,
             &record.request_id,
         ),
-        trace: crate::observe::TraceContext::from_headers(&options.headers),
+        trace: crate::observe::TraceContext::from_headers(&options.headers).map(Box::new),
     };
     let deadlines = Deadlines {
         schedule_to_close: record.deadlines.schedule_to_close.map(clock::instant_at),
