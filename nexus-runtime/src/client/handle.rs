@@ -178,7 +178,7 @@ impl<Op: Operation> OperationHandle<Op> {
             // result's, not the start's (a fast failing workflow's completion may overtake
             // the start answer's way to this handle).
             _ if info.token.is_some() => Ok(()),
-            _ => match self.shared.record.borrow().outcome.as_deref().cloned() {
+            _ => match self.shared.record.borrow().cloned_outcome() {
                 Some(Err(e)) => Err(decode_error::<Op>(e, self.shared.codec.as_ref())),
                 Some(Ok(_)) => Ok(()),
                 None => Err(CallError::Invalid("the operation's driver stopped".into())),
@@ -251,8 +251,8 @@ impl<Op: Operation> OperationHandle<Op> {
     pub async fn result(&self) -> Result<Op::Output, CallError> {
         let mut rx = self.shared.record.clone();
         let outcome = match rx.wait_for(|record| record.outcome.is_some()).await {
-            Ok(record) => record.outcome.as_deref().cloned(),
-            Err(_) => self.shared.record.borrow().outcome.as_deref().cloned(),
+            Ok(record) => record.cloned_outcome(),
+            Err(_) => self.shared.record.borrow().cloned_outcome(),
         };
         decode_outcome::<Op>(outcome, self.shared.codec.as_ref())
     }

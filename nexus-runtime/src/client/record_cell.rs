@@ -143,14 +143,9 @@ impl<T> Sender<T> {
         true
     }
 
-    /// Replaces the value, showing the change; returns the value it replaced.
-    pub fn send_replace(&self, value: T) -> T {
-        let mut state = self.shared.lock();
-        let old = std::mem::replace(&mut state.value, value);
-        let wakers = state.changed();
-        drop(state);
-        wake(wakers);
-        old
+    /// Replaces the value, showing the change.
+    pub fn send_replace(&self, value: T) {
+        self.send_modify(|current| *current = value);
     }
 
     /// A receiver that has seen the current value. It is counted under the lock, so that a

@@ -78,6 +78,11 @@ impl Record {
             outcome: None,
         }
     }
+
+    /// A copy of its outcome, once known.
+    pub fn cloned_outcome(&self) -> Option<Outcome> {
+        self.outcome.as_deref().cloned()
+    }
 }
 
 /// The state shown to handles, and when the operation was scheduled (for its metrics).

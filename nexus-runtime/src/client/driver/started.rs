@@ -95,7 +95,7 @@ impl Driver {
                         let _ = waiter.send(Ok(()));
                     }
                 } else if first || cancel.is_none() {
-                    *cancel = Box::pin(self.begin_cancel(target)).await;
+                    *cancel = self.begin_cancel(target).await;
                     if cancel.is_none() {
                         return ControlFlow::Break(());
                     }

@@ -184,7 +184,7 @@ pub(crate) async fn run_inline(
     let shared = local.record.receiver_count() > 0;
     local.record.send_if_modified(|record| {
         outcome = if shared {
-            record.outcome.as_deref().cloned()
+            record.cloned_outcome()
         } else {
             record.outcome.take().map(|o| *o)
         };
@@ -216,9 +216,9 @@ async fn follow_existing(client: &Client, existing: CallerRecord) -> Option<Outc
         Err(e) => return Some(Err(e.into())),
     };
     if let Ok(shown) = record.wait_for(|r| r.outcome.is_some()).await {
-        return shown.outcome.as_deref().cloned();
+        return shown.cloned_outcome();
     }
-    record.borrow().outcome.as_deref().cloned()
+    record.borrow().cloned_outcome()
 }
 
 /// The error of an operation that could not be recorded: not started (nothing was sent), with the
