@@ -147,9 +147,12 @@ impl World {
             .service(WaitsService::handler(Waiter))
             .store(handler_store.clone())
             .build();
+        // No jitter: under the default full jitter the first delay could be a few seconds, and
+        // the page would show a second attempt.
         let slow_retries = RetryPolicy::new()
             .initial_interval(Duration::from_secs(3600))
-            .maximum_interval(Duration::from_secs(3600));
+            .maximum_interval(Duration::from_secs(3600))
+            .jitter(0.0);
         let client = Client::builder()
             .endpoint("waits", InProcessTransport::new(dispatcher.clone()))
             .endpoint(
