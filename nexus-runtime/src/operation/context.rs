@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
+use super::names::OperationNames;
 use super::packed_headers::PackedHeaders;
 use super::start::{AsyncOperation, OperationResult, OperationStart};
 use crate::error::OperationError;
@@ -255,9 +256,9 @@ impl OperationContext {
 /// What the work of an async operation sees: its token and a cancellation signal.
 #[derive(Clone, Debug)]
 pub struct AsyncContext {
-    pub(crate) token: String,
-    pub(crate) service: String,
-    pub(crate) operation: String,
+    /// Shared with the running table and the operation's task, as are its names.
+    pub(crate) token: Arc<str>,
+    pub(crate) names: Arc<OperationNames>,
     pub(crate) request_id: String,
     pub(crate) principal: Principal,
     pub(crate) headers: PackedHeaders,
@@ -275,12 +276,12 @@ impl AsyncContext {
 
     /// The service's wire name.
     pub fn service(&self) -> &str {
-        &self.service
+        &self.names.service
     }
 
     /// The operation's wire name.
     pub fn operation(&self) -> &str {
-        &self.operation
+        &self.names.operation
     }
 
     /// The request id of the start request.

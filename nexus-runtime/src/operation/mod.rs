@@ -3,11 +3,13 @@
 
 mod context;
 pub mod definition;
+mod names;
 mod packed_headers;
 mod scope;
 mod start;
 
 pub use context::{AsyncContext, Headers, OperationContext};
+pub(crate) use names::OperationNames;
 pub use scope::CallScope;
 pub use start::{AsyncOperation, OperationResult, OperationStart};
 

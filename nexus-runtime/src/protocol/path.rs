@@ -157,10 +157,17 @@ fn unescape(segment: &str) -> Result<String, HandlerError> {
 }
 
 /// The first value of query parameter `name` (form-decoded), if present and non-empty.
+///
+/// Its string is no larger than it needs be: a callback URL taken from here is kept for the
+/// operation's whole life, and decoding grows its buffer as it goes.
 pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     form_urlencoded::parse(query?.as_bytes())
         .find(|(key, _)| key == name)
-        .map(|(_, value)| value.into_owned())
+        .map(|(_, value)| {
+            let mut value = value.into_owned();
+            value.shrink_to_fit();
+            value
+        })
         .filter(|value| !value.is_empty())
 }
 

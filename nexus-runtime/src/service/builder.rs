@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use super::dispatcher::{Dispatcher, Inner};
 use super::durable::{self, DurabilityOptions, Durable};
 use super::handler::ServiceHandler;
+use super::names::NameTable;
 use super::quota::Quota;
 use super::running::RunningOperations;
 use crate::codec::PayloadCodec;
@@ -162,6 +163,7 @@ impl DispatcherBuilder {
             .map(|store| Arc::new(Durable::new(store, durability.unwrap_or_default())));
         let dispatcher = Dispatcher {
             inner: Arc::new(Inner {
+                names: NameTable::of(&self.services),
                 services: self.services,
                 running: RunningOperations::default(),
                 access: self.access,

@@ -6,17 +6,16 @@ use std::sync::{Arc, Mutex};
 
 use tracing::Instrument as _;
 
-use tokio_util::sync::CancellationToken;
-
 use super::builder::DispatcherBuilder;
 use super::durable::{self, Durable};
 use super::handler::{RawStart, ServiceHandler};
 use super::invoke::{elsewhere_token, invocation, invoke, operation_deadline, unknown_operation};
+use super::names::NameTable;
 use super::quota::Quota;
 use super::running::{
     CancelMiss, RunningOperations, foreign_operation, no_such_operation, wrong_operation,
 };
-use super::work::{self, Launch};
+use super::work::{self, Launch, Reserved};
 use crate::codec::payload::CodecSlot;
 use crate::codec::{Content, PayloadCodec};
 use crate::completion::{Callback, Completion, CompletionSender};
@@ -74,6 +73,8 @@ pub struct Dispatcher {
 
 pub(crate) struct Inner {
     pub services: BTreeMap<String, Arc<dyn ServiceHandler>>,
+    /// The hosted operations' names, shared by their running operations.
+    pub names: NameTable,
     pub running: RunningOperations,
     pub access: AccessPolicy,
     pub quota: Quota,
@@ -363,19 +364,18 @@ impl Dispatcher {
             }),
             RawStart::Async(op) => {
                 let parts = answered.parts;
-                let (token, cancel) = self.reserve(
+                let reserved = self.reserve(
                     &op,
                     &parts.service,
                     &parts.operation,
                     principal,
                     input_bytes,
                 )?;
+                let token = reserved.token.to_string();
                 self.spawn_work(
                     op,
                     Launch {
-                        token: token.clone(),
-                        service: parts.service,
-                        operation: parts.operation,
+                        reserved,
                         request_id: parts.request_id,
                         principal: parts.principal,
                         headers: parts.headers,
@@ -383,7 +383,6 @@ impl Dispatcher {
                         callback: request.callback,
                         resumed: false,
                         start_time: crate::clock::now(),
-                        cancel,
                     },
                 );
                 Ok(StartResponse::Async {
@@ -474,7 +473,7 @@ impl Dispatcher {
         operation: &str,
         principal: &Principal,
         input_bytes: usize,
-    ) -> Result<(String, CancellationToken), HandlerError> {
+    ) -> Result<Reserved, HandlerError> {
         work::reserve(self, op, service, operation, principal, input_bytes)
     }
 

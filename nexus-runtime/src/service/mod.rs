@@ -10,7 +10,8 @@
 //!   delegate to the concern modules, which hold their logic as free functions;
 //! - `builder`: the `DispatcherBuilder`; `quota`: per-principal caps on running async
 //!   operations; `invoke`: one run of an operation method (and the invocation a start request
-//!   gives it); `work` and `running`: async work and the table of running operations;
+//!   gives it); `work` and `running`: async work and the table of running operations; `names`:
+//!   the hosted operations' names, shared by the running operations;
 //! - `durable`: what a dispatcher with a store adds (deduplication by request id, operation
 //!   records and leases, the completion outbox, resume-or-fail at start-up).
 
@@ -19,6 +20,7 @@ mod dispatcher;
 mod durable;
 mod handler;
 mod invoke;
+mod names;
 mod quota;
 mod running;
 mod work;

@@ -3,20 +3,21 @@
 //! completion is recorded, so that recovery never takes a live operation for an abandoned one.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio_util::sync::CancellationToken;
 
 use super::quota::{Quota, Usage};
 use crate::error::HandlerError;
+use crate::operation::OperationNames;
 use crate::security::Principal;
 use crate::transport::CancelRequest;
 
 /// One async operation in flight.
 #[derive(Debug)]
 pub(crate) struct RunningOperation {
-    pub service: String,
-    pub operation: String,
+    /// Shared with the operation's context and task.
+    pub names: Arc<OperationNames>,
     /// Who started it: the only principal that may cancel it.
     pub principal: Principal,
     /// The size of its start input, counted against its principal's quota.
@@ -42,13 +43,14 @@ pub(crate) struct RunningOperations {
 
 #[derive(Debug, Default)]
 struct Table {
-    ops: HashMap<String, RunningOperation>,
+    /// By token; the token is shared with the operation's context and task.
+    ops: HashMap<Arc<str>, RunningOperation>,
     /// What each principal (by name) holds, for the quotas.
     usage: HashMap<String, Usage>,
 }
 
 impl Table {
-    fn add(&mut self, token: &str, op: RunningOperation) {
+    fn add(&mut self, token: Arc<str>, op: RunningOperation) {
         let name = op.principal.name();
         // Looked up first: the name is copied only for a principal's first operation.
         match self.usage.get_mut(name) {
@@ -64,8 +66,8 @@ impl Table {
                 self.usage.insert(name.to_owned(), usage);
             }
         }
-        crate::observe::metrics::running(&op.service, &op.operation, 1.0);
-        self.ops.insert(token.to_owned(), op);
+        crate::observe::metrics::running(&op.names.service, &op.names.operation, 1.0);
+        self.ops.insert(token, op);
     }
 }
 
@@ -76,9 +78,9 @@ impl RunningOperations {
 
     /// Registers an operation whatever the quota (a resumed one); `false` if the token is
     /// already in use.
-    pub fn insert(&self, token: &str, op: RunningOperation) -> bool {
+    pub fn insert(&self, token: Arc<str>, op: RunningOperation) -> bool {
         let mut table = self.lock();
-        if table.ops.contains_key(token) {
+        if table.ops.contains_key(&token) {
             return false;
         }
         table.add(token, op);
@@ -89,12 +91,12 @@ impl RunningOperations {
     /// not, CONFLICT if the token is already in use.
     pub fn insert_within(
         &self,
-        token: &str,
+        token: Arc<str>,
         op: RunningOperation,
         quota: &Quota,
     ) -> Result<(), HandlerError> {
         let mut table = self.lock();
-        if table.ops.contains_key(token) {
+        if table.ops.contains_key(&token) {
             return Err(HandlerError::conflict(format!(
                 "an operation with token `{token}` is already running"
             )));
@@ -114,7 +116,7 @@ impl RunningOperations {
         let Some(op) = table.ops.remove(token) else {
             return;
         };
-        crate::observe::metrics::running(&op.service, &op.operation, -1.0);
+        crate::observe::metrics::running(&op.names.service, &op.names.operation, -1.0);
         let name = op.principal.name();
         if let Some(usage) = table.usage.get_mut(name) {
             usage.running = usage.running.saturating_sub(1);
@@ -149,10 +151,10 @@ impl RunningOperations {
         if op.principal.name() != principal.name() {
             return Err(CancelMiss::Foreign);
         }
-        if op.service != service || op.operation != operation {
+        if *op.names.service != *service || *op.names.operation != *operation {
             return Err(CancelMiss::Mismatch {
-                service: op.service.clone(),
-                operation: op.operation.clone(),
+                service: op.names.service.to_string(),
+                operation: op.names.operation.to_string(),
             });
         }
         Ok(op.cancel.clone())
@@ -169,13 +171,17 @@ impl RunningOperations {
             .ops
             .iter()
             .filter(|(_, op)| !op.cancel.is_cancelled())
-            .map(|(token, op)| (token.clone(), op.cancel.clone()))
+            .map(|(token, op)| (token.to_string(), op.cancel.clone()))
             .collect()
     }
 
     /// The tokens of every running operation.
     pub fn tokens(&self) -> Vec<String> {
-        self.lock().ops.keys().cloned().collect()
+        self.lock()
+            .ops
+            .keys()
+            .map(|token| token.to_string())
+            .collect()
     }
 }
 

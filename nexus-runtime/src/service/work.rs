@@ -20,15 +20,24 @@ use crate::codec::{Content, PayloadCodec};
 use crate::completion::{Callback, Completion};
 use crate::error::{HandlerError, OperationError};
 use crate::observe::{self, TraceContext, spans};
-use crate::operation::{AsyncContext, AsyncOperation, CallScope, Headers, PackedHeaders};
+use crate::operation::{
+    AsyncContext, AsyncOperation, CallScope, Headers, OperationNames, PackedHeaders,
+};
 use crate::security::Principal;
 use crate::store::CompleteAsync;
 
+/// An async operation's place in the running table: its token, its names and the signal of its
+/// cancellation, which its context and task share with the table.
+pub(crate) struct Reserved {
+    pub token: Arc<str>,
+    pub names: Arc<OperationNames>,
+    /// Signals cancellation requests to the work.
+    pub cancel: CancellationToken,
+}
+
 /// An async operation whose token is reserved in the running table, ready to run.
 pub(crate) struct Launch {
-    pub token: String,
-    pub service: String,
-    pub operation: String,
+    pub reserved: Reserved,
     pub request_id: String,
     pub principal: Principal,
     pub headers: Headers,
@@ -37,8 +46,6 @@ pub(crate) struct Launch {
     pub callback: Option<Callback>,
     pub resumed: bool,
     pub start_time: SystemTime,
-    /// Signals cancellation requests to the work (registered in the running table).
-    pub cancel: CancellationToken,
 }
 
 /// A token that is valid on the wire: non-empty, no control characters.
@@ -82,36 +89,40 @@ pub(crate) fn reserve(
     operation: &str,
     principal: &Principal,
     input_bytes: usize,
-) -> Result<(String, CancellationToken), HandlerError> {
-    let token = op
-        .token
-        .clone()
-        .unwrap_or_else(|| crate::id::new_v4().simple().to_string());
+) -> Result<Reserved, HandlerError> {
+    let token: Arc<str> = match &op.token {
+        Some(token) => token.as_str().into(),
+        None => crate::id::new_v4().simple().to_string().into(),
+    };
     check_token(&token)?;
-    let cancel = CancellationToken::new();
+    let reserved = Reserved {
+        token,
+        names: dispatcher.inner.names.get(service, operation),
+        cancel: CancellationToken::new(),
+    };
     let running = RunningOperation {
-        service: service.to_owned(),
-        operation: operation.to_owned(),
+        names: reserved.names.clone(),
         principal: principal.clone(),
         input_bytes: u64::try_from(input_bytes).unwrap_or(u64::MAX),
-        cancel: cancel.clone(),
+        cancel: reserved.cancel.clone(),
     };
-    dispatcher
-        .inner
-        .running
-        .insert_within(&token, running, &dispatcher.inner.quota)?;
-    Ok((token, cancel))
+    dispatcher.inner.running.insert_within(
+        reserved.token.clone(),
+        running,
+        &dispatcher.inner.quota,
+    )?;
+    Ok(reserved)
 }
 
 /// Runs the work of a reserved operation in the background and routes its completion.
 pub(crate) fn spawn(dispatcher: &Dispatcher, op: AsyncOperation<Content>, launch: Launch) {
     let links = Arc::new(Mutex::new(Vec::new()));
-    let span = spans::work(
-        &launch.service,
-        &launch.operation,
-        &launch.token,
-        launch.resumed,
-    );
+    let Reserved {
+        token,
+        names,
+        cancel,
+    } = launch.reserved;
+    let span = spans::work(&names.service, &names.operation, &token, launch.resumed);
     // A resumed operation has no handler span around it: its parent is the caller's context.
     let trace = if tracing::Span::current().is_none() {
         observe::extract(&span, &launch.headers)
@@ -119,25 +130,23 @@ pub(crate) fn spawn(dispatcher: &Dispatcher, op: AsyncOperation<Content>, launch
         TraceContext::from_headers(&launch.headers)
     };
     let ctx = AsyncContext {
-        token: launch.token.clone(),
-        service: launch.service,
-        operation: launch.operation.clone(),
+        token: token.clone(),
+        names: names.clone(),
         request_id: launch.request_id,
         principal: launch.principal,
         headers: PackedHeaders::new(&launch.headers),
         deadline: launch.deadline,
-        cancel: launch.cancel.clone(),
+        cancel: cancel.clone(),
         links: links.clone(),
         resumed: launch.resumed,
     };
     let scope = CallScope {
         deadline: launch.deadline,
-        cancel: launch.cancel,
+        cancel,
     };
     let work = (op.work)(ctx);
     let dispatcher = dispatcher.clone();
     let stop = dispatcher.inner.durable.as_ref().map(|d| d.stop.clone());
-    let (token, operation) = (launch.token, launch.operation);
     let (callback, start_time) = (launch.callback, launch.start_time);
     // The task is the work's future, then the future that completes it: as a chain of
     // combinators the first is never moved (an async block would keep it twice, as its capture
@@ -157,14 +166,15 @@ pub(crate) fn spawn(dispatcher: &Dispatcher, op: AsyncOperation<Content>, launch
         };
         let mut outcome = outcome.unwrap_or_else(|panic| {
             Err(OperationError::failed(format!(
-                "handler of `{operation}` panicked: {}",
+                "handler of `{}` panicked: {}",
+                names.operation,
                 panic_message(&*panic)
             )))
         });
         // The one place async results (and the details of async operation errors) go
         // through the payload codec, before they are recorded or delivered.
         if let Some(payload_codec) = dispatcher.payload_codec() {
-            outcome = encode_outcome(payload_codec.as_ref(), outcome, &operation);
+            outcome = encode_outcome(payload_codec.as_ref(), outcome, &names.operation);
         }
         spans::record(
             &tracing::Span::current(),
@@ -175,7 +185,7 @@ pub(crate) fn spawn(dispatcher: &Dispatcher, op: AsyncOperation<Content>, launch
             },
         );
         let completion = Completion {
-            token,
+            token: token.to_string(),
             outcome,
             links: take_links(&links),
             start_time: Some(start_time),

@@ -174,7 +174,7 @@ async fn launch_recorded(
         &principal,
         input.data.len(),
     );
-    let (token, cancel) = match reserved {
+    let reserved = match reserved {
         Ok(reserved) => reserved,
         Err(e) => {
             if let Some(claim) = claim {
@@ -183,6 +183,7 @@ async fn launch_recorded(
             return Err(e.into());
         }
     };
+    let token = reserved.token.to_string();
     let now = clock::now();
     let record = AsyncOperationRecord {
         token: token.clone(),
@@ -234,9 +235,7 @@ async fn launch_recorded(
     dispatcher.spawn_work(
         op,
         Launch {
-            token,
-            service: request.service,
-            operation: request.operation,
+            reserved,
             request_id: request.request_id,
             principal,
             headers: request.headers,
@@ -244,7 +243,6 @@ async fn launch_recorded(
             callback: request.callback,
             resumed: false,
             start_time: now,
-            cancel,
         },
     );
     replay(answer)

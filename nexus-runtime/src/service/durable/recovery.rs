@@ -20,7 +20,7 @@ use crate::service::dispatcher::{Dispatcher, Inner};
 use crate::service::handler::RawStart;
 use crate::service::invoke::{Answered, Invocation, invoke};
 use crate::service::running::RunningOperation;
-use crate::service::work::Launch;
+use crate::service::work::{Launch, Reserved};
 use crate::store::{AsyncOperationRecord, StoreError};
 
 /// How many operations one takeover claims at a time.
@@ -208,32 +208,34 @@ fn recover(dispatcher: &Dispatcher, record: AsyncOperationRecord) {
     if record.state.is_terminal() {
         return;
     }
-    let cancel = CancellationToken::new();
-    let reserved = dispatcher.inner.running.insert(
-        &record.token,
+    let reserved = Reserved {
+        token: record.token.as_str().into(),
+        names: dispatcher
+            .inner
+            .names
+            .get(&record.service, &record.operation),
+        cancel: CancellationToken::new(),
+    };
+    let inserted = dispatcher.inner.running.insert(
+        reserved.token.clone(),
         RunningOperation {
-            service: record.service.clone(),
-            operation: record.operation.clone(),
+            names: reserved.names.clone(),
             principal: record.principal.clone(),
             input_bytes: u64::try_from(record.input.data.len()).unwrap_or(u64::MAX),
-            cancel: cancel.clone(),
+            cancel: reserved.cancel.clone(),
         },
     );
-    if !reserved {
+    if !inserted {
         return;
     }
     if record.cancel_requested_at.is_some() {
-        cancel.cancel();
+        reserved.cancel.cancel();
     }
     let dispatcher = dispatcher.clone();
-    tokio::spawn(resume_or_fail(dispatcher, record, cancel));
+    tokio::spawn(resume_or_fail(dispatcher, record, reserved));
 }
 
-async fn resume_or_fail(
-    dispatcher: Dispatcher,
-    record: AsyncOperationRecord,
-    cancel: CancellationToken,
-) {
+async fn resume_or_fail(dispatcher: Dispatcher, record: AsyncOperationRecord, reserved: Reserved) {
     let callback = record.callback.clone().map(|c| Callback::Url {
         url: c.url,
         headers: c.headers,
@@ -252,7 +254,7 @@ async fn resume_or_fail(
             ))
         }
     } else {
-        match resume(&dispatcher, &record, callback.clone(), cancel).await {
+        match resume(&dispatcher, &record, callback.clone(), reserved).await {
             Ok(()) => return,
             Err(e) => OperationError::failed(format!(
                 "the handler restarted while operation `{name}` was running, and resuming \
@@ -277,7 +279,7 @@ async fn resume(
     dispatcher: &Dispatcher,
     record: &AsyncOperationRecord,
     callback: Option<Callback>,
-    cancel: CancellationToken,
+    reserved: Reserved,
 ) -> Result<(), String> {
     let handler = dispatcher
         .inner
@@ -327,9 +329,7 @@ async fn resume(
             dispatcher.spawn_work(
                 op,
                 Launch {
-                    token: record.token.clone(),
-                    service: record.service.clone(),
-                    operation: record.operation.clone(),
+                    reserved,
                     request_id: record.request_id.clone(),
                     principal: record.principal.clone(),
                     headers: record.headers.clone(),
@@ -337,7 +337,6 @@ async fn resume(
                     callback,
                     resumed: true,
                     start_time: record.started_at,
-                    cancel,
                 },
             );
         }
