@@ -77,16 +77,16 @@ impl Client {
         let service = <Op::Service as Service>::NAME;
         let mismatch = |expected: String| AttachError::Mismatch {
             id,
-            endpoint: key.endpoint.clone(),
-            service: key.service.clone(),
-            operation: key.operation.clone(),
+            endpoint: key.endpoint.to_string(),
+            service: key.service.to_string(),
+            operation: key.operation.to_string(),
             expected,
         };
         if key.service != service || key.operation != Op::NAME {
             return Err(mismatch(format!("{service}/{}", Op::NAME)));
         }
         if let Some(endpoint) = endpoint
-            && key.endpoint != endpoint
+            && &*key.endpoint != endpoint
         {
             return Err(mismatch(format!("endpoint `{endpoint}`")));
         }

@@ -145,7 +145,8 @@ impl EndpointConfig {
 
 /// An endpoint at run time: its targets with their breakers, and its limits stack.
 pub(crate) struct EndpointState {
-    pub name: String,
+    /// Shared with the keys of its operations.
+    pub name: Arc<str>,
     pub targets: Targets,
     pub stack: AttemptStack,
     /// Shared with the operations that take the endpoint's policy.
@@ -172,7 +173,7 @@ impl EndpointState {
             stack,
             retry: Arc::new(config.retry),
             timeouts: config.timeouts,
-            name,
+            name: name.into(),
         }
     }
 

@@ -10,6 +10,7 @@ use super::record_cell;
 
 use super::driver::{Command, Outcome, Record};
 use super::info::{OperationInfo, OperationState};
+use super::key::OperationKey;
 use super::pending::Attached;
 use super::queue::Sender;
 use crate::codec::details::decode_details;
@@ -17,7 +18,7 @@ use crate::codec::{self, PayloadCodec};
 use crate::error::CallError;
 use crate::link::Link;
 use crate::operation::Operation;
-use crate::store::{OperationId, RequestKey};
+use crate::store::OperationId;
 
 /// A scheduled operation: its state while pending, its token once started, its result when it
 /// comes, and a way to cancel it.
@@ -48,7 +49,7 @@ impl<Op: Operation> Clone for OperationHandle<Op> {
 }
 
 pub(crate) struct Shared {
-    pub key: Arc<RequestKey>,
+    pub key: Arc<OperationKey>,
     pub record: record_cell::Receiver<Record>,
     pub commands: Sender<Command>,
     pub token: OnceLock<Option<String>>,

@@ -183,12 +183,15 @@ impl Client {
             .into_iter()
             .filter(|(key, record)| {
                 admits(&filter.states, &record.info.state)
-                    && filter.endpoint.as_ref().is_none_or(|e| *e == key.endpoint)
-                    && filter.service.as_ref().is_none_or(|s| *s == key.service)
+                    && filter
+                        .endpoint
+                        .as_deref()
+                        .is_none_or(|e| e == &*key.endpoint)
+                    && filter.service.as_deref().is_none_or(|s| s == key.service)
             })
             .map(|(key, record)| {
                 let at = micros(clock::wall_at(record.info.scheduled_at));
-                (at, record.id.to_string(), RequestKey::clone(&key), record)
+                (at, record.id.to_string(), key.to_request_key(), record)
             })
             .filter(|(at, id, _, _)| is_after(after, *at, id))
             .collect();

@@ -14,6 +14,7 @@ pub mod durable;
 mod endpoint;
 mod handle;
 mod info;
+mod key;
 mod listing;
 mod options;
 mod pending;
@@ -35,6 +36,7 @@ pub use listing::{OperationFilter, OperationPage, OperationSummary};
 pub use options::{CallOptions, CancellationType};
 pub use untyped::{Untyped, UntypedService};
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -49,6 +51,7 @@ use self::durable::Durability;
 use self::durable::options::StoredOptions;
 use self::durable::task::{self, Begin, NewOperation};
 use self::endpoint::EndpointState;
+use self::key::OperationKey;
 use self::pending::{Attached, Inbox, Local, Registry};
 use crate::clock;
 use crate::codec::payload::CodecSlot;
@@ -379,8 +382,8 @@ impl Client {
         let input = codec::encode(&input).map_err(cannot_encode)?;
         self.prepare_named(
             endpoint,
-            <Op::Service as Service>::NAME,
-            Op::NAME,
+            Cow::Borrowed(<Op::Service as Service>::NAME),
+            Cow::Borrowed(Op::NAME),
             input,
             options,
         )
@@ -390,8 +393,8 @@ impl Client {
     fn prepare_named(
         &self,
         endpoint: &str,
-        service: &str,
-        operation: &str,
+        service: Cow<'static, str>,
+        operation: Cow<'static, str>,
         mut input: Content,
         options: CallOptions,
     ) -> Result<Prepared, CallError> {
@@ -452,12 +455,13 @@ impl Client {
             )
             .to_json()
         };
-        let key = RequestKey {
-            endpoint: endpoint.to_owned(),
-            service: service.to_owned(),
-            operation: operation.to_owned(),
-            request_id: request_id.clone(),
-        };
+        let span = crate::observe::spans::call(endpoint, &service, &operation, &request_id);
+        let key = Arc::new(OperationKey {
+            endpoint: state.name.clone(),
+            service,
+            operation,
+            request_id: request_id.into(),
+        });
         // Every recorded operation gets a secret (a record without one is then one made before
         // secrets existed); a client that keeps nothing needs one only for callbacks over the
         // network.
@@ -475,8 +479,13 @@ impl Client {
                 scheduled_at,
             )
         } else {
-            let mut record =
-                CallerRecord::new(id, key.clone(), input.clone(), stored_options, scheduled_at);
+            let mut record = CallerRecord::new(
+                id,
+                key.to_request_key(),
+                input.clone(),
+                stored_options,
+                scheduled_at,
+            );
             record.deadlines = OperationDeadlines {
                 schedule_to_close: deadlines.schedule_to_close.map(clock::system_at),
                 schedule_to_start: deadlines.schedule_to_start.map(clock::system_at),
@@ -491,11 +500,7 @@ impl Client {
                 scheduled_at + replicas.lease_duration(),
             ));
         }
-        let span = crate::observe::spans::call(endpoint, service, operation, &request_id);
         let spec = Spec {
-            service: service.into(),
-            operation: operation.into(),
-            request_id,
             headers: options.headers,
             links: options.links,
             input,

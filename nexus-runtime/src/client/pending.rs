@@ -36,6 +36,7 @@ use futures::future::BoxFuture;
 use tokio::task::AbortHandle;
 
 use super::driver::{Command, Record};
+use super::key::OperationKey;
 use super::queue::{self, Receiver, Sender, WeakSender};
 use super::record_cell;
 use crate::clock;
@@ -68,7 +69,7 @@ enum Commands {
 }
 
 struct Entry {
-    key: Arc<RequestKey>,
+    key: Arc<OperationKey>,
     /// The task's own sender: handles subscribe to it when they attach. The registry holds no
     /// receiver, so a driver with no handle publishes without waking anyone.
     record: record_cell::Sender<Record>,
@@ -84,7 +85,7 @@ struct Entry {
 
 /// What a handle needs of an operation.
 pub(crate) struct Attached {
-    pub key: Arc<RequestKey>,
+    pub key: Arc<OperationKey>,
     pub record: record_cell::Receiver<Record>,
     pub commands: Sender<Command>,
 }
@@ -93,7 +94,7 @@ impl Attached {
     /// A finished operation no task runs: its record, and commands that go nowhere.
     pub fn finished(record: Record, key: RequestKey) -> Self {
         Self {
-            key: Arc::new(key),
+            key: Arc::new(key.into()),
             record: record_cell::channel(record).1,
             commands: Sender::closed(),
         }
@@ -103,6 +104,8 @@ impl Attached {
 /// What an operation's task owns.
 pub(crate) struct Local {
     pub id: OperationId,
+    /// Shared with the registry entry and the handles.
+    pub key: Arc<OperationKey>,
     pub record: record_cell::Sender<Record>,
     pub commands: Receiver<Command>,
     pub wakes: Receiver<Wake>,
@@ -122,7 +125,7 @@ struct Entries {
     by_id: IdMap<Entry>,
     /// The running operations by request key: only in an ephemeral registry (a store finds them
     /// otherwise).
-    by_key: HashMap<Arc<RequestKey>, OperationId, foldhash::fast::RandomState>,
+    by_key: HashMap<Arc<OperationKey>, OperationId, foldhash::fast::RandomState>,
 }
 
 impl Entries {
@@ -153,7 +156,7 @@ impl Registry {
     pub fn register(
         &self,
         id: OperationId,
-        key: RequestKey,
+        key: Arc<OperationKey>,
         initial: Record,
         secret: Option<CallbackSecret>,
     ) -> Result<(Local, Attached), Attached> {
@@ -177,7 +180,6 @@ impl Registry {
         } else {
             Commands::Weak(commands_tx.downgrade())
         };
-        let key = Arc::new(key);
         if self.ephemeral {
             entries.by_key.insert(key.clone(), id);
         }
@@ -196,6 +198,7 @@ impl Registry {
         Ok((
             Local {
                 id,
+                key: key.clone(),
                 record: record_tx,
                 commands: commands_rx,
                 wakes: wake_rx,
@@ -287,7 +290,7 @@ impl Registry {
         let now = clock::now();
         let mut record = CallerRecord::new(
             id,
-            RequestKey::clone(&entry.key),
+            entry.key.to_request_key(),
             Content::empty(),
             serde_json::Value::Null,
             now,
@@ -336,7 +339,7 @@ impl Registry {
     }
 
     /// What every local operation shows now: its key and its published record (for listings).
-    pub fn snapshot(&self) -> Vec<(Arc<RequestKey>, Record)> {
+    pub fn snapshot(&self) -> Vec<(Arc<OperationKey>, Record)> {
         self.lock()
             .by_id
             .values()

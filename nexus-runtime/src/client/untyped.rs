@@ -84,6 +84,7 @@ impl Client {
             })?,
             None => Content::empty(),
         };
+        let (service, operation) = (service.to_owned().into(), operation.to_owned().into());
         match self.prepare_named(endpoint, service, operation, input, options)? {
             Prepared::New(local, attached, new) => {
                 self.spawn_task(&runtime, local, super::Begin::New(new));

@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -40,19 +41,19 @@ const SECRET_BYTES: usize = 32;
 /// assert_eq!(url, format!("https://caller.example/nexus/callback/42?secret={}", secret.expose()));
 /// ```
 #[derive(Clone)]
-pub struct CallbackSecret(Box<str>);
+pub struct CallbackSecret(Arc<str>);
 
 impl CallbackSecret {
     /// A new secret from the thread's CSPRNG (ChaCha, seeded from the operating system).
     pub fn generate() -> Self {
         let bytes: [u8; SECRET_BYTES] = rand::random();
-        Self(URL_SAFE_NO_PAD.encode(bytes).into_boxed_str())
+        Self(URL_SAFE_NO_PAD.encode(bytes).into())
     }
 
     /// A secret as it was stored (its [`expose`](Self::expose)d text); `None` for an empty text.
     pub fn from_stored(text: impl Into<String>) -> Option<Self> {
         let text = text.into();
-        (!text.is_empty()).then(|| Self(text.into_boxed_str()))
+        (!text.is_empty()).then(|| Self(text.into()))
     }
 
     /// The secret's text, for the callback URL and the store. Never log it.

@@ -11,6 +11,7 @@ use tracing::Instrument as _;
 
 use super::Record;
 use crate::client::info::{CancelState, CancellationInfo};
+use crate::client::key::OperationKey;
 use crate::client::{Client, EndpointState};
 use crate::error::CallError;
 use crate::machinery::{
@@ -28,8 +29,7 @@ pub(super) struct CancelLoop {
     pub record: record_cell::Sender<Record>,
     pub retry: RetryPolicy,
     pub target: usize,
-    pub service: Arc<str>,
-    pub operation: Arc<str>,
+    pub key: Arc<OperationKey>,
     pub token: String,
     pub headers: Headers,
     pub request_timeout: Duration,
@@ -82,8 +82,8 @@ impl CancelLoop {
         let mut headers = self.headers.clone();
         observe::inject(&span, self.trace.as_ref(), &mut headers);
         let request = CancelRequest {
-            service: self.service.to_string(),
-            operation: self.operation.to_string(),
+            service: self.key.service.to_string(),
+            operation: self.key.operation.to_string(),
             token: self.token.clone(),
             headers,
             request_deadline: None,
@@ -128,7 +128,7 @@ impl CancelLoop {
             error,
             ..
         } = backing;
-        tracing::debug!(operation = %self.operation, %error, attempt, "cancel attempt failed; backing off");
+        tracing::debug!(operation = %self.key.operation, %error, attempt, "cancel attempt failed; backing off");
         self.update(|c| {
             c.set_state(CancelState::BackingOff);
             c.next_attempt_at = Some(next);

@@ -45,6 +45,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use super::info::{CancelState, CancellationInfo, OperationInfo, OperationState};
+use super::key::OperationKey;
 use super::pending::{Local, Wake};
 use super::queue::{Receiver, Sender};
 use super::{CancellationType, Client, EndpointState};
@@ -98,10 +99,10 @@ pub(crate) enum Command {
 }
 
 /// The fixed facts of one operation.
+///
+/// Its names and request id are the operation's key, which the driver shares with the registry
+/// and the handles.
 pub(crate) struct Spec {
-    pub service: Arc<str>,
-    pub operation: Arc<str>,
-    pub request_id: String,
     pub headers: Headers,
     pub links: Vec<Link>,
     pub input: Content,
@@ -179,6 +180,7 @@ pub(crate) struct Driver {
     spec: Spec,
     deadlines: Deadlines,
     id: OperationId,
+    key: Arc<OperationKey>,
     record: record_cell::Sender<Record>,
     commands: Receiver<Command>,
     commands_open: bool,
@@ -216,7 +218,7 @@ impl Driver {
         let poll = client.durability().poll_interval();
         let stored =
             (!client.durability().keeps_nothing()).then(|| persist::kept(Box::new(stored)));
-        let mut pending = Pending::new(&endpoint.name, &spec.service, &spec.operation);
+        let mut pending = Pending::new(&endpoint.name, &local.key.service, &local.key.operation);
         pending.update(|| shown_state(&local.record));
         Self {
             client,
@@ -224,6 +226,7 @@ impl Driver {
             spec,
             deadlines,
             id: local.id,
+            key: local.key,
             record: local.record,
             commands: local.commands,
             commands_open: true,
@@ -316,8 +319,8 @@ impl Driver {
         crate::observe::spans::record(&self.spec.span, "nexus.state", state);
         tracing::debug!(
             endpoint = %self.endpoint.name,
-            operation = %self.spec.operation,
-            request_id = %self.spec.request_id,
+            operation = %self.key.operation,
+            request_id = %self.key.request_id,
             state,
             halt = ?self.halt,
             "operation driver finished"
@@ -332,6 +335,7 @@ impl Driver {
         };
         let local = Local {
             id: self.id,
+            key: self.key,
             record: self.record,
             commands: self.commands,
             wakes: self.wakes,
@@ -370,7 +374,7 @@ impl Driver {
 
     async fn time_out(&mut self, kind: TimeoutKind) {
         let last_failure = self.record.borrow().info.last_failure.clone();
-        tracing::debug!(operation = %self.spec.operation, %kind, "operation timed out");
+        tracing::debug!(operation = %self.key.operation, %kind, "operation timed out");
         self.resolve(
             Err(CallError::Timeout { kind, last_failure }),
             OperationState::TimedOut,
@@ -538,7 +542,7 @@ impl Driver {
                 Raw::Scope => {
                     self.scope_cancel = None;
                     tracing::debug!(
-                        operation = %self.spec.operation,
+                        operation = %self.key.operation,
                         "the enclosing operation was canceled; canceling this call"
                     );
                     Step::Event(Event::Cancel(None))
@@ -591,8 +595,8 @@ impl Driver {
     /// recorded as canceled so a late completion is refused and the record expires.
     async fn abandon(&mut self) {
         tracing::debug!(
-            operation = %self.spec.operation,
-            request_id = %self.spec.request_id,
+            operation = %self.key.operation,
+            request_id = %self.key.request_id,
             "every handle was dropped: abandoning the operation"
         );
         self.resolve(Err(CallError::Canceled), OperationState::Canceled)

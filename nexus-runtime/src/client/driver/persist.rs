@@ -121,7 +121,7 @@ impl Driver {
                 Err(e) => {
                     tracing::warn!(
                         operation_id = %self.id,
-                        operation = %self.spec.operation,
+                        operation = %self.key.operation,
                         error = %e,
                         "cannot record a transition of the operation; continuing"
                     );

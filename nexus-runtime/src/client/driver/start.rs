@@ -148,7 +148,7 @@ impl Driver {
                 .then(|| schedule.next_delay(attempt))
                 .flatten()
             else {
-                tracing::debug!(operation = %self.spec.operation, %error, attempt, "start failed");
+                tracing::debug!(operation = %self.key.operation, %error, attempt, "start failed");
                 self.fail(error).await;
                 return Flow::End;
             };
@@ -156,11 +156,11 @@ impl Driver {
             spans::record(&span, "nexus.next_delay_ms", delay.as_millis());
             observe::metrics::outbound_retry(
                 &self.endpoint.name,
-                &self.spec.service,
-                &self.spec.operation,
+                &self.key.service,
+                &self.key.operation,
             );
             tracing::debug!(
-                operation = %self.spec.operation,
+                operation = %self.key.operation,
                 %error,
                 attempt,
                 ?delay,
@@ -252,9 +252,9 @@ impl Driver {
         let mut headers = self.spec.headers.clone();
         observe::inject(span, self.spec.trace.as_deref(), &mut headers);
         StartRequest {
-            service: self.spec.service.to_string(),
-            operation: self.spec.operation.to_string(),
-            request_id: self.spec.request_id.clone(),
+            service: self.key.service.to_string(),
+            operation: self.key.operation.to_string(),
+            request_id: self.key.request_id.to_string(),
             headers,
             links: self.spec.links.clone(),
             callback: Some(callback),
@@ -271,7 +271,7 @@ impl Driver {
         // it are not needed any more (the store keeps the operation's).
         self.spec.input = Content::empty();
         self.spec.links = Vec::new();
-        tracing::debug!(operation = %self.spec.operation, %token, "operation started");
+        tracing::debug!(operation = %self.key.operation, %token, "operation started");
         spans::record(&self.spec.span, "nexus.token", &token);
         self.publish(|record| {
             record.info.start_links = links;

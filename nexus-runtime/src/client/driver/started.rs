@@ -123,8 +123,7 @@ impl Driver {
             record: self.record.clone(),
             retry: (*self.spec.retry).clone(),
             target,
-            service: self.spec.service.clone(),
-            operation: self.spec.operation.clone(),
+            key: self.key.clone(),
             token,
             headers: self.spec.headers.clone(),
             request_timeout: self.deadlines.request,
@@ -149,7 +148,7 @@ impl Driver {
             }
             Err(error) => {
                 tracing::warn!(
-                    operation = %self.spec.operation,
+                    operation = %self.key.operation,
                     %error,
                     "cancel request failed"
                 );

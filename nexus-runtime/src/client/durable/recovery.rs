@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::mirror;
 use super::task::{self, Begin};
+use crate::client::key::OperationKey;
 use crate::client::pending::{Attached, Wake};
 use crate::client::{AttachError, Client, Inner};
 use crate::clock;
@@ -95,7 +96,7 @@ impl Client {
             return Err(AttachError::ShutDown);
         }
         // Fails early for an unknown endpoint or unreadable options.
-        task::resume_parts(self, &record)?;
+        let (endpoint, _, _) = task::resume_parts(self, &record)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             AttachError::Store(StoreError::Invalid(
                 "operations are driven by Tokio tasks: call from inside a Tokio runtime".into(),
@@ -107,9 +108,15 @@ impl Client {
                 .lease
                 .as_ref()
                 .is_some_and(|l| l.owner == durability.owner);
+        let key = OperationKey {
+            endpoint: endpoint.name.clone(),
+            service: record.service.clone().into(),
+            operation: record.operation.clone().into(),
+            request_id: record.request_id.as_str().into(),
+        };
         match self.registry().register(
             record.id,
-            record.request_key(),
+            Arc::new(key),
             mirror::record_of(&record),
             record.callback_secret.clone(),
         ) {

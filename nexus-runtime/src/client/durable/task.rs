@@ -276,9 +276,6 @@ pub(crate) fn resume_parts(
         .clone();
     let options = StoredOptions::from_json(&record.options)?;
     let spec = Spec {
-        service: record.service.as_str().into(),
-        operation: record.operation.as_str().into(),
-        request_id: record.request_id.clone(),
         headers: options.headers.clone(),
         links: options.links(),
         input: record.input.clone(),
