@@ -46,7 +46,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use self::caller_link::{CallerLinker, CallerLinks};
-use self::driver::{Record, Spec};
+use self::driver::{Record, Spec, StartBody};
 use self::durable::Durability;
 use self::durable::options::StoredOptions;
 use self::durable::task::{self, Begin, NewOperation};
@@ -502,8 +502,10 @@ impl Client {
         }
         let spec = Spec {
             headers: options.headers,
-            links: options.links,
-            input,
+            start: Some(Box::new(StartBody {
+                input,
+                links: options.links,
+            })),
             cancellation_type: options.cancellation_type,
             retry,
             callback_secret: callback_secret.clone(),

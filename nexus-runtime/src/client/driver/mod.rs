@@ -32,6 +32,7 @@ mod started;
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
@@ -104,8 +105,9 @@ pub(crate) enum Command {
 /// and the handles.
 pub(crate) struct Spec {
     pub headers: Headers,
-    pub links: Vec<Link>,
-    pub input: Content,
+    /// What a start request carries besides the headers; boxed, and dropped once the operation
+    /// started (no start request follows), so that a started operation keeps none of it.
+    pub start: Option<Box<StartBody>>,
     pub cancellation_type: CancellationType,
     /// Shared with the endpoint when the call did not set one.
     pub retry: Arc<RetryPolicy>,
@@ -121,6 +123,21 @@ pub(crate) struct Spec {
     pub trace: Option<Box<TraceContext>>,
 }
 
+/// The input and links a start request sends.
+pub(crate) struct StartBody {
+    pub input: Content,
+    pub links: Vec<Link>,
+}
+
+/// What a driver holds only now and then (see `Driver::backlog`).
+#[derive(Default)]
+struct Backlog {
+    /// Events found in the store, handled at the next wait.
+    queued: VecDeque<Event>,
+    /// The handles waiting for a requested cancellation to be carried out.
+    cancel_waiters: Vec<oneshot::Sender<Result<(), CallError>>>,
+}
+
 /// What interrupts a driver while it waits.
 enum Event {
     Timeout(TimeoutKind),
@@ -130,6 +147,16 @@ enum Event {
     Completion(Box<CallerRecord>),
     /// The driver must stop: see [`Halt`].
     Halted,
+}
+
+/// What ended a driver's wait, before the driver makes sense of it.
+enum Raw<T> {
+    Timeout(TimeoutKind),
+    Scope,
+    Command(Option<Command>),
+    Wake(Option<Wake>),
+    Poll,
+    Done(T),
 }
 
 /// Either an event, or what the driver was waiting for.
@@ -189,7 +216,9 @@ pub(crate) struct Driver {
     /// The way to this driver's task, for its in-process callback.
     waker: Sender<Wake>,
     scope_cancel: Option<CancellationToken>,
-    cancel_waiters: Vec<oneshot::Sender<Result<(), CallError>>>,
+    /// Events queued and cancel requests waiting for their outcome: rarely any, so boxed and
+    /// made when the first comes.
+    backlog: Option<Box<Backlog>>,
     cancel_requested: bool,
     /// The operation as last written to (or read from) the store, without its input and options
     /// (see `persist::kept`); boxed, for a small driver. `None` for a client that keeps nothing:
@@ -197,8 +226,6 @@ pub(crate) struct Driver {
     /// operation are saved.
     stored: Option<Box<CallerRecord>>,
     halt: Option<Halt>,
-    /// Events found in the store, handled at the next wait.
-    queued: VecDeque<Event>,
     /// How often to re-read the record while waiting (replicas only).
     poll: Option<Duration>,
     /// The operation in the pending-operations metric (feature `metrics`).
@@ -234,11 +261,10 @@ impl Driver {
             wakes_open: true,
             waker: local.waker,
             scope_cancel,
-            cancel_waiters: Vec::new(),
+            backlog: None,
             cancel_requested: false,
             stored,
             halt: None,
-            queued: VecDeque::new(),
             poll,
             pending,
         }
@@ -279,6 +305,19 @@ impl Driver {
         self.end()
     }
 
+    /// The backlog, made if there is none.
+    fn backlog(&mut self) -> &mut Backlog {
+        self.backlog.get_or_insert_with(Box::default)
+    }
+
+    /// The handles waiting for the cancellation's outcome, taken to be answered.
+    fn take_cancel_waiters(&mut self) -> Vec<oneshot::Sender<Result<(), CallError>>> {
+        self.backlog
+            .as_mut()
+            .map(|backlog| std::mem::take(&mut backlog.cancel_waiters))
+            .unwrap_or_default()
+    }
+
     /// The operation's `nexus.call` span.
     pub fn span(&self) -> tracing::Span {
         self.spec.span.clone()
@@ -290,17 +329,18 @@ impl Driver {
             // A new operation of a client that keeps nothing.
             return Resume::Start(None);
         };
+        let (state, next_attempt_at) = (stored.state, stored.next_attempt_at);
         if stored.cancel_requested() {
             // Requested before a restart, or from another replica: carry it out again.
-            self.queued.push_back(Event::Cancel(None));
+            self.backlog().queued.push_back(Event::Cancel(None));
         }
-        match stored.state {
+        match state {
             store::OperationState::Started => {
                 Resume::At(Flow::Started(self.record.borrow().info.target.unwrap_or(0)))
             }
             state if state.is_terminal() => Resume::At(Flow::End),
             store::OperationState::BackingOff => {
-                Resume::Start(stored.next_attempt_at.map(crate::clock::instant_at))
+                Resume::Start(next_attempt_at.map(crate::clock::instant_at))
             }
             _ => Resume::Start(None),
         }
@@ -312,7 +352,7 @@ impl Driver {
         if let Flow::Started(target) = flow {
             self.started_phase(target).await;
         }
-        for waiter in self.cancel_waiters.drain(..) {
+        for waiter in self.take_cancel_waiters() {
             let _ = waiter.send(Ok(()));
         }
         let state = self.record.borrow().info.state.as_str();
@@ -396,7 +436,7 @@ impl Driver {
         }
         self.resolve(Err(CallError::Canceled), OperationState::Canceled)
             .await;
-        for waiter in self.cancel_waiters.drain(..) {
+        for waiter in self.take_cancel_waiters() {
             let _ = waiter.send(Ok(()));
         }
     }
@@ -406,7 +446,9 @@ impl Driver {
         &mut self,
         waiter: Option<oneshot::Sender<Result<(), CallError>>>,
     ) {
-        self.cancel_waiters.extend(waiter);
+        if let Some(waiter) = waiter {
+            self.backlog().cancel_waiters.push(waiter);
+        }
         if !self.cancel_requested {
             self.cancel_requested = true;
             self.publish(|record| {
@@ -438,7 +480,7 @@ impl Driver {
     fn complete(&mut self, stored: CallerRecord) {
         self.completions_done();
         self.adopt_final(stored);
-        for waiter in self.cancel_waiters.drain(..) {
+        for waiter in self.take_cancel_waiters() {
             let _ = waiter.send(Ok(()));
         }
     }
@@ -452,7 +494,7 @@ impl Driver {
         if self.halt.is_some() {
             return Some(Event::Halted);
         }
-        self.queued.pop_front()
+        self.backlog.as_mut()?.queued.pop_front()
     }
 
     /// Whether nothing would interrupt a wait now, as [`race`](Self::race) orders them: no
@@ -474,106 +516,119 @@ impl Driver {
     /// cancellation (by a handle, the enclosing handler's scope, or recorded in the store), every
     /// handle dropped, the completion, or a halt. On a tie the timeout wins, then cancellation.
     async fn race<F: Future + ?Sized>(&mut self, mut future: Pin<&mut F>) -> Step<F::Output> {
-        enum Raw<T> {
-            Timeout(TimeoutKind),
-            Scope,
-            Command(Option<Command>),
-            Wake(Option<Wake>),
-            Poll,
-            Done(T),
-        }
         loop {
             if let Some(event) = self.take_queued() {
                 return Step::Event(event);
             }
             // An answer ready at once (in process) with nothing to interrupt it is what the
-            // `select!` below would return, without setting up its timers and queue waiters.
+            // wait below would return, without setting up its timers.
             if self.nothing_interrupts()
                 && let Poll::Ready(out) =
                     std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await
             {
                 return Step::Done(out);
             }
-            // The timers and the scope's signal are boxed, and only when there is one: inline
-            // they would add a few hundred bytes to the task of every pending operation.
-            let mut timer = self
-                .deadlines
-                .next()
-                .map(|(at, kind)| (Box::pin(tokio::time::sleep_until(at)), kind));
-            let timeout = async {
-                match timer.as_mut() {
-                    Some((sleep, kind)) => {
-                        sleep.as_mut().await;
-                        *kind
-                    }
-                    None => std::future::pending().await,
-                }
+            let raw = self.wait(future.as_mut()).await;
+            // Made sense of by a plain function: what the wait returned is not kept across the
+            // reconciliation's await, so it takes no room in this future.
+            let reconcile = match self.on_wait(raw) {
+                ControlFlow::Break(step) => return step,
+                ControlFlow::Continue(reconcile) => reconcile,
             };
-            let mut cancelled = self
-                .scope_cancel
-                .clone()
-                .map(|token| Box::pin(token.cancelled_owned()));
-            let scope = async {
-                match cancelled.as_mut() {
-                    Some(cancelled) => cancelled.as_mut().await,
-                    None => std::future::pending().await,
-                }
-            };
-            let mut polled = self.poll.map(|every| Box::pin(tokio::time::sleep(every)));
-            let poll = async {
-                match polled.as_mut() {
-                    Some(sleep) => sleep.as_mut().await,
-                    None => std::future::pending().await,
-                }
-            };
-            let raw = tokio::select! {
-                biased;
-                kind = timeout => Raw::Timeout(kind),
-                () = scope => Raw::Scope,
-                command = std::future::poll_fn(|cx| self.commands.poll_recv(cx)),
-                    if self.commands_open => Raw::Command(command),
-                wake = std::future::poll_fn(|cx| self.wakes.poll_recv(cx)),
-                    if self.wakes_open => Raw::Wake(wake),
-                out = future.as_mut() => Raw::Done(out),
-                () = poll => Raw::Poll,
-            };
-            return match raw {
-                Raw::Timeout(kind) => Step::Event(Event::Timeout(kind)),
-                Raw::Scope => {
-                    self.scope_cancel = None;
-                    tracing::debug!(
-                        operation = %self.key.operation,
-                        "the enclosing operation was canceled; canceling this call"
-                    );
-                    Step::Event(Event::Cancel(None))
-                }
-                Raw::Command(Some(Command::Cancel(reply))) => {
-                    Step::Event(Event::Cancel(Some(reply)))
-                }
-                Raw::Command(None) => {
-                    self.commands_open = false;
-                    Step::Event(Event::Abandoned)
-                }
-                Raw::Wake(Some(Wake::Completed(stored))) => Step::Event(Event::Completion(stored)),
-                Raw::Wake(Some(Wake::Claimed(stored))) => {
-                    self.refresh(&stored);
-                    continue;
-                }
-                Raw::Wake(Some(Wake::Check)) | Raw::Poll => {
-                    self.reconcile().await;
-                    continue;
-                }
-                Raw::Wake(Some(Wake::Stop)) => {
-                    self.halt = Some(Halt::Stopped);
-                    continue;
-                }
-                Raw::Wake(None) => {
-                    self.wakes_open = false;
-                    continue;
-                }
-                Raw::Done(out) => Step::Done(out),
-            };
+            if reconcile {
+                // Boxed: it reads the store, and only with replicas.
+                Box::pin(self.reconcile()).await;
+            }
         }
+    }
+
+    /// What the wait's answer means: a step to return, or another wait (after reconciling
+    /// with the store, when `true`).
+    fn on_wait<T>(&mut self, raw: Raw<T>) -> ControlFlow<Step<T>, bool> {
+        ControlFlow::Break(match raw {
+            Raw::Timeout(kind) => Step::Event(Event::Timeout(kind)),
+            Raw::Scope => {
+                self.scope_cancel = None;
+                tracing::debug!(
+                    operation = %self.key.operation,
+                    "the enclosing operation was canceled; canceling this call"
+                );
+                Step::Event(Event::Cancel(None))
+            }
+            Raw::Command(Some(Command::Cancel(reply))) => Step::Event(Event::Cancel(Some(reply))),
+            Raw::Command(None) => {
+                self.commands_open = false;
+                Step::Event(Event::Abandoned)
+            }
+            Raw::Wake(Some(Wake::Completed(stored))) => Step::Event(Event::Completion(stored)),
+            Raw::Wake(Some(Wake::Claimed(stored))) => {
+                self.refresh(&stored);
+                return ControlFlow::Continue(false);
+            }
+            Raw::Wake(Some(Wake::Check)) | Raw::Poll => return ControlFlow::Continue(true),
+            Raw::Wake(Some(Wake::Stop)) => {
+                self.halt = Some(Halt::Stopped);
+                return ControlFlow::Continue(false);
+            }
+            Raw::Wake(None) => {
+                self.wakes_open = false;
+                return ControlFlow::Continue(false);
+            }
+            Raw::Done(out) => Step::Done(out),
+        })
+    }
+
+    /// The wait of [`race`](Self::race): the first of the deadline, the enclosing scope's
+    /// cancellation, a command, a wake, `future`, and the store's poll interval, in this order
+    /// when several are ready.
+    ///
+    /// A future of its own, polled by hand: it is where a pending operation spends its life,
+    /// so it holds only pointers (the timers and the scope's signal are boxed, and only when
+    /// there is one), where a `select!` kept room for every branch's future.
+    fn wait<'a, F: Future + ?Sized>(
+        &'a mut self,
+        mut future: Pin<&'a mut F>,
+    ) -> impl Future<Output = Raw<F::Output>> + 'a {
+        let mut timer = self
+            .deadlines
+            .next()
+            .map(|(at, kind)| (Box::pin(tokio::time::sleep_until(at)), kind));
+        let mut scope = self
+            .scope_cancel
+            .clone()
+            .map(|token| Box::pin(token.cancelled_owned()));
+        let mut polled = self.poll.map(|every| Box::pin(tokio::time::sleep(every)));
+        std::future::poll_fn(move |cx| {
+            if let Some((sleep, kind)) = timer.as_mut()
+                && sleep.as_mut().poll(cx).is_ready()
+            {
+                return Poll::Ready(Raw::Timeout(*kind));
+            }
+            if let Some(cancelled) = scope.as_mut()
+                && cancelled.as_mut().poll(cx).is_ready()
+            {
+                return Poll::Ready(Raw::Scope);
+            }
+            if self.commands_open
+                && let Poll::Ready(command) = self.commands.poll_recv(cx)
+            {
+                return Poll::Ready(Raw::Command(command));
+            }
+            if self.wakes_open
+                && let Poll::Ready(wake) = self.wakes.poll_recv(cx)
+            {
+                return Poll::Ready(Raw::Wake(wake));
+            }
+            if let Poll::Ready(out) = future.as_mut().poll(cx) {
+                return Poll::Ready(Raw::Done(out));
+            }
+            if let Some(sleep) = polled.as_mut()
+                && sleep.as_mut().poll(cx).is_ready()
+            {
+                return Poll::Ready(Raw::Poll);
+            }
+            Poll::Pending
+        })
     }
 
     /// Handles an event while no attempt is in flight and the operation has not started.

@@ -178,14 +178,17 @@ impl Driver {
         }
         if latest.cancel_requested()
             && !self.cancel_requested
-            && !self.queued.iter().any(|e| matches!(e, Event::Cancel(_)))
+            && !self
+                .backlog
+                .as_ref()
+                .is_some_and(|b| b.queued.iter().any(|e| matches!(e, Event::Cancel(_))))
             && self
                 .stored
                 .as_ref()
                 .is_none_or(|s| s.cancel_requested_at.is_none())
         {
             tracing::debug!(operation_id = %self.id, "a cancel request was recorded elsewhere");
-            self.queued.push_back(Event::Cancel(None));
+            self.backlog().queued.push_back(Event::Cancel(None));
         }
         self.refresh(&latest);
         true

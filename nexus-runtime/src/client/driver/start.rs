@@ -116,7 +116,7 @@ impl Driver {
                         }
                     })
                     .await;
-                    for waiter in self.cancel_waiters.drain(..) {
+                    for waiter in self.take_cancel_waiters() {
                         let _ = waiter.send(Ok(()));
                     }
                     return Flow::End;
@@ -249,6 +249,7 @@ impl Driver {
                 waker: self.waker.downgrade(),
             }))
         };
+        let body = self.spec.start.as_deref();
         let mut headers = self.spec.headers.clone();
         observe::inject(span, self.spec.trace.as_deref(), &mut headers);
         StartRequest {
@@ -256,11 +257,11 @@ impl Driver {
             operation: self.key.operation.to_string(),
             request_id: self.key.request_id.to_string(),
             headers,
-            links: self.spec.links.clone(),
+            links: body.map(|body| body.links.clone()).unwrap_or_default(),
             callback: Some(callback),
             request_deadline: None,
             operation_timeout: None,
-            input: self.spec.input.clone(),
+            input: body.map_or_else(Content::empty, |body| body.input.clone()),
         }
     }
 
@@ -269,8 +270,7 @@ impl Driver {
         self.deadlines.started = Some(now);
         // No start request follows: the driver's copies of the input and of the links sent with
         // it are not needed any more (the store keeps the operation's).
-        self.spec.input = Content::empty();
-        self.spec.links = Vec::new();
+        self.spec.start = None;
         tracing::debug!(operation = %self.key.operation, %token, "operation started");
         spans::record(&self.spec.span, "nexus.token", &token);
         self.publish(|record| {

@@ -91,7 +91,7 @@ impl Driver {
                     .is_some_and(|c| c.state == CancelState::Succeeded);
                 if acknowledged {
                     // Already requested and acknowledged (WaitCompleted): nothing more to do.
-                    for waiter in self.cancel_waiters.drain(..) {
+                    for waiter in self.take_cancel_waiters() {
                         let _ = waiter.send(Ok(()));
                     }
                 } else if first || cancel.is_none() {
@@ -142,7 +142,7 @@ impl Driver {
                 if self.spec.cancellation_type == CancellationType::WaitRequested {
                     self.resolve_canceled(None).await;
                 }
-                for waiter in self.cancel_waiters.drain(..) {
+                for waiter in self.take_cancel_waiters() {
                     let _ = waiter.send(Ok(()));
                 }
             }
@@ -159,7 +159,7 @@ impl Driver {
                     }
                 })
                 .await;
-                for waiter in self.cancel_waiters.drain(..) {
+                for waiter in self.take_cancel_waiters() {
                     let _ = waiter.send(Err(error.clone()));
                 }
                 // A later cancel() tries again.

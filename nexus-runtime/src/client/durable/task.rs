@@ -9,7 +9,7 @@ use tracing::Instrument as _;
 
 use super::mirror;
 use super::options::StoredOptions;
-use crate::client::driver::{Command, Driver, DriverEnd, Outcome, Record, Spec};
+use crate::client::driver::{Command, Driver, DriverEnd, Outcome, Record, Spec, StartBody};
 use crate::client::endpoint::EndpointState;
 use crate::client::info::OperationState;
 use crate::client::pending::{Attached, Local, Wake};
@@ -73,25 +73,11 @@ pub(crate) fn run(
         let id = local.id;
         loop {
             let driver = match begin {
-                Begin::New(new) => match insert(&client, &new.record).await {
-                    Ok(InsertOutcome::Inserted) => new.into_driver(&client, local),
-                    Ok(InsertOutcome::Exists(existing)) => {
-                        tracing::debug!(
-                            request_id = %existing.request_id,
-                            operation_id = %existing.id,
-                            "request id already recorded: following that operation"
-                        );
-                        // Dropped before the wait, so that the task does not keep room for it
-                        // beside the driver's.
-                        drop(new);
-                        Box::pin(forward(&client, local, *existing)).await;
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::warn!(operation_id = %id, error = %e, "cannot record the operation");
-                        show_error(&local, insert_error(&e));
-                        break;
-                    }
+                // Boxed: inline, the insert's state would set where the driver's future lies
+                // in this task, which it occupies for most of the operation's life.
+                Begin::New(new) => match Box::pin(begin_new(&client, local, new)).await {
+                    Some(driver) => driver,
+                    None => break,
                 },
                 Begin::Resume(record) => match current(&client, record).await {
                     record if record.state.is_terminal() => {
@@ -229,6 +215,31 @@ fn insert_error(e: &StoreError) -> CallError {
     ))
 }
 
+/// Records a new operation, and gives its driver; or follows the operation its request id
+/// already recorded, or shows why it could not be recorded (then `None`: the task is done).
+async fn begin_new(client: &Client, local: Local, new: Box<NewOperation>) -> Option<Driver> {
+    match insert(client, &new.record).await {
+        Ok(InsertOutcome::Inserted) => Some(new.into_driver(client, local)),
+        Ok(InsertOutcome::Exists(existing)) => {
+            tracing::debug!(
+                request_id = %existing.request_id,
+                operation_id = %existing.id,
+                "request id already recorded: following that operation"
+            );
+            // Dropped before the wait, so that the task does not keep room for it beside the
+            // driver's.
+            drop(new);
+            Box::pin(forward(client, local, *existing)).await;
+            None
+        }
+        Err(e) => {
+            tracing::warn!(operation_id = %local.id, error = %e, "cannot record the operation");
+            show_error(&local, insert_error(&e));
+            None
+        }
+    }
+}
+
 /// Records a new operation before its first attempt; a client that keeps nothing records
 /// nothing (its registry holds the operation, and found a running one with the same request id
 /// when it was registered).
@@ -277,8 +288,10 @@ pub(crate) fn resume_parts(
     let options = StoredOptions::from_json(&record.options)?;
     let spec = Spec {
         headers: options.headers.clone(),
-        links: options.links(),
-        input: record.input.clone(),
+        start: Some(Box::new(StartBody {
+            input: record.input.clone(),
+            links: options.links(),
+        })),
         cancellation_type: options.cancellation_type(),
         retry: Arc::new(options.retry_policy()),
         callback_secret: record.callback_secret.clone(),
