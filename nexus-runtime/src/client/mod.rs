@@ -509,7 +509,6 @@ impl Client {
             cancellation_type: options.cancellation_type,
             retry,
             callback_secret: callback_secret.clone(),
-            span,
             trace: crate::observe::TraceContext::current().map(Box::new),
         };
         let (local, attached) =
@@ -533,6 +532,7 @@ impl Client {
             spec,
             deadlines,
             scope_cancel: scope.map(|s| s.cancel),
+            span,
         };
         Ok(Prepared::New(local, attached, Box::new(new)))
     }

@@ -32,6 +32,18 @@ pub(crate) fn call(endpoint: &str, service: &str, operation: &str, request_id: &
     span
 }
 
+/// The `nexus.call` span the calling code runs in (an operation's driver runs inside its own),
+/// or a disabled span when it runs in none (its span was filtered out): never another span,
+/// whose fields would then be recorded as the call's.
+pub(crate) fn current_call() -> Span {
+    let span = Span::current();
+    if span.metadata().is_some_and(|m| m.name() == "nexus.call") {
+        span
+    } else {
+        Span::none()
+    }
+}
+
 /// `nexus.attempt`: one start request of an operation (a child of its `nexus.call`).
 pub(crate) fn attempt(call: &Span, attempt: u32) -> Span {
     tracing::info_span!(

@@ -36,7 +36,6 @@ use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Duration;
 
 use tokio::sync::oneshot;
 
@@ -56,6 +55,7 @@ use crate::link::Link;
 use crate::machinery::{Deadlines, RetryPolicy};
 use crate::observe::TraceContext;
 use crate::observe::metrics::Pending;
+use crate::observe::spans;
 use crate::operation::Headers;
 use crate::security::CallbackSecret;
 use crate::store::{self, CallerRecord, OperationId};
@@ -115,8 +115,6 @@ pub(crate) struct Spec {
     /// recorded before completion secrets, or one of a client that keeps nothing whose endpoint
     /// completes in process.
     pub callback_secret: Option<CallbackSecret>,
-    /// The operation's `nexus.call` span: the driver runs inside it.
-    pub span: tracing::Span,
     /// The trace context the call inherited from the handler it was made in (see
     /// [`TraceContext::current`]).
     /// Boxed: most calls are not made inside a traced handler.
@@ -226,8 +224,6 @@ pub(crate) struct Driver {
     /// operation are saved.
     stored: Option<Box<CallerRecord>>,
     halt: Option<Halt>,
-    /// How often to re-read the record while waiting (replicas only).
-    poll: Option<Duration>,
     /// The operation in the pending-operations metric (feature `metrics`).
     pending: Pending,
 }
@@ -242,7 +238,6 @@ impl Driver {
         local: Local,
         scope_cancel: Option<CancellationToken>,
     ) -> Self {
-        let poll = client.durability().poll_interval();
         let stored =
             (!client.durability().keeps_nothing()).then(|| persist::kept(Box::new(stored)));
         let mut pending = Pending::new(&endpoint.name, &local.key.service, &local.key.operation);
@@ -265,7 +260,6 @@ impl Driver {
             cancel_requested: false,
             stored,
             halt: None,
-            poll,
             pending,
         }
     }
@@ -274,8 +268,13 @@ impl Driver {
     /// the task's channels. (The driver is boxed: a future that took it by value would hold it
     /// twice, as its argument and as its local.)
     // Not an async fn: its future would hold `self` once more, for the operation's whole life.
-    pub fn run(self: Box<Self>) -> impl Future<Output = (Local, DriverEnd)> + Send {
-        let span = self.spec.span.clone();
+    ///
+    /// It runs inside `span`, its operation's `nexus.call` span, which it finds again as the
+    /// current span when it records on it (see [`spans::current_call`]).
+    pub fn run(
+        self: Box<Self>,
+        span: tracing::Span,
+    ) -> impl Future<Output = (Local, DriverEnd)> + Send {
         self.run_boxed().instrument(span)
     }
 
@@ -318,11 +317,6 @@ impl Driver {
             .unwrap_or_default()
     }
 
-    /// The operation's `nexus.call` span.
-    pub fn span(&self) -> tracing::Span {
-        self.spec.span.clone()
-    }
-
     /// Where the stored record says to go on from.
     fn resume_point(&mut self) -> Resume {
         let Some(stored) = self.stored.as_deref() else {
@@ -356,7 +350,7 @@ impl Driver {
             let _ = waiter.send(Ok(()));
         }
         let state = self.record.borrow().info.state.as_str();
-        crate::observe::spans::record(&self.spec.span, "nexus.state", state);
+        spans::record(&spans::current_call(), "nexus.state", state);
         tracing::debug!(
             endpoint = %self.endpoint.name,
             operation = %self.key.operation,
@@ -597,7 +591,9 @@ impl Driver {
             .scope_cancel
             .clone()
             .map(|token| Box::pin(token.cancelled_owned()));
-        let mut polled = self.poll.map(|every| Box::pin(tokio::time::sleep(every)));
+        // How often to re-read the record while waiting (replicas only).
+        let mut polled = (self.client.durability().poll_interval())
+            .map(|every| Box::pin(tokio::time::sleep(every)));
         std::future::poll_fn(move |cx| {
             if let Some((sleep, kind)) = timer.as_mut()
                 && sleep.as_mut().poll(cx).is_ready()

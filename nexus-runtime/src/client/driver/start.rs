@@ -51,7 +51,7 @@ impl Driver {
             }
             let attempt = self.record.borrow().info.attempt;
             let now = Instant::now();
-            let span = spans::attempt(&self.spec.span, attempt);
+            let span = spans::attempt(&spans::current_call(), attempt);
             let request = self.start_request(target, &span);
             let future = self.endpoint.attempt(
                 admitted,
@@ -272,7 +272,7 @@ impl Driver {
         // it are not needed any more (the store keeps the operation's).
         self.spec.start = None;
         tracing::debug!(operation = %self.key.operation, %token, "operation started");
-        spans::record(&self.spec.span, "nexus.token", &token);
+        spans::record(&spans::current_call(), "nexus.token", &token);
         self.publish(|record| {
             record.info.start_links = links;
             record.info.token = Some(token);

@@ -128,7 +128,7 @@ impl Driver {
             headers: self.spec.headers.clone(),
             request_timeout: self.deadlines.request,
             cap: self.deadlines.next().map(|(at, _)| at),
-            span: self.spec.span.clone(),
+            span: crate::observe::spans::current_call(),
             trace: self.spec.trace.as_deref().cloned(),
         };
         Some(Box::pin(cancel.run()))

@@ -36,12 +36,14 @@ pub(crate) struct NewOperation {
     pub spec: Spec,
     pub deadlines: Deadlines,
     pub scope_cancel: Option<CancellationToken>,
+    /// Its `nexus.call` span, which the driver runs in.
+    pub span: tracing::Span,
 }
 
 impl NewOperation {
-    /// The driver of this operation, once it is recorded.
-    fn into_driver(self, client: &Client, local: Local) -> Driver {
-        Driver::new(
+    /// The driver of this operation, once it is recorded, and the span it runs in.
+    fn into_driver(self, client: &Client, local: Local) -> (Driver, tracing::Span) {
+        let driver = Driver::new(
             client.clone(),
             self.endpoint,
             self.spec,
@@ -49,7 +51,8 @@ impl NewOperation {
             self.record,
             local,
             self.scope_cancel,
-        )
+        );
+        (driver, self.span)
     }
 }
 
@@ -72,11 +75,11 @@ pub(crate) fn run(
     async move {
         let id = local.id;
         loop {
-            let driver = match begin {
+            let begun = match begin {
                 // Boxed: inline, the insert's state would set where the driver's future lies
                 // in this task, which it occupies for most of the operation's life.
                 Begin::New(new) => match Box::pin(begin_new(&client, local, new)).await {
-                    Some(driver) => driver,
+                    Some(begun) => begun,
                     None => break,
                 },
                 Begin::Resume(record) => match current(&client, record).await {
@@ -87,7 +90,13 @@ pub(crate) fn run(
                     record => match resume_parts(&client, &record) {
                         Ok((endpoint, spec, deadlines)) => {
                             show(&local, &record);
-                            Driver::new(
+                            let span = crate::observe::spans::call(
+                                &record.endpoint,
+                                &record.service,
+                                &record.operation,
+                                &record.request_id,
+                            );
+                            let driver = Driver::new(
                                 client.clone(),
                                 endpoint,
                                 spec,
@@ -95,7 +104,8 @@ pub(crate) fn run(
                                 *record,
                                 local,
                                 None,
-                            )
+                            );
+                            (driver, span)
                         }
                         Err(e) => {
                             tracing::error!(operation_id = %id, error = %e, "cannot resume the operation");
@@ -112,7 +122,8 @@ pub(crate) fn run(
                     None => break,
                 },
             };
-            let (back, end) = Box::new(driver).run().await;
+            let (driver, span) = begun;
+            let (back, end) = Box::new(driver).run(span).await;
             local = back;
             if end == DriverEnd::TakenOver {
                 begin = Begin::Follow;
@@ -149,8 +160,7 @@ pub(crate) async fn run_inline(
     drop(record);
     let local = match insert(client, &new.record).await {
         Ok(InsertOutcome::Inserted) => {
-            let driver = (*new).into_driver(client, local);
-            let span = driver.span();
+            let (driver, span) = (*new).into_driver(client, local);
             driver.run_inline().instrument(span).await.0
         }
         Ok(InsertOutcome::Exists(existing)) => {
@@ -217,7 +227,11 @@ fn insert_error(e: &StoreError) -> CallError {
 
 /// Records a new operation, and gives its driver; or follows the operation its request id
 /// already recorded, or shows why it could not be recorded (then `None`: the task is done).
-async fn begin_new(client: &Client, local: Local, new: Box<NewOperation>) -> Option<Driver> {
+async fn begin_new(
+    client: &Client,
+    local: Local,
+    new: Box<NewOperation>,
+) -> Option<(Driver, tracing::Span)> {
     match insert(client, &new.record).await {
         Ok(InsertOutcome::Inserted) => Some(new.into_driver(client, local)),
         Ok(InsertOutcome::Exists(existing)) => {
@@ -295,12 +309,6 @@ pub(crate) fn resume_parts(
         cancellation_type: options.cancellation_type(),
         retry: Arc::new(options.retry_policy()),
         callback_secret: record.callback_secret.clone(),
-        span: crate::observe::spans::call(
-            &record.endpoint,
-            &record.service,
-            &record.operation,
-            &record.request_id,
-        ),
         trace: crate::observe::TraceContext::from_headers(&options.headers).map(Box::new),
     };
     let deadlines = Deadlines {
