@@ -218,11 +218,10 @@ pub(crate) struct Driver {
     /// made when the first comes.
     backlog: Option<Box<Backlog>>,
     cancel_requested: bool,
-    /// The operation as last written to (or read from) the store, without its input and options
-    /// (see `persist::kept`); boxed, for a small driver. `None` for a client that keeps nothing:
-    /// nothing is written (see `Durability::keeps_nothing`), and ~760 bytes per pending
-    /// operation are saved.
-    stored: Option<Box<CallerRecord>>,
+    /// What the driver keeps of the operation as last written to (or read from) the store (see
+    /// [`persist::Kept`]). `None` for a client that keeps nothing: nothing is written (see
+    /// `Durability::keeps_nothing`).
+    stored: Option<Box<persist::Kept>>,
     halt: Option<Halt>,
     /// The operation in the pending-operations metric (feature `metrics`).
     pending: Pending,
@@ -238,8 +237,7 @@ impl Driver {
         local: Local,
         scope_cancel: Option<CancellationToken>,
     ) -> Self {
-        let stored =
-            (!client.durability().keeps_nothing()).then(|| persist::kept(Box::new(stored)));
+        let stored = (!client.durability().keeps_nothing()).then(|| persist::Kept::of(&stored));
         let mut pending = Pending::new(&endpoint.name, &local.key.service, &local.key.operation);
         pending.update(|| shown_state(&local.record));
         Self {
@@ -324,7 +322,7 @@ impl Driver {
             return Resume::Start(None);
         };
         let (state, next_attempt_at) = (stored.state, stored.next_attempt_at);
-        if stored.cancel_requested() {
+        if stored.cancel_requested_at.is_some() {
             // Requested before a restart, or from another replica: carry it out again.
             self.backlog().queued.push_back(Event::Cancel(None));
         }

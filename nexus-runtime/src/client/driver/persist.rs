@@ -14,10 +14,13 @@
 
 use std::time::Duration;
 
+use std::time::SystemTime;
+
 use super::{Driver, Event, Halt, Record, shown_state};
 use crate::client::durable::mirror;
 use crate::codec::Content;
-use crate::store::CallerRecord;
+use crate::security::CallbackSecret;
+use crate::store::{self, CallerRecord, Lease, OperationDeadlines, OperationId, RequestKey};
 
 /// How many lost compare-and-sets in a row one transition tolerates before giving up writing it.
 const MAX_CONFLICTS: usize = 8;
@@ -59,9 +62,19 @@ impl Driver {
     /// Records the changed record in the store, then shows it to the handles (unless the driver
     /// halted).
     async fn persist_shown(&mut self, change: impl FnOnce(&mut Record)) {
-        let mut next = self.record.borrow().clone();
+        let (mut next, before) = {
+            let shown = self.record.borrow();
+            // What the store holds, as far as the driver knows: the record shown before this
+            // change, written over what it keeps (unless a write was missed since).
+            let before = self
+                .stored
+                .as_deref()
+                .filter(|kept| !kept.behind)
+                .map(|kept| kept.written(self.id, &shown, self.deadlines.start_to_close));
+            (shown.clone(), before)
+        };
         change(&mut next);
-        self.persist(&next).await;
+        self.persist(&next, before).await;
         if self.halt.is_none() {
             let record = &self.record;
             record.send_if_modified(|shown| {
@@ -74,18 +87,17 @@ impl Driver {
 
     /// Writes `record` to the store, unless the operation is already recorded as finished (a
     /// finished record never changes: a cancel request still in flight after `TryCancel` is only
-    /// shown, not stored).
-    async fn persist(&mut self, record: &Record) {
-        let Some(stored) = self.stored.as_deref() else {
+    /// shown, not stored) or the store holds it already (`before`, when known, is what the store
+    /// holds).
+    async fn persist(&mut self, record: &Record, before: Option<CallerRecord>) {
+        let Some(kept) = self.stored.as_deref() else {
             return;
         };
-        if stored.state.is_terminal() {
+        if kept.state.is_terminal() {
             return;
         }
-        // Boxed as the driver's copy is (this future lives inside every transition's).
-        let mut wanted = Box::new(stored.clone());
-        mirror::apply(record, &mut wanted, self.deadlines.start_to_close);
-        if mirror::same_changes(&wanted, stored) {
+        let mut wanted = Box::new(kept.written(self.id, record, self.deadlines.start_to_close));
+        if before.is_some_and(|before| mirror::same_changes(&wanted, &before)) {
             return;
         }
         let store = self.client.durability().store.clone();
@@ -102,20 +114,20 @@ impl Driver {
             };
             match written {
                 Ok(true) => {
-                    self.stored = Some(kept(wanted));
+                    self.stored = Some(Kept::of(&wanted));
                     return;
                 }
                 Ok(false) => {
                     if !self.reconcile().await {
                         return;
                     }
-                    let Some(stored) = self.stored.as_deref() else {
+                    let Some(kept) = self.stored.as_deref() else {
                         return;
                     };
-                    wanted.version = stored.version;
-                    wanted.lease.clone_from(&stored.lease);
+                    wanted.version = kept.version;
+                    wanted.lease.clone_from(&kept.lease);
                     if wanted.cancel_requested_at.is_none() {
-                        wanted.cancel_requested_at = stored.cancel_requested_at;
+                        wanted.cancel_requested_at = kept.cancel_requested_at;
                     }
                 }
                 Err(e) => {
@@ -125,6 +137,7 @@ impl Driver {
                         error = %e,
                         "cannot record a transition of the operation; continuing"
                     );
+                    self.fell_behind();
                     return;
                 }
             }
@@ -133,6 +146,14 @@ impl Driver {
             operation_id = %self.id,
             "the operation's record keeps changing; a transition was not recorded"
         );
+        self.fell_behind();
+    }
+
+    /// A transition is shown but not stored: the next one is written whatever it changes.
+    fn fell_behind(&mut self) {
+        if let Some(kept) = self.stored.as_mut() {
+            kept.behind = true;
+        }
     }
 
     /// Reads the record again and acts on what changed. Returns whether this driver may go on
@@ -213,21 +234,138 @@ impl Driver {
         self.record
             .send_modify(|record| mirror::adopt_final(&stored, record));
         self.pending.update(|| shown_state(&self.record));
-        self.stored = Some(kept(Box::new(stored)));
+        self.stored = Some(Kept::of(&stored));
         self.halt = Some(Halt::Ended);
     }
 }
 
-/// What a driver keeps of a stored record: the fields an update writes, its id, version and
-/// lease. The others (the request key, the input, the options) are fixed at insert, no update
-/// writes them, and the driver has them in its `Spec`: a second copy would cost a few KiB per
-/// pending operation (the options are a JSON tree) and a copy at every transition.
-pub(super) fn kept(mut record: Box<CallerRecord>) -> Box<CallerRecord> {
-    record.endpoint = String::new();
-    record.service = String::new();
-    record.operation = String::new();
-    record.request_id = String::new();
-    record.input = Content::empty();
-    record.options = serde_json::Value::Null;
-    record
+/// What a driver keeps of its stored record, boxed: the version and lease an update compares,
+/// the times it writes once, and the state it was left in. The rest of what an update writes
+/// (attempt, failures, target, token, links, outcome) is what the record shown to handles says,
+/// and is taken from there when a transition is written ([`Kept::written`]); the request key,
+/// input and options are fixed at insert and no update writes them. A whole copy of the record
+/// would cost more than a fifth of a pending operation's memory, and a copy at every transition.
+#[derive(Debug)]
+pub(crate) struct Kept {
+    pub version: u64,
+    pub lease: Option<Lease>,
+    pub state: store::OperationState,
+    pub next_attempt_at: Option<SystemTime>,
+    pub cancel_requested_at: Option<SystemTime>,
+    pub scheduled_at: SystemTime,
+    pub started_at: Option<SystemTime>,
+    pub closed_at: Option<SystemTime>,
+    pub deadlines: OperationDeadlines,
+    pub callback_secret: Option<CallbackSecret>,
+    /// A transition was shown but not stored (the store failed, or the record kept changing):
+    /// what the store holds is not what the shown record says, so the next transition is
+    /// written whatever it changes.
+    pub behind: bool,
+}
+
+impl Kept {
+    /// What a driver keeps of `record`, as the store holds it.
+    pub fn of(record: &CallerRecord) -> Box<Self> {
+        Box::new(Self {
+            version: record.version,
+            lease: record.lease.clone(),
+            state: record.state,
+            next_attempt_at: record.next_attempt_at,
+            cancel_requested_at: record.cancel_requested_at,
+            scheduled_at: record.scheduled_at,
+            started_at: record.started_at,
+            closed_at: record.closed_at,
+            deadlines: record.deadlines.clone(),
+            callback_secret: record.callback_secret.clone(),
+            behind: false,
+        })
+    }
+
+    /// The stored record of operation `id` once `shown` is written over it: what an update of
+    /// the store is given (the request key, input and options left empty).
+    pub fn written(
+        &self,
+        id: OperationId,
+        shown: &Record,
+        start_to_close: Option<Duration>,
+    ) -> CallerRecord {
+        let mut record = CallerRecord::new(
+            id,
+            RequestKey::empty(),
+            Content::empty(),
+            serde_json::Value::Null,
+            self.scheduled_at,
+        );
+        record.version = self.version;
+        record.lease.clone_from(&self.lease);
+        record.state = self.state;
+        record.next_attempt_at = self.next_attempt_at;
+        record.cancel_requested_at = self.cancel_requested_at;
+        record.started_at = self.started_at;
+        record.closed_at = self.closed_at;
+        record.deadlines = self.deadlines.clone();
+        record.callback_secret.clone_from(&self.callback_secret);
+        mirror::apply(shown, &mut record, start_to_close);
+        record
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::info::OperationState;
+    use crate::clock;
+    use crate::link::Link;
+
+    fn started() -> CallerRecord {
+        let mut stored = CallerRecord::new(
+            uuid::Uuid::new_v4(),
+            RequestKey {
+                endpoint: "e".into(),
+                service: "s".into(),
+                operation: "o".into(),
+                request_id: "r".into(),
+            },
+            Content::new("application/json", b"1".to_vec()),
+            serde_json::json!({"headers": {}}),
+            clock::now(),
+        );
+        stored.state = store::OperationState::Started;
+        stored.version = 4;
+        stored.attempt = 2;
+        stored.target = Some("0".into());
+        stored.token = Some("tok".into());
+        stored.start_links = vec![Link::new("https://handler.example/1", "h.Run")];
+        stored.started_at = Some(clock::now());
+        stored.lease = Some(Lease::new("me", clock::now()));
+        stored
+    }
+
+    /// What the driver keeps, with the record it shows, gives back every field an update
+    /// writes: a transition that changes nothing is not written, and one that changes something
+    /// writes the rest as it was.
+    #[tokio::test(start_paused = true)]
+    async fn the_kept_fields_and_the_shown_record_give_back_what_an_update_writes() {
+        let stored = started();
+        let kept = Kept::of(&stored);
+        let shown = mirror::record_of(&stored);
+        let written = kept.written(stored.id, &shown, None);
+        assert!(mirror::same_changes(&written, &stored), "{written:#?}");
+        assert_eq!(written.version, stored.version);
+        assert_eq!(written.lease, stored.lease);
+
+        let mut next = shown.clone();
+        next.info.state = OperationState::Succeeded;
+        next.outcome = Some(Box::new(Ok(Content::new(
+            "application/json",
+            b"2".to_vec(),
+        ))));
+        let written = kept.written(stored.id, &next, None);
+        assert!(!mirror::same_changes(&written, &stored));
+        assert_eq!(written.state, store::OperationState::Succeeded);
+        assert_eq!(written.token, stored.token);
+        assert_eq!(written.start_links, stored.start_links);
+        assert_eq!(written.started_at, stored.started_at, "written once, kept");
+        assert!(written.result.is_some());
+    }
 }
