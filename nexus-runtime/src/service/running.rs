@@ -165,14 +165,9 @@ impl RunningOperations {
         self.lock().ops.contains_key(token)
     }
 
-    /// The tokens and cancellation signals of the running operations not signalled yet.
-    pub fn uncancelled(&self) -> Vec<(String, CancellationToken)> {
-        self.lock()
-            .ops
-            .iter()
-            .filter(|(_, op)| !op.cancel.is_cancelled())
-            .map(|(token, op)| (token.to_string(), op.cancel.clone()))
-            .collect()
+    /// The cancellation signal of the running operation with `token`, if there is one.
+    pub fn signal(&self, token: &str) -> Option<CancellationToken> {
+        self.lock().ops.get(token).map(|op| op.cancel.clone())
     }
 
     /// The tokens of every running operation.

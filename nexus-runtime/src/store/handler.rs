@@ -346,6 +346,11 @@ pub trait HandlerStore: Send + Sync + 'static {
         lease: Duration,
     ) -> StoreFuture<'a, Vec<String>>;
 
+    /// The tokens of the running operations `owner` holds whose cancellation was requested (a
+    /// request that reached another replica, or came before a resume), sorted: one query, however
+    /// many operations run.
+    fn cancel_requested_async<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<String>>;
+
     /// Gives up `owner`'s leases on `tokens`; returns how many.
     fn release_async<'a>(&'a self, owner: &'a str, tokens: &'a [String]) -> StoreFuture<'a, u64>;
 

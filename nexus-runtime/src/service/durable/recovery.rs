@@ -189,16 +189,17 @@ async fn renew(weak: &Weak<Inner>, durable: &Durable) {
         }
         Err(e) => tracing::warn!(error = %e, "cannot renew the leases of running operations"),
     }
-    // A cancel request that reached another replica (or arrived before a resume) is recorded.
-    for (token, signal) in dispatcher.inner.running.uncancelled() {
-        match durable.handler.get_async(&token).await {
-            Ok(Some(record)) if record.cancel_requested_at.is_some() => signal.cancel(),
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot check for cancel requests");
-                return;
+    // A cancel request that reached another replica (or arrived before a resume) is recorded:
+    // one query for the operations this owner holds, however many run.
+    match durable.handler.cancel_requested_async(owner).await {
+        Ok(tokens) => {
+            for token in tokens {
+                if let Some(signal) = dispatcher.inner.running.signal(&token) {
+                    signal.cancel();
+                }
             }
         }
+        Err(e) => tracing::warn!(error = %e, "cannot check for cancel requests"),
     }
 }
 

@@ -283,6 +283,23 @@ impl HandlerStore for MemoryStore {
         })
     }
 
+    fn cancel_requested_async<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<String>> {
+        self.with(move |state| {
+            let mut tokens: Vec<String> = state
+                .operations
+                .values()
+                .filter(|op| {
+                    !op.state.is_terminal()
+                        && op.cancel_requested_at.is_some()
+                        && op.lease.as_ref().is_some_and(|l| l.owner == owner)
+                })
+                .map(|op| op.token.clone())
+                .collect();
+            tokens.sort();
+            Ok(tokens)
+        })
+    }
+
     fn release_async<'a>(&'a self, owner: &'a str, tokens: &'a [String]) -> StoreFuture<'a, u64> {
         self.with(move |state| {
             let mut released = 0;

@@ -476,6 +476,22 @@ impl HandlerStore for PostgresStore {
         })
     }
 
+    fn cancel_requested_async<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            sqlx::query(
+                "SELECT token FROM handler_operations WHERE lease_owner = $1 \
+                 AND state = 'running' AND cancel_requested_at_us IS NOT NULL ORDER BY token",
+            )
+            .bind(owner)
+            .fetch_all(self.readers())
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(|row| row.text("token"))
+            .collect()
+        })
+    }
+
     fn release_async<'a>(&'a self, owner: &'a str, tokens: &'a [String]) -> StoreFuture<'a, u64> {
         Box::pin(self.release_each(
             "UPDATE handler_operations SET lease_owner = NULL, \

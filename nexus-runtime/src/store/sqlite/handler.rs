@@ -461,6 +461,22 @@ impl HandlerStore for SqliteStore {
         })
     }
 
+    fn cancel_requested_async<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let params = vec![text(owner)];
+            self.read(move |conn| {
+                query_all(
+                    conn,
+                    "SELECT token FROM handler_operations WHERE lease_owner = ?1 \
+                     AND state = 'running' AND cancel_requested_at_us IS NOT NULL ORDER BY token",
+                    &params,
+                    |row| row.text("token"),
+                )
+            })
+            .await
+        })
+    }
+
     fn release_async<'a>(&'a self, owner: &'a str, tokens: &'a [String]) -> StoreFuture<'a, u64> {
         Box::pin(async move {
             let owner = owner.to_owned();

@@ -210,6 +210,12 @@ pub async fn async_leases<H: Harness>(h: &H) {
         store.get_async("t1").await.unwrap().unwrap().lease,
         Some(Lease::new("b", at(131)))
     );
+    // The cancel requests among an owner's running operations, in one query.
+    assert!(store.cancel_requested_async("b").await.unwrap().is_empty());
+    store.request_cancel_async("t2", at(102)).await.unwrap();
+    store.request_cancel_async("t3", at(102)).await.unwrap();
+    assert_eq!(store.cancel_requested_async("b").await.unwrap(), ["t2"]);
+    assert!(store.cancel_requested_async("a").await.unwrap().is_empty());
     assert_eq!(store.release_async("a", &["t1".into()]).await.unwrap(), 0);
     assert_eq!(
         store
