@@ -318,18 +318,9 @@ mod tests {
     use crate::link::Link;
 
     fn started() -> CallerRecord {
-        let mut stored = CallerRecord::new(
-            uuid::Uuid::new_v4(),
-            RequestKey {
-                endpoint: "e".into(),
-                service: "s".into(),
-                operation: "o".into(),
-                request_id: "r".into(),
-            },
-            Content::new("application/json", b"1".to_vec()),
-            serde_json::json!({"headers": {}}),
-            clock::now(),
-        );
+        let mut stored = mirror::tests::stored();
+        stored.input = Content::new("application/json", b"1".to_vec());
+        stored.options = serde_json::json!({"headers": {}});
         stored.state = store::OperationState::Started;
         stored.version = 4;
         stored.attempt = 2;

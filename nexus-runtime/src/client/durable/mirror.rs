@@ -173,12 +173,13 @@ pub(crate) fn adopt_final(stored: &CallerRecord, record: &mut Record) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::error::OperationError;
     use crate::store::RequestKey;
 
-    fn stored() -> CallerRecord {
+    /// A new operation's record, as the store holds it (also for the driver's tests).
+    pub(crate) fn stored() -> CallerRecord {
         CallerRecord::new(
             uuid::Uuid::new_v4(),
             RequestKey {
