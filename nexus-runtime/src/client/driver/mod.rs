@@ -291,8 +291,8 @@ impl Driver {
 
     /// Runs the operation from its stored state to its end on the calling task (an awaited
     /// call); gives back the channels.
-    /// (Its caller instruments it with [`span`](Self::span): wrapped here, the future would hold
-    /// the driver twice.)
+    /// (Its caller instruments it with the operation's `nexus.call` span: wrapped here, the
+    /// future would hold the driver twice.)
     pub async fn run_inline(mut self) -> (Local, DriverEnd) {
         let flow = match self.resume_point() {
             Resume::At(flow) => flow,
