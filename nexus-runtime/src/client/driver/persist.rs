@@ -125,7 +125,7 @@ impl Driver {
                         return;
                     };
                     wanted.version = kept.version;
-                    wanted.lease.clone_from(&kept.lease);
+                    wanted.lease = kept.lease.as_deref().cloned();
                     if wanted.cancel_requested_at.is_none() {
                         wanted.cancel_requested_at = kept.cancel_requested_at;
                     }
@@ -222,7 +222,7 @@ impl Driver {
         };
         if latest.version > stored.version {
             stored.version = latest.version;
-            stored.lease.clone_from(&latest.lease);
+            stored.lease = latest.lease.clone().map(Box::new);
             if stored.cancel_requested_at.is_none() {
                 stored.cancel_requested_at = latest.cancel_requested_at;
             }
@@ -248,7 +248,8 @@ impl Driver {
 #[derive(Debug)]
 pub(crate) struct Kept {
     pub version: u64,
-    pub lease: Option<Lease>,
+    /// Boxed: only with replicas.
+    pub lease: Option<Box<Lease>>,
     pub state: store::OperationState,
     pub next_attempt_at: Option<SystemTime>,
     pub cancel_requested_at: Option<SystemTime>,
@@ -268,7 +269,7 @@ impl Kept {
     pub fn of(record: &CallerRecord) -> Box<Self> {
         Box::new(Self {
             version: record.version,
-            lease: record.lease.clone(),
+            lease: record.lease.clone().map(Box::new),
             state: record.state,
             next_attempt_at: record.next_attempt_at,
             cancel_requested_at: record.cancel_requested_at,
@@ -297,7 +298,7 @@ impl Kept {
             self.scheduled_at,
         );
         record.version = self.version;
-        record.lease.clone_from(&self.lease);
+        record.lease = self.lease.as_deref().cloned();
         record.state = self.state;
         record.next_attempt_at = self.next_attempt_at;
         record.cancel_requested_at = self.cancel_requested_at;
