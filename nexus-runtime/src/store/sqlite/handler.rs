@@ -91,7 +91,10 @@ impl HandlerStore for SqliteStore {
                 |begun| matches!(begun, BeginStart::InFlight { .. });
             self.write_early(
                 move |conn| {
-                    let won = query_opt(
+                    // Won when the row was inserted, or taken over (an expired claim): one row
+                    // changed. (No `RETURNING`: SQLite gathers its rows in a temporary table, made
+                    // and dropped for every claim.)
+                    let changed = execute(
                         conn,
                         "INSERT INTO handler_starts (service, operation, request_id, principal, \
                      claim_id, claim_expires_at_us, created_at_us) \
@@ -101,12 +104,10 @@ impl HandlerStore for SqliteStore {
                      claim_expires_at_us = excluded.claim_expires_at_us \
                      WHERE handler_starts.answer IS NULL \
                      AND (handler_starts.claim_expires_at_us IS NULL \
-                     OR handler_starts.claim_expires_at_us <= ?7) \
-                     RETURNING claim_id",
+                     OR handler_starts.claim_expires_at_us <= ?7)",
                         &params,
-                        |row| row.text("claim_id"),
                     )?;
-                    if won.as_deref() == Some(claim_id.as_str()) {
+                    if changed == 1 {
                         return Ok(BeginStart::Claimed(claim));
                     }
                     let found = query_opt(
