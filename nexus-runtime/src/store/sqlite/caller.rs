@@ -29,8 +29,9 @@ const INSERT: &str = "INSERT INTO caller_operations (id, endpoint, service, oper
      ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30) \
      ON CONFLICT (endpoint, service, operation, request_id) DO NOTHING";
 
-/// The compare-and-set of [`CallerStore::update`]: what it returns is what the record cannot
-/// know by itself (its new version, its lease).
+/// The compare-and-set of [`CallerStore::update`]. What the record cannot know by itself (its new
+/// version, its lease) is read after it ([`UPDATED`]), in the same transaction: a `RETURNING`
+/// clause would gather its row in a temporary table, made and dropped at every transition.
 const UPDATE: &str = concat!(
     "UPDATE caller_operations SET state = ?3, version = version + 1, \
      attempt = ?4, next_attempt_at_us = ?5, last_failure = ?6, target = ?7, \
@@ -41,9 +42,12 @@ const UPDATE: &str = concat!(
      lease_owner = CASE WHEN ?20 THEN NULL ELSE lease_owner END, \
      lease_expires_at_us = CASE WHEN ?20 THEN NULL ELSE lease_expires_at_us END \
      WHERE id = ?1 AND version = ?2 AND state NOT IN ",
-    terminal!(),
-    " RETURNING version, lease_owner, lease_expires_at_us"
+    terminal!()
 );
+
+/// What an update gives back (see [`UPDATE`]).
+const UPDATED: &str =
+    "SELECT version, lease_owner, lease_expires_at_us FROM caller_operations WHERE id = ?1";
 
 const BY_ID: &str = "SELECT * FROM caller_operations WHERE id = ?1";
 
@@ -245,7 +249,10 @@ impl CallerStore for SqliteStore {
             let times = crate::store::memory::CallerTimes::of(record)?;
             let updated = self
                 .write(move |conn| {
-                    query_opt(conn, UPDATE, &params, |row| {
+                    if execute(conn, UPDATE, &params)? == 0 {
+                        return Ok(None);
+                    }
+                    query_opt(conn, UPDATED, &params[..1], |row| {
                         Ok((
                             row.int("version")?,
                             row.opt_text("lease_owner")?,
