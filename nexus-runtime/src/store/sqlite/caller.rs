@@ -66,15 +66,15 @@ const REQUEST_CANCEL: &str = concat!(
     terminal!()
 );
 
-/// A completion: the token it names fills a record that has none yet.
+/// A completion: the token it names fills a record that has none yet. The record is read after
+/// it in the same transaction (no `RETURNING`, which SQLite gathers in a temporary table).
 const COMPLETE: &str = concat!(
     "UPDATE caller_operations SET state = ?2, version = version + 1, \
      token = COALESCE(token, ?3), result_data = ?4, result_headers = ?5, \
      error = ?6, completion_links = ?7, closed_at_us = ?8, \
      next_attempt_at_us = NULL, lease_owner = NULL, lease_expires_at_us = NULL \
      WHERE id = ?1 AND (token IS NULL OR ?3 IS NULL OR token = ?3) AND state NOT IN ",
-    terminal!(),
-    " RETURNING *"
+    terminal!()
 );
 
 /// Leases the oldest unfinished operations nobody holds (or whose lease expired).
@@ -319,8 +319,8 @@ impl CallerStore for SqliteStore {
                 Value::Integer(to_micros(now)?),
             ];
             self.write(move |conn| {
-                if let Some(applied) =
-                    query_opt(conn, COMPLETE, &params, |row| caller_from_row(row))?
+                if execute(conn, COMPLETE, &params)? == 1
+                    && let Some(applied) = by_id(conn, &id.to_string())?
                 {
                     return Ok(CompletionOutcome::Applied(Box::new(applied)));
                 }

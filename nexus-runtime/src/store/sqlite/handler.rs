@@ -331,20 +331,31 @@ impl HandlerStore for SqliteStore {
                 Value::Integer(now_us),
             ];
             self.write(move |conn| {
-                let callback = query_opt(
+                // The callback is read after the update, in the same transaction (no
+                // `RETURNING`, which SQLite gathers in a temporary table).
+                let closed = execute(
                     conn,
                     "UPDATE handler_operations SET state = ?2, closed_at_us = ?3, \
                      lease_owner = NULL, lease_expires_at_us = NULL \
-                     WHERE token = ?1 AND state = 'running' \
-                     RETURNING callback_url, callback_headers",
+                     WHERE token = ?1 AND state = 'running'",
                     &close,
-                    |row| {
-                        Ok((
-                            row.opt_text("callback_url")?,
-                            row.opt_text("callback_headers")?,
-                        ))
-                    },
-                )?;
+                )? == 1;
+                let callback = if closed {
+                    query_opt(
+                        conn,
+                        "SELECT callback_url, callback_headers FROM handler_operations \
+                         WHERE token = ?1",
+                        &close[..1],
+                        |row| {
+                            Ok((
+                                row.opt_text("callback_url")?,
+                                row.opt_text("callback_headers")?,
+                            ))
+                        },
+                    )?
+                } else {
+                    None
+                };
                 let Some((url, headers)) = callback else {
                     return Ok(match by_token(conn, &token)? {
                         None => CompleteAsync::UnknownOperation,
