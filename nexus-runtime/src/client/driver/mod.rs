@@ -29,13 +29,11 @@ mod cancel;
 mod persist;
 mod start;
 mod started;
+mod wait;
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::ops::ControlFlow;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
 
 use tokio::sync::oneshot;
 
@@ -145,16 +143,6 @@ enum Event {
     Completion(Box<CallerRecord>),
     /// The driver must stop: see [`Halt`].
     Halted,
-}
-
-/// What ended a driver's wait, before the driver makes sense of it.
-enum Raw<T> {
-    Timeout(TimeoutKind),
-    Scope,
-    Command(Option<Command>),
-    Wake(Option<Wake>),
-    Poll,
-    Done(T),
 }
 
 /// Either an event, or what the driver was waiting for.
@@ -479,150 +467,6 @@ impl Driver {
 
     fn completions_done(&mut self) {
         self.wakes_open = false;
-    }
-
-    /// The next event found without waiting: a halt, or one the store revealed.
-    fn take_queued(&mut self) -> Option<Event> {
-        if self.halt.is_some() {
-            return Some(Event::Halted);
-        }
-        self.backlog.as_mut()?.queued.pop_front()
-    }
-
-    /// Whether nothing would interrupt a wait now, as [`race`](Self::race) orders them: no
-    /// deadline due, the enclosing scope not canceled, no command or wake queued, their senders
-    /// not all gone.
-    fn nothing_interrupts(&self) -> bool {
-        self.deadlines
-            .next()
-            .is_none_or(|(at, _)| Instant::now() < at)
-            && !self
-                .scope_cancel
-                .as_ref()
-                .is_some_and(tokio_util::sync::CancellationToken::is_cancelled)
-            && (!self.commands_open || self.commands.would_wait())
-            && (!self.wakes_open || self.wakes.would_wait())
-    }
-
-    /// Waits for `future`, or for whatever interrupts the operation first: a timeout, a
-    /// cancellation (by a handle, the enclosing handler's scope, or recorded in the store), every
-    /// handle dropped, the completion, or a halt. On a tie the timeout wins, then cancellation.
-    async fn race<F: Future + ?Sized>(&mut self, mut future: Pin<&mut F>) -> Step<F::Output> {
-        loop {
-            if let Some(event) = self.take_queued() {
-                return Step::Event(event);
-            }
-            // An answer ready at once (in process) with nothing to interrupt it is what the
-            // wait below would return, without setting up its timers.
-            if self.nothing_interrupts()
-                && let Poll::Ready(out) =
-                    std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await
-            {
-                return Step::Done(out);
-            }
-            let raw = self.wait(future.as_mut()).await;
-            // Made sense of by a plain function: what the wait returned is not kept across the
-            // reconciliation's await, so it takes no room in this future.
-            let reconcile = match self.on_wait(raw) {
-                ControlFlow::Break(step) => return step,
-                ControlFlow::Continue(reconcile) => reconcile,
-            };
-            if reconcile {
-                // Boxed: it reads the store, and only with replicas.
-                Box::pin(self.reconcile()).await;
-            }
-        }
-    }
-
-    /// What the wait's answer means: a step to return, or another wait (after reconciling
-    /// with the store, when `true`).
-    fn on_wait<T>(&mut self, raw: Raw<T>) -> ControlFlow<Step<T>, bool> {
-        ControlFlow::Break(match raw {
-            Raw::Timeout(kind) => Step::Event(Event::Timeout(kind)),
-            Raw::Scope => {
-                self.scope_cancel = None;
-                tracing::debug!(
-                    operation = %self.key.operation,
-                    "the enclosing operation was canceled; canceling this call"
-                );
-                Step::Event(Event::Cancel(None))
-            }
-            Raw::Command(Some(Command::Cancel(reply))) => Step::Event(Event::Cancel(Some(reply))),
-            Raw::Command(None) => {
-                self.commands_open = false;
-                Step::Event(Event::Abandoned)
-            }
-            Raw::Wake(Some(Wake::Completed(stored))) => Step::Event(Event::Completion(stored)),
-            Raw::Wake(Some(Wake::Claimed(stored))) => {
-                self.refresh(&stored);
-                return ControlFlow::Continue(false);
-            }
-            Raw::Wake(Some(Wake::Check)) | Raw::Poll => return ControlFlow::Continue(true),
-            Raw::Wake(Some(Wake::Stop)) => {
-                self.halt = Some(Halt::Stopped);
-                return ControlFlow::Continue(false);
-            }
-            Raw::Wake(None) => {
-                self.wakes_open = false;
-                return ControlFlow::Continue(false);
-            }
-            Raw::Done(out) => Step::Done(out),
-        })
-    }
-
-    /// The wait of [`race`](Self::race): the first of the deadline, the enclosing scope's
-    /// cancellation, a command, a wake, `future`, and the store's poll interval, in this order
-    /// when several are ready.
-    ///
-    /// A future of its own, polled by hand: it is where a pending operation spends its life,
-    /// so it holds only pointers (the timers and the scope's signal are boxed, and only when
-    /// there is one), where a `select!` kept room for every branch's future.
-    fn wait<'a, F: Future + ?Sized>(
-        &'a mut self,
-        mut future: Pin<&'a mut F>,
-    ) -> impl Future<Output = Raw<F::Output>> + 'a {
-        let mut timer = self
-            .deadlines
-            .next()
-            .map(|(at, kind)| (Box::pin(tokio::time::sleep_until(at)), kind));
-        let mut scope = self
-            .scope_cancel
-            .clone()
-            .map(|token| Box::pin(token.cancelled_owned()));
-        // How often to re-read the record while waiting (replicas only).
-        let mut polled = (self.client.durability().poll_interval())
-            .map(|every| Box::pin(tokio::time::sleep(every)));
-        std::future::poll_fn(move |cx| {
-            if let Some((sleep, kind)) = timer.as_mut()
-                && sleep.as_mut().poll(cx).is_ready()
-            {
-                return Poll::Ready(Raw::Timeout(*kind));
-            }
-            if let Some(cancelled) = scope.as_mut()
-                && cancelled.as_mut().poll(cx).is_ready()
-            {
-                return Poll::Ready(Raw::Scope);
-            }
-            if self.commands_open
-                && let Poll::Ready(command) = self.commands.poll_recv(cx)
-            {
-                return Poll::Ready(Raw::Command(command));
-            }
-            if self.wakes_open
-                && let Poll::Ready(wake) = self.wakes.poll_recv(cx)
-            {
-                return Poll::Ready(Raw::Wake(wake));
-            }
-            if let Poll::Ready(out) = future.as_mut().poll(cx) {
-                return Poll::Ready(Raw::Done(out));
-            }
-            if let Some(sleep) = polled.as_mut()
-                && sleep.as_mut().poll(cx).is_ready()
-            {
-                return Poll::Ready(Raw::Poll);
-            }
-            Poll::Pending
-        })
     }
 
     /// Handles an event while no attempt is in flight and the operation has not started.
