@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::store::RequestKey;
+use crate::store::{CallerRecord, RequestKey};
 
 /// Which operation: endpoint, service, operation and request id.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -19,6 +19,16 @@ pub(crate) struct OperationKey {
 }
 
 impl OperationKey {
+    /// The key of stored operation `record`, its endpoint's name shared with `endpoint`.
+    pub fn of_stored(endpoint: Arc<str>, record: &CallerRecord) -> Self {
+        Self {
+            endpoint,
+            service: Cow::Owned(record.service.clone()),
+            operation: Cow::Owned(record.operation.clone()),
+            request_id: record.request_id.as_str().into(),
+        }
+    }
+
     /// The store's key of the same operation.
     pub fn to_request_key(&self) -> RequestKey {
         RequestKey {

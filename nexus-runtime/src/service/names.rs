@@ -50,6 +50,45 @@ impl NameTable {
 mod tests {
     use super::*;
 
+    use crate::codec::Content;
+    use crate::operation::OperationContext;
+    use crate::service::StartFuture;
+
+    /// A service with two operations that answers nothing.
+    struct Two;
+
+    impl ServiceHandler for Two {
+        fn name(&self) -> &str {
+            "two.v1"
+        }
+
+        fn operation_names(&self) -> Vec<&str> {
+            vec!["first", "second"]
+        }
+
+        fn start(&self, _: &str, _: OperationContext, _: Content) -> Option<StartFuture> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_hosted_operation_s_names_are_made_once_and_shared() {
+        let services: BTreeMap<String, Arc<dyn ServiceHandler>> = BTreeMap::from([(
+            "two.v1".to_owned(),
+            Arc::new(Two) as Arc<dyn ServiceHandler>,
+        )]);
+        let table = NameTable::of(&services);
+        let first = table.get("two.v1", "first");
+        assert_eq!(&*first.service, "two.v1");
+        assert_eq!(&*first.operation, "first");
+        assert!(Arc::ptr_eq(&first, &table.get("two.v1", "first")));
+        assert!(!Arc::ptr_eq(&first, &table.get("two.v1", "second")));
+        assert!(
+            !Arc::ptr_eq(&first, &table.get("two.v1", "third")),
+            "not hosted"
+        );
+    }
+
     #[test]
     fn unknown_names_are_made_on_demand() {
         let table = NameTable::default();

@@ -35,6 +35,27 @@ pub(crate) struct Reserved {
     pub cancel: CancellationToken,
 }
 
+impl Reserved {
+    /// A new reservation of `token` for `service`/`operation` (its names the dispatcher's).
+    pub fn new(dispatcher: &Dispatcher, token: Arc<str>, service: &str, operation: &str) -> Self {
+        Self {
+            token,
+            names: dispatcher.inner.names.get(service, operation),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// Its entry in the running table: started by `principal`, with `input_bytes` of input.
+    pub fn running(&self, principal: &Principal, input_bytes: usize) -> RunningOperation {
+        RunningOperation {
+            names: self.names.clone(),
+            principal: principal.clone(),
+            input_bytes: u64::try_from(input_bytes).unwrap_or(u64::MAX),
+            cancel: self.cancel.clone(),
+        }
+    }
+}
+
 /// An async operation whose token is reserved in the running table, ready to run.
 pub(crate) struct Launch {
     pub reserved: Reserved,
@@ -95,20 +116,10 @@ pub(crate) fn reserve(
         None => crate::id::new_v4().simple().to_string().into(),
     };
     check_token(&token)?;
-    let reserved = Reserved {
-        token,
-        names: dispatcher.inner.names.get(service, operation),
-        cancel: CancellationToken::new(),
-    };
-    let running = RunningOperation {
-        names: reserved.names.clone(),
-        principal: principal.clone(),
-        input_bytes: u64::try_from(input_bytes).unwrap_or(u64::MAX),
-        cancel: reserved.cancel.clone(),
-    };
+    let reserved = Reserved::new(dispatcher, token, service, operation);
     dispatcher.inner.running.insert_within(
         reserved.token.clone(),
-        running,
+        reserved.running(principal, input_bytes),
         &dispatcher.inner.quota,
     )?;
     Ok(reserved)

@@ -12,9 +12,7 @@
 //! state again, and a restart resumes from the last state written (so an attempt may be repeated,
 //! with the same request id).
 
-use std::time::Duration;
-
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::{Driver, Event, Halt, Record, shown_state};
 use crate::client::durable::mirror;

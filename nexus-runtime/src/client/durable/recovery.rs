@@ -108,12 +108,7 @@ impl Client {
                 .lease
                 .as_ref()
                 .is_some_and(|l| l.owner == durability.owner);
-        let key = OperationKey {
-            endpoint: endpoint.name.clone(),
-            service: record.service.clone().into(),
-            operation: record.operation.clone().into(),
-            request_id: record.request_id.as_str().into(),
-        };
+        let key = OperationKey::of_stored(endpoint.name.clone(), &record);
         match self.registry().register(
             record.id,
             Arc::new(key),

@@ -19,7 +19,6 @@ use crate::operation::ContextParts;
 use crate::service::dispatcher::{Dispatcher, Inner};
 use crate::service::handler::RawStart;
 use crate::service::invoke::{Answered, Invocation, invoke};
-use crate::service::running::RunningOperation;
 use crate::service::work::{Launch, Reserved};
 use crate::store::{AsyncOperationRecord, StoreError};
 
@@ -209,23 +208,13 @@ fn recover(dispatcher: &Dispatcher, record: AsyncOperationRecord) {
     if record.state.is_terminal() {
         return;
     }
-    let reserved = Reserved {
-        token: record.token.as_str().into(),
-        names: dispatcher
-            .inner
-            .names
-            .get(&record.service, &record.operation),
-        cancel: CancellationToken::new(),
-    };
-    let inserted = dispatcher.inner.running.insert(
-        reserved.token.clone(),
-        RunningOperation {
-            names: reserved.names.clone(),
-            principal: record.principal.clone(),
-            input_bytes: u64::try_from(record.input.data.len()).unwrap_or(u64::MAX),
-            cancel: reserved.cancel.clone(),
-        },
-    );
+    let token = record.token.as_str().into();
+    let reserved = Reserved::new(dispatcher, token, &record.service, &record.operation);
+    let running = reserved.running(&record.principal, record.input.data.len());
+    let inserted = dispatcher
+        .inner
+        .running
+        .insert(reserved.token.clone(), running);
     if !inserted {
         return;
     }
