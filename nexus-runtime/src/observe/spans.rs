@@ -13,12 +13,15 @@ use tracing::field::Empty;
 /// The target of every span and event of this module.
 pub(crate) const TARGET: &str = "nexus_runtime::observe";
 
+/// The name of the span [`call`] opens, which [`current_call`] looks for.
+const CALL: &str = "nexus.call";
+
 /// `nexus.call`: one operation on the caller side, from scheduling to its end. A child of the
 /// current span (the handler's, for a call made inside a handler).
 pub(crate) fn call(endpoint: &str, service: &str, operation: &str, request_id: &str) -> Span {
     let span = tracing::info_span!(
         target: TARGET,
-        "nexus.call",
+        CALL,
         otel.name = Empty,
         otel.kind = "client",
         nexus.endpoint = endpoint,
@@ -37,7 +40,7 @@ pub(crate) fn call(endpoint: &str, service: &str, operation: &str, request_id: &
 /// whose fields would then be recorded as the call's.
 pub(crate) fn current_call() -> Span {
     let span = Span::current();
-    if span.metadata().is_some_and(|m| m.name() == "nexus.call") {
+    if span.metadata().is_some_and(|m| m.name() == CALL) {
         span
     } else {
         Span::none()

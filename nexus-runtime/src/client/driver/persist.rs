@@ -60,19 +60,16 @@ impl Driver {
     /// Records the changed record in the store, then shows it to the handles (unless the driver
     /// halted).
     async fn persist_shown(&mut self, change: impl FnOnce(&mut Record)) {
-        let (mut next, before) = {
-            let shown = self.record.borrow();
-            // What the store holds, as far as the driver knows: the record shown before this
-            // change, written over what it keeps (unless a write was missed since).
-            let before = self
-                .stored
-                .as_deref()
-                .filter(|kept| !kept.behind)
-                .map(|kept| kept.written(self.id, &shown, self.deadlines.start_to_close));
-            (shown.clone(), before)
-        };
+        let mut next = self.record.borrow().clone();
         change(&mut next);
-        self.persist(&next, before).await;
+        // The store holds the record shown before this change, written over what the driver
+        // keeps (unless a write was missed since): a change its written view does not see
+        // changes nothing there.
+        let unchanged = self.stored.as_deref().is_some_and(|kept| !kept.behind)
+            && mirror::Written::of(&self.record.borrow()) == mirror::Written::of(&next);
+        if !unchanged {
+            self.persist(&next).await;
+        }
         if self.halt.is_none() {
             let record = &self.record;
             record.send_if_modified(|shown| {
@@ -85,9 +82,8 @@ impl Driver {
 
     /// Writes `record` to the store, unless the operation is already recorded as finished (a
     /// finished record never changes: a cancel request still in flight after `TryCancel` is only
-    /// shown, not stored) or the store holds it already (`before`, when known, is what the store
-    /// holds).
-    async fn persist(&mut self, record: &Record, before: Option<CallerRecord>) {
+    /// shown, not stored).
+    async fn persist(&mut self, record: &Record) {
         let Some(kept) = self.stored.as_deref() else {
             return;
         };
@@ -95,9 +91,6 @@ impl Driver {
             return;
         }
         let mut wanted = Box::new(kept.written(self.id, record, self.deadlines.start_to_close));
-        if before.is_some_and(|before| mirror::same_changes(&wanted, &before)) {
-            return;
-        }
         let store = self.client.durability().store.clone();
         for _ in 0..MAX_CONFLICTS {
             let mut tries = 0;
@@ -357,5 +350,50 @@ mod tests {
         assert_eq!(written.start_links, stored.start_links);
         assert_eq!(written.started_at, stored.started_at, "written once, kept");
         assert!(written.result.is_some());
+    }
+
+    /// A transition is written when it changes what `mirror::apply` reads of the shown record,
+    /// and only then: one that changes nothing the store keeps (a cancel request's progress)
+    /// leaves the written view, and so the record written, as they were.
+    #[tokio::test(start_paused = true)]
+    async fn a_transition_is_written_when_its_written_view_changes() {
+        use crate::client::info::{CancelState, CancellationInfo};
+        use mirror::Written;
+
+        let stored = started();
+        let kept = Kept::of(&stored);
+        let mut shown = mirror::record_of(&stored);
+        let mut cancel = CancellationInfo::new(tokio::time::Instant::now(), CancelState::Scheduled);
+        shown.info.cancellation = Some(Box::new(cancel.clone()));
+
+        let mut next = shown.clone();
+        cancel.state = CancelState::Blocked;
+        cancel.blocked_reason = Some("breaker open".into());
+        cancel.attempt = 3;
+        next.info.cancellation = Some(Box::new(cancel));
+        next.info.blocked_reason = Some("limit".into());
+        assert!(Written::of(&next) == Written::of(&shown));
+        assert!(mirror::same_changes(
+            &kept.written(stored.id, &next, None),
+            &kept.written(stored.id, &shown, None)
+        ));
+
+        let changes: [fn(&mut Record); 6] = [
+            |r| r.info.attempt += 1,
+            |r| r.info.token = Some("other".into()),
+            |r| r.info.next_attempt_at = Some(tokio::time::Instant::now()),
+            |r| r.info.completion_links = vec![Link::new("https://handler.example/2", "h.Done")],
+            |r| r.info.last_failure = Some(Box::new(crate::CallError::Canceled)),
+            |r| r.outcome = Some(Box::new(Err(crate::CallError::Canceled))),
+        ];
+        for change in changes {
+            let mut next = shown.clone();
+            change(&mut next);
+            assert!(Written::of(&next) != Written::of(&shown));
+            assert!(!mirror::same_changes(
+                &kept.written(stored.id, &next, None),
+                &kept.written(stored.id, &shown, None)
+            ));
+        }
     }
 }
