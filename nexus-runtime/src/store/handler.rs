@@ -338,13 +338,17 @@ pub trait HandlerStore: Send + Sync + 'static {
         limit: usize,
     ) -> StoreFuture<'a, Vec<AsyncOperationRecord>>;
 
-    /// Extends every lease `owner` holds on a running operation; returns their tokens.
+    /// Extends every lease `owner` holds on a running operation; returns how many (not their
+    /// tokens: a renewal runs every third of a lease, however many operations run).
     fn renew_async<'a>(
         &'a self,
         owner: &'a str,
         now: SystemTime,
         lease: Duration,
-    ) -> StoreFuture<'a, Vec<String>>;
+    ) -> StoreFuture<'a, u64>;
+
+    /// The tokens of the running operations `owner` holds a lease on, expired or not, sorted.
+    fn leased_async<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<String>>;
 
     /// The tokens of the running operations `owner` holds whose cancellation was requested (a
     /// request that reached another replica, or came before a resume), sorted: one query, however

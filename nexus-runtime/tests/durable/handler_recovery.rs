@@ -240,8 +240,77 @@ fn another_replica_takes_over(backend: &Backend) {
     });
 }
 
+/// What the runtime logs at `WARN` and above, kept for a test to read.
+#[derive(Clone, Default)]
+struct Warnings(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Warnings {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Warnings {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// A lease renewal counts the leases it renewed; more than the operations running here sends
+/// it looking for the ones that are not. A process alone with its owner id is not warned; two
+/// processes given one owner id are: the one that does not run the other's operations names
+/// them.
+fn one_owner_id_in_two_processes(backend: &Backend) {
+    const WARNING: &str = "not running here";
+    let warnings = Warnings::default();
+    let writer = warnings.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // Current-thread runtime: every task (the keepers' renewals) logs to this subscriber.
+    let _default = tracing::subscriber::set_default(subscriber);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/callback", socket.local_addr().unwrap());
+    runtime.block_on(async {
+        let renewals = |n: u64| tokio::time::sleep(Duration::from_millis(200 * n + 100));
+        let solo = handler_process(backend, &JobsImpl::new(), quick_options("solo")).await;
+        start_both(&solo, &url, "solo").await;
+        renewals(3).await;
+        assert!(!warnings.text().contains(WARNING), "{}", warnings.text());
+        solo.shutdown().await;
+
+        // The first twin's start-up is over before the second records anything: it has
+        // nothing to resume, and finds the second's operations at a later renewal.
+        let idle = handler_process(backend, &JobsImpl::new(), quick_options("twin")).await;
+        renewals(1).await;
+        let busy = handler_process(backend, &JobsImpl::new(), quick_options("twin")).await;
+        let (p, t) = start_both(&busy, &url, "twin").await;
+        let deadline = Instant::now() + WITHIN;
+        while !(warnings.text().contains(&p) && warnings.text().contains(&t)) {
+            assert!(Instant::now() < deadline, "{}", warnings.text());
+            renewals(1).await;
+        }
+        let text = warnings.text();
+        assert!(text.contains("owner=twin"), "{text}");
+        assert!(!text.contains("owner=solo"), "{text}");
+        busy.shutdown().await;
+        idle.shutdown().await;
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+}
+
 support::backend::backend_matrix! {
     backends: memory, sqlite, postgres;
     cases: [restart_resumes_or_fails];
-    blocking cases: [crash_and_restart, another_replica_takes_over];
+    blocking cases: [crash_and_restart, another_replica_takes_over, one_owner_id_in_two_processes];
 }

@@ -93,11 +93,11 @@ impl Passes<Pass> for Keeper {
 /// Takes over what this owner left running (a restart), then what nobody holds.
 async fn start_up(weak: &Weak<Inner>, durable: &Durable) -> Result<(), StoreError> {
     let owner = &durable.options.owner;
-    let held = durable
+    durable
         .handler
         .renew_async(owner, clock::now(), durable.options.lease)
         .await?;
-    for token in held {
+    for token in durable.handler.leased_async(owner).await? {
         let Some(dispatcher) = upgrade(weak) else {
             return Ok(());
         };
@@ -174,18 +174,18 @@ async fn renew(weak: &Weak<Inner>, durable: &Durable) {
         return;
     };
     match renewed {
-        Ok(tokens) => {
-            for token in tokens {
-                if !dispatcher.inner.running.contains(&token) {
-                    tracing::warn!(
-                        %token,
-                        %owner,
-                        "an operation leased to this owner is not running here: does another \
-                         process use the same owner id?"
-                    );
-                }
+        // Every operation leased here runs here (it is in the table before it is recorded, and
+        // stays there until it is recorded as finished), so more leases than running operations
+        // are worth a look: the operations leased but not running, which another process with
+        // the same owner id may run. (Operations that ended since the renewal count too; the
+        // look finds them gone.)
+        Ok(renewed) if renewed > dispatcher.inner.running.len() as u64 => {
+            match durable.handler.leased_async(owner).await {
+                Ok(tokens) => warn_not_running(&dispatcher, owner, &tokens),
+                Err(e) => tracing::warn!(error = %e, "cannot list the leases of this owner"),
             }
         }
+        Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "cannot renew the leases of running operations"),
     }
     // A cancel request that reached another replica (or arrived before a resume) is recorded:
@@ -199,6 +199,20 @@ async fn renew(weak: &Weak<Inner>, durable: &Durable) {
             }
         }
         Err(e) => tracing::warn!(error = %e, "cannot check for cancel requests"),
+    }
+}
+
+/// Warns of each operation leased to `owner` that is not running here.
+fn warn_not_running(dispatcher: &Dispatcher, owner: &str, tokens: &[String]) {
+    for token in tokens {
+        if !dispatcher.inner.running.contains(token) {
+            tracing::warn!(
+                %token,
+                %owner,
+                "an operation leased to this owner is not running here: does another process \
+                 use the same owner id?"
+            );
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::{MemoryStore, StartRow, normalize_async};
+use super::{MemoryStore, StartRow, State, normalize_async};
 use crate::completion::Completion;
 use crate::store::handler::check_answer;
 use crate::store::time::{expiry_micros, from_micros, truncate, truncate_opt};
@@ -17,6 +17,26 @@ fn normalize_completion(completion: &Completion) -> Result<Completion, StoreErro
     c.start_time = truncate_opt(c.start_time)?;
     c.close_time = truncate_opt(c.close_time)?;
     Ok(c)
+}
+
+/// The tokens of the running operations `owner` holds a lease on that `also` accepts, sorted.
+fn owner_tokens(
+    state: &State,
+    owner: &str,
+    also: impl Fn(&AsyncOperationRecord) -> bool,
+) -> Vec<String> {
+    let mut tokens: Vec<String> = state
+        .operations
+        .values()
+        .filter(|op| {
+            !op.state.is_terminal()
+                && op.lease.as_ref().is_some_and(|l| l.owner == owner)
+                && also(op)
+        })
+        .map(|op| op.token.clone())
+        .collect();
+    tokens.sort();
+    tokens
 }
 
 impl HandlerStore for MemoryStore {
@@ -268,35 +288,29 @@ impl HandlerStore for MemoryStore {
         owner: &'a str,
         now: SystemTime,
         lease: Duration,
-    ) -> StoreFuture<'a, Vec<String>> {
+    ) -> StoreFuture<'a, u64> {
         self.with(move |state| {
             let lease = Lease::new(owner, from_micros(expiry_micros(now, lease)?)?);
-            let mut tokens = Vec::new();
+            let mut renewed = 0;
             for op in state.operations.values_mut() {
                 if !op.state.is_terminal() && op.lease.as_ref().is_some_and(|l| l.owner == owner) {
                     op.lease = Some(lease.clone());
-                    tokens.push(op.token.clone());
+                    renewed += 1;
                 }
             }
-            tokens.sort();
-            Ok(tokens)
+            Ok(renewed)
         })
+    }
+
+    fn leased_async<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<String>> {
+        self.with(move |state| Ok(owner_tokens(state, owner, |_| true)))
     }
 
     fn cancel_requested_async<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<String>> {
         self.with(move |state| {
-            let mut tokens: Vec<String> = state
-                .operations
-                .values()
-                .filter(|op| {
-                    !op.state.is_terminal()
-                        && op.cancel_requested_at.is_some()
-                        && op.lease.as_ref().is_some_and(|l| l.owner == owner)
-                })
-                .map(|op| op.token.clone())
-                .collect();
-            tokens.sort();
-            Ok(tokens)
+            Ok(owner_tokens(state, owner, |op| {
+                op.cancel_requested_at.is_some()
+            }))
         })
     }
 

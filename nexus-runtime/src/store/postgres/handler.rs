@@ -4,8 +4,8 @@
 //! serializes with the sender's bookkeeping, whose `mark_retry` and `mark_dead` then no longer
 //! match the redirected row), or, with none waiting, the transaction is rolled back.
 
-use super::PostgresStore;
 use super::listing::{push_after, push_states};
+use super::{PostgresStore, expiry_micros};
 use crate::store::sql::*;
 use crate::store::{
     AsyncOperationRecord, AsyncQuery, BeginStart, CancelRequestOutcome, CompleteAsync,
@@ -40,9 +40,35 @@ const CLAIM: &str = concat!(
      AND (lease_owner IS NULL OR lease_expires_at_us <= $3) RETURNING *"
 );
 
-/// Extends the leases an owner holds: see [`PostgresStore::renew_rows`].
+/// Extends the leases an owner holds (`$1` the owner, `$2` the new expiry).
 const RENEW: &str = "UPDATE handler_operations SET lease_expires_at_us = $2 \
-     WHERE lease_owner = $1 AND state = 'running' RETURNING token";
+     WHERE lease_owner = $1 AND state = 'running'";
+
+/// The running operations an owner (`$1`) holds a lease on, expired or not.
+const LEASED: &str = "SELECT token FROM handler_operations WHERE lease_owner = $1 \
+     AND state = 'running' ORDER BY token";
+
+/// Those of them whose cancellation was requested.
+const CANCEL_REQUESTED: &str = "SELECT token FROM handler_operations WHERE lease_owner = $1 \
+     AND state = 'running' AND cancel_requested_at_us IS NOT NULL ORDER BY token";
+
+impl PostgresStore {
+    /// The tokens `sql` selects for `owner` (`LEASED`, `CANCEL_REQUESTED`).
+    async fn owner_tokens(
+        &self,
+        owner: &str,
+        sql: &'static str,
+    ) -> Result<Vec<String>, StoreError> {
+        sqlx::query(sql)
+            .bind(owner)
+            .fetch_all(self.readers())
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(|row| row.text("token"))
+            .collect()
+    }
+}
 
 impl HandlerStore for PostgresStore {
     fn list_async<'a>(
@@ -464,32 +490,26 @@ impl HandlerStore for PostgresStore {
         owner: &'a str,
         now: std::time::SystemTime,
         lease: std::time::Duration,
-    ) -> StoreFuture<'a, Vec<String>> {
+    ) -> StoreFuture<'a, u64> {
         Box::pin(async move {
-            let rows = self.renew_rows(RENEW, owner, now, lease).await?;
-            let mut tokens = rows
-                .iter()
-                .map(|row| row.text("token"))
-                .collect::<Result<Vec<_>, _>>()?;
-            tokens.sort();
-            Ok(tokens)
+            let mut w = self.write_one().await?;
+            let done = sqlx::query(RENEW)
+                .bind(owner)
+                .bind(expiry_micros(now, lease)?)
+                .execute(&mut *w)
+                .await
+                .map_err(db_error)?;
+            w.commit().await.map_err(db_error)?;
+            Ok(done.rows_affected())
         })
     }
 
+    fn leased_async<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(self.owner_tokens(owner, LEASED))
+    }
+
     fn cancel_requested_async<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<String>> {
-        Box::pin(async move {
-            sqlx::query(
-                "SELECT token FROM handler_operations WHERE lease_owner = $1 \
-                 AND state = 'running' AND cancel_requested_at_us IS NOT NULL ORDER BY token",
-            )
-            .bind(owner)
-            .fetch_all(self.readers())
-            .await
-            .map_err(db_error)?
-            .iter()
-            .map(|row| row.text("token"))
-            .collect()
-        })
+        Box::pin(self.owner_tokens(owner, CANCEL_REQUESTED))
     }
 
     fn release_async<'a>(&'a self, owner: &'a str, tokens: &'a [String]) -> StoreFuture<'a, u64> {

@@ -63,6 +63,27 @@ fn operation_params(op: &AsyncOperationRecord) -> Result<Params, StoreError> {
     ])
 }
 
+/// The running operations an owner (`?1`) holds a lease on, expired or not.
+const LEASED: &str = "SELECT token FROM handler_operations WHERE lease_owner = ?1 \
+     AND state = 'running' ORDER BY token";
+
+/// Those of them whose cancellation was requested.
+const CANCEL_REQUESTED: &str = "SELECT token FROM handler_operations WHERE lease_owner = ?1 \
+     AND state = 'running' AND cancel_requested_at_us IS NOT NULL ORDER BY token";
+
+impl SqliteStore {
+    /// The tokens `sql` selects for `owner` (`LEASED`, `CANCEL_REQUESTED`).
+    async fn owner_tokens(
+        &self,
+        owner: &str,
+        sql: &'static str,
+    ) -> Result<Vec<String>, StoreError> {
+        let params = vec![text(owner)];
+        self.read(move |conn| query_all(conn, sql, &params, |row| row.text("token")))
+            .await
+    }
+}
+
 impl HandlerStore for SqliteStore {
     fn begin_start<'a>(
         &'a self,
@@ -454,39 +475,29 @@ impl HandlerStore for SqliteStore {
         owner: &'a str,
         now: SystemTime,
         lease: Duration,
-    ) -> StoreFuture<'a, Vec<String>> {
+    ) -> StoreFuture<'a, u64> {
         Box::pin(async move {
             let params = vec![text(owner), Value::Integer(expiry_micros(now, lease)?)];
-            let mut tokens = self
+            let renewed = self
                 .write(move |conn| {
-                    query_all(
+                    execute(
                         conn,
                         "UPDATE handler_operations SET lease_expires_at_us = ?2 \
-                         WHERE lease_owner = ?1 AND state = 'running' RETURNING token",
+                         WHERE lease_owner = ?1 AND state = 'running'",
                         &params,
-                        |row| row.text("token"),
                     )
                 })
                 .await?;
-            tokens.sort();
-            Ok(tokens)
+            Ok(renewed as u64)
         })
     }
 
+    fn leased_async<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(self.owner_tokens(owner, LEASED))
+    }
+
     fn cancel_requested_async<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<String>> {
-        Box::pin(async move {
-            let params = vec![text(owner)];
-            self.read(move |conn| {
-                query_all(
-                    conn,
-                    "SELECT token FROM handler_operations WHERE lease_owner = ?1 \
-                     AND state = 'running' AND cancel_requested_at_us IS NOT NULL ORDER BY token",
-                    &params,
-                    |row| row.text("token"),
-                )
-            })
-            .await
-        })
+        Box::pin(self.owner_tokens(owner, CANCEL_REQUESTED))
     }
 
     fn release_async<'a>(&'a self, owner: &'a str, tokens: &'a [String]) -> StoreFuture<'a, u64> {

@@ -177,6 +177,7 @@ pub async fn async_leases<H: Harness>(h: &H) {
         .map(|op| op.token)
         .collect();
     assert_eq!(unfinished, ["t1", "t2"]);
+    assert_eq!(store.leased_async("a").await.unwrap(), ["t1"]);
 
     let claimed = store.claim_async("b", at(10), LEASE, 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
@@ -195,17 +196,10 @@ pub async fn async_leases<H: Harness>(h: &H) {
         .map(|op| op.token)
         .collect();
     assert_eq!(taken, ["t1", "t2"], "expired leases, a's and b's own");
-    assert!(
-        store
-            .renew_async("a", at(100), LEASE)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        store.renew_async("b", at(101), LEASE).await.unwrap(),
-        ["t1", "t2"]
-    );
+    assert_eq!(store.renew_async("a", at(100), LEASE).await.unwrap(), 0);
+    assert!(store.leased_async("a").await.unwrap().is_empty());
+    assert_eq!(store.renew_async("b", at(101), LEASE).await.unwrap(), 2);
+    assert_eq!(store.leased_async("b").await.unwrap(), ["t1", "t2"]);
     assert_eq!(
         store.get_async("t1").await.unwrap().unwrap().lease,
         Some(Lease::new("b", at(131)))
