@@ -74,8 +74,8 @@ async fn migrations_are_idempotent() {
     let second = SqliteStore::open_in_dir(dir.path()).await.unwrap();
     first.close().await;
     let third = SqliteStore::open_in_dir(dir.path()).await.unwrap();
-    assert_eq!(third.applied_migrations().await.unwrap(), [1, 2, 3, 4]);
-    assert_eq!(second.applied_migrations().await.unwrap(), [1, 2, 3, 4]);
+    assert_eq!(third.applied_migrations().await.unwrap(), [1, 2, 3, 4, 5]);
+    assert_eq!(second.applied_migrations().await.unwrap(), [1, 2, 3, 4, 5]);
     assert_eq!(third.get(record.id).await.unwrap(), Some(record));
 }
 
@@ -270,7 +270,7 @@ async fn records_from_before_principals_belong_to_the_anonymous_principal() {
     drop(conn);
 
     let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
-    assert_eq!(store.applied_migrations().await.unwrap(), [1, 2, 3, 4]);
+    assert_eq!(store.applied_migrations().await.unwrap(), [1, 2, 3, 4, 5]);
     let op = store.get_async("tok-old").await.unwrap().unwrap();
     assert_eq!(op.principal, Principal::anonymous());
     let key = |principal: &str| StartKey {

@@ -10,7 +10,7 @@ use super::writer::db_error;
 use crate::store::StoreError;
 
 /// The migrations: version and SQL, in order.
-const MIGRATIONS: [(i64, &str); 4] = [
+const MIGRATIONS: [(i64, &str); 5] = [
     (
         1,
         include_str!("../../../migrations/sqlite/0001_operation_store.sql"),
@@ -26,6 +26,10 @@ const MIGRATIONS: [(i64, &str); 4] = [
     (
         4,
         include_str!("../../../migrations/sqlite/0004_principal.sql"),
+    ),
+    (
+        5,
+        include_str!("../../../migrations/sqlite/0005_cancel_requested_index.sql"),
     ),
 ];
 
