@@ -284,6 +284,11 @@ pub trait CallerStore: Send + Sync + 'static {
 
     /// Writes the changeable fields of `record` if the stored version is still `record.version`
     /// and the stored state is not terminal; then bumps `record.version` and returns `true`.
+    /// The changeable fields are the state, attempt, next attempt, last failure, target, token,
+    /// links, result, error, the cancel request's time, the started and closed times and the
+    /// deadlines. The others are fixed at insert (the id, request key, input, options, schedule
+    /// time and callback secret): an update must not write them, and the runtime leaves them
+    /// empty in the records it gives.
     /// Returns `false` and changes nothing otherwise: something else changed the operation (a
     /// completion, a cancel request, another owner's claim); read it again.
     ///

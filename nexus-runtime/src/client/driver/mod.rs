@@ -309,8 +309,8 @@ impl Driver {
             // A new operation of a client that keeps nothing.
             return Resume::Start(None);
         };
-        let (state, next_attempt_at) = (stored.state, stored.next_attempt_at);
-        if stored.cancel_requested_at.is_some() {
+        let state = stored.state;
+        if !stored.cancel_requested_at.is_none() {
             // Requested before a restart, or from another replica: carry it out again.
             self.backlog().queued.push_back(Event::Cancel(None));
         }
@@ -319,8 +319,9 @@ impl Driver {
                 Resume::At(Flow::Started(self.record.borrow().info.target.unwrap_or(0)))
             }
             state if state.is_terminal() => Resume::At(Flow::End),
+            // The shown record says when, as the stored one does (it was shown from it).
             store::OperationState::BackingOff => {
-                Resume::Start(next_attempt_at.map(crate::clock::instant_at))
+                Resume::Start(self.record.borrow().info.next_attempt_at)
             }
             _ => Resume::Start(None),
         }

@@ -17,7 +17,6 @@ use std::time::{Duration, SystemTime};
 use super::{Driver, Event, Halt, Record, shown_state};
 use crate::client::durable::mirror;
 use crate::codec::Content;
-use crate::security::CallbackSecret;
 use crate::store::{self, CallerRecord, Lease, OperationDeadlines, OperationId, RequestKey};
 
 /// How many lost compare-and-sets in a row one transition tolerates before giving up writing it.
@@ -118,7 +117,7 @@ impl Driver {
                     wanted.version = kept.version;
                     wanted.lease = kept.lease.as_deref().cloned();
                     if wanted.cancel_requested_at.is_none() {
-                        wanted.cancel_requested_at = kept.cancel_requested_at;
+                        wanted.cancel_requested_at = kept.cancel_requested_at.get();
                     }
                 }
                 Err(e) => {
@@ -215,7 +214,7 @@ impl Driver {
             stored.version = latest.version;
             stored.lease = latest.lease.clone().map(Box::new);
             if stored.cancel_requested_at.is_none() {
-                stored.cancel_requested_at = latest.cancel_requested_at;
+                stored.cancel_requested_at = At::of(latest.cancel_requested_at);
             }
         }
     }
@@ -231,50 +230,51 @@ impl Driver {
 }
 
 /// What a driver keeps of its stored record, boxed: the version and lease an update compares,
-/// the times it writes once, and the state it was left in. The rest of what an update writes
-/// (attempt, failures, target, token, links, outcome) is what the record shown to handles says,
-/// and is taken from there when a transition is written ([`Kept::written`]); the request key,
-/// input and options are fixed at insert and no update writes them. A whole copy of the record
-/// would cost more than a fifth of a pending operation's memory, and a copy at every transition.
+/// the times it writes once (or carries over: the deadlines), and the state it was left in. The
+/// rest of what an update writes (attempt, next attempt, failures, target, token, links, outcome)
+/// is what the record shown to handles says, and is taken from there when a transition is
+/// written ([`Kept::written`]); the request key, input, options, schedule time and callback
+/// secret are fixed at insert and no update writes them. A whole copy of the record would cost
+/// more than a fifth of a pending operation's memory, and a copy at every transition.
 #[derive(Debug)]
 pub(crate) struct Kept {
     pub version: u64,
     /// Boxed: only with replicas.
     pub lease: Option<Box<Lease>>,
     pub state: store::OperationState,
-    pub next_attempt_at: Option<SystemTime>,
-    pub cancel_requested_at: Option<SystemTime>,
-    pub scheduled_at: SystemTime,
-    pub started_at: Option<SystemTime>,
-    pub closed_at: Option<SystemTime>,
-    pub deadlines: OperationDeadlines,
-    pub callback_secret: Option<CallbackSecret>,
     /// A transition was shown but not stored (the store failed, or the record kept changing):
     /// what the store holds is not what the shown record says, so the next transition is
     /// written whatever it changes.
     pub behind: bool,
+    pub cancel_requested_at: At,
+    started_at: At,
+    closed_at: At,
+    schedule_to_close: At,
+    schedule_to_start: At,
+    start_to_close: At,
 }
 
 impl Kept {
     /// What a driver keeps of `record`, as the store holds it.
     pub fn of(record: &CallerRecord) -> Box<Self> {
+        let deadlines = &record.deadlines;
         Box::new(Self {
             version: record.version,
             lease: record.lease.clone().map(Box::new),
             state: record.state,
-            next_attempt_at: record.next_attempt_at,
-            cancel_requested_at: record.cancel_requested_at,
-            scheduled_at: record.scheduled_at,
-            started_at: record.started_at,
-            closed_at: record.closed_at,
-            deadlines: record.deadlines.clone(),
-            callback_secret: record.callback_secret.clone(),
             behind: false,
+            cancel_requested_at: At::of(record.cancel_requested_at),
+            started_at: At::of(record.started_at),
+            closed_at: At::of(record.closed_at),
+            schedule_to_close: At::of(deadlines.schedule_to_close),
+            schedule_to_start: At::of(deadlines.schedule_to_start),
+            start_to_close: At::of(deadlines.start_to_close),
         })
     }
 
     /// The stored record of operation `id` once `shown` is written over it: what an update of
-    /// the store is given (the request key, input and options left empty).
+    /// the store is given (the fields fixed at insert left empty: the request key, input,
+    /// options and callback secret, and the epoch for the schedule time).
     pub fn written(
         &self,
         id: OperationId,
@@ -286,19 +286,48 @@ impl Kept {
             RequestKey::empty(),
             Content::empty(),
             serde_json::Value::Null,
-            self.scheduled_at,
+            SystemTime::UNIX_EPOCH,
         );
         record.version = self.version;
         record.lease = self.lease.as_deref().cloned();
         record.state = self.state;
-        record.next_attempt_at = self.next_attempt_at;
-        record.cancel_requested_at = self.cancel_requested_at;
-        record.started_at = self.started_at;
-        record.closed_at = self.closed_at;
-        record.deadlines = self.deadlines.clone();
-        record.callback_secret.clone_from(&self.callback_secret);
+        record.cancel_requested_at = self.cancel_requested_at.get();
+        record.started_at = self.started_at.get();
+        record.closed_at = self.closed_at.get();
+        record.deadlines = OperationDeadlines {
+            schedule_to_close: self.schedule_to_close.get(),
+            schedule_to_start: self.schedule_to_start.get(),
+            start_to_close: self.start_to_close.get(),
+        };
         mirror::apply(shown, &mut record, start_to_close);
         record
+    }
+}
+
+/// A time as the stores keep it, in 8 bytes: whole microseconds since the epoch, `None` as
+/// `i64::MIN`. (A time no store can hold, beyond about 292,000 years from the epoch, is kept
+/// as `None`: no store could have written it.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct At(i64);
+
+impl At {
+    const NONE: Self = Self(i64::MIN);
+
+    fn of(at: Option<SystemTime>) -> Self {
+        at.and_then(|at| store::time::to_micros(at).ok())
+            .filter(|&micros| micros != i64::MIN)
+            .map_or(Self::NONE, Self)
+    }
+
+    /// The time, truncated to the microsecond as the stores keep it.
+    pub fn get(self) -> Option<SystemTime> {
+        (self != Self::NONE)
+            .then(|| store::time::from_micros(self.0).ok())
+            .flatten()
+    }
+
+    pub fn is_none(self) -> bool {
+        self == Self::NONE
     }
 }
 
@@ -319,7 +348,10 @@ mod tests {
         stored.target = Some("0".into());
         stored.token = Some("tok".into());
         stored.start_links = vec![Link::new("https://handler.example/1", "h.Run")];
-        stored.started_at = Some(clock::now());
+        // As the stores keep times: to the microsecond.
+        let now = store::time::truncate(clock::now()).unwrap();
+        stored.started_at = Some(now);
+        stored.deadlines.schedule_to_close = Some(now + Duration::from_secs(60));
         stored.lease = Some(Lease::new("me", clock::now()));
         stored
     }
@@ -350,6 +382,25 @@ mod tests {
         assert_eq!(written.start_links, stored.start_links);
         assert_eq!(written.started_at, stored.started_at, "written once, kept");
         assert!(written.result.is_some());
+    }
+
+    /// A kept time is the stored one to the microsecond, before the epoch as after it, and
+    /// `None` stays `None`.
+    #[test]
+    fn a_kept_time_is_the_stored_time() {
+        assert_eq!(At::of(None).get(), None);
+        assert!(At::of(None).is_none());
+        let at = store::time::truncate(clock::now()).unwrap();
+        assert_eq!(At::of(Some(at)).get(), Some(at));
+        let before = SystemTime::UNIX_EPOCH - Duration::from_micros(1_500);
+        assert_eq!(At::of(Some(before)).get(), Some(before));
+        let nanos = at + Duration::from_nanos(999);
+        assert_eq!(
+            At::of(Some(nanos)).get(),
+            Some(at),
+            "truncated as the stores do"
+        );
+        assert_eq!(std::mem::size_of::<At>(), 8);
     }
 
     /// A transition is written when it changes what `mirror::apply` reads of the shown record,
