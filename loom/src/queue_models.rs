@@ -1,7 +1,7 @@
 //! The queue's concurrent paths under every interleaving: senders racing each other and the
 //! receiver, a send waking a waiting receiver, the last sender leaving while the receiver waits,
-//! a weak sender upgrading while the last sender leaves, and the receiver leaving while a send is
-//! under way.
+//! a weak sender upgrading while the last sender leaves, a post racing the last sender's exit, and
+//! the receiver leaving while a send is under way.
 
 use loom::future::block_on;
 use loom::thread;
@@ -77,6 +77,31 @@ fn a_weak_sender_upgrades_only_while_a_sender_lives() {
         let got = drain(rx);
         let sent = upgrader.join().expect("upgrader");
         assert_eq!(got, if sent { vec![7] } else { vec![] });
+    });
+}
+
+#[test]
+fn a_post_racing_the_last_senders_exit_arrives_and_the_end_is_told_once() {
+    loom::model(|| {
+        let (tx, mut rx) = channel();
+        let weak = tx.downgrade();
+        let leaver = thread::spawn(move || drop(tx));
+        // The receiver lives until the item arrived: the post cannot be refused.
+        let poster = thread::spawn(move || weak.post(7).is_ok());
+        let (got, ends) = block_on(async move {
+            let (mut got, mut ends) = (Vec::new(), 0);
+            while got.is_empty() {
+                match rx.recv().await {
+                    Some(item) => got.push(item),
+                    None => ends += 1,
+                }
+            }
+            (got, ends)
+        });
+        assert!(poster.join().expect("poster"));
+        leaver.join().expect("leaver");
+        assert_eq!(got, vec![7]);
+        assert!(ends <= 1, "the end of the senders told {ends} times");
     });
 }
 

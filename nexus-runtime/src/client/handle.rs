@@ -11,7 +11,7 @@ use super::record_cell;
 use super::driver::{Command, Outcome, Record};
 use super::info::{OperationInfo, OperationState};
 use super::key::OperationKey;
-use super::pending::Attached;
+use super::pending::{Attached, Inbound};
 use super::queue::Sender;
 use crate::codec::details::decode_details;
 use crate::codec::{self, PayloadCodec};
@@ -51,7 +51,7 @@ impl<Op: Operation> Clone for OperationHandle<Op> {
 pub(crate) struct Shared {
     pub key: Arc<OperationKey>,
     pub record: record_cell::Receiver<Record>,
-    pub commands: Sender<Command>,
+    pub commands: Sender<Inbound>,
     pub token: OnceLock<Option<String>>,
     pub start_links: OnceLock<Vec<Link>>,
     /// The client's payload codec, which decodes the result.
@@ -283,7 +283,12 @@ impl<Op: Operation> OperationHandle<Op> {
             return Ok(());
         }
         let (reply, done) = oneshot::channel();
-        if self.shared.commands.send(Command::Cancel(reply)).is_err() {
+        if self
+            .shared
+            .commands
+            .send(Inbound::Command(Command::Cancel(reply)))
+            .is_err()
+        {
             return Ok(());
         }
         done.await.unwrap_or(Ok(()))

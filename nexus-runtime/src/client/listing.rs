@@ -11,6 +11,7 @@ use super::driver::{Command, Record};
 use super::durable::mirror;
 use super::durable::options::StoredOptions;
 use super::info::{OperationInfo, OperationState};
+use super::pending::Inbound;
 use crate::clock;
 use crate::error::CallError;
 use crate::link::Link;
@@ -143,7 +144,11 @@ impl Client {
             return Ok(());
         }
         let (reply, done) = oneshot::channel();
-        if attached.commands.send(Command::Cancel(reply)).is_err() {
+        if attached
+            .commands
+            .send(Inbound::Command(Command::Cancel(reply)))
+            .is_err()
+        {
             return Ok(());
         }
         done.await.unwrap_or(Ok(()))

@@ -61,11 +61,30 @@ pub(crate) enum Wake {
     Stop,
 }
 
-/// How the registry holds an operation's command channel: strongly when operations outlive their
-/// handles (a durable client), weakly otherwise (dropping every handle abandons the operation).
+/// What reaches an operation's task through its one queue: its handles' commands, and the wakes
+/// of the inbox, the caretaker and the registry.
+pub(crate) enum Inbound {
+    Command(Command),
+    Wake(Wake),
+}
+
+/// How the registry holds an operation's queue: strongly when operations outlive their handles (a
+/// durable client), weakly otherwise (dropping every handle abandons the operation). Either way
+/// its wakes are posted.
 enum Commands {
-    Strong(Sender<Command>),
-    Weak(WeakSender<Command>),
+    Strong(Sender<Inbound>),
+    Weak(WeakSender<Inbound>),
+}
+
+impl Commands {
+    /// Wakes the task; `false` if it is gone.
+    fn wake(&self, wake: Wake) -> bool {
+        let wake = Inbound::Wake(wake);
+        match self {
+            Self::Strong(tx) => tx.send(wake).is_ok(),
+            Self::Weak(weak) => weak.post(wake).is_ok(),
+        }
+    }
 }
 
 struct Entry {
@@ -74,7 +93,6 @@ struct Entry {
     /// receiver, so a driver with no handle publishes without waking anyone.
     record: record_cell::Sender<Record>,
     commands: Commands,
-    wake: Sender<Wake>,
     abort: Option<AbortHandle>,
     /// The completion accepted for it (ephemeral registries only): a second one is refused, the
     /// same one again acknowledged.
@@ -87,7 +105,7 @@ struct Entry {
 pub(crate) struct Attached {
     pub key: Arc<OperationKey>,
     pub record: record_cell::Receiver<Record>,
-    pub commands: Sender<Command>,
+    pub commands: Sender<Inbound>,
 }
 
 impl Attached {
@@ -107,10 +125,10 @@ pub(crate) struct Local {
     /// Shared with the registry entry and the handles.
     pub key: Arc<OperationKey>,
     pub record: record_cell::Sender<Record>,
-    pub commands: Receiver<Command>,
-    pub wakes: Receiver<Wake>,
+    /// Its handles' commands and its wakes.
+    pub inbox: Receiver<Inbound>,
     /// The way to this task, for its in-process callback.
-    pub waker: Sender<Wake>,
+    pub waker: WeakSender<Inbound>,
 }
 
 /// The local operations, by id (and by request key, for an ephemeral registry).
@@ -173,8 +191,8 @@ impl Registry {
             return Err(attached(entry));
         }
         let (record_tx, record_rx) = record_cell::channel(initial);
-        let (commands_tx, commands_rx) = queue::channel();
-        let (wake_tx, wake_rx) = queue::channel();
+        let (commands_tx, inbox) = queue::channel();
+        let waker = commands_tx.downgrade();
         let commands = if self.persistent {
             Commands::Strong(commands_tx.clone())
         } else {
@@ -189,7 +207,6 @@ impl Registry {
                 key: key.clone(),
                 record: record_tx.clone(),
                 commands,
-                wake: wake_tx.clone(),
                 abort: None,
                 completed: None,
                 secret,
@@ -200,9 +217,8 @@ impl Registry {
                 id,
                 key: key.clone(),
                 record: record_tx,
-                commands: commands_rx,
-                wakes: wake_rx,
-                waker: wake_tx,
+                inbox,
+                waker,
             },
             Attached {
                 key,
@@ -229,14 +245,14 @@ impl Registry {
         self.lock()
             .by_id
             .get(&id)
-            .is_some_and(|entry| entry.wake.send(wake).is_ok())
+            .is_some_and(|entry| entry.commands.wake(wake))
     }
 
     /// Asks every local operation not in `held` to read its record again.
     pub fn check_all_except(&self, held: &HashSet<OperationId>) {
         for (id, entry) in self.lock().by_id.iter() {
             if !held.contains(id) {
-                let _ = entry.wake.send(Wake::Check);
+                entry.commands.wake(Wake::Check);
             }
         }
     }
@@ -306,7 +322,7 @@ impl Registry {
         entry.completed = Some(record.clone());
         // The task reads its queue until it ends; if it just ended, the registry entry is
         // removed next and the operation was over anyway.
-        let _ = entry.wake.send(Wake::Completed(record));
+        entry.commands.wake(Wake::Completed(record));
         Ok(())
     }
 
@@ -332,7 +348,7 @@ impl Registry {
             match entry.abort {
                 Some(abort) => abort.abort(),
                 None => {
-                    let _ = entry.wake.send(Wake::Stop);
+                    entry.commands.wake(Wake::Stop);
                 }
             }
         }
@@ -487,7 +503,7 @@ impl Inbox {
         &self,
         id: OperationId,
         completion: Completion,
-        waker: Option<Sender<Wake>>,
+        waker: Option<WeakSender<Inbound>>,
     ) -> Result<(), HandlerError> {
         if self.registry.ephemeral {
             // Nothing to wait for: checked, recorded and handed over under the registry's lock.
@@ -511,7 +527,7 @@ async fn record_and_wake(
     registry: &Registry,
     id: OperationId,
     completion: Completion,
-    waker: Option<&Sender<Wake>>,
+    waker: Option<&WeakSender<Inbound>>,
 ) -> Result<(), HandlerError> {
     let outcome = store
         .record_completion(id, &completion, clock::now())
@@ -565,14 +581,17 @@ fn refusal(id: OperationId, completion: &Completion, outcome: CompletionOutcome)
 
 /// Wakes the task of `id` through its own queue if given and still there, otherwise through the
 /// registry.
-fn wake(registry: &Registry, id: OperationId, wake: Wake, waker: Option<&Sender<Wake>>) {
+fn wake(registry: &Registry, id: OperationId, wake: Wake, waker: Option<&WeakSender<Inbound>>) {
     let wake = match waker {
-        Some(waker) => waker.send(wake).err(),
-        None => Some(wake),
+        None => wake,
+        Some(waker) => match waker.post(Inbound::Wake(wake)) {
+            Ok(()) => return,
+            Err(Inbound::Wake(wake)) => wake,
+            // (Only a wake was posted.)
+            Err(Inbound::Command(_)) => return,
+        },
     };
-    if let Some(wake) = wake {
-        registry.wake(id, wake);
-    }
+    registry.wake(id, wake);
 }
 
 /// The record of operation `id`, if it ended with exactly this completion (same token, same
@@ -591,14 +610,14 @@ async fn recorded_already(
 pub(crate) struct PendingSink {
     pub inbox: Arc<Inbox>,
     pub id: OperationId,
-    pub waker: WeakSender<Wake>,
+    pub waker: WeakSender<Inbound>,
 }
 
 impl CompletionSink for PendingSink {
     fn complete(&self, completion: Completion) -> BoxFuture<'static, Result<(), HandlerError>> {
         let inbox = self.inbox.clone();
         let id = self.id;
-        let waker = self.waker.upgrade();
+        let waker = Some(self.waker.clone());
         async move { inbox.deliver_with(id, completion, waker).await }.boxed()
     }
 }

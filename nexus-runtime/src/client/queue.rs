@@ -1,13 +1,14 @@
-//! The light queues into an operation's task: commands from its handles (cancel requests, and the
-//! news that every handle is gone), and wakes from the inbox and the caretaker.
+//! The light queue into an operation's task: commands from its handles (cancel requests, and the
+//! news that every handle is gone), and wakes from the inbox and the caretaker, in one queue.
 //!
 //! A queue behind a lock that also holds the receiver's waker, rather than a tokio mpsc channel:
 //! the channel's cache-padded state and first block of 32 slots took about 800 bytes per
 //! operation, for a queue that rarely holds anything. Receiving is a poll ([`Receiver::poll_recv`])
 //! that keeps nothing in the waiting future, so a task that waits on several queues at once holds
 //! no per-queue waiter state (a tokio `Notify` waiter is 64 bytes). Senders are counted, so the
-//! receiver learns when the last one is gone; a [`WeakSender`] (the registry's, for operations
-//! that end with their handles) does not count, and makes a sender only while one exists.
+//! receiver learns when the last one is gone (once: what is posted afterwards still arrives); a
+//! [`WeakSender`] does not count: it makes a sender only while one exists, and posts whatever the
+//! senders (the registry's wakes, for operations that end with their handles).
 //!
 //! Its concurrent paths are model-checked with loom by the `nexus-loom-tests` crate (`loom/`),
 //! which compiles this file with `--cfg loom` against loom's primitives.
@@ -40,6 +41,22 @@ impl<T> Queue<T> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Queues `item`, and wakes the receiver if it waits; gives the item back if the receiver is
+    /// gone.
+    fn push(&self, item: T) -> Result<(), T> {
+        let mut state = self.lock();
+        if self.receiver_gone.load(Ordering::Acquire) {
+            return Err(item);
+        }
+        state.items.push_back(item);
+        let waiting = state.waiting.take();
+        drop(state);
+        if let Some(waker) = waiting {
+            waker.wake();
+        }
+        Ok(())
+    }
+
     /// Wakes the receiver if it waits. Taken under the lock, woken after it.
     fn wake_receiver(&self) {
         let waiting = self.lock().waiting.take();
@@ -55,7 +72,7 @@ pub(crate) struct Sender<T> {
 }
 
 /// A sending end that does not count: [`upgrade`](Self::upgrade) makes a sender while another
-/// exists.
+/// exists, and [`post`](Self::post) queues an item whatever the senders.
 pub(crate) struct WeakSender<T> {
     queue: Arc<Queue<T>>,
 }
@@ -63,6 +80,8 @@ pub(crate) struct WeakSender<T> {
 /// The receiving end (the operation's task).
 pub(crate) struct Receiver<T> {
     queue: Arc<Queue<T>>,
+    /// It was told that every sender is gone.
+    told_ended: bool,
 }
 
 /// A new queue.
@@ -79,7 +98,10 @@ pub(crate) fn channel<T>() -> (Sender<T>, Receiver<T>) {
         Sender {
             queue: queue.clone(),
         },
-        Receiver { queue },
+        Receiver {
+            queue,
+            told_ended: false,
+        },
     )
 }
 
@@ -93,17 +115,7 @@ impl<T> Sender<T> {
 
     /// Queues `item`; gives it back if the receiver is gone.
     pub fn send(&self, item: T) -> Result<(), T> {
-        let mut state = self.queue.lock();
-        if self.queue.receiver_gone.load(Ordering::Acquire) {
-            return Err(item);
-        }
-        state.items.push_back(item);
-        let waiting = state.waiting.take();
-        drop(state);
-        if let Some(waker) = waiting {
-            waker.wake();
-        }
-        Ok(())
+        self.queue.push(item)
     }
 
     /// A sender that does not count.
@@ -142,6 +154,11 @@ impl<T> Clone for WeakSender<T> {
 }
 
 impl<T> WeakSender<T> {
+    /// Queues `item` whether senders are left or not; gives it back if the receiver is gone.
+    pub fn post(&self, item: T) -> Result<(), T> {
+        self.queue.push(item)
+    }
+
     /// A sender, unless every sender is gone.
     pub fn upgrade(&self) -> Option<Sender<T>> {
         let mut count = self.queue.senders.load(Ordering::Acquire);
@@ -167,21 +184,24 @@ impl<T> WeakSender<T> {
 }
 
 impl<T> Receiver<T> {
-    /// Whether [`recv`](Self::recv) would wait now: nothing is queued and a sender is left.
+    /// Whether [`recv`](Self::recv) would wait now: nothing is queued, and a sender is left or
+    /// their end was told already.
     pub fn would_wait(&self) -> bool {
         let state = self.queue.lock();
-        state.items.is_empty() && self.queue.senders.load(Ordering::Acquire) != 0
+        state.items.is_empty()
+            && (self.told_ended || self.queue.senders.load(Ordering::Acquire) != 0)
     }
 
-    /// The next item, `Ready(None)` once every sender is gone and nothing is left; `Pending`
-    /// (with the task's waker kept, to be woken by the next send or the last sender's exit)
-    /// otherwise.
+    /// The next item; `Ready(None)` once, when every sender is gone and nothing is queued (items
+    /// posted afterwards still arrive); `Pending` (with the task's waker kept, to be woken by the
+    /// next send or post, or the last sender's exit) otherwise.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let mut state = self.queue.lock();
         if let Some(item) = state.items.pop_front() {
             return Poll::Ready(Some(item));
         }
-        if self.queue.senders.load(Ordering::Acquire) == 0 {
+        if !self.told_ended && self.queue.senders.load(Ordering::Acquire) == 0 {
+            self.told_ended = true;
             return Poll::Ready(None);
         }
         match &mut state.waiting {
@@ -191,7 +211,7 @@ impl<T> Receiver<T> {
         Poll::Pending
     }
 
-    /// The next item; `None` once every sender is gone and nothing is left.
+    /// The next item; `None` once, when every sender is gone and nothing is queued.
     pub async fn recv(&mut self) -> Option<T> {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
@@ -244,6 +264,24 @@ mod tests {
         assert_eq!(waiting.await.expect("joined"), Some(7));
         assert_eq!(tx.send(8), Err(8), "the receiver is gone");
         assert_eq!(Sender::closed().send(9), Err(9));
+    }
+
+    #[tokio::test]
+    async fn what_is_posted_arrives_before_and_after_the_end_of_the_senders() {
+        let (tx, mut rx) = channel::<u8>();
+        let weak = tx.downgrade();
+        assert!(weak.post(1).is_ok());
+        drop(tx);
+        assert_eq!(rx.recv().await, Some(1));
+        assert_eq!(rx.recv().await, None, "told once");
+        assert!(rx.would_wait());
+        let waiting = tokio::spawn(async move { (rx.recv().await, rx) });
+        tokio::task::yield_now().await;
+        assert!(weak.post(2).is_ok());
+        let (got, rx) = waiting.await.expect("joined");
+        assert_eq!(got, Some(2));
+        drop(rx);
+        assert_eq!(weak.post(3), Err(3), "the receiver is gone");
     }
 
     #[tokio::test]

@@ -44,8 +44,8 @@ use tracing::Instrument as _;
 
 use super::info::{CancelState, CancellationInfo, OperationInfo, OperationState};
 use super::key::OperationKey;
-use super::pending::{Local, Wake};
-use super::queue::{Receiver, Sender};
+use super::pending::{Inbound, Local};
+use super::queue::{Receiver, WeakSender};
 use super::{CancellationType, Client, EndpointState};
 use crate::codec::Content;
 use crate::error::{CallError, OperationErrorState, TimeoutKind};
@@ -195,12 +195,14 @@ pub(crate) struct Driver {
     id: OperationId,
     key: Arc<OperationKey>,
     record: record_cell::Sender<Record>,
-    commands: Receiver<Command>,
+    /// Its handles' commands and its wakes, in one queue.
+    inbox: Receiver<Inbound>,
+    /// A handle is left (or the registry keeps the operation for new ones).
     commands_open: bool,
-    wakes: Receiver<Wake>,
+    /// No completion was taken yet: once one was, later wakes are dropped.
     wakes_open: bool,
     /// The way to this driver's task, for its in-process callback.
-    waker: Sender<Wake>,
+    waker: WeakSender<Inbound>,
     scope_cancel: Option<CancellationToken>,
     /// Events queued and cancel requests waiting for their outcome: rarely any, so boxed and
     /// made when the first comes.
@@ -236,9 +238,8 @@ impl Driver {
             id: local.id,
             key: local.key,
             record: local.record,
-            commands: local.commands,
+            inbox: local.inbox,
             commands_open: true,
-            wakes: local.wakes,
             wakes_open: true,
             waker: local.waker,
             scope_cancel,
@@ -358,8 +359,7 @@ impl Driver {
             id: self.id,
             key: self.key,
             record: self.record,
-            commands: self.commands,
-            wakes: self.wakes,
+            inbox: self.inbox,
             waker: self.waker,
         };
         (local, end)

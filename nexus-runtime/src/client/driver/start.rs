@@ -246,7 +246,7 @@ impl Driver {
             Callback::Local(Arc::new(PendingSink {
                 inbox: self.client.inbox(),
                 id: self.id,
-                waker: self.waker.downgrade(),
+                waker: self.waker.clone(),
             }))
         };
         let body = self.spec.start.as_deref();

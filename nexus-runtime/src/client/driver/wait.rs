@@ -11,15 +11,17 @@ use std::task::Poll;
 use tokio::time::Instant;
 
 use super::{Command, Driver, Event, Halt, Step};
-use crate::client::pending::Wake;
+use crate::client::pending::{Inbound, Wake};
 use crate::error::TimeoutKind;
 
 /// What ended a driver's wait, before the driver makes sense of it.
 enum Raw<T> {
     Timeout(TimeoutKind),
     Scope,
-    Command(Option<Command>),
-    Wake(Option<Wake>),
+    Command(Command),
+    /// Every handle is gone.
+    Abandoned,
+    Wake(Wake),
     Poll,
     Done(T),
 }
@@ -44,8 +46,7 @@ impl Driver {
                 .scope_cancel
                 .as_ref()
                 .is_some_and(tokio_util::sync::CancellationToken::is_cancelled)
-            && (!self.commands_open || self.commands.would_wait())
-            && (!self.wakes_open || self.wakes.would_wait())
+            && self.inbox.would_wait()
     }
 
     /// Waits for `future`, or for whatever interrupts the operation first: a timeout, a
@@ -94,23 +95,21 @@ impl Driver {
                 );
                 Step::Event(Event::Cancel(None))
             }
-            Raw::Command(Some(Command::Cancel(reply))) => Step::Event(Event::Cancel(Some(reply))),
-            Raw::Command(None) => {
+            Raw::Command(Command::Cancel(reply)) => Step::Event(Event::Cancel(Some(reply))),
+            Raw::Abandoned => {
                 self.commands_open = false;
                 Step::Event(Event::Abandoned)
             }
-            Raw::Wake(Some(Wake::Completed(stored))) => Step::Event(Event::Completion(stored)),
-            Raw::Wake(Some(Wake::Claimed(stored))) => {
+            // After the completion, nothing a wake says matters.
+            Raw::Wake(_) if !self.wakes_open => return ControlFlow::Continue(false),
+            Raw::Wake(Wake::Completed(stored)) => Step::Event(Event::Completion(stored)),
+            Raw::Wake(Wake::Claimed(stored)) => {
                 self.refresh(&stored);
                 return ControlFlow::Continue(false);
             }
-            Raw::Wake(Some(Wake::Check)) | Raw::Poll => return ControlFlow::Continue(true),
-            Raw::Wake(Some(Wake::Stop)) => {
+            Raw::Wake(Wake::Check) | Raw::Poll => return ControlFlow::Continue(true),
+            Raw::Wake(Wake::Stop) => {
                 self.halt = Some(Halt::Stopped);
-                return ControlFlow::Continue(false);
-            }
-            Raw::Wake(None) => {
-                self.wakes_open = false;
                 return ControlFlow::Continue(false);
             }
             Raw::Done(out) => Step::Done(out),
@@ -118,8 +117,8 @@ impl Driver {
     }
 
     /// The wait of [`race`](Self::race): the first of the deadline, the enclosing scope's
-    /// cancellation, a command, a wake, `future`, and the store's poll interval, in this order
-    /// when several are ready.
+    /// cancellation, a command or wake (in the order they came), `future`, and the store's poll
+    /// interval, in this order when several are ready.
     ///
     /// A future of its own, polled by hand: it is where a pending operation spends its life,
     /// so it holds only pointers (the timers and the scope's signal are boxed, and only when
@@ -150,15 +149,12 @@ impl Driver {
             {
                 return Poll::Ready(Raw::Scope);
             }
-            if self.commands_open
-                && let Poll::Ready(command) = self.commands.poll_recv(cx)
-            {
-                return Poll::Ready(Raw::Command(command));
-            }
-            if self.wakes_open
-                && let Poll::Ready(wake) = self.wakes.poll_recv(cx)
-            {
-                return Poll::Ready(Raw::Wake(wake));
+            if let Poll::Ready(inbound) = self.inbox.poll_recv(cx) {
+                return Poll::Ready(match inbound {
+                    Some(Inbound::Command(command)) => Raw::Command(command),
+                    Some(Inbound::Wake(wake)) => Raw::Wake(wake),
+                    None => Raw::Abandoned,
+                });
             }
             if let Poll::Ready(out) = future.as_mut().poll(cx) {
                 return Poll::Ready(Raw::Done(out));

@@ -12,7 +12,7 @@ use super::options::StoredOptions;
 use crate::client::driver::{Command, Driver, DriverEnd, Outcome, Record, Spec, StartBody};
 use crate::client::endpoint::EndpointState;
 use crate::client::info::OperationState;
-use crate::client::pending::{Attached, Local, Wake};
+use crate::client::pending::{Attached, Inbound, Local, Wake};
 use crate::client::{AttachError, Client};
 use crate::clock;
 use crate::error::CallError;
@@ -343,7 +343,6 @@ async fn follow(client: &Client, local: &mut Local) -> Option<Box<CallerRecord>>
     let durability = client.durability();
     let store = durability.store.clone();
     let every = durability.poll_interval().unwrap_or(Duration::from_secs(1));
-    let (mut commands_open, mut wakes_open) = (true, true);
     loop {
         match store.get(local.id).await {
             Ok(Some(record)) => {
@@ -365,18 +364,15 @@ async fn follow(client: &Client, local: &mut Local) -> Option<Box<CallerRecord>>
         }
         tokio::select! {
             () = tokio::time::sleep(every) => {}
-            wake = local.wakes.recv(), if wakes_open => match wake {
-                Some(Wake::Claimed(record)) => return Some(record),
-                Some(Wake::Completed(record)) => {
+            inbound = local.inbox.recv() => match inbound {
+                Some(Inbound::Wake(Wake::Claimed(record))) => return Some(record),
+                Some(Inbound::Wake(Wake::Completed(record))) => {
                     show(local, &record);
                     return None;
                 }
-                Some(Wake::Check) => {}
-                Some(Wake::Stop) => return None,
-                None => wakes_open = false,
-            },
-            command = local.commands.recv(), if commands_open => match command {
-                Some(Command::Cancel(reply)) => {
+                Some(Inbound::Wake(Wake::Check)) => {}
+                Some(Inbound::Wake(Wake::Stop)) => return None,
+                Some(Inbound::Command(Command::Cancel(reply))) => {
                     // The replica driving it carries it out.
                     let result = store
                         .request_cancel(local.id, clock::now())
@@ -385,7 +381,8 @@ async fn follow(client: &Client, local: &mut Local) -> Option<Box<CallerRecord>>
                         .map_err(|e| CallError::Invalid(format!("cannot request the cancellation: {e}")));
                     let _ = reply.send(result);
                 }
-                None => commands_open = false,
+                // Every handle is gone: the replica driving it carries on.
+                None => {}
             },
         }
     }
@@ -428,10 +425,12 @@ async fn forward(client: &Client, mut local: Local, existing: CallerRecord) {
                     return;
                 }
             }
-            command = local.commands.recv() => match command {
-                Some(command) => {
-                    let _ = target.commands.send(command);
+            inbound = local.inbox.recv() => match inbound {
+                Some(Inbound::Command(command)) => {
+                    let _ = target.commands.send(Inbound::Command(command));
                 }
+                // No longer in the registry: nothing wakes it.
+                Some(Inbound::Wake(_)) => {}
                 None => return,
             },
         }
