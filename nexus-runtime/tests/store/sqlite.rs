@@ -74,8 +74,14 @@ async fn migrations_are_idempotent() {
     let second = SqliteStore::open_in_dir(dir.path()).await.unwrap();
     first.close().await;
     let third = SqliteStore::open_in_dir(dir.path()).await.unwrap();
-    assert_eq!(third.applied_migrations().await.unwrap(), [1, 2, 3, 4, 5]);
-    assert_eq!(second.applied_migrations().await.unwrap(), [1, 2, 3, 4, 5]);
+    assert_eq!(
+        third.applied_migrations().await.unwrap(),
+        [1, 2, 3, 4, 5, 6]
+    );
+    assert_eq!(
+        second.applied_migrations().await.unwrap(),
+        [1, 2, 3, 4, 5, 6]
+    );
     assert_eq!(third.get(record.id).await.unwrap(), Some(record));
 }
 
@@ -270,7 +276,10 @@ async fn records_from_before_principals_belong_to_the_anonymous_principal() {
     drop(conn);
 
     let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
-    assert_eq!(store.applied_migrations().await.unwrap(), [1, 2, 3, 4, 5]);
+    assert_eq!(
+        store.applied_migrations().await.unwrap(),
+        [1, 2, 3, 4, 5, 6]
+    );
     let op = store.get_async("tok-old").await.unwrap().unwrap();
     assert_eq!(op.principal, Principal::anonymous());
     let key = |principal: &str| StartKey {
@@ -293,4 +302,61 @@ async fn records_from_before_principals_belong_to_the_anonymous_principal() {
             .unwrap(),
         BeginStart::Claimed(_)
     ));
+}
+
+/// The CHECK constraints and the unfinished operations' index are written without IN lists:
+/// a write that evaluates them builds no temporary table (SQLite builds one for an IN list of
+/// three constants or more, at every run of the statement). They still refuse what they
+/// refused.
+#[tokio::test]
+async fn writes_build_no_temporary_table_and_the_checks_still_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+    let conn = rusqlite::Connection::open(store.path()).unwrap();
+    let opcodes = |sql: &str| -> Vec<String> {
+        let mut statement = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+        statement
+            .query_map([], |row| row.get::<_, String>(1))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    for (table, column) in [
+        ("caller_operations", "state"),
+        ("handler_starts", "answer"),
+        ("handler_operations", "state"),
+        ("completion_deliveries", "outcome"),
+        ("completion_deliveries", "state"),
+    ] {
+        let sql = format!("UPDATE {table} SET {column} = {column}");
+        let ops = opcodes(&sql);
+        assert!(ops.iter().any(|op| op == "Halt"), "{sql}: {ops:?}");
+        assert!(
+            !ops.iter().any(|op| op == "OpenEphemeral"),
+            "{sql}: {ops:?}"
+        );
+    }
+    let unfinished = opcodes(
+        "SELECT * FROM caller_operations WHERE (state <> 'succeeded' AND state <> 'failed' \
+         AND state <> 'canceled' AND state <> 'timed_out') ORDER BY scheduled_at_us, id",
+    );
+    assert!(
+        !unfinished.iter().any(|op| op == "OpenEphemeral"),
+        "{unfinished:?}"
+    );
+
+    let refused = conn
+        .execute(
+            "INSERT INTO handler_starts (service, operation, request_id, answer, created_at_us) \
+             VALUES ('s', 'o', 'r', 'maybe', 1)",
+            [],
+        )
+        .unwrap_err();
+    assert!(refused.to_string().contains("CHECK"), "{refused}");
+    conn.execute(
+        "INSERT INTO handler_starts (service, operation, request_id, answer, created_at_us) \
+         VALUES ('s', 'o', 'r', 'sync', 1)",
+        [],
+    )
+    .unwrap();
 }

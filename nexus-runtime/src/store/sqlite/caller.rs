@@ -7,7 +7,9 @@ use rusqlite::Connection;
 use rusqlite::types::Value;
 
 use super::SqliteStore;
-use super::rows::{Params, blob, execute, opt_int, opt_text, query_all, query_opt, terminal, text};
+use super::rows::{
+    Params, blob, execute, finished, opt_int, opt_text, query_all, query_opt, text, unfinished,
+};
 use crate::completion::Completion;
 use crate::store::sql::{
     RowExt as _, caller_from_row, failure_json, headers_json, limit, links_json, parse_uuid,
@@ -41,8 +43,8 @@ const UPDATE: &str = concat!(
      schedule_to_start_deadline_us = ?18, start_to_close_deadline_us = ?19, \
      lease_owner = CASE WHEN ?20 THEN NULL ELSE lease_owner END, \
      lease_expires_at_us = CASE WHEN ?20 THEN NULL ELSE lease_expires_at_us END \
-     WHERE id = ?1 AND version = ?2 AND state NOT IN ",
-    terminal!()
+     WHERE id = ?1 AND version = ?2 AND ",
+    unfinished!()
 );
 
 /// What an update gives back (see [`UPDATE`]).
@@ -55,15 +57,15 @@ const BY_KEY: &str = "SELECT * FROM caller_operations WHERE endpoint = ?1 AND se
      AND operation = ?3 AND request_id = ?4";
 
 const UNFINISHED: &str = concat!(
-    "SELECT * FROM caller_operations WHERE state NOT IN ",
-    terminal!(),
+    "SELECT * FROM caller_operations WHERE ",
+    unfinished!(),
     " ORDER BY scheduled_at_us, id"
 );
 
 const REQUEST_CANCEL: &str = concat!(
     "UPDATE caller_operations SET cancel_requested_at_us = ?2, version = version + 1 \
-     WHERE id = ?1 AND cancel_requested_at_us IS NULL AND state NOT IN ",
-    terminal!()
+     WHERE id = ?1 AND cancel_requested_at_us IS NULL AND ",
+    unfinished!()
 );
 
 /// A completion: the token it names fills a record that has none yet. The record is read after
@@ -73,29 +75,29 @@ const COMPLETE: &str = concat!(
      token = COALESCE(token, ?3), result_data = ?4, result_headers = ?5, \
      error = ?6, completion_links = ?7, closed_at_us = ?8, \
      next_attempt_at_us = NULL, lease_owner = NULL, lease_expires_at_us = NULL \
-     WHERE id = ?1 AND (token IS NULL OR ?3 IS NULL OR token = ?3) AND state NOT IN ",
-    terminal!()
+     WHERE id = ?1 AND (token IS NULL OR ?3 IS NULL OR token = ?3) AND ",
+    unfinished!()
 );
 
 /// Leases the oldest unfinished operations nobody holds (or whose lease expired).
 const CLAIM: &str = concat!(
     "UPDATE caller_operations SET lease_owner = ?1, lease_expires_at_us = ?2, \
      version = version + 1 WHERE id IN (SELECT id FROM caller_operations \
-     WHERE (lease_owner IS NULL OR lease_expires_at_us <= ?3) AND state NOT IN ",
-    terminal!(),
+     WHERE (lease_owner IS NULL OR lease_expires_at_us <= ?3) AND ",
+    unfinished!(),
     " ORDER BY scheduled_at_us, id LIMIT ?4) RETURNING *"
 );
 
 const RENEW: &str = concat!(
     "UPDATE caller_operations SET lease_expires_at_us = ?2 \
-     WHERE lease_owner = ?1 AND state NOT IN ",
-    terminal!(),
+     WHERE lease_owner = ?1 AND ",
+    unfinished!(),
     " RETURNING id"
 );
 
 const PURGE_FINISHED: &str = concat!(
-    "DELETE FROM caller_operations WHERE closed_at_us < ?1 AND state IN ",
-    terminal!()
+    "DELETE FROM caller_operations WHERE closed_at_us < ?1 AND ",
+    finished!()
 );
 
 fn by_id(conn: &Connection, id: &str) -> Result<Option<CallerRecord>, StoreError> {

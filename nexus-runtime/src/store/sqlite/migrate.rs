@@ -10,7 +10,7 @@ use super::writer::db_error;
 use crate::store::StoreError;
 
 /// The migrations: version and SQL, in order.
-const MIGRATIONS: [(i64, &str); 5] = [
+const MIGRATIONS: [(i64, &str); 6] = [
     (
         1,
         include_str!("../../../migrations/sqlite/0001_operation_store.sql"),
@@ -30,6 +30,10 @@ const MIGRATIONS: [(i64, &str); 5] = [
     (
         5,
         include_str!("../../../migrations/sqlite/0005_cancel_requested_index.sql"),
+    ),
+    (
+        6,
+        include_str!("../../../migrations/sqlite/0006_checks_without_in_lists.sql"),
     ),
 ];
 

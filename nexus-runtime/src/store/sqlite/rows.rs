@@ -9,15 +9,27 @@ use super::writer::db_error;
 use crate::store::StoreError;
 use crate::store::sql::{RowExt, column_error};
 
-/// The states in which a caller's operation is finished, as an SQL list: a literal, so that
-/// statements are built with `concat!` at compile time (constant strings, which
-/// `prepare_cached` finds without building the SQL on each call).
-macro_rules! terminal {
+/// The condition a finished caller's operation meets, and the one an unfinished one meets:
+/// literals, so that statements are built with `concat!` at compile time (constant strings,
+/// which `prepare_cached` finds without building the SQL on each call). Comparisons rather than
+/// an IN list, for which SQLite would build a temporary table at every run of the statement; the
+/// unfinished operations' partial index is written with the same terms (migration 6), so that
+/// the queries that spell them use it.
+macro_rules! finished {
     () => {
-        "('succeeded', 'failed', 'canceled', 'timed_out')"
+        "(state = 'succeeded' OR state = 'failed' OR state = 'canceled' OR state = 'timed_out')"
     };
 }
-pub(super) use terminal;
+pub(super) use finished;
+
+/// See [`finished`].
+macro_rules! unfinished {
+    () => {
+        "(state <> 'succeeded' AND state <> 'failed' AND state <> 'canceled' \
+         AND state <> 'timed_out')"
+    };
+}
+pub(super) use unfinished;
 
 /// Encoded parameters, `?1` first.
 pub(super) type Params = Vec<Value>;
