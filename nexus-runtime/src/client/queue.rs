@@ -4,8 +4,8 @@
 //! A queue behind a lock that also holds the receiver's waker, rather than a tokio mpsc channel:
 //! the channel's cache-padded state and first block of 32 slots took about 800 bytes per
 //! operation, for a queue that rarely holds anything. Receiving is a poll ([`Receiver::poll_recv`])
-//! that keeps nothing in the waiting future, so a task that waits on several queues at once holds
-//! no per-queue waiter state (a tokio `Notify` waiter is 64 bytes). Senders are counted, so the
+//! that keeps nothing in the waiting future, so a task that waits on it beside its timers holds no
+//! waiter state for it (a tokio `Notify` waiter is 64 bytes). Senders are counted, so the
 //! receiver learns when the last one is gone (once: what is posted afterwards still arrives); a
 //! [`WeakSender`] does not count: it makes a sender only while one exists, and posts whatever the
 //! senders (the registry's wakes, for operations that end with their handles).
