@@ -311,7 +311,7 @@ impl Driver {
             return Resume::Start(None);
         };
         let state = stored.state;
-        if !stored.cancel_requested_at.is_none() {
+        if stored.cancel_requested_at.is_some() {
             // Requested before a restart, or from another replica: carry it out again.
             self.backlog().queued.push_back(Event::Cancel(None));
         }

@@ -329,6 +329,10 @@ impl At {
     pub fn is_none(self) -> bool {
         self == Self::NONE
     }
+
+    pub fn is_some(self) -> bool {
+        !self.is_none()
+    }
 }
 
 #[cfg(test)]

@@ -36,8 +36,8 @@ impl Driver {
     }
 
     /// Whether nothing would interrupt a wait now, as [`race`](Self::race) orders them: no
-    /// deadline due, the enclosing scope not canceled, no command or wake queued, their senders
-    /// not all gone.
+    /// deadline due, the enclosing scope not canceled, no command or wake queued and no news of
+    /// the handles' end to tell.
     fn nothing_interrupts(&self) -> bool {
         self.deadlines
             .next()

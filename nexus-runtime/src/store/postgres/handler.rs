@@ -492,15 +492,13 @@ impl HandlerStore for PostgresStore {
         lease: std::time::Duration,
     ) -> StoreFuture<'a, u64> {
         Box::pin(async move {
-            let mut w = self.write_one().await?;
-            let done = sqlx::query(RENEW)
+            Ok(sqlx::query(RENEW)
                 .bind(owner)
                 .bind(expiry_micros(now, lease)?)
-                .execute(&mut *w)
+                .execute(&self.pool)
                 .await
-                .map_err(db_error)?;
-            w.commit().await.map_err(db_error)?;
-            Ok(done.rows_affected())
+                .map_err(db_error)?
+                .rows_affected())
         })
     }
 
