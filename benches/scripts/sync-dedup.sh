@@ -3,7 +3,9 @@
 # Debian if missing): `getQuickScore` with a unique Nexus-Request-Id per request, 64 connections,
 # against the release `fraud-handler` on its default SQLite store (answers flushed to disk), and
 # against the same handler with `--store none`, alternating, in the same run. Prints a Markdown table and the ratio.
-# Usage: bash benches/scripts/sync-dedup.sh [ROUNDS=3] [SECONDS=10] [CONNECTIONS=64]
+# With BASELINE=PATH (another build's fraud-handler binary), each round also measures that build
+# on its SQLite store, so that two builds are compared in the same run.
+# Usage: [BASELINE=PATH] bash benches/scripts/sync-dedup.sh [ROUNDS=3] [SECONDS=10] [CONNECTIONS=64]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -42,10 +44,15 @@ end
 LUA
 
 port=$((20000 + RANDOM % 20000))
-run() { # store label
-  local store=$1 label=$2
+baseline=${BASELINE:-}
+if [ -n "$baseline" ] && [ ! -x "$baseline" ]; then
+  echo "BASELINE=$baseline is not an executable" >&2
+  exit 1
+fi
+run() { # store label [binary]
+  local store=$1 label=$2 binary=${3:-./target/release/fraud-handler}
   rm -f "$work"/h.sqlite3*
-  RUST_LOG=warn ./target/release/fraud-handler --listen "127.0.0.1:$port" --store "$store" \
+  RUST_LOG=warn "$binary" --listen "127.0.0.1:$port" --store "$store" \
     >"$work/handler.log" 2>&1 &
   local pid=$!
   for _ in $(seq 100); do
@@ -65,5 +72,8 @@ echo "| fraud-handler store | requests/s | p50 µs | errors |"
 echo "|---|---:|---:|---:|"
 for _ in $(seq "$rounds"); do
   run "$work/h.sqlite3" "SQLite (default durability)"
+  if [ -n "$baseline" ]; then
+    run "$work/h.sqlite3" "SQLite, baseline build" "$baseline"
+  fi
   run none "none"
 done
