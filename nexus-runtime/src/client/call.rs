@@ -77,7 +77,7 @@ impl<Op: Operation> Call<Op> {
         self
     }
 
-    /// Sets the request id (default: a new UUIDv4), sent on every attempt.
+    /// Sets the request id (default: a new time-ordered UUIDv7), sent on every attempt.
     pub fn request_id(mut self, id: impl Into<String>) -> Self {
         self.options.request_id = Some(id.into());
         self

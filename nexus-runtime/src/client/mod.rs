@@ -432,7 +432,7 @@ impl Client {
             scheduled,
             scope.as_ref().and_then(|s| s.deadline),
         );
-        let id = crate::id::new_v4();
+        let id = crate::id::new_v7();
         let mut options = options;
         self.inner.caller_link.add(id, &mut options.links);
         let retry = options

@@ -32,7 +32,7 @@ pub enum CancellationType {
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct CallOptions {
-    /// The request id (default: a new UUIDv4), the same on every attempt.
+    /// The request id (default: a new time-ordered UUIDv7), the same on every attempt.
     pub request_id: Option<String>,
     /// Bound on the whole operation, from scheduling to its result.
     pub schedule_to_close_timeout: Option<Duration>,

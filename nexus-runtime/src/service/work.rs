@@ -113,7 +113,7 @@ pub(crate) fn reserve(
 ) -> Result<Reserved, HandlerError> {
     let token: Arc<str> = match &op.token {
         Some(token) => token.as_str().into(),
-        None => crate::id::new_v4().simple().to_string().into(),
+        None => crate::id::new_v7().simple().to_string().into(),
     };
     check_token(&token)?;
     let reserved = Reserved::new(dispatcher, token, service, operation);

@@ -96,8 +96,8 @@ async fn typed_sync_calls_and_request_ids() {
     let id = uuid::Uuid::parse_str(&seen.request_id).expect("a UUID");
     assert_eq!(
         id.get_version_num(),
-        4,
-        "the default request id is a UUIDv4"
+        7,
+        "the default request id is a time-ordered UUIDv7"
     );
     assert_eq!(seen.headers["nexus-request-id"], seen.request_id);
     assert!(seen.headers["user-agent"].starts_with("nexus-rs/"));

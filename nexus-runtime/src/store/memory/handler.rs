@@ -184,7 +184,7 @@ impl HandlerStore for MemoryStore {
             let Some(callback) = op.callback.clone() else {
                 return Ok(CompleteAsync::Applied { delivery: None });
             };
-            let id = uuid::Uuid::new_v4();
+            let id = crate::id::new_v7();
             state.deliveries.insert(
                 id,
                 Delivery {

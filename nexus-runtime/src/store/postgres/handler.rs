@@ -361,7 +361,7 @@ impl HandlerStore for PostgresStore {
             let headers = row
                 .opt_text("callback_headers")?
                 .unwrap_or_else(|| "{}".to_owned());
-            let id = uuid::Uuid::new_v4();
+            let id = crate::id::new_v7();
             let result = completion.outcome.as_ref().ok();
             let failure = completion.outcome.as_ref().err().map(|e| e.to_failure());
             sqlx::query(

@@ -335,7 +335,7 @@ impl HandlerStore for SqliteStore {
             ];
             let result = completion.outcome.as_ref().ok();
             let failure = completion.outcome.as_ref().err().map(|e| e.to_failure());
-            let id = uuid::Uuid::new_v4();
+            let id = crate::id::new_v7();
             // ?3 (url) and ?4 (headers) come from the operation's record.
             let mut delivery = vec![
                 text(id.to_string()),
