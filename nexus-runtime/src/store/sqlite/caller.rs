@@ -8,7 +8,8 @@ use rusqlite::types::Value;
 
 use super::SqliteStore;
 use super::rows::{
-    Params, blob, execute, finished, opt_int, opt_text, query_all, query_opt, text, unfinished,
+    Params, blob, execute, finished, limit_param, opt_int, opt_text, query_all, query_opt, text,
+    unfinished,
 };
 use crate::completion::Completion;
 use crate::store::sql::{
@@ -80,12 +81,14 @@ const COMPLETE: &str = concat!(
 );
 
 /// Leases the oldest unfinished operations nobody holds (or whose lease expired).
-const CLAIM: &str = concat!(
+pub(super) const CLAIM: &str = concat!(
     "UPDATE caller_operations SET lease_owner = ?1, lease_expires_at_us = ?2, \
      version = version + 1 WHERE id IN (SELECT id FROM caller_operations \
      WHERE (lease_owner IS NULL OR lease_expires_at_us <= ?3) AND ",
     unfinished!(),
-    " ORDER BY scheduled_at_us, id LIMIT ?4) RETURNING *"
+    " ORDER BY scheduled_at_us, id",
+    limit_param!("?4"),
+    ") RETURNING *"
 );
 
 const RENEW: &str = concat!(
@@ -427,8 +430,11 @@ impl CallerStore for SqliteStore {
                 .read(move |conn| {
                     query_all(
                         conn,
-                        "SELECT * FROM caller_operations \
-                         ORDER BY scheduled_at_us DESC, id DESC LIMIT ?1",
+                        concat!(
+                            "SELECT * FROM caller_operations \
+                             ORDER BY scheduled_at_us DESC, id DESC",
+                            limit_param!("?1")
+                        ),
                         &params,
                         |row| caller_from_row(row),
                     )

@@ -7,7 +7,9 @@ use rusqlite::Connection;
 use rusqlite::types::Value;
 
 use super::SqliteStore;
-use super::rows::{Params, blob, execute, opt_int, opt_text, query_all, query_opt, text};
+use super::rows::{
+    Params, blob, execute, limit_param, opt_int, opt_text, query_all, query_opt, text,
+};
 use crate::completion::Completion;
 use crate::store::handler::check_answer;
 use crate::store::sql::{
@@ -453,19 +455,8 @@ impl HandlerStore for SqliteStore {
                 Value::Integer(limit(max)),
             ];
             sorted_async(
-                self.write(move |conn| {
-                    query_all(
-                        conn,
-                        "UPDATE handler_operations SET lease_owner = ?1, \
-                         lease_expires_at_us = ?2 WHERE token IN (SELECT token \
-                         FROM handler_operations WHERE state = 'running' \
-                         AND (lease_owner IS NULL OR lease_expires_at_us <= ?3) \
-                         ORDER BY started_at_us, token LIMIT ?4) RETURNING *",
-                        &params,
-                        |row| async_from_row(row),
-                    )
-                })
-                .await,
+                self.write(move |conn| query_all(conn, CLAIM, &params, |row| async_from_row(row)))
+                    .await,
             )
         })
     }
@@ -556,3 +547,12 @@ impl HandlerStore for SqliteStore {
         })
     }
 }
+
+/// Leases the oldest running operations nobody holds (or whose lease expired).
+pub(super) const CLAIM: &str = concat!(
+    "UPDATE handler_operations SET lease_owner = ?1, lease_expires_at_us = ?2 \
+     WHERE token IN (SELECT token FROM handler_operations WHERE state = 'running' \
+     AND (lease_owner IS NULL OR lease_expires_at_us <= ?3) ORDER BY started_at_us, token",
+    limit_param!("?4"),
+    ") RETURNING *"
+);

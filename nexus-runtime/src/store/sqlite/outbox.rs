@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use rusqlite::types::Value;
 
 use super::SqliteStore;
-use super::rows::{execute, query_all, query_opt, text};
+use super::rows::{execute, limit_param, query_all, query_opt, text};
 use crate::store::sql::{RowExt as _, delivery_from_row, headers_json, limit, parse_uuid};
 use crate::store::time::{expiry_micros, to_micros};
 use crate::store::{
@@ -95,15 +95,7 @@ impl OutboxStore for SqliteStore {
             ];
             sorted(
                 self.write(move |conn| {
-                    query_all(
-                        conn,
-                        "UPDATE completion_deliveries SET next_attempt_at_us = ?2 \
-                         WHERE id IN (SELECT id FROM completion_deliveries \
-                         WHERE state = 'pending' AND next_attempt_at_us <= ?1 \
-                         ORDER BY next_attempt_at_us, created_at_us, id LIMIT ?3) RETURNING *",
-                        &params,
-                        |row| delivery_from_row(row),
-                    )
+                    query_all(conn, CLAIM_DUE, &params, |row| delivery_from_row(row))
                 })
                 .await,
             )
@@ -205,8 +197,11 @@ impl OutboxStore for SqliteStore {
                 .read(move |conn| {
                     query_all(
                         conn,
-                        "SELECT * FROM completion_deliveries WHERE state = 'dead' \
-                         ORDER BY finished_at_us DESC, id DESC LIMIT ?1",
+                        concat!(
+                            "SELECT * FROM completion_deliveries WHERE state = 'dead' \
+                             ORDER BY finished_at_us DESC, id DESC",
+                            limit_param!("?1")
+                        ),
                         &params,
                         |row| delivery_from_row(row),
                     )
@@ -259,3 +254,13 @@ impl OutboxStore for SqliteStore {
         })
     }
 }
+
+/// Takes the deliveries due at `?1`, oldest due first, at most `?3`, hiding them until `?2`.
+pub(super) const CLAIM_DUE: &str = concat!(
+    "UPDATE completion_deliveries SET next_attempt_at_us = ?2 \
+     WHERE id IN (SELECT id FROM completion_deliveries \
+     WHERE state = 'pending' AND next_attempt_at_us <= ?1 \
+     ORDER BY next_attempt_at_us, created_at_us, id",
+    limit_param!("?3"),
+    ") RETURNING *"
+);
