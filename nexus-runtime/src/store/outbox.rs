@@ -90,7 +90,10 @@ impl fmt::Debug for Delivery {
 pub trait OutboxStore: Send + Sync + 'static {
     /// Takes up to `limit` pending deliveries due at `now`, oldest due first, and hides them from
     /// other takers until `now + visibility` (by moving their due time): a sender that dies
-    /// mid-delivery loses them only that long. Atomic across store handles.
+    /// mid-delivery loses them only that long. Atomic across store handles. A store may answer
+    /// before the claim is durable (SQLite does, to spare a flush before each delivery): a claim
+    /// lost to a fault or a crash leaves them due as they were, and they are sent again (every
+    /// delivery is at least once).
     fn claim_due_deliveries(
         &self,
         now: SystemTime,

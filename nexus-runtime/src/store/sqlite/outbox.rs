@@ -93,10 +93,16 @@ impl OutboxStore for SqliteStore {
                 Value::Integer(expiry_micros(now, visibility)?),
                 Value::Integer(limit(max)),
             ];
+            // Answered as soon as it ran, before its batch commits: the deliveries it takes were
+            // on disk already, and a claim lost with its batch (a fault, or the process killed
+            // before the commit) leaves them due as they were, to be claimed and sent again: at
+            // least once, as any delivery. Waiting for the commit would put one more flush
+            // between every completion and its delivery.
             sorted(
-                self.write(move |conn| {
-                    query_all(conn, CLAIM_DUE, &params, |row| delivery_from_row(row))
-                })
+                self.write_early(
+                    move |conn| query_all(conn, CLAIM_DUE, &params, |row| delivery_from_row(row)),
+                    |_| true,
+                )
                 .await,
             )
         })
