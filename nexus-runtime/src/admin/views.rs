@@ -34,14 +34,16 @@ fn time(t: SystemTime) -> String {
     format_rfc3339(t)
 }
 
-/// An operation token, shortened: enough to tell operations apart, not enough to use one.
+/// An operation token, shortened to its last six characters: enough to tell operations apart,
+/// not enough to use one. The end, not the start: the tokens made here are time-ordered
+/// (`crate::id`), so those made within hours of each other start alike and end at random.
 pub(crate) fn token_hint(token: &str) -> String {
-    let shown: String = token.chars().take(6).collect();
-    if shown.len() == token.len() && token.len() <= 6 {
-        "…".to_owned()
-    } else {
-        format!("{shown}…")
+    let count = token.chars().count();
+    if count <= 6 {
+        return "…".to_owned();
     }
+    let shown: String = token.chars().skip(count - 6).collect();
+    format!("…{shown}")
 }
 
 /// A caller's operation.
@@ -176,4 +178,28 @@ impl From<&Delivery> for DeliveryView {
 pub(crate) struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_hints_tell_time_ordered_tokens_apart() {
+        let tokens: Vec<String> = (0..100)
+            .map(|_| crate::id::new_v7().simple().to_string())
+            .collect();
+        let hints: std::collections::HashSet<String> =
+            tokens.iter().map(|t| token_hint(t)).collect();
+        assert!(hints.len() >= 99, "{hints:?}");
+        let hint = token_hint(&tokens[0]);
+        assert_eq!(hint.chars().count(), 7, "{hint}");
+        assert!(tokens[0].ends_with(hint.trim_start_matches('…')), "{hint}");
+        assert_eq!(
+            token_hint("abcdef"),
+            "…",
+            "a short token is not shown at all"
+        );
+        assert_eq!(token_hint("é-abcdefgh"), "…cdefgh");
+    }
 }
