@@ -47,6 +47,8 @@ struct Table {
     ops: HashMap<Arc<str>, RunningOperation>,
     /// What each principal (by name) holds, for the quotas.
     usage: HashMap<String, Usage>,
+    /// How many operations have left the table since it was made.
+    removed: u64,
 }
 
 impl Table {
@@ -116,6 +118,7 @@ impl RunningOperations {
         let Some(op) = table.ops.remove(token) else {
             return;
         };
+        table.removed += 1;
         crate::observe::metrics::running(&op.names.service, &op.names.operation, -1.0);
         let name = op.principal.name();
         if let Some(usage) = table.usage.get_mut(name) {
@@ -129,6 +132,13 @@ impl RunningOperations {
 
     pub fn len(&self) -> usize {
         self.lock().ops.len()
+    }
+
+    /// How many operations run here, and how many have ended (left the table) since it was
+    /// made, read together.
+    pub fn counts(&self) -> (usize, u64) {
+        let table = self.lock();
+        (table.ops.len(), table.removed)
     }
 
     /// How many operations the principal named `name` has running here.
@@ -207,4 +217,37 @@ pub(crate) fn wrong_operation(
         "token `{}` belongs to operation `{service}/{operation}`, not `{}/{}`",
         request.token, request.service, request.operation
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op() -> RunningOperation {
+        RunningOperation {
+            names: OperationNames::new("s", "o"),
+            principal: Principal::anonymous(),
+            input_bytes: 1,
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    #[test]
+    fn counts_tell_what_runs_and_what_ended() {
+        let table = RunningOperations::default();
+        assert_eq!(table.counts(), (0, 0));
+        assert!(table.insert("a".into(), op()));
+        assert!(table.insert("b".into(), op()));
+        assert!(!table.insert("b".into(), op()), "a token runs once");
+        table.remove("a");
+        table.remove("a");
+        table.remove("unknown");
+        assert_eq!(
+            table.counts(),
+            (1, 1),
+            "only what left the table counts as ended"
+        );
+        table.remove("b");
+        assert_eq!(table.counts(), (0, 2));
+    }
 }

@@ -166,6 +166,9 @@ async fn purge(durable: &Durable) {
 /// Renews this owner's leases, and signals cancel requests recorded elsewhere.
 async fn renew(weak: &Weak<Inner>, durable: &Durable) {
     let owner = &durable.options.owner;
+    let Some(ended_before) = upgrade(weak).map(|d| d.inner.running.counts().1) else {
+        return;
+    };
     let renewed = durable
         .handler
         .renew_async(owner, clock::now(), durable.options.lease)
@@ -173,13 +176,9 @@ async fn renew(weak: &Weak<Inner>, durable: &Durable) {
     let Some(dispatcher) = upgrade(weak) else {
         return;
     };
+    let (running, ended) = dispatcher.inner.running.counts();
     match renewed {
-        // Every operation leased here runs here (it is in the table before it is recorded, and
-        // stays there until it is recorded as finished), so more leases than running operations
-        // are worth a look: the operations leased but not running, which another process with
-        // the same owner id may run. (Operations that ended since the renewal count too; the
-        // look finds them gone.)
-        Ok(renewed) if renewed > dispatcher.inner.running.len() as u64 => {
+        Ok(renewed) if leased_elsewhere(renewed, running, ended - ended_before) => {
             match durable.handler.leased_async(owner).await {
                 Ok(tokens) => warn_not_running(&dispatcher, owner, &tokens),
                 Err(e) => tracing::warn!(error = %e, "cannot list the leases of this owner"),
@@ -200,6 +199,20 @@ async fn renew(weak: &Weak<Inner>, durable: &Durable) {
         }
         Err(e) => tracing::warn!(error = %e, "cannot check for cancel requests"),
     }
+}
+
+/// Whether `renewed` leases are more than the operations running here could hold: then some
+/// operation leased to this owner runs elsewhere (another process with the same owner id) or
+/// nowhere, and the leases are worth listing.
+///
+/// Every operation leased here runs here: it is in the running table before it is recorded, and
+/// stays there until it is recorded as finished. So the leases the renewal counted are at most
+/// the operations that ran here at that moment: those running now (`running`), and those that
+/// ended since a moment before the renewal (`ended_since`). Comparing with `running` alone took
+/// operations that ended meanwhile for operations running elsewhere, and listed every lease of
+/// the owner (100,000 at 100,000 pending) to find none.
+fn leased_elsewhere(renewed: u64, running: usize, ended_since: u64) -> bool {
+    renewed > (running as u64).saturating_add(ended_since)
 }
 
 /// Warns of each operation leased to `owner` that is not running here.
@@ -357,4 +370,21 @@ async fn resume(
         Err(StartError::Handler(e)) => return Err(e.to_string()),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leases_are_listed_only_when_more_than_could_run_here() {
+        // As many leases as operations running: nothing to look for.
+        assert!(!leased_elsewhere(10, 10, 0));
+        // Three operations ended during the renewal: their leases were counted.
+        assert!(!leased_elsewhere(10, 7, 3));
+        // One lease more than ran here at any moment of the renewal.
+        assert!(leased_elsewhere(11, 7, 3));
+        assert!(leased_elsewhere(5, 0, 0));
+        assert!(!leased_elsewhere(0, 0, u64::MAX));
+    }
 }
