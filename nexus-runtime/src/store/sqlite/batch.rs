@@ -5,9 +5,9 @@
 //! the commit itself flushes (`synchronous = FULL`) or not (`NORMAL`). With one, the commit also
 //! waits until the flusher has finished flushing the previous one: meanwhile the writes that
 //! arrive run in the open transaction (only a result marked early, such as a start refused
-//! because its request id is in flight, is answered as soon as it ran), and the next commit takes
-//! them all. The disk's pace sets the size of the batches, as it does with `FULL`,
-//! but the writer never waits for the disk with writes queued.
+//! because its request id is in flight or the outbox's claim, is answered as soon as it ran), and
+//! the next commit takes them all. The disk's pace sets the size of the batches, as it does with
+//! `FULL`, but the writer never waits for the disk with writes queued.
 
 use std::collections::VecDeque;
 use std::sync::mpsc;

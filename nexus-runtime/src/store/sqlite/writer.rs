@@ -114,8 +114,9 @@ impl Writer {
 
     /// Like [`write`](Self::write), but a result for which `early` holds is answered as soon as
     /// the write ran, before its batch commits. Only for results whose loss the caller handles,
-    /// should the batch be rolled back after all: a claim, which the claimant finds lost when it
-    /// records its answer, and claims again.
+    /// should the batch be rolled back after all: a start refused because its request id is in
+    /// flight (retryable whatever becomes of the other claim), or the outbox's claim of
+    /// deliveries, which a lost claim leaves due to be sent again.
     pub async fn write_early<T, F>(&self, write: F, early: fn(&T) -> bool) -> Result<T, StoreError>
     where
         T: Send + 'static,
