@@ -73,6 +73,15 @@ const LEASED: &str = "SELECT token FROM handler_operations WHERE lease_owner = ?
 const CANCEL_REQUESTED: &str = "SELECT token FROM handler_operations WHERE lease_owner = ?1 \
      AND state = 'running' AND cancel_requested_at_us IS NOT NULL ORDER BY token";
 
+/// Leases the oldest running operations nobody holds (or whose lease expired).
+pub(super) const CLAIM: &str = concat!(
+    "UPDATE handler_operations SET lease_owner = ?1, lease_expires_at_us = ?2 \
+     WHERE token IN (SELECT token FROM handler_operations WHERE state = 'running' \
+     AND (lease_owner IS NULL OR lease_expires_at_us <= ?3) ORDER BY started_at_us, token",
+    limit_param!("?4"),
+    ") RETURNING *"
+);
+
 impl SqliteStore {
     /// The tokens `sql` selects for `owner` (`LEASED`, `CANCEL_REQUESTED`).
     async fn owner_tokens(
@@ -547,12 +556,3 @@ impl HandlerStore for SqliteStore {
         })
     }
 }
-
-/// Leases the oldest running operations nobody holds (or whose lease expired).
-pub(super) const CLAIM: &str = concat!(
-    "UPDATE handler_operations SET lease_owner = ?1, lease_expires_at_us = ?2 \
-     WHERE token IN (SELECT token FROM handler_operations WHERE state = 'running' \
-     AND (lease_owner IS NULL OR lease_expires_at_us <= ?3) ORDER BY started_at_us, token",
-    limit_param!("?4"),
-    ") RETURNING *"
-);

@@ -80,6 +80,16 @@ fn sorted(deliveries: Result<Vec<Delivery>, StoreError>) -> Result<Vec<Delivery>
     Ok(deliveries)
 }
 
+/// Takes the deliveries due at `?1`, oldest due first, at most `?3`, hiding them until `?2`.
+pub(super) const CLAIM_DUE: &str = concat!(
+    "UPDATE completion_deliveries SET next_attempt_at_us = ?2 \
+     WHERE id IN (SELECT id FROM completion_deliveries \
+     WHERE state = 'pending' AND next_attempt_at_us <= ?1 \
+     ORDER BY next_attempt_at_us, created_at_us, id",
+    limit_param!("?3"),
+    ") RETURNING *"
+);
+
 impl OutboxStore for SqliteStore {
     fn claim_due_deliveries(
         &self,
@@ -261,12 +271,85 @@ impl OutboxStore for SqliteStore {
     }
 }
 
-/// Takes the deliveries due at `?1`, oldest due first, at most `?3`, hiding them until `?2`.
-pub(super) const CLAIM_DUE: &str = concat!(
-    "UPDATE completion_deliveries SET next_attempt_at_us = ?2 \
-     WHERE id IN (SELECT id FROM completion_deliveries \
-     WHERE state = 'pending' AND next_attempt_at_us <= ?1 \
-     ORDER BY next_attempt_at_us, created_at_us, id",
-    limit_param!("?3"),
-    ") RETURNING *"
-);
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::store::{OutboxStore as _, StoreError};
+
+    use super::super::SqliteStore;
+    use super::super::writer::db_error;
+
+    /// The outbox's claim is answered before its batch commits; should the batch then fail, the
+    /// delivery is due again as it was, and the next claim takes it (sent at least once).
+    #[tokio::test]
+    async fn a_claim_lost_with_its_batch_leaves_the_delivery_due() {
+        let fault = || StoreError::Unavailable {
+            message: "a fault".into(),
+            source: None,
+        };
+
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = SqliteStore::open_in_dir(dir.path()).await.expect("open");
+        let writer = store.inner.writer.clone();
+        writer
+            .direct(|conn| {
+                conn.execute(
+                    "INSERT INTO completion_deliveries (id, token, url, headers, outcome, \
+                     result_data, result_headers, links, state, attempts, next_attempt_at_us, \
+                     created_at_us) VALUES ('0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b', 't1', \
+                     'http://caller.test/cb', '{}', 'succeeded', X'6e756c6c', '{}', '[]', \
+                     'pending', 0, 1000, 1000)",
+                    [],
+                )
+                .map_err(db_error)
+            })
+            .await
+            .expect("a delivery");
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1);
+        // Holds the writer thread, so that the claim and a failing write share one batch.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let hold = tokio::spawn({
+            let writer = writer.clone();
+            async move {
+                writer
+                    .direct(move |_| held.recv().map_err(|_| fault()))
+                    .await
+            }
+        });
+        tokio::task::yield_now().await;
+        let claim = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .claim_due_deliveries(now, Duration::from_secs(60), 8)
+                    .await
+            }
+        });
+        tokio::task::yield_now().await;
+        let failing = tokio::spawn({
+            let writer = writer.clone();
+            async move {
+                writer
+                    .write(move |_| -> Result<(), StoreError> { Err(fault()) })
+                    .await
+            }
+        });
+        tokio::task::yield_now().await;
+        release.send(()).expect("release");
+        hold.await.expect("hold").expect("held");
+        let claimed = claim.await.expect("claim").expect("claimed");
+        assert_eq!(claimed.len(), 1, "{claimed:?}");
+        assert!(failing.await.expect("failing").is_err());
+        let again = store
+            .claim_due_deliveries(now, Duration::from_secs(60), 8)
+            .await
+            .expect("claimed again");
+        assert_eq!(
+            again.len(),
+            1,
+            "the lost claim left the delivery due: {again:?}"
+        );
+        assert_eq!(again[0].id, claimed[0].id);
+    }
+}

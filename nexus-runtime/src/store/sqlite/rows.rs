@@ -196,4 +196,41 @@ mod tests {
             .expect_err("no such column");
         assert!(error.to_string().contains('b'), "{error}");
     }
+
+    /// The claims run at every completion (the outbox's) or lease pass with another limit each
+    /// time: each must be planned once, not again whenever the limit changes (a bare `LIMIT ?n`
+    /// is; `rows::limit_param!` is not).
+    #[test]
+    fn claims_are_prepared_once_whatever_their_limit() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut conn = Connection::open(dir.path().join("claims.db")).expect("open");
+        super::super::migrate::migrate(&mut conn).expect("migrate");
+        for (name, sql) in [
+            ("the outbox's claim", super::super::outbox::CLAIM_DUE),
+            ("the handler's claim", super::super::handler::CLAIM),
+            ("the caller's claim", super::super::caller::CLAIM),
+        ] {
+            let mut stmt = conn.prepare(sql).expect(name);
+            let count = stmt.parameter_count();
+            for limit in [1_i64, 32, 7, 512] {
+                // Every parameter an integer: the limit is the last one.
+                let params: Vec<i64> = (1..count).map(|n| n as i64).chain([limit]).collect();
+                let mut rows = stmt.query(rusqlite::params_from_iter(params)).expect(name);
+                while rows.next().expect(name).is_some() {}
+            }
+            assert_eq!(
+                stmt.get_status(rusqlite::StatementStatus::RePrepare),
+                0,
+                "{name} was prepared again"
+            );
+        }
+        // The form it avoids is prepared again (so the check above can fail).
+        let mut bare = conn
+            .prepare("SELECT id FROM completion_deliveries ORDER BY id LIMIT ?1")
+            .expect("bare");
+        for limit in [1_i64, 2] {
+            bare.query([limit]).expect("bare").next().expect("bare");
+        }
+        assert!(bare.get_status(rusqlite::StatementStatus::RePrepare) > 0);
+    }
 }
