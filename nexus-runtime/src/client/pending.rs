@@ -36,6 +36,7 @@ use futures::future::BoxFuture;
 use tokio::task::AbortHandle;
 
 use super::driver::{Command, Record};
+use super::durable::mirror::Ended;
 use super::key::OperationKey;
 use super::queue::{self, Receiver, Sender, WeakSender};
 use super::record_cell;
@@ -50,8 +51,8 @@ use crate::store::{CallerRecord, CallerStore, CompletionOutcome, OperationId, Re
 /// Why a task is woken.
 #[derive(Debug)]
 pub(crate) enum Wake {
-    /// Its completion was recorded: the final record.
-    Completed(Box<CallerRecord>),
+    /// Its completion was recorded: how it ended.
+    Completed(Box<Ended>),
     /// This client claimed it (replicas): drive it from this record.
     Claimed(Box<CallerRecord>),
     /// Its record may have changed: read it again.
@@ -318,11 +319,11 @@ impl Registry {
             return Err(refusal(id, completion, mismatch));
         }
         record.apply_completion(completion, now);
-        let record = Box::new(record);
-        entry.completed = Some(record.clone());
+        let end = Ended::of_record(&record);
+        entry.completed = Some(Box::new(record));
         // The task reads its queue until it ends; if it just ended, the registry entry is
         // removed next and the operation was over anyway.
-        entry.commands.wake(Wake::Completed(record));
+        entry.commands.wake(Wake::Completed(Box::new(end)));
         Ok(())
     }
 
@@ -529,16 +530,18 @@ async fn record_and_wake(
     completion: Completion,
     waker: Option<&WeakSender<Inbound>>,
 ) -> Result<(), HandlerError> {
+    let now = clock::now();
     let outcome = store
-        .record_completion(id, &completion, clock::now())
+        .record_completion(id, &completion, now)
         .await
         .map_err(|e| {
             tracing::warn!(operation_id = %id, error = %e, "cannot record a completion");
             HandlerError::unavailable(format!("cannot record the completion: {e}"))
         })?;
     match outcome {
-        CompletionOutcome::Applied(record) => {
-            wake(registry, id, Wake::Completed(record), waker);
+        CompletionOutcome::Applied(applied) => {
+            let end = Ended::of_completion(&completion, applied, now);
+            wake(registry, id, Wake::Completed(Box::new(end)), waker);
             Ok(())
         }
         CompletionOutcome::AlreadyFinished(_) => {
@@ -548,7 +551,8 @@ async fn record_and_wake(
                 // completion that got through as a failed delivery. (A task still waiting for
                 // it, should it have missed the first, gets it now.)
                 tracing::debug!(operation_id = %id, "a completion received again");
-                wake(registry, id, Wake::Completed(Box::new(record)), waker);
+                let end = Ended::of_record(&record);
+                wake(registry, id, Wake::Completed(Box::new(end)), waker);
                 return Ok(());
             }
             Err(refusal(id, &completion, outcome))

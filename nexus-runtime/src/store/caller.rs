@@ -227,8 +227,9 @@ pub enum InsertOutcome {
 /// 404 for `UnknownOperation` and other `AlreadyFinished`, 400 for `TokenMismatch`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CompletionOutcome {
-    /// The completion was recorded and the operation is finished: the record as it is now.
-    Applied(Box<CallerRecord>),
+    /// The completion was recorded and the operation is finished. The rest of the record is what
+    /// the completion says (state, result or error, links) at `now`, its lease released.
+    Applied(AppliedCompletion),
     /// No operation has this id.
     UnknownOperation,
     /// The operation had already finished (a repeated completion, or it timed out or was
@@ -239,6 +240,17 @@ pub enum CompletionOutcome {
         /// The token the operation has.
         expected: String,
     },
+}
+
+/// What recording a completion made of the record, beyond what the completion itself says: the
+/// record is not read back whole (its input and options are unchanged, and would be decoded only
+/// to be dropped).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppliedCompletion {
+    /// The record's version now (bumped by the completion).
+    pub version: u64,
+    /// The token the record holds now: the one it had, or the completion's if it had none.
+    pub token: Option<String>,
 }
 
 /// What [`CallerStore::request_cancel`] (or [`HandlerStore::request_cancel_async`]) did.

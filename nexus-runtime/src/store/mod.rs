@@ -76,8 +76,8 @@ mod postgres;
 mod sqlite;
 
 pub use caller::{
-    CallerRecord, CallerStore, CancelRequestOutcome, CompletionOutcome, InsertOutcome,
-    OperationDeadlines, OperationId, OperationState, RequestKey,
+    AppliedCompletion, CallerRecord, CallerStore, CancelRequestOutcome, CompletionOutcome,
+    InsertOutcome, OperationDeadlines, OperationId, OperationState, RequestKey,
 };
 pub use error::StoreError;
 pub use handler::{

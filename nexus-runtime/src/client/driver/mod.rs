@@ -37,6 +37,7 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
+use super::durable::mirror::Ended;
 use super::record_cell;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -139,8 +140,8 @@ enum Event {
     Timeout(TimeoutKind),
     Cancel(Option<oneshot::Sender<Result<(), CallError>>>),
     Abandoned,
-    /// The completion was recorded: the final record.
-    Completion(Box<CallerRecord>),
+    /// The completion was recorded: how the operation ended.
+    Completion(Box<Ended>),
     /// The driver must stop: see [`Halt`].
     Halted,
 }
@@ -458,9 +459,9 @@ impl Driver {
     }
 
     /// Ends the operation with the completion a receiver recorded.
-    fn complete(&mut self, stored: CallerRecord) {
+    fn complete(&mut self, end: Ended) {
         self.completions_done();
-        self.adopt_final(stored);
+        self.adopt_final(end);
         for waiter in self.take_cancel_waiters() {
             let _ = waiter.send(Ok(()));
         }

@@ -15,7 +15,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::{Driver, Event, Halt, Record, shown_state};
-use crate::client::durable::mirror;
+use crate::client::durable::mirror::{self, Ended};
 use crate::codec::Content;
 use crate::store::{self, CallerRecord, Lease, OperationDeadlines, OperationId, RequestKey};
 
@@ -169,7 +169,7 @@ impl Driver {
             }
         };
         if latest.state.is_terminal() {
-            self.adopt_final(latest);
+            self.adopt_final(Ended::of_record(&latest));
             return false;
         }
         let durability = self.client.durability();
@@ -219,12 +219,15 @@ impl Driver {
         }
     }
 
-    /// The operation finished elsewhere: shows its final record and stops.
-    pub(super) fn adopt_final(&mut self, stored: CallerRecord) {
+    /// The operation ended (its completion recorded, or its record found finished): shows its
+    /// end and stops.
+    pub(super) fn adopt_final(&mut self, end: Ended) {
+        if let Some(kept) = self.stored.as_mut() {
+            kept.end(&end);
+        }
         self.record
-            .send_modify(|record| mirror::adopt_final(&stored, record));
+            .send_modify(|record| mirror::adopt_final(end, record));
         self.pending.update(|| shown_state(&self.record));
-        self.stored = Some(Kept::of(&stored));
         self.halt = Some(Halt::Ended);
     }
 }
@@ -270,6 +273,15 @@ impl Kept {
             schedule_to_start: At::of(deadlines.schedule_to_start),
             start_to_close: At::of(deadlines.start_to_close),
         })
+    }
+
+    /// The record as it is stored once it `end`ed: finished, released, never written again.
+    fn end(&mut self, end: &Ended) {
+        self.version = end.version;
+        self.lease = None;
+        self.state = end.state;
+        self.behind = false;
+        self.closed_at = At::of(end.closed_at);
     }
 
     /// The stored record of operation `id` once `shown` is written over it: what an update of

@@ -9,10 +9,11 @@ use crate::client::driver::{Outcome, Record};
 use crate::client::info::{CancelState, CancellationInfo, OperationInfo, OperationState};
 use crate::clock;
 use crate::codec::Content;
+use crate::completion::Completion;
 use crate::error::{CallError, TimeoutKind};
 use crate::link::Link;
 use crate::machinery::BREAKER_OPEN_REASON;
-use crate::store::{self, CallerRecord};
+use crate::store::{self, AppliedCompletion, CallerRecord};
 
 /// The tokio instant of a wall-clock time, in the past as well as in the future.
 pub(crate) fn instant_of(at: SystemTime) -> Instant {
@@ -199,14 +200,63 @@ pub(crate) fn record_of(stored: &CallerRecord) -> Record {
     }
 }
 
-/// Shows the final `stored` record in `record`, keeping an outcome the driver already gave (a
+/// How an operation ended, as its record now says: what wakes its task once its completion is
+/// recorded, or what a finished record read from the store says. Only the end: the rest of the
+/// record (attempts, start, links of the start) is as the task knows it.
+#[derive(Debug)]
+pub(crate) struct Ended {
+    pub state: store::OperationState,
+    pub outcome: Outcome,
+    /// The token the record holds.
+    pub token: Option<String>,
+    pub completion_links: Vec<Link>,
+    pub closed_at: Option<SystemTime>,
+    /// The record's version with its end (what a driver keeping the record takes).
+    pub version: u64,
+}
+
+impl Ended {
+    /// The end `completion` made, recorded at `closed_at`, with what the store `applied`.
+    pub fn of_completion(
+        completion: &Completion,
+        applied: AppliedCompletion,
+        closed_at: SystemTime,
+    ) -> Self {
+        Self {
+            state: completion.final_state(),
+            // As a record holding the completion says it (`outcome_of`): the error by its
+            // Failure.
+            outcome: match &completion.outcome {
+                Ok(content) => Ok(content.clone()),
+                Err(error) => Err(CallError::from_failure(&error.to_failure())),
+            },
+            token: applied.token,
+            completion_links: completion.links.clone(),
+            closed_at: Some(closed_at),
+            version: applied.version,
+        }
+    }
+
+    /// The end the finished record `stored` says.
+    pub fn of_record(stored: &CallerRecord) -> Self {
+        Self {
+            state: stored.state,
+            outcome: outcome_of(stored),
+            token: stored.token.clone(),
+            completion_links: stored.completion_links.clone(),
+            closed_at: stored.closed_at,
+            version: stored.version,
+        }
+    }
+}
+
+/// Shows the operation's `end` in `record`, keeping an outcome the driver already gave (a
 /// caller's cancellation that ended the wait before the operation itself ended).
-pub(crate) fn adopt_final(stored: &CallerRecord, record: &mut Record) {
-    let shown = record_of(stored);
+pub(crate) fn adopt_final(end: Ended, record: &mut Record) {
     if record.outcome.is_none() {
-        record.outcome = shown.outcome;
-        record.info.set_state(shown.info.state);
-        record.info.closed_at = shown.info.closed_at.or(Some(Instant::now()));
+        record.outcome = Some(Box::new(end.outcome));
+        record.info.set_state(end.state);
+        record.info.closed_at = end.closed_at.map(instant_of).or(Some(Instant::now()));
     }
     // The completion may have overtaken a cancel request: nothing more will be sent.
     if let Some(cancellation) = record.info.cancellation.as_mut() {
@@ -214,10 +264,10 @@ pub(crate) fn adopt_final(stored: &CallerRecord, record: &mut Record) {
     }
     record.info.next_attempt_at = None;
     if record.info.token.is_none() {
-        record.info.token = shown.info.token;
+        record.info.token = end.token;
     }
     if record.info.completion_links.is_empty() {
-        record.info.completion_links = shown.info.completion_links;
+        record.info.completion_links = end.completion_links;
     }
 }
 
@@ -314,8 +364,48 @@ pub(crate) mod tests {
         apply(&record, &mut s, None);
         assert_eq!(outcome_of(&s), Err(error));
         let mut fresh = record_of(&stored());
-        adopt_final(&s, &mut fresh);
+        adopt_final(Ended::of_record(&s), &mut fresh);
         assert_eq!(fresh.info.state, OperationState::Failed);
         assert!(fresh.outcome.is_some());
+    }
+
+    /// A recorded completion ends the shown record as the record holding it, read back whole,
+    /// would: the outcome, state, token, links and close time.
+    #[tokio::test(start_paused = true)]
+    async fn a_recorded_completion_ends_as_its_record_says() {
+        use crate::link::Link;
+        let links = vec![Link::new("https://example.test/run/1", "run")];
+        let now = clock::now();
+        for outcome in [
+            Ok(Content::new("application/json", b"7".to_vec())),
+            Err(OperationError::failed("no")),
+            Err(OperationError::canceled("stop")),
+        ] {
+            let completion = Completion {
+                token: "tok-1".into(),
+                outcome,
+                links: links.clone(),
+                start_time: None,
+                close_time: None,
+            };
+            let mut s = stored();
+            s.apply_completion(&completion, now);
+            s.version = 4;
+            let applied = AppliedCompletion {
+                version: 4,
+                token: Some("tok-1".into()),
+            };
+            let (mut by_completion, mut by_record) = (record_of(&stored()), record_of(&stored()));
+            adopt_final(
+                Ended::of_completion(&completion, applied, now),
+                &mut by_completion,
+            );
+            adopt_final(Ended::of_record(&s), &mut by_record);
+            assert_eq!(by_completion.outcome, by_record.outcome);
+            assert_eq!(by_completion.info.state, s.state);
+            assert_eq!(by_completion.info.token.as_deref(), Some("tok-1"));
+            assert_eq!(by_completion.info.completion_links, links);
+            assert_eq!(by_completion.info.closed_at, by_record.info.closed_at);
+        }
     }
 }

@@ -366,8 +366,8 @@ async fn follow(client: &Client, local: &mut Local) -> Option<Box<CallerRecord>>
             () = tokio::time::sleep(every) => {}
             inbound = local.inbox.recv() => match inbound {
                 Some(Inbound::Wake(Wake::Claimed(record))) => return Some(record),
-                Some(Inbound::Wake(Wake::Completed(record))) => {
-                    show(local, &record);
+                Some(Inbound::Wake(Wake::Completed(end))) => {
+                    local.record.send_modify(|record| mirror::adopt_final(*end, record));
                     return None;
                 }
                 Some(Inbound::Wake(Wake::Check)) => {}

@@ -6,8 +6,8 @@ use super::{CallerTimes, MemoryStore, normalize_caller};
 use crate::completion::Completion;
 use crate::store::time::{expiry_micros, from_micros, truncate};
 use crate::store::{
-    CallerRecord, CallerStore, CancelRequestOutcome, CompletionOutcome, InsertOutcome, Lease,
-    OperationId, RequestKey, StoreError, StoreFuture,
+    AppliedCompletion, CallerRecord, CallerStore, CancelRequestOutcome, CompletionOutcome,
+    InsertOutcome, Lease, OperationId, RequestKey, StoreError, StoreFuture,
 };
 
 /// Copies what [`CallerStore::update`] may change.
@@ -169,7 +169,10 @@ impl CallerStore for MemoryStore {
             }
             stored.apply_completion(completion, now);
             stored.version += 1;
-            Ok(CompletionOutcome::Applied(Box::new(stored.clone())))
+            Ok(CompletionOutcome::Applied(AppliedCompletion {
+                version: stored.version,
+                token: stored.token.clone(),
+            }))
         })
     }
 

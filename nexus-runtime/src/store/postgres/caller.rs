@@ -5,8 +5,8 @@ use super::PostgresStore;
 use super::listing::{push_after, push_states};
 use crate::store::sql::*;
 use crate::store::{
-    CallerQuery, CallerRecord, CallerStore, CancelRequestOutcome, CompletionOutcome, InsertOutcome,
-    OperationId, RequestKey, StoreError, StoreFuture,
+    AppliedCompletion, CallerQuery, CallerRecord, CallerStore, CancelRequestOutcome,
+    CompletionOutcome, InsertOutcome, OperationId, RequestKey, StoreError, StoreFuture,
 };
 
 /// Operation `id`, read through `exec` (the pool, or a write's connection when what it looks for
@@ -238,7 +238,7 @@ impl CallerStore for PostgresStore {
                  lease_expires_at_us = CASE WHEN $20 THEN NULL ELSE lease_expires_at_us END \
                  WHERE id = $1 AND version = $2 AND state NOT IN ",
                 "('succeeded', 'failed', 'canceled', 'timed_out')",
-                " RETURNING *"
+                " RETURNING version, token"
             ))
             .bind(r.id.to_string())
             .bind(version_param(r.version)?)
@@ -333,7 +333,7 @@ impl CallerStore for PostgresStore {
                  WHERE id = $1 AND (token IS NULL OR $3 IS NULL OR token = $3) \
                  AND state NOT IN ",
                 "('succeeded', 'failed', 'canceled', 'timed_out')",
-                " RETURNING *"
+                " RETURNING version, token"
             ))
             .bind(id.to_string())
             .bind(completion.final_state().as_str())
@@ -347,7 +347,10 @@ impl CallerStore for PostgresStore {
             .await
             .map_err(db_error)?;
             let outcome = match row {
-                Some(row) => Outcome::Applied(Box::new(caller_from_row(&row)?)),
+                Some(row) => Outcome::Applied(AppliedCompletion {
+                    version: crate::store::sql::counter(row.int("version")?, "version")?,
+                    token: row.opt_text("token")?,
+                }),
                 None => match caller_by_id(&mut *w, id).await? {
                     None => Outcome::UnknownOperation,
                     Some(r) if r.state.is_terminal() => Outcome::AlreadyFinished(r.state),

@@ -18,8 +18,8 @@ use crate::store::sql::{
 };
 use crate::store::time::{expiry_micros, from_micros, opt_to_micros, to_micros};
 use crate::store::{
-    CallerQuery, CallerRecord, CallerStore, CancelRequestOutcome, CompletionOutcome, InsertOutcome,
-    Lease, OperationId, RequestKey, StoreError, StoreFuture,
+    AppliedCompletion, CallerQuery, CallerRecord, CallerStore, CancelRequestOutcome,
+    CompletionOutcome, InsertOutcome, Lease, OperationId, RequestKey, StoreError, StoreFuture,
 };
 
 const INSERT: &str = "INSERT INTO caller_operations (id, endpoint, service, operation, \
@@ -69,8 +69,9 @@ const REQUEST_CANCEL: &str = concat!(
     unfinished!()
 );
 
-/// A completion: the token it names fills a record that has none yet. The record is read after
-/// it in the same transaction (no `RETURNING`, which SQLite gathers in a temporary table).
+/// A completion: the token it names fills a record that has none yet. What the completion does
+/// not say of the record (its version, its token) is read after it ([`COMPLETED`]), in the same
+/// transaction (no `RETURNING`, which SQLite gathers in a temporary table).
 const COMPLETE: &str = concat!(
     "UPDATE caller_operations SET state = ?2, version = version + 1, \
      token = COALESCE(token, ?3), result_data = ?4, result_headers = ?5, \
@@ -79,6 +80,9 @@ const COMPLETE: &str = concat!(
      WHERE id = ?1 AND (token IS NULL OR ?3 IS NULL OR token = ?3) AND ",
     unfinished!()
 );
+
+/// What a completion gives back (see [`COMPLETE`]).
+const COMPLETED: &str = "SELECT version, token FROM caller_operations WHERE id = ?1";
 
 /// Leases the oldest unfinished operations nobody holds (or whose lease expired).
 pub(super) const CLAIM: &str = concat!(
@@ -325,9 +329,15 @@ impl CallerStore for SqliteStore {
             ];
             self.write(move |conn| {
                 if execute(conn, COMPLETE, &params)? == 1
-                    && let Some(applied) = by_id(conn, &id.to_string())?
+                    && let Some((version, token)) =
+                        query_opt(conn, COMPLETED, &params[..1], |row| {
+                            Ok((row.int("version")?, row.opt_text("token")?))
+                        })?
                 {
-                    return Ok(CompletionOutcome::Applied(Box::new(applied)));
+                    return Ok(CompletionOutcome::Applied(AppliedCompletion {
+                        version: crate::store::sql::counter(version, "version")?,
+                        token,
+                    }));
                 }
                 Ok(match by_id(conn, &id.to_string())? {
                     None => CompletionOutcome::UnknownOperation,

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use nexus_runtime::codec::Content;
 use nexus_runtime::store::{
-    CancelRequestOutcome, CompletionOutcome, InsertOutcome, Lease, OperationDeadlines,
-    OperationState, StoreError,
+    AppliedCompletion, CancelRequestOutcome, CompletionOutcome, InsertOutcome, Lease,
+    OperationDeadlines, OperationState, StoreError,
 };
 
 use nexus_runtime::security::CallbackSecret;
@@ -221,9 +221,17 @@ pub async fn completion_before_token<H: Harness>(h: &H) {
         .record_completion(r.id, &completion, at(4))
         .await
         .unwrap();
-    let CompletionOutcome::Applied(done) = outcome else {
+    let CompletionOutcome::Applied(applied) = outcome else {
         panic!("expected Applied, got {outcome:?}");
     };
+    assert_eq!(
+        applied,
+        AppliedCompletion {
+            version: 1,
+            token: Some("tok-early".into())
+        }
+    );
+    let done = store.get(r.id).await.unwrap().expect("the record");
     assert_eq!(done.state, OperationState::Succeeded);
     assert_eq!(done.token.as_deref(), Some("tok-early"));
     assert_eq!(done.result, completion.outcome.clone().ok());
@@ -232,7 +240,6 @@ pub async fn completion_before_token<H: Harness>(h: &H) {
     assert_eq!(done.closed_at, Some(at(4)));
     assert_eq!(done.lease, None);
     assert_eq!(done.version, 1);
-    assert_eq!(store.get(r.id).await.unwrap().as_ref(), Some(&*done));
 
     r.state = OperationState::Started;
     r.token = Some("tok-early".into());
@@ -240,7 +247,7 @@ pub async fn completion_before_token<H: Harness>(h: &H) {
         !store.update(&mut r).await.unwrap(),
         "the 201 came too late"
     );
-    assert_eq!(store.get(r.id).await.unwrap(), Some(*done));
+    assert_eq!(store.get(r.id).await.unwrap(), Some(done));
 }
 
 /// The callback secret is fixed at insert: updates and completions keep it, and a record without
@@ -267,10 +274,10 @@ pub async fn callback_secret_is_fixed_at_insert<H: Harness>(h: &H) {
         .record_completion(r.id, &completion_ok("tok-1"), at(3))
         .await
         .unwrap();
-    let CompletionOutcome::Applied(done) = outcome else {
+    let CompletionOutcome::Applied(applied) = outcome else {
         panic!("expected Applied, got {outcome:?}");
     };
-    assert_eq!(done.callback_secret.as_ref(), Some(&secret));
+    assert_eq!(applied.version, r.version + 1);
     let got = store.get(r.id).await.unwrap().expect("the record");
     assert_eq!(
         got.callback_secret.as_ref().map(CallbackSecret::expose),
@@ -304,15 +311,18 @@ pub async fn completion_after_start_and_token_mismatch<H: Harness>(h: &H) {
             .record_completion(r.id, &completion, at(9))
             .await
             .unwrap();
-        let CompletionOutcome::Applied(done) = outcome else {
+        let CompletionOutcome::Applied(applied) = outcome else {
             panic!("expected Applied, got {outcome:?}");
         };
-        assert_eq!(done.state, state);
         assert_eq!(
-            done.token,
+            applied.token,
             Some(format!("tok-{n}")),
             "an empty token keeps the known one"
         );
+        let done = store.get(r.id).await.unwrap().expect("the record");
+        assert_eq!(applied.version, done.version);
+        assert_eq!(done.state, state);
+        assert_eq!(done.token, applied.token);
         assert_eq!(done.result, None);
         let sent = completion.outcome.as_ref().unwrap_err();
         assert_eq!(done.error.as_deref(), Some(&sent.to_failure()));
