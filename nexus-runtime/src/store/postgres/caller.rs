@@ -238,7 +238,7 @@ impl CallerStore for PostgresStore {
                  lease_expires_at_us = CASE WHEN $20 THEN NULL ELSE lease_expires_at_us END \
                  WHERE id = $1 AND version = $2 AND state NOT IN ",
                 "('succeeded', 'failed', 'canceled', 'timed_out')",
-                " RETURNING version, token"
+                " RETURNING *"
             ))
             .bind(r.id.to_string())
             .bind(version_param(r.version)?)
