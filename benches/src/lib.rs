@@ -11,6 +11,7 @@
 
 pub mod http;
 pub mod inprocess;
+pub mod lease_renewal;
 pub mod load;
 pub mod proc;
 pub mod quick;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use nexus_benches::load::{self, ClientKind, LoadConfig, Target};
 use nexus_benches::servers::ServerKind;
-use nexus_benches::{http, inprocess, proc, quick, round_trip, servers, temporal};
+use nexus_benches::{http, inprocess, lease_renewal, proc, quick, round_trip, servers, temporal};
 
 /// Benchmarks of nexus-rs against baselines measured in the same run.
 #[derive(Debug, Parser)]
@@ -113,6 +113,18 @@ enum Command {
         /// Worker threads of the nexus-rs server and of the load generator.
         #[arg(long, default_value_t = 2)]
         threads: usize,
+    },
+    /// A handler's lease renewal on its SQLite store, with no running operation and with many.
+    LeaseRenewal {
+        /// The store's directory (made afresh).
+        #[arg(long, default_value = "target/bench-leases")]
+        dir: std::path::PathBuf,
+        /// Running operations leased to the renewing owner.
+        #[arg(long, default_value_t = 100_000)]
+        operations: usize,
+        /// Renewals measured at each size.
+        #[arg(long, default_value_t = 5)]
+        renewals: usize,
     },
     /// Drives any HTTP endpoint with the load generator (such as a Temporal Nexus endpoint).
     Load {
@@ -361,6 +373,18 @@ fn run(command: Command) -> std::io::Result<ExitCode> {
                 concurrency,
                 secs(hold),
             ))?;
+        }
+        Command::LeaseRenewal {
+            dir,
+            operations,
+            renewals,
+        } => {
+            let options = lease_renewal::LeaseRenewalOptions {
+                dir,
+                operations,
+                renewals,
+            };
+            println!("{}", lease_renewal::run(&options)?);
         }
         Command::Spin {
             variant,

@@ -338,8 +338,11 @@ pub trait HandlerStore: Send + Sync + 'static {
         limit: usize,
     ) -> StoreFuture<'a, Vec<AsyncOperationRecord>>;
 
-    /// Extends every lease `owner` holds on a running operation; returns how many (not their
-    /// tokens: a renewal runs every third of a lease, however many operations run).
+    /// Extends every lease `owner` holds on a running operation to `now + lease`, unless it ends
+    /// later already; returns how many (not their tokens: a renewal runs every third of a lease,
+    /// however many operations run). A store may write one heartbeat for the owner rather than
+    /// each lease (SQLite and PostgreSQL do): a lease is then live while its own expiry or its
+    /// owner's heartbeat is, and reads show the later of the two.
     fn renew_async<'a>(
         &'a self,
         owner: &'a str,

@@ -19,7 +19,7 @@ async fn migrations_are_idempotent_and_concurrent() {
     first.insert(&record).await.unwrap();
     first.close().await;
     let (a, b) = tokio::join!(schema.connect(), schema.connect());
-    assert_eq!(a.applied_migrations().await.unwrap(), [1, 2, 3, 4, 5]);
+    assert_eq!(a.applied_migrations().await.unwrap(), [1, 2, 3, 4, 5, 6]);
     assert_eq!(b.get(record.id).await.unwrap(), Some(record));
     a.close().await;
     b.close().await;

@@ -76,11 +76,11 @@ async fn migrations_are_idempotent() {
     let third = SqliteStore::open_in_dir(dir.path()).await.unwrap();
     assert_eq!(
         third.applied_migrations().await.unwrap(),
-        [1, 2, 3, 4, 5, 6]
+        [1, 2, 3, 4, 5, 6, 7]
     );
     assert_eq!(
         second.applied_migrations().await.unwrap(),
-        [1, 2, 3, 4, 5, 6]
+        [1, 2, 3, 4, 5, 6, 7]
     );
     assert_eq!(third.get(record.id).await.unwrap(), Some(record));
 }
@@ -278,7 +278,7 @@ async fn records_from_before_principals_belong_to_the_anonymous_principal() {
     let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
     assert_eq!(
         store.applied_migrations().await.unwrap(),
-        [1, 2, 3, 4, 5, 6]
+        [1, 2, 3, 4, 5, 6, 7]
     );
     let op = store.get_async("tok-old").await.unwrap().unwrap();
     assert_eq!(op.principal, Principal::anonymous());

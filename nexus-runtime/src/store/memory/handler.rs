@@ -293,8 +293,11 @@ impl HandlerStore for MemoryStore {
             let lease = Lease::new(owner, from_micros(expiry_micros(now, lease)?)?);
             let mut renewed = 0;
             for op in state.operations.values_mut() {
-                if !op.state.is_terminal() && op.lease.as_ref().is_some_and(|l| l.owner == owner) {
-                    op.lease = Some(lease.clone());
+                if op.state.is_terminal() {
+                    continue;
+                }
+                if let Some(held) = op.lease.as_mut().filter(|l| l.owner == owner) {
+                    held.expires_at = held.expires_at.max(lease.expires_at);
                     renewed += 1;
                 }
             }

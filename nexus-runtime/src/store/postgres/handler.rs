@@ -19,7 +19,7 @@ async fn async_by_token<'e>(
     exec: impl sqlx::PgExecutor<'e>,
     token: &str,
 ) -> Result<Option<AsyncOperationRecord>, StoreError> {
-    sqlx::query("SELECT * FROM handler_operations WHERE token = $1")
+    sqlx::query("SELECT * FROM handler_operations_leased WHERE token = $1")
         .bind(token)
         .fetch_optional(exec)
         .await
@@ -28,21 +28,37 @@ async fn async_by_token<'e>(
         .transpose()
 }
 
+/// Whether the lease of a `handler_operations` row `h` is free at `$3`: nobody holds it, or both
+/// its own expiry and its owner's heartbeat are past.
+macro_rules! lease_free {
+    () => {
+        "(h.lease_owner IS NULL OR (h.lease_expires_at_us <= $3 AND NOT EXISTS \
+         (SELECT 1 FROM handler_owners o WHERE o.owner = h.lease_owner \
+         AND o.expires_at_us > $3)))"
+    };
+}
+
 /// Leases the oldest running operations nobody holds (or whose lease expired): see
 /// [`PostgresStore::claim_rows`].
 const CLAIM: &str = concat!(
-    "WITH picked AS MATERIALIZED (SELECT token FROM handler_operations \
-     WHERE state = 'running' AND (lease_owner IS NULL OR lease_expires_at_us <= $3) \
-     ORDER BY started_at_us, token LIMIT $4 ",
-    "FOR UPDATE SKIP LOCKED",
-    ") UPDATE handler_operations SET lease_owner = $1, lease_expires_at_us = $2 \
-     WHERE token IN (SELECT token FROM picked) AND state = 'running' \
-     AND (lease_owner IS NULL OR lease_expires_at_us <= $3) RETURNING *"
+    "WITH picked AS MATERIALIZED (SELECT h.token FROM handler_operations h \
+     WHERE h.state = 'running' AND ",
+    lease_free!(),
+    " ORDER BY h.started_at_us, h.token LIMIT $4 ",
+    "FOR UPDATE OF h SKIP LOCKED",
+    ") UPDATE handler_operations h SET lease_owner = $1, lease_expires_at_us = $2 \
+     WHERE h.token IN (SELECT token FROM picked) AND h.state = 'running' AND ",
+    lease_free!(),
+    " RETURNING h.*"
 );
 
-/// Extends the leases an owner holds (`$1` the owner, `$2` the new expiry).
-const RENEW: &str = "UPDATE handler_operations SET lease_expires_at_us = $2 \
-     WHERE lease_owner = $1 AND state = 'running'";
+/// An owner's heartbeat (`$1`, until `$2`): what keeps every lease it holds live.
+const HEARTBEAT: &str = "INSERT INTO handler_owners (owner, expires_at_us) VALUES ($1, $2) \
+     ON CONFLICT (owner) DO UPDATE SET expires_at_us = EXCLUDED.expires_at_us";
+
+/// How many running operations an owner (`$1`) holds a lease on.
+const LEASES: &str = "SELECT COUNT(*) FROM handler_operations WHERE lease_owner = $1 \
+     AND state = 'running'";
 
 /// The running operations an owner (`$1`) holds a lease on, expired or not.
 const LEASED: &str = "SELECT token FROM handler_operations WHERE lease_owner = $1 \
@@ -77,7 +93,7 @@ impl HandlerStore for PostgresStore {
     ) -> StoreFuture<'a, Vec<AsyncOperationRecord>> {
         Box::pin(async move {
             let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(
-                "SELECT * FROM handler_operations WHERE 1 = 1",
+                "SELECT * FROM handler_operations_leased WHERE 1 = 1",
             );
             push_states(&mut qb, "state", query.states.iter().map(|s| s.as_str()));
             if let Some(service) = &query.service {
@@ -462,7 +478,7 @@ impl HandlerStore for PostgresStore {
     fn list_unfinished_async(&self) -> StoreFuture<'_, Vec<AsyncOperationRecord>> {
         Box::pin(async move {
             let rows = sqlx::query(
-                "SELECT * FROM handler_operations WHERE state = 'running' \
+                "SELECT * FROM handler_operations_leased WHERE state = 'running' \
                  ORDER BY started_at_us, token",
             )
             .fetch_all(self.readers())
@@ -492,13 +508,19 @@ impl HandlerStore for PostgresStore {
         lease: std::time::Duration,
     ) -> StoreFuture<'a, u64> {
         Box::pin(async move {
-            Ok(sqlx::query(RENEW)
+            // One row written, whatever the number of operations.
+            sqlx::query(HEARTBEAT)
                 .bind(owner)
                 .bind(expiry_micros(now, lease)?)
                 .execute(&self.pool)
                 .await
-                .map_err(db_error)?
-                .rows_affected())
+                .map_err(db_error)?;
+            let leases: i64 = sqlx::query_scalar(LEASES)
+                .bind(owner)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_error)?;
+            counter(leases, "leases")
         })
     }
 

@@ -23,7 +23,7 @@ use crate::store::{
     StoreFuture, StoredCallback,
 };
 
-const BY_TOKEN: &str = "SELECT * FROM handler_operations WHERE token = ?1";
+const BY_TOKEN: &str = "SELECT * FROM handler_operations_leased WHERE token = ?1";
 
 fn by_token(conn: &Connection, token: &str) -> Result<Option<AsyncOperationRecord>, StoreError> {
     query_opt(conn, BY_TOKEN, &[text(token)], |row| async_from_row(row))
@@ -69,14 +69,23 @@ fn operation_params(op: &AsyncOperationRecord) -> Result<Params, StoreError> {
 const LEASED: &str = "SELECT token FROM handler_operations WHERE lease_owner = ?1 \
      AND state = 'running' ORDER BY token";
 
+/// An owner's heartbeat (`?1`, until `?2`): what keeps every lease it holds live.
+const HEARTBEAT: &str = "INSERT INTO handler_owners (owner, expires_at_us) VALUES (?1, ?2) \
+     ON CONFLICT (owner) DO UPDATE SET expires_at_us = excluded.expires_at_us";
+
+/// How many running operations an owner (`?1`) holds a lease on.
+const LEASES: &str = "SELECT COUNT(*) AS leases FROM handler_operations WHERE lease_owner = ?1 \
+     AND state = 'running'";
+
 /// Those of them whose cancellation was requested.
 const CANCEL_REQUESTED: &str = "SELECT token FROM handler_operations WHERE lease_owner = ?1 \
      AND state = 'running' AND cancel_requested_at_us IS NOT NULL ORDER BY token";
 
-/// Leases the oldest running operations nobody holds (or whose lease expired).
+/// Leases the oldest running operations nobody holds (or whose lease expired: its own expiry
+/// and its owner's heartbeat both past).
 pub(super) const CLAIM: &str = concat!(
     "UPDATE handler_operations SET lease_owner = ?1, lease_expires_at_us = ?2 \
-     WHERE token IN (SELECT token FROM handler_operations WHERE state = 'running' \
+     WHERE token IN (SELECT token FROM handler_operations_leased WHERE state = 'running' \
      AND (lease_owner IS NULL OR lease_expires_at_us <= ?3) ORDER BY started_at_us, token",
     limit_param!("?4"),
     ") RETURNING *"
@@ -438,7 +447,7 @@ impl HandlerStore for SqliteStore {
                 self.read(|conn| {
                     query_all(
                         conn,
-                        "SELECT * FROM handler_operations WHERE state = 'running' \
+                        "SELECT * FROM handler_operations_leased WHERE state = 'running' \
                          ORDER BY started_at_us, token",
                         &[],
                         |row| async_from_row(row),
@@ -477,18 +486,17 @@ impl HandlerStore for SqliteStore {
         lease: Duration,
     ) -> StoreFuture<'a, u64> {
         Box::pin(async move {
+            // One row written, whatever the number of operations: the leases are counted on a
+            // read connection, after the heartbeat is committed.
             let params = vec![text(owner), Value::Integer(expiry_micros(now, lease)?)];
-            let renewed = self
-                .write(move |conn| {
-                    execute(
-                        conn,
-                        "UPDATE handler_operations SET lease_expires_at_us = ?2 \
-                         WHERE lease_owner = ?1 AND state = 'running'",
-                        &params,
-                    )
-                })
+            let heartbeat = params.clone();
+            self.write(move |conn| execute(conn, HEARTBEAT, &heartbeat))
                 .await?;
-            Ok(renewed as u64)
+            let leases = self
+                .read(move |conn| query_opt(conn, LEASES, &params[..1], |row| row.int("leases")))
+                .await?
+                .unwrap_or(0);
+            crate::store::sql::counter(leases, "leases")
         })
     }
 

@@ -86,7 +86,7 @@ pub(super) fn caller(query: &CallerQuery) -> Result<(String, Vec<Value>), StoreE
 
 /// `HandlerStore::list_async`.
 pub(super) fn operations(query: &AsyncQuery) -> Result<(String, Vec<Value>), StoreError> {
-    let mut q = Builder::new("SELECT * FROM handler_operations WHERE 1 = 1");
+    let mut q = Builder::new("SELECT * FROM handler_operations_leased WHERE 1 = 1");
     q.states("state", query.states.iter().map(|s| s.as_str()));
     q.equals("service", query.service.as_ref());
     q.after("started_at_us", "token", query.after.as_ref())?;

@@ -10,7 +10,7 @@ use super::writer::db_error;
 use crate::store::StoreError;
 
 /// The migrations: version and SQL, in order.
-const MIGRATIONS: [(i64, &str); 6] = [
+const MIGRATIONS: [(i64, &str); 7] = [
     (
         1,
         include_str!("../../../migrations/sqlite/0001_operation_store.sql"),
@@ -34,6 +34,10 @@ const MIGRATIONS: [(i64, &str); 6] = [
     (
         6,
         include_str!("../../../migrations/sqlite/0006_checks_without_in_lists.sql"),
+    ),
+    (
+        7,
+        include_str!("../../../migrations/sqlite/0007_owner_heartbeats.sql"),
     ),
 ];
 

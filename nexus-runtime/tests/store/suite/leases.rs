@@ -154,6 +154,68 @@ pub async fn concurrent_claims_never_share_an_operation<H: Harness>(h: &H) {
     assert!(all_distinct(&all), "an operation went to two owners");
 }
 
+/// A renewal keeps every lease its owner holds on a running operation live until the renewal's
+/// end, its own expiry past or not (a store may keep one heartbeat per owner rather than write
+/// each lease): nobody takes them before, anybody after. A lease that ends later than the
+/// renewal keeps its end, and one another owner took stays taken.
+pub async fn async_renewal_keeps_every_lease_of_its_owner<H: Harness>(h: &H) {
+    let store = h.store();
+    for (token, owner, until) in [("t1", "a", 30), ("t2", "a", 60), ("t3", "b", 30)] {
+        let mut op = async_record(token, at(1), None);
+        op.lease = Some(Lease::new(owner, at(until)));
+        start_async(&*store, &op).await;
+    }
+    assert_eq!(store.renew_async("a", at(40), LEASE).await.unwrap(), 2);
+    for token in ["t1", "t2"] {
+        assert_eq!(
+            store.get_async(token).await.unwrap().unwrap().lease,
+            Some(Lease::new("a", at(70))),
+            "{token}"
+        );
+    }
+    let mut t4 = async_record("t4", at(45), None);
+    t4.lease = Some(Lease::new("a", at(200)));
+    start_async(&*store, &t4).await;
+    assert_eq!(
+        store.get_async("t4").await.unwrap().unwrap().lease,
+        Some(Lease::new("a", at(200))),
+        "a lease ending after the renewal keeps its end"
+    );
+    let tokens = |ops: Vec<nexus_runtime::store::AsyncOperationRecord>| {
+        ops.into_iter().map(|op| op.token).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        tokens(store.claim_async("c", at(69), LEASE, 10).await.unwrap()),
+        ["t3"],
+        "only b's lease, never renewed, is free"
+    );
+    assert_eq!(
+        tokens(store.claim_async("c", at(70), LEASE, 10).await.unwrap()),
+        ["t1", "t2"],
+        "free once the renewal ends"
+    );
+    assert_eq!(
+        store.renew_async("a", at(71), LEASE).await.unwrap(),
+        1,
+        "a holds t4 only"
+    );
+    assert_eq!(store.leased_async("a").await.unwrap(), ["t4"]);
+    assert_eq!(
+        store.get_async("t1").await.unwrap().unwrap().lease,
+        Some(Lease::new("c", at(100))),
+        "a's renewal does not take back what c took"
+    );
+    assert!(
+        store
+            .claim_async("d", at(150), LEASE, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|op| op.token != "t4"),
+        "t4's own lease runs to 200"
+    );
+}
+
 /// The same lease rules for the handler's async operations.
 pub async fn async_leases<H: Harness>(h: &H) {
     let store = h.store();

@@ -66,6 +66,7 @@ macro_rules! store_suite {
             leases::claim_expiry_takeover_renew_release,
             leases::concurrent_claims_never_share_an_operation,
             leases::async_leases,
+            leases::async_renewal_keeps_every_lease_of_its_owner,
             leases::concurrent_async_claims_never_share,
             handler::dedup_returns_the_sync_answer,
             handler::dedup_returns_the_async_token,
