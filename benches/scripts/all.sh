@@ -51,6 +51,11 @@ echo
 "$bench" async --rounds 5 --warmup 1 --duration 4 --pending 100000 --store memory 2>/dev/null
 echo
 
+echo "## Lease renewal with 100,000 running operations (SQLite)"
+echo
+"$bench" lease-renewal --operations 100000 --renewals 5
+echo
+
 echo "## Async round trips with the examples (fraud-handler + payments)"
 echo
 bash benches/scripts/examples-async.sh 3 40000
