@@ -336,9 +336,11 @@ pub trait CallerStore: Send + Sync + 'static {
         limit: usize,
     ) -> StoreFuture<'a, Vec<CallerRecord>>;
 
-    /// Extends to `now + lease` every lease `owner` still holds on an unfinished operation; returns
-    /// their ids. An operation the owner thinks it drives but that is not returned was taken over:
-    /// stop driving it.
+    /// Extends to `now + lease` every lease `owner` still holds on an unfinished operation (unless
+    /// it ends later already); returns their ids. An operation the owner thinks it drives but that
+    /// is not returned was taken over: stop driving it. A store may write one heartbeat for the
+    /// owner rather than each lease (SQLite and PostgreSQL do): a lease is then live while its own
+    /// expiry or its owner's heartbeat is, and reads show the later of the two.
     fn renew<'a>(
         &'a self,
         owner: &'a str,

@@ -213,8 +213,11 @@ impl CallerStore for MemoryStore {
             let lease = lease_until(owner, now, lease)?;
             let mut ids = Vec::new();
             for r in state.caller.values_mut() {
-                if !r.state.is_terminal() && r.lease.as_ref().is_some_and(|l| l.owner == owner) {
-                    r.lease = Some(lease.clone());
+                if r.state.is_terminal() {
+                    continue;
+                }
+                if let Some(held) = r.lease.as_mut().filter(|l| l.owner == owner) {
+                    held.expires_at = held.expires_at.max(lease.expires_at);
                     ids.push(r.id);
                 }
             }

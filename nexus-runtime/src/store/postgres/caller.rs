@@ -15,7 +15,7 @@ async fn caller_by_id<'e>(
     exec: impl sqlx::PgExecutor<'e>,
     id: OperationId,
 ) -> Result<Option<CallerRecord>, StoreError> {
-    sqlx::query("SELECT * FROM caller_operations WHERE id = $1")
+    sqlx::query("SELECT * FROM caller_operations_leased WHERE id = $1")
         .bind(id.to_string())
         .fetch_optional(exec)
         .await
@@ -30,7 +30,7 @@ async fn caller_by_key<'e>(
     key: &RequestKey,
 ) -> Result<Option<CallerRecord>, StoreError> {
     sqlx::query(
-        "SELECT * FROM caller_operations WHERE endpoint = $1 AND service = $2 \
+        "SELECT * FROM caller_operations_leased WHERE endpoint = $1 AND service = $2 \
          AND operation = $3 AND request_id = $4",
     )
     .bind(&key.endpoint)
@@ -46,33 +46,47 @@ async fn caller_by_key<'e>(
 
 /// Leases the oldest unfinished operations nobody holds (or whose lease expired): see
 /// [`PostgresStore::claim_rows`].
+/// Whether the lease of a `caller_operations` row `c` is free at `$3`: nobody holds it, or both
+/// its own expiry and its owner's heartbeat are past.
+macro_rules! lease_free {
+    () => {
+        "(c.lease_owner IS NULL OR (c.lease_expires_at_us <= $3 AND NOT EXISTS \
+         (SELECT 1 FROM caller_owners o WHERE o.owner = c.lease_owner \
+         AND o.expires_at_us > $3)))"
+    };
+}
+
 const CLAIM: &str = concat!(
-    "WITH picked AS MATERIALIZED (SELECT id FROM caller_operations \
-     WHERE (lease_owner IS NULL OR lease_expires_at_us <= $3) AND state NOT IN ",
+    "WITH picked AS MATERIALIZED (SELECT c.id FROM caller_operations c WHERE ",
+    lease_free!(),
+    " AND c.state NOT IN ",
     "('succeeded', 'failed', 'canceled', 'timed_out')",
-    " ORDER BY scheduled_at_us, id LIMIT $4 ",
-    "FOR UPDATE SKIP LOCKED",
-    ") UPDATE caller_operations SET lease_owner = $1, \
-     lease_expires_at_us = $2, version = version + 1 \
-     WHERE id IN (SELECT id FROM picked) \
-     AND (lease_owner IS NULL OR lease_expires_at_us <= $3) AND state NOT IN ",
+    " ORDER BY c.scheduled_at_us, c.id LIMIT $4 ",
+    "FOR UPDATE OF c SKIP LOCKED",
+    ") UPDATE caller_operations c SET lease_owner = $1, \
+     lease_expires_at_us = $2, version = c.version + 1 \
+     WHERE c.id IN (SELECT id FROM picked) AND ",
+    lease_free!(),
+    " AND c.state NOT IN ",
     "('succeeded', 'failed', 'canceled', 'timed_out')",
-    " RETURNING *"
+    " RETURNING c.*"
 );
 
-/// Extends the leases an owner holds: see [`PostgresStore::renew_rows`].
-const RENEW: &str = concat!(
-    "UPDATE caller_operations SET lease_expires_at_us = $2 \
-     WHERE lease_owner = $1 AND state NOT IN ",
-    "('succeeded', 'failed', 'canceled', 'timed_out')",
-    " RETURNING id"
+/// An owner's heartbeat (`$1`, until `$2`): what keeps every lease it holds live.
+const HEARTBEAT: &str = "INSERT INTO caller_owners (owner, expires_at_us) VALUES ($1, $2) \
+     ON CONFLICT (owner) DO UPDATE SET expires_at_us = EXCLUDED.expires_at_us";
+
+/// The unfinished operations an owner (`$1`) holds a lease on.
+const LEASED: &str = concat!(
+    "SELECT id FROM caller_operations WHERE lease_owner = $1 AND state NOT IN ",
+    "('succeeded', 'failed', 'canceled', 'timed_out')"
 );
 
 impl CallerStore for PostgresStore {
     fn list_operations<'a>(&'a self, query: &'a CallerQuery) -> StoreFuture<'a, Vec<CallerRecord>> {
         Box::pin(async move {
             let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(
-                "SELECT * FROM caller_operations WHERE 1 = 1",
+                "SELECT * FROM caller_operations_leased WHERE 1 = 1",
             );
             push_states(&mut qb, "state", query.states.iter().map(|s| s.as_str()));
             if let Some(endpoint) = &query.endpoint {
@@ -97,7 +111,7 @@ impl CallerStore for PostgresStore {
     fn list_recent_operations(&self, max: usize) -> StoreFuture<'_, Vec<CallerRecord>> {
         Box::pin(async move {
             let rows = sqlx::query(
-                "SELECT * FROM caller_operations \
+                "SELECT * FROM caller_operations_leased \
                  ORDER BY scheduled_at_us DESC, id DESC LIMIT $1",
             )
             .bind(limit(crate::store::listing::page_size(max)))
@@ -209,7 +223,7 @@ impl CallerStore for PostgresStore {
     fn list_unfinished(&self) -> StoreFuture<'_, Vec<CallerRecord>> {
         Box::pin(async move {
             let rows = sqlx::query(concat!(
-                "SELECT * FROM caller_operations WHERE state NOT IN ",
+                "SELECT * FROM caller_operations_leased WHERE state NOT IN ",
                 "('succeeded', 'failed', 'canceled', 'timed_out')",
                 " ORDER BY scheduled_at_us, id"
             ))
@@ -238,7 +252,8 @@ impl CallerStore for PostgresStore {
                  lease_expires_at_us = CASE WHEN $20 THEN NULL ELSE lease_expires_at_us END \
                  WHERE id = $1 AND version = $2 AND state NOT IN ",
                 "('succeeded', 'failed', 'canceled', 'timed_out')",
-                " RETURNING *"
+                " RETURNING *, (SELECT o.expires_at_us FROM caller_owners o \
+                 WHERE o.owner = caller_operations.lease_owner) AS owner_expires_at_us"
             ))
             .bind(r.id.to_string())
             .bind(version_param(r.version)?)
@@ -273,6 +288,12 @@ impl CallerStore for PostgresStore {
                 return Ok(false);
             };
             *record = caller_from_row(&row)?;
+            // The lease as it stands: its own expiry, or its owner's heartbeat if later.
+            let heartbeat: Option<i64> = row.opt_int("owner_expires_at_us")?;
+            if let (Some(lease), Some(heartbeat)) = (record.lease.as_mut(), heartbeat) {
+                let heartbeat = crate::store::time::from_micros(heartbeat)?;
+                lease.expires_at = lease.expires_at.max(heartbeat);
+            }
             Ok(true)
         })
     }
@@ -384,7 +405,13 @@ impl CallerStore for PostgresStore {
         lease: std::time::Duration,
     ) -> StoreFuture<'a, Vec<OperationId>> {
         Box::pin(async move {
-            let rows = self.renew_rows(RENEW, owner, now, lease).await?;
+            // One row written, whatever the number of operations.
+            self.heartbeat(HEARTBEAT, owner, now, lease).await?;
+            let rows = sqlx::query(LEASED)
+                .bind(owner)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
             let mut ids = rows
                 .iter()
                 .map(|row| parse_uuid(&row.text("id")?))

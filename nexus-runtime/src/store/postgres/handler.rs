@@ -4,8 +4,8 @@
 //! serializes with the sender's bookkeeping, whose `mark_retry` and `mark_dead` then no longer
 //! match the redirected row), or, with none waiting, the transaction is rolled back.
 
+use super::PostgresStore;
 use super::listing::{push_after, push_states};
-use super::{PostgresStore, expiry_micros};
 use crate::store::sql::*;
 use crate::store::{
     AsyncOperationRecord, AsyncQuery, BeginStart, CancelRequestOutcome, CompleteAsync,
@@ -509,12 +509,7 @@ impl HandlerStore for PostgresStore {
     ) -> StoreFuture<'a, u64> {
         Box::pin(async move {
             // One row written, whatever the number of operations.
-            sqlx::query(HEARTBEAT)
-                .bind(owner)
-                .bind(expiry_micros(now, lease)?)
-                .execute(&self.pool)
-                .await
-                .map_err(db_error)?;
+            self.heartbeat(HEARTBEAT, owner, now, lease).await?;
             let leases: i64 = sqlx::query_scalar(LEASES)
                 .bind(owner)
                 .fetch_one(&self.pool)

@@ -176,21 +176,22 @@ impl PostgresStore {
         .await
     }
 
-    /// Renews an owner's leases with `sql` (`$1` the owner, `$2` the new expiry): the rows
-    /// renewed.
-    pub(crate) async fn renew_rows(
+    /// Renews an owner's heartbeat with `sql` (`$1` the owner, `$2` its new expiry): one row,
+    /// which keeps every lease the owner holds live (the caller's and the handler's).
+    pub(crate) async fn heartbeat(
         &self,
         sql: &'static str,
         owner: &str,
         now: SystemTime,
         lease: Duration,
-    ) -> Result<Vec<PgRow>, StoreError> {
+    ) -> Result<(), StoreError> {
         self.write_rows(
             sqlx::query(sql)
                 .bind(owner)
                 .bind(expiry_micros(now, lease)?),
         )
-        .await
+        .await?;
+        Ok(())
     }
 
     /// Runs `sql` (`$1` a key, `$2` the owner) once per key, in one transaction, and returns the

@@ -50,15 +50,15 @@ const UPDATE: &str = concat!(
 
 /// What an update gives back (see [`UPDATE`]).
 const UPDATED: &str =
-    "SELECT version, lease_owner, lease_expires_at_us FROM caller_operations WHERE id = ?1";
+    "SELECT version, lease_owner, lease_expires_at_us FROM caller_operations_leased WHERE id = ?1";
 
-const BY_ID: &str = "SELECT * FROM caller_operations WHERE id = ?1";
+const BY_ID: &str = "SELECT * FROM caller_operations_leased WHERE id = ?1";
 
-const BY_KEY: &str = "SELECT * FROM caller_operations WHERE endpoint = ?1 AND service = ?2 \
+const BY_KEY: &str = "SELECT * FROM caller_operations_leased WHERE endpoint = ?1 AND service = ?2 \
      AND operation = ?3 AND request_id = ?4";
 
 const UNFINISHED: &str = concat!(
-    "SELECT * FROM caller_operations WHERE ",
+    "SELECT * FROM caller_operations_leased WHERE ",
     unfinished!(),
     " ORDER BY scheduled_at_us, id"
 );
@@ -84,10 +84,11 @@ const COMPLETE: &str = concat!(
 /// What a completion gives back (see [`COMPLETE`]).
 const COMPLETED: &str = "SELECT version, token FROM caller_operations WHERE id = ?1";
 
-/// Leases the oldest unfinished operations nobody holds (or whose lease expired).
+/// Leases the oldest unfinished operations nobody holds (or whose lease expired: its own expiry
+/// and its owner's heartbeat both past).
 pub(super) const CLAIM: &str = concat!(
     "UPDATE caller_operations SET lease_owner = ?1, lease_expires_at_us = ?2, \
-     version = version + 1 WHERE id IN (SELECT id FROM caller_operations \
+     version = version + 1 WHERE id IN (SELECT id FROM caller_operations_leased \
      WHERE (lease_owner IS NULL OR lease_expires_at_us <= ?3) AND ",
     unfinished!(),
     " ORDER BY scheduled_at_us, id",
@@ -95,11 +96,14 @@ pub(super) const CLAIM: &str = concat!(
     ") RETURNING *"
 );
 
-const RENEW: &str = concat!(
-    "UPDATE caller_operations SET lease_expires_at_us = ?2 \
-     WHERE lease_owner = ?1 AND ",
-    unfinished!(),
-    " RETURNING id"
+/// An owner's heartbeat (`?1`, until `?2`): what keeps every lease it holds live.
+const HEARTBEAT: &str = "INSERT INTO caller_owners (owner, expires_at_us) VALUES (?1, ?2) \
+     ON CONFLICT (owner) DO UPDATE SET expires_at_us = excluded.expires_at_us";
+
+/// The unfinished operations an owner (`?1`) holds a lease on.
+const LEASED: &str = concat!(
+    "SELECT id FROM caller_operations WHERE lease_owner = ?1 AND ",
+    unfinished!()
 );
 
 const PURGE_FINISHED: &str = concat!(
@@ -379,10 +383,17 @@ impl CallerStore for SqliteStore {
         lease: Duration,
     ) -> StoreFuture<'a, Vec<OperationId>> {
         Box::pin(async move {
+            // One row written, whatever the number of operations: the leases are listed on a
+            // read connection, after the heartbeat is committed.
             let params = vec![text(owner), Value::Integer(expiry_micros(now, lease)?)];
+            let heartbeat = params.clone();
+            self.write(move |conn| execute(conn, HEARTBEAT, &heartbeat))
+                .await?;
             let mut ids = self
-                .write(move |conn| {
-                    query_all(conn, RENEW, &params, |row| parse_uuid(&row.text("id")?))
+                .read(move |conn| {
+                    query_all(conn, LEASED, &params[..1], |row| {
+                        parse_uuid(&row.text("id")?)
+                    })
                 })
                 .await?;
             ids.sort();
@@ -441,7 +452,7 @@ impl CallerStore for SqliteStore {
                     query_all(
                         conn,
                         concat!(
-                            "SELECT * FROM caller_operations \
+                            "SELECT * FROM caller_operations_leased \
                              ORDER BY scheduled_at_us DESC, id DESC",
                             limit_param!("?1")
                         ),

@@ -76,7 +76,7 @@ impl Builder {
 
 /// `CallerStore::list_operations`.
 pub(super) fn caller(query: &CallerQuery) -> Result<(String, Vec<Value>), StoreError> {
-    let mut q = Builder::new("SELECT * FROM caller_operations WHERE 1 = 1");
+    let mut q = Builder::new("SELECT * FROM caller_operations_leased WHERE 1 = 1");
     q.states("state", query.states.iter().map(|s| s.as_str()));
     q.equals("endpoint", query.endpoint.as_ref());
     q.equals("service", query.service.as_ref());

@@ -16,7 +16,7 @@ pub async fn claim_expiry_takeover_renew_release<H: Harness>(h: &H) {
     let store = h.store();
     insert_all(&*store, 1..=3).await;
     let mut held = record(4, at(4));
-    held.lease = Some(Lease::new("a", at(100)));
+    held.lease = Some(Lease::new("a", at(15)));
     store.insert(&held).await.unwrap();
     let mut finished = record(5, at(0));
     store.insert(&finished).await.unwrap();
@@ -54,7 +54,7 @@ pub async fn claim_expiry_takeover_renew_release<H: Harness>(h: &H) {
     assert_eq!(
         store.get(op_id(4)).await.unwrap().unwrap().lease,
         Some(Lease::new("a", at(50))),
-        "renewal may also shorten a lease: it is set to now + lease"
+        "renewal extends every lease its owner holds, one whose own end has passed too"
     );
     let early: Vec<_> = store
         .claim("c", at(49), LEASE, 10)
@@ -152,6 +152,57 @@ pub async fn concurrent_claims_never_share_an_operation<H: Harness>(h: &H) {
     }
     assert_eq!(all.len(), 40, "every operation claimed once: {all:?}");
     assert!(all_distinct(&all), "an operation went to two owners");
+}
+
+/// The caller's leases renew as the handler's do (see the test below): a renewal keeps every
+/// lease its owner holds live until the renewal's end, never shortens one, and does not take back
+/// what another owner took.
+pub async fn renewal_keeps_every_lease_of_its_owner<H: Harness>(h: &H) {
+    let store = h.store();
+    for (n, owner, until) in [(1, "a", 30), (2, "a", 60), (3, "b", 30)] {
+        let mut r = record(n, at(n as u64));
+        r.lease = Some(Lease::new(owner, at(until)));
+        store.insert(&r).await.unwrap();
+    }
+    assert_eq!(
+        store.renew("a", at(40), LEASE).await.unwrap(),
+        [op_id(1), op_id(2)]
+    );
+    for n in [1, 2] {
+        assert_eq!(
+            store.get(op_id(n)).await.unwrap().unwrap().lease,
+            Some(Lease::new("a", at(70))),
+            "operation {n}"
+        );
+    }
+    let mut later = record(4, at(45));
+    later.lease = Some(Lease::new("a", at(200)));
+    store.insert(&later).await.unwrap();
+    let ids = |records: Vec<nexus_runtime::store::CallerRecord>| {
+        records.into_iter().map(|r| r.id).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(store.claim("c", at(69), LEASE, 10).await.unwrap()),
+        [op_id(3)]
+    );
+    assert_eq!(
+        ids(store.claim("c", at(70), LEASE, 10).await.unwrap()),
+        [op_id(1), op_id(2)]
+    );
+    assert_eq!(store.renew("a", at(71), LEASE).await.unwrap(), [op_id(4)]);
+    assert_eq!(
+        store.get(op_id(4)).await.unwrap().unwrap().lease,
+        Some(Lease::new("a", at(200))),
+        "never shortened"
+    );
+    assert_eq!(
+        store.get(op_id(1)).await.unwrap().unwrap().lease,
+        Some(Lease::new("c", at(100)))
+    );
+    assert!(
+        !ids(store.claim("d", at(150), LEASE, 10).await.unwrap()).contains(&op_id(4)),
+        "operation 4's own lease runs to 200"
+    );
 }
 
 /// A renewal keeps every lease its owner holds on a running operation live until the renewal's

@@ -65,6 +65,7 @@ macro_rules! store_suite {
             caller::purge_finished_operations,
             leases::claim_expiry_takeover_renew_release,
             leases::concurrent_claims_never_share_an_operation,
+            leases::renewal_keeps_every_lease_of_its_owner,
             leases::async_leases,
             leases::async_renewal_keeps_every_lease_of_its_owner,
             leases::concurrent_async_claims_never_share,
