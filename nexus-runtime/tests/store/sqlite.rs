@@ -1,5 +1,5 @@
 //! What is particular to SQLite (the suite runs on it in `suite::sqlite`): creating the data
-//! directory, WAL mode, repeated migrations.
+//! directory, WAL mode, repeated migrations, databases left by earlier releases.
 #![cfg(feature = "sqlite")]
 #![allow(clippy::unwrap_used)]
 
@@ -359,4 +359,91 @@ async fn writes_build_no_temporary_table_and_the_checks_still_hold() {
         [],
     )
     .unwrap();
+}
+
+/// A database at schema version 6 with leased operations, as the release before owner
+/// heartbeats left it: after the migration its leases read as they were, and a renewal extends
+/// them through the owner's heartbeat (the caller's and the handler's).
+#[tokio::test]
+async fn leases_from_before_heartbeats_are_renewed_by_them() {
+    use std::time::Duration;
+
+    use nexus_runtime::store::{HandlerStore as _, Lease, OperationId};
+    use suite::fixtures::at;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(SqliteStore::FILE_NAME);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for migration in [
+        include_str!("../../migrations/sqlite/0001_operation_store.sql"),
+        include_str!("../../migrations/sqlite/0002_delivery_token_index.sql"),
+        include_str!("../../migrations/sqlite/0003_callback_secret.sql"),
+        include_str!("../../migrations/sqlite/0004_principal.sql"),
+        include_str!("../../migrations/sqlite/0005_cancel_requested_index.sql"),
+        include_str!("../../migrations/sqlite/0006_checks_without_in_lists.sql"),
+    ] {
+        conn.execute_batch(migration).unwrap();
+    }
+    conn.pragma_update(None, "user_version", 6).unwrap();
+    let micros = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64
+    };
+    let id = OperationId::from_u128(7);
+    conn.execute(
+        "INSERT INTO handler_operations (token, service, operation, request_id, input_data, \
+         input_headers, headers, links, state, resumable, started_at_us, lease_owner, \
+         lease_expires_at_us) VALUES ('tok-1', 'fraud.v1', 'check', 'r-1', x'', '{}', '{}', \
+         '[]', 'running', 1, ?1, 'a', ?2)",
+        (micros(at(1)), micros(at(30))),
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO caller_operations (id, endpoint, service, operation, request_id, \
+         input_data, input_headers, options, state, version, attempt, start_links, \
+         completion_links, scheduled_at_us, lease_owner, lease_expires_at_us) VALUES (?1, \
+         'fraud', 'fraud.v1', 'check', 'r-1', x'', '{}', '{}', 'scheduled', 0, 0, '[]', '[]', \
+         ?2, 'a', ?3)",
+        (id.to_string(), micros(at(1)), micros(at(30))),
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+    assert_eq!(
+        store.applied_migrations().await.unwrap(),
+        [1, 2, 3, 4, 5, 6, 7]
+    );
+    let handler_lease = || async { store.get_async("tok-1").await.unwrap().unwrap().lease };
+    let caller_lease = || async { store.get(id).await.unwrap().unwrap().lease };
+    assert_eq!(handler_lease().await, Some(Lease::new("a", at(30))));
+    assert_eq!(caller_lease().await, Some(Lease::new("a", at(30))));
+
+    let lease = Duration::from_secs(30);
+    assert_eq!(store.renew_async("a", at(40), lease).await.unwrap(), 1);
+    assert_eq!(store.renew("a", at(40), lease).await.unwrap(), [id]);
+    assert_eq!(handler_lease().await, Some(Lease::new("a", at(70))));
+    assert_eq!(caller_lease().await, Some(Lease::new("a", at(70))));
+    assert!(
+        store
+            .claim_async("b", at(69), lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .claim("b", at(69), lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .claim_async("b", at(70), lease, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(store.claim("b", at(70), lease, 10).await.unwrap().len(), 1);
 }
