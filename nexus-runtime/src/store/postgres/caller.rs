@@ -73,8 +73,7 @@ const CLAIM: &str = concat!(
 );
 
 /// An owner's heartbeat (`$1`, until `$2`): what keeps every lease it holds live.
-const HEARTBEAT: &str = "INSERT INTO caller_owners (owner, expires_at_us) VALUES ($1, $2) \
-     ON CONFLICT (owner) DO UPDATE SET expires_at_us = EXCLUDED.expires_at_us";
+const HEARTBEAT: &str = crate::store::sql::heartbeat_sql!("caller_owners", "$1", "$2");
 
 /// The unfinished operations an owner (`$1`) holds a lease on.
 const LEASED: &str = concat!(

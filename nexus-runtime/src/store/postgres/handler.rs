@@ -53,8 +53,7 @@ const CLAIM: &str = concat!(
 );
 
 /// An owner's heartbeat (`$1`, until `$2`): what keeps every lease it holds live.
-const HEARTBEAT: &str = "INSERT INTO handler_owners (owner, expires_at_us) VALUES ($1, $2) \
-     ON CONFLICT (owner) DO UPDATE SET expires_at_us = EXCLUDED.expires_at_us";
+const HEARTBEAT: &str = crate::store::sql::heartbeat_sql!("handler_owners", "$1", "$2");
 
 /// How many running operations an owner (`$1`) holds a lease on.
 const LEASES: &str = "SELECT COUNT(*) FROM handler_operations WHERE lease_owner = $1 \

@@ -17,6 +17,24 @@ pub(crate) use rows::{
     RowExt, async_from_row, caller_from_row, delivery_from_row, start_answer_from_row,
 };
 
+/// The statement that renews an owner's heartbeat in `$owners` (`caller_owners`,
+/// `handler_owners`), with the dialect's placeholders for the owner and its new expiry: one row
+/// that keeps every lease the owner holds live (see the migration that made the tables).
+macro_rules! heartbeat_sql {
+    ($owners:literal, $owner:literal, $until:literal) => {
+        concat!(
+            "INSERT INTO ",
+            $owners,
+            " (owner, expires_at_us) VALUES (",
+            $owner,
+            ", ",
+            $until,
+            ") ON CONFLICT (owner) DO UPDATE SET expires_at_us = excluded.expires_at_us"
+        )
+    };
+}
+pub(crate) use heartbeat_sql;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

@@ -97,8 +97,7 @@ pub(super) const CLAIM: &str = concat!(
 );
 
 /// An owner's heartbeat (`?1`, until `?2`): what keeps every lease it holds live.
-const HEARTBEAT: &str = "INSERT INTO caller_owners (owner, expires_at_us) VALUES (?1, ?2) \
-     ON CONFLICT (owner) DO UPDATE SET expires_at_us = excluded.expires_at_us";
+const HEARTBEAT: &str = crate::store::sql::heartbeat_sql!("caller_owners", "?1", "?2");
 
 /// The unfinished operations an owner (`?1`) holds a lease on.
 const LEASED: &str = concat!(
@@ -385,15 +384,11 @@ impl CallerStore for SqliteStore {
         Box::pin(async move {
             // One row written, whatever the number of operations: the leases are listed on a
             // read connection, after the heartbeat is committed.
-            let params = vec![text(owner), Value::Integer(expiry_micros(now, lease)?)];
-            let heartbeat = params.clone();
-            self.write(move |conn| execute(conn, HEARTBEAT, &heartbeat))
-                .await?;
+            self.heartbeat(HEARTBEAT, owner, now, lease).await?;
+            let params = vec![text(owner)];
             let mut ids = self
                 .read(move |conn| {
-                    query_all(conn, LEASED, &params[..1], |row| {
-                        parse_uuid(&row.text("id")?)
-                    })
+                    query_all(conn, LEASED, &params, |row| parse_uuid(&row.text("id")?))
                 })
                 .await?;
             ids.sort();

@@ -70,8 +70,7 @@ const LEASED: &str = "SELECT token FROM handler_operations WHERE lease_owner = ?
      AND state = 'running' ORDER BY token";
 
 /// An owner's heartbeat (`?1`, until `?2`): what keeps every lease it holds live.
-const HEARTBEAT: &str = "INSERT INTO handler_owners (owner, expires_at_us) VALUES (?1, ?2) \
-     ON CONFLICT (owner) DO UPDATE SET expires_at_us = excluded.expires_at_us";
+const HEARTBEAT: &str = crate::store::sql::heartbeat_sql!("handler_owners", "?1", "?2");
 
 /// How many running operations an owner (`?1`) holds a lease on.
 const LEASES: &str = "SELECT COUNT(*) AS leases FROM handler_operations WHERE lease_owner = ?1 \
@@ -488,12 +487,10 @@ impl HandlerStore for SqliteStore {
         Box::pin(async move {
             // One row written, whatever the number of operations: the leases are counted on a
             // read connection, after the heartbeat is committed.
-            let params = vec![text(owner), Value::Integer(expiry_micros(now, lease)?)];
-            let heartbeat = params.clone();
-            self.write(move |conn| execute(conn, HEARTBEAT, &heartbeat))
-                .await?;
+            self.heartbeat(HEARTBEAT, owner, now, lease).await?;
+            let params = vec![text(owner)];
             let leases = self
-                .read(move |conn| query_opt(conn, LEASES, &params[..1], |row| row.int("leases")))
+                .read(move |conn| query_opt(conn, LEASES, &params, |row| row.int("leases")))
                 .await?
                 .unwrap_or(0);
             crate::store::sql::counter(leases, "leases")

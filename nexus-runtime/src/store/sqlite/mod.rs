@@ -19,7 +19,7 @@ use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -224,6 +224,24 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         self.inner.writer.write_early(write, early).await
+    }
+
+    /// Renews an owner's heartbeat with `sql` (`?1` the owner, `?2` its new expiry): one row,
+    /// which keeps every lease the owner holds live (the caller's and the handler's).
+    pub(super) async fn heartbeat(
+        &self,
+        sql: &'static str,
+        owner: &str,
+        now: SystemTime,
+        lease: Duration,
+    ) -> Result<(), StoreError> {
+        let params = vec![
+            rows::text(owner),
+            rusqlite::types::Value::Integer(crate::store::time::expiry_micros(now, lease)?),
+        ];
+        self.write(move |conn| rows::execute(conn, sql, &params))
+            .await?;
+        Ok(())
     }
 
     /// Runs `read` on a read-only connection.
