@@ -210,14 +210,14 @@ impl CallerStore for MemoryStore {
         lease: Duration,
     ) -> StoreFuture<'a, Vec<OperationId>> {
         self.with(move |state| {
-            let lease = lease_until(owner, now, lease)?;
+            let until = from_micros(expiry_micros(now, lease)?)?;
             let mut ids = Vec::new();
             for r in state.caller.values_mut() {
                 if r.state.is_terminal() {
                     continue;
                 }
                 if let Some(held) = r.lease.as_mut().filter(|l| l.owner == owner) {
-                    held.expires_at = held.expires_at.max(lease.expires_at);
+                    held.expires_at = held.expires_at.max(until);
                     ids.push(r.id);
                 }
             }

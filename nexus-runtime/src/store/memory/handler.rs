@@ -290,14 +290,14 @@ impl HandlerStore for MemoryStore {
         lease: Duration,
     ) -> StoreFuture<'a, u64> {
         self.with(move |state| {
-            let lease = Lease::new(owner, from_micros(expiry_micros(now, lease)?)?);
+            let until = from_micros(expiry_micros(now, lease)?)?;
             let mut renewed = 0;
             for op in state.operations.values_mut() {
                 if op.state.is_terminal() {
                     continue;
                 }
                 if let Some(held) = op.lease.as_mut().filter(|l| l.owner == owner) {
-                    held.expires_at = held.expires_at.max(lease.expires_at);
+                    held.expires_at = held.expires_at.max(until);
                     renewed += 1;
                 }
             }
