@@ -49,9 +49,12 @@ impl PrincipalKind {
 /// assert!(!p.is_anonymous());
 /// assert!(Principal::anonymous().is_anonymous());
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone)]
 pub struct Principal {
-    name: Arc<str>,
+    /// `None` for the anonymous principal's empty name: the many requests that carry it share no
+    /// reference count (one counter shared by every request would bounce between the cores
+    /// serving them) and allocate nothing.
+    name: Option<Arc<str>>,
     kind: PrincipalKind,
 }
 
@@ -63,18 +66,18 @@ impl Principal {
     /// A principal named `name`, established as `kind`.
     pub fn new(name: impl Into<Arc<str>>, kind: PrincipalKind) -> Self {
         Self {
-            name: name.into(),
+            name: Some(name.into()),
             kind,
         }
     }
 
-    /// The anonymous principal: what every request is when no authenticator is configured.
+    /// The anonymous principal: what every request is when no authenticator is configured. It
+    /// allocates nothing and shares no counter.
     pub fn anonymous() -> Self {
-        // One shared name: requests without an authenticator allocate nothing for it.
-        static ANONYMOUS: std::sync::LazyLock<Principal> = std::sync::LazyLock::new(|| {
-            Principal::new(Principal::ANONYMOUS_NAME, PrincipalKind::Anonymous)
-        });
-        ANONYMOUS.clone()
+        Self {
+            name: None,
+            kind: PrincipalKind::Anonymous,
+        }
     }
 
     /// A principal set in-process by the application.
@@ -84,7 +87,7 @@ impl Principal {
 
     /// The authenticated name (empty for the anonymous principal).
     pub fn name(&self) -> &str {
-        &self.name
+        self.name.as_deref().unwrap_or(Self::ANONYMOUS_NAME)
     }
 
     /// How it was established.
@@ -98,6 +101,34 @@ impl Principal {
     }
 }
 
+// Compared, hashed and ordered by name, then kind, however the name is held.
+impl PartialEq for Principal {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name() && self.kind == other.kind
+    }
+}
+
+impl Eq for Principal {}
+
+impl std::hash::Hash for Principal {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name().hash(state);
+        self.kind.hash(state);
+    }
+}
+
+impl PartialOrd for Principal {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Principal {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.name(), self.kind).cmp(&(other.name(), other.kind))
+    }
+}
+
 impl Default for Principal {
     fn default() -> Self {
         Self::anonymous()
@@ -106,7 +137,7 @@ impl Default for Principal {
 
 impl fmt::Debug for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Principal({}:{:?})", self.kind.as_str(), &*self.name)
+        write!(f, "Principal({}:{:?})", self.kind.as_str(), self.name())
     }
 }
 
@@ -115,7 +146,7 @@ impl fmt::Display for Principal {
         if self.is_anonymous() {
             f.write_str("anonymous")
         } else {
-            write!(f, "{}:{}", self.kind.as_str(), self.name)
+            write!(f, "{}:{}", self.kind.as_str(), self.name())
         }
     }
 }
@@ -132,5 +163,38 @@ impl PeerCertificates {
     /// The leaf (the client's own certificate), if any.
     pub fn leaf(&self) -> Option<&[u8]> {
         self.0.first().map(Vec::as_slice)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::hash::{BuildHasher as _, RandomState};
+
+    use super::*;
+
+    #[test]
+    fn the_anonymous_principal_is_the_one_read_back_from_a_record() {
+        // Stores read principals back with `new`: the anonymous one must be equal, hash and
+        // sort the same way, whichever way its name is held.
+        let anonymous = Principal::anonymous();
+        let read_back = Principal::new(Principal::ANONYMOUS_NAME, PrincipalKind::Anonymous);
+        assert_eq!(anonymous, read_back);
+        let hasher = RandomState::new();
+        assert_eq!(hasher.hash_one(&anonymous), hasher.hash_one(&read_back));
+        assert_eq!(anonymous.cmp(&read_back), std::cmp::Ordering::Equal);
+        assert_eq!(anonymous.name(), "");
+        assert_eq!(
+            format!("{anonymous} {anonymous:?}"),
+            "anonymous Principal(anonymous:\"\")"
+        );
+        // Same name, another kind: another principal; names order first.
+        let local = Principal::local("");
+        assert_ne!(anonymous, local);
+        let sorted: Vec<_> =
+            BTreeSet::from([Principal::local("b"), local.clone(), anonymous.clone()])
+                .into_iter()
+                .collect();
+        assert_eq!(sorted, [anonymous, local, Principal::local("b")]);
     }
 }

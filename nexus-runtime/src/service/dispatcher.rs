@@ -89,7 +89,7 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // The background tasks hold only weak references: stop them with the last handle.
         if let Some(durable) = &self.durable {
-            durable.stop.cancel();
+            durable.stop();
         }
     }
 }
@@ -241,7 +241,7 @@ impl Dispatcher {
         let Some(durable) = &self.inner.durable else {
             return;
         };
-        durable.stop.cancel();
+        durable.stop();
         let tokens = self.inner.running.tokens();
         if tokens.is_empty() {
             return;
@@ -310,18 +310,18 @@ impl Dispatcher {
         mut request: StartRequest,
     ) -> Result<StartResponse, StartError> {
         self.check_access(principal, &request.service, &request.operation)?;
-        let handler = self.handler(&request.service)?.clone();
+        let handler = self.handler(&request.service)?;
         self.check_callback(&request)?;
         if let Some(Callback::Url { headers, .. }) = &mut request.callback {
             observe::inject_callback(headers);
         }
         match &self.inner.durable {
-            None => self.start_direct(&handler, principal, request).await,
+            None => self.start_direct(handler, principal, request).await,
             // Boxed: the deduplicated start's larger state would otherwise size every start's
             // future, which the in-process transport moves into a box of its own.
             Some(durable) => {
                 Box::pin(durable::start_durable(
-                    self, durable, &handler, principal, request,
+                    self, durable, handler, principal, request,
                 ))
                 .await
             }
@@ -434,11 +434,8 @@ impl Dispatcher {
         request: CancelRequest,
     ) -> Result<(), HandlerError> {
         self.check_access(principal, &request.service, &request.operation)?;
-        let handler = self.handler(&request.service)?;
-        if !handler
-            .operation_names()
-            .contains(&request.operation.as_str())
-        {
+        self.handler(&request.service)?;
+        if !self.inner.names.hosts(&request.service, &request.operation) {
             return Err(unknown_operation(&request.service, &request.operation));
         }
         let found = self.inner.running.cancel_signal(

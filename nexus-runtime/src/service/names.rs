@@ -36,6 +36,13 @@ impl NameTable {
         Self { by_service }
     }
 
+    /// Whether `service` is hosted and has `operation`.
+    pub fn hosts(&self, service: &str, operation: &str) -> bool {
+        self.by_service
+            .get(service)
+            .is_some_and(|operations| operations.contains_key(operation))
+    }
+
     /// The shared names of `service`/`operation` (names of their own if it is not hosted).
     pub fn get(&self, service: &str, operation: &str) -> Arc<OperationNames> {
         self.by_service
@@ -87,6 +94,8 @@ mod tests {
             !Arc::ptr_eq(&first, &table.get("two.v1", "third")),
             "not hosted"
         );
+        assert!(table.hosts("two.v1", "first") && table.hosts("two.v1", "second"));
+        assert!(!table.hosts("two.v1", "third") && !table.hosts("one.v1", "first"));
     }
 
     #[test]

@@ -41,12 +41,13 @@ pub(crate) async fn start(
     principal: &Principal,
     mut request: StartRequest,
 ) -> Result<StartResponse, StartError> {
-    if durable.stop.is_cancelled() {
+    if durable.is_stopped() {
         return Err(HandlerError::unavailable("the handler is shutting down").into());
     }
-    if !handler
-        .operation_names()
-        .contains(&request.operation.as_str())
+    if !dispatcher
+        .inner
+        .names
+        .hosts(&request.service, &request.operation)
     {
         let error = unknown_operation(&request.service, &request.operation);
         return Err(error.into());

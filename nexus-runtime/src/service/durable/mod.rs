@@ -25,6 +25,7 @@ pub(crate) use recovery::spawn_keeper;
 pub(crate) use outbox::spawn_outbox;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
@@ -43,8 +44,12 @@ pub(crate) struct Durable {
     /// Wakes the outbox sender (a delivery was enqueued, or a sender installed).
     pub wake_outbox: Notify,
     /// Fires when the dispatcher shuts down (or every handle to it is dropped): the background
-    /// tasks end and running work is dropped without being completed.
+    /// tasks end and running work is dropped without being completed. Fired by
+    /// [`stop`](Self::stop), which also sets `stopped`.
     pub stop: CancellationToken,
+    /// Whether `stop` fired, read by every start: the token's own check takes its lock, which
+    /// the runtime's worker threads would all contend for.
+    stopped: AtomicBool,
 }
 
 impl Durable {
@@ -55,7 +60,19 @@ impl Durable {
             options,
             wake_outbox: Notify::new(),
             stop: CancellationToken::new(),
+            stopped: AtomicBool::new(false),
         }
+    }
+
+    /// Stops the background tasks and refuses new starts (see `stop`).
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.stop.cancel();
+    }
+
+    /// Whether the dispatcher stopped (see [`stop`](Self::stop)).
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
     }
 
     /// This owner's lease from `now`.

@@ -75,7 +75,7 @@ async fn drain(
 ) -> bool {
     let options = &durable.options.outbox;
     loop {
-        if durable.stop.is_cancelled() {
+        if durable.is_stopped() {
             return false;
         }
         let room = options.concurrency.saturating_sub(attempts.len());
