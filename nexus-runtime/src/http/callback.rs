@@ -12,12 +12,12 @@ use axum::response::Response;
 use axum::routing::any;
 use http::{Method, StatusCode};
 use tokio::net::{TcpListener, ToSocketAddrs};
-use tracing::Instrument as _;
 
 use super::handle::{ServeOptions, ServerHandle};
 use super::limits::ServerLimits;
 use super::wire::{self, DEFAULT_BODY_LIMIT};
 use crate::client::Client;
+use crate::observe::spans::InSpan as _;
 use crate::observe::{self, outcome, spans};
 use crate::protocol::{self, FailureFormat};
 use crate::security::CALLBACK_SECRET_PARAM;
@@ -185,7 +185,7 @@ async fn receive(
             let delivered = inner
                 .client
                 .deliver_completion(&callback_id, secret.as_deref(), completion)
-                .instrument(span.clone())
+                .in_span(span.clone())
                 .await;
             match &delivered {
                 Ok(()) => spans::record(&span, "nexus.outcome", "accepted"),

@@ -4,8 +4,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use tracing::Instrument as _;
-
 use super::builder::DispatcherBuilder;
 use super::durable::{self, Durable};
 use super::handler::{RawStart, ServiceHandler};
@@ -21,6 +19,7 @@ use crate::codec::{Content, PayloadCodec};
 use crate::completion::{Callback, Completion, CompletionSender};
 use crate::error::{HandlerError, StartError};
 use crate::observe::metrics::{HANDLE_CANCEL, HANDLE_START, Incoming};
+use crate::observe::spans::InSpan as _;
 use crate::observe::{self, outcome, spans};
 use crate::operation::AsyncOperation;
 use crate::security::CallbackGuard;
@@ -290,7 +289,7 @@ impl Dispatcher {
         let metered = Incoming::start(&request.service, &request.operation, HANDLE_START);
         let incoming = observe::extract(&span, &request.headers);
         let answer = observe::scope(incoming, self.start_traced(principal, request))
-            .instrument(span.clone())
+            .in_span(span.clone())
             .await;
         metered.started(&answer);
         match &answer {
@@ -418,7 +417,7 @@ impl Dispatcher {
         let metered = Incoming::start(&request.service, &request.operation, HANDLE_CANCEL);
         let incoming = observe::extract(&span, &request.headers);
         let answer = observe::scope(incoming, self.cancel_traced(principal, request))
-            .instrument(span.clone())
+            .in_span(span.clone())
             .await;
         metered.canceled(&answer);
         match &answer {

@@ -10,7 +10,6 @@ use futures::future::Either;
 use tokio::time::Instant;
 use tokio_util::future::FutureExt as _;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument as _;
 
 use super::dispatcher::Dispatcher;
 use super::invoke::{panic_message, take_links};
@@ -19,6 +18,7 @@ use crate::codec::details::encode_details;
 use crate::codec::{Content, PayloadCodec};
 use crate::completion::{Callback, Completion};
 use crate::error::{HandlerError, OperationError};
+use crate::observe::spans::InSpan as _;
 use crate::observe::{self, TraceContext, spans};
 use crate::operation::{
     AsyncContext, AsyncOperation, CallScope, Headers, OperationNames, PackedHeaders,
@@ -207,7 +207,7 @@ pub(crate) fn spawn(dispatcher: &Dispatcher, op: AsyncOperation<Content>, launch
         // its whole life.
         Box::pin(finish(&dispatcher, callback, completion)).await;
     });
-    tokio::spawn(task.instrument(span));
+    tokio::spawn(task.in_span(span));
 }
 
 /// Completes an async operation: with a store, records the completion (which enqueues its

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client::record_cell;
+use crate::observe::spans::InSpan as _;
 use tokio::time::Instant;
-use tracing::Instrument as _;
 
 use super::Record;
 use crate::client::info::{CancelState, CancellationInfo};
@@ -97,7 +97,7 @@ impl CancelLoop {
                 self.cap,
                 None,
             )
-            .instrument(span.clone())
+            .in_span(span.clone())
             .await;
         match &result {
             Ok(_) => spans::record(&span, "nexus.outcome", "requested"),

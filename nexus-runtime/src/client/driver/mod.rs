@@ -41,7 +41,6 @@ use super::durable::mirror::Ended;
 use super::record_cell;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument as _;
 
 use super::info::{CancelState, CancellationInfo, OperationInfo, OperationState};
 use super::key::OperationKey;
@@ -55,6 +54,7 @@ use crate::machinery::{Deadlines, RetryPolicy};
 use crate::observe::TraceContext;
 use crate::observe::metrics::Pending;
 use crate::observe::spans;
+use crate::observe::spans::InSpan as _;
 use crate::operation::Headers;
 use crate::security::CallbackSecret;
 use crate::store::{self, CallerRecord, OperationId};
@@ -263,7 +263,7 @@ impl Driver {
         self: Box<Self>,
         span: tracing::Span,
     ) -> impl Future<Output = (Local, DriverEnd)> + Send {
-        self.run_boxed().instrument(span)
+        self.run_boxed().in_span(span)
     }
 
     async fn run_boxed(mut self: Box<Self>) -> (Local, DriverEnd) {

@@ -4,7 +4,6 @@ use std::pin::pin;
 use std::sync::Arc;
 
 use tokio::time::Instant;
-use tracing::Instrument as _;
 
 use super::{Driver, Event, Flow, Step};
 use crate::client::CancellationType;
@@ -18,6 +17,7 @@ use crate::machinery::{
     Admission, Admitted, AttemptCall, AttemptError, AttemptResponse, BREAKER_OPEN_REASON,
     RetrySchedule,
 };
+use crate::observe::spans::InSpan as _;
 use crate::observe::{self, outcome, spans};
 use crate::transport::{StartRequest, StartResponse};
 
@@ -60,7 +60,7 @@ impl Driver {
                 self.deadlines.next().map(|(at, _)| at),
                 self.deadlines.operation_deadline(now),
             );
-            let mut future = pin!(future.instrument(span.clone()));
+            let mut future = pin!(future.in_span(span.clone()));
             let result = loop {
                 match self.race(future.as_mut()).await {
                     Step::Done(result) => break result,

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument as _;
 
 use super::mirror;
 use super::options::StoredOptions;
@@ -17,6 +16,7 @@ use crate::client::{AttachError, Client};
 use crate::clock;
 use crate::error::CallError;
 use crate::machinery::Deadlines;
+use crate::observe::spans::InSpan as _;
 use crate::store::{CallerRecord, InsertOutcome, StoreError};
 
 /// How an operation's task begins.
@@ -161,7 +161,7 @@ pub(crate) async fn run_inline(
     let local = match insert(client, &new.record).await {
         Ok(InsertOutcome::Inserted) => {
             let (driver, span) = (*new).into_driver(client, local);
-            driver.run_inline().instrument(span).await.0
+            driver.run_inline().in_span(span).await.0
         }
         Ok(InsertOutcome::Exists(existing)) => {
             client.registry().remove(local.id);

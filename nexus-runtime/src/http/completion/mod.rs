@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
-use tracing::Instrument as _;
 
 mod guarded;
 
@@ -18,6 +17,7 @@ use crate::completion::{Completion, CompletionSender};
 use crate::error::{CallError, HandlerError};
 use crate::http::client::HttpClientOptions;
 use crate::machinery::{self, Backing, Backoff, RetrySchedule, Try};
+use crate::observe::spans::InSpan as _;
 use crate::observe::{self, outcome, spans};
 use crate::protocol::{self, FailureFormat};
 use crate::security::{CallbackGuard, CallbackRefusal, CheckedCallback, redact_callback_url};
@@ -281,7 +281,7 @@ impl HttpCompletionSender {
         let started = tokio::time::Instant::now();
         let report = self
             .deliver_traced(url, headers, completion)
-            .instrument(span.clone())
+            .in_span(span.clone())
             .await;
         observe::metrics::callback_delivered(report.result.as_ref().err(), started.elapsed());
         spans::record(&span, "nexus.attempts", report.attempts);
