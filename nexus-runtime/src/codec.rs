@@ -13,7 +13,7 @@
 //! AES-256-GCM encryption with rotating keys.
 
 use std::any::{Any, TypeId};
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 use std::fmt;
 
 use base64::Engine as _;
@@ -24,8 +24,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[cfg(feature = "aes-gcm")]
 pub mod aes_gcm;
 pub mod details;
+mod headers;
 pub mod payload;
 
+pub use headers::ContentHeaders;
 pub use payload::{CodecChain, PayloadCodec};
 
 /// Media type of JSON payloads.
@@ -40,19 +42,16 @@ pub const OCTET_STREAM: &str = "application/octet-stream";
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Content {
     /// Content headers (`type`, `encoding`, ...), keys lower-case without the `content-` prefix.
-    pub headers: BTreeMap<String, String>,
+    pub headers: ContentHeaders,
     /// The body.
     pub data: Bytes,
 }
 
 impl Content {
-    /// A payload with a content type.
-    pub fn new(content_type: &str, data: impl Into<Bytes>) -> Self {
-        // One insert allocates one node; `BTreeMap::from([..])` would also allocate a Vec to sort.
-        let mut headers = BTreeMap::new();
-        headers.insert("type".to_owned(), content_type.to_owned());
+    /// A payload with a content type (a `&'static str` is borrowed, not copied).
+    pub fn new(content_type: impl Into<Cow<'static, str>>, data: impl Into<Bytes>) -> Self {
         Self {
-            headers,
+            headers: ContentHeaders::with_type(content_type),
             data: data.into(),
         }
     }
@@ -64,7 +63,7 @@ impl Content {
 
     /// The `type` header (HTTP `Content-Type`), if any.
     pub fn content_type(&self) -> Option<&str> {
-        self.headers.get("type").map(String::as_str)
+        self.headers.get("type")
     }
 
     /// Whether the content type is JSON (or absent, which JSON callers commonly send).

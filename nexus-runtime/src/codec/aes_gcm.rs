@@ -44,7 +44,7 @@
 //! let plain = Content::new("application/json", r#"{"amount":10}"#);
 //! let wire = codec.encode(plain.clone())?;
 //! assert_eq!(wire.content_type(), Some(ENCRYPTED));
-//! assert_eq!(wire.headers["key-id"], "2026-12");
+//! assert_eq!(&wire.headers["key-id"], "2026-12");
 //! assert_eq!(codec.decode(wire)?, plain);
 //! # Ok::<(), nexus_runtime::codec::CodecError>(())
 //! ```
@@ -264,7 +264,7 @@ impl PayloadCodec for AesGcmCodec {
         let key_id = content.headers.get(KEY_ID).ok_or_else(|| {
             CodecError::new("the encrypted payload has no `Content-Key-Id` header")
         })?;
-        let cipher = self.keyring.keys.get(key_id.as_str()).ok_or_else(|| {
+        let cipher = self.keyring.keys.get(key_id).ok_or_else(|| {
             CodecError::new(format!(
                 "unknown encryption key id `{}`",
                 key_id.escape_debug()
@@ -325,7 +325,10 @@ fn open_plaintext(plaintext: Vec<u8>) -> Result<Content, CodecError> {
     let headers: BTreeMap<String, String> =
         serde_json::from_slice(headers).map_err(|_| malformed())?;
     let data = Bytes::from(plaintext).slice(4 + len..);
-    Ok(Content { headers, data })
+    Ok(Content {
+        headers: headers.into(),
+        data,
+    })
 }
 
 #[cfg(test)]
@@ -345,7 +348,7 @@ mod tests {
         let b = codec.encode(plain.clone()).unwrap();
         assert_ne!(a.data, b.data, "a new nonce for every payload");
         assert_eq!(a.content_type(), Some(ENCRYPTED));
-        assert_eq!(a.headers[KEY_ID], "k2");
+        assert_eq!(&a.headers[KEY_ID], "k2");
         assert_eq!(a.headers.len(), 2, "the original headers are inside");
         assert!(!a.data.windows(6).any(|w| w == b"s3cr3t"));
         assert_eq!(a.data[0], VERSION);
@@ -369,7 +372,7 @@ mod tests {
         let from_old = old.encode(plain.clone()).unwrap();
         assert_eq!(rotated.decode(from_old).unwrap(), plain);
         let from_new = rotated.encode(plain.clone()).unwrap();
-        assert_eq!(from_new.headers[KEY_ID], "k2");
+        assert_eq!(&from_new.headers[KEY_ID], "k2");
         let err = old.decode(from_new).unwrap_err().to_string();
         assert_eq!(err, "unknown encryption key id `k2`");
         assert_eq!(rotated.keyring().key_ids(), ["k1", "k2"]);
@@ -494,7 +497,7 @@ mod tests {
                 headers in proptest::collection::btree_map("\\PC{0,8}", "\\PC{0,8}", 0..4),
                 data in proptest::collection::vec(any::<u8>(), 0..256),
             ) {
-                let plain = Content { headers, data: data.into() };
+                let plain = Content { headers: headers.into(), data: data.into() };
                 let codec = codec();
                 prop_assert_eq!(codec.decode(codec.encode(plain.clone()).unwrap()).unwrap(), plain);
             }

@@ -40,7 +40,7 @@ pub(crate) fn encode_details(
                 .map_err(|e| CodecError::new(format!("cannot write the details: {e}")))?;
             let encoded = codec.encode(Content::new(JSON, data))?;
             let encoded = Encoded {
-                headers: encoded.headers,
+                headers: encoded.headers.into(),
                 data: base64::engine::general_purpose::STANDARD.encode(&encoded.data),
             };
             failure.details = Some(
@@ -85,7 +85,7 @@ pub(crate) fn decode_details(
                 .decode(encoded.data)
                 .map_err(|e| malformed(&e.to_string()))?;
             let decoded = codec.decode(Content {
-                headers: encoded.headers,
+                headers: encoded.headers.into(),
                 data: data.into(),
             })?;
             let details = serde_json::from_slice(&decoded.data)

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::header::{CALLBACK_PREFIX, CONTENT_PREFIX};
-use crate::codec::Content;
+use crate::codec::{Content, ContentHeaders, JSON};
 use crate::message::Headers;
 
 /// A header name or value that cannot be sent over HTTP.
@@ -59,9 +59,22 @@ fn text(value: &HeaderValue) -> String {
 /// in one pass over the map (its values of one name come together, the first one first).
 fn first_values<'a>(
     headers: &'a HeaderMap,
-    mut keep: impl FnMut(&'a str) -> Option<&'a str>,
+    keep: impl FnMut(&'a str) -> Option<&'a str>,
 ) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
+    each_first_value(headers, keep, |key, value| {
+        out.insert(key.to_owned(), text(value));
+    });
+    out
+}
+
+/// Calls `visit` with the key `keep` gives each header name it keeps, and the header's first
+/// value.
+fn each_first_value<'a>(
+    headers: &'a HeaderMap,
+    mut keep: impl FnMut(&'a str) -> Option<&'a str>,
+    mut visit: impl FnMut(&'a str, &'a HeaderValue),
+) {
     let mut previous: Option<&HeaderName> = None;
     for (name, value) in headers {
         if previous == Some(name) {
@@ -69,10 +82,9 @@ fn first_values<'a>(
         }
         previous = Some(name);
         if let Some(key) = keep(name.as_str()) {
-            out.insert(key.to_owned(), text(value));
+            visit(key, value);
         }
     }
-    out
 }
 
 /// First values of the headers whose name starts with `prefix`, keyed by the rest of the name.
@@ -88,14 +100,26 @@ fn with_prefix(headers: &HeaderMap, prefix: &str) -> BTreeMap<String, String> {
 /// `Content-Length` is left out: it is framing, already accounted for by the body, and keeping it
 /// would make a payload compare differently after crossing the wire.
 pub fn content_from_headers(headers: &HeaderMap, body: Bytes) -> Content {
-    let content_headers = first_values(headers, |name| {
-        name.strip_prefix(CONTENT_PREFIX)
-            .filter(|key| !key.is_empty() && *key != "length")
+    let mut content_headers = ContentHeaders::new();
+    let keep = |name| content_key(name);
+    each_first_value(headers, keep, |key, value| {
+        if key == "type" && value.as_bytes() == JSON.as_bytes() {
+            // The usual one, without copying it.
+            content_headers.set_type(JSON);
+        } else {
+            content_headers.insert(key.to_owned(), text(value));
+        }
     });
     Content {
         headers: content_headers,
         data: body,
     }
+}
+
+/// The key of a `Content-*` header a payload keeps (all but `Content-Length`).
+fn content_key(name: &str) -> Option<&str> {
+    name.strip_prefix(CONTENT_PREFIX)
+        .filter(|key| !key.is_empty() && *key != "length")
 }
 
 /// Writes the `Content-*` headers of a payload (except `length`, which the HTTP layer derives
@@ -185,7 +209,7 @@ mod tests {
         let c = content_from_headers(&h, Bytes::from_static(b"{}"));
         assert_eq!(
             c.headers,
-            BTreeMap::from([
+            ContentHeaders::from([
                 ("type".to_owned(), "application/json".to_owned()),
                 ("encoding".to_owned(), "gzip".to_owned())
             ])

@@ -64,7 +64,7 @@ pub(crate) fn payload_to_content(payload: Option<Payload>) -> Content {
             }
         }
         other => Content::new(
-            &format!("application/x-temporal-payload-{}", other.replace('/', "-")),
+            format!("application/x-temporal-payload-{}", other.replace('/', "-")),
             payload.data,
         ),
     }
@@ -94,7 +94,7 @@ pub(crate) fn content_to_payload(content: Content) -> Payload {
         None => {
             let mut metadata = metadata(UNKNOWN_CONTENT);
             for (key, value) in &content.headers {
-                metadata.insert(format!("content-{key}"), value.clone().into_bytes());
+                metadata.insert(format!("content-{key}"), value.as_bytes().to_vec());
             }
             Payload {
                 metadata,

@@ -246,7 +246,7 @@ async fn payloads_json_bytes_chunked_and_none() {
     assert_eq!(response.headers()["content-x-custom"], "kept");
     assert_eq!(response.bytes().await.unwrap().to_vec(), bytes);
     let seen = probe.last();
-    assert_eq!(seen.input.headers["encoding"], "identity");
+    assert_eq!(&seen.input.headers["encoding"], "identity");
     assert!(!seen.input.headers.contains_key("length"));
 
     // A chunked request body, streamed in pieces.

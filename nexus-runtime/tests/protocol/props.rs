@@ -220,7 +220,7 @@ fn completion() -> impl Strategy<Value = Completion> {
             proptest::collection::vec(any::<u8>(), 0..64)
         )
             .prop_map(|(headers, data)| Ok(Content {
-                headers,
+                headers: headers.into(),
                 data: data.into()
             })),
         (
@@ -441,14 +441,14 @@ proptest! {
         let _ = handler_headers(&headers);
         let _ = callback_headers(&headers);
         let mut out = HeaderMap::new();
-        let _ = add_content_headers(&Content { headers: keys.clone(), data: Bytes::new() }, &mut out);
+        let _ = add_content_headers(&Content { headers: keys.clone().into(), data: Bytes::new() }, &mut out);
         let _ = protocol::add_callback_headers(&keys, &mut out);
         let _ = protocol::add_nexus_headers(&keys, &mut out);
     }
 
     #[test]
     fn content_round_trips(headers in content_headers(), data in proptest::collection::vec(any::<u8>(), 0..64)) {
-        let content = Content { headers, data: data.into() };
+        let content = Content { headers: headers.into(), data: data.into() };
         let mut map = HeaderMap::new();
         add_content_headers(&content, &mut map).unwrap();
         prop_assert_eq!(content_from_headers(&map, content.data.clone()), content);

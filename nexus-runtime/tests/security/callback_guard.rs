@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::response::IntoResponse;
-use nexus_runtime::codec::Content;
+use nexus_runtime::codec::{Content, ContentHeaders};
 use nexus_runtime::completion::{Callback, Completion};
 use nexus_runtime::security::CallbackGuard;
 use nexus_runtime::server::{
@@ -107,7 +107,7 @@ fn completion() -> Completion {
     Completion {
         token: "tok-1".into(),
         outcome: Ok(Content {
-            headers: BTreeMap::from([("type".to_owned(), "application/json".to_owned())]),
+            headers: ContentHeaders::with_type("application/json"),
             data: bytes::Bytes::from_static(b"{\"result\":1}"),
         }),
         links: vec![],

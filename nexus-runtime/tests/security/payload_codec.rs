@@ -191,7 +191,7 @@ async fn in_process_sync_and_async_results_round_trip_and_the_store_holds_cipher
     let record = store.get(handle.operation_id()).await.unwrap().unwrap();
     for payload in [&record.input, record.result.as_ref().unwrap()] {
         assert_eq!(payload.content_type(), Some(ENCRYPTED));
-        assert_eq!(payload.headers[KEY_ID], "k1");
+        assert_eq!(&payload.headers[KEY_ID], "k1");
         assert!(!contains(&payload.data, SECRET.as_bytes()));
     }
     // A handle attached later decodes the recorded result too.

@@ -35,8 +35,6 @@ macro_rules! heartbeat_sql {
 }
 pub(crate) use heartbeat_sql;
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use super::{AsyncOperationRecord, CallerRecord, StoreError};
@@ -151,7 +149,7 @@ pub(crate) fn from_json<T: for<'de> Deserialize<'de>>(
 }
 
 /// Headers (content headers, request headers) as JSON text.
-pub(crate) fn headers_json(headers: &BTreeMap<String, String>) -> Result<String, StoreError> {
+pub(crate) fn headers_json(headers: &impl Serialize) -> Result<String, StoreError> {
     to_json(headers)
 }
 

@@ -64,7 +64,7 @@ fn headers(row: &impl RowExt, column: &str) -> Result<BTreeMap<String, String>, 
 
 fn content(row: &impl RowExt, data: &str, headers_column: &str) -> Result<Content, StoreError> {
     Ok(Content {
-        headers: headers(row, headers_column)?,
+        headers: headers(row, headers_column)?.into(),
         data: row.bytes(data)?.into(),
     })
 }
