@@ -13,6 +13,7 @@
 //! (see `wire::read_body`) and the handler its request deadline.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -24,6 +25,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
+use http::{Request, Response};
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::Watcher;
@@ -36,9 +38,27 @@ use tower::ServiceExt as _;
 use super::limits::ServerLimits;
 use crate::security::PeerCertificates;
 
+/// What a server runs for each request: an axum [`Router`], or a handler called directly.
+pub(crate) trait Routes: Clone + Send + Sync + 'static {
+    /// Answers `request`. The future may borrow `self`: each connection holds a copy of the
+    /// routes of its own, so that a request touches no reference count that the server's
+    /// other connections (on other worker threads) touch too.
+    fn call(&self, request: Request<Body>) -> impl Future<Output = Response<Body>> + Send + '_;
+}
+
+impl Routes for Router {
+    fn call(&self, request: Request<Body>) -> impl Future<Output = Response<Body>> + Send + '_ {
+        let router = self.clone();
+        async move {
+            let Ok(response) = router.oneshot(request).await;
+            response
+        }
+    }
+}
+
 /// What a connection task needs, shared by all of a server's connections.
-pub(crate) struct Shared {
-    pub(crate) router: Router,
+pub(crate) struct Shared<R> {
+    pub(crate) routes: R,
     pub(crate) http: hyper::server::conn::http1::Builder,
     pub(crate) limits: ServerLimits,
     #[cfg(feature = "tls")]
@@ -48,10 +68,10 @@ pub(crate) struct Shared {
 
 /// Serves one accepted connection until it ends, is closed by the watchdog, or the server
 /// stops. `permit` is its place under `max_connections`, given back when it ends.
-pub(crate) async fn run(
+pub(crate) async fn run<R: Routes>(
     stream: TcpStream,
     peer: SocketAddr,
-    shared: Arc<Shared>,
+    shared: Arc<Shared<R>>,
     watcher: Watcher,
     permit: OwnedSemaphorePermit,
 ) {
@@ -84,21 +104,23 @@ pub(crate) async fn run(
     serve_http(stream, peer, None, &shared, watcher).await;
 }
 
-async fn serve_http<I>(
+async fn serve_http<I, R>(
     io: I,
     peer: SocketAddr,
     certificates: Option<PeerCertificates>,
-    shared: &Shared,
+    shared: &Shared<R>,
     watcher: Watcher,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    R: Routes,
 {
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched {
         io,
         activity: activity.clone(),
     });
-    let router = shared.router.clone();
+    // This connection's own copy of the routes, which its requests share.
+    let routes = Arc::new(shared.routes.clone());
     let on_request = activity.clone();
     let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
         let mut request = request.map(Body::new);
@@ -107,9 +129,9 @@ async fn serve_http<I>(
             request.extensions_mut().insert(certificates.clone());
         }
         let guard = InFlight::begin(on_request.clone());
-        let router = router.clone();
+        let routes = routes.clone();
         async move {
-            let Ok(response) = router.oneshot(request).await;
+            let response = routes.call(request).await;
             // Handed to hyper as it is: boxing it again into a `Body` would cost an allocation
             // and an indirection per request.
             Ok::<_, Infallible>(response.map(|body| Guarded { body, guard }))

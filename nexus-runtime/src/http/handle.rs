@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::connection::Shared;
+use super::connection::{Routes, Shared};
 use super::limits::ServerLimits;
 use super::listen::{Throttle, accept_loop};
 
@@ -77,6 +77,16 @@ impl ServeOptions {
     pub fn serve(&self, listener: TcpListener, router: Router) -> io::Result<ServerHandle> {
         ServerHandle::spawn(listener, router, self)
     }
+
+    /// Serves `routes` on `listener` in the background (a server that answers its requests
+    /// without axum's router).
+    pub(crate) fn serve_routes(
+        &self,
+        listener: TcpListener,
+        routes: impl Routes,
+    ) -> io::Result<ServerHandle> {
+        ServerHandle::spawn(listener, routes, self)
+    }
 }
 
 /// A server running in the background on a bound socket.
@@ -99,11 +109,15 @@ pub struct ServerHandle {
 
 impl ServerHandle {
     /// Serves `router` on `listener` in a background task.
-    fn spawn(listener: TcpListener, router: Router, options: &ServeOptions) -> io::Result<Self> {
+    fn spawn(
+        listener: TcpListener,
+        routes: impl Routes,
+        options: &ServeOptions,
+    ) -> io::Result<Self> {
         let local_addr = listener.local_addr()?;
         let stop = CancellationToken::new();
         let shared = Arc::new(Shared {
-            router,
+            routes,
             http: options.limits.http1(),
             limits: options.limits.clone(),
             #[cfg(feature = "tls")]

@@ -10,13 +10,13 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::connection::{self, Shared};
+use super::connection::{self, Routes, Shared};
 
 /// Accepts connections on `listener` until `stop`, then closes idle connections, lets requests
 /// in flight finish, and returns once every connection has ended.
-pub(crate) async fn accept_loop(
+pub(crate) async fn accept_loop<R: Routes>(
     listener: TcpListener,
-    shared: Arc<Shared>,
+    shared: Arc<Shared<R>>,
     stop: CancellationToken,
 ) -> io::Result<()> {
     let max_connections = shared

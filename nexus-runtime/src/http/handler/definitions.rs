@@ -25,27 +25,47 @@ use crate::security::Authenticator;
 /// The path of the definitions route, relative to the server's prefix.
 pub const DEFINITIONS_PATH: &str = "/definitions";
 
-struct Route {
+/// The route serving a definition at `{prefix}/definitions`: its path, the document, and who may
+/// read it.
+pub(super) struct Route {
+    path: String,
     body: Bytes,
     authenticator: Option<Arc<dyn Authenticator>>,
 }
 
-/// The route serving `definition` at `{prefix}/definitions`.
-pub(super) fn router(
-    prefix: &str,
-    definition: &Definition,
-    authenticator: Option<Arc<dyn Authenticator>>,
-) -> Router {
-    let route = Arc::new(Route {
-        body: Bytes::from(definition.to_json_pretty()),
-        authenticator,
-    });
+impl Route {
+    /// The route under `prefix` answering `definition`, behind `authenticator` if any.
+    pub fn new(
+        prefix: &str,
+        definition: &Definition,
+        authenticator: Option<Arc<dyn Authenticator>>,
+    ) -> Self {
+        Self {
+            path: format!("{prefix}{DEFINITIONS_PATH}"),
+            body: Bytes::from(definition.to_json_pretty()),
+            authenticator,
+        }
+    }
+
+    /// `{prefix}/definitions`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+/// The route as an axum router of its own, to merge.
+pub(super) fn router(route: &Arc<Route>) -> Router {
     Router::new()
-        .route(&format!("{prefix}{DEFINITIONS_PATH}"), any(serve))
-        .with_state(route)
+        .route(&route.path, any(serve))
+        .with_state(route.clone())
 }
 
 async fn serve(State(route): State<Arc<Route>>, request: Request) -> Response {
+    answer(&route, request).await
+}
+
+/// The route's answer to `request`.
+pub(super) async fn answer(route: &Route, request: Request) -> Response {
     let format = FailureFormat::negotiate(request.headers());
     if request.method() != Method::GET {
         return wire::handler_error(

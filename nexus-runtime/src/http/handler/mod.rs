@@ -95,7 +95,7 @@ struct Inner {
     body_limit: usize,
     authenticator: Option<Arc<dyn Authenticator>>,
     serve: ServeOptions,
-    definitions: Option<Definition>,
+    definitions: Option<Arc<definitions::Route>>,
 }
 
 impl fmt::Debug for HandlerServer {
@@ -235,6 +235,13 @@ impl HandlerServerBuilder {
             Arc::new(sender)
         });
         self.dispatcher.set_default_completion_sender(sender);
+        let definitions = self.definitions.map(|definition| {
+            Arc::new(definitions::Route::new(
+                &self.prefix,
+                &definition,
+                self.authenticator.clone(),
+            ))
+        });
         HandlerServer {
             inner: Arc::new(Inner {
                 dispatcher: self.dispatcher,
@@ -242,7 +249,7 @@ impl HandlerServerBuilder {
                 body_limit: self.body_limit,
                 authenticator: self.authenticator,
                 serve: self.serve,
-                definitions: self.definitions,
+                definitions,
             }),
         }
     }
@@ -304,22 +311,18 @@ impl HandlerServer {
         let prefix = &self.inner.prefix;
         let router = if prefix.is_empty() {
             Router::new()
-                .route("/{service}/{operation}", any(serve))
-                .route("/{service}/{operation}/cancel", any(serve))
-                .route("/{service}/{operation}/{token}/cancel", any(serve))
+                .route("/{service}/{operation}", any(serve_state))
+                .route("/{service}/{operation}/cancel", any(serve_state))
+                .route("/{service}/{operation}/{token}/cancel", any(serve_state))
         } else {
             Router::new()
-                .route(prefix, any(serve))
-                .route(&format!("{prefix}/"), any(serve))
-                .route(&format!("{prefix}/{{*path}}"), any(serve))
+                .route(prefix, any(serve_state))
+                .route(&format!("{prefix}/"), any(serve_state))
+                .route(&format!("{prefix}/{{*path}}"), any(serve_state))
         };
         let router = router.with_state(self.inner.clone());
         match &self.inner.definitions {
-            Some(definition) => router.merge(self::definitions::router(
-                prefix,
-                definition,
-                self.inner.authenticator.clone(),
-            )),
+            Some(route) => router.merge(definitions::router(route)),
             None => router,
         }
     }
@@ -327,7 +330,9 @@ impl HandlerServer {
     /// Serves on `listener` in the background, with the builder's limits and TLS. Requests
     /// outside the prefix get a NOT_FOUND Failure.
     pub fn serve(&self, listener: TcpListener) -> io::Result<ServerHandle> {
-        self.inner.serve.serve(listener, standalone::router(self))
+        self.inner
+            .serve
+            .serve_routes(listener, standalone::Standalone::new(self))
     }
 
     /// Binds `addr` (port 0 lets the OS choose) and serves in the background.
@@ -336,12 +341,18 @@ impl HandlerServer {
     }
 }
 
-async fn serve(State(inner): State<Arc<Inner>>, request: Request) -> Response {
+/// [`serve`] as an axum handler.
+async fn serve_state(State(inner): State<Arc<Inner>>, request: Request) -> Response {
+    serve(&inner, request).await
+}
+
+/// Answers a request on one of the Nexus routes.
+async fn serve(inner: &Inner, request: Request) -> Response {
     let format = FailureFormat::negotiate(request.headers());
     if request.method() != Method::POST {
         return wire::wrong_method(request.method(), format);
     }
-    let (principal, request) = match authenticate(&inner, request).await {
+    let (principal, request) = match authenticate(inner, request).await {
         Ok(authenticated) => authenticated,
         Err(e) => return unauthenticated(&e, format),
     };
@@ -353,7 +364,7 @@ async fn serve(State(inner): State<Arc<Inner>>, request: Request) -> Response {
     };
     let result = match route {
         Route::Start { service, operation } => {
-            start(&inner, &principal, request, format, service, operation).await
+            start(inner, &principal, request, format, service, operation).await
         }
         Route::Cancel {
             service,
@@ -361,7 +372,7 @@ async fn serve(State(inner): State<Arc<Inner>>, request: Request) -> Response {
             token,
         } => {
             cancel(
-                &inner, &principal, request, format, service, operation, token,
+                inner, &principal, request, format, service, operation, token,
             )
             .await
         }

@@ -1,39 +1,54 @@
-//! The router [`HandlerServer::serve`] runs: every request under one fallback handler, which
-//! serves the paths that [`HandlerServer::router`]'s routes match and answers the others with a
-//! NOT_FOUND Failure, as that router with a NOT_FOUND fallback would.
+//! What [`HandlerServer::serve`] runs for each request: the answers of
+//! [`HandlerServer::router`] with a NOT_FOUND fallback, without axum's router.
 //!
-//! The answers are the same; what is saved is the routes' pattern matching, which stores each
-//! request's path parameters in its extensions for extractors that the handler does not use (it
-//! parses the path itself).
+//! The answers are the same; what is saved is the router's work on every request: cloning its
+//! routes and their state (reference counts that every connection's requests share, so that
+//! their cache lines move between the cores serving them), boxing the handler's future, and the
+//! routes' pattern matching, which stores each request's path parameters in its extensions for
+//! extractors that the handler does not use (it parses the path itself).
 
+use std::future::Future;
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::response::Response;
 
-use super::{HandlerServer, Inner};
+use super::{HandlerServer, Inner, definitions};
 use crate::error::HandlerError;
+use crate::http::connection::Routes;
 use crate::http::wire;
 use crate::protocol::{FailureFormat, RouteShape};
 
-/// The standalone server's router: the Nexus paths and, when configured, the definitions route.
-pub(super) fn router(server: &HandlerServer) -> Router {
-    let inner = &server.inner;
-    let router = Router::new().fallback(dispatch).with_state(inner.clone());
-    match &inner.definitions {
-        Some(definition) => router.merge(super::definitions::router(
-            &inner.prefix,
-            definition,
-            inner.authenticator.clone(),
-        )),
-        None => router,
+/// The standalone server's routes: the Nexus paths and, when configured, the definitions route.
+/// Each connection holds a copy; a request borrows it.
+#[derive(Clone)]
+pub(super) struct Standalone {
+    inner: Arc<Inner>,
+}
+
+impl Standalone {
+    pub fn new(server: &HandlerServer) -> Self {
+        Self {
+            inner: server.inner.clone(),
+        }
     }
 }
 
-async fn dispatch(State(inner): State<Arc<Inner>>, request: Request) -> Response {
-    if routed(&inner.prefix, request.uri().path()) {
-        super::serve(State(inner), request).await
+impl Routes for Standalone {
+    fn call(&self, request: Request) -> impl Future<Output = Response> + Send + '_ {
+        dispatch(&self.inner, request)
+    }
+}
+
+async fn dispatch(inner: &Inner, request: Request) -> Response {
+    let path = request.uri().path();
+    if let Some(route) = &inner.definitions
+        && path == route.path()
+    {
+        return definitions::answer(route, request).await;
+    }
+    if routed(&inner.prefix, path) {
+        super::serve(inner, request).await
     } else {
         not_found(&request)
     }
