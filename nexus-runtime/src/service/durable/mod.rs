@@ -44,8 +44,8 @@ pub(crate) struct Durable {
     /// Wakes the outbox sender (a delivery was enqueued, or a sender installed).
     pub wake_outbox: Notify,
     /// Fires when the dispatcher shuts down (or every handle to it is dropped): the background
-    /// tasks end and running work is dropped without being completed. Fired by
-    /// [`stop`](Self::stop), which also sets `stopped`.
+    /// tasks end and running work is dropped without being completed. Fired by the method
+    /// `stop`, which also sets `stopped`.
     pub stop: CancellationToken,
     /// Whether `stop` fired, read by every start: the token's own check takes its lock, which
     /// the runtime's worker threads would all contend for.
@@ -70,7 +70,7 @@ impl Durable {
         self.stop.cancel();
     }
 
-    /// Whether the dispatcher stopped (see [`stop`](Self::stop)).
+    /// Whether the dispatcher stopped (see the method `stop`).
     pub fn is_stopped(&self) -> bool {
         self.stopped.load(Ordering::Acquire)
     }
