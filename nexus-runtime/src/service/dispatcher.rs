@@ -316,13 +316,10 @@ impl Dispatcher {
         }
         match &self.inner.durable {
             None => self.start_direct(handler, principal, request).await,
-            // Boxed: the deduplicated start's larger state would otherwise size every start's
-            // future, which the in-process transport moves into a box of its own.
+            // Not boxed: the deduplicated start boxes what only a start with a request id
+            // awaits (its claim), so its future is about the size of `start_direct`'s.
             Some(durable) => {
-                Box::pin(durable::start_durable(
-                    self, durable, handler, principal, request,
-                ))
-                .await
+                durable::start_durable(self, durable, handler, principal, request).await
             }
         }
     }

@@ -59,27 +59,15 @@ pub(crate) async fn start(
     };
     let mut claim = None;
     if !request.request_id.is_empty() {
-        let key = StartKey {
-            principal: principal.name().to_owned(),
-            service: request.service.clone(),
-            operation: request.operation.clone(),
-            request_id: request.request_id.clone(),
-        };
-        match durable
-            .handler
-            .begin_start(&key, clock::now(), claim_until)
-            .await
-            .map_err(|e| store_failure("cannot record the start request", &e))?
-        {
-            BeginStart::Answered(answer) => {
-                // The caller may listen elsewhere now (restarted, or another replica).
-                if let StartAnswer::Async { token, .. } = &answer {
-                    durable.retarget(token, request.callback.as_ref()).await?;
-                }
-                return replay(answer);
-            }
-            BeginStart::InFlight { .. } => return Err(in_progress(&request).into()),
-            BeginStart::Claimed(c) => claim = Some(Claim::new(durable, key, c, claim_until)),
+        // Boxed, as every await on a claim below: a start without a request id (no claim)
+        // then runs in a future the size of a start without a store, and allocates nothing
+        // for the claim's states.
+        // (Each boxed future is bound first: a temporary of the awaiting statement would take
+        // room in this future's state.)
+        let claiming = Box::pin(claim_start(durable, principal, &request, claim_until));
+        match claiming.await? {
+            Claiming::Claimed(claimed) => claim = Some(claimed),
+            Claiming::Answered(answer) => return replay(answer),
         }
     }
     // Kept for the operation record, should the answer be resumable async work.
@@ -94,9 +82,11 @@ pub(crate) async fn start(
             if let Some(claim) = claim {
                 if is_final(&error) {
                     let answer = StartAnswer::Failed(error.to_failure());
-                    claim.record(&answer, None).await;
+                    let recording = Box::pin(claim.record(&answer, None));
+                    recording.await;
                 } else {
-                    claim.abandon().await;
+                    let abandoning = Box::pin(claim.abandon());
+                    abandoning.await;
                 }
             }
             return Err(error);
@@ -110,18 +100,22 @@ pub(crate) async fn start(
             };
             return match claim {
                 None => replay(answer),
-                Some(claim) => match claim.record(&answer, None).await {
-                    Recorded::Yes => replay(answer),
-                    Recorded::Replay(stored) => replay(stored),
-                    Recorded::Refused(e) => Err(e.into()),
-                },
+                Some(claim) => {
+                    let recording = Box::pin(claim.record(&answer, None));
+                    match recording.await {
+                        Recorded::Yes => replay(answer),
+                        Recorded::Replay(stored) => replay(stored),
+                        Recorded::Refused(e) => Err(e.into()),
+                    }
+                }
             };
         }
         // Nothing runs here and nothing is recorded: a retry runs the method again, and
         // whatever completes the operation deduplicates its own starts.
         RawStart::Async(op) if op.elsewhere => {
             if let Some(claim) = claim {
-                claim.abandon().await;
+                let abandoning = Box::pin(claim.abandon());
+                abandoning.await;
             }
             return Ok(StartResponse::Async {
                 token: elsewhere_token(&op)?,
@@ -144,11 +138,59 @@ pub(crate) async fn start(
         operation_deadline,
         claim_until,
     };
-    tokio::spawn(async move { launch_recorded(&this, &durable, pending).await })
+    let launched = spawn_launch(this, durable, pending);
+    launched.await.unwrap_or_else(|e| {
+        Err(HandlerError::internal(format!("recording the operation failed: {e}")).into())
+    })
+}
+
+/// Records and launches `pending` in a task of its own (see [`launch_recorded`]). A function of
+/// its own, not an async block in [`start`]: the block would take room in `start`'s state.
+fn spawn_launch(
+    dispatcher: Dispatcher,
+    durable: Arc<Durable>,
+    pending: PendingAsync,
+) -> tokio::task::JoinHandle<Result<StartResponse, StartError>> {
+    tokio::spawn(async move { launch_recorded(&dispatcher, &durable, pending).await })
+}
+
+/// What claiming a start's request id gave: the claim, or the answer recorded for the id.
+enum Claiming {
+    Claimed(Claim),
+    Answered(StartAnswer),
+}
+
+/// Claims the request id of `request` for `principal` until `claim_until`; the answer recorded
+/// for it when an earlier request with the same id was answered (its callback retargeted to
+/// this request's), or IN_PROGRESS (retryable) while that one is still running.
+async fn claim_start(
+    durable: &Arc<Durable>,
+    principal: &Principal,
+    request: &StartRequest,
+    claim_until: SystemTime,
+) -> Result<Claiming, StartError> {
+    let key = StartKey {
+        principal: principal.name().to_owned(),
+        service: request.service.clone(),
+        operation: request.operation.clone(),
+        request_id: request.request_id.clone(),
+    };
+    match durable
+        .handler
+        .begin_start(&key, clock::now(), claim_until)
         .await
-        .unwrap_or_else(|e| {
-            Err(HandlerError::internal(format!("recording the operation failed: {e}")).into())
-        })
+        .map_err(|e| store_failure("cannot record the start request", &e))?
+    {
+        BeginStart::Answered(answer) => {
+            // The caller may listen elsewhere now (restarted, or another replica).
+            if let StartAnswer::Async { token, .. } = &answer {
+                durable.retarget(token, request.callback.as_ref()).await?;
+            }
+            Ok(Claiming::Answered(answer))
+        }
+        BeginStart::InFlight { .. } => Err(in_progress(request).into()),
+        BeginStart::Claimed(c) => Ok(Claiming::Claimed(Claim::new(durable, key, c, claim_until))),
+    }
 }
 
 /// Reserves the token of an async answer, records the operation with the answer, and
