@@ -59,11 +59,10 @@ pub(crate) async fn start(
     };
     let mut claim = None;
     if !request.request_id.is_empty() {
-        // Boxed, as every await on a claim below: a start without a request id (no claim)
-        // then runs in a future the size of a start without a store, and allocates nothing
-        // for the claim's states.
-        // (Each boxed future is bound first: a temporary of the awaiting statement would take
-        // room in this future's state.)
+        // Boxed, as every await on a claim below, so that a start without a request id (no
+        // claim) is awaited in place by the dispatcher and allocates nothing for the claim's
+        // states. (Each boxed future is bound first: a temporary of the awaiting statement
+        // would take room in this future's state.)
         let claiming = Box::pin(claim_start(durable, principal, &request, claim_until));
         match claiming.await? {
             Claiming::Claimed(claimed) => claim = Some(claimed),
