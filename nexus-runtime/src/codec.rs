@@ -27,7 +27,7 @@ pub mod details;
 mod headers;
 pub mod payload;
 
-pub use headers::ContentHeaders;
+pub use headers::{ContentHeaders, Iter as ContentHeadersIter};
 pub use payload::{CodecChain, PayloadCodec};
 
 /// Media type of JSON payloads.

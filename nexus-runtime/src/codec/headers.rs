@@ -99,11 +99,9 @@ impl ContentHeaders {
     }
 
     /// The headers, sorted by key.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+    pub fn iter(&self) -> Iter<'_> {
         use std::ops::Bound::{Excluded, Unbounded};
-        fn pair<'a>((key, value): (&'a String, &'a String)) -> (&'a str, &'a str) {
-            (key, value)
-        }
+        let pair: PairFn<'_> = |(key, value)| (key, value);
         let before = self
             .others
             .range::<str, _>((Unbounded, Excluded(TYPE)))
@@ -113,16 +111,34 @@ impl ContentHeaders {
             .range::<str, _>((Excluded(TYPE), Unbounded))
             .map(pair);
         let content_type = self.content_type.as_deref().map(|value| (TYPE, value));
-        before.chain(content_type).chain(after)
+        Iter(before.chain(content_type).chain(after))
+    }
+}
+
+type PairFn<'a> = fn((&'a String, &'a String)) -> (&'a str, &'a str);
+type Part<'a> = std::iter::Map<std::collections::btree_map::Range<'a, String, String>, PairFn<'a>>;
+
+/// The headers before `type`, then `type`, then the others.
+type Parts<'a> = std::iter::Chain<std::iter::Chain<Part<'a>, Single<'a>>, Part<'a>>;
+type Single<'a> = std::option::IntoIter<(&'a str, &'a str)>;
+
+/// The headers of a [`ContentHeaders`], sorted by key (see [`ContentHeaders::iter`]).
+pub struct Iter<'a>(Parts<'a>);
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next()
     }
 }
 
 impl<'a> IntoIterator for &'a ContentHeaders {
     type Item = (&'a str, &'a str);
-    type IntoIter = Box<dyn Iterator<Item = (&'a str, &'a str)> + 'a>;
+    type IntoIter = Iter<'a>;
 
     fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.iter())
+        self.iter()
     }
 }
 
