@@ -103,14 +103,25 @@ impl<'a> RouteShape<'a> {
     /// or `/{service}/{operation}/{token}/cancel`; `None` for any other path.
     pub fn of(path: &'a str) -> Option<Self> {
         let rest = path.strip_prefix('/')?;
-        // At most five segments matter (a fifth means no route); no Vec needed.
-        let mut segments = rest.split('/');
+        // At most five segments matter (a fifth means no route): split by hand, on the bytes,
+        // into an array (no `Vec`, and none of a `char` splitter's generality: `/` is ASCII, so
+        // every split is at a character boundary).
         let mut parts: [Option<&str>; 5] = [None; 5];
-        for part in &mut parts {
-            *part = segments.next();
-            if *part == Some("") {
-                return None;
+        let mut found = 0;
+        let mut start = 0;
+        for (i, byte) in rest.bytes().enumerate() {
+            if byte == b'/' {
+                if found == parts.len() - 1 {
+                    return None;
+                }
+                parts[found] = Some(&rest[start..i]);
+                found += 1;
+                start = i + 1;
             }
+        }
+        parts[found] = Some(&rest[start..]);
+        if parts.contains(&Some("")) {
+            return None;
         }
         let (service, operation, cancel) = match parts {
             [Some(service), Some(operation), None, ..] => (service, operation, None),
@@ -136,6 +147,10 @@ impl<'a> RouteShape<'a> {
 
 fn unescape(segment: &str) -> Result<String, HandlerError> {
     let bytes = segment.as_bytes();
+    if !bytes.contains(&b'%') {
+        // Nothing escaped (the common case: names are mostly unreserved characters).
+        return Ok(segment.to_owned());
+    }
     let valid_escapes = bytes.iter().enumerate().all(|(i, b)| {
         *b != b'%'
             || (bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
@@ -224,6 +239,8 @@ mod tests {
             "/svc/op/x",
             "/a/b/c/d",
             "/a/b/c/d/cancel",
+            "/a/b/c/d/e/cancel",
+            "/svc/op/tok/cancel/x",
             "//op",
             "/svc//cancel",
         ] {
@@ -240,6 +257,68 @@ mod tests {
             parse_route("/s/o//cancel").unwrap_err().error_type,
             HandlerErrorType::NotFound
         );
+    }
+
+    /// What [`RouteShape::of`] must answer, written the plain way: split on `/`, match the
+    /// segments.
+    fn shape_by_split(path: &str) -> Option<RouteShape<'_>> {
+        let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+        if segments.contains(&"") {
+            return None;
+        }
+        let (service, operation, cancel) = match segments[..] {
+            [service, operation] => (service, operation, None),
+            [service, operation, "cancel"] => (service, operation, Some(None)),
+            [service, operation, token, "cancel"] => (service, operation, Some(Some(token))),
+            _ => return None,
+        };
+        Some(RouteShape {
+            service,
+            operation,
+            cancel,
+        })
+    }
+
+    mod property {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, RngSeed};
+
+        use super::*;
+
+        fn config() -> Config {
+            Config {
+                cases: 2048,
+                rng_seed: RngSeed::Fixed(0x9a7),
+                failure_persistence: None,
+                ..Config::default()
+            }
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            /// The route shape of any path (short segments, empty ones, `cancel`, non-ASCII,
+            /// escapes, any number of `/`) is the one splitting it on `/` gives.
+            #[test]
+            fn the_shape_is_the_one_splitting_on_slashes_gives(
+                path in "(/?(a|bc|cancel|%2F|é|/)){0,8}",
+            ) {
+                prop_assert_eq!(RouteShape::of(&path), shape_by_split(&path));
+                for (prefix, _) in path.char_indices() {
+                    let prefix = &path[..prefix];
+                    prop_assert_eq!(RouteShape::of(prefix), shape_by_split(prefix));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unescaping_copies_plain_segments_and_decodes_escaped_ones() {
+        assert_eq!(unescape("plain-name_1.v2~").unwrap(), "plain-name_1.v2~");
+        assert_eq!(unescape("ü").unwrap(), "ü");
+        assert_eq!(unescape("a%20b%2Fc").unwrap(), "a b/c");
+        assert!(unescape("a%2").is_err());
+        assert!(unescape("%C3").is_err());
     }
 
     #[test]
