@@ -44,6 +44,13 @@ pub(crate) trait Routes: Clone + Send + Sync + 'static {
     /// routes of its own, so that a request touches no reference count that the server's
     /// other connections (on other worker threads) touch too.
     fn call(&self, request: Request<Body>) -> impl Future<Output = Response<Body>> + Send + '_;
+
+    /// Whether the routes may read the peer's address (`ConnectInfo<SocketAddr>`) from a
+    /// request's extensions. When they do not, it is left out: putting it there allocates the
+    /// request's extension map, for every request.
+    fn reads_peer_address(&self) -> bool {
+        true
+    }
 }
 
 impl Routes for Router {
@@ -122,9 +129,12 @@ async fn serve_http<I, R>(
     // This connection's own copy of the routes, which its requests share.
     let routes = Arc::new(shared.routes.clone());
     let on_request = activity.clone();
+    let peer_address = routes.reads_peer_address();
     let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
         let mut request = request.map(Body::new);
-        request.extensions_mut().insert(ConnectInfo(peer));
+        if peer_address {
+            request.extensions_mut().insert(ConnectInfo(peer));
+        }
         if let Some(certificates) = &certificates {
             request.extensions_mut().insert(certificates.clone());
         }

@@ -71,7 +71,9 @@ impl fmt::Display for AuthenticationError {
 impl std::error::Error for AuthenticationError {}
 
 /// Names the caller of a request, from its headers (a bearer token) or its extensions (the
-/// [`PeerCertificates`](super::PeerCertificates) a TLS server puts there).
+/// [`PeerCertificates`](super::PeerCertificates) a TLS server puts there, and the peer's
+/// address as `axum::extract::ConnectInfo<SocketAddr>`, which the handler server puts there
+/// when it has an authenticator).
 ///
 /// Set one on the handler server (`HandlerServerBuilder::authenticator`); every request is then
 /// authenticated before anything else happens, and its [`Principal`] goes with it to the

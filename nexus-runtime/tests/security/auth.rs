@@ -517,3 +517,50 @@ async fn in_process_principals() {
         other => panic!("expected UNAUTHORIZED, got {other:?}"),
     }
 }
+
+/// Names the caller after the address it connects from: what a custom authenticator can read
+/// from a request's extensions on the standalone server.
+struct ByPeerAddress;
+
+impl nexus_runtime::security::Authenticator for ByPeerAddress {
+    fn authenticate<'a>(
+        &'a self,
+        request: &'a http::request::Parts,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<Principal, nexus_runtime::security::AuthenticationError>,
+    > {
+        use axum::extract::ConnectInfo;
+        use futures::FutureExt as _;
+        let peer = request
+            .extensions
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|ConnectInfo(peer)| peer.ip());
+        async move {
+            peer.map(|ip| Principal::local(format!("host {ip}")))
+                .ok_or_else(|| {
+                    nexus_runtime::security::AuthenticationError::missing("no peer address")
+                })
+        }
+        .boxed()
+    }
+}
+
+#[tokio::test]
+async fn an_authenticator_sees_the_peer_address() {
+    let probe = Probe::new("fraud.v1");
+    let dispatcher = Dispatcher::builder().service(probe.clone()).build();
+    let server = HandlerServer::builder(dispatcher)
+        .authenticator(ByPeerAddress)
+        .build()
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let response = post(format!("{}/fraud.v1/echo-sync", server.url()), None)
+        .body("1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(probe.last().principal, Principal::local("host 127.0.0.1"));
+}

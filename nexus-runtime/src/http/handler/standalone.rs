@@ -38,6 +38,12 @@ impl Routes for Standalone {
     fn call(&self, request: Request) -> impl Future<Output = Response> + Send + '_ {
         dispatch(&self.inner, request)
     }
+
+    /// Only an authenticator may read the peer's address (a custom one may use it); nothing else
+    /// on the handler's path does.
+    fn reads_peer_address(&self) -> bool {
+        self.inner.authenticator.is_some()
+    }
 }
 
 async fn dispatch(inner: &Inner, request: Request) -> Response {
