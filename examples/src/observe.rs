@@ -62,11 +62,16 @@ pub const MAX_TRACKED: usize = 10_000;
 /// first `unavailable_first` attempts of each request id. When none of these is asked for,
 /// starts go straight to the wrapped service.
 ///
+/// Whether starts are logged at debug level is decided when the wrapper is made, from the
+/// tracing subscriber installed then (so install it first); a request costs no check of the
+/// log's filters.
+///
 /// Starts without a request id are never refused: a caller that sends none cannot retry one.
 pub struct Observed<H> {
     inner: H,
     unavailable_first: u32,
     log: Option<EventLog>,
+    debug_log: bool,
     attempts: Mutex<HashMap<String, u32>>,
 }
 
@@ -77,6 +82,7 @@ impl<H: ServiceHandler> Observed<H> {
             inner,
             unavailable_first: 0,
             log: None,
+            debug_log: tracing::enabled!(tracing::Level::DEBUG),
             attempts: Mutex::default(),
         }
     }
@@ -98,7 +104,7 @@ impl<H: ServiceHandler> Observed<H> {
     /// Whether starts are watched at all: refused on purpose, recorded in an event log, or
     /// logged at debug level.
     fn watching(&self) -> bool {
-        self.unavailable_first > 0 || self.log.is_some() || tracing::enabled!(tracing::Level::DEBUG)
+        self.unavailable_first > 0 || self.log.is_some() || self.debug_log
     }
 
     /// Counts this attempt of `request_id`: 1 for the first. The counts are forgotten after

@@ -53,12 +53,9 @@ pub(crate) async fn start(
         return Err(error.into());
     }
     let operation_deadline = operation_deadline(&request)?;
-    let claim_until = match request.request_deadline {
-        Some(deadline) => clock::system_at(deadline) + CLAIM_MARGIN,
-        None => clock::now() + durable.options.start_claim,
-    };
     let mut claim = None;
     if !request.request_id.is_empty() {
+        let claim_until = claim_until(durable, request.request_deadline);
         // Boxed, as every await on a claim below, so that a start without a request id (no
         // claim) is awaited in place by the dispatcher and allocates nothing for the claim's
         // states. (Each boxed future is bound first: a temporary of the awaiting statement
@@ -126,7 +123,7 @@ pub(crate) async fn start(
     // Recording the operation and launching its work must not stop halfway when the request
     // goes away (its future dropped): that would leave a recorded operation with no work.
     let this = dispatcher.clone();
-    let durable = durable.clone();
+    let request_deadline = request.request_deadline;
     let pending = PendingAsync {
         op,
         principal: principal.clone(),
@@ -135,12 +132,22 @@ pub(crate) async fn start(
         input,
         links: answered.links,
         operation_deadline,
-        claim_until,
+        claim_until: claim_until(durable, request_deadline),
     };
-    let launched = spawn_launch(this, durable, pending);
+    let launched = spawn_launch(this, durable.clone(), pending);
     launched.await.unwrap_or_else(|e| {
         Err(HandlerError::internal(format!("recording the operation failed: {e}")).into())
     })
+}
+
+/// Until when a start's claim on its request id holds (the request's own deadline, with a
+/// margin, or the store's default): read from the clock only by a start that claims its id or
+/// records an operation.
+fn claim_until(durable: &Durable, request_deadline: Option<Instant>) -> SystemTime {
+    match request_deadline {
+        Some(deadline) => clock::system_at(deadline) + CLAIM_MARGIN,
+        None => clock::now() + durable.options.start_claim,
+    }
 }
 
 /// Records and launches `pending` in a task of its own (see [`launch_recorded`]). A function of
