@@ -28,7 +28,6 @@ use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
@@ -36,6 +35,7 @@ use tokio::time::Instant;
 use tower::ServiceExt as _;
 
 use super::limits::ServerLimits;
+use super::shutdown::Watch;
 use crate::security::PeerCertificates;
 
 /// What a server runs for each request: an axum [`Router`], or a handler called directly.
@@ -79,7 +79,7 @@ pub(crate) async fn run<R: Routes>(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared<R>>,
-    watcher: Watcher,
+    watch: Watch,
     permit: OwnedSemaphorePermit,
 ) {
     let _permit = permit;
@@ -106,9 +106,9 @@ pub(crate) async fn run<R: Routes>(
             .1
             .peer_certificates()
             .map(|chain| PeerCertificates(chain.iter().map(|c| c.as_ref().to_vec()).collect()));
-        return serve_http(stream, peer, certificates, &shared, watcher).await;
+        return serve_http(stream, peer, certificates, &shared, watch).await;
     }
-    serve_http(stream, peer, None, &shared, watcher).await;
+    serve_http(stream, peer, None, &shared, watch).await;
 }
 
 async fn serve_http<I, R>(
@@ -116,7 +116,7 @@ async fn serve_http<I, R>(
     peer: SocketAddr,
     certificates: Option<PeerCertificates>,
     shared: &Shared<R>,
-    watcher: Watcher,
+    watch: Watch,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     R: Routes,
@@ -147,7 +147,7 @@ async fn serve_http<I, R>(
             Ok::<_, Infallible>(response.map(|body| Guarded { body, guard }))
         }
     });
-    let connection = watcher.watch(shared.http.serve_connection(io, service));
+    let connection = watch.watch(shared.http.serve_connection(io, service));
     tokio::pin!(connection);
     // The watchdog wakes at its deadline, or after `check` at the latest, and looks again: the
     // request path only stores atomics (no wake-up per request), and a deadline that moved

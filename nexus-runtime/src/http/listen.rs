@@ -4,13 +4,13 @@ use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::connection::{self, Routes, Shared};
+use super::shutdown::Connections;
 
 /// Accepts connections on `listener` until `stop`, then closes idle connections, lets requests
 /// in flight finish, and returns once every connection has ended.
@@ -24,7 +24,7 @@ pub(crate) async fn accept_loop<R: Routes>(
         .max_connections
         .clamp(1, Semaphore::MAX_PERMITS);
     let permits = Arc::new(Semaphore::new(max_connections));
-    let graceful = GracefulShutdown::new();
+    let connections = Connections::new();
     let refused = Throttle::default();
     loop {
         let accepted = tokio::select! {
@@ -63,12 +63,12 @@ pub(crate) async fn accept_loop<R: Routes>(
             stream,
             peer,
             shared.clone(),
-            graceful.watcher(),
+            connections.watch(),
             permit,
         ));
     }
     drop(listener);
-    graceful.shutdown().await;
+    connections.stop().await;
     Ok(())
 }
 

@@ -43,6 +43,7 @@ mod handle;
 mod handler;
 mod limits;
 mod listen;
+mod shutdown;
 mod transport;
 mod wire;
 

@@ -268,6 +268,42 @@ async fn shutdown_closes_idle_connections_and_ends() {
 }
 
 #[tokio::test]
+async fn shutdown_lets_a_request_in_flight_finish_then_closes_its_connection() {
+    let server = serve(ServerLimits::default()).await;
+    let mut busy = TcpStream::connect(server.local_addr()).await.unwrap();
+    // `stall` answers only when its request deadline passes.
+    busy.write_all(
+        b"POST /probe/stall HTTP/1.1\r\nhost: x\r\nrequest-timeout: 700ms\r\ncontent-length: 0\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut idle = TcpStream::connect(server.local_addr()).await.unwrap();
+    idle.write_all(REQUEST.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 512];
+    let _ = idle.read(&mut buf).await.unwrap();
+
+    let started = Instant::now();
+    let stopping = tokio::spawn(server.shutdown());
+    // The idle connection closes at once; the busy one gets its answer, then closes.
+    let (_, waited) = read_until_closed(&mut idle).await;
+    assert!(waited < Duration::from_millis(500), "{waited:?}");
+    assert!(
+        !stopping.is_finished(),
+        "the stop did not wait for the request in flight"
+    );
+    let (answer, _) = read_until_closed(&mut busy).await;
+    let answer = String::from_utf8(answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 520 "), "{answer}");
+    assert!(answer.contains("request deadline"), "{answer}");
+    tokio::time::timeout(PATIENCE, stopping)
+        .await
+        .expect("the stop ends once the last connection has")
+        .unwrap()
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(400));
+}
+
+#[tokio::test]
 async fn the_callback_receiver_has_the_same_limits() {
     let mut limits = ServerLimits::default();
     limits.idle_timeout = SHORT;
