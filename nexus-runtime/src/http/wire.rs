@@ -152,8 +152,7 @@ async fn read_body_within(
             human_size(limit)
         ))
     };
-    let declared = headers
-        .get(http::header::CONTENT_LENGTH)
+    let declared = crate::protocol::header::first(headers, &http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     let capacity = declared.unwrap_or(0).min(limit);

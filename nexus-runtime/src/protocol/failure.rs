@@ -31,8 +31,7 @@ impl FailureFormat {
     /// The format a request asks for: [`Envelope`](Self::Envelope) when it carries
     /// `Temporal-Nexus-Failure-Support: true`, [`CauseIfPresent`](Self::CauseIfPresent) otherwise.
     pub fn negotiate(request_headers: &HeaderMap) -> Self {
-        let supported = request_headers
-            .get(header::FAILURE_SUPPORT)
+        let supported = header::first(request_headers, &header::FAILURE_SUPPORT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
         if supported {

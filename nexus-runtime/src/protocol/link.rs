@@ -102,7 +102,7 @@ fn decode(value: &str) -> Result<Link, LinkError> {
 /// Decodes every link of every `Nexus-Link` header in `headers`.
 pub fn links_from_headers(headers: &HeaderMap) -> Result<Vec<Link>, LinkError> {
     let mut links = Vec::new();
-    for value in headers.get_all(header::LINK) {
+    for value in header::all(headers, &header::LINK) {
         let text = value
             .to_str()
             .map_err(|_| LinkError::new("a Nexus-Link header is not visible ASCII"))?;

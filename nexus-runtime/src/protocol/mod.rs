@@ -71,6 +71,90 @@ pub mod header {
     pub const CALLBACK_PREFIX: &str = "nexus-callback-";
     /// Prefix of the headers that describe a payload.
     pub const CONTENT_PREFIX: &str = "content-";
+
+    /// Maps of at most this many values are searched by comparing names.
+    const SCANNED: usize = 16;
+
+    /// The first value of header `name` in `headers`, as [`HeaderMap::get`](http::HeaderMap::get) gives it.
+    ///
+    /// A request carries a handful of headers, and comparing their names is cheaper than
+    /// hashing the name looked for: `http` hashes every byte of a name that is not one of its
+    /// standard ones, a few hundred instructions for `temporal-nexus-failure-support`, and a
+    /// request's path looks up several such names, most of them absent. A larger map is
+    /// looked up by hash.
+    pub(crate) fn first<'a>(
+        headers: &'a http::HeaderMap,
+        name: &HeaderName,
+    ) -> Option<&'a http::HeaderValue> {
+        if headers.len() <= SCANNED {
+            headers.iter().find_map(|(n, v)| (n == name).then_some(v))
+        } else {
+            headers.get(name)
+        }
+    }
+
+    /// Every value of header `name` in `headers`, in order, as
+    /// [`HeaderMap::get_all`](http::HeaderMap::get_all) gives them (see [`first`] for why a
+    /// small map is scanned).
+    pub(crate) fn all<'a>(
+        headers: &'a http::HeaderMap,
+        name: &'a HeaderName,
+    ) -> impl Iterator<Item = &'a http::HeaderValue> + 'a {
+        let (scanned, hashed) = if headers.len() <= SCANNED {
+            let values = headers
+                .iter()
+                .filter_map(move |(n, v)| (n == name).then_some(v));
+            (Some(values), None)
+        } else {
+            (None, Some(headers.get_all(name).iter()))
+        };
+        scanned
+            .into_iter()
+            .flatten()
+            .chain(hashed.into_iter().flatten())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use http::{HeaderMap, HeaderName, HeaderValue};
+
+        use super::{LINK, REQUEST_ID, SCANNED, all, first};
+
+        fn map(filler: usize) -> HeaderMap {
+            let mut headers = HeaderMap::new();
+            headers.insert(http::header::HOST, HeaderValue::from_static("h"));
+            headers.append(LINK, HeaderValue::from_static("one"));
+            for i in 0..filler {
+                let name = HeaderName::try_from(format!("x-filler-{i}")).unwrap();
+                headers.insert(name, HeaderValue::from_static("f"));
+            }
+            headers.append(LINK, HeaderValue::from_static("two"));
+            headers.insert(REQUEST_ID, HeaderValue::from_static("r-1"));
+            headers
+        }
+
+        #[test]
+        fn small_and_large_maps_answer_as_the_map_does() {
+            for filler in [0, 3, SCANNED, SCANNED * 2] {
+                let headers = map(filler);
+                for name in [
+                    REQUEST_ID,
+                    LINK,
+                    http::header::HOST,
+                    http::header::CONTENT_TYPE,
+                    HeaderName::from_static("x-filler-2"),
+                ] {
+                    assert_eq!(first(&headers, &name), headers.get(&name), "{name}");
+                    assert_eq!(
+                        all(&headers, &name).collect::<Vec<_>>(),
+                        headers.get_all(&name).iter().collect::<Vec<_>>(),
+                        "{name}"
+                    );
+                }
+                assert_eq!(all(&headers, &LINK).count(), 2);
+            }
+        }
+    }
 }
 
 /// The query parameter that carries the callback URL of a start request.

@@ -16,8 +16,7 @@ fn text<'a>(
     headers: &'a HeaderMap,
     name: &http::HeaderName,
 ) -> Result<Option<&'a str>, HandlerError> {
-    headers
-        .get(name)
+    header::first(headers, name)
         .map(|v| {
             v.to_str().map(str::trim).map_err(|_| {
                 HandlerError::bad_request(format!("the `{name}` header is not visible ASCII"))
