@@ -9,6 +9,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use super::names::OperationNames;
 use super::packed_headers::PackedHeaders;
+use super::request_cancel::RequestCancel;
 use super::start::{AsyncOperation, OperationResult, OperationStart};
 use crate::error::OperationError;
 use crate::link::Link;
@@ -29,7 +30,8 @@ pub(crate) struct ContextParts {
     pub links: Vec<Link>,
     pub deadline: Option<Instant>,
     pub operation_deadline: Option<Instant>,
-    pub cancel: CancellationToken,
+    /// Fires when the request ends (see [`RequestCancel`]).
+    pub cancel: RequestCancel,
     pub has_callback: bool,
     pub resumed: bool,
     /// Links the handler adds to its response.
@@ -175,7 +177,7 @@ impl OperationContext {
 
     /// Resolves when the caller gave up on this request (deadline passed or connection closed).
     pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
-        self.parts.cancel.cancelled()
+        self.parts.cancel.token().cancelled()
     }
 
     /// Whether the caller gave up on this request.

@@ -5,6 +5,7 @@ mod context;
 pub mod definition;
 mod names;
 mod packed_headers;
+mod request_cancel;
 mod scope;
 mod start;
 
@@ -15,6 +16,8 @@ pub use start::{AsyncOperation, OperationResult, OperationStart};
 
 pub(crate) use context::ContextParts;
 pub(crate) use packed_headers::PackedHeaders;
+pub(crate) use request_cancel::RequestCancel;
+pub(crate) use scope::run_request;
 
 use schemars::JsonSchema;
 use serde::Serialize;

@@ -6,21 +6,22 @@ use std::sync::{Arc, Mutex};
 
 use futures::FutureExt as _;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use super::handler::{RawStart, ServiceHandler};
 use crate::codec::details::encode_details;
 use crate::codec::{Content, PayloadCodec};
 use crate::error::{HandlerError, StartError};
 use crate::link::Link;
-use crate::operation::{AsyncOperation, CallScope, ContextParts, OperationContext};
+use crate::operation::{
+    AsyncOperation, ContextParts, OperationContext, RequestCancel, run_request,
+};
 use crate::protocol::{self, header};
 use crate::security::Principal;
 use crate::transport::StartRequest;
 
 /// What a start request gives the operation method, besides its input.
 pub(crate) struct Invocation {
-    /// The context's parts; their `cancel` is the request's own token (a new one, shared with
+    /// The context's parts; their `cancel` is the request's own signal (a new one, shared with
     /// nothing else), which [`invoke`] fires when its future finishes or is dropped.
     pub parts: ContextParts,
     pub input: Content,
@@ -69,20 +70,17 @@ pub(crate) async fn invoke(
             ))
         })?;
     }
-    // Fires when this future is dropped (the caller went away) or finishes.
-    let request_cancel = parts.cancel.clone();
-    let _cancel_on_drop = request_cancel.clone().drop_guard();
-    let scope = CallScope {
-        deadline: earliest(parts.deadline, parts.operation_deadline),
-        cancel: request_cancel,
-    };
+    let deadline = earliest(parts.deadline, parts.operation_deadline);
     let parts = Arc::new(parts);
+    // Ends the request's cancellation signal when this future is dropped (the caller went
+    // away) or finishes.
+    let ending = EndOnDrop(parts.clone());
     let ctx = OperationContext::new(parts.clone());
     let (service, operation) = (parts.service.as_str(), parts.operation.as_str());
     let Some(start) = handler.start(operation, ctx, input) else {
         return Err(unknown_operation(service, operation).into());
     };
-    let guarded = AssertUnwindSafe(scope.run(start)).catch_unwind();
+    let guarded = AssertUnwindSafe(run_request(deadline, parts.clone(), start)).catch_unwind();
     let outcome = match request_deadline {
         Some(deadline) => tokio::time::timeout_at(deadline, guarded)
             .await
@@ -123,6 +121,7 @@ pub(crate) async fn invoke(
         (raw, Some(_)) => raw?,
     };
     let links = take_links(&parts.response_links);
+    drop(ending);
     Ok(Answered {
         raw,
         links,
@@ -130,8 +129,18 @@ pub(crate) async fn invoke(
     })
 }
 
+/// Ends the request's cancellation signal when dropped.
+struct EndOnDrop(Arc<ContextParts>);
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel.end();
+    }
+}
+
 /// The parts behind `parts`: moved out when nothing else holds them, copied otherwise (a handler
-/// that kept its context, or a clone of it, beyond its answer).
+/// that kept its context, or a clone of it, beyond its answer). The request has ended by then:
+/// a copy's cancellation signal has fired.
 fn take_parts(parts: Arc<ContextParts>) -> ContextParts {
     Arc::try_unwrap(parts).unwrap_or_else(|shared| ContextParts {
         service: shared.service.clone(),
@@ -142,7 +151,7 @@ fn take_parts(parts: Arc<ContextParts>) -> ContextParts {
         links: shared.links.clone(),
         deadline: shared.deadline,
         operation_deadline: shared.operation_deadline,
-        cancel: shared.cancel.clone(),
+        cancel: RequestCancel::ended(),
         has_callback: shared.has_callback,
         resumed: shared.resumed,
         response_links: Mutex::default(),
@@ -216,7 +225,7 @@ pub(crate) fn invocation(
             links: std::mem::take(&mut request.links),
             deadline: request.request_deadline,
             operation_deadline,
-            cancel: CancellationToken::new(),
+            cancel: RequestCancel::default(),
             has_callback: request.callback.is_some(),
             resumed: false,
             response_links: Mutex::default(),

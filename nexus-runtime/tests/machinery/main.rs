@@ -10,6 +10,7 @@ pub mod cancel;
 pub mod cancel_chain;
 pub mod inline;
 pub mod limits;
+pub mod request_scope;
 pub mod retry;
 pub mod start;
 pub mod timeouts;

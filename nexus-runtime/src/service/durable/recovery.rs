@@ -7,15 +7,13 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
 use super::Durable;
 use crate::clock;
 use crate::completion::{Callback, Completion};
 use crate::error::{OperationError, StartError};
 use crate::lease::{LeaseLoop, Passes};
 use crate::machinery::store_retry;
-use crate::operation::ContextParts;
+use crate::operation::{ContextParts, RequestCancel};
 use crate::service::dispatcher::{Dispatcher, Inner};
 use crate::service::handler::RawStart;
 use crate::service::invoke::{Answered, Invocation, invoke};
@@ -315,7 +313,7 @@ async fn resume(
             links: record.links.clone(),
             deadline: None,
             operation_deadline,
-            cancel: CancellationToken::new(),
+            cancel: RequestCancel::default(),
             has_callback: true,
             resumed: true,
             response_links: Default::default(),
