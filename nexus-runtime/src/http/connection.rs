@@ -141,7 +141,8 @@ async fn serve_http<I, R>(
         let guard = InFlight::begin(on_request.clone());
         let routes = routes.clone();
         async move {
-            let response = routes.call(request).await;
+            // Awaited through a pin: the request's future is not moved into the await.
+            let response = std::pin::pin!(routes.call(request)).await;
             // Handed to hyper as it is: boxing it again into a `Body` would cost an allocation
             // and an indirection per request.
             Ok::<_, Infallible>(response.map(|body| Guarded { body, guard }))

@@ -364,7 +364,11 @@ async fn serve(inner: &Inner, request: Request) -> Response {
     };
     let result = match route {
         Route::Start { service, operation } => {
-            start(inner, &principal, request, format, service, operation).await
+            // Awaited through a pin: the start's future is not moved into the await.
+            std::pin::pin!(start(
+                inner, &principal, request, format, service, operation
+            ))
+            .await
         }
         Route::Cancel {
             service,
@@ -456,9 +460,8 @@ async fn start(
         %principal,
         "nexus start"
     );
-    let response = inner
-        .dispatcher
-        .start_as(principal, start_request)
+    let starting = std::pin::pin!(inner.dispatcher.start_as(principal, start_request));
+    let response = starting
         .await
         .map_err(|e| wire::error_response(protocol::start_error_response(&e, format)))?;
     let internal = |what: String| reject(HandlerError::internal(what));

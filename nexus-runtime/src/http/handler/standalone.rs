@@ -54,7 +54,8 @@ async fn dispatch(inner: &Inner, request: Request) -> Response {
         return definitions::answer(route, request).await;
     }
     if routed(&inner.prefix, path) {
-        super::serve(inner, request).await
+        // Awaited through a pin: the request's future is not moved into the await.
+        std::pin::pin!(super::serve(inner, request)).await
     } else {
         not_found(&request)
     }
