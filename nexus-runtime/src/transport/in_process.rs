@@ -53,10 +53,9 @@ impl Transport for InProcessTransport {
     fn start(&self, request: StartRequest) -> BoxFuture<'static, Result<StartResponse, CallError>> {
         let (dispatcher, principal) = (self.dispatcher.clone(), self.principal.clone());
         async move {
-            dispatcher
-                .start_as(&principal, request)
-                .await
-                .map_err(CallError::from)
+            // Awaited through a pin: the start's future is not moved into the await.
+            let starting = std::pin::pin!(dispatcher.start_as(&principal, request));
+            starting.await.map_err(CallError::from)
         }
         .boxed()
     }

@@ -53,13 +53,15 @@ impl Driver {
             let now = Instant::now();
             let span = spans::attempt(&spans::current_call(), attempt);
             let request = self.start_request(target, &span);
-            let future = self.endpoint.attempt(
+            // Pinned where it is made; the span wraps the pin, so the attempt's future is not
+            // moved into the wrapper.
+            let future = pin!(self.endpoint.attempt(
                 admitted,
                 AttemptCall::Start(request),
                 self.deadlines.request,
                 self.deadlines.next().map(|(at, _)| at),
                 self.deadlines.operation_deadline(now),
-            );
+            ));
             let mut future = pin!(future.in_span(span.clone()));
             let result = loop {
                 match self.race(future.as_mut()).await {

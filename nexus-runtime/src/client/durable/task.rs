@@ -161,7 +161,9 @@ pub(crate) async fn run_inline(
     let local = match insert(client, &new.record).await {
         Ok(InsertOutcome::Inserted) => {
             let (driver, span) = (*new).into_driver(client, local);
-            driver.run_inline().in_span(span).await.0
+            // Pinned where it is made; the span wraps the pin.
+            let running = std::pin::pin!(driver.run_inline());
+            running.in_span(span).await.0
         }
         Ok(InsertOutcome::Exists(existing)) => {
             client.registry().remove(local.id);
