@@ -44,17 +44,20 @@ pub(crate) async fn start(
     if durable.is_stopped() {
         return Err(HandlerError::unavailable("the handler is shutting down").into());
     }
-    if !dispatcher
-        .inner
-        .names
-        .hosts(&request.service, &request.operation)
-    {
-        let error = unknown_operation(&request.service, &request.operation);
-        return Err(error.into());
-    }
     let operation_deadline = operation_deadline(&request)?;
     let mut claim = None;
     if !request.request_id.is_empty() {
+        // No claim for an operation that is not served. (Without a request id, nothing is
+        // recorded before the method answers, and `invoke` answers an unknown operation
+        // NOT_FOUND as it does.)
+        if !dispatcher
+            .inner
+            .names
+            .hosts(&request.service, &request.operation)
+        {
+            let error = unknown_operation(&request.service, &request.operation);
+            return Err(error.into());
+        }
         let claim_until = claim_until(durable, request.request_deadline);
         // Boxed, as every await on a claim below, so that a start without a request id (no
         // claim) is awaited in place by the dispatcher and allocates nothing for the claim's
@@ -70,10 +73,7 @@ pub(crate) async fn start(
     let input = request.input.clone();
     let invocation = invocation(&mut request, principal, operation_deadline);
     let answered = match invoke(handler, invocation, dispatcher.payload_codec()).await {
-        Ok(mut answered) => {
-            restore(&mut request, std::mem::take(&mut answered.parts));
-            answered
-        }
+        Ok(answered) => answered,
         Err(error) => {
             if let Some(claim) = claim {
                 if is_final(&error) {
@@ -120,6 +120,8 @@ pub(crate) async fn start(
         }
         RawStart::Async(op) => op,
     };
+    // The request's parts, back for the operation's record.
+    restore(&mut request, answered.parts);
     // Recording the operation and launching its work must not stop halfway when the request
     // goes away (its future dropped): that would leave a recorded operation with no work.
     let this = dispatcher.clone();
