@@ -20,12 +20,6 @@ cargo build --release -q -p nexus-examples --bin fraud-handler -p nexus-benches 
 
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-cat > "$work/quick.lua" <<'LUA'
-wrk.method = "POST"
-wrk.path = "/fraud.v1/getQuickScore"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"userId":"user-ada"}'
-LUA
 
 count() { # label kind dir
   local port=$((20000 + RANDOM % 20000)) out="$work/callgrind.out" pid
@@ -47,7 +41,7 @@ count() { # label kind dir
   done
   callgrind_control -z "$pid" >/dev/null 2>&1
   local requests
-  requests=$(wrk -t1 -c4 -d"${secs}s" -s "$work/quick.lua" "http://127.0.0.1:$port" |
+  requests=$(wrk -t1 -c4 -d"${secs}s" -s benches/scripts/quick-score.lua "http://127.0.0.1:$port" |
     awk '/requests in/ { print $1 }')
   callgrind_control -d "$pid" >/dev/null 2>&1
   if [ "$2" = example ]; then kill -INT "$pid"; else exec 3>&-; fi

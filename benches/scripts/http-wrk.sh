@@ -30,18 +30,6 @@ fi
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-# The same request as `nexus-bench http` sends, without a request id (no deduplication).
-cat > "$work/quick.lua" <<'LUA'
-wrk.method = "POST"
-wrk.path = "/fraud.v1/getQuickScore"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"userId":"user-ada"}'
-function done(summary, latency, requests)
-  io.write(string.format("RESULT %d %d %d %d\n", summary.requests, summary.duration,
-    latency:percentile(50), summary.errors.status + summary.errors.connect
-      + summary.errors.read + summary.errors.write + summary.errors.timeout))
-end
-LUA
 
 port=$((20000 + RANDOM % 20000))
 wait_up() {
@@ -53,7 +41,7 @@ wait_up() {
 }
 measure() { # label
   local line
-  line=$(wrk -t2 -c"$conns" -d"${secs}s" -s "$work/quick.lua" "http://127.0.0.1:$port" | grep '^RESULT')
+  line=$(wrk -t2 -c"$conns" -d"${secs}s" -s benches/scripts/quick-score.lua "http://127.0.0.1:$port" | grep '^RESULT')
   read -r _ requests micros p50 errors <<<"$line"
   local rate
   rate=$(awk -v r="$requests" -v u="$micros" 'BEGIN { printf "%.0f", r / (u / 1e6) }')

@@ -58,6 +58,15 @@ impl Scoped for Desk {
     }
 }
 
+/// A dispatcher serving a new desk, and the desk.
+fn serve() -> (Desk, Dispatcher) {
+    let desk = Desk::default();
+    let dispatcher = Dispatcher::builder()
+        .service(ScopedService::handler(desk.clone()))
+        .build();
+    (desk, dispatcher)
+}
+
 fn request(operation: &str) -> StartRequest {
     StartRequest {
         service: "scoped.v1".into(),
@@ -74,20 +83,14 @@ fn request(operation: &str) -> StartRequest {
 
 #[tokio::test(start_paused = true)]
 async fn the_signal_fires_when_the_request_is_answered() {
-    let desk = Desk::default();
-    let dispatcher = Dispatcher::builder()
-        .service(ScopedService::handler(desk.clone()))
-        .build();
+    let (desk, dispatcher) = serve();
     dispatcher.start(request("quick")).await.expect("answered");
     assert!(desk.last().is_cancelled());
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_signal_fires_when_the_caller_gives_up() {
-    let desk = Desk::default();
-    let dispatcher = Dispatcher::builder()
-        .service(ScopedService::handler(desk.clone()))
-        .build();
+    let (desk, dispatcher) = serve();
     let given_up =
         tokio::time::timeout(Duration::from_secs(1), dispatcher.start(request("stall"))).await;
     assert!(given_up.is_err(), "the method never answers by itself");
@@ -96,10 +99,7 @@ async fn the_signal_fires_when_the_caller_gives_up() {
 
 #[tokio::test(start_paused = true)]
 async fn a_request_deadline_cancels_the_method_and_answers_upstream_timeout() {
-    let desk = Desk::default();
-    let dispatcher = Dispatcher::builder()
-        .service(ScopedService::handler(desk.clone()))
-        .build();
+    let (desk, dispatcher) = serve();
     let mut stalled = request("stall");
     stalled.request_deadline = Some(tokio::time::Instant::now() + Duration::from_secs(2));
     let answer = dispatcher.start(stalled).await;
