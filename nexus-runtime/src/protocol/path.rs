@@ -76,16 +76,7 @@ pub fn parse_route(path: &str) -> Result<Route, HandlerError> {
              operation or `/{{service}}/{{operation}}/cancel` to cancel one"
         )));
     };
-    let service = unescape(shape.service)?;
-    let operation = unescape(shape.operation)?;
-    Ok(match shape.cancel {
-        None => Route::Start { service, operation },
-        Some(token) => Route::Cancel {
-            service,
-            operation,
-            token: token.map(unescape).transpose()?,
-        },
-    })
+    shape.route()
 }
 
 /// The segments of a path with the shape of a Nexus route, still escaped: the shape the routes of
@@ -141,6 +132,21 @@ impl<'a> RouteShape<'a> {
             service,
             operation,
             cancel,
+        })
+    }
+
+    /// The route, its segments unescaped; BAD_REQUEST for a segment with an invalid escape or
+    /// that is not UTF-8 once unescaped (see [`parse_route`]).
+    pub fn route(&self) -> Result<Route, HandlerError> {
+        let service = unescape(self.service)?;
+        let operation = unescape(self.operation)?;
+        Ok(match self.cancel {
+            None => Route::Start { service, operation },
+            Some(token) => Route::Cancel {
+                service,
+                operation,
+                token: token.map(unescape).transpose()?,
+            },
         })
     }
 }

@@ -343,11 +343,17 @@ impl HandlerServer {
 
 /// [`serve`] as an axum handler.
 async fn serve_state(State(inner): State<Arc<Inner>>, request: Request) -> Response {
-    serve(&inner, request).await
+    serve(&inner, request, None).await
 }
 
-/// Answers a request on one of the Nexus routes.
-async fn serve(inner: &Inner, request: Request) -> Response {
+/// Answers a request on one of the Nexus routes. `route` is the request's path parsed already
+/// (by the standalone server, which routes on it), or `None` to parse it here; either way it is
+/// looked at only once the request is authenticated.
+async fn serve(
+    inner: &Inner,
+    request: Request,
+    route: Option<Result<Route, HandlerError>>,
+) -> Response {
     let format = FailureFormat::negotiate(request.headers());
     if request.method() != Method::POST {
         return wire::wrong_method(request.method(), format);
@@ -356,9 +362,11 @@ async fn serve(inner: &Inner, request: Request) -> Response {
         Ok(authenticated) => authenticated,
         Err(e) => return unauthenticated(&e, format),
     };
-    let path = request.uri().path();
-    let relative = path.strip_prefix(inner.prefix.as_str()).unwrap_or(path);
-    let route = match protocol::parse_route(relative) {
+    let route = route.unwrap_or_else(|| {
+        let path = request.uri().path();
+        protocol::parse_route(path.strip_prefix(inner.prefix.as_str()).unwrap_or(path))
+    });
+    let route = match route {
         Ok(route) => route,
         Err(e) => return wire::handler_error(&e, format),
     };

@@ -1,7 +1,7 @@
 //! Decoding start and cancel requests from HTTP into the dispatcher's requests.
 
-use http::HeaderMap;
 use http::request::Parts;
+use http::{HeaderMap, HeaderValue};
 use reqwest::Url;
 use tokio::time::Instant;
 
@@ -11,12 +11,50 @@ use crate::protocol::{self, header};
 use crate::security::redact_callback_url;
 use crate::transport::{CancelRequest, StartRequest};
 
+/// The protocol's headers a start request's path reads, found in one pass over the request's
+/// headers (the first value of each): a request carries a handful, and comparing their names
+/// is cheaper than looking each of these up, most of them absent.
+#[derive(Default)]
+struct StartHeaders<'a> {
+    request_timeout: Option<&'a HeaderValue>,
+    operation_timeout: Option<&'a HeaderValue>,
+    request_id: Option<&'a HeaderValue>,
+    /// Whether there is a `Nexus-Link` (read then with [`protocol::links_from_headers`]).
+    links: bool,
+}
+
+impl<'a> StartHeaders<'a> {
+    fn of(headers: &'a HeaderMap) -> Self {
+        let mut found = Self::default();
+        for (name, value) in headers {
+            if *name == header::REQUEST_ID {
+                found.request_id.get_or_insert(value);
+            } else if *name == header::REQUEST_TIMEOUT {
+                found.request_timeout.get_or_insert(value);
+            } else if *name == header::OPERATION_TIMEOUT {
+                found.operation_timeout.get_or_insert(value);
+            } else if *name == header::LINK {
+                found.links = true;
+            }
+        }
+        found
+    }
+}
+
 /// A header as text, if present; a value that is not visible ASCII is BAD_REQUEST.
 fn text<'a>(
     headers: &'a HeaderMap,
     name: &http::HeaderName,
 ) -> Result<Option<&'a str>, HandlerError> {
-    header::first(headers, name)
+    value_text(header::first(headers, name), name)
+}
+
+/// The value of header `name` as text, if present; not visible ASCII is BAD_REQUEST.
+fn value_text<'a>(
+    value: Option<&'a HeaderValue>,
+    name: &http::HeaderName,
+) -> Result<Option<&'a str>, HandlerError> {
+    value
         .map(|v| {
             v.to_str().map(str::trim).map_err(|_| {
                 HandlerError::bad_request(format!("the `{name}` header is not visible ASCII"))
@@ -25,13 +63,14 @@ fn text<'a>(
         .transpose()
 }
 
-/// `Request-Timeout` or `Operation-Timeout`, parsed; a malformed value, or one longer than
-/// [`protocol::MAX_TIMEOUT`], is BAD_REQUEST naming the header.
+/// `Request-Timeout` or `Operation-Timeout` (`name`, whose value is `value`), parsed; a
+/// malformed value, or one longer than [`protocol::MAX_TIMEOUT`], is BAD_REQUEST naming the
+/// header.
 fn timeout(
-    headers: &HeaderMap,
+    value: Option<&HeaderValue>,
     name: &http::HeaderName,
 ) -> Result<Option<std::time::Duration>, HandlerError> {
-    let Some(value) = text(headers, name)? else {
+    let Some(value) = value_text(value, name)? else {
         return Ok(None);
     };
     let invalid =
@@ -46,10 +85,10 @@ fn timeout(
     Ok(Some(timeout))
 }
 
-/// When the caller stops waiting for this request, from `Request-Timeout`.
-pub(super) fn request_deadline(headers: &HeaderMap) -> Result<Option<Instant>, HandlerError> {
+/// When the caller stops waiting for this request, from `Request-Timeout` (`value`).
+fn request_deadline(value: Option<&HeaderValue>) -> Result<Option<Instant>, HandlerError> {
     let name = &header::REQUEST_TIMEOUT;
-    timeout(headers, name)?
+    timeout(value, name)?
         .map(|t| {
             Instant::now().checked_add(t).ok_or_else(|| {
                 HandlerError::bad_request(format!(
@@ -91,11 +130,16 @@ pub(super) fn start(
     operation: String,
 ) -> Result<StartRequest, HandlerError> {
     let headers = &parts.headers;
-    let links = protocol::links_from_headers(headers)
-        .map_err(|e| HandlerError::bad_request(format!("invalid `Nexus-Link` header: {e}")))?;
-    let request_deadline = request_deadline(headers)?;
-    let operation_timeout = timeout(headers, &header::OPERATION_TIMEOUT)?;
-    let request_id = text(headers, &header::REQUEST_ID)?
+    let found = StartHeaders::of(headers);
+    let links = if found.links {
+        protocol::links_from_headers(headers)
+            .map_err(|e| HandlerError::bad_request(format!("invalid `Nexus-Link` header: {e}")))?
+    } else {
+        Vec::new()
+    };
+    let request_deadline = request_deadline(found.request_timeout)?;
+    let operation_timeout = timeout(found.operation_timeout, &header::OPERATION_TIMEOUT)?;
+    let request_id = value_text(found.request_id, &header::REQUEST_ID)?
         .unwrap_or_default()
         .to_owned();
     Ok(StartRequest {
@@ -140,6 +184,6 @@ pub(super) fn cancel(
         operation,
         token,
         headers: handler_headers,
-        request_deadline: request_deadline(headers)?,
+        request_deadline: request_deadline(header::first(headers, &header::REQUEST_TIMEOUT))?,
     })
 }

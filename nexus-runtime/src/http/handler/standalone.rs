@@ -17,7 +17,7 @@ use super::{HandlerServer, Inner, definitions};
 use crate::error::HandlerError;
 use crate::http::connection::Routes;
 use crate::http::wire;
-use crate::protocol::{FailureFormat, RouteShape};
+use crate::protocol::{FailureFormat, Route, RouteShape};
 
 /// The standalone server's routes: the Nexus paths and, when configured, the definitions route.
 /// Each connection holds a copy; a request borrows it.
@@ -53,12 +53,18 @@ async fn dispatch(inner: &Inner, request: Request) -> Response {
     {
         return definitions::answer(route, request).await;
     }
-    if routed(&inner.prefix, path) {
+    match routed(&inner.prefix, path) {
         // Awaited through a pin: the request's future is not moved into the await.
-        std::pin::pin!(super::serve(inner, request)).await
-    } else {
-        not_found(&request)
+        Routed::Yes(route) => std::pin::pin!(super::serve(inner, request, route)).await,
+        Routed::No => not_found(&request),
     }
+}
+
+/// Whether a request is for one of the Nexus routes, and its route when finding that out
+/// parsed it.
+enum Routed {
+    Yes(Option<Result<Route, HandlerError>>),
+    No,
 }
 
 /// The NOT_FOUND Failure for a path that is not a Nexus route.
@@ -73,17 +79,45 @@ fn not_found(request: &Request) -> Response {
 /// Whether one of [`HandlerServer::router`]'s routes matches `path`. Without a prefix: a path
 /// with the shape of a Nexus route ([`RouteShape`], which the request's route is then parsed
 /// from); with one, the prefix and every path under it.
-fn routed(prefix: &str, path: &str) -> bool {
+fn routed(prefix: &str, path: &str) -> Routed {
     if prefix.is_empty() {
-        return RouteShape::of(path).is_some();
+        return match RouteShape::of(path) {
+            Some(shape) => Routed::Yes(Some(shape.route())),
+            None => Routed::No,
+        };
     }
-    path.strip_prefix(prefix)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    let under = path
+        .strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    if under { Routed::Yes(None) } else { Routed::No }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::routed;
+    use super::{Routed, routed};
+
+    fn is_routed(prefix: &str, path: &str) -> bool {
+        matches!(routed(prefix, path), Routed::Yes(_))
+    }
+
+    #[test]
+    fn without_a_prefix_the_route_is_parsed_once_with_its_shape() {
+        let Routed::Yes(Some(Ok(route))) = routed("", "/a%2Fb/op") else {
+            panic!("a Nexus route, parsed");
+        };
+        assert_eq!(
+            route,
+            crate::protocol::Route::Start {
+                service: "a/b".into(),
+                operation: "op".into()
+            }
+        );
+        assert!(matches!(
+            routed("", "/svc%zz/op"),
+            Routed::Yes(Some(Err(_)))
+        ));
+        assert!(matches!(routed("/nexus", "/nexus/s/o"), Routed::Yes(None)));
+    }
 
     #[test]
     fn the_nexus_shaped_paths_are_routed_and_no_others() {
@@ -94,7 +128,7 @@ mod tests {
             "/svc/op/tok/cancel",
             "/a%2Fb/op",
         ] {
-            assert!(routed("", path), "{path}");
+            assert!(is_routed("", path), "{path}");
         }
         for path in [
             "/",
@@ -109,17 +143,17 @@ mod tests {
             "/svc/op/tok/cancel/x",
             "/a/b/c/d/cancel",
         ] {
-            assert!(!routed("", path), "{path}");
+            assert!(!is_routed("", path), "{path}");
         }
     }
 
     #[test]
     fn with_a_prefix_everything_under_it_is_routed() {
         for path in ["/nexus", "/nexus/", "/nexus/svc/op", "/nexus//x"] {
-            assert!(routed("/nexus", path), "{path}");
+            assert!(is_routed("/nexus", path), "{path}");
         }
         for path in ["/", "/nexusx", "/other/svc/op"] {
-            assert!(!routed("/nexus", path), "{path}");
+            assert!(!is_routed("/nexus", path), "{path}");
         }
     }
 }
