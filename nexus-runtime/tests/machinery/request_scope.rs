@@ -10,6 +10,8 @@ use nexus_runtime::operation::CallScope;
 use nexus_runtime::service::Dispatcher;
 use nexus_runtime::transport::StartRequest;
 use nexus_runtime::{HandlerError, OperationContext, OperationResult, nexus_service};
+
+use crate::support::start_request;
 use tokio_util::sync::CancellationToken;
 
 /// A service whose methods keep what their request's scope gives them.
@@ -68,17 +70,11 @@ fn serve() -> (Desk, Dispatcher) {
 }
 
 fn request(operation: &str) -> StartRequest {
-    StartRequest {
-        service: "scoped.v1".into(),
-        operation: operation.into(),
-        request_id: String::new(),
-        headers: Default::default(),
-        links: Vec::new(),
-        callback: None,
-        request_deadline: None,
-        operation_timeout: None,
-        input: Content::new("application/json", "\"x\""),
-    }
+    start_request(
+        "scoped.v1",
+        operation,
+        Content::new("application/json", "\"x\""),
+    )
 }
 
 #[tokio::test(start_paused = true)]

@@ -85,17 +85,7 @@ fn post(url: String, token: Option<&str>) -> reqwest::RequestBuilder {
 
 /// A start request of `operation` without a request id or callback.
 fn start_request(operation: &str, input: Content) -> StartRequest {
-    StartRequest {
-        service: "fraud.v1".into(),
-        operation: operation.into(),
-        request_id: String::new(),
-        headers: Default::default(),
-        links: Vec::new(),
-        callback: None,
-        request_deadline: None,
-        operation_timeout: None,
-        input,
-    }
+    support::start_request("fraud.v1", operation, input)
 }
 
 async fn refused(response: reqwest::Response, status: u16) -> nexus_runtime::Failure {

@@ -36,6 +36,26 @@ pub fn raw_client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
+/// A start request for `service`/`operation` with `input`: no request id, headers, links,
+/// callback or timeouts (set the fields a test needs).
+pub fn start_request(
+    service: &str,
+    operation: &str,
+    input: nexus_runtime::codec::Content,
+) -> nexus_runtime::transport::StartRequest {
+    nexus_runtime::transport::StartRequest {
+        service: service.into(),
+        operation: operation.into(),
+        request_id: String::new(),
+        headers: Default::default(),
+        links: Vec::new(),
+        callback: None,
+        request_deadline: None,
+        operation_timeout: None,
+        input,
+    }
+}
+
 /// A loopback address nobody listens on (yet).
 pub fn free_addr() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
