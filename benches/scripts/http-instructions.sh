@@ -7,8 +7,10 @@
 # compare two builds whatever the machine's load (the kernel's share of a request, about two
 # thirds of its CPU on loopback, is not counted: the same for every server).
 # Installs valgrind and wrk from Debian when missing.
-# Usage: [BASELINE=DIR] bash benches/scripts/http-instructions.sh [SECONDS=5]
+# Usage: [BASELINE=DIR] [KEEP=DIR] bash benches/scripts/http-instructions.sh [SECONDS=5]
 #   BASELINE: a directory holding another build's nexus-bench and fraud-handler, measured too.
+#   KEEP: a directory to keep each server's callgrind output in (LABEL.callgrind), for
+#   `callgrind_annotate` (per function, `--inclusive=yes` for what each call costs).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -48,6 +50,9 @@ count() { # label kind dir
   wait "$pid" 2>/dev/null || true
   local total
   total=$(awk '/^(summary|totals):/ { print $2; exit }' "$out.1")
+  if [ -n "${KEEP:-}" ]; then
+    mkdir -p "$KEEP" && cp "$out.1" "$KEEP/${1//[^A-Za-z0-9]/-}.callgrind"
+  fi
   printf '| %s | %s | %s |\n' "$1" "$requests" "$((total / requests))"
 }
 
